@@ -1,0 +1,102 @@
+# baton — build, test, demo, deps, bench.
+#
+#   make              ./baton (objects under build/); CUDA backend too when nvcc is on PATH
+#   make CUDA=0       CPU-only build
+#   make test         every CMocka unit test, integration script and reference test
+#   make test SAN=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make deps         install missing Debian packages (no-op when present)
+#   make bench        benchmarks against the peers (see docs/performance.md)
+#   make fuzz         build the fuzz targets (clang + libFuzzer)
+#
+# Variables: BUILD (object dir), BIN (binary path), T (run only tests whose
+# name contains T), CUDA_ARCHS (GPU targets), JOBS.
+
+CUDA ?= $(if $(shell command -v nvcc 2>/dev/null),1,0)
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build/san
+BIN ?= $(BUILD)/baton
+else
+BUILD ?= build
+BIN ?= baton
+endif
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0-dev)
+PKGS := libarchive libcrypto inih jansson libutf8proc openblas cmocka
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs libarchive libcrypto inih jansson libutf8proc openblas 2>/dev/null)
+
+CC ?= gcc
+OPT ?= -O2
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter -fopenmp -march=x86-64-v2 -I.
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS_SAN := -fsanitize=address,undefined
+endif
+CFLAGS := $(CFLAGS_BASE) $(PKG_CFLAGS) -DBATON_VERSION='"$(VERSION)"' -DBATON_CUDA=$(CUDA)
+CFLAGS += -DBATON_CFLAGS='"$(strip $(OPT) SAN=$(SAN) CUDA=$(CUDA))"'
+LDLIBS := $(PKG_LIBS) -lm -lpthread -fopenmp $(LDFLAGS_SAN)
+
+# CUDA: fatbins for sm_60..90 plus PTX for forward compatibility.
+NVCC ?= nvcc
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null))
+# The wanted targets, intersected with what this nvcc supports (CUDA 13 dropped
+# sm_60/sm_70: build with a CUDA 12 toolkit for P100/V100; see docs/building.md).
+CUDA_WANT_ARCHS ?= 60 70 75 80 86 89 90
+CUDA_ARCHS ?= $(if $(filter 1,$(CUDA)),$(filter $(CUDA_WANT_ARCHS),$(patsubst sm_%,%,$(shell $(NVCC) --list-gpu-code 2>/dev/null))),)
+NVCC_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode=arch=compute_$(a),code=sm_$(a)) \
+                -gencode=arch=compute_$(lastword $(CUDA_ARCHS)),code=compute_$(lastword $(CUDA_ARCHS))
+NVCCFLAGS ?= -O3 -std=c++17 -I. -lineinfo $(NVCC_GENCODE) -Xcompiler -fPIC -Wno-deprecated-gpu-targets
+
+LIB_SRC := $(filter-out runner/main.c,$(wildcard util/*.c state/*.c engine/*.c kernels/*.c kernels/cpu/*.c runner/*.c))
+CU_SRC := $(wildcard kernels/cuda/*.cu)
+ifeq ($(CUDA),1)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+else
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+endif
+MAIN_OBJ := $(BUILD)/runner/main.o
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test test-unit bench fuzz demo clean models
+all: $(BIN)
+
+$(BIN): $(LIB_OBJ) $(MAIN_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libbaton.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -DBATON_CUDA=1 -c $< -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbaton.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbaton.a $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+deps:
+	@sh tests/deps.sh
+
+test-unit: $(UNIT_BIN)
+
+test: deps $(BIN) $(UNIT_BIN)
+	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) SAN=$(SAN) T='$(T)' sh tests/run.sh
+
+bench: deps $(BIN)
+	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) sh bench/run.sh
+
+fuzz:
+	@$(MAKE) -f tests/fuzz/Makefile
+
+clean:
+	rm -rf build baton

@@ -1,0 +1,208 @@
+/* kernels/backend.h — the one op interface every compute backend implements.
+ *
+ * Owns: tensor descriptors (shape, dtype, device), the backend vtable, and the
+ * exact semantics of every op (shapes in comments, row-major throughout).
+ * Must not: know about BERT, jobs or files. The engine calls ONLY through a
+ * bt_backend (never a backend's functions directly), so CPU and CUDA are
+ * interchangeable and the CPU backend is the reference for the others.
+ *
+ * Conventions
+ *  - Row-major. A "matrix [M,N]" is M rows of N contiguous elements.
+ *  - Parameters, gradients, optimizer state: always F32. Activations may be
+ *    F16/BF16 on backends that support it (the CPU backend is F32 only).
+ *  - Integer inputs (token ids, labels, masks) are int32 on the device.
+ *  - "accumulate" arguments add into the output (+=) instead of overwriting;
+ *    gradient accumulation across micro-batches relies on this.
+ *  - Determinism: for a given backend, device model and thread count every op
+ *    is bit-reproducible: reductions run in a fixed order; no float atomics.
+ *  - Randomness (dropout) is Philox4x32-10, counter-based (kernels/philox.h):
+ *    the mask bit for element i is a pure function of (key, i), identical on
+ *    every backend, so no mask is ever stored and backward regenerates it.
+ */
+#ifndef BATON_KERNELS_BACKEND_H
+#define BATON_KERNELS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { BT_F32 = 0, BT_F16 = 1, BT_BF16 = 2, BT_I32 = 3 } bt_dtype;
+typedef enum { BT_DEV_CPU = 0, BT_DEV_CUDA = 1 } bt_device;
+
+#define BT_MAX_DIMS 4
+
+/* A view of device memory; never owns it. numel = product of shape[0..ndim). */
+typedef struct {
+    void *data;
+    bt_dtype dtype;
+    bt_device device;
+    int ndim;
+    int64_t shape[BT_MAX_DIMS];
+} bt_tensor;
+
+size_t bt_dtype_size(bt_dtype dt);
+int64_t bt_numel(const bt_tensor *t);
+
+enum bt_epilogue { BT_EPI_NONE = 0, BT_EPI_GELU_ERF = 1, BT_EPI_GELU_TANH = 2 };
+enum bt_act { BT_ACT_GELU_ERF = 1, BT_ACT_GELU_TANH = 2, BT_ACT_RELU = 3, BT_ACT_TANH = 4 };
+
+/* Identifies one dropout site: the mask is a pure function of these fields
+ * and the element index (see philox.h: bt_dropout_keep()). */
+typedef struct {
+    uint64_t seed;
+    uint32_t step;   /* optimizer step */
+    uint32_t micro;  /* micro-batch within the step */
+    uint32_t layer;  /* encoder layer, or a fixed id for embeddings/heads */
+    uint32_t site;   /* which dropout inside the layer (BT_SITE_*) */
+} bt_dropout_key;
+
+enum bt_dropout_site {
+    BT_SITE_EMBED = 1, BT_SITE_ATTN_PROBS = 2, BT_SITE_ATTN_OUT = 3,
+    BT_SITE_FFN_OUT = 4, BT_SITE_CLASSIFIER = 5,
+};
+
+/* torch.optim.AdamW semantics for one step t (1-based):
+ *   g' = g * grad_scale                       (clip coefficient / loss scale)
+ *   p  = p * (1 - lr * weight_decay)
+ *   m  = beta1 m + (1 - beta1) g'
+ *   v  = beta2 v + (1 - beta2) g'^2
+ *   p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)   */
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay, grad_scale;
+    int64_t step;
+} bt_adamw_args;
+
+typedef struct bt_backend bt_backend;
+struct bt_backend {
+    const char *name;       /* "cpu", "cuda" */
+    bt_device device;
+    void *impl;             /* backend-private state */
+
+    /* ---- memory and lifecycle ---- */
+    void *(*alloc)(bt_backend *be, size_t bytes);   /* zero-filled; NULL on failure */
+    void (*free)(bt_backend *be, void *p);
+    void (*upload)(bt_backend *be, void *dst_dev, const void *src_host, size_t bytes);
+    void (*download)(bt_backend *be, void *dst_host, const void *src_dev, size_t bytes);
+    void (*memset0)(bt_backend *be, void *dst_dev, size_t bytes);
+    void (*copy)(bt_backend *be, void *dst_dev, const void *src_dev, size_t bytes);
+    void (*sync)(bt_backend *be);
+    void (*destroy)(bt_backend *be);
+    /* peak bytes allocated through alloc() (0 if not tracked) */
+    size_t (*peak_bytes)(bt_backend *be);
+
+    /* ---- dense algebra ---- */
+    /* C[M,N] = alpha * op(A) @ op(B) + beta * C, then + bias[N] on every row,
+     * then the epilogue. op(A) is [M,K]: A is [M,K] (transA=0) or [K,M]
+     * (transA=1); op(B) is [K,N]: B is [K,N] (transB=0) or [N,K] (transB=1).
+     * With a GELU epilogue, pre_act [M,N] (if not NULL) receives the value
+     * before the activation and C receives gelu(pre_act). bias may be NULL.
+     * A linear layer y = x W^T + b (W [out,in] as HF stores it) is
+     * matmul(x, 0, W, 1, y, b, 1, 0, epi, pre). */
+    void (*matmul)(bt_backend *be, const bt_tensor *A, int transA, const bt_tensor *B, int transB,
+                   bt_tensor *C, const bt_tensor *bias, float alpha, float beta, int epilogue,
+                   bt_tensor *pre_act);
+    /* dbias[N] (+)= sum over rows of dY[M,N], rows summed in a fixed order. */
+    void (*bias_grad)(bt_backend *be, const bt_tensor *dY, bt_tensor *dbias, int accumulate);
+
+    /* ---- elementwise ---- */
+    /* y = act(x), same shape. */
+    void (*act_fwd)(bt_backend *be, int act, const bt_tensor *x, bt_tensor *y);
+    /* dx (+)= dy * act'(x), where x is the activation's INPUT. */
+    void (*act_bwd)(bt_backend *be, int act, const bt_tensor *x, const bt_tensor *dy,
+                    bt_tensor *dx, int accumulate);
+    /* y = x * keep / (1 - p) with keep = bt_dropout_keep(key, i, p); in place allowed.
+     * p == 0 copies. Backward is the same call on dy. */
+    void (*dropout)(bt_backend *be, const bt_tensor *x, bt_tensor *y, float p, bt_dropout_key key);
+    /* y = a + b (same shape); y may alias a or b. */
+    void (*add)(bt_backend *be, const bt_tensor *a, const bt_tensor *b, bt_tensor *y);
+    /* x *= s */
+    void (*scale)(bt_backend *be, bt_tensor *x, float s);
+    /* dst = src converted between F32/F16/BF16 (same numel). */
+    void (*convert)(bt_backend *be, const bt_tensor *src, bt_tensor *dst);
+
+    /* ---- layer norm, fused with the residual add ----
+     * h = x + res (res may be NULL: h = x); y = (h - mean) * rstd * gamma + beta
+     * over the last dim D of R rows. Saves mean[R], rstd[R] (F32) and, if
+     * h_out is not NULL, h [R,D] for the backward. y may alias x. */
+    void (*layernorm_fwd)(bt_backend *be, const bt_tensor *x, const bt_tensor *res,
+                          const bt_tensor *gamma, const bt_tensor *beta, float eps, bt_tensor *y,
+                          bt_tensor *mean, bt_tensor *rstd, bt_tensor *h_out);
+    /* dh [R,D] = d(LN)/dh given h, dy, gamma, mean, rstd (overwrites dh; it is
+     * the gradient for both x and res). dgamma[D], dbeta[D] += (rows in fixed order). */
+    void (*layernorm_bwd)(bt_backend *be, const bt_tensor *h, const bt_tensor *dy,
+                          const bt_tensor *gamma, const bt_tensor *mean, const bt_tensor *rstd,
+                          bt_tensor *dh, bt_tensor *dgamma, bt_tensor *dbeta);
+
+    /* ---- attention (multi-head, key-padding mask, dropout on probabilities) ----
+     * qkv [B,S,3,H,Dh]: per token the query, key and value projections laid out
+     * q|k|v, each [H,Dh]. mask [B,S] int32: 1 = real token, 0 = padding key.
+     * ctx [B,S,H,Dh] = softmax(q k^T * scale + maskbias) (dropped out) @ v,
+     * maskbias = -inf-like for padding keys (as HF: finfo(f32).min added).
+     * probs [B,H,S,S]: the backend MAY store the (pre-dropout) probabilities
+     * for the backward (CPU does); a backend that recomputes (fused CUDA) may
+     * be given NULL and uses lse [B,H,S] (log-sum-exp per query row) instead. */
+    void (*attention_fwd)(bt_backend *be, const bt_tensor *qkv, const bt_tensor *mask, int B, int S,
+                          int H, int Dh, float scale, float p_drop, bt_dropout_key key,
+                          bt_tensor *ctx, bt_tensor *probs, bt_tensor *lse);
+    /* dqkv [B,S,3,H,Dh] (overwritten) from dctx [B,S,H,Dh] and what the forward saved. */
+    void (*attention_bwd)(bt_backend *be, const bt_tensor *qkv, const bt_tensor *mask, int B, int S,
+                          int H, int Dh, float scale, float p_drop, bt_dropout_key key,
+                          const bt_tensor *ctx, const bt_tensor *probs, const bt_tensor *lse,
+                          const bt_tensor *dctx, bt_tensor *dqkv);
+
+    /* ---- embeddings ----
+     * out[N,D] = word[ids[i]] + pos[pos_ids[i]] + type[type_ids[i]] (ids int32 [N]). */
+    void (*embed_fwd)(bt_backend *be, const bt_tensor *ids, const bt_tensor *pos_ids,
+                      const bt_tensor *type_ids, const bt_tensor *word, const bt_tensor *pos,
+                      const bt_tensor *type, bt_tensor *out);
+    /* dword/dpos/dtype += scatter of dout [N,D] by id, summed per row in
+     * ascending i (no float atomics). Rows whose word id == pad_id get no
+     * gradient (nn.Embedding padding_idx); pad_id < 0 disables that.
+     * Any of dword/dpos/dtype may be NULL (frozen). */
+    void (*embed_bwd)(bt_backend *be, const bt_tensor *ids, const bt_tensor *pos_ids,
+                      const bt_tensor *type_ids, const bt_tensor *dout, int pad_id,
+                      bt_tensor *dword, bt_tensor *dpos, bt_tensor *dtype);
+
+    /* ---- row gather (CLS pooling, token selection) ----
+     * out[n,D] = src[rows[n],D]; backward: dsrc[rows[n]] += dout[n] (ascending n). */
+    void (*gather_rows)(bt_backend *be, const bt_tensor *src, const bt_tensor *rows, bt_tensor *out);
+    void (*gather_rows_bwd)(bt_backend *be, const bt_tensor *dout, const bt_tensor *rows,
+                            bt_tensor *dsrc);
+
+    /* ---- losses: each writes the mean loss to loss[0] (F32 device scalar) and
+     * dlogits = grad_scale * d(loss)/d(logits) (overwritten). ----
+     * softmax cross-entropy: logits [N,C], labels int32 [N], label -100 ignored,
+     * mean over non-ignored rows (0 if none). */
+    void (*softmax_xent)(bt_backend *be, const bt_tensor *logits, const bt_tensor *labels,
+                         float grad_scale, bt_tensor *loss, bt_tensor *dlogits);
+    /* BCE with logits, multi-label: logits [N,C], targets F32 [N,C], mean over N*C. */
+    void (*bce_logits)(bt_backend *be, const bt_tensor *logits, const bt_tensor *targets,
+                       float grad_scale, bt_tensor *loss, bt_tensor *dlogits);
+    /* mean squared error: pred [N,C], target F32 [N,C], mean over N*C. */
+    void (*mse)(bt_backend *be, const bt_tensor *pred, const bt_tensor *target, float grad_scale,
+                bt_tensor *loss, bt_tensor *dpred);
+
+    /* ---- optimizer and gradient checks ---- */
+    /* One AdamW step over p,g,m,v [n] (F32), see bt_adamw_args. */
+    void (*adamw)(bt_backend *be, bt_tensor *p, const bt_tensor *g, bt_tensor *m, bt_tensor *v,
+                  const bt_adamw_args *a);
+    /* Sum of squares of all elements of ts[0..n), in double, tensors in order,
+     * elements in a fixed order; returns the host value (synchronises). */
+    double (*sum_squares)(bt_backend *be, const bt_tensor *ts, int n);
+    /* 1 if every element of ts[0..n) is finite (synchronises). */
+    int (*all_finite)(bt_backend *be, const bt_tensor *ts, int n);
+};
+
+/* Constructors. On failure they return NULL after bt_fail() explains why. */
+bt_backend *bt_backend_cpu_create(int threads);   /* threads <= 0: OpenMP default */
+bt_backend *bt_backend_cuda_create(int device);   /* NULL when built without CUDA */
+
+/* Prints one line per compiled-in backend (for `baton version`). */
+void bt_backends_describe(FILE *f);
+
+/* Convenience constructor of a tensor view. */
+bt_tensor bt_view(void *data, bt_dtype dt, bt_device dev, int ndim, const int64_t *shape);
+bt_tensor bt_view2(void *data, bt_dtype dt, bt_device dev, int64_t d0, int64_t d1);
+bt_tensor bt_view1(void *data, bt_dtype dt, bt_device dev, int64_t d0);
+
+#endif

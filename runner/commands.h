@@ -1,0 +1,30 @@
+/* runner/commands.h — the subcommands of the baton CLI.
+ *
+ * Owns: the signature every subcommand implements. Each command lives in its
+ * own runner/cmd_<name>.c, parses its own arguments (argv[0] is the command
+ * name) and returns a process exit code (0 or a BT_E* code from util/err.h),
+ * printing the error itself via bt_errmsg() when it fails.
+ */
+#ifndef BATON_RUNNER_COMMANDS_H
+#define BATON_RUNNER_COMMANDS_H
+
+typedef int (*bt_command_fn)(int argc, char **argv);
+
+struct bt_command {
+    const char *name;
+    bt_command_fn fn;
+    const char *synopsis; /* one line for `baton --help` */
+};
+
+int cmd_version(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_inspect_model(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+
+/* Prints "baton: error: <bt_errmsg()>" to stderr and returns code. */
+int bt_report_error(int code);
+
+#endif

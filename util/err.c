@@ -1,0 +1,49 @@
+/* util/err.c — the per-thread last-error message (see err.h). */
+#include "util/err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define BT_ERRMSG_MAX 4096
+static _Thread_local char errmsg[BT_ERRMSG_MAX];
+
+int bt_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int bt_fail_context(int code, const char *fmt, ...)
+{
+    char prefix[1024];
+    char old[BT_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, errmsg, sizeof old);
+    snprintf(errmsg, sizeof errmsg, "%s: %s", prefix, old);
+    return code;
+}
+
+const char *bt_errmsg(void) { return errmsg; }
+
+void bt_err_clear(void) { errmsg[0] = '\0'; }
+
+const char *bt_status_name(int code)
+{
+    switch (code) {
+    case BT_OK: return "ok";
+    case BT_EUSAGE: return "usage error";
+    case BT_EDATA: return "bad data";
+    case BT_ENOINPUT: return "missing input";
+    case BT_EINTERNAL: return "internal error";
+    case BT_EIO: return "I/O error";
+    case BT_ETEMPFAIL: return "segment ended, run again";
+    case BT_ECONFIG: return "bad configuration";
+    default: return "error";
+    }
+}

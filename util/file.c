@@ -1,0 +1,196 @@
+/* util/file.c — POSIX file plumbing with path-naming errors (see file.h). */
+#include "util/file.h"
+#include "util/err.h"
+#include "util/mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int errno_status(int e) { return (e == ENOENT || e == ENOTDIR) ? BT_ENOINPUT : BT_EIO; }
+
+int bt_read_file(const char *path, size_t max_bytes, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return bt_fail(errno_status(errno), "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return bt_fail(BT_EIO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return bt_fail(BT_EDATA, "%s: is a directory, expected a file", path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        close(fd);
+        return bt_fail(BT_EDATA, "%s: file is %lld bytes, over the limit of %zu bytes",
+                       path, (long long)st.st_size, max_bytes);
+    }
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    char *buf = bt_xmalloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap > max_bytes) {
+                free(buf);
+                close(fd);
+                return bt_fail(BT_EDATA, "%s: file grew over the limit of %zu bytes", path, max_bytes);
+            }
+            cap *= 2;
+            buf = bt_xrealloc(buf, cap);
+        }
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            free(buf);
+            close(fd);
+            return bt_fail(BT_EIO, "%s: read failed: %s", path, strerror(e));
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return BT_OK;
+}
+
+int bt_map_file(const char *path, bt_mapping *m)
+{
+    static const uint8_t empty[1];
+    memset(m, 0, sizeof *m);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return bt_fail(errno_status(errno), "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        close(fd);
+        return bt_fail(BT_EDATA, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        m->data = empty;
+        return BT_OK;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED) return bt_fail(BT_EIO, "%s: cannot map: %s", path, strerror(e));
+    m->data = p;
+    m->len = (size_t)st.st_size;
+    m->map_base = p;
+    return BT_OK;
+}
+
+void bt_unmap_file(bt_mapping *m)
+{
+    if (m->map_base) munmap(m->map_base, m->len);
+    memset(m, 0, sizeof *m);
+}
+
+int bt_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return bt_fail(BT_EIO, "%s: cannot open directory: %s", dir, strerror(errno));
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (rc != 0 && e != EINVAL) return bt_fail(BT_EIO, "%s: fsync failed: %s", dir, strerror(e));
+    return BT_OK;
+}
+
+int bt_write_file_atomic(const char *path, const void *buf, size_t len)
+{
+    char *tmp = bt_xasprintf("%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int rc = bt_fail(errno_status(errno), "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    const char *p = buf;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            int rc = bt_fail(BT_EIO, "%s: write failed after %zu of %zu bytes: %s",
+                             tmp, len - left, len, strerror(e));
+            free(tmp);
+            return rc;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        int rc = bt_fail(BT_EIO, "%s: fsync/close failed: %s", tmp, strerror(e));
+        free(tmp);
+        return rc;
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        int rc = bt_fail(BT_EIO, "%s: rename to %s failed: %s", tmp, path, strerror(e));
+        free(tmp);
+        return rc;
+    }
+    free(tmp);
+    char *dcopy = bt_xstrdup(path);
+    int rc = bt_fsync_dir(dirname(dcopy));
+    free(dcopy);
+    return rc;
+}
+
+int bt_mkdirs(const char *path)
+{
+    char *p = bt_xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            int rc = bt_fail(BT_EIO, "%s: cannot create directory: %s", p, strerror(errno));
+            free(p);
+            return rc;
+        }
+        *s = '/';
+    }
+    int rc = BT_OK;
+    if (mkdir(p, 0755) != 0 && errno != EEXIST)
+        rc = bt_fail(BT_EIO, "%s: cannot create directory: %s", p, strerror(errno));
+    free(p);
+    return rc;
+}
+
+int bt_path_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int bt_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+char *bt_path_join(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    if (la > 0 && a[la - 1] == '/') return bt_xasprintf("%s%s", a, b);
+    return bt_xasprintf("%s/%s", a, b);
+}

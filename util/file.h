@@ -1,0 +1,42 @@
+/* util/file.h — whole-file reads, read-only mappings, atomic small writes.
+ *
+ * Owns: the POSIX plumbing every layer needs (open/read/mmap/fsync/rename),
+ * with errors that name the path and the errno text.
+ * Must not: know about any file format.
+ */
+#ifndef BATON_UTIL_FILE_H
+#define BATON_UTIL_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reads a whole file into a NUL-terminated heap buffer (*out, *len without the
+ * NUL). Files over max_bytes are refused (BT_EDATA). Missing: BT_ENOINPUT. */
+int bt_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
+
+/* A read-only private mapping of a whole file (an empty file maps to a
+ * non-NULL dummy with len 0). */
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+    void *map_base; /* NULL when len == 0 */
+} bt_mapping;
+int bt_map_file(const char *path, bt_mapping *m);
+void bt_unmap_file(bt_mapping *m);
+
+/* Writes buf to path atomically: path.tmp, fsync, rename, fsync directory. */
+int bt_write_file_atomic(const char *path, const void *buf, size_t len);
+
+/* fsync the directory containing path (or the directory itself). */
+int bt_fsync_dir(const char *dir);
+
+/* mkdir -p */
+int bt_mkdirs(const char *path);
+
+int bt_path_exists(const char *path);
+int bt_is_dir(const char *path);
+
+/* "a/b" + "c" -> "a/b/c" (heap). */
+char *bt_path_join(const char *a, const char *b);
+
+#endif
