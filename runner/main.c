@@ -18,6 +18,7 @@ static const struct bt_command commands[] = {
     {"verify", cmd_verify, "PATH...: check checkpoint archives (and their .sha256 sidecars)"},
     {"inspect", cmd_inspect, "ARCHIVE: print an archive's manifest, step, epoch and metrics"},
     {"export", cmd_export, "ARCHIVE OUTDIR: write a Hugging Face model directory from an archive"},
+    {"demo-init", cmd_demo_init, "DIR: write the embedded demo (a tiny BERT and a synthetic dataset)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

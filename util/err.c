@@ -19,13 +19,20 @@ int bt_fail(int code, const char *fmt, ...)
 int bt_fail_context(int code, const char *fmt, ...)
 {
     char prefix[1024];
-    char old[BT_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, errmsg, sizeof old);
-    snprintf(errmsg, sizeof errmsg, "%s: %s", prefix, old);
+    if (n < 0) return code;
+    size_t plen = strlen(prefix);
+    if (plen + 2 >= sizeof errmsg) return code;
+    size_t old = strnlen(errmsg, sizeof errmsg - 1);
+    if (old > sizeof errmsg - 1 - plen - 2) old = sizeof errmsg - 1 - plen - 2;
+    memmove(errmsg + plen + 2, errmsg, old);
+    memcpy(errmsg, prefix, plen);
+    errmsg[plen] = ':';
+    errmsg[plen + 1] = ' ';
+    errmsg[plen + 2 + old] = '\0';
     return code;
 }
 
