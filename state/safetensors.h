@@ -29,6 +29,11 @@ typedef enum {
 
 const char *bt_st_dtype_name(bt_st_dtype dt); /* "F32", ... */
 size_t bt_st_dtype_size(bt_st_dtype dt);      /* bytes per element (1 for F8/BOOL) */
+/* "F32" -> BT_ST_F32; returns 1 if known, 0 otherwise (added). */
+int bt_st_dtype_from_name(const char *name, bt_st_dtype *out);
+/* Scalar conversions used by bt_st_read_f32 (added; exact, keep inf/NaN). */
+float bt_f16_to_f32(uint16_t h);
+float bt_bf16_to_f32(uint16_t h);
 
 /* ---- reader ---- */
 typedef struct {
@@ -54,6 +59,8 @@ size_t bt_st_count(const bt_st_file *f);
 const bt_st_tensor *bt_st_get(const bt_st_file *f, size_t i);      /* file order */
 const bt_st_tensor *bt_st_find(const bt_st_file *f, const char *name); /* NULL if absent */
 const char *bt_st_metadata(const bt_st_file *f, const char *key);  /* NULL if absent */
+size_t bt_st_metadata_count(const bt_st_file *f);                 /* (added) */
+const char *bt_st_metadata_key(const bt_st_file *f, size_t i);    /* (added) NULL past the end */
 const char *bt_st_label(const bt_st_file *f);
 
 /* Copies a tensor into dst (numel floats), converting F16/BF16/F64 to fp32;

@@ -1,0 +1,78 @@
+/* engine/model_config.h — a Hugging Face BERT config.json, parsed and checked.
+ *
+ * Owns: reading config.json into a struct (with HF BertConfig defaults for
+ * absent keys), validating it (errors name the file and the key), the label
+ * map, and writing config.json back with updated labels / problem type /
+ * architecture while keeping every other key as it was.
+ * Must not: read weights or the tokenizer, or know about archives.
+ */
+#ifndef BATON_ENGINE_MODEL_CONFIG_H
+#define BATON_ENGINE_MODEL_CONFIG_H
+
+#include <stddef.h>
+
+typedef enum {
+    BT_ACT_GELU,      /* "gelu", "gelu_python": exact erf GELU */
+    BT_ACT_GELU_TANH, /* "gelu_new", "gelu_pytorch_tanh", "gelu_fast": tanh approximation */
+    BT_ACT_RELU,      /* "relu" */
+    BT_ACT_SILU,      /* "silu", "swish" */
+} bt_activation;
+
+typedef enum {
+    BT_PROBLEM_NONE,   /* absent / null: decided by the job */
+    BT_PROBLEM_SINGLE_LABEL, /* "single_label_classification" */
+    BT_PROBLEM_MULTI_LABEL,  /* "multi_label_classification" */
+    BT_PROBLEM_REGRESSION,   /* "regression" */
+} bt_problem_type;
+
+typedef struct bt_model_config {
+    int vocab_size;              /* V */
+    int hidden_size;             /* D */
+    int num_hidden_layers;
+    int num_attention_heads;     /* H; D % H == 0 */
+    int intermediate_size;       /* I */
+    bt_activation hidden_act;
+    float hidden_dropout_prob;
+    float attention_probs_dropout_prob;
+    float classifier_dropout;    /* null in the file -> hidden_dropout_prob */
+    int max_position_embeddings; /* P */
+    int type_vocab_size;         /* T */
+    float layer_norm_eps;
+    float initializer_range;
+    int pad_token_id;            /* -1 when null */
+
+    int num_labels;              /* len(id2label), else "num_labels", else 2 (HF default) */
+    int has_labels;              /* 1 when id2label was in the file (or set) */
+    char **labels;               /* [num_labels] id -> label (always filled: LABEL_i by default) */
+    bt_problem_type problem_type;
+    char *architecture;          /* architectures[0], or NULL */
+    char *model_type;            /* "bert" */
+    char *path;                  /* the file read, for messages */
+
+    void *json;                  /* the parsed json_t, kept for re-export */
+} bt_model_config;
+
+/* Parses and validates path (a config.json). BT_ENOINPUT missing, BT_ECONFIG
+ * invalid (message names the file and key). On failure *c is zeroed. */
+int bt_model_config_load(const char *path, bt_model_config *c);
+/* Same for JSON text already in memory; label names it in errors. */
+int bt_model_config_parse(const char *text, size_t len, const char *label, bt_model_config *c);
+void bt_model_config_free(bt_model_config *c);
+
+const char *bt_activation_name(bt_activation a); /* canonical HF spelling */
+const char *bt_problem_type_name(bt_problem_type p); /* NULL for NONE */
+
+/* Updates (struct and the JSON kept for export). labels: n strings, copied;
+ * they must be distinct and non-empty (BT_ECONFIG otherwise). */
+int bt_model_config_set_labels(bt_model_config *c, const char *const *labels, int n);
+void bt_model_config_set_problem_type(bt_model_config *c, bt_problem_type p);
+void bt_model_config_set_architecture(bt_model_config *c, const char *arch);
+
+/* The config as HF writes it (indent 2, sorted keys, trailing newline) with
+ * the current id2label/label2id (when has_labels), num_labels (only if the
+ * original had that key), problem_type and architectures. Heap string. */
+char *bt_model_config_dumps(const bt_model_config *c);
+/* Atomic write of bt_model_config_dumps to path. */
+int bt_model_config_write(const bt_model_config *c, const char *path);
+
+#endif

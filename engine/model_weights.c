@@ -1,0 +1,378 @@
+/* engine/model_weights.c — HF checkpoint names -> canonical names, and
+ * loading model.safetensors into caller-owned fp32 buffers (see model_weights.h).
+ *
+ * Owns: the spelling rules (prefix, gamma/beta, aliases, tied, ignored) and the
+ * one error that lists every missing or mis-shaped tensor at once.
+ * Must not: allocate model memory, guess at shapes (the caller says what it
+ * expects), or silently accept a tensor whose shape differs.
+ */
+#include "engine/model_weights.h"
+#include "engine/model_config.h"
+#include "state/safetensors.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME_MAX_LEN 256
+
+static int starts_with(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && !strcmp(s + n - m, suf);
+}
+
+/* Suffixes after "encoder.layer.N." that a BERT layer has. */
+static const char *const layer_suffixes[] = {
+    "attention.self.query.weight",        "attention.self.query.bias",
+    "attention.self.key.weight",          "attention.self.key.bias",
+    "attention.self.value.weight",        "attention.self.value.bias",
+    "attention.output.dense.weight",      "attention.output.dense.bias",
+    "attention.output.LayerNorm.weight",  "attention.output.LayerNorm.bias",
+    "intermediate.dense.weight",          "intermediate.dense.bias",
+    "output.dense.weight",                "output.dense.bias",
+    "output.LayerNorm.weight",            "output.LayerNorm.bias",
+};
+#define N_LAYER_SUFFIXES (sizeof layer_suffixes / sizeof *layer_suffixes)
+
+static const char *const fixed_names[] = {
+    "embeddings.word_embeddings.weight",
+    "embeddings.position_embeddings.weight",
+    "embeddings.token_type_embeddings.weight",
+    "embeddings.LayerNorm.weight",
+    "embeddings.LayerNorm.bias",
+    "pooler.dense.weight",
+    "pooler.dense.bias",
+    "classifier.weight",
+    "classifier.bias",
+    "cls.predictions.transform.dense.weight",
+    "cls.predictions.transform.dense.bias",
+    "cls.predictions.transform.LayerNorm.weight",
+    "cls.predictions.transform.LayerNorm.bias",
+    "cls.predictions.bias",
+};
+
+static int is_canonical(const char *s)
+{
+    for (size_t i = 0; i < sizeof fixed_names / sizeof *fixed_names; i++)
+        if (!strcmp(s, fixed_names[i])) return 1;
+    if (!starts_with(s, "encoder.layer.")) return 0;
+    const char *p = s + strlen("encoder.layer.");
+    if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] != '.')) return 0;
+    while (*p >= '0' && *p <= '9') p++;
+    if (*p++ != '.') return 0;
+    for (size_t i = 0; i < N_LAYER_SUFFIXES; i++)
+        if (!strcmp(p, layer_suffixes[i])) return 1;
+    return 0;
+}
+
+int bt_canonical_name(const char *hf_name, char *buf, size_t bufsz)
+{
+    const char *s = hf_name;
+    if (bufsz) buf[0] = '\0';
+    if (starts_with(s, "bert.")) s += 5;
+    if (!strcmp(s, "embeddings.position_ids") || starts_with(s, "cls.seq_relationship.")) {
+        snprintf(buf, bufsz, "%s", s);
+        return BT_NAME_IGNORED;
+    }
+    if (!strcmp(s, "cls.predictions.decoder.weight")) {
+        snprintf(buf, bufsz, "embeddings.word_embeddings.weight");
+        return BT_NAME_TIED;
+    }
+    if (!strcmp(s, "cls.predictions.decoder.bias")) s = "cls.predictions.bias";
+    if ((size_t)snprintf(buf, bufsz, "%s", s) >= bufsz) {
+        if (bufsz) buf[0] = '\0';
+        return BT_NAME_UNKNOWN;
+    }
+    /* Legacy TF-converted checkpoints: LayerNorm.gamma / LayerNorm.beta. */
+    size_t len = strlen(buf);
+    if (ends_with(buf, "LayerNorm.gamma") && len + 1 < bufsz) strcpy(buf + len - 5, "weight");
+    else if (ends_with(buf, "LayerNorm.beta")) strcpy(buf + len - 4, "bias");
+    return is_canonical(buf) ? BT_NAME_CANONICAL : BT_NAME_UNKNOWN;
+}
+
+/* ---- export names ---- */
+
+static const char *const prefixed_archs[] = {
+    "BertForSequenceClassification", "BertForTokenClassification", "BertForMaskedLM",
+    "BertForPreTraining", "BertForMultipleChoice", "BertForQuestionAnswering",
+    "BertForNextSentencePrediction", "BertLMHeadModel",
+};
+
+const char *bt_hf_name(const char *canonical, const char *arch, char *buf, size_t bufsz)
+{
+    int prefix = 0;
+    if (arch && strcmp(arch, "BertModel")) {
+        size_t i;
+        for (i = 0; i < sizeof prefixed_archs / sizeof *prefixed_archs; i++)
+            if (!strcmp(arch, prefixed_archs[i])) break;
+        if (i == sizeof prefixed_archs / sizeof *prefixed_archs) return NULL;
+        prefix = starts_with(canonical, "embeddings.") || starts_with(canonical, "encoder.") ||
+                 starts_with(canonical, "pooler.");
+    }
+    int n = snprintf(buf, bufsz, "%s%s", prefix ? "bert." : "", canonical);
+    if (n < 0 || (size_t)n >= bufsz) return NULL;
+    return buf;
+}
+
+/* ---- loading ---- */
+
+static const char *fmt_shape(const int64_t *shape, int ndim, char *buf, size_t sz)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    o += (size_t)snprintf(buf, sz, "[");
+    for (int i = 0; i < ndim && o < sz; i++)
+        o += (size_t)snprintf(buf + o, sz - o, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (o < sz) snprintf(buf + o, sz - o, "]");
+    return buf;
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int lines, dropped;
+} msg;
+
+static void msg_add(msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void msg_add(msg *m, const char *fmt, ...)
+{
+    if (m->lines >= 20) {
+        m->dropped++;
+        return;
+    }
+    char tmp[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(tmp);
+    if (m->len + n + 1 > m->cap) {
+        m->cap = (m->len + n + 1) * 2;
+        m->buf = bt_xrealloc(m->buf, m->cap);
+    }
+    memcpy(m->buf + m->len, tmp, n + 1);
+    m->len += n;
+    m->lines++;
+}
+
+static int float_dtype(bt_st_dtype d)
+{
+    return d == BT_ST_F32 || d == BT_ST_F16 || d == BT_ST_BF16 || d == BT_ST_F64;
+}
+
+int bt_load_hf_weights(const char *path, bt_param_load *params, size_t n)
+{
+    bt_st_file *f;
+    int rc = bt_st_open(path, &f);
+    if (rc) return rc;
+    rc = bt_load_hf_weights_st(f, params, n);
+    bt_st_close(f);
+    return rc;
+}
+
+int bt_load_hf_weights_st(const bt_st_file *f, bt_param_load *params, size_t n)
+{
+    const char *path = bt_st_label(f);
+    int rc = BT_OK;
+    for (size_t i = 0; i < n; i++) {
+        params[i].found = 0;
+        if (!params[i].name || params[i].ndim < 0 || params[i].ndim > 4)
+            return bt_fail(BT_EINTERNAL, "bt_load_hf_weights: parameter %zu has no name or a bad ndim", i);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(params[i].name, params[j].name))
+                return bt_fail(BT_EINTERNAL, "bt_load_hf_weights: parameter '%s' requested twice",
+                               params[i].name);
+    }
+    size_t nt = bt_st_count(f);
+    char **canon = bt_xcalloc(nt + 1, sizeof *canon);
+    int *kind = bt_xcalloc(nt + 1, sizeof *kind);
+    int *used = bt_xcalloc(nt + 1, sizeof *used);
+    long *src = bt_xcalloc(n + 1, sizeof *src);
+    long tied = -1;
+    msg m = {0};
+    int problems = 0;
+
+    for (size_t i = 0; i < nt; i++) {
+        char buf[NAME_MAX_LEN];
+        const char *hf = bt_st_get(f, i)->name;
+        kind[i] = bt_canonical_name(hf, buf, sizeof buf);
+        canon[i] = bt_xstrdup(buf);
+        if (kind[i] == BT_NAME_TIED) tied = (long)i;
+        if (kind[i] != BT_NAME_CANONICAL) continue;
+        for (size_t j = 0; j < i; j++) {
+            if (kind[j] != BT_NAME_CANONICAL || strcmp(canon[i], canon[j])) continue;
+            /* cls.predictions.bias and its alias decoder.bias: keep the primary one. */
+            if (!strcmp(canon[i], "cls.predictions.bias")) {
+                size_t alias = ends_with(hf, "decoder.bias") ? i : j;
+                kind[alias] = BT_NAME_IGNORED;
+                break;
+            }
+            rc = bt_fail(BT_EDATA,
+                         "%s: tensors '%s' and '%s' are the same parameter '%s' spelled twice; the "
+                         "checkpoint mixes naming schemes, re-export it from one model class",
+                         path, bt_st_get(f, j)->name, hf, canon[i]);
+            goto out;
+        }
+    }
+
+    for (size_t p = 0; p < n; p++) {
+        bt_param_load *pl = &params[p];
+        char es[96], fs[160];
+        src[p] = -1;
+        for (size_t i = 0; i < nt; i++)
+            if (kind[i] == BT_NAME_CANONICAL && !strcmp(canon[i], pl->name)) {
+                src[p] = (long)i;
+                break;
+            }
+        if (src[p] < 0 && tied >= 0 && !strcmp(pl->name, "embeddings.word_embeddings.weight"))
+            src[p] = tied;
+        fmt_shape(pl->shape, pl->ndim, es, sizeof es);
+        if (src[p] < 0) {
+            if (!pl->optional) {
+                problems++;
+                msg_add(&m, "\n  missing     %s %s", pl->name, es);
+            }
+            continue;
+        }
+        const bt_st_tensor *t = bt_st_get(f, (size_t)src[p]);
+        used[src[p]] = 1;
+        int same = t->ndim == pl->ndim;
+        for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == pl->shape[d];
+        if (!same) {
+            problems++;
+            msg_add(&m, "\n  mis-shaped  %s: expected %s, checkpoint has %s (as '%s')", pl->name, es,
+                    fmt_shape(t->shape, t->ndim, fs, sizeof fs), t->name);
+        } else if (!float_dtype(t->dtype)) {
+            problems++;
+            msg_add(&m, "\n  bad dtype   %s: %s (as '%s'); baton reads F32, F16, BF16, F64", pl->name,
+                    bt_st_dtype_name(t->dtype), t->name);
+        }
+    }
+    if (problems) {
+        size_t shown = 0;
+        char names[512] = "";
+        for (size_t i = 0; i < nt && shown < 3; i++, shown++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s'%s'", shown ? ", " : "",
+                     bt_st_get(f, i)->name);
+        char more[48] = "";
+        if (m.dropped) snprintf(more, sizeof more, "\n  ... and %d more", m.dropped);
+        rc = bt_fail(BT_EDATA,
+                     "%s: %d of %zu expected tensors are missing or mis-shaped:%s%s\n"
+                     "the checkpoint does not match config.json (hidden_size, num_hidden_layers, "
+                     "vocab_size, num_labels) or is not a BERT checkpoint (its %zu tensors are named "
+                     "like %s); use the config.json that came with these weights",
+                     path, problems, n, m.buf ? m.buf : "",
+                     more, nt, names);
+        goto out;
+    }
+    for (size_t p = 0; p < n; p++) {
+        if (src[p] < 0) continue;
+        if (params[p].dst && (rc = bt_st_read_f32(f, bt_st_get(f, (size_t)src[p]), params[p].dst)))
+            goto out;
+        params[p].found = 1;
+    }
+    size_t unused = 0, ignored = 0;
+    char list[512] = "";
+    for (size_t i = 0; i < nt; i++) {
+        if (used[i]) continue;
+        if (kind[i] == BT_NAME_IGNORED || kind[i] == BT_NAME_TIED) {
+            ignored++;
+            continue;
+        }
+        if (unused++ < 5)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s'%s'", unused > 1 ? ", " : "",
+                     bt_st_get(f, i)->name);
+    }
+    if (unused)
+        bt_info("%s: %zu checkpoint tensors not used (%s%s)", path, unused, list, unused > 5 ? ", ..." : "");
+    if (ignored) bt_debug("%s: %zu tied or known-unneeded tensors skipped", path, ignored);
+out:
+    for (size_t i = 0; i < nt; i++) free(canon[i]);
+    free(canon);
+    free(kind);
+    free(used);
+    free(src);
+    free(m.buf);
+    return rc;
+}
+
+/* ---- canonical list from a config ---- */
+
+static void add(bt_param_load *p, size_t *n, int optional, int ndim, int64_t d0, int64_t d1,
+                const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static void add(bt_param_load *p, size_t *n, int optional, int ndim, int64_t d0, int64_t d1,
+                const char *fmt, ...)
+{
+    char buf[NAME_MAX_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    bt_param_load *q = &p[(*n)++];
+    memset(q, 0, sizeof *q);
+    q->name = bt_xstrdup(buf);
+    q->ndim = ndim;
+    q->shape[0] = d0;
+    q->shape[1] = d1;
+    q->optional = optional;
+}
+
+bt_param_load *bt_bert_param_list(const struct bt_model_config *c, unsigned heads, size_t *count)
+{
+    int64_t V = c->vocab_size, D = c->hidden_size, I = c->intermediate_size, P = c->max_position_embeddings,
+            T = c->type_vocab_size, L = c->num_labels;
+    size_t cap = 5 + 16 * (size_t)c->num_hidden_layers + 2 + 2 + 5, n = 0;
+    bt_param_load *p = bt_xcalloc(cap, sizeof *p);
+    add(p, &n, 0, 2, V, D, "embeddings.word_embeddings.weight");
+    add(p, &n, 0, 2, P, D, "embeddings.position_embeddings.weight");
+    add(p, &n, 0, 2, T, D, "embeddings.token_type_embeddings.weight");
+    add(p, &n, 0, 1, D, 0, "embeddings.LayerNorm.weight");
+    add(p, &n, 0, 1, D, 0, "embeddings.LayerNorm.bias");
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        static const char *qkv[] = {"query", "key", "value"};
+        for (int k = 0; k < 3; k++) {
+            add(p, &n, 0, 2, D, D, "encoder.layer.%d.attention.self.%s.weight", l, qkv[k]);
+            add(p, &n, 0, 1, D, 0, "encoder.layer.%d.attention.self.%s.bias", l, qkv[k]);
+        }
+        add(p, &n, 0, 2, D, D, "encoder.layer.%d.attention.output.dense.weight", l);
+        add(p, &n, 0, 1, D, 0, "encoder.layer.%d.attention.output.dense.bias", l);
+        add(p, &n, 0, 1, D, 0, "encoder.layer.%d.attention.output.LayerNorm.weight", l);
+        add(p, &n, 0, 1, D, 0, "encoder.layer.%d.attention.output.LayerNorm.bias", l);
+        add(p, &n, 0, 2, I, D, "encoder.layer.%d.intermediate.dense.weight", l);
+        add(p, &n, 0, 1, I, 0, "encoder.layer.%d.intermediate.dense.bias", l);
+        add(p, &n, 0, 2, D, I, "encoder.layer.%d.output.dense.weight", l);
+        add(p, &n, 0, 1, D, 0, "encoder.layer.%d.output.dense.bias", l);
+        add(p, &n, 0, 1, D, 0, "encoder.layer.%d.output.LayerNorm.weight", l);
+        add(p, &n, 0, 1, D, 0, "encoder.layer.%d.output.LayerNorm.bias", l);
+    }
+    if (heads & BT_HEAD_POOLER) {
+        add(p, &n, 1, 2, D, D, "pooler.dense.weight");
+        add(p, &n, 1, 1, D, 0, "pooler.dense.bias");
+    }
+    if (heads & BT_HEAD_CLASSIFIER) {
+        add(p, &n, 1, 2, L, D, "classifier.weight");
+        add(p, &n, 1, 1, L, 0, "classifier.bias");
+    }
+    if (heads & BT_HEAD_MLM) {
+        add(p, &n, 1, 2, D, D, "cls.predictions.transform.dense.weight");
+        add(p, &n, 1, 1, D, 0, "cls.predictions.transform.dense.bias");
+        add(p, &n, 1, 1, D, 0, "cls.predictions.transform.LayerNorm.weight");
+        add(p, &n, 1, 1, D, 0, "cls.predictions.transform.LayerNorm.bias");
+        add(p, &n, 1, 1, V, 0, "cls.predictions.bias");
+    }
+    *count = n;
+    return p;
+}
+
+void bt_param_list_free(bt_param_load *p, size_t n)
+{
+    if (!p) return;
+    for (size_t i = 0; i < n; i++) free((char *)p[i].name);
+    free(p);
+}

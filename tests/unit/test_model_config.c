@@ -1,0 +1,263 @@
+/* tests/unit/test_model_config.c — config.json parsing, validation and re-export. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "engine/model_config.h"
+#include "util/err.h"
+#include "util/file.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* all-MiniLM-L6-v2's config.json, as shipped. */
+static const char *MINILM =
+    "{\n  \"_name_or_path\": \"nreimers/MiniLM-L6-H384-uncased\",\n  \"architectures\": [\"BertModel\"],\n"
+    "  \"attention_probs_dropout_prob\": 0.1,\n  \"gradient_checkpointing\": false,\n"
+    "  \"hidden_act\": \"gelu\",\n  \"hidden_dropout_prob\": 0.1,\n  \"hidden_size\": 384,\n"
+    "  \"initializer_range\": 0.02,\n  \"intermediate_size\": 1536,\n  \"layer_norm_eps\": 1e-12,\n"
+    "  \"max_position_embeddings\": 512,\n  \"model_type\": \"bert\",\n  \"num_attention_heads\": 12,\n"
+    "  \"num_hidden_layers\": 6,\n  \"pad_token_id\": 0,\n  \"position_embedding_type\": \"absolute\",\n"
+    "  \"transformers_version\": \"4.8.2\",\n  \"type_vocab_size\": 2,\n  \"use_cache\": true,\n"
+    "  \"vocab_size\": 30522\n}\n";
+
+static int parse(const char *text, bt_model_config *c)
+{
+    bt_err_clear();
+    return bt_model_config_parse(text, strlen(text), "m/config.json", c);
+}
+
+/* Expects text to be refused with BT_ECONFIG and a message naming the file and want. */
+static void refused(const char *text, const char *want)
+{
+    bt_model_config c;
+    int rc = parse(text, &c);
+    if (rc != BT_ECONFIG || !strstr(bt_errmsg(), "m/config.json") || !strstr(bt_errmsg(), want)) {
+        fprintf(stderr, "config %s\n  rc %d message '%s'\n  wanted '%s'\n", text, rc, bt_errmsg(), want);
+        fail();
+    }
+    assert_null(c.json);
+    assert_null(c.labels);
+}
+
+static void test_minilm(void **state)
+{
+    (void)state;
+    bt_model_config c;
+    assert_int_equal(parse(MINILM, &c), 0);
+    assert_int_equal(c.vocab_size, 30522);
+    assert_int_equal(c.hidden_size, 384);
+    assert_int_equal(c.num_hidden_layers, 6);
+    assert_int_equal(c.num_attention_heads, 12);
+    assert_int_equal(c.intermediate_size, 1536);
+    assert_int_equal(c.hidden_act, BT_ACT_GELU);
+    assert_true(c.hidden_dropout_prob == 0.1f);
+    assert_true(c.attention_probs_dropout_prob == 0.1f);
+    assert_true(c.classifier_dropout == 0.1f); /* absent -> hidden_dropout_prob */
+    assert_int_equal(c.max_position_embeddings, 512);
+    assert_int_equal(c.type_vocab_size, 2);
+    assert_true(c.layer_norm_eps == 1e-12f);
+    assert_true(c.initializer_range == 0.02f);
+    assert_int_equal(c.pad_token_id, 0);
+    assert_int_equal(c.num_labels, 2);
+    assert_int_equal(c.has_labels, 0);
+    assert_string_equal(c.labels[1], "LABEL_1");
+    assert_int_equal(c.problem_type, BT_PROBLEM_NONE);
+    assert_string_equal(c.architecture, "BertModel");
+    assert_string_equal(c.model_type, "bert");
+    assert_string_equal(c.path, "m/config.json");
+    bt_model_config_free(&c);
+    assert_null(c.json);
+    bt_model_config_free(&c); /* idempotent */
+}
+
+static void test_defaults_and_options(void **state)
+{
+    (void)state;
+    bt_model_config c;
+    assert_int_equal(parse("{}", &c), 0); /* HF BertConfig defaults = bert-base */
+    assert_int_equal(c.vocab_size, 30522);
+    assert_int_equal(c.hidden_size, 768);
+    assert_int_equal(c.num_hidden_layers, 12);
+    assert_int_equal(c.intermediate_size, 3072);
+    assert_int_equal(c.hidden_act, BT_ACT_GELU);
+    assert_null(c.architecture);
+    bt_model_config_free(&c);
+
+    assert_int_equal(parse("{\"hidden_dropout_prob\":0.2,\"classifier_dropout\":null,\"pad_token_id\":null,"
+                           "\"hidden_act\":\"gelu_new\",\"num_labels\":5,\"problem_type\":\"regression\"}", &c), 0);
+    assert_true(c.classifier_dropout == 0.2f);
+    assert_int_equal(c.pad_token_id, -1);
+    assert_int_equal(c.hidden_act, BT_ACT_GELU_TANH);
+    assert_int_equal(c.num_labels, 5);
+    assert_int_equal(c.has_labels, 0);
+    assert_string_equal(c.labels[4], "LABEL_4");
+    assert_int_equal(c.problem_type, BT_PROBLEM_REGRESSION);
+    bt_model_config_free(&c);
+
+    assert_int_equal(parse("{\"classifier_dropout\":0.3,\"hidden_act\":\"gelu_pytorch_tanh\"}", &c), 0);
+    assert_true(c.classifier_dropout == 0.3f);
+    assert_int_equal(c.hidden_act, BT_ACT_GELU_TANH);
+    bt_model_config_free(&c);
+    const struct { const char *name; bt_activation a; } acts[] = {
+        {"gelu", BT_ACT_GELU}, {"gelu_python", BT_ACT_GELU}, {"gelu_fast", BT_ACT_GELU_TANH},
+        {"relu", BT_ACT_RELU}, {"silu", BT_ACT_SILU}, {"swish", BT_ACT_SILU}};
+    for (size_t i = 0; i < sizeof acts / sizeof *acts; i++) {
+        char buf[96];
+        snprintf(buf, sizeof buf, "{\"hidden_act\":\"%s\"}", acts[i].name);
+        assert_int_equal(parse(buf, &c), 0);
+        assert_int_equal(c.hidden_act, acts[i].a);
+        bt_model_config_free(&c);
+    }
+    assert_string_equal(bt_activation_name(BT_ACT_GELU), "gelu");
+    assert_string_equal(bt_problem_type_name(BT_PROBLEM_MULTI_LABEL), "multi_label_classification");
+    assert_null(bt_problem_type_name(BT_PROBLEM_NONE));
+}
+
+static void test_labels(void **state)
+{
+    (void)state;
+    bt_model_config c;
+    assert_int_equal(parse("{\"id2label\":{\"2\":\"pos\",\"0\":\"neg\",\"1\":\"neu\"},"
+                           "\"label2id\":{\"neg\":0,\"neu\":1,\"pos\":2}}", &c), 0);
+    assert_int_equal(c.num_labels, 3);
+    assert_int_equal(c.has_labels, 1);
+    assert_string_equal(c.labels[0], "neg");
+    assert_string_equal(c.labels[1], "neu");
+    assert_string_equal(c.labels[2], "pos");
+    bt_model_config_free(&c);
+    /* A label2id that disagrees is only a warning (common on the Hub). */
+    assert_int_equal(parse("{\"id2label\":{\"0\":\"a\",\"1\":\"b\"},\"label2id\":{\"LABEL_0\":0,\"LABEL_1\":1}}", &c), 0);
+    assert_string_equal(c.labels[1], "b");
+    bt_model_config_free(&c);
+
+    refused("{\"id2label\":{\"0\":\"a\",\"2\":\"b\"}}", "id2label key \"2\" is out of range");
+    refused("{\"id2label\":{\"zero\":\"a\"}}", "id2label key \"zero\" is not a label id");
+    refused("{\"id2label\":{\"-1\":\"a\"}}", "is not a label id");
+    refused("{\"id2label\":{\"01\":\"a\",\"1\":\"b\"}}", "is not a label id");
+    refused("{\"id2label\":{\"0\":\"a\",\"1\":\"a\"}}", "gives the label \"a\" to ids 0 and 1");
+    refused("{\"id2label\":{\"0\":3}}", "id2label[\"0\"] must be a non-empty string");
+    refused("{\"id2label\":{\"0\":\"\"}}", "must be a non-empty string");
+    refused("{\"id2label\":{}}", "has 0 entries");
+    refused("{\"id2label\":[\"a\"]}", "must be an object");
+    refused("{\"id2label\":{\"0\":\"a\"},\"label2id\":3}", "\"label2id\" must be an object");
+    refused("{\"num_labels\":0}", "\"num_labels\" is 0");
+}
+
+static void test_invalid(void **state)
+{
+    (void)state;
+    refused("{\"hidden_size\":100,\"num_attention_heads\":12}", "hidden_size 100 is not a multiple of num_attention_heads 12");
+    refused("{\"vocab_size\":-5}", "key \"vocab_size\" is -5");
+    refused("{\"vocab_size\":0}", "\"vocab_size\" is 0");
+    refused("{\"hidden_size\":\"384\"}", "key \"hidden_size\" must be an integer");
+    refused("{\"num_hidden_layers\":6.0}", "key \"num_hidden_layers\" must be an integer");
+    refused("{\"intermediate_size\":99999999999}", "\"intermediate_size\" is 99999999999");
+    refused("{\"hidden_act\":\"mish\"}", "hidden_act \"mish\" is not supported");
+    refused("{\"hidden_act\":3}", "key \"hidden_act\" must be a string");
+    refused("{\"hidden_dropout_prob\":1.5}", "\"hidden_dropout_prob\" is 1.5");
+    refused("{\"hidden_dropout_prob\":\"x\"}", "must be a number");
+    refused("{\"layer_norm_eps\":0}", "\"layer_norm_eps\" is 0");
+    refused("{\"classifier_dropout\":-0.1}", "\"classifier_dropout\"");
+    refused("{\"pad_token_id\":30522}", "\"pad_token_id\" is 30522");
+    refused("{\"model_type\":\"roberta\"}", "model_type \"roberta\" is not supported");
+    refused("{\"position_embedding_type\":\"relative_key\"}", "position_embedding_type \"relative_key\"");
+    refused("{\"is_decoder\":true}", "encoders only");
+    refused("{\"problem_type\":\"ranking\"}", "problem_type \"ranking\"");
+    refused("{\"architectures\":\"BertModel\"}", "\"architectures\" must be a list");
+    refused("{\"architectures\":[3]}", "architectures[0] must be a string");
+    refused("{\"hidden_size\": 384,\n\"hidden_size\": 768}", "duplicate");
+    refused("{\"hidden_size\": 384,,}", "m/config.json:1:");
+    refused("[1,2]", "not a JSON object");
+    refused("", "not valid JSON");
+}
+
+static void test_export(void **state)
+{
+    (void)state;
+    bt_model_config c;
+    const char *text = "{\"architectures\":[\"BertModel\"],\"custom_key\":{\"x\":[1,2]},\"layer_norm_eps\":1e-12,"
+                       "\"initializer_range\":0.02,\"hidden_size\":384,\"num_attention_heads\":12,"
+                       "\"num_labels\":2}";
+    assert_int_equal(parse(text, &c), 0);
+    const char *labels[] = {"negative", "neutral", "positive"};
+    assert_int_equal(bt_model_config_set_labels(&c, labels, 3), 0);
+    bt_model_config_set_problem_type(&c, BT_PROBLEM_SINGLE_LABEL);
+    bt_model_config_set_architecture(&c, "BertForSequenceClassification");
+    char *out = bt_model_config_dumps(&c);
+    assert_non_null(strstr(out, "\"layer_norm_eps\": 1e-12"));
+    assert_non_null(strstr(out, "\"initializer_range\": 0.02"));
+    assert_non_null(strstr(out, "\"0\": \"negative\""));
+    assert_non_null(strstr(out, "\"positive\": 2"));
+    assert_non_null(strstr(out, "\"num_labels\": 3"));
+    assert_non_null(strstr(out, "\"problem_type\": \"single_label_classification\""));
+    assert_non_null(strstr(out, "\"custom_key\""));
+    assert_int_equal(out[strlen(out) - 1], '\n');
+    bt_model_config d;
+    assert_int_equal(parse(out, &d), 0);
+    assert_int_equal(d.num_labels, 3);
+    assert_int_equal(d.has_labels, 1);
+    assert_string_equal(d.labels[2], "positive");
+    assert_int_equal(d.problem_type, BT_PROBLEM_SINGLE_LABEL);
+    assert_string_equal(d.architecture, "BertForSequenceClassification");
+    assert_true(d.layer_norm_eps == c.layer_norm_eps);
+    char *out2 = bt_model_config_dumps(&d);
+    assert_string_equal(out, out2);
+    free(out2);
+    bt_model_config_free(&d);
+    free(out);
+
+    /* Reals survive exactly: a value needing 17 digits switches the dump to 17. */
+    {
+        bt_model_config e;
+        assert_int_equal(parse("{\"odd_real\":0.30000000000000004,\"initializer_range\":0.02}", &e), 0);
+        char *o = bt_model_config_dumps(&e);
+        assert_non_null(strstr(o, "0.30000000000000004"));
+        bt_model_config f;
+        assert_int_equal(parse(o, &f), 0);
+        assert_true(f.initializer_range == e.initializer_range);
+        free(o);
+        bt_model_config_free(&f);
+        bt_model_config_free(&e);
+    }
+    /* Problem type cleared -> key removed; invalid label sets refused. */
+    bt_model_config_set_problem_type(&c, BT_PROBLEM_NONE);
+    out = bt_model_config_dumps(&c);
+    assert_null(strstr(out, "problem_type"));
+    free(out);
+    const char *dup[] = {"a", "b", "a"};
+    assert_int_equal(bt_model_config_set_labels(&c, dup, 3), BT_ECONFIG);
+    const char *empty[] = {""};
+    assert_int_equal(bt_model_config_set_labels(&c, empty, 1), BT_ECONFIG);
+    assert_int_equal(c.num_labels, 3); /* unchanged after a refused update */
+
+    /* Write and load back through a file. */
+    char dir[] = "/tmp/baton-cfg-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = bt_path_join(dir, "config.json");
+    assert_int_equal(bt_model_config_write(&c, path), 0);
+    bt_model_config_free(&c);
+    assert_int_equal(bt_model_config_load(path, &c), 0);
+    assert_string_equal(c.labels[0], "negative");
+    bt_model_config_free(&c);
+    unlink(path);
+    assert_int_equal(bt_model_config_load(path, &c), BT_ENOINPUT);
+    free(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_minilm),
+        cmocka_unit_test(test_defaults_and_options),
+        cmocka_unit_test(test_labels),
+        cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_export),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,393 @@
+/* tests/unit/test_model_weights.c — HF name mapping and bt_load_hf_weights on
+ * synthetic checkpoints written with the safetensors writer: every source
+ * naming scheme, legacy gamma/beta, tied and aliased tensors, fp16 data, and
+ * the one error that lists every missing and mis-shaped tensor. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "engine/model_config.h"
+#include "engine/model_weights.h"
+#include "state/safetensors.h"
+#include "util/err.h"
+#include "util/file.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void test_canonical_names(void **state)
+{
+    (void)state;
+    char b[256];
+    struct { const char *in, *out; int kind; } cases[] = {
+        {"embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight", BT_NAME_CANONICAL},
+        {"bert.embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight", BT_NAME_CANONICAL},
+        {"bert.encoder.layer.11.attention.self.query.weight", "encoder.layer.11.attention.self.query.weight", BT_NAME_CANONICAL},
+        {"encoder.layer.3.output.LayerNorm.gamma", "encoder.layer.3.output.LayerNorm.weight", BT_NAME_CANONICAL},
+        {"bert.embeddings.LayerNorm.beta", "embeddings.LayerNorm.bias", BT_NAME_CANONICAL},
+        {"cls.predictions.transform.LayerNorm.gamma", "cls.predictions.transform.LayerNorm.weight", BT_NAME_CANONICAL},
+        {"classifier.weight", "classifier.weight", BT_NAME_CANONICAL},
+        {"pooler.dense.bias", "pooler.dense.bias", BT_NAME_CANONICAL},
+        {"cls.predictions.bias", "cls.predictions.bias", BT_NAME_CANONICAL},
+        {"cls.predictions.decoder.bias", "cls.predictions.bias", BT_NAME_CANONICAL},
+        {"cls.predictions.decoder.weight", "embeddings.word_embeddings.weight", BT_NAME_TIED},
+        {"embeddings.position_ids", "embeddings.position_ids", BT_NAME_IGNORED},
+        {"bert.embeddings.position_ids", "embeddings.position_ids", BT_NAME_IGNORED},
+        {"cls.seq_relationship.weight", "cls.seq_relationship.weight", BT_NAME_IGNORED},
+        {"encoder.layer.x.output.dense.weight", "encoder.layer.x.output.dense.weight", BT_NAME_UNKNOWN},
+        {"encoder.layer.01.output.dense.weight", "encoder.layer.01.output.dense.weight", BT_NAME_UNKNOWN},
+        {"encoder.layer.1.output.dense.gamma", "encoder.layer.1.output.dense.gamma", BT_NAME_UNKNOWN},
+        {"roberta.embeddings.word_embeddings.weight", "roberta.embeddings.word_embeddings.weight", BT_NAME_UNKNOWN},
+        {"qa_outputs.weight", "qa_outputs.weight", BT_NAME_UNKNOWN},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int k = bt_canonical_name(cases[i].in, b, sizeof b);
+        if (k != cases[i].kind || strcmp(b, cases[i].out)) {
+            fprintf(stderr, "%s -> %d '%s', want %d '%s'\n", cases[i].in, k, b, cases[i].kind, cases[i].out);
+            fail();
+        }
+    }
+    char small[8];
+    assert_int_equal(bt_canonical_name("embeddings.word_embeddings.weight", small, sizeof small), BT_NAME_UNKNOWN);
+    assert_string_equal(small, "");
+}
+
+static void test_hf_names(void **state)
+{
+    (void)state;
+    char b[256];
+    assert_string_equal(bt_hf_name("encoder.layer.0.output.dense.weight", "BertForSequenceClassification", b, sizeof b),
+                        "bert.encoder.layer.0.output.dense.weight");
+    assert_string_equal(bt_hf_name("pooler.dense.weight", "BertForSequenceClassification", b, sizeof b), "bert.pooler.dense.weight");
+    assert_string_equal(bt_hf_name("embeddings.LayerNorm.bias", "BertForMaskedLM", b, sizeof b), "bert.embeddings.LayerNorm.bias");
+    assert_string_equal(bt_hf_name("classifier.weight", "BertForSequenceClassification", b, sizeof b), "classifier.weight");
+    assert_string_equal(bt_hf_name("classifier.bias", "BertForTokenClassification", b, sizeof b), "classifier.bias");
+    assert_string_equal(bt_hf_name("cls.predictions.bias", "BertForMaskedLM", b, sizeof b), "cls.predictions.bias");
+    assert_string_equal(bt_hf_name("encoder.layer.0.output.dense.weight", "BertModel", b, sizeof b),
+                        "encoder.layer.0.output.dense.weight");
+    assert_string_equal(bt_hf_name("embeddings.word_embeddings.weight", NULL, b, sizeof b), "embeddings.word_embeddings.weight");
+    assert_null(bt_hf_name("classifier.weight", "RobertaForSequenceClassification", b, sizeof b));
+    assert_null(bt_hf_name("embeddings.word_embeddings.weight", "BertForMaskedLM", b, 10));
+}
+
+/* ---- synthetic checkpoints ---- */
+
+static bt_model_config tiny(int labels)
+{
+    bt_model_config c = {0};
+    c.vocab_size = 10; c.hidden_size = 4; c.num_hidden_layers = 2; c.num_attention_heads = 2;
+    c.intermediate_size = 8; c.max_position_embeddings = 6; c.type_vocab_size = 2; c.num_labels = labels;
+    return c;
+}
+
+/* Deterministic per-(name, element) value, exact in fp16. */
+static float value_of(const char *canon, int64_t k)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = canon; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
+    return (float)(h % 64) + 0.25f * (float)(k % 16);
+}
+
+enum scheme { PLAIN, PREFIXED, LEGACY };
+
+typedef struct {
+    const char *drop[4];        /* canonical names to leave out */
+    const char *reshape;        /* canonical name written with its first dim + 1 */
+    const char *extra[4];       /* raw extra tensor names (F32 [2]) */
+    const char *as_int;         /* canonical name written as I32 */
+    int tie_embeddings;         /* write word embeddings as cls.predictions.decoder.weight only */
+    int decoder_bias_alias;     /* write cls.predictions.bias as decoder.bias (and maybe both) */
+    int f16;
+} variant;
+
+static int listed(const char *const *list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (list[i] && !strcmp(list[i], s)) return 1;
+    return 0;
+}
+
+/* Writes a checkpoint holding params (canonical) under the given scheme. */
+static void write_ckpt(const char *path, const bt_param_load *p, size_t n, enum scheme sch, const variant *v)
+{
+    bt_st_entry *e = calloc(n + 8, sizeof *e);
+    void **bufs = calloc(n + 8, sizeof *bufs);
+    char **names = calloc(n + 8, sizeof *names);
+    size_t ne = 0;
+    static float two[2] = {1, 2};
+    for (size_t i = 0; i < n; i++) {
+        if (listed(v->drop, 4, p[i].name)) continue;
+        char nm[300];
+        const char *canon = p[i].name;
+        int enc = !strncmp(canon, "embeddings.", 11) || !strncmp(canon, "encoder.", 8) || !strncmp(canon, "pooler.", 7);
+        snprintf(nm, sizeof nm, "%s%s", sch != PLAIN && enc ? "bert." : "", canon);
+        if (sch == LEGACY) {
+            size_t l = strlen(nm);
+            if (l > 16 && !strcmp(nm + l - 16, "LayerNorm.weight")) strcpy(nm + l - 6, "gamma");
+            else if (l > 14 && !strcmp(nm + l - 14, "LayerNorm.bias")) strcpy(nm + l - 4, "beta");
+        }
+        if (v->tie_embeddings && !strcmp(canon, "embeddings.word_embeddings.weight"))
+            strcpy(nm, "cls.predictions.decoder.weight");
+        if (v->decoder_bias_alias && !strcmp(canon, "cls.predictions.bias")) strcpy(nm, "cls.predictions.decoder.bias");
+        bt_st_entry *t = &e[ne];
+        t->ndim = p[i].ndim;
+        int64_t numel = 1;
+        for (int d = 0; d < t->ndim; d++) {
+            t->shape[d] = p[i].shape[d] + (v->reshape && !strcmp(v->reshape, canon) && d == 0);
+            numel *= t->shape[d];
+        }
+        if (v->as_int && !strcmp(v->as_int, canon)) {
+            t->dtype = BT_ST_I32;
+            bufs[ne] = calloc((size_t)numel + 1, 4);
+        } else if (v->f16) {
+            t->dtype = BT_ST_F16;
+            uint16_t *h = calloc((size_t)numel + 1, 2);
+            for (int64_t k = 0; k < numel; k++) { /* value_of is a multiple of 1/4 below 68: exact in half */
+                float x = value_of(canon, k);
+                int ex;
+                float m = frexpf(x, &ex); /* x = m * 2^ex, m in [0.5, 1) */
+                h[k] = x == 0 ? 0 : (uint16_t)(((15 + ex - 1) << 10) | (uint16_t)((2 * m - 1) * 1024));
+            }
+            bufs[ne] = h;
+        } else {
+            t->dtype = BT_ST_F32;
+            float *f = calloc((size_t)numel + 1, 4);
+            for (int64_t k = 0; k < numel; k++) f[k] = value_of(canon, k);
+            bufs[ne] = f;
+        }
+        names[ne] = strdup(nm);
+        t->name = names[ne];
+        t->data = bufs[ne];
+        ne++;
+    }
+    for (int x = 0; x < 4 && v->extra[x]; x++) e[ne++] = (bt_st_entry){v->extra[x], BT_ST_F32, 1, {2}, two};
+    const char *meta[] = {"format", "pt", NULL};
+    assert_int_equal(bt_st_write_file(path, e, ne, meta), 0);
+    for (size_t i = 0; i < n + 8; i++) {
+        free(bufs[i]);
+        free(names[i]);
+    }
+    free(bufs);
+    free(names);
+    free(e);
+}
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(tmpdir, "/tmp/baton-wt-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char p[128];
+    snprintf(p, sizeof p, "%s/model.safetensors", tmpdir);
+    unlink(p);
+    return rmdir(tmpdir);
+}
+
+/* Allocates dst for each param, loads, checks values. Returns the rc. */
+static int load_and_check(const char *path, bt_param_load *p, size_t n, int expect_values)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t numel = 1;
+        for (int d = 0; d < p[i].ndim; d++) numel *= p[i].shape[d];
+        p[i].dst = malloc((size_t)numel * sizeof(float));
+        for (int64_t k = 0; k < numel; k++) p[i].dst[k] = -12345.0f;
+    }
+    bt_err_clear();
+    int rc = bt_load_hf_weights(path, p, n);
+    for (size_t i = 0; i < n; i++) {
+        int64_t numel = 1;
+        for (int d = 0; d < p[i].ndim; d++) numel *= p[i].shape[d];
+        if (!rc && expect_values && p[i].found)
+            for (int64_t k = 0; k < numel; k++)
+                if (p[i].dst[k] != value_of(p[i].name, k)) {
+                    fprintf(stderr, "%s[%lld] = %g, want %g\n", p[i].name, (long long)k, p[i].dst[k],
+                            value_of(p[i].name, k));
+                    fail();
+                }
+        if (!p[i].found)
+            for (int64_t k = 0; k < numel; k++) assert_true(p[i].dst[k] == -12345.0f); /* untouched */
+        free(p[i].dst);
+        p[i].dst = NULL;
+    }
+    return rc;
+}
+
+static void path_of(char *buf, size_t n) { snprintf(buf, n, "%s/model.safetensors", tmpdir); }
+
+static size_t count_found(const bt_param_load *p, size_t n, const char *prefix)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += p[i].found && !strncmp(p[i].name, prefix, strlen(prefix));
+    return k;
+}
+
+static void test_schemes(void **state)
+{
+    (void)state;
+    char path[128];
+    path_of(path, sizeof path);
+    bt_model_config c = tiny(3);
+    size_t n;
+    bt_param_load *all = bt_bert_param_list(&c, BT_HEAD_POOLER | BT_HEAD_CLASSIFIER | BT_HEAD_MLM, &n);
+    assert_int_equal(n, 5 + 16 * 2 + 2 + 2 + 5);
+    assert_int_equal(all[0].optional, 0);
+    assert_int_equal(all[n - 1].optional, 1);
+    size_t ne;
+    bt_param_load *enc = bt_bert_param_list(&c, 0, &ne);
+    assert_int_equal(ne, 5 + 16 * 2);
+
+    /* BertModel / sentence-transformers: unprefixed, position_ids, pooler. */
+    variant v = {.drop = {"classifier.weight", "classifier.bias", "cls.predictions.transform.dense.weight"},
+                 .extra = {"embeddings.position_ids"}};
+    bt_param_load *base = bt_bert_param_list(&c, BT_HEAD_POOLER, &ne);
+    write_ckpt(path, base, ne, PLAIN, &v);
+    bt_param_list_free(base, ne);
+    assert_int_equal(load_and_check(path, all, n, 1), 0);
+    assert_int_equal(count_found(all, n, "encoder."), 32);
+    assert_int_equal(count_found(all, n, "pooler."), 2);
+    assert_int_equal(count_found(all, n, "classifier."), 0);
+    assert_int_equal(count_found(all, n, "cls."), 0);
+
+    /* BertForSequenceClassification: bert. prefix + classifier. */
+    variant v2 = {.extra = {"bert.embeddings.position_ids"}};
+    bt_param_load *seq = bt_bert_param_list(&c, BT_HEAD_POOLER | BT_HEAD_CLASSIFIER, &ne);
+    write_ckpt(path, seq, ne, PREFIXED, &v2);
+    assert_int_equal(load_and_check(path, all, n, 1), 0);
+    assert_int_equal(count_found(all, n, "classifier."), 2);
+    assert_int_equal(count_found(all, n, ""), ne);
+    /* fp16 copy of the same */
+    variant v2h = {.f16 = 1};
+    write_ckpt(path, seq, ne, PREFIXED, &v2h);
+    assert_int_equal(load_and_check(path, all, n, 1), 0);
+    assert_int_equal(count_found(all, n, ""), ne);
+    bt_param_list_free(seq, ne);
+
+    /* BertForMaskedLM, legacy gamma/beta, tied decoder weight only, decoder.bias alias. */
+    variant v3 = {.tie_embeddings = 1, .decoder_bias_alias = 1};
+    bt_param_load *mlm = bt_bert_param_list(&c, BT_HEAD_MLM, &ne);
+    write_ckpt(path, mlm, ne, LEGACY, &v3);
+    assert_int_equal(load_and_check(path, all, n, 1), 0);
+    assert_int_equal(count_found(all, n, "cls.predictions."), 5);
+    assert_int_equal(count_found(all, n, "embeddings.word_embeddings."), 1);
+    assert_int_equal(count_found(all, n, "pooler."), 0);
+
+    /* BertForPreTraining: seq_relationship ignored, both decoder.bias and bias present. */
+    variant v4 = {.extra = {"cls.seq_relationship.weight", "cls.seq_relationship.bias",
+                            "cls.predictions.decoder.bias", "unexpected.tensor"}};
+    bt_param_load *pre = bt_bert_param_list(&c, BT_HEAD_MLM | BT_HEAD_POOLER, &ne);
+    /* the extra decoder.bias is F32 [2], cls.predictions.bias is [10]: the primary name wins */
+    write_ckpt(path, pre, ne, PREFIXED, &v4);
+    assert_int_equal(load_and_check(path, all, n, 1), 0);
+    assert_int_equal(count_found(all, n, ""), ne);
+
+    /* Check-only (dst NULL). */
+    assert_int_equal(bt_load_hf_weights(path, enc, 37), 0);
+    assert_int_equal(count_found(enc, 37, ""), 37);
+    /* From a buffer (an archive member): errors name its label. */
+    {
+        char *buf;
+        size_t len;
+        assert_int_equal(bt_read_file(path, 1 << 20, &buf, &len), 0);
+        bt_st_file *f;
+        assert_int_equal(bt_st_open_buffer(buf, len, "ckpt-000000100.tar:model.safetensors", &f), 0);
+        assert_int_equal(bt_load_hf_weights_st(f, all, n), 0);
+        assert_int_equal(count_found(all, n, ""), ne);
+        bt_model_config c4 = tiny(4);
+        size_t n4;
+        bt_param_load *q = bt_bert_param_list(&c4, BT_HEAD_CLASSIFIER, &n4);
+        q[n4 - 1].optional = 0;
+        assert_int_equal(bt_load_hf_weights_st(f, q, n4), BT_EDATA);
+        assert_non_null(strstr(bt_errmsg(), "ckpt-000000100.tar:model.safetensors: 1 of 39"));
+        assert_non_null(strstr(bt_errmsg(), "missing     classifier.bias [4]"));
+        bt_param_list_free(q, n4);
+        bt_st_close(f);
+        free(buf);
+    }
+    bt_param_list_free(pre, ne);
+    bt_param_list_free(mlm, ne);
+    bt_param_list_free(enc, 37);
+    bt_param_list_free(all, n);
+}
+
+static void test_missing_and_misshaped(void **state)
+{
+    (void)state;
+    char path[128];
+    path_of(path, sizeof path);
+    bt_model_config c = tiny(3);
+    size_t n;
+    bt_param_load *p = bt_bert_param_list(&c, BT_HEAD_POOLER | BT_HEAD_CLASSIFIER, &n);
+    variant v = {.drop = {"encoder.layer.1.output.dense.weight", "embeddings.LayerNorm.bias", "pooler.dense.bias"},
+                 .reshape = "encoder.layer.0.attention.self.key.weight", .as_int = "embeddings.token_type_embeddings.weight"};
+    write_ckpt(path, p, n, PREFIXED, &v);
+    /* The checkpoint has 3 labels; ask for 5 to get a mis-shaped head too. */
+    bt_model_config c5 = tiny(5);
+    size_t n5;
+    bt_param_load *q = bt_bert_param_list(&c5, BT_HEAD_POOLER | BT_HEAD_CLASSIFIER, &n5);
+    int rc = load_and_check(path, q, n5, 0);
+    assert_int_equal(rc, BT_EDATA);
+    const char *m = bt_errmsg();
+    assert_non_null(strstr(m, path));
+    assert_non_null(strstr(m, "missing     encoder.layer.1.output.dense.weight [4,8]"));
+    assert_non_null(strstr(m, "missing     embeddings.LayerNorm.bias [4]"));
+    assert_null(strstr(m, "pooler.dense.bias")); /* optional: absent is fine */
+    assert_non_null(strstr(m, "mis-shaped  encoder.layer.0.attention.self.key.weight: expected [4,4], checkpoint has [5,4] "
+                              "(as 'bert.encoder.layer.0.attention.self.key.weight')"));
+    assert_non_null(strstr(m, "mis-shaped  classifier.weight: expected [5,4], checkpoint has [3,4]"));
+    assert_non_null(strstr(m, "mis-shaped  classifier.bias: expected [5], checkpoint has [3]"));
+    assert_non_null(strstr(m, "bad dtype   embeddings.token_type_embeddings.weight: I32"));
+    assert_non_null(strstr(m, "6 of 41 expected tensors"));
+    for (size_t i = 0; i < n5; i++) assert_int_equal(q[i].found, 0); /* nothing loaded on error */
+    bt_param_list_free(q, n5);
+
+    /* A wrong model entirely: a long list is cut, the message stays readable. */
+    bt_model_config big = tiny(3);
+    big.num_hidden_layers = 12;
+    q = bt_bert_param_list(&big, 0, &n5);
+    variant none = {0};
+    write_ckpt(path, p, n, PREFIXED, &none);
+    assert_int_equal(load_and_check(path, q, n5, 0), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "... and "));
+    assert_non_null(strstr(bt_errmsg(), "named like 'bert.embeddings.word_embeddings.weight'"));
+    bt_param_list_free(q, n5);
+
+    /* Duplicate spellings of one parameter. */
+    variant dup = {.extra = {"encoder.layer.0.output.dense.bias"}};
+    write_ckpt(path, p, n, PREFIXED, &dup);
+    assert_int_equal(bt_load_hf_weights(path, p, n), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "'bert.encoder.layer.0.output.dense.bias' and 'encoder.layer.0.output.dense.bias'"));
+
+    /* Requests with duplicate names are a caller bug; a missing file is missing input. */
+    bt_param_load twice[2] = {{.name = "pooler.dense.bias", .ndim = 1, .shape = {4}},
+                              {.name = "pooler.dense.bias", .ndim = 1, .shape = {4}}};
+    assert_int_equal(bt_load_hf_weights(path, twice, 2), BT_EINTERNAL);
+    assert_int_equal(bt_load_hf_weights("/nonexistent/model.safetensors", p, n), BT_ENOINPUT);
+    /* A damaged file: the safetensors error comes through. */
+    assert_int_equal(truncate(path, 100), 0);
+    assert_int_equal(bt_load_hf_weights(path, p, n), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "truncated"));
+    bt_param_list_free(p, n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_canonical_names),
+        cmocka_unit_test(test_hf_names),
+        cmocka_unit_test_setup_teardown(test_schemes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_and_misshaped, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
