@@ -29,6 +29,7 @@ enum bt_stream {
     BT_STREAM_DROPOUT = 2,
     BT_STREAM_MLM_MASK = 3,
     BT_STREAM_HEAD_INIT = 4,
+    BT_STREAM_LONGDOC_BUILD = 5, /* composing test/benchmark documents */
 };
 
 typedef struct { uint32_t v[4]; } bt_u32x4;
