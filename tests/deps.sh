@@ -4,7 +4,7 @@
 set -e
 need=""
 for p in build-essential pkg-config libarchive-dev libssl-dev libinih-dev libcmocka-dev \
-         libjansson-dev libutf8proc-dev libopenblas-dev; do
+         libjansson-dev libutf8proc-dev libopenblas-dev patchelf; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"
 done
 [ -z "$need" ] && exit 0

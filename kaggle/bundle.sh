@@ -1,0 +1,170 @@
+#!/bin/sh
+# kaggle/bundle.sh — packs a built baton and the shared libraries it needs
+# into baton-bundle.tar.gz, for machines that cannot install packages
+# (Kaggle with internet off, a bare spot instance).
+#
+# Owns: the bundle layout and how the bundled binary finds its libraries.
+# Must not: build baton (it packs what `make` built), or modify the input
+# binary (it patches a copy).
+#
+#   sh kaggle/bundle.sh [-b BINARY] [-o OUT.tar.gz] [--with-cuda-libs] [--no-glibc]
+#
+# Layout of the archive (one top-level directory):
+#   baton-bundle/baton              the binary, RUNPATH=$ORIGIN/lib
+#   baton-bundle/lib/*.so*          every library `ldd` lists except the glibc
+#                                   family and (by default) the CUDA libraries;
+#                                   each has RUNPATH=$ORIGIN so the libraries'
+#                                   own dependencies resolve inside lib/ too
+#   baton-bundle/lib/glibc/         the build machine's glibc and loader (not
+#                                   used by `baton` itself; see baton-glibc)
+#   baton-bundle/baton-glibc        launcher that runs baton under the bundled
+#                                   glibc, for hosts whose glibc is older than
+#                                   the build's (Kaggle's image has been older
+#                                   than Debian 12's 2.36; BUNDLE-INFO says
+#                                   what this bundle needs)
+#   baton-bundle/BUNDLE-INFO        version, glibc needed, libraries and sizes
+#
+# CUDA builds: libcudart/libcublas/libcublasLt are left out by default (about
+# 0.5-1 GB, and Kaggle's GPU image ships them under /usr/local/cuda/lib64,
+# which is appended to the RUNPATH); --with-cuda-libs puts them in lib/ for
+# hosts without a CUDA toolkit. The driver (libcuda.so.1) is never bundled.
+#
+# Needs: ldd, patchelf (installed with apt-get when missing and running as
+# root), tar, gzip. Exit: 0 written, 64 usage, 66 binary missing, 69 a needed
+# tool is missing, 70 the bundled binary does not start.
+set -eu
+
+bin=""
+out="baton-bundle.tar.gz"
+cuda_libs=0
+glibc=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -b) bin=$2; shift 2 ;;
+        -o) out=$2; shift 2 ;;
+        --with-cuda-libs) cuda_libs=1; shift ;;
+        --no-glibc) glibc=0; shift ;;
+        -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "bundle.sh: unknown argument '$1' (see --help)" >&2; exit 64 ;;
+    esac
+done
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "$bin" ]; then
+    for c in "$root/baton" "$root/build/baton"; do
+        [ -x "$c" ] && { bin=$c; break; }
+    done
+fi
+[ -n "$bin" ] && [ -x "$bin" ] || { echo "bundle.sh: no baton binary (build with 'make', or pass -b BINARY)" >&2; exit 66; }
+command -v ldd >/dev/null || { echo "bundle.sh: ldd not found (install libc-bin)" >&2; exit 69; }
+if ! command -v patchelf >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "bundle.sh: installing patchelf"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf >/dev/null 2>&1 ||
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf >/dev/null; } || true
+    fi
+    command -v patchelf >/dev/null || { echo "bundle.sh: patchelf not found (apt-get install patchelf)" >&2; exit 69; }
+fi
+
+stage=$(mktemp -d "${TMPDIR:-/tmp}/baton-bundle.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+b="$stage/baton-bundle"
+mkdir -p "$b/lib"
+cp "$bin" "$b/baton"
+chmod 755 "$b/baton"
+
+# glibc and its loader: present on every Linux, and must match each other, so
+# baton uses the host's. Everything else ldd lists is bundled.
+is_glibc() {
+    case "$1" in
+        libc.so.*|libm.so.*|libmvec.so.*|libpthread.so.*|libdl.so.*|librt.so.*|libresolv.so.*|\
+        libutil.so.*|libanl.so.*|libnsl.so.*|libnss_*|libthread_db.so.*|libBrokenLocale.so.*|\
+        libc_malloc_debug.so.*|ld-linux*|ld64.so*|linux-vdso*|linux-gate*) return 0 ;;
+    esac
+    return 1
+}
+is_cuda() {
+    case "$1" in
+        libcudart.so*|libcublas.so*|libcublasLt.so*|libnvrtc*|libnvJitLink*) return 0 ;;
+    esac
+    return 1
+}
+is_driver() { case "$1" in libcuda.so*|libnvidia*) return 0 ;; esac; return 1; }
+
+ldd_out=$(ldd "$bin") || { echo "bundle.sh: ldd failed on $bin (is it a dynamic executable?)" >&2; exit 66; }
+if echo "$ldd_out" | grep -q "not found"; then
+    echo "$ldd_out" | grep "not found" >&2
+    echo "bundle.sh: $bin has unresolved libraries on this machine" >&2; exit 66
+fi
+
+linked_cuda=0; skipped_cuda=""
+glibc_files=""
+# lines: "libfoo.so.1 => /path/libfoo.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+echo "$ldd_out" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3} $1 ~ /^\// {n=$1; sub(/.*\//, "", n); print n, $1}' >"$stage/libs"
+while read -r name path; do
+    if is_glibc "$name"; then
+        glibc_files="$glibc_files $name:$path"
+    elif is_driver "$name"; then
+        :
+    elif is_cuda "$name"; then
+        linked_cuda=1
+        if [ $cuda_libs = 1 ]; then cp -L "$path" "$b/lib/$name"; else skipped_cuda="$skipped_cuda $name"; fi
+    else
+        cp -L "$path" "$b/lib/$name"
+    fi
+done <"$stage/libs"
+
+rpath='$ORIGIN/lib'
+[ $linked_cuda = 1 ] && [ $cuda_libs = 0 ] && rpath="$rpath:/usr/local/cuda/lib64"
+patchelf --set-rpath "$rpath" "$b/baton"
+for l in "$b"/lib/*.so*; do
+    [ -f "$l" ] || continue
+    chmod 644 "$l"
+    patchelf --set-rpath '$ORIGIN' "$l"
+done
+
+if [ $glibc = 1 ]; then
+    mkdir -p "$b/lib/glibc"
+    for nf in $glibc_files; do
+        name=${nf%%:*}; path=${nf#*:}
+        cp -L "$path" "$b/lib/glibc/$name"
+    done
+    loader=$(cd "$b/lib/glibc" && ls ld-linux* ld64.so* 2>/dev/null | head -n1)
+    [ -n "$loader" ] || { echo "bundle.sh: no dynamic loader in ldd output" >&2; exit 70; }
+    cat >"$b/baton-glibc" <<EOF
+#!/bin/sh
+# Runs the bundled baton under the bundled glibc (for hosts whose glibc is
+# older than the build machine's). Written by kaggle/bundle.sh.
+d=\$(dirname "\$(readlink -f "\$0")")
+exec "\$d/lib/glibc/$loader" --library-path "\$d/lib/glibc:\$d/lib" "\$d/baton" "\$@"
+EOF
+    chmod 755 "$b/baton-glibc"
+fi
+
+# What the bundle needs from the host: the highest GLIBC_x.y symbol version.
+need_glibc=$(for f in "$b/baton" "$b"/lib/*.so*; do
+    [ -f "$f" ] && objdump -T "$f" 2>/dev/null | grep -o 'GLIBC_[0-9][0-9.]*'
+done | sed 's/GLIBC_//' | sort -u -t. -k1,1n -k2,2n -k3,3n | tail -n1)
+[ -n "$need_glibc" ] || need_glibc="unknown (objdump missing)"
+
+version=$(env -i "$b/baton" version 2>/dev/null | head -n1) ||
+    { echo "bundle.sh: the bundled binary does not start:" >&2; env -i "$b/baton" version >&2 || true; exit 70; }
+{
+    echo "$version"
+    echo "built on: $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), glibc $(ldd --version | head -n1 | awk '{print $NF}')"
+    echo "needs host glibc >= $need_glibc (else run ./baton-glibc, which brings its own)"
+    if [ $linked_cuda = 1 ]; then
+        if [ $cuda_libs = 1 ]; then echo "cuda: runtime libraries bundled in lib/"
+        else echo "cuda: runtime libraries NOT bundled (found via /usr/local/cuda/lib64 or LD_LIBRARY_PATH):$skipped_cuda"; fi
+    else
+        echo "cuda: not linked (CPU build)"
+    fi
+    echo "libraries:"
+    (cd "$b/lib" && for f in *.so* glibc/*; do [ -f "$f" ] && printf '  %-34s %10s bytes\n' "$f" "$(wc -c <"$f")"; done)
+} >"$b/BUNDLE-INFO"
+
+case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
+tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$stage" -cf - baton-bundle | gzip -9n >"$out.partial"
+mv "$out.partial" "$out"
+cat "$b/BUNDLE-INFO"
+echo "bundle: $out ($(wc -c <"$out") bytes)"
