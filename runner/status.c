@@ -1,0 +1,96 @@
+/* runner/status.c — status.json heartbeat (see status.h). */
+#include "runner/status.h"
+#include "runner/watchdog.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/mem.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+bt_status bt_status_init(const char *job, const char *output_dir)
+{
+    bt_status s;
+    memset(&s, 0, sizeof s);
+    s.job = job;
+    s.output_dir = output_dir;
+    s.state = "running";
+    s.loss = s.examples_per_s = s.eta_segment_s = s.eta_job_s = s.best_metric = NAN;
+    return s;
+}
+
+static void iso8601(double epoch, char buf[32])
+{
+    time_t t = (time_t)floor(epoch);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+char *bt_status_json(const bt_status *s, double now_epoch)
+{
+    char when[32], commit[32];
+    iso8601(now_epoch, when);
+    json_t *o = json_object();
+    json_object_set_new(o, "job", str_or_null(s->job));
+    json_object_set_new(o, "state", json_string(s->state ? s->state : "running"));
+    json_object_set_new(o, "step", json_integer(s->step));
+    json_object_set_new(o, "total_steps", json_integer(s->total_steps));
+    json_object_set_new(o, "epoch", num_or_null(s->epoch));
+    json_object_set_new(o, "loss", num_or_null(s->loss));
+    json_object_set_new(o, "examples_per_s", num_or_null(s->examples_per_s));
+    json_object_set_new(o, "eta_segment_s", num_or_null(s->eta_segment_s));
+    json_object_set_new(o, "eta_job_s", num_or_null(s->eta_job_s));
+    if (s->last_commit > 0) {
+        iso8601(s->last_commit, commit);
+        json_object_set_new(o, "last_commit", json_string(commit));
+    } else {
+        json_object_set_new(o, "last_commit", json_null());
+    }
+    json_object_set_new(o, "latest_archive", str_or_null(s->latest_archive));
+    json_object_set_new(o, "best_metric", num_or_null(s->best_metric));
+    json_object_set_new(o, "best_metric_name", str_or_null(s->best_metric_name));
+    json_object_set_new(o, "stop_reason", str_or_null(s->stop_reason));
+    json_object_set_new(o, "updated_at", json_string(when));
+    json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
+    json_object_set_new(o, "output_dir", str_or_null(s->output_dir));
+    json_object_set_new(o, "complete", json_boolean(s->state && !strcmp(s->state, "complete")));
+    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(o);
+    if (!txt) return bt_xstrdup("{}\n");
+    char *out = bt_xasprintf("%s\n", txt);
+    free(txt);
+    return out;
+}
+
+void bt_status_writer_init(bt_status_writer *w, const char *output_dir, double min_interval_s)
+{
+    w->path = bt_path_join(output_dir, BT_STATUS_FILE);
+    w->min_interval = min_interval_s;
+    w->last_write = 0;
+}
+
+void bt_status_writer_free(bt_status_writer *w)
+{
+    free(w->path);
+    w->path = NULL;
+}
+
+int bt_status_update(bt_status_writer *w, const bt_status *s, int force)
+{
+    double now = bt_now_mono();
+    if (!force && w->last_write > 0 && now - w->last_write < w->min_interval) return BT_OK;
+    char *txt = bt_status_json(s, bt_now_epoch());
+    int rc = bt_write_file_atomic(w->path, txt, strlen(txt));
+    free(txt);
+    if (rc) return bt_fail_context(rc, "status heartbeat");
+    w->last_write = now;
+    return BT_OK;
+}

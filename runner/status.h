@@ -1,0 +1,62 @@
+/* runner/status.h — the status.json heartbeat in the output directory.
+ *
+ * Owns: the document's fields and its atomic, rate-limited rewrite, so that a
+ * person or a supervisor (cat, jq, a Kaggle cell) can see where a job is at any
+ * moment without parsing logs. Written with util/file.h's atomic write, so a
+ * reader never sees half a file.
+ * Must not: be read back by baton to decide anything (archives are the truth).
+ *
+ * Document (every key always present; null where not known):
+ *   {"job": str, "state": "running"|"stopped"|"complete"|"failed"|"stalled",
+ *    "step": int, "total_steps": int, "epoch": float, "loss": float|null,
+ *    "examples_per_s": float|null, "eta_segment_s": float|null,
+ *    "eta_job_s": float|null, "last_commit": str|null (ISO 8601 UTC),
+ *    "latest_archive": str|null, "best_metric": float|null,
+ *    "best_metric_name": str|null, "stop_reason": str|null,
+ *    "updated_at": str (ISO 8601 UTC), "pid": int, "output_dir": str,
+ *    "complete": bool}
+ */
+#ifndef BATON_RUNNER_STATUS_H
+#define BATON_RUNNER_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BT_STATUS_FILE "status.json"
+
+typedef struct {
+    const char *job;
+    const char *state;          /* running, stopped, complete, failed, stalled */
+    int64_t step, total_steps;
+    double epoch;               /* fractional epochs done */
+    double loss;                /* NAN: null */
+    double examples_per_s;      /* NAN: null */
+    double eta_segment_s;       /* NAN: null */
+    double eta_job_s;           /* NAN: null */
+    double last_commit;         /* epoch seconds of the last commit; <= 0: null */
+    const char *latest_archive; /* NULL: null */
+    double best_metric;         /* NAN: null */
+    const char *best_metric_name;
+    const char *stop_reason;    /* NULL: null */
+    const char *output_dir;
+} bt_status;
+
+/* A status with every number unknown (NAN / 0) and state "running". */
+bt_status bt_status_init(const char *job, const char *output_dir);
+
+/* The JSON text (heap, ends with a newline); updated_at = now_epoch. */
+char *bt_status_json(const bt_status *s, double now_epoch);
+
+typedef struct {
+    char *path;          /* <output_dir>/status.json */
+    double min_interval; /* seconds between writes unless forced */
+    double last_write;   /* monotonic seconds, 0 = never */
+} bt_status_writer;
+
+void bt_status_writer_init(bt_status_writer *w, const char *output_dir, double min_interval_s);
+void bt_status_writer_free(bt_status_writer *w);
+/* Writes when forced or when min_interval has passed since the last write
+ * (state changes should force). Returns 0 (also when skipped) or BT_EIO. */
+int bt_status_update(bt_status_writer *w, const bt_status *s, int force);
+
+#endif
