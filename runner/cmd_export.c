@@ -1,10 +1,169 @@
-/* runner/cmd_export.c — placeholder until its issue lands; reports that plainly. */
+/* runner/cmd_export.c — `baton export ARCHIVE OUTDIR`: a Hugging Face model
+ * directory from a verified checkpoint: config.json (id2label/label2id from
+ * trainer.json's label map when there is one), model.safetensors (the
+ * member, byte for byte), vocab.txt, tokenizer_config.json.
+ * Must not: overwrite files in OUTDIR unless --force; write the optimizer.
+ */
 #include "runner/commands.h"
+#include "state/archive.h"
 #include "util/err.h"
+#include "util/file.h"
+#include "util/mem.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: baton export [--force] ARCHIVE OUTDIR\n"
+               "  writes OUTDIR/{config.json, model.safetensors, vocab.txt, tokenizer_config.json}\n"
+               "  --force: overwrite those files if they exist\n");
+}
+
+/* trainer.json "label_map": ["neg", "pos"] (index = id), {"0": "neg", ...} or {"neg": 0, ...}. */
+static int apply_label_map(json_t *config, json_t *trainer, const char *where)
+{
+    json_t *lm = trainer ? json_object_get(trainer, "label_map") : NULL;
+    if (!lm) return BT_OK;
+    json_t *id2 = json_object(), *l2i = json_object();
+    size_t n = 0;
+    if (json_is_array(lm)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(lm, i, v) {
+            if (!json_is_string(v)) goto bad;
+            char k[32];
+            snprintf(k, sizeof k, "%zu", i);
+            json_object_set(id2, k, v);
+            json_object_set_new(l2i, json_string_value(v), json_integer((json_int_t)i));
+            n++;
+        }
+    } else if (json_is_object(lm)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(lm, k, v) {
+            if (json_is_string(v)) { /* id -> label */
+                char *end;
+                long id = strtol(k, &end, 10);
+                if (*end || id < 0) goto bad;
+                json_object_set(id2, k, v);
+                json_object_set_new(l2i, json_string_value(v), json_integer(id));
+            } else if (json_is_integer(v)) { /* label -> id */
+                char ks[32];
+                snprintf(ks, sizeof ks, "%lld", (long long)json_integer_value(v));
+                json_object_set_new(id2, ks, json_string(k));
+                json_object_set(l2i, k, v);
+            } else goto bad;
+            n++;
+        }
+    } else goto bad;
+    json_object_set_new(config, "id2label", id2);
+    json_object_set_new(config, "label2id", l2i);
+    if (n) json_object_set_new(config, "num_labels", json_integer((json_int_t)n));
+    return BT_OK;
+bad:
+    json_decref(id2);
+    json_decref(l2i);
+    return bt_fail(BT_EDATA, "%s: trainer.json: label_map is neither a list of names nor an {id: name} object", where);
+}
+
+static int put(const char *dir, const char *name, const void *buf, size_t len, int force)
+{
+    char *p = bt_path_join(dir, name);
+    int rc = BT_OK;
+    if (!force && bt_path_exists(p))
+        rc = bt_fail(BT_EUSAGE, "%s already exists: export into an empty directory, or pass --force", p);
+    else
+        rc = bt_write_file_atomic(p, buf, len);
+    free(p);
+    return rc;
+}
+
+static int put_json(const char *dir, const char *name, json_t *j, int force)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!s) return bt_fail(BT_EINTERNAL, "export: cannot serialise %s", name);
+    size_t n = strlen(s);
+    char *t = bt_xasprintf("%s\n", s);
+    free(s);
+    int rc = put(dir, name, t, n + 1, force);
+    free(t);
+    return rc;
+}
 
 int cmd_export(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return bt_report_error(bt_fail(BT_EINTERNAL, "'%s' is not built yet in this version", argv[0]));
+    int force = 0;
+    const char *args[2] = {NULL, NULL};
+    int na = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
+        if (!strcmp(argv[i], "--force")) force = 1;
+        else if (argv[i][0] != '-' && na < 2) args[na++] = argv[i];
+        else {
+            usage(stderr);
+            return bt_report_error(bt_fail(BT_EUSAGE, "export: unexpected argument '%s'", argv[i]));
+        }
+    }
+    if (na != 2) {
+        usage(stderr);
+        return bt_report_error(bt_fail(BT_EUSAGE, "export: needs ARCHIVE and OUTDIR"));
+    }
+    const char *path = args[0], *out = args[1];
+    bt_archive *a;
+    int rc = bt_archive_read(path, NULL, NULL, &a);
+    if (rc) return bt_report_error(rc);
+    bt_st_file *m = NULL;
+    json_t *config = NULL, *trainer = NULL, *tok = NULL;
+    rc = bt_archive_open_model(a, &m); /* validates the safetensors before it is published */
+    if (rc) goto out;
+    json_error_t je;
+    const char *ctext = bt_archive_text(a, BT_M_CONFIG);
+    config = json_loads(ctext[0] ? ctext : "{}", 0, &je);
+    if (!json_is_object(config)) {
+        rc = bt_fail(BT_EDATA, "%s: config.json is not a JSON object (%s)", path, config ? "another type" : je.text);
+        goto out;
+    }
+    trainer = json_loads(bt_archive_text(a, BT_M_TRAINER), 0, NULL);
+    rc = apply_label_map(config, trainer, path);
+    if (rc) goto out;
+    int lower = 1;
+    json_t *dl = json_object_get(config, "do_lower_case");
+    if (!dl && trainer) dl = json_object_get(trainer, "do_lower_case");
+    if (json_is_boolean(dl)) lower = json_is_true(dl);
+    json_object_del(config, "do_lower_case");
+    tok = json_object();
+    json_object_set_new(tok, "tokenizer_class", json_string("BertTokenizer"));
+    json_object_set_new(tok, "do_lower_case", json_boolean(lower));
+    json_t *mpe = json_object_get(config, "max_position_embeddings");
+    if (json_is_integer(mpe)) json_object_set(tok, "model_max_length", mpe);
+    json_object_set_new(tok, "unk_token", json_string("[UNK]"));
+    json_object_set_new(tok, "sep_token", json_string("[SEP]"));
+    json_object_set_new(tok, "pad_token", json_string("[PAD]"));
+    json_object_set_new(tok, "cls_token", json_string("[CLS]"));
+    json_object_set_new(tok, "mask_token", json_string("[MASK]"));
+    if (!bt_archive_member_size(a, BT_M_VOCAB)) {
+        rc = bt_fail(BT_EDATA, "%s: vocab.txt is empty: this archive cannot be exported as a model directory", path);
+        goto out;
+    }
+    rc = bt_mkdirs(out);
+    size_t len;
+    const uint8_t *mb = bt_archive_member(a, "model.safetensors", &len);
+    if (!rc) rc = put(out, "model.safetensors", mb, len, force);
+    if (!rc) rc = put_json(out, "config.json", config, force);
+    const char *vocab = bt_archive_text(a, BT_M_VOCAB);
+    if (!rc) rc = put(out, "vocab.txt", vocab, strlen(vocab), force);
+    if (!rc) rc = put_json(out, "tokenizer_config.json", tok, force);
+    if (!rc)
+        printf("exported step %lld of %s to %s (config.json, model.safetensors, vocab.txt, tokenizer_config.json)\n",
+               (long long)bt_archive_step(a), path, out);
+out:
+    json_decref(config);
+    json_decref(trainer);
+    json_decref(tok);
+    bt_st_close(m);
+    bt_archive_close(a);
+    return rc ? bt_report_error(rc) : 0;
 }
