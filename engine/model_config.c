@@ -30,19 +30,19 @@ static const struct {
     const char *name;
     bt_activation act;
 } act_names[] = {
-    {"gelu", BT_ACT_GELU},           {"gelu_python", BT_ACT_GELU},
-    {"gelu_new", BT_ACT_GELU_TANH},  {"gelu_pytorch_tanh", BT_ACT_GELU_TANH},
-    {"gelu_fast", BT_ACT_GELU_TANH}, {"relu", BT_ACT_RELU},
-    {"silu", BT_ACT_SILU},           {"swish", BT_ACT_SILU},
+    {"gelu", BT_HIDDEN_ACT_GELU},           {"gelu_python", BT_HIDDEN_ACT_GELU},
+    {"gelu_new", BT_HIDDEN_ACT_GELU_TANH},  {"gelu_pytorch_tanh", BT_HIDDEN_ACT_GELU_TANH},
+    {"gelu_fast", BT_HIDDEN_ACT_GELU_TANH}, {"relu", BT_HIDDEN_ACT_RELU},
+    {"silu", BT_HIDDEN_ACT_SILU},           {"swish", BT_HIDDEN_ACT_SILU},
 };
 
 const char *bt_activation_name(bt_activation a)
 {
     switch (a) {
-    case BT_ACT_GELU: return "gelu";
-    case BT_ACT_GELU_TANH: return "gelu_new";
-    case BT_ACT_RELU: return "relu";
-    case BT_ACT_SILU: return "silu";
+    case BT_HIDDEN_ACT_GELU: return "gelu";
+    case BT_HIDDEN_ACT_GELU_TANH: return "gelu_new";
+    case BT_HIDDEN_ACT_RELU: return "relu";
+    case BT_HIDDEN_ACT_SILU: return "silu";
     }
     return "?";
 }
@@ -234,7 +234,7 @@ static int parse_root(bt_model_config *c, json_t *root, const char *label)
 
     if ((rc = get_string(root, label, "hidden_act", &s))) return rc;
     if (!s) {
-        c->hidden_act = BT_ACT_GELU;
+        c->hidden_act = BT_HIDDEN_ACT_GELU;
     } else {
         size_t i;
         for (i = 0; i < sizeof act_names / sizeof *act_names; i++)

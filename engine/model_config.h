@@ -12,10 +12,10 @@
 #include <stddef.h>
 
 typedef enum {
-    BT_ACT_GELU,      /* "gelu", "gelu_python": exact erf GELU */
-    BT_ACT_GELU_TANH, /* "gelu_new", "gelu_pytorch_tanh", "gelu_fast": tanh approximation */
-    BT_ACT_RELU,      /* "relu" */
-    BT_ACT_SILU,      /* "silu", "swish" */
+    BT_HIDDEN_ACT_GELU,      /* "gelu", "gelu_python": exact erf GELU */
+    BT_HIDDEN_ACT_GELU_TANH, /* "gelu_new", "gelu_pytorch_tanh", "gelu_fast": tanh approximation */
+    BT_HIDDEN_ACT_RELU,      /* "relu" */
+    BT_HIDDEN_ACT_SILU,      /* "silu", "swish" */
 } bt_activation;
 
 typedef enum {

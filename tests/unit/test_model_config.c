@@ -54,7 +54,7 @@ static void test_minilm(void **state)
     assert_int_equal(c.num_hidden_layers, 6);
     assert_int_equal(c.num_attention_heads, 12);
     assert_int_equal(c.intermediate_size, 1536);
-    assert_int_equal(c.hidden_act, BT_ACT_GELU);
+    assert_int_equal(c.hidden_act, BT_HIDDEN_ACT_GELU);
     assert_true(c.hidden_dropout_prob == 0.1f);
     assert_true(c.attention_probs_dropout_prob == 0.1f);
     assert_true(c.classifier_dropout == 0.1f); /* absent -> hidden_dropout_prob */
@@ -84,7 +84,7 @@ static void test_defaults_and_options(void **state)
     assert_int_equal(c.hidden_size, 768);
     assert_int_equal(c.num_hidden_layers, 12);
     assert_int_equal(c.intermediate_size, 3072);
-    assert_int_equal(c.hidden_act, BT_ACT_GELU);
+    assert_int_equal(c.hidden_act, BT_HIDDEN_ACT_GELU);
     assert_null(c.architecture);
     bt_model_config_free(&c);
 
@@ -92,7 +92,7 @@ static void test_defaults_and_options(void **state)
                            "\"hidden_act\":\"gelu_new\",\"num_labels\":5,\"problem_type\":\"regression\"}", &c), 0);
     assert_true(c.classifier_dropout == 0.2f);
     assert_int_equal(c.pad_token_id, -1);
-    assert_int_equal(c.hidden_act, BT_ACT_GELU_TANH);
+    assert_int_equal(c.hidden_act, BT_HIDDEN_ACT_GELU_TANH);
     assert_int_equal(c.num_labels, 5);
     assert_int_equal(c.has_labels, 0);
     assert_string_equal(c.labels[4], "LABEL_4");
@@ -101,11 +101,11 @@ static void test_defaults_and_options(void **state)
 
     assert_int_equal(parse("{\"classifier_dropout\":0.3,\"hidden_act\":\"gelu_pytorch_tanh\"}", &c), 0);
     assert_true(c.classifier_dropout == 0.3f);
-    assert_int_equal(c.hidden_act, BT_ACT_GELU_TANH);
+    assert_int_equal(c.hidden_act, BT_HIDDEN_ACT_GELU_TANH);
     bt_model_config_free(&c);
     const struct { const char *name; bt_activation a; } acts[] = {
-        {"gelu", BT_ACT_GELU}, {"gelu_python", BT_ACT_GELU}, {"gelu_fast", BT_ACT_GELU_TANH},
-        {"relu", BT_ACT_RELU}, {"silu", BT_ACT_SILU}, {"swish", BT_ACT_SILU}};
+        {"gelu", BT_HIDDEN_ACT_GELU}, {"gelu_python", BT_HIDDEN_ACT_GELU}, {"gelu_fast", BT_HIDDEN_ACT_GELU_TANH},
+        {"relu", BT_HIDDEN_ACT_RELU}, {"silu", BT_HIDDEN_ACT_SILU}, {"swish", BT_HIDDEN_ACT_SILU}};
     for (size_t i = 0; i < sizeof acts / sizeof *acts; i++) {
         char buf[96];
         snprintf(buf, sizeof buf, "{\"hidden_act\":\"%s\"}", acts[i].name);
@@ -113,7 +113,7 @@ static void test_defaults_and_options(void **state)
         assert_int_equal(c.hidden_act, acts[i].a);
         bt_model_config_free(&c);
     }
-    assert_string_equal(bt_activation_name(BT_ACT_GELU), "gelu");
+    assert_string_equal(bt_activation_name(BT_HIDDEN_ACT_GELU), "gelu");
     assert_string_equal(bt_problem_type_name(BT_PROBLEM_MULTI_LABEL), "multi_label_classification");
     assert_null(bt_problem_type_name(BT_PROBLEM_NONE));
 }

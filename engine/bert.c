@@ -1,0 +1,887 @@
+/* engine/bert.c — BERT forward/backward and heads on a bt_backend (see bert.h).
+ *
+ * Owns: the parameter table and its single allocation, the activation arena,
+ * batch staging (padding to the longest sequence), the op sequence, losses.
+ * Must not: call backend functions except through be->op, include
+ * engine/model_config.h (see init.h), or hold optimizer state.
+ *
+ * Shapes: B examples, S tokens (longest in the batch), N = B*S rows, D hidden,
+ * H heads, Dh = D/H, I intermediate, V vocab, C labels, L layers.
+ *
+ * Forward (post-LN, as HF BertModel):
+ *   e      = word[ids] + pos[s] + type[tt]                  [N,D]  (emb_h)
+ *   x0     = dropout(LN(e))                                  [N,D]
+ *   per layer l, x = x_l:
+ *     qkv  = x Wqkv^T + bqkv                                 [N,3D] = [B,S,3,H,Dh]
+ *     ctx  = attention(qkv, mask)  (probs saved)             [N,D]
+ *     h1   = dropout(ctx Wo^T + bo) + x ; a = LN1(h1)        [N,D]
+ *     pre  = a Wi^T + bi ; act = f(pre)                      [N,I]
+ *     h2   = dropout(act Wf^T + bf) + a ; x_{l+1} = LN2(h2)  [N,D]
+ *   SEQ_CLS : cls = x_L[b*S] ; pooled = tanh(cls Wp^T + bp) ; logits = dropout(pooled) Wc^T + bc  [B,C]
+ *   TOKEN   : logits = dropout(x_L) Wc^T + bc                                       [N,C]
+ *   MLM     : t = LN(f(x_L Wt^T + bt)) ; logits = t[masked] Wword^T + bias          [M,V]
+ * Backward is the same sequence reversed; every parameter gradient is
+ * ACCUMULATED (+=), so micro-batches add up without copies.
+ */
+#include "kernels/backend.h"
+#include "engine/bert.h"
+#include "engine/model_weights.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert((int)BT_BERT_ACT_GELU == (int)BT_ACT_GELU_ERF, "init.h activation values must match backend.h");
+_Static_assert((int)BT_BERT_ACT_GELU_TANH == (int)BT_ACT_GELU_TANH, "init.h activation values must match backend.h");
+_Static_assert((int)BT_BERT_ACT_RELU == (int)BT_ACT_RELU, "init.h activation values must match backend.h");
+
+#define ALIGNF 16 /* floats: 64-byte alignment of every storage tensor */
+#define MAX_PARAMS_PER_LAYER 16
+
+typedef struct { size_t wqkv, bqkv, wo, bo, g1, b1, wi, bi, wf, bf, g2, b2; } layer_off;
+
+/* Saved activations of one encoder layer. */
+typedef struct {
+    float *qkv;   /* [N,3D] */
+    float *ctx;   /* [N,D] */
+    float *probs; /* [B,H,S,S] */
+    float *lse;   /* [B,H,S] */
+    float *h1;    /* [N,D] residual sum before LN1 */
+    float *m1, *r1; /* [N] */
+    float *a;     /* [N,D] LN1 output */
+    float *pre;   /* [N,I] before the activation */
+    float *act;   /* [N,I] after; reused as d(pre) in backward */
+    float *h2;    /* [N,D] */
+    float *m2, *r2; /* [N] */
+} layer_act;
+
+struct bt_bert {
+    bt_backend *be;
+    bt_device dev;
+    bt_bert_config cfg;
+    bt_task task;
+    int C;            /* logits columns: num_labels, or V for MLM, D for encoder */
+    int max_B, max_S, training;
+    uint64_t seed;
+    int heads_init;
+
+    bt_bert_param *tab;
+    size_t ntab, cap;
+    size_t total;     /* floats in the parameter allocation */
+    float *params, *grads;
+
+    size_t o_word, o_pos, o_type, o_eg, o_eb;
+    layer_off *lo;
+    int has_pooler, has_cls, has_mlm;
+    size_t o_pw, o_pb, o_cw, o_cb, o_tw, o_tb, o_tg, o_tbeta, o_mbias;
+
+    int freeze_emb, freeze_layers;
+
+    /* activation arena (one allocation) */
+    void *arena;
+    size_t arena_bytes;
+    int32_t *ids, *pos, *tt, *mask, *rows, *lab, *mrows; /* [N] each ([B] rows) */
+    float *targ;      /* [B,C] */
+    float *emb_h, *emb_mean, *emb_rstd; /* [N,D], [N], [N] */
+    float **x;        /* x[0..L] [N,D] */
+    layer_act *la;
+    float *cls, *ppre, *pooled, *pd; /* [B,D] */
+    float *xd;        /* [N,D] token-cls dropout output */
+    float *tpre, *tact, *t, *tmean, *trstd, *tm; /* MLM transform [N,D] / [N] */
+    float *logits, *dlogits; /* [rows, C] */
+    float *loss;      /* [1] */
+    /* backward temporaries */
+    float *dX, *dH, *dP, *dA, *dC, *dI, *dQKV, *dB1, *dB2, *dB3, *gscratch;
+
+    /* batch state */
+    int B, S, nm;     /* current batch dims, masked rows (MLM) */
+    int32_t *h_ids, *h_pos, *h_tt, *h_mask, *h_rows, *h_lab, *h_mrows;
+    float *h_targ;
+    float *h_out;     /* host scratch for logits */
+    size_t h_out_cap;
+};
+
+/* ---------------------------------------------------------------- table */
+
+static size_t add_param(bt_bert *m, size_t *cursor, int ndim, int64_t s0, int64_t s1, int part, int no_decay,
+                        const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+static size_t add_param(bt_bert *m, size_t *cursor, int ndim, int64_t s0, int64_t s1, int part, int no_decay,
+                        const char *fmt, ...)
+{
+    if (m->ntab == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 64;
+        m->tab = bt_xrealloc(m->tab, m->cap * sizeof *m->tab);
+    }
+    bt_bert_param *p = &m->tab[m->ntab++];
+    memset(p, 0, sizeof *p);
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    p->name = bt_xstrdup(buf);
+    p->ndim = ndim;
+    p->shape[0] = s0;
+    p->shape[1] = ndim == 2 ? s1 : 0;
+    p->numel = (size_t)s0 * (ndim == 2 ? (size_t)s1 : 1);
+    p->off = *cursor;
+    p->part = part;
+    p->no_decay = no_decay;
+    *cursor += p->numel;
+    return p->off;
+}
+
+static size_t align_up(size_t x) { return (x + ALIGNF - 1) / ALIGNF * ALIGNF; }
+
+static void build_table(bt_bert *m)
+{
+    const bt_bert_config *c = &m->cfg;
+    int64_t V = c->vocab, D = c->hidden, I = c->inter, P = c->max_pos, T = c->type_vocab;
+    size_t cur = 0;
+#define ALIGN() (cur = align_up(cur))
+    m->o_word = add_param(m, &cur, 2, V, D, BT_PART_EMBED, 0, "embeddings.word_embeddings.weight"); ALIGN();
+    m->o_pos = add_param(m, &cur, 2, P, D, BT_PART_EMBED, 0, "embeddings.position_embeddings.weight"); ALIGN();
+    m->o_type = add_param(m, &cur, 2, T, D, BT_PART_EMBED, 0, "embeddings.token_type_embeddings.weight"); ALIGN();
+    m->o_eg = add_param(m, &cur, 1, D, 0, BT_PART_EMBED, 1, "embeddings.LayerNorm.weight"); ALIGN();
+    m->o_eb = add_param(m, &cur, 1, D, 0, BT_PART_EMBED, 1, "embeddings.LayerNorm.bias"); ALIGN();
+    m->lo = bt_xcalloc((size_t)c->layers, sizeof *m->lo);
+    for (int l = 0; l < c->layers; l++) {
+        layer_off *o = &m->lo[l];
+        /* [3D,D]: q | k | v row blocks, then [3D] bias q | k | v */
+        o->wqkv = add_param(m, &cur, 2, D, D, l, 0, "encoder.layer.%d.attention.self.query.weight", l);
+        add_param(m, &cur, 2, D, D, l, 0, "encoder.layer.%d.attention.self.key.weight", l);
+        add_param(m, &cur, 2, D, D, l, 0, "encoder.layer.%d.attention.self.value.weight", l); ALIGN();
+        o->bqkv = add_param(m, &cur, 1, D, 0, l, 1, "encoder.layer.%d.attention.self.query.bias", l);
+        add_param(m, &cur, 1, D, 0, l, 1, "encoder.layer.%d.attention.self.key.bias", l);
+        add_param(m, &cur, 1, D, 0, l, 1, "encoder.layer.%d.attention.self.value.bias", l); ALIGN();
+        o->wo = add_param(m, &cur, 2, D, D, l, 0, "encoder.layer.%d.attention.output.dense.weight", l); ALIGN();
+        o->bo = add_param(m, &cur, 1, D, 0, l, 1, "encoder.layer.%d.attention.output.dense.bias", l); ALIGN();
+        o->g1 = add_param(m, &cur, 1, D, 0, l, 1, "encoder.layer.%d.attention.output.LayerNorm.weight", l); ALIGN();
+        o->b1 = add_param(m, &cur, 1, D, 0, l, 1, "encoder.layer.%d.attention.output.LayerNorm.bias", l); ALIGN();
+        o->wi = add_param(m, &cur, 2, I, D, l, 0, "encoder.layer.%d.intermediate.dense.weight", l); ALIGN();
+        o->bi = add_param(m, &cur, 1, I, 0, l, 1, "encoder.layer.%d.intermediate.dense.bias", l); ALIGN();
+        o->wf = add_param(m, &cur, 2, D, I, l, 0, "encoder.layer.%d.output.dense.weight", l); ALIGN();
+        o->bf = add_param(m, &cur, 1, D, 0, l, 1, "encoder.layer.%d.output.dense.bias", l); ALIGN();
+        o->g2 = add_param(m, &cur, 1, D, 0, l, 1, "encoder.layer.%d.output.LayerNorm.weight", l); ALIGN();
+        o->b2 = add_param(m, &cur, 1, D, 0, l, 1, "encoder.layer.%d.output.LayerNorm.bias", l); ALIGN();
+    }
+    if (m->has_pooler) {
+        m->o_pw = add_param(m, &cur, 2, D, D, BT_PART_POOLER, 0, "pooler.dense.weight"); ALIGN();
+        m->o_pb = add_param(m, &cur, 1, D, 0, BT_PART_POOLER, 1, "pooler.dense.bias"); ALIGN();
+    }
+    if (m->has_cls) {
+        m->o_cw = add_param(m, &cur, 2, m->C, D, BT_PART_HEAD, 0, "classifier.weight"); ALIGN();
+        m->o_cb = add_param(m, &cur, 1, m->C, 0, BT_PART_HEAD, 1, "classifier.bias"); ALIGN();
+    }
+    if (m->has_mlm) {
+        m->o_tw = add_param(m, &cur, 2, D, D, BT_PART_HEAD, 0, "cls.predictions.transform.dense.weight"); ALIGN();
+        m->o_tb = add_param(m, &cur, 1, D, 0, BT_PART_HEAD, 1, "cls.predictions.transform.dense.bias"); ALIGN();
+        m->o_tg = add_param(m, &cur, 1, D, 0, BT_PART_HEAD, 1, "cls.predictions.transform.LayerNorm.weight"); ALIGN();
+        m->o_tbeta = add_param(m, &cur, 1, D, 0, BT_PART_HEAD, 1, "cls.predictions.transform.LayerNorm.bias"); ALIGN();
+        m->o_mbias = add_param(m, &cur, 1, c->vocab, 0, BT_PART_HEAD, 1, "cls.predictions.bias"); ALIGN();
+    }
+#undef ALIGN
+    m->total = cur;
+}
+
+/* ---------------------------------------------------------------- arena */
+
+typedef struct { char *base; size_t off; } bump;
+
+static void *take(bump *b, size_t bytes)
+{
+    b->off = (b->off + 63) / 64 * 64;
+    void *p = b->base ? b->base + b->off : NULL;
+    b->off += bytes;
+    return p;
+}
+#define TAKEF(b, n) ((float *)take((b), (size_t)(n) * sizeof(float)))
+#define TAKEI(b, n) ((int32_t *)take((b), (size_t)(n) * sizeof(int32_t)))
+
+static void layout_arena(bt_bert *m, bump *b)
+{
+    size_t Bm = (size_t)m->max_B, Sm = (size_t)m->max_S, N = Bm * Sm;
+    size_t D = (size_t)m->cfg.hidden, I = (size_t)m->cfg.inter, H = (size_t)m->cfg.heads, L = (size_t)m->cfg.layers;
+    size_t C = (size_t)m->C;
+    m->ids = TAKEI(b, N); m->pos = TAKEI(b, N); m->tt = TAKEI(b, N); m->mask = TAKEI(b, N);
+    m->rows = TAKEI(b, Bm); m->lab = TAKEI(b, N); m->mrows = TAKEI(b, N);
+    m->targ = TAKEF(b, Bm * C);
+    m->emb_h = TAKEF(b, N * D); m->emb_mean = TAKEF(b, N); m->emb_rstd = TAKEF(b, N);
+    /* training keeps every layer's activations; inference shares one set and
+     * ping-pongs x between two buffers */
+    size_t nsets = m->training ? L : 1;
+    float *xs[2] = {NULL, NULL};
+    if (!m->training) { xs[0] = TAKEF(b, N * D); xs[1] = TAKEF(b, N * D); }
+    for (size_t l = 0; l <= L; l++) m->x[l] = m->training ? TAKEF(b, N * D) : xs[l & 1];
+    for (size_t l = 0; l < L; l++) {
+        layer_act *a = &m->la[l];
+        if (l >= nsets) { *a = m->la[0]; continue; }
+        a->qkv = TAKEF(b, N * 3 * D); a->ctx = TAKEF(b, N * D);
+        a->probs = TAKEF(b, Bm * H * Sm * Sm); a->lse = TAKEF(b, Bm * H * Sm);
+        a->h1 = TAKEF(b, N * D); a->m1 = TAKEF(b, N); a->r1 = TAKEF(b, N); a->a = TAKEF(b, N * D);
+        a->pre = TAKEF(b, N * I); a->act = TAKEF(b, N * I);
+        a->h2 = TAKEF(b, N * D); a->m2 = TAKEF(b, N); a->r2 = TAKEF(b, N);
+    }
+    size_t rows = m->task == BT_TASK_SEQ_CLS ? Bm : N;
+    if (m->task == BT_TASK_SEQ_CLS) {
+        m->cls = TAKEF(b, Bm * D); m->ppre = TAKEF(b, Bm * D); m->pooled = TAKEF(b, Bm * D); m->pd = TAKEF(b, Bm * D);
+    }
+    if (m->task == BT_TASK_TOKEN_CLS) m->xd = TAKEF(b, N * D);
+    if (m->task == BT_TASK_MLM) {
+        m->tpre = TAKEF(b, N * D); m->tact = TAKEF(b, N * D); m->t = TAKEF(b, N * D);
+        m->tmean = TAKEF(b, N); m->trstd = TAKEF(b, N); m->tm = TAKEF(b, N * D);
+    }
+    if (m->task != BT_TASK_ENCODER) {
+        m->logits = TAKEF(b, rows * C);
+        m->dlogits = TAKEF(b, rows * C);
+    }
+    m->loss = TAKEF(b, 16);
+    if (m->training) {
+        m->dX = TAKEF(b, N * D); m->dH = TAKEF(b, N * D); m->dP = TAKEF(b, N * D);
+        m->dA = TAKEF(b, N * D); m->dC = TAKEF(b, N * D); m->dI = TAKEF(b, N * I);
+        m->dQKV = TAKEF(b, N * 3 * D);
+        m->dB1 = TAKEF(b, Bm * D); m->dB2 = TAKEF(b, Bm * D); m->dB3 = TAKEF(b, Bm * D);
+        m->gscratch = TAKEF(b, 2 * D);
+    }
+}
+
+/* ---------------------------------------------------------------- views */
+
+static bt_tensor V1(const bt_bert *m, void *p, int64_t a) { return bt_view1(p, BT_F32, m->dev, a); }
+static bt_tensor V2(const bt_bert *m, void *p, int64_t a, int64_t b) { return bt_view2(p, BT_F32, m->dev, a, b); }
+static bt_tensor I1(const bt_bert *m, void *p, int64_t a) { return bt_view1(p, BT_I32, m->dev, a); }
+static bt_tensor I2(const bt_bert *m, void *p, int64_t a, int64_t b) { return bt_view2(p, BT_I32, m->dev, a, b); }
+static float *P(const bt_bert *m, size_t off) { return m->params + off; }
+static float *G(const bt_bert *m, size_t off) { return m->grads + off; }
+
+/* y[M,N] (beta: 0 overwrite, 1 accumulate) = x[M,K] W[N,K]^T + b */
+static void linear(bt_bert *m, float *x, int64_t M, int64_t K, float *w, float *bias, int64_t Nout, float *y,
+                   int epi, float *pre)
+{
+    bt_tensor X = V2(m, x, M, K), W = V2(m, w, Nout, K), Y = V2(m, y, M, Nout), Bv = V1(m, bias, Nout);
+    bt_tensor Pre = V2(m, pre, M, Nout);
+    m->be->matmul(m->be, &X, 0, &W, 1, &Y, bias ? &Bv : NULL, 1.0f, 0.0f, epi, pre ? &Pre : NULL);
+}
+
+/* dW[N,K] += dY[M,N]^T x[M,K]; db[N] += sum_rows dY (db may be NULL) */
+static void linear_wgrad(bt_bert *m, float *dy, int64_t M, int64_t Nout, float *x, int64_t K, float *dw, float *db)
+{
+    bt_tensor DY = V2(m, dy, M, Nout), X = V2(m, x, M, K), DW = V2(m, dw, Nout, K);
+    m->be->matmul(m->be, &DY, 1, &X, 0, &DW, NULL, 1.0f, 1.0f, BT_EPI_NONE, NULL);
+    if (db) {
+        bt_tensor DB = V1(m, db, Nout);
+        m->be->bias_grad(m->be, &DY, &DB, 1);
+    }
+}
+
+/* dx[M,K] (= or +=) dY[M,N] W[N,K] */
+static void linear_dgrad(bt_bert *m, float *dy, int64_t M, int64_t Nout, float *w, int64_t K, float *dx, float beta)
+{
+    bt_tensor DY = V2(m, dy, M, Nout), W = V2(m, w, Nout, K), DX = V2(m, dx, M, K);
+    m->be->matmul(m->be, &DY, 0, &W, 0, &DX, NULL, 1.0f, beta, BT_EPI_NONE, NULL);
+}
+
+static bt_dropout_key dkey(const bt_bert *m, uint32_t step, uint32_t micro, uint32_t layer, uint32_t site)
+{
+    bt_dropout_key k = {m->seed, step, micro, layer, site};
+    return k;
+}
+
+static void dropout(bt_bert *m, float *x, float *y, int64_t n, float p, bt_dropout_key k)
+{
+    bt_tensor X = V1(m, x, n), Y = V1(m, y, n);
+    m->be->dropout(m->be, &X, &Y, p, k);
+}
+
+static int act_epilogue(int act)
+{
+    return act == BT_ACT_GELU_ERF ? BT_EPI_GELU_ERF : act == BT_ACT_GELU_TANH ? BT_EPI_GELU_TANH : BT_EPI_NONE;
+}
+
+/* y = f(x W^T + b), pre receives x W^T + b */
+static void linear_act(bt_bert *m, float *x, int64_t M, int64_t K, float *w, float *bias, int64_t Nout, float *pre,
+                       float *y)
+{
+    int epi = act_epilogue(m->cfg.act);
+    if (epi != BT_EPI_NONE) {
+        linear(m, x, M, K, w, bias, Nout, y, epi, pre);
+    } else {
+        linear(m, x, M, K, w, bias, Nout, pre, BT_EPI_NONE, NULL);
+        bt_tensor Pr = V2(m, pre, M, Nout), Y = V2(m, y, M, Nout);
+        m->be->act_fwd(m->be, m->cfg.act, &Pr, &Y);
+    }
+}
+
+/* ---------------------------------------------------------------- create */
+
+static int resolve_labels(bt_bert *m, const bt_bert_opts *o)
+{
+    bt_bert_config *c = &m->cfg;
+    if (o->num_labels > 0) c->num_labels = o->num_labels;
+    if (o->problem != BT_LOSS_AUTO) c->problem = o->problem;
+    if (m->task == BT_TASK_SEQ_CLS && c->problem == BT_LOSS_AUTO)
+        c->problem = c->num_labels == 1 ? BT_LOSS_REGRESSION : BT_LOSS_SINGLE; /* HF's rule (int labels) */
+    if (m->task == BT_TASK_TOKEN_CLS) c->problem = BT_LOSS_SINGLE;
+    if ((m->task == BT_TASK_SEQ_CLS || m->task == BT_TASK_TOKEN_CLS) && c->num_labels < 1)
+        return bt_fail(BT_ECONFIG, "num_labels is %d: a classification head needs at least 1 label "
+                                   "(set num_labels in the job, or id2label in config.json)", c->num_labels);
+    if (m->task == BT_TASK_SEQ_CLS && c->problem == BT_LOSS_SINGLE && c->num_labels < 2)
+        return bt_fail(BT_ECONFIG, "single_label_classification needs num_labels >= 2 (got %d); "
+                                   "for one output use problem_type regression", c->num_labels);
+    m->C = m->task == BT_TASK_MLM ? c->vocab : m->task == BT_TASK_ENCODER ? c->hidden : c->num_labels;
+    return 0;
+}
+
+static void init_missing(bt_bert *m, float *host, const bt_param_load *pl)
+{
+    const bt_bert_config *c = &m->cfg;
+    for (size_t i = 0; i < m->ntab; i++) {
+        if (pl[i].found) continue;
+        const bt_bert_param *p = &m->tab[i];
+        float *d = host + p->off;
+        uint32_t id = 0;
+        if (!strcmp(p->name, "classifier.weight")) id = BT_INIT_CLASSIFIER_W;
+        else if (!strcmp(p->name, "pooler.dense.weight")) id = BT_INIT_POOLER_W;
+        else if (!strcmp(p->name, "cls.predictions.transform.dense.weight")) id = BT_INIT_MLM_DENSE_W;
+        if (id) bt_init_normal(d, (int64_t)p->numel, m->seed, id, c->init_range);
+        else if (strstr(p->name, "LayerNorm.weight")) for (size_t k = 0; k < p->numel; k++) d[k] = 1.0f;
+        else memset(d, 0, p->numel * sizeof *d);
+        m->heads_init++;
+        bt_info("initialised %s (not in the checkpoint)", p->name);
+    }
+}
+
+int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o, bt_bert **out)
+{
+    *out = NULL;
+    bt_bert *m = bt_xcalloc(1, sizeof *m);
+    m->be = be;
+    m->dev = be->device;
+    m->task = o->task;
+    m->seed = o->seed;
+    m->training = o->training;
+    int rc = bt_bert_config_load(model_dir, &m->cfg);
+    if (rc) goto fail;
+    const bt_bert_config *c = &m->cfg;
+    if ((rc = resolve_labels(m, o))) goto fail;
+    if (o->max_batch < 1 || o->max_seq < 1) {
+        rc = bt_fail(BT_EUSAGE, "max_batch %d / max_seq %d: both must be >= 1", o->max_batch, o->max_seq);
+        goto fail;
+    }
+    if (o->max_seq > c->max_pos) {
+        rc = bt_fail(BT_ECONFIG, "max_seq %d exceeds the model's max_position_embeddings %d (%s/config.json); "
+                                 "lower max_length", o->max_seq, c->max_pos, model_dir);
+        goto fail;
+    }
+    m->max_B = o->max_batch;
+    m->max_S = o->max_seq;
+    m->has_pooler = m->task == BT_TASK_SEQ_CLS;
+    m->has_cls = m->task == BT_TASK_SEQ_CLS || m->task == BT_TASK_TOKEN_CLS;
+    m->has_mlm = m->task == BT_TASK_MLM;
+    build_table(m);
+
+    /* load into a host mirror, initialise missing heads, upload once */
+    float *host = bt_xaligned_alloc(m->total * sizeof(float));
+    memset(host, 0, m->total * sizeof(float));
+    bt_param_load *pl = bt_xcalloc(m->ntab, sizeof *pl);
+    for (size_t i = 0; i < m->ntab; i++) {
+        pl[i].name = m->tab[i].name;
+        pl[i].ndim = m->tab[i].ndim;
+        pl[i].shape[0] = m->tab[i].shape[0];
+        pl[i].shape[1] = m->tab[i].shape[1];
+        pl[i].dst = host + m->tab[i].off;
+        pl[i].optional = m->tab[i].part == BT_PART_HEAD || m->tab[i].part == BT_PART_POOLER;
+    }
+    char *st = bt_path_join(model_dir, "model.safetensors");
+    rc = bt_load_hf_weights(st, pl, m->ntab);
+    free(st);
+    if (!rc) init_missing(m, host, pl);
+    free(pl);
+    if (rc) {
+        bt_aligned_free(host);
+        goto fail;
+    }
+    m->params = be->alloc(be, m->total * sizeof(float));
+    if (!m->params) {
+        bt_aligned_free(host);
+        rc = bt_fail(BT_EIO, "%s: cannot allocate %.1f MB of parameters on the %s backend", model_dir,
+                     m->total * 4.0 / 1e6, be->name);
+        goto fail;
+    }
+    be->upload(be, m->params, host, m->total * sizeof(float));
+    bt_aligned_free(host);
+    if (m->training) {
+        m->grads = be->alloc(be, m->total * sizeof(float));
+        if (!m->grads) {
+            rc = bt_fail(BT_EIO, "cannot allocate %.1f MB of gradients on the %s backend", m->total * 4.0 / 1e6,
+                         be->name);
+            goto fail;
+        }
+    }
+    m->x = bt_xcalloc((size_t)c->layers + 1, sizeof *m->x);
+    m->la = bt_xcalloc((size_t)c->layers, sizeof *m->la);
+    bump b = {NULL, 0};
+    layout_arena(m, &b);
+    m->arena_bytes = b.off;
+    m->arena = be->alloc(be, m->arena_bytes);
+    if (!m->arena) {
+        rc = bt_fail(BT_EIO, "cannot allocate a %.1f MB activation arena for batch %d x seq %d on the %s backend; "
+                             "lower batch_size or max_length", m->arena_bytes / 1e6, m->max_B, m->max_S, be->name);
+        goto fail;
+    }
+    b.base = m->arena;
+    b.off = 0;
+    layout_arena(m, &b);
+    size_t N = (size_t)m->max_B * m->max_S;
+    m->h_ids = bt_xcalloc(N, 4); m->h_pos = bt_xcalloc(N, 4); m->h_tt = bt_xcalloc(N, 4);
+    m->h_mask = bt_xcalloc(N, 4); m->h_rows = bt_xcalloc((size_t)m->max_B, 4); m->h_lab = bt_xcalloc(N, 4);
+    m->h_mrows = bt_xcalloc(N, 4); m->h_targ = bt_xcalloc((size_t)m->max_B * m->C, 4);
+    bt_info("model %s: %zu parameters (%.1f MB), arena %.1f MB for batch %d x %d", model_dir, m->total,
+            m->total * 4.0 / 1e6, m->arena_bytes / 1e6, m->max_B, m->max_S);
+    *out = m;
+    return 0;
+fail:
+    bt_bert_free(m);
+    return rc;
+}
+
+void bt_bert_free(bt_bert *m)
+{
+    if (!m) return;
+    if (m->params) m->be->free(m->be, m->params);
+    if (m->grads) m->be->free(m->be, m->grads);
+    if (m->arena) m->be->free(m->be, m->arena);
+    for (size_t i = 0; i < m->ntab; i++) free(m->tab[i].name);
+    free(m->tab);
+    free(m->lo);
+    free(m->x);
+    free(m->la);
+    free(m->h_ids); free(m->h_pos); free(m->h_tt); free(m->h_mask); free(m->h_rows); free(m->h_lab);
+    free(m->h_mrows); free(m->h_targ); free(m->h_out);
+    free(m);
+}
+
+/* ---------------------------------------------------------------- accessors */
+
+const bt_bert_config *bt_bert_cfg(const bt_bert *m) { return &m->cfg; }
+bt_task bt_bert_task(const bt_bert *m) { return m->task; }
+bt_backend *bt_bert_backend(const bt_bert *m) { return m->be; }
+size_t bt_bert_nparams(const bt_bert *m) { return m->ntab; }
+const bt_bert_param *bt_bert_param_at(const bt_bert *m, size_t i) { return i < m->ntab ? &m->tab[i] : NULL; }
+size_t bt_bert_total_floats(const bt_bert *m) { return m->total; }
+float *bt_bert_params_dev(bt_bert *m) { return m->params; }
+float *bt_bert_grads_dev(bt_bert *m) { return m->grads; }
+int bt_bert_heads_initialised(const bt_bert *m) { return m->heads_init; }
+int bt_bert_logits_cols(const bt_bert *m) { return m->C; }
+
+const bt_bert_param *bt_bert_find(const bt_bert *m, const char *name)
+{
+    for (size_t i = 0; i < m->ntab; i++)
+        if (!strcmp(m->tab[i].name, name)) return &m->tab[i];
+    return NULL;
+}
+
+void bt_bert_download_params(bt_bert *m, float *host)
+{
+    m->be->download(m->be, host, m->params, m->total * sizeof(float));
+}
+
+void bt_bert_upload_params(bt_bert *m, const float *host)
+{
+    m->be->upload(m->be, m->params, host, m->total * sizeof(float));
+}
+
+void bt_bert_set_frozen(bt_bert *m, int freeze_embeddings, int freeze_layers)
+{
+    m->freeze_emb = freeze_embeddings ? 1 : 0;
+    m->freeze_layers = freeze_layers < 0 ? 0 : freeze_layers > m->cfg.layers ? m->cfg.layers : freeze_layers;
+}
+
+static int layer_trainable(const bt_bert *m, int l) { return l >= m->freeze_layers; }
+
+int bt_bert_param_trainable(const bt_bert *m, const bt_bert_param *p)
+{
+    if (p->part == BT_PART_EMBED) return !m->freeze_emb;
+    if (p->part >= 0) return layer_trainable(m, p->part);
+    return 1;
+}
+
+void bt_bert_zero_grads(bt_bert *m)
+{
+    if (m->grads) m->be->memset0(m->be, m->grads, m->total * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- batch */
+
+static int stage_batch(bt_bert *m, const bt_batch *b, int need_labels)
+{
+    const bt_bert_config *c = &m->cfg;
+    if (b->n < 1 || b->n > m->max_B)
+        return bt_fail(BT_EDATA, "batch of %d examples: the model was sized for 1..%d", b->n, m->max_B);
+    int S = 0;
+    for (int i = 0; i < b->n; i++) {
+        if (b->len[i] < 1 || b->len[i] > m->max_S)
+            return bt_fail(BT_EDATA, "example %d of the batch has %d tokens: allowed 1..%d (max_length)", i,
+                           b->len[i], m->max_S);
+        if (b->len[i] > S) S = b->len[i];
+    }
+    if (need_labels && (m->task == BT_TASK_TOKEN_CLS || m->task == BT_TASK_MLM) && !b->token_labels)
+        return bt_fail(BT_EDATA, "%s batch without per-token labels (use -100 for tokens without one)",
+                       m->task == BT_TASK_MLM ? "masked-LM" : "token-classification");
+    int B = b->n, N = B * S, C = m->C;
+    int pad = c->pad_id >= 0 ? c->pad_id : 0;
+    m->nm = 0;
+    for (int i = 0; i < B; i++) {
+        m->h_rows[i] = i * S;
+        for (int s = 0; s < S; s++) {
+            int r = i * S + s, real = s < b->len[i];
+            int32_t id = real ? b->ids[i][s] : pad;
+            int32_t ty = real && b->type_ids ? b->type_ids[i][s] : 0;
+            if (id < 0 || id >= c->vocab)
+                return bt_fail(BT_EDATA, "example %d token %d: id %d outside the vocabulary [0,%d)", i, s, id, c->vocab);
+            if (ty < 0 || ty >= c->type_vocab)
+                return bt_fail(BT_EDATA, "example %d token %d: token type %d outside [0,%d)", i, s, ty, c->type_vocab);
+            m->h_ids[r] = id;
+            m->h_pos[r] = s;
+            m->h_tt[r] = ty;
+            m->h_mask[r] = real;
+            m->h_lab[r] = -100;
+            if (m->task == BT_TASK_TOKEN_CLS && real && b->token_labels) {
+                int32_t y = b->token_labels[i][s];
+                if (y != -100 && (y < 0 || y >= C))
+                    return bt_fail(BT_EDATA, "example %d token %d: label %d outside [0,%d) (or -100 to ignore)", i, s,
+                                   y, C);
+                m->h_lab[r] = y;
+            }
+            if (m->task == BT_TASK_MLM && real) {
+                int32_t y = b->token_labels ? b->token_labels[i][s] : -2;
+                if (y == -100) continue;
+                if (y != -2 && (y < 0 || y >= c->vocab))
+                    return bt_fail(BT_EDATA, "example %d token %d: MLM label %d outside [0,%d) (or -100)", i, s, y,
+                                   c->vocab);
+                m->h_mrows[m->nm] = r;
+                m->h_lab[m->nm] = y < 0 ? 0 : y;
+                m->nm++;
+            }
+        }
+    }
+    if (m->task == BT_TASK_SEQ_CLS && need_labels) {
+        int prob = c->problem;
+        if (prob == BT_LOSS_SINGLE) {
+            if (!b->label) return bt_fail(BT_EDATA, "single-label classification batch without labels");
+            for (int i = 0; i < B; i++) {
+                if (b->label[i] != -100 && (b->label[i] < 0 || b->label[i] >= C))
+                    return bt_fail(BT_EDATA, "example %d: label %d outside [0,%d)", i, b->label[i], C);
+                m->h_lab[i] = b->label[i];
+            }
+        } else {
+            if (!b->target) return bt_fail(BT_EDATA, "%s batch without float targets",
+                                           prob == BT_LOSS_MULTI ? "multi-label" : "regression");
+            memcpy(m->h_targ, b->target, (size_t)B * C * sizeof(float));
+        }
+    }
+    bt_backend *be = m->be;
+    be->upload(be, m->ids, m->h_ids, (size_t)N * 4);
+    be->upload(be, m->pos, m->h_pos, (size_t)N * 4);
+    be->upload(be, m->tt, m->h_tt, (size_t)N * 4);
+    be->upload(be, m->mask, m->h_mask, (size_t)N * 4);
+    be->upload(be, m->rows, m->h_rows, (size_t)B * 4);
+    be->upload(be, m->lab, m->h_lab, (size_t)N * 4);
+    if (m->task == BT_TASK_MLM && m->nm) be->upload(be, m->mrows, m->h_mrows, (size_t)m->nm * 4);
+    if (m->task == BT_TASK_SEQ_CLS && c->problem != BT_LOSS_SINGLE && need_labels)
+        be->upload(be, m->targ, m->h_targ, (size_t)B * C * 4);
+    m->B = B;
+    m->S = S;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
+{
+    bt_backend *be = m->be;
+    const bt_bert_config *c = &m->cfg;
+    int64_t B = m->B, S = m->S, N = B * S, D = c->hidden, I = c->inter, H = c->heads, Dh = D / H;
+    float ph = train ? c->p_hidden : 0.0f, pa = train ? c->p_attn : 0.0f;
+
+    bt_tensor ids = I1(m, m->ids, N), pos = I1(m, m->pos, N), tt = I1(m, m->tt, N);
+    bt_tensor wv = V2(m, P(m, m->o_word), c->vocab, D), wp = V2(m, P(m, m->o_pos), c->max_pos, D),
+              wt = V2(m, P(m, m->o_type), c->type_vocab, D);
+    bt_tensor e = V2(m, m->emb_h, N, D), x0 = V2(m, m->x[0], N, D);
+    bt_tensor eg = V1(m, P(m, m->o_eg), D), eb = V1(m, P(m, m->o_eb), D);
+    bt_tensor em = V1(m, m->emb_mean, N), er = V1(m, m->emb_rstd, N);
+    be->embed_fwd(be, &ids, &pos, &tt, &wv, &wp, &wt, &e);
+    be->layernorm_fwd(be, &e, NULL, &eg, &eb, c->ln_eps, &x0, &em, &er, NULL);
+    dropout(m, m->x[0], m->x[0], N * D, ph, dkey(m, step, micro, 0, BT_SITE_EMBED));
+
+    bt_tensor mask = I2(m, m->mask, B, S);
+    float scale = 1.0f / sqrtf((float)Dh);
+    for (int l = 0; l < c->layers; l++) {
+        const layer_off *o = &m->lo[l];
+        layer_act *a = &m->la[l];
+        float *x = m->x[l], *proj = m->x[l + 1]; /* x_{l+1} doubles as the projection scratch */
+        linear(m, x, N, D, P(m, o->wqkv), P(m, o->bqkv), 3 * D, a->qkv, BT_EPI_NONE, NULL);
+        bt_tensor qkv = V2(m, a->qkv, N, 3 * D), ctx = V2(m, a->ctx, N, D);
+        int64_t ps[4] = {B, H, S, S};
+        bt_tensor probs = bt_view(a->probs, BT_F32, m->dev, 4, ps);
+        int64_t ls[3] = {B, H, S};
+        bt_tensor lse = bt_view(a->lse, BT_F32, m->dev, 3, ls);
+        be->attention_fwd(be, &qkv, &mask, (int)B, (int)S, (int)H, (int)Dh, scale, pa,
+                          dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_PROBS), &ctx, &probs, &lse);
+        /* h1 = dropout(ctx Wo^T + bo) + x ; a = LN1(h1) */
+        float *tmp = a->a; /* LN1's output buffer holds the projection until LN overwrites it */
+        linear(m, a->ctx, N, D, P(m, o->wo), P(m, o->bo), D, tmp, BT_EPI_NONE, NULL);
+        dropout(m, tmp, tmp, N * D, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_OUT));
+        bt_tensor tT = V2(m, tmp, N, D), xT = V2(m, x, N, D), h1 = V2(m, a->h1, N, D), aT = V2(m, a->a, N, D);
+        bt_tensor g1 = V1(m, P(m, o->g1), D), b1 = V1(m, P(m, o->b1), D);
+        bt_tensor m1 = V1(m, a->m1, N), r1 = V1(m, a->r1, N);
+        be->layernorm_fwd(be, &tT, &xT, &g1, &b1, c->ln_eps, &aT, &m1, &r1, &h1);
+        /* FFN */
+        linear_act(m, a->a, N, D, P(m, o->wi), P(m, o->bi), I, a->pre, a->act);
+        linear(m, a->act, N, I, P(m, o->wf), P(m, o->bf), D, proj, BT_EPI_NONE, NULL);
+        dropout(m, proj, proj, N * D, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_FFN_OUT));
+        bt_tensor pT = V2(m, proj, N, D), h2 = V2(m, a->h2, N, D), xo = V2(m, m->x[l + 1], N, D);
+        bt_tensor g2 = V1(m, P(m, o->g2), D), b2 = V1(m, P(m, o->b2), D);
+        bt_tensor m2 = V1(m, a->m2, N), r2 = V1(m, a->r2, N);
+        be->layernorm_fwd(be, &pT, &aT, &g2, &b2, c->ln_eps, &xo, &m2, &r2, &h2);
+    }
+    float *xL = m->x[c->layers];
+    int64_t C = m->C;
+    if (m->task == BT_TASK_SEQ_CLS) {
+        bt_tensor src = V2(m, xL, N, D), rows = I1(m, m->rows, B), cls = V2(m, m->cls, B, D);
+        be->gather_rows(be, &src, &rows, &cls);
+        linear(m, m->cls, B, D, P(m, m->o_pw), P(m, m->o_pb), D, m->ppre, BT_EPI_NONE, NULL);
+        bt_tensor pp = V2(m, m->ppre, B, D), po = V2(m, m->pooled, B, D);
+        be->act_fwd(be, BT_ACT_TANH, &pp, &po);
+        dropout(m, m->pooled, m->pd, B * D, train ? c->p_classifier : 0.0f,
+                dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
+        linear(m, m->pd, B, D, P(m, m->o_cw), P(m, m->o_cb), C, m->logits, BT_EPI_NONE, NULL);
+    } else if (m->task == BT_TASK_TOKEN_CLS) {
+        dropout(m, xL, m->xd, N * D, train ? c->p_classifier : 0.0f, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
+        linear(m, m->xd, N, D, P(m, m->o_cw), P(m, m->o_cb), C, m->logits, BT_EPI_NONE, NULL);
+    } else if (m->task == BT_TASK_MLM && m->nm > 0) {
+        linear_act(m, xL, N, D, P(m, m->o_tw), P(m, m->o_tb), D, m->tpre, m->tact);
+        bt_tensor ta = V2(m, m->tact, N, D), t = V2(m, m->t, N, D);
+        bt_tensor tg = V1(m, P(m, m->o_tg), D), tb = V1(m, P(m, m->o_tbeta), D);
+        bt_tensor tmn = V1(m, m->tmean, N), trs = V1(m, m->trstd, N);
+        be->layernorm_fwd(be, &ta, NULL, &tg, &tb, c->ln_eps, &t, &tmn, &trs, NULL);
+        bt_tensor rows = I1(m, m->mrows, m->nm), tm = V2(m, m->tm, m->nm, D);
+        be->gather_rows(be, &t, &rows, &tm);
+        linear(m, m->tm, m->nm, D, P(m, m->o_word), P(m, m->o_mbias), C, m->logits, BT_EPI_NONE, NULL);
+    }
+}
+
+/* Loss of the current batch into m->loss[0], d(loss)*grad_scale into dlogits. */
+static int compute_loss(bt_bert *m, float grad_scale, float *loss_host)
+{
+    bt_backend *be = m->be;
+    int64_t C = m->C, B = m->B, N = (int64_t)m->B * m->S;
+    bt_tensor loss = V1(m, m->loss, 1);
+    if (m->task == BT_TASK_SEQ_CLS) {
+        bt_tensor lg = V2(m, m->logits, B, C), dl = V2(m, m->dlogits, B, C);
+        if (m->cfg.problem == BT_LOSS_SINGLE) {
+            bt_tensor lab = I1(m, m->lab, B);
+            be->softmax_xent(be, &lg, &lab, grad_scale, &loss, &dl);
+        } else {
+            bt_tensor tg = V2(m, m->targ, B, C);
+            if (m->cfg.problem == BT_LOSS_MULTI) be->bce_logits(be, &lg, &tg, grad_scale, &loss, &dl);
+            else be->mse(be, &lg, &tg, grad_scale, &loss, &dl);
+        }
+    } else if (m->task == BT_TASK_TOKEN_CLS) {
+        bt_tensor lg = V2(m, m->logits, N, C), dl = V2(m, m->dlogits, N, C), lab = I1(m, m->lab, N);
+        be->softmax_xent(be, &lg, &lab, grad_scale, &loss, &dl);
+    } else if (m->task == BT_TASK_MLM) {
+        if (m->nm == 0) {
+            *loss_host = 0.0f;
+            return 0;
+        }
+        bt_tensor lg = V2(m, m->logits, m->nm, C), dl = V2(m, m->dlogits, m->nm, C), lab = I1(m, m->lab, m->nm);
+        be->softmax_xent(be, &lg, &lab, grad_scale, &loss, &dl);
+    } else {
+        return bt_fail(BT_EINTERNAL, "the encoder-only model has no loss");
+    }
+    be->download(be, loss_host, m->loss, sizeof(float));
+    return 0;
+}
+
+/* ---------------------------------------------------------------- backward */
+
+static void layer_backward(bt_bert *m, int l, int want_dx, uint32_t step, uint32_t micro)
+{
+    bt_backend *be = m->be;
+    const bt_bert_config *c = &m->cfg;
+    int64_t B = m->B, S = m->S, N = B * S, D = c->hidden, I = c->inter, H = c->heads, Dh = D / H;
+    float ph = c->p_hidden, pa = c->p_attn;
+    const layer_off *o = &m->lo[l];
+    layer_act *a = &m->la[l];
+    int tr = layer_trainable(m, l);
+    float *sg = m->gscratch, *sb = m->gscratch + D; /* LN grads of a frozen layer go here */
+
+    /* LN2: dH = d(h2) from dX = d(x_{l+1}) */
+    bt_tensor h2 = V2(m, a->h2, N, D), dX = V2(m, m->dX, N, D), dH = V2(m, m->dH, N, D);
+    bt_tensor g2 = V1(m, P(m, o->g2), D), m2 = V1(m, a->m2, N), r2 = V1(m, a->r2, N);
+    bt_tensor dg2 = V1(m, tr ? G(m, o->g2) : sg, D), db2 = V1(m, tr ? G(m, o->b2) : sb, D);
+    be->layernorm_bwd(be, &h2, &dX, &g2, &m2, &r2, &dH, &dg2, &db2);
+    /* output dense (through its dropout) */
+    dropout(m, m->dH, m->dP, N * D, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_FFN_OUT));
+    if (tr) linear_wgrad(m, m->dP, N, D, a->act, I, G(m, o->wf), G(m, o->bf));
+    linear_dgrad(m, m->dP, N, D, P(m, o->wf), I, m->dI, 0.0f);
+    bt_tensor pre = V2(m, a->pre, N, I), dI = V2(m, m->dI, N, I), dpre = V2(m, a->act, N, I);
+    be->act_bwd(be, c->act, &pre, &dI, &dpre, 0); /* a->act now holds d(pre) */
+    if (tr) linear_wgrad(m, a->act, N, I, a->a, D, G(m, o->wi), G(m, o->bi));
+    /* dA = d(pre) Wi + dH (residual) */
+    linear_dgrad(m, a->act, N, I, P(m, o->wi), D, m->dA, 0.0f);
+    bt_tensor dA = V2(m, m->dA, N, D);
+    be->add(be, &dA, &dH, &dA);
+    /* LN1 */
+    bt_tensor h1 = V2(m, a->h1, N, D), g1 = V1(m, P(m, o->g1), D), m1 = V1(m, a->m1, N), r1 = V1(m, a->r1, N);
+    bt_tensor dg1 = V1(m, tr ? G(m, o->g1) : sg, D), db1 = V1(m, tr ? G(m, o->b1) : sb, D);
+    be->layernorm_bwd(be, &h1, &dA, &g1, &m1, &r1, &dH, &dg1, &db1);
+    dropout(m, m->dH, m->dP, N * D, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_OUT));
+    if (tr) linear_wgrad(m, m->dP, N, D, a->ctx, D, G(m, o->wo), G(m, o->bo));
+    linear_dgrad(m, m->dP, N, D, P(m, o->wo), D, m->dC, 0.0f);
+    /* attention */
+    bt_tensor qkv = V2(m, a->qkv, N, 3 * D), ctx = V2(m, a->ctx, N, D), dctx = V2(m, m->dC, N, D);
+    bt_tensor dqkv = V2(m, m->dQKV, N, 3 * D), mask = I2(m, m->mask, B, S);
+    int64_t ps[4] = {B, H, S, S}, ls[3] = {B, H, S};
+    bt_tensor probs = bt_view(a->probs, BT_F32, m->dev, 4, ps), lse = bt_view(a->lse, BT_F32, m->dev, 3, ls);
+    be->attention_bwd(be, &qkv, &mask, (int)B, (int)S, (int)H, (int)Dh, 1.0f / sqrtf((float)Dh), pa,
+                      dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_PROBS), &ctx, &probs, &lse, &dctx, &dqkv);
+    if (tr) linear_wgrad(m, m->dQKV, N, 3 * D, m->x[l], D, G(m, o->wqkv), G(m, o->bqkv));
+    if (want_dx) {
+        linear_dgrad(m, m->dQKV, N, 3 * D, P(m, o->wqkv), D, m->dX, 0.0f);
+        be->add(be, &dX, &dH, &dX);
+    }
+}
+
+static void backward(bt_bert *m, uint32_t step, uint32_t micro)
+{
+    bt_backend *be = m->be;
+    const bt_bert_config *c = &m->cfg;
+    int64_t B = m->B, S = m->S, N = B * S, D = c->hidden, C = m->C;
+    float *xL = m->x[c->layers];
+    bt_tensor dX = V2(m, m->dX, N, D);
+    int have_dx = 1;
+
+    if (m->task == BT_TASK_SEQ_CLS) {
+        linear_wgrad(m, m->dlogits, B, C, m->pd, D, G(m, m->o_cw), G(m, m->o_cb));
+        linear_dgrad(m, m->dlogits, B, C, P(m, m->o_cw), D, m->dB1, 0.0f);
+        dropout(m, m->dB1, m->dB1, B * D, c->p_classifier, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
+        bt_tensor pp = V2(m, m->ppre, B, D), d1 = V2(m, m->dB1, B, D), d2 = V2(m, m->dB2, B, D);
+        be->act_bwd(be, BT_ACT_TANH, &pp, &d1, &d2, 0);
+        linear_wgrad(m, m->dB2, B, D, m->cls, D, G(m, m->o_pw), G(m, m->o_pb));
+        linear_dgrad(m, m->dB2, B, D, P(m, m->o_pw), D, m->dB3, 0.0f);
+        be->memset0(be, m->dX, (size_t)N * D * sizeof(float));
+        bt_tensor d3 = V2(m, m->dB3, B, D), rows = I1(m, m->rows, B);
+        be->gather_rows_bwd(be, &d3, &rows, &dX);
+    } else if (m->task == BT_TASK_TOKEN_CLS) {
+        linear_wgrad(m, m->dlogits, N, C, m->xd, D, G(m, m->o_cw), G(m, m->o_cb));
+        linear_dgrad(m, m->dlogits, N, C, P(m, m->o_cw), D, m->dX, 0.0f);
+        dropout(m, m->dX, m->dX, N * D, c->p_classifier, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
+    } else if (m->task == BT_TASK_MLM) {
+        if (m->nm == 0) {
+            have_dx = 0;
+        } else {
+            int64_t M = m->nm;
+            /* decoder tied to the word embeddings: its weight gradient lands there */
+            if (!m->freeze_emb) linear_wgrad(m, m->dlogits, M, C, m->tm, D, G(m, m->o_word), NULL);
+            bt_tensor DL = V2(m, m->dlogits, M, C), DB = V1(m, G(m, m->o_mbias), C);
+            be->bias_grad(be, &DL, &DB, 1);
+            linear_dgrad(m, m->dlogits, M, C, P(m, m->o_word), D, m->dP, 0.0f);
+            be->memset0(be, m->dA, (size_t)N * D * sizeof(float));
+            bt_tensor dtm = V2(m, m->dP, M, D), rows = I1(m, m->mrows, M), dT = V2(m, m->dA, N, D);
+            be->gather_rows_bwd(be, &dtm, &rows, &dT);
+            bt_tensor ta = V2(m, m->tact, N, D), tg = V1(m, P(m, m->o_tg), D);
+            bt_tensor tmn = V1(m, m->tmean, N), trs = V1(m, m->trstd, N), dH = V2(m, m->dH, N, D);
+            bt_tensor dtg = V1(m, G(m, m->o_tg), D), dtb = V1(m, G(m, m->o_tbeta), D);
+            be->layernorm_bwd(be, &ta, &dT, &tg, &tmn, &trs, &dH, &dtg, &dtb);
+            bt_tensor tp = V2(m, m->tpre, N, D), dC = V2(m, m->dC, N, D);
+            be->act_bwd(be, c->act, &tp, &dH, &dC, 0);
+            linear_wgrad(m, m->dC, N, D, xL, D, G(m, m->o_tw), G(m, m->o_tb));
+            linear_dgrad(m, m->dC, N, D, P(m, m->o_tw), D, m->dX, 0.0f);
+        }
+    }
+    if (!have_dx) return;
+    /* encoder, top down; stop where nothing below is trainable */
+    for (int l = c->layers - 1; l >= 0; l--) {
+        int below = !m->freeze_emb || l > m->freeze_layers; /* a trainable part under layer l */
+        if (!layer_trainable(m, l) && !below) return;
+        layer_backward(m, l, below, step, micro);
+    }
+    if (m->freeze_emb) return;
+    dropout(m, m->dX, m->dX, N * D, c->p_hidden, dkey(m, step, micro, 0, BT_SITE_EMBED));
+    bt_tensor e = V2(m, m->emb_h, N, D), eg = V1(m, P(m, m->o_eg), D);
+    bt_tensor em = V1(m, m->emb_mean, N), er = V1(m, m->emb_rstd, N), dH = V2(m, m->dH, N, D);
+    bt_tensor deg = V1(m, G(m, m->o_eg), D), deb = V1(m, G(m, m->o_eb), D);
+    be->layernorm_bwd(be, &e, &dX, &eg, &em, &er, &dH, &deg, &deb);
+    bt_tensor ids = I1(m, m->ids, N), pos = I1(m, m->pos, N), tt = I1(m, m->tt, N);
+    bt_tensor dw = V2(m, G(m, m->o_word), c->vocab, D), dp = V2(m, G(m, m->o_pos), c->max_pos, D),
+              dt = V2(m, G(m, m->o_type), c->type_vocab, D);
+    be->embed_bwd(be, &ids, &pos, &tt, &dH, c->pad_id, &dw, &dp, &dt);
+}
+
+int bt_bert_forward_backward(bt_bert *m, const bt_batch *b, float grad_scale, uint32_t step, uint32_t micro,
+                             float *loss)
+{
+    if (!m->training) return bt_fail(BT_EINTERNAL, "bt_bert_forward_backward on a model created without training");
+    if (m->task == BT_TASK_ENCODER) return bt_fail(BT_ECONFIG, "an encoder without a head cannot be trained");
+    int rc = stage_batch(m, b, 1);
+    if (rc) return rc;
+    forward(m, 1, step, micro);
+    if ((rc = compute_loss(m, grad_scale, loss))) return rc;
+    backward(m, step, micro);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- eval */
+
+int64_t bt_bert_logits_rows(const bt_bert *m, const bt_batch *b)
+{
+    int64_t r = 0;
+    if (m->task == BT_TASK_SEQ_CLS) return b->n;
+    for (int i = 0; i < b->n; i++) {
+        if (m->task == BT_TASK_MLM && b->token_labels) {
+            for (int s = 0; s < b->len[i]; s++) r += b->token_labels[i][s] != -100;
+        } else {
+            r += b->len[i];
+        }
+    }
+    return r;
+}
+
+int bt_bert_eval(bt_bert *m, const bt_batch *b, float *loss, float *logits)
+{
+    int want_loss = loss != NULL;
+    if (want_loss && m->task == BT_TASK_ENCODER) return bt_fail(BT_ECONFIG, "an encoder without a head has no loss");
+    int rc = stage_batch(m, b, want_loss);
+    if (rc) return rc;
+    forward(m, 0, 0, 0);
+    if (want_loss && (rc = compute_loss(m, 1.0f, loss))) return rc;
+    if (!logits) return 0;
+    bt_backend *be = m->be;
+    int64_t C = m->C, B = m->B, S = m->S;
+    if (m->task == BT_TASK_SEQ_CLS) {
+        be->download(be, logits, m->logits, (size_t)(B * C) * sizeof(float));
+    } else if (m->task == BT_TASK_MLM) {
+        if (m->nm) be->download(be, logits, m->logits, (size_t)m->nm * C * sizeof(float));
+    } else {
+        const float *src = m->task == BT_TASK_TOKEN_CLS ? m->logits : m->x[m->cfg.layers];
+        size_t need = (size_t)(B * S * C);
+        if (m->h_out_cap < need) {
+            free(m->h_out);
+            m->h_out = bt_xmalloc(need * sizeof(float));
+            m->h_out_cap = need;
+        }
+        be->download(be, m->h_out, src, need * sizeof(float));
+        size_t r = 0;
+        for (int64_t i = 0; i < B; i++)
+            for (int s = 0; s < b->len[i]; s++, r++)
+                memcpy(logits + r * C, m->h_out + ((size_t)i * S + s) * C, (size_t)C * sizeof(float));
+    }
+    return 0;
+}

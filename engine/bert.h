@@ -1,0 +1,123 @@
+/* engine/bert.h — the BERT model: parameters, forward, backward and heads.
+ *
+ * Owns: the memory layout of a model on a backend (ONE allocation for the
+ * parameters, one for the gradients, one activation arena sized once for
+ * (max_batch, max_seq)), the named parameter table (canonical HF names, see
+ * engine/model_weights.h), the forward and backward op sequence of
+ * embeddings -> post-LN encoder -> pooler -> head, the losses of each head,
+ * and dropout keys.
+ * Must not: call a backend's functions directly (only through bt_backend),
+ * know about optimizers, schedules, jobs or archives (engine/train.h and the
+ * runner do), or keep any state that a step's result depends on besides the
+ * weights (dropout masks are a pure function of (seed, step, micro, layer, site)).
+ *
+ * Layout: q, k and v of a layer are ONE [3D,D] weight and [3D] bias (rows
+ * q|k|v), so one matmul makes qkv [B,S,3,H,Dh]; the canonical names
+ * encoder.layer.N.attention.self.{query,key,value}.{weight,bias} are views of
+ * its row blocks.
+ */
+#ifndef BATON_ENGINE_BERT_H
+#define BATON_ENGINE_BERT_H
+
+#include "engine/init.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Only a pointer is needed here: not including kernels/backend.h keeps this
+ * header usable beside engine/model_config.h (their BT_ACT_* enumerators clash). */
+typedef struct bt_backend bt_backend;
+
+typedef enum {
+    BT_TASK_ENCODER = 0,   /* no head: last hidden state only (pooler kept if present) */
+    BT_TASK_SEQ_CLS = 1,   /* BertForSequenceClassification: pooler -> dropout -> classifier */
+    BT_TASK_TOKEN_CLS = 2, /* BertForTokenClassification: dropout -> classifier per token */
+    BT_TASK_MLM = 3,       /* BertForMaskedLM: transform -> LayerNorm -> tied decoder + bias */
+} bt_task;
+
+/* Where a parameter sits, for optimizer groups and freezing. */
+enum { BT_PART_EMBED = -1, BT_PART_POOLER = -2, BT_PART_HEAD = -3 }; /* else: encoder layer */
+
+/* One named parameter: a view of the parameter (and gradient) allocation. */
+typedef struct {
+    char *name;         /* canonical name (engine/model_weights.h) */
+    int ndim;
+    int64_t shape[2];
+    size_t off;         /* in floats, into params / grads / optimizer moments */
+    size_t numel;
+    int part;           /* encoder layer index, or BT_PART_* */
+    int no_decay;       /* bias or LayerNorm weight: no weight decay (HF Trainer) */
+} bt_bert_param;
+
+/* A batch as token id lists; the engine pads to the longest sequence
+ * (attention mask 0 on padding). Which label field is read depends on the
+ * task and loss; unused fields may be NULL. */
+typedef struct {
+    int n;                                /* examples */
+    const int32_t *const *ids;            /* ids[i][0..len[i]) token ids incl. [CLS]/[SEP] */
+    const int32_t *const *type_ids;       /* NULL: all segment 0 */
+    const int *len;                       /* len[i] >= 1 */
+    const int32_t *label;                 /* [n] class ids (single-label seq cls) */
+    const float *target;                  /* [n*num_labels] multi-label 0/1 or regression */
+    const int32_t *const *token_labels;   /* [i][0..len[i]) token cls / MLM, -100 = ignored */
+} bt_batch;
+
+typedef struct bt_bert bt_bert;
+
+typedef struct {
+    bt_task task;
+    int num_labels;    /* <= 0: the config's */
+    int problem;       /* BT_LOSS_*; AUTO: config.json's problem_type, else HF's rule */
+    int max_batch;     /* examples per micro-batch the arena is sized for */
+    int max_seq;       /* tokens per sequence the arena is sized for (<= max_position_embeddings) */
+    int training;      /* 1: allocate gradients and backward buffers */
+    uint64_t seed;     /* head init (heads absent from the checkpoint) and dropout */
+} bt_bert_opts;
+
+/* Creates the model from MODEL_DIR (config.json + model.safetensors) on be.
+ * Heads absent from the checkpoint are initialised from opts->seed; a
+ * classifier of the wrong shape is an error naming the tensor. */
+int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *opts, bt_bert **out);
+void bt_bert_free(bt_bert *m);
+
+const bt_bert_config *bt_bert_cfg(const bt_bert *m); /* num_labels / problem resolved */
+bt_task bt_bert_task(const bt_bert *m);
+bt_backend *bt_bert_backend(const bt_bert *m);
+size_t bt_bert_nparams(const bt_bert *m);            /* entries of the table */
+const bt_bert_param *bt_bert_param_at(const bt_bert *m, size_t i);
+const bt_bert_param *bt_bert_find(const bt_bert *m, const char *canonical); /* NULL if absent */
+size_t bt_bert_total_floats(const bt_bert *m);       /* size of the parameter allocation */
+float *bt_bert_params_dev(bt_bert *m);               /* device base of parameters */
+float *bt_bert_grads_dev(bt_bert *m);                /* device base of gradients (NULL if !training) */
+/* Reports how many heads were freshly initialised (for messages). */
+int bt_bert_heads_initialised(const bt_bert *m);
+
+/* Copies all parameters to / from host memory (bt_bert_total_floats floats,
+ * same layout as the table's offsets). */
+void bt_bert_download_params(bt_bert *m, float *host);
+void bt_bert_upload_params(bt_bert *m, const float *host);
+
+/* Trainability: frozen parts get no gradient computed (backward stops below
+ * the lowest trainable part). freeze_layers = first N encoder layers. */
+void bt_bert_set_frozen(bt_bert *m, int freeze_embeddings, int freeze_layers);
+int bt_bert_param_trainable(const bt_bert *m, const bt_bert_param *p);
+
+/* Forward + loss + backward of one micro-batch, ADDING gradients into the
+ * gradient allocation (zero it with bt_bert_zero_grads first). The loss's
+ * gradient is scaled by grad_scale (1/accumulation steps). Dropout is on with
+ * keys (seed, step, micro, layer, site). *loss = the micro-batch's mean loss
+ * (unscaled). Errors: BT_EDATA for a batch that does not fit or has bad ids/labels. */
+int bt_bert_forward_backward(bt_bert *m, const bt_batch *b, float grad_scale, uint32_t step,
+                             uint32_t micro, float *loss);
+void bt_bert_zero_grads(bt_bert *m);
+
+/* Evaluation forward (dropout off). loss (may be NULL) needs labels in b;
+ * logits (may be NULL, host) receives: SEQ_CLS [n, C]; TOKEN_CLS [sum len, C]
+ * (real tokens, example order); MLM [masked tokens (label != -100), V];
+ * ENCODER: the last hidden state [sum len, D]. bt_bert_logits_rows says how
+ * many rows a batch gives. */
+int bt_bert_eval(bt_bert *m, const bt_batch *b, float *loss, float *logits);
+int64_t bt_bert_logits_rows(const bt_bert *m, const bt_batch *b);
+int bt_bert_logits_cols(const bt_bert *m);
+
+#endif

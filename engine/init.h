@@ -1,0 +1,64 @@
+/* engine/init.h — the engine's view of a model config, and head initialisation.
+ *
+ * Owns: bt_bert_config (the plain numbers the engine needs from config.json,
+ * with the activation already mapped to a backend op) and the deterministic
+ * initialisation of heads that a checkpoint does not provide
+ * (normal(0, initializer_range) from Philox stream BT_STREAM_HEAD_INIT).
+ * Must not: allocate device memory or call a backend. This header does not
+ * include kernels/backend.h (engine/model_config.h and backend.h currently
+ * both define BT_ACT_GELU_TANH/BT_ACT_RELU, so no file may include both);
+ * init.c is the one place that reads engine/model_config.h.
+ */
+#ifndef BATON_ENGINE_INIT_H
+#define BATON_ENGINE_INIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Hidden activations; the values equal the backend's enum bt_act
+ * (BT_ACT_GELU_ERF=1, BT_ACT_GELU_TANH=2, BT_ACT_RELU=3), checked in bert.c. */
+enum { BT_BERT_ACT_GELU = 1, BT_BERT_ACT_GELU_TANH = 2, BT_BERT_ACT_RELU = 3 };
+
+/* Loss choice of a sequence-classification head (values as config.json's
+ * problem_type in engine/model_config.h). AUTO follows HF: num_labels == 1 ->
+ * regression, otherwise single-label (integer labels). */
+enum { BT_LOSS_AUTO = 0, BT_LOSS_SINGLE = 1, BT_LOSS_MULTI = 2, BT_LOSS_REGRESSION = 3 };
+
+typedef struct {
+    int vocab;          /* V */
+    int hidden;         /* D */
+    int layers;         /* L */
+    int heads;          /* H, D % H == 0 */
+    int inter;          /* I */
+    int max_pos;        /* P */
+    int type_vocab;     /* T */
+    int act;            /* BT_BERT_ACT_* */
+    float ln_eps;
+    float init_range;
+    float p_hidden;     /* hidden_dropout_prob */
+    float p_attn;       /* attention_probs_dropout_prob */
+    float p_classifier; /* classifier_dropout (or hidden_dropout_prob when null) */
+    int pad_id;         /* -1 when null */
+    int num_labels;     /* from config (the caller may override) */
+    int problem;        /* BT_LOSS_* from config.json's problem_type */
+    char arch[64];      /* architectures[0], "" when absent */
+} bt_bert_config;
+
+/* Reads MODEL_DIR/config.json into *c. Errors: BT_ENOINPUT (missing),
+ * BT_ECONFIG (invalid, or an activation baton has no kernel for). */
+int bt_bert_config_load(const char *model_dir, bt_bert_config *c);
+
+/* Tensor ids of the head-init stream (part of the checkpoint format's
+ * determinism promise: never renumber). */
+enum {
+    BT_INIT_CLASSIFIER_W = 1,
+    BT_INIT_POOLER_W = 2,
+    BT_INIT_MLM_DENSE_W = 3,
+};
+
+/* dst[i] = std * N(0,1) drawn from Philox(seed, BT_STREAM_HEAD_INIT,
+ * counter = (tensor_id, i/4)); draws (0,1) and (2,3) of each block are
+ * Box-Muller pairs. A pure function of (seed, tensor_id, i). */
+void bt_init_normal(float *dst, int64_t n, uint64_t seed, uint32_t tensor_id, float std);
+
+#endif

@@ -1,0 +1,258 @@
+/* engine/train.c — the training step and checkpoint tensors (see train.h). */
+#include "kernels/backend.h"
+#include "engine/train.h"
+#include "engine/model_weights.h"
+#include "util/err.h"
+#include "util/mem.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bt_trainer {
+    bt_bert *m;
+    bt_adamw *opt;
+    bt_train_config c;
+    int64_t step;
+    bt_tensor *gviews; /* trainable gradient views for the norm */
+};
+
+int bt_trainer_create(bt_bert *m, const bt_train_config *c, bt_trainer **out)
+{
+    *out = NULL;
+    if (!bt_bert_grads_dev(m))
+        return bt_fail(BT_EINTERNAL, "bt_trainer_create: the model was created without training buffers");
+    if (c->total_steps < 1 || c->warmup_steps < 0)
+        return bt_fail(BT_ECONFIG, "total_steps %lld must be >= 1 and warmup_steps %lld >= 0",
+                       (long long)c->total_steps, (long long)c->warmup_steps);
+    bt_trainer *t = bt_xcalloc(1, sizeof *t);
+    t->m = m;
+    t->c = *c;
+    int rc = bt_adamw_create(m, &c->optim, &t->opt);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    t->gviews = bt_xcalloc(bt_bert_nparams(m), sizeof *t->gviews);
+    bt_bert_set_frozen(m, c->freeze_embeddings, c->freeze_layers);
+    *out = t;
+    return 0;
+}
+
+void bt_trainer_free(bt_trainer *t)
+{
+    if (!t) return;
+    bt_adamw_free(t->opt);
+    free(t->gviews);
+    free(t);
+}
+
+int64_t bt_trainer_step(const bt_trainer *t) { return t->step; }
+void bt_trainer_set_step(bt_trainer *t, int64_t step) { t->step = step; }
+bt_bert *bt_trainer_model(bt_trainer *t) { return t->m; }
+bt_adamw *bt_trainer_optim(bt_trainer *t) { return t->opt; }
+
+void bt_trainer_set_frozen(bt_trainer *t, int freeze_embeddings, int freeze_layers)
+{
+    t->c.freeze_embeddings = freeze_embeddings;
+    t->c.freeze_layers = freeze_layers;
+    bt_bert_set_frozen(t->m, freeze_embeddings, freeze_layers);
+}
+
+int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_info *info)
+{
+    bt_bert *m = t->m;
+    bt_backend *be = bt_bert_backend(m);
+    if (n_micro < 1) return bt_fail(BT_EINTERNAL, "bt_train_step: no micro-batches");
+    bt_bert_zero_grads(m);
+    double loss_sum = 0.0;
+    float scale = 1.0f / (float)n_micro;
+    for (int k = 0; k < n_micro; k++) {
+        float l = 0.0f;
+        int rc = bt_bert_forward_backward(m, &micro[k], scale, (uint32_t)t->step, (uint32_t)k, &l);
+        if (rc) return bt_fail_context(rc, "step %lld micro-batch %d", (long long)t->step + 1, k);
+        loss_sum += l;
+    }
+    /* global norm over trainable gradients (torch clip_grad_norm_) */
+    int nv = 0;
+    float *G = bt_bert_grads_dev(m);
+    for (size_t i = 0; i < bt_bert_nparams(m); i++) {
+        const bt_bert_param *p = bt_bert_param_at(m, i);
+        if (!bt_bert_param_trainable(m, p)) continue;
+        t->gviews[nv++] = bt_view1(G + p->off, BT_F32, be->device, (int64_t)p->numel);
+    }
+    double norm = sqrt(be->sum_squares(be, t->gviews, nv));
+    if (!isfinite(norm) || !isfinite(loss_sum))
+        return bt_fail(BT_EDATA, "step %lld: the loss or gradient norm is not finite (loss %g, norm %g): "
+                                 "training diverged; lower the learning rate or enable clipping",
+                       (long long)t->step + 1, loss_sum / n_micro, norm);
+    float coef = 1.0f;
+    if (t->c.max_grad_norm > 0.0f) {
+        double cf = t->c.max_grad_norm / (norm + 1e-6);
+        if (cf < 1.0) coef = (float)cf;
+    }
+    double f = bt_schedule_factor(t->c.schedule, t->step, t->c.warmup_steps, t->c.total_steps);
+    bt_adamw_step(t->opt, f, coef);
+    t->step++;
+    if (info) {
+        info->loss = (float)(loss_sum / n_micro);
+        info->grad_norm = norm;
+        info->lr = t->c.optim.lr * f;
+        info->step = t->step;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- snapshot */
+
+const char *bt_task_arch(bt_task task)
+{
+    switch (task) {
+    case BT_TASK_SEQ_CLS: return "BertForSequenceClassification";
+    case BT_TASK_TOKEN_CLS: return "BertForTokenClassification";
+    case BT_TASK_MLM: return "BertForMaskedLM";
+    case BT_TASK_ENCODER: return "BertModel";
+    }
+    return "BertModel";
+}
+
+void bt_tensor_set_free(bt_tensor_set *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i < s->n; i++) free(s->names[i]);
+    free(s->names);
+    free(s->e);
+    bt_aligned_free(s->host);
+    free(s->steps);
+    memset(s, 0, sizeof *s);
+}
+
+static char *hf_name(const char *canonical, const char *arch, const char *suffix)
+{
+    char buf[300];
+    if (!bt_hf_name(canonical, arch, buf, sizeof buf)) snprintf(buf, sizeof buf, "%s", canonical);
+    return bt_xasprintf("%s%s", buf, suffix);
+}
+
+static void entry(bt_st_entry *e, char *name, bt_st_dtype dt, const bt_bert_param *p, const void *data)
+{
+    memset(e, 0, sizeof *e);
+    e->name = name;
+    e->dtype = dt;
+    e->ndim = p ? p->ndim : 1;
+    e->shape[0] = p ? p->shape[0] : 1;
+    if (p && p->ndim == 2) e->shape[1] = p->shape[1];
+    e->data = data;
+}
+
+int bt_trainer_snapshot(bt_trainer *t, const char *arch, bt_tensor_set *w, bt_tensor_set *mo)
+{
+    bt_bert *m = t->m;
+    bt_backend *be = bt_bert_backend(m);
+    size_t np = bt_bert_nparams(m), total = bt_bert_total_floats(m);
+    if (!arch) arch = bt_task_arch(bt_bert_task(m));
+    memset(w, 0, sizeof *w);
+    w->host = bt_xaligned_alloc(total * sizeof(float));
+    bt_bert_download_params(m, w->host);
+    w->e = bt_xcalloc(np, sizeof *w->e);
+    w->names = bt_xcalloc(np, sizeof *w->names);
+    for (size_t i = 0; i < np; i++) {
+        const bt_bert_param *p = bt_bert_param_at(m, i);
+        w->names[i] = hf_name(p->name, arch, "");
+        entry(&w->e[i], w->names[i], BT_ST_F32, p, w->host + p->off);
+    }
+    w->n = np;
+    if (!mo) return 0;
+    memset(mo, 0, sizeof *mo);
+    mo->host = bt_xaligned_alloc(2 * total * sizeof(float));
+    be->download(be, mo->host, bt_adamw_exp_avg_dev(t->opt), total * sizeof(float));
+    be->download(be, mo->host + total, bt_adamw_exp_avg_sq_dev(t->opt), total * sizeof(float));
+    mo->steps = bt_xcalloc(np, sizeof *mo->steps);
+    memcpy(mo->steps, bt_adamw_steps(t->opt), np * sizeof *mo->steps);
+    mo->e = bt_xcalloc(3 * np, sizeof *mo->e);
+    mo->names = bt_xcalloc(3 * np, sizeof *mo->names);
+    for (size_t i = 0; i < np; i++) {
+        const bt_bert_param *p = bt_bert_param_at(m, i);
+        mo->names[3 * i] = hf_name(p->name, arch, ".exp_avg");
+        entry(&mo->e[3 * i], mo->names[3 * i], BT_ST_F32, p, mo->host + p->off);
+        mo->names[3 * i + 1] = hf_name(p->name, arch, ".exp_avg_sq");
+        entry(&mo->e[3 * i + 1], mo->names[3 * i + 1], BT_ST_F32, p, mo->host + total + p->off);
+        mo->names[3 * i + 2] = hf_name(p->name, arch, ".step");
+        entry(&mo->e[3 * i + 2], mo->names[3 * i + 2], BT_ST_I64, NULL, &mo->steps[i]);
+    }
+    mo->n = 3 * np;
+    return 0;
+}
+
+static const bt_st_tensor *find_moment(const bt_st_file *f, const char *canonical, const char *arch,
+                                       const char *suffix)
+{
+    char *n = hf_name(canonical, arch, suffix);
+    const bt_st_tensor *t = bt_st_find(f, n);
+    free(n);
+    if (!t) {
+        n = bt_xasprintf("%s%s", canonical, suffix);
+        t = bt_st_find(f, n);
+        free(n);
+    }
+    return t;
+}
+
+int bt_trainer_restore(bt_trainer *t, const bt_st_file *wf, const bt_st_file *mf)
+{
+    bt_bert *m = t->m;
+    bt_backend *be = bt_bert_backend(m);
+    size_t np = bt_bert_nparams(m), total = bt_bert_total_floats(m);
+    const char *arch = bt_task_arch(bt_bert_task(m));
+    float *host = bt_xaligned_alloc(total * sizeof(float));
+    memset(host, 0, total * sizeof(float));
+    bt_param_load *pl = bt_xcalloc(np, sizeof *pl);
+    for (size_t i = 0; i < np; i++) {
+        const bt_bert_param *p = bt_bert_param_at(m, i);
+        pl[i].name = p->name;
+        pl[i].ndim = p->ndim;
+        pl[i].shape[0] = p->shape[0];
+        pl[i].shape[1] = p->shape[1];
+        pl[i].dst = host + p->off;
+    }
+    int rc = bt_load_hf_weights_st(wf, pl, np);
+    free(pl);
+    if (rc) goto out;
+    int64_t *steps = NULL;
+    float *mh = NULL;
+    if (mf) {
+        mh = bt_xaligned_alloc(2 * total * sizeof(float));
+        memset(mh, 0, 2 * total * sizeof(float));
+        steps = bt_xcalloc(np, sizeof *steps);
+        for (size_t i = 0; i < np && !rc; i++) {
+            const bt_bert_param *p = bt_bert_param_at(m, i);
+            static const char *suf[2] = {".exp_avg", ".exp_avg_sq"};
+            for (int k = 0; k < 2 && !rc; k++) {
+                const bt_st_tensor *st = find_moment(mf, p->name, arch, suf[k]);
+                if (!st || st->numel != (int64_t)p->numel)
+                    rc = bt_fail(BT_EDATA, "%s: optimizer tensor %s%s is %s (expected %zu values); the "
+                                           "checkpoint does not match this model",
+                                 bt_st_label(mf), p->name, suf[k], st ? "mis-shaped" : "missing", p->numel);
+                else
+                    rc = bt_st_read_f32(mf, st, mh + (size_t)k * total + p->off);
+            }
+            const bt_st_tensor *st = rc ? NULL : find_moment(mf, p->name, arch, ".step");
+            if (!rc && (!st || st->dtype != BT_ST_I64 || st->numel != 1))
+                rc = bt_fail(BT_EDATA, "%s: optimizer tensor %s.step is missing or not I64 [1]", bt_st_label(mf),
+                             p->name);
+            if (!rc) memcpy(&steps[i], st->data, sizeof steps[i]);
+        }
+        if (!rc) {
+            be->upload(be, bt_adamw_exp_avg_dev(t->opt), mh, total * sizeof(float));
+            be->upload(be, bt_adamw_exp_avg_sq_dev(t->opt), mh + total, total * sizeof(float));
+            memcpy(bt_adamw_steps(t->opt), steps, np * sizeof *steps);
+        }
+    }
+    if (!rc) bt_bert_upload_params(m, host);
+    bt_aligned_free(mh);
+    free(steps);
+out:
+    bt_aligned_free(host);
+    return rc;
+}

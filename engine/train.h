@@ -1,0 +1,79 @@
+/* engine/train.h — one optimizer step: micro-batches, accumulation, clipping,
+ * schedule, AdamW; and the trainer's tensors for checkpoints.
+ *
+ * Owns: the order of a step (zero grads -> for each micro-batch forward/
+ * backward with loss scaled 1/n_micro -> global-norm clip over trainable
+ * gradients -> AdamW with lr = group base * schedule(step)), the step
+ * counter that keys dropout and the schedule, freezing, and the snapshot /
+ * restore of weights and moments as named fp32 tensors.
+ * Must not: read data files, decide batch composition (the runner hands in
+ * micro-batches), or write archives (it returns bt_st_entry lists the state
+ * layer writes).
+ */
+#ifndef BATON_ENGINE_TRAIN_H
+#define BATON_ENGINE_TRAIN_H
+
+#include "engine/bert.h"
+#include "engine/optim.h"
+#include "engine/schedule.h"
+#include "state/safetensors.h"
+
+typedef struct {
+    bt_optim_config optim;
+    bt_sched_kind schedule;
+    int64_t warmup_steps;
+    int64_t total_steps;
+    float max_grad_norm;      /* <= 0: no clipping */
+    int freeze_embeddings;    /* 1: embeddings get no gradient */
+    int freeze_layers;        /* first N encoder layers get no gradient */
+} bt_train_config;
+
+typedef struct {
+    float loss;          /* mean of the micro-batch mean losses (what HF Trainer logs) */
+    double grad_norm;    /* global L2 norm of trainable gradients before clipping */
+    double lr;           /* encoder base lr x schedule factor used by this step */
+    int64_t step;        /* optimizer steps done after this one */
+} bt_step_info;
+
+typedef struct bt_trainer bt_trainer;
+
+/* The model must have been created with opts.training = 1. The trainer does
+ * not own the model. */
+int bt_trainer_create(bt_bert *m, const bt_train_config *c, bt_trainer **out);
+void bt_trainer_free(bt_trainer *t);
+
+/* One optimizer step over micro[0..n_micro) (each <= the model's max_batch).
+ * Errors leave the weights untouched: BT_EDATA for a bad batch, or for a
+ * non-finite gradient norm (divergence: lower the learning rate). */
+int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_info *info);
+
+int64_t bt_trainer_step(const bt_trainer *t);     /* optimizer steps done */
+void bt_trainer_set_step(bt_trainer *t, int64_t step); /* on resume */
+/* Change freezing (e.g. unfreeze at an epoch): affects later steps. */
+void bt_trainer_set_frozen(bt_trainer *t, int freeze_embeddings, int freeze_layers);
+bt_bert *bt_trainer_model(bt_trainer *t);
+bt_adamw *bt_trainer_optim(bt_trainer *t);
+
+/* Named host copies for a checkpoint. weights: every parameter under its HF
+ * name for arch (NULL: the task's BertFor* class, e.g.
+ * "bert.encoder.layer.0.attention.self.query.weight"); moments (may be NULL):
+ * "<hf name>.exp_avg", "<hf name>.exp_avg_sq" (F32, parameter's shape) and
+ * "<hf name>.step" (I64 [1]). Entries point into storage owned by *s. */
+typedef struct {
+    bt_st_entry *e;
+    size_t n;
+    float *host;        /* downloaded tensors */
+    int64_t *steps;
+    char **names;
+} bt_tensor_set;
+int bt_trainer_snapshot(bt_trainer *t, const char *arch, bt_tensor_set *weights, bt_tensor_set *moments);
+void bt_tensor_set_free(bt_tensor_set *s);
+/* HF class name of the model's task ("BertForSequenceClassification", ...). */
+const char *bt_task_arch(bt_task task);
+
+/* Restores weights (HF or canonical names; every parameter required) and,
+ * if moments is not NULL, the AdamW moments and step counts written by
+ * bt_trainer_snapshot. Errors name the tensor and the file (bt_st_label). */
+int bt_trainer_restore(bt_trainer *t, const bt_st_file *weights, const bt_st_file *moments);
+
+#endif
