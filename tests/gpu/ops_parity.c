@@ -1,0 +1,747 @@
+/* tests/gpu/ops_parity.c — every op of kernels/backend.h on the CUDA backend
+ * against the CPU backend (the reference), plus run-to-run determinism.
+ *
+ * Owns: the GPU parity checks. Needs a GPU, so `make test` does not run it;
+ * tests/gpu/run.sh builds and runs it (exit 0 all pass, 1 a failure, 77 no GPU).
+ * Must not: reach into either backend's internals: everything goes through
+ * the bt_backend vtable, as the engine does.
+ *
+ * Method, per op and per precision:
+ *  - fresh random inputs; for F16/BF16 the inputs are rounded on the GPU and
+ *    the CPU reference runs in F32 on exactly those rounded values;
+ *  - GPU outputs are poisoned (all bytes 0xFF: NaN in every float dtype)
+ *    before each run, so an element the op forgets to write fails;
+ *  - error metric per element: |gpu - cpu| / (|cpu| + rms(cpu)); the check
+ *    passes when the maximum is <= tol (F32 1e-5, TF32 2e-3, F16/BF16 1e-2);
+ *    NaN/Inf never passes;
+ *  - the GPU op runs twice; the raw output bytes must be identical.
+ * Usage: ops_parity [-v] [-k substring]   (-k runs only checks whose name contains it)
+ */
+#include "kernels/backend.h"
+#include "util/err.h"
+
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int bt_cuda_status(bt_backend *be);          /* kernels/cuda/backend_cuda.cu */
+void bt_cuda_set_tf32(bt_backend *be, int on);
+
+static bt_backend *CPU, *GPU;
+static int n_checks, n_fail, verbose;
+static const char *only;
+static size_t smem_optin;
+
+/* ------------------------------------------------------------------------ */
+/* helpers                                                                   */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static float frand(float lo, float hi)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    uint64_t x = rng_state * 0x2545F4914F6CDD1Dull;
+    return lo + (hi - lo) * (float)((x >> 40) * (1.0 / 16777216.0));
+}
+static float *hrand(int64_t n, float lo, float hi)
+{
+    float *h = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) h[i] = frand(lo, hi);
+    return h;
+}
+static const char *dtname(bt_dtype d) { return d == BT_F32 ? "f32" : d == BT_F16 ? "f16" : d == BT_BF16 ? "bf16" : "i32"; }
+
+static bt_tensor mk(bt_backend *be, bt_dtype dt, int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    void *p = be->alloc(be, (size_t)(n ? n : 1) * bt_dtype_size(dt));
+    if (!p) {
+        fprintf(stderr, "alloc failed: %s\n", bt_errmsg());
+        exit(1);
+    }
+    return bt_view(p, dt, be->device, ndim, shape);
+}
+#define SHAPE(...) ((const int64_t[]){__VA_ARGS__}), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
+#define MK(be, dt, ...) mk(be, dt, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__})
+
+static void rel(bt_backend *be, bt_tensor *t) { be->free(be, t->data); t->data = NULL; }
+
+/* CPU F32 tensor holding h */
+static bt_tensor cpu_from(const float *h, bt_tensor shape_of)
+{
+    bt_tensor t = mk(CPU, BT_F32, shape_of.ndim, shape_of.shape);
+    memcpy(t.data, h, sizeof(float) * (size_t)bt_numel(&t));
+    return t;
+}
+
+/* GPU tensor of dtype dt from host F32 data; h is overwritten with the values
+ * as rounded to dt (what the CPU reference must see). */
+static bt_tensor gpu_from(float *h, bt_dtype dt, const int64_t *shape, int ndim)
+{
+    bt_tensor f = mk(GPU, BT_F32, ndim, shape);
+    int64_t n = bt_numel(&f);
+    GPU->upload(GPU, f.data, h, sizeof(float) * (size_t)n);
+    if (dt == BT_F32) return f;
+    bt_tensor t = mk(GPU, dt, ndim, shape);
+    GPU->convert(GPU, &f, &t);
+    GPU->convert(GPU, &t, &f);
+    GPU->download(GPU, h, f.data, sizeof(float) * (size_t)n);
+    rel(GPU, &f);
+    return t;
+}
+static bt_tensor gpu_i32(const int32_t *h, int64_t n)
+{
+    bt_tensor t = MK(GPU, BT_I32, n);
+    GPU->upload(GPU, t.data, h, sizeof(int32_t) * (size_t)n);
+    return t;
+}
+static bt_tensor cpu_i32(const int32_t *h, int64_t n)
+{
+    bt_tensor t = MK(CPU, BT_I32, n);
+    memcpy(t.data, h, sizeof(int32_t) * (size_t)n);
+    return t;
+}
+
+static void poison(bt_tensor *t)
+{
+    size_t b = (size_t)bt_numel(t) * bt_dtype_size(t->dtype);
+    void *h = malloc(b ? b : 1);
+    memset(h, 0xFF, b);
+    GPU->upload(GPU, t->data, h, b);
+    free(h);
+}
+static void *raw(bt_tensor *t)
+{
+    size_t b = (size_t)bt_numel(t) * bt_dtype_size(t->dtype);
+    void *h = malloc(b ? b : 1);
+    GPU->download(GPU, h, t->data, b);
+    return h;
+}
+/* GPU tensor -> host F32 (converted on the GPU) */
+static float *g2h(bt_tensor *t)
+{
+    int64_t n = bt_numel(t);
+    float *h = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (t->dtype == BT_F32) {
+        GPU->download(GPU, h, t->data, sizeof(float) * (size_t)n);
+        return h;
+    }
+    bt_tensor f = mk(GPU, BT_F32, t->ndim, t->shape);
+    GPU->convert(GPU, t, &f);
+    GPU->download(GPU, h, f.data, sizeof(float) * (size_t)n);
+    rel(GPU, &f);
+    return h;
+}
+
+static int selected(const char *name) { return !only || strstr(name, only) != NULL; }
+
+static void check(const char *name, const float *ref, const float *got, int64_t n, double tol)
+{
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++) ss += (double)ref[i] * ref[i];
+    double rms = n ? sqrt(ss / (double)n) : 0.0, worst = 0.0;
+    int64_t at = -1, bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e;
+        if (!isfinite(got[i]) || !isfinite(ref[i])) e = (got[i] == ref[i]) ? 0.0 : INFINITY;
+        else e = fabs((double)got[i] - ref[i]) / (fabs(ref[i]) + rms + 1e-30);
+        if (!(e <= tol)) bad++;
+        if (!(e <= worst)) { worst = e; at = i; }
+    }
+    n_checks++;
+    if (bad) {
+        n_fail++;
+        printf("FAIL %-48s max err %.3g (tol %.0e) at %lld: gpu %.9g cpu %.9g; %lld of %lld bad\n", name, worst, tol,
+               (long long)at, at >= 0 ? got[at] : 0.0, at >= 0 ? ref[at] : 0.0, (long long)bad, (long long)n);
+    } else if (verbose) {
+        printf("ok   %-48s max err %.3g (tol %.0e), n=%lld\n", name, worst, tol, (long long)n);
+    }
+}
+static void check_bytes(const char *name, const void *a, const void *b, size_t bytes)
+{
+    n_checks++;
+    if (memcmp(a, b, bytes) != 0) {
+        n_fail++;
+        printf("FAIL %-48s two runs differ (not deterministic)\n", name);
+    } else if (verbose) {
+        printf("ok   %-48s bit-identical across runs\n", name);
+    }
+}
+static void check_det(const char *name, bt_tensor *t, void **first)
+{
+    void *now = raw(t);
+    if (!*first) {
+        *first = now;
+        return;
+    }
+    char buf[160];
+    snprintf(buf, sizeof buf, "%s [determinism]", name);
+    check_bytes(buf, *first, now, (size_t)bt_numel(t) * bt_dtype_size(t->dtype));
+    free(now);
+    free(*first);
+    *first = NULL;
+}
+static double tol_of(bt_dtype d) { return d == BT_F32 ? 1e-5 : 1e-2; }
+
+/* ------------------------------------------------------------------------ */
+/* matmul, bias_grad                                                         */
+
+static void t_matmul(bt_dtype dt, bt_dtype ct, int tf32, int M, int K, int N, int ta, int tb, int use_bias,
+                     int epi, float alpha, float beta)
+{
+    char name[128];
+    snprintf(name, sizeof name, "matmul %s->%s%s %dx%dx%d t%d%d b%d e%d a%.1f b%.1f", dtname(dt), dtname(ct),
+             tf32 ? " tf32" : "", M, K, N, ta, tb, use_bias, epi, alpha, beta);
+    if (!selected(name)) return;
+    int64_t as0 = ta ? K : M, as1 = ta ? M : K, bs0 = tb ? N : K, bs1 = tb ? K : N;
+    float *ha = hrand(as0 * as1, -1, 1), *hb = hrand(bs0 * bs1, -1, 1), *hc = hrand((int64_t)M * N, -1, 1);
+    float *hbias = hrand(N, -1, 1);
+    bt_tensor ga = gpu_from(ha, dt, SHAPE(as0, as1)), gb = gpu_from(hb, dt, SHAPE(bs0, bs1));
+    bt_tensor gc0 = gpu_from(hc, ct, SHAPE(M, N)); /* the beta*C input */
+    bt_tensor gbias = gpu_from(hbias, BT_F32, SHAPE(N));
+    bt_tensor gc = MK(GPU, ct, M, N), gpre = MK(GPU, ct, M, N);
+    bt_tensor ca = cpu_from(ha, ga), cb = cpu_from(hb, gb), cc = cpu_from(hc, gc0), cbias = cpu_from(hbias, gbias);
+    bt_tensor cpre = MK(CPU, BT_F32, M, N);
+    CPU->matmul(CPU, &ca, ta, &cb, tb, &cc, use_bias ? &cbias : NULL, alpha, beta, epi, epi ? &cpre : NULL);
+    bt_cuda_set_tf32(GPU, tf32);
+    void *d1 = NULL, *d2 = NULL;
+    float *out = NULL, *pre = NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        GPU->copy(GPU, gc.data, gc0.data, (size_t)M * N * bt_dtype_size(ct));
+        poison(&gpre);
+        GPU->matmul(GPU, &ga, ta, &gb, tb, &gc, use_bias ? &gbias : NULL, alpha, beta, epi, epi ? &gpre : NULL);
+        GPU->sync(GPU);
+        if (rep == 0) {
+            out = g2h(&gc);
+            if (epi) pre = g2h(&gpre);
+        }
+        check_det(name, &gc, &d1);
+        if (epi) check_det(name, &gpre, &d2);
+    }
+    bt_cuda_set_tf32(GPU, 0);
+    /* TF32 rounds every input to 10 mantissa bits: the error of a K-term dot
+     * product has a std of ~4e-4 x rms(C), so the max over 1e5 outputs of
+     * err / (|ref| + rms) sits near 1e-3; 2e-3 leaves room without hiding bugs. */
+    double tol = ct != BT_F32 || dt != BT_F32 ? 1e-2 : tf32 ? 2e-3 : 1e-5;
+    check(name, cc.data, out, (int64_t)M * N, tol);
+    if (epi) {
+        char n2[160];
+        snprintf(n2, sizeof n2, "%s pre_act", name);
+        check(n2, cpre.data, pre, (int64_t)M * N, tol);
+    }
+    free(out); free(pre); free(ha); free(hb); free(hc); free(hbias);
+    rel(GPU, &ga); rel(GPU, &gb); rel(GPU, &gc0); rel(GPU, &gbias); rel(GPU, &gc); rel(GPU, &gpre);
+    rel(CPU, &ca); rel(CPU, &cb); rel(CPU, &cc); rel(CPU, &cbias); rel(CPU, &cpre);
+}
+
+static void t_bias_grad(bt_dtype dt, int M, int N, int acc)
+{
+    char name[96];
+    snprintf(name, sizeof name, "bias_grad %s %dx%d acc%d", dtname(dt), M, N, acc);
+    if (!selected(name)) return;
+    float *hy = hrand((int64_t)M * N, -1, 1), *hb = hrand(N, -1, 1);
+    bt_tensor gy = gpu_from(hy, dt, SHAPE(M, N)), gb0 = gpu_from(hb, BT_F32, SHAPE(N)), gb = MK(GPU, BT_F32, N);
+    bt_tensor cy = cpu_from(hy, gy), cb = cpu_from(hb, gb0);
+    CPU->bias_grad(CPU, &cy, &cb, acc);
+    void *d = NULL;
+    float *out = NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        if (acc) GPU->copy(GPU, gb.data, gb0.data, sizeof(float) * N);
+        else poison(&gb);
+        GPU->bias_grad(GPU, &gy, &gb, acc);
+        if (!rep) out = g2h(&gb);
+        check_det(name, &gb, &d);
+    }
+    check(name, cb.data, out, N, dt == BT_F32 ? 1e-5 : 1e-2);
+    free(out); free(hy); free(hb);
+    rel(GPU, &gy); rel(GPU, &gb0); rel(GPU, &gb); rel(CPU, &cy); rel(CPU, &cb);
+}
+
+/* ------------------------------------------------------------------------ */
+/* elementwise                                                               */
+
+static void t_elementwise(bt_dtype dt, int64_t n)
+{
+    char name[96];
+    float *hx = hrand(n, -3, 3), *hy = hrand(n, -2, 2), *hd = hrand(n, -1, 1);
+    bt_tensor gx = gpu_from(hx, dt, SHAPE(n)), gy = gpu_from(hy, dt, SHAPE(n)), gd = gpu_from(hd, dt, SHAPE(n));
+    bt_tensor go = MK(GPU, dt, n);
+    bt_tensor cx = cpu_from(hx, gx), cy = cpu_from(hy, gy), cd = cpu_from(hd, gd), co = MK(CPU, BT_F32, n);
+    double tol = tol_of(dt);
+    for (int act = BT_ACT_GELU_ERF; act <= BT_ACT_TANH; act++) {
+        for (int bwd = 0; bwd < 2; bwd++) {
+            for (int acc = 0; acc < (bwd ? 2 : 1); acc++) {
+                snprintf(name, sizeof name, "act_%s %s act%d acc%d n=%lld", bwd ? "bwd" : "fwd", dtname(dt), act, acc,
+                         (long long)n);
+                if (!selected(name)) continue;
+                memcpy(co.data, hy, sizeof(float) * n);
+                if (bwd) CPU->act_bwd(CPU, act, &cx, &cd, &co, acc);
+                else CPU->act_fwd(CPU, act, &cx, &co);
+                void *d = NULL;
+                float *out = NULL;
+                for (int rep = 0; rep < 2; rep++) {
+                    if (acc) GPU->copy(GPU, go.data, gy.data, (size_t)n * bt_dtype_size(dt));
+                    else poison(&go);
+                    if (bwd) GPU->act_bwd(GPU, act, &gx, &gd, &go, acc);
+                    else GPU->act_fwd(GPU, act, &gx, &go);
+                    if (!rep) out = g2h(&go);
+                    check_det(name, &go, &d);
+                }
+                check(name, co.data, out, n, tol);
+                free(out);
+            }
+        }
+    }
+    /* dropout (p = 0.1 and 0, with an unaligned element count) */
+    for (int k = 0; k < 2; k++) {
+        float p = k ? 0.0f : 0.1f;
+        bt_dropout_key key = {12345, 7, 1, 3, BT_SITE_FFN_OUT};
+        snprintf(name, sizeof name, "dropout %s p=%.1f n=%lld", dtname(dt), p, (long long)n);
+        if (!selected(name)) continue;
+        CPU->dropout(CPU, &cx, &co, p, key);
+        void *d = NULL;
+        float *out = NULL;
+        for (int rep = 0; rep < 2; rep++) {
+            poison(&go);
+            GPU->dropout(GPU, &gx, &go, p, key);
+            if (!rep) out = g2h(&go);
+            check_det(name, &go, &d);
+        }
+        check(name, co.data, out, n, tol);
+        int64_t zc = 0, zg = 0;
+        for (int64_t i = 0; i < n; i++) {
+            zc += ((float *)co.data)[i] == 0.0f;
+            zg += out[i] == 0.0f;
+        }
+        n_checks++;
+        if (zc != zg) {
+            n_fail++;
+            printf("FAIL %-48s mask differs: %lld zeros on cpu, %lld on gpu\n", name, (long long)zc, (long long)zg);
+        }
+        free(out);
+    }
+    /* add, scale */
+    snprintf(name, sizeof name, "add %s n=%lld", dtname(dt), (long long)n);
+    if (selected(name)) {
+        CPU->add(CPU, &cx, &cy, &co);
+        poison(&go);
+        GPU->add(GPU, &gx, &gy, &go);
+        float *out = g2h(&go);
+        check(name, co.data, out, n, tol);
+        free(out);
+    }
+    snprintf(name, sizeof name, "scale %s n=%lld", dtname(dt), (long long)n);
+    if (selected(name)) {
+        memcpy(co.data, hx, sizeof(float) * n);
+        CPU->scale(CPU, &co, 0.37f);
+        GPU->copy(GPU, go.data, gx.data, (size_t)n * bt_dtype_size(dt));
+        GPU->scale(GPU, &go, 0.37f);
+        float *out = g2h(&go);
+        check(name, co.data, out, n, tol);
+        free(out);
+    }
+    /* convert F32 -> dt must round exactly as the CPU does */
+    snprintf(name, sizeof name, "convert f32->%s n=%lld", dtname(dt), (long long)n);
+    if (selected(name) && dt != BT_F32) {
+        float *h = hrand(n, -70000, 70000); /* f16 overflow range too */
+        for (int64_t i = 0; i < n / 4; i++) h[i] *= 1e-6f; /* subnormals */
+        bt_tensor gf = gpu_from(h, BT_F32, SHAPE(n)), cf = cpu_from(h, gf);
+        bt_tensor ch = mk(CPU, dt, 1, &n), cb = MK(CPU, BT_F32, n);
+        CPU->convert(CPU, &cf, &ch);
+        CPU->convert(CPU, &ch, &cb);
+        poison(&go);
+        GPU->convert(GPU, &gf, &go);
+        void *a = raw(&go);
+        check_bytes(name, ch.data, a, (size_t)n * 2);
+        free(a);
+        free(h);
+        rel(GPU, &gf); rel(CPU, &cf); rel(CPU, &ch); rel(CPU, &cb);
+    }
+    free(hx); free(hy); free(hd);
+    rel(GPU, &gx); rel(GPU, &gy); rel(GPU, &gd); rel(GPU, &go);
+    rel(CPU, &cx); rel(CPU, &cy); rel(CPU, &cd); rel(CPU, &co);
+}
+
+/* ------------------------------------------------------------------------ */
+/* layer norm                                                                */
+
+static void t_layernorm(bt_dtype dt, int R, int D, int use_res)
+{
+    char name[96];
+    snprintf(name, sizeof name, "layernorm %s %dx%d res%d", dtname(dt), R, D, use_res);
+    if (!selected(name)) return;
+    float *hx = hrand((int64_t)R * D, -2, 3), *hr = hrand((int64_t)R * D, -1, 1);
+    float *hg = hrand(D, 0.5f, 1.5f), *hb = hrand(D, -0.5f, 0.5f), *hdy = hrand((int64_t)R * D, -1, 1);
+    float *hdg = hrand(D, -1, 1), *hdb = hrand(D, -1, 1);
+    bt_tensor gx = gpu_from(hx, dt, SHAPE(R, D)), gr = gpu_from(hr, dt, SHAPE(R, D));
+    bt_tensor gg = gpu_from(hg, BT_F32, SHAPE(D)), gb = gpu_from(hb, BT_F32, SHAPE(D));
+    bt_tensor gdy = gpu_from(hdy, dt, SHAPE(R, D));
+    bt_tensor gdg0 = gpu_from(hdg, BT_F32, SHAPE(D)), gdb0 = gpu_from(hdb, BT_F32, SHAPE(D));
+    bt_tensor gy = MK(GPU, dt, R, D), gh = MK(GPU, dt, R, D), gm = MK(GPU, BT_F32, R), gs = MK(GPU, BT_F32, R);
+    bt_tensor gdh = MK(GPU, dt, R, D), gdg = MK(GPU, BT_F32, D), gdb = MK(GPU, BT_F32, D);
+    bt_tensor cx = cpu_from(hx, gx), cr = cpu_from(hr, gr), cg = cpu_from(hg, gg), cb = cpu_from(hb, gb);
+    bt_tensor cdy = cpu_from(hdy, gdy), cdg = cpu_from(hdg, gdg0), cdb = cpu_from(hdb, gdb0);
+    bt_tensor cy = MK(CPU, BT_F32, R, D), ch = MK(CPU, BT_F32, R, D), cm = MK(CPU, BT_F32, R), cs = MK(CPU, BT_F32, R);
+    bt_tensor cdh = MK(CPU, BT_F32, R, D);
+    CPU->layernorm_fwd(CPU, &cx, use_res ? &cr : NULL, &cg, &cb, 1e-12f, &cy, &cm, &cs, &ch);
+    CPU->layernorm_bwd(CPU, &ch, &cdy, &cg, &cm, &cs, &cdh, &cdg, &cdb);
+    void *d[6] = {0};
+    float *oy = NULL, *om = NULL, *os = NULL, *odh = NULL, *odg = NULL, *odb = NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        poison(&gy); poison(&gh); poison(&gm); poison(&gs); poison(&gdh);
+        GPU->copy(GPU, gdg.data, gdg0.data, sizeof(float) * D);
+        GPU->copy(GPU, gdb.data, gdb0.data, sizeof(float) * D);
+        GPU->layernorm_fwd(GPU, &gx, use_res ? &gr : NULL, &gg, &gb, 1e-12f, &gy, &gm, &gs, &gh);
+        GPU->layernorm_bwd(GPU, &gh, &gdy, &gg, &gm, &gs, &gdh, &gdg, &gdb);
+        if (!rep) {
+            oy = g2h(&gy); om = g2h(&gm); os = g2h(&gs); odh = g2h(&gdh); odg = g2h(&gdg); odb = g2h(&gdb);
+        }
+        check_det(name, &gy, &d[0]); check_det(name, &gm, &d[1]); check_det(name, &gs, &d[2]);
+        check_det(name, &gdh, &d[3]); check_det(name, &gdg, &d[4]); check_det(name, &gdb, &d[5]);
+    }
+    double tol = tol_of(dt);
+    char n2[128];
+    snprintf(n2, sizeof n2, "%s y", name); check(n2, cy.data, oy, (int64_t)R * D, tol);
+    snprintf(n2, sizeof n2, "%s mean", name); check(n2, cm.data, om, R, tol);
+    snprintf(n2, sizeof n2, "%s rstd", name); check(n2, cs.data, os, R, tol);
+    snprintf(n2, sizeof n2, "%s dh", name); check(n2, cdh.data, odh, (int64_t)R * D, dt == BT_F32 ? 1e-5 : 2e-2);
+    snprintf(n2, sizeof n2, "%s dgamma", name); check(n2, cdg.data, odg, D, dt == BT_F32 ? 1e-5 : 1e-2);
+    snprintf(n2, sizeof n2, "%s dbeta", name); check(n2, cdb.data, odb, D, dt == BT_F32 ? 1e-5 : 1e-2);
+    free(oy); free(om); free(os); free(odh); free(odg); free(odb);
+    free(hx); free(hr); free(hg); free(hb); free(hdy); free(hdg); free(hdb);
+    bt_tensor *gt[] = {&gx, &gr, &gg, &gb, &gdy, &gdg0, &gdb0, &gy, &gh, &gm, &gs, &gdh, &gdg, &gdb};
+    for (size_t i = 0; i < sizeof gt / sizeof *gt; i++) rel(GPU, gt[i]);
+    bt_tensor *ct[] = {&cx, &cr, &cg, &cb, &cdy, &cdg, &cdb, &cy, &ch, &cm, &cs, &cdh};
+    for (size_t i = 0; i < sizeof ct / sizeof *ct; i++) rel(CPU, ct[i]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* attention                                                                 */
+
+static void t_attention(bt_dtype dt, int B, int S, int H, int Dh, float p, int dead_batch)
+{
+    char name[128];
+    snprintf(name, sizeof name, "attention %s B%d S%d H%d Dh%d p%.1f dead%d", dtname(dt), B, S, H, Dh, p, dead_batch);
+    if (!selected(name)) return;
+    if (Dh > 64 && smem_optin < 90 * 1024) {
+        if (verbose) printf("skip %-48s (needs sm_80+ shared memory)\n", name);
+        return;
+    }
+    int64_t nqkv = (int64_t)B * S * 3 * H * Dh, nctx = (int64_t)B * S * H * Dh;
+    float *hq = hrand(nqkv, -2, 2), *hdc = hrand(nctx, -1, 1);
+    int32_t *hm = malloc(sizeof(int32_t) * (size_t)B * S);
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < S; s++) hm[b * S + s] = (b == dead_batch) ? 0 : (s < S - b * (S / 3)) ? 1 : 0;
+    float scale = 1.0f / sqrtf((float)Dh);
+    bt_dropout_key key = {777, 3, 0, 5, BT_SITE_ATTN_PROBS};
+    bt_tensor gq = gpu_from(hq, dt, SHAPE(B, S, 3, H, Dh)), gdc = gpu_from(hdc, dt, SHAPE(B, S, H, Dh));
+    bt_tensor gm = gpu_i32(hm, (int64_t)B * S);
+    bt_tensor gc = MK(GPU, dt, B, S, H, Dh), gl = MK(GPU, BT_F32, B, H, S), gdq = MK(GPU, dt, B, S, 3, H, Dh);
+    bt_tensor cq = cpu_from(hq, gq), cdc = cpu_from(hdc, gdc), cm = cpu_i32(hm, (int64_t)B * S);
+    bt_tensor cc = MK(CPU, BT_F32, B, S, H, Dh), cl = MK(CPU, BT_F32, B, H, S), cp = MK(CPU, BT_F32, B, H, S, S);
+    bt_tensor cdq = MK(CPU, BT_F32, B, S, 3, H, Dh);
+    CPU->attention_fwd(CPU, &cq, &cm, B, S, H, Dh, scale, p, key, &cc, &cp, &cl);
+    CPU->attention_bwd(CPU, &cq, &cm, B, S, H, Dh, scale, p, key, &cc, &cp, &cl, &cdc, &cdq);
+    void *d[3] = {0};
+    float *oc = NULL, *ol = NULL, *odq = NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        poison(&gc); poison(&gl); poison(&gdq);
+        GPU->attention_fwd(GPU, &gq, &gm, B, S, H, Dh, scale, p, key, &gc, NULL, &gl);
+        GPU->attention_bwd(GPU, &gq, &gm, B, S, H, Dh, scale, p, key, &gc, NULL, &gl, &gdc, &gdq);
+        if (!rep) { oc = g2h(&gc); ol = g2h(&gl); odq = g2h(&gdq); }
+        check_det(name, &gc, &d[0]); check_det(name, &gl, &d[1]); check_det(name, &gdq, &d[2]);
+    }
+    double tol = dt == BT_F32 ? 1e-5 : 1e-2;
+    char n2[160];
+    snprintf(n2, sizeof n2, "%s ctx", name); check(n2, cc.data, oc, nctx, tol);
+    for (int64_t i = 0; i < (int64_t)B * H * S; i++) /* dead rows: -FLT_MAX on both, would swamp the rms */
+        if (((float *)cl.data)[i] < -1e30f && ol[i] < -1e30f) ((float *)cl.data)[i] = ol[i] = 0.0f;
+    snprintf(n2, sizeof n2, "%s lse", name); check(n2, cl.data, ol, (int64_t)B * H * S, tol);
+    snprintf(n2, sizeof n2, "%s dqkv", name); check(n2, cdq.data, odq, nqkv, dt == BT_F32 ? 1e-5 : 2e-2);
+    if (dt == BT_F32 && S <= 256) { /* the optional probs output */
+        bt_tensor gp = MK(GPU, BT_F32, B, H, S, S);
+        poison(&gp);
+        GPU->attention_fwd(GPU, &gq, &gm, B, S, H, Dh, scale, p, key, &gc, &gp, &gl);
+        float *op = g2h(&gp);
+        snprintf(n2, sizeof n2, "%s probs", name);
+        check(n2, cp.data, op, (int64_t)B * H * S * S, 1e-5);
+        free(op);
+        rel(GPU, &gp);
+    }
+    free(oc); free(ol); free(odq); free(hq); free(hdc); free(hm);
+    bt_tensor *gt[] = {&gq, &gdc, &gm, &gc, &gl, &gdq};
+    for (size_t i = 0; i < sizeof gt / sizeof *gt; i++) rel(GPU, gt[i]);
+    bt_tensor *ct[] = {&cq, &cdc, &cm, &cc, &cl, &cp, &cdq};
+    for (size_t i = 0; i < sizeof ct / sizeof *ct; i++) rel(CPU, ct[i]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* embeddings, gathers                                                       */
+
+static void t_embed(bt_dtype dt, int N, int D, int V, int P)
+{
+    char name[96];
+    snprintf(name, sizeof name, "embed %s N%d D%d V%d", dtname(dt), N, D, V);
+    if (!selected(name)) return;
+    int32_t *ids = malloc(sizeof(int32_t) * N), *pids = malloc(sizeof(int32_t) * N), *tids = malloc(sizeof(int32_t) * N);
+    for (int i = 0; i < N; i++) {
+        ids[i] = (int32_t)(frand(0, 1) * 40) % V; /* many repeats, includes pad id 0 */
+        pids[i] = i % P;
+        tids[i] = (i / 7) % 2;
+    }
+    float *hw = hrand((int64_t)V * D, -1, 1), *hp = hrand((int64_t)P * D, -1, 1), *ht = hrand(2 * (int64_t)D, -1, 1);
+    float *hdo = hrand((int64_t)N * D, -1, 1);
+    bt_tensor gi = gpu_i32(ids, N), gpi = gpu_i32(pids, N), gti = gpu_i32(tids, N);
+    bt_tensor gw = gpu_from(hw, BT_F32, SHAPE(V, D)), gp = gpu_from(hp, BT_F32, SHAPE(P, D));
+    bt_tensor gt = gpu_from(ht, BT_F32, SHAPE(2, D)), gdo = gpu_from(hdo, dt, SHAPE(N, D));
+    bt_tensor go = MK(GPU, dt, N, D);
+    bt_tensor ci = cpu_i32(ids, N), cpi = cpu_i32(pids, N), cti = cpu_i32(tids, N);
+    bt_tensor cw = cpu_from(hw, gw), cp = cpu_from(hp, gp), ct = cpu_from(ht, gt), cdo = cpu_from(hdo, gdo);
+    bt_tensor co = MK(CPU, BT_F32, N, D);
+    CPU->embed_fwd(CPU, &ci, &cpi, &cti, &cw, &cp, &ct, &co);
+    void *d = NULL;
+    float *out = NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        poison(&go);
+        GPU->embed_fwd(GPU, &gi, &gpi, &gti, &gw, &gp, &gt, &go);
+        if (!rep) out = g2h(&go);
+        check_det(name, &go, &d);
+    }
+    char n2[128];
+    snprintf(n2, sizeof n2, "%s fwd", name);
+    check(n2, co.data, out, (int64_t)N * D, tol_of(dt));
+    free(out);
+    /* backward: accumulate into the tables' current values (as gradients) */
+    bt_tensor gdw = MK(GPU, BT_F32, V, D), gdp = MK(GPU, BT_F32, P, D), gdt = MK(GPU, BT_F32, 2, D);
+    CPU->embed_bwd(CPU, &ci, &cpi, &cti, &cdo, 0, &cw, &cp, &ct);
+    void *dd[3] = {0};
+    float *ow = NULL, *op = NULL, *ot = NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        GPU->copy(GPU, gdw.data, gw.data, sizeof(float) * V * D);
+        GPU->copy(GPU, gdp.data, gp.data, sizeof(float) * P * D);
+        GPU->copy(GPU, gdt.data, gt.data, sizeof(float) * 2 * D);
+        GPU->embed_bwd(GPU, &gi, &gpi, &gti, &gdo, 0, &gdw, &gdp, &gdt);
+        if (!rep) { ow = g2h(&gdw); op = g2h(&gdp); ot = g2h(&gdt); }
+        check_det(name, &gdw, &dd[0]); check_det(name, &gdp, &dd[1]); check_det(name, &gdt, &dd[2]);
+    }
+    snprintf(n2, sizeof n2, "%s bwd word", name); check(n2, cw.data, ow, (int64_t)V * D, dt == BT_F32 ? 0 : 1e-2);
+    snprintf(n2, sizeof n2, "%s bwd pos", name); check(n2, cp.data, op, (int64_t)P * D, dt == BT_F32 ? 0 : 1e-2);
+    snprintf(n2, sizeof n2, "%s bwd type", name); check(n2, ct.data, ot, 2 * (int64_t)D, dt == BT_F32 ? 0 : 1e-2);
+    free(ow); free(op); free(ot);
+    /* gather_rows fwd/bwd (rows with repeats) */
+    int32_t rows[37];
+    for (int i = 0; i < 37; i++) rows[i] = (int32_t)(frand(0, 1) * 10) % N;
+    bt_tensor gr = gpu_i32(rows, 37), cr = cpu_i32(rows, 37);
+    bt_tensor gg = MK(GPU, dt, 37, D), cg = MK(CPU, BT_F32, 37, D);
+    CPU->gather_rows(CPU, &cdo, &cr, &cg);
+    poison(&gg);
+    GPU->gather_rows(GPU, &gdo, &gr, &gg);
+    out = g2h(&gg);
+    snprintf(n2, sizeof n2, "gather_rows %s N%d D%d", dtname(dt), N, D);
+    check(n2, cg.data, out, 37 * (int64_t)D, 0);
+    free(out);
+    bt_tensor gs = MK(GPU, BT_F32, N, D), cs = MK(CPU, BT_F32, N, D);
+    memcpy(cs.data, hdo, sizeof(float) * N * D);
+    GPU->upload(GPU, gs.data, hdo, sizeof(float) * N * D);
+    CPU->gather_rows_bwd(CPU, &cg, &cr, &cs);
+    GPU->gather_rows_bwd(GPU, &gg, &gr, &gs);
+    out = g2h(&gs);
+    snprintf(n2, sizeof n2, "gather_rows_bwd %s N%d D%d", dtname(dt), N, D);
+    check(n2, cs.data, out, (int64_t)N * D, dt == BT_F32 ? 0 : 1e-2);
+    free(out);
+    free(ids); free(pids); free(tids); free(hw); free(hp); free(ht); free(hdo);
+    bt_tensor *gts[] = {&gi, &gpi, &gti, &gw, &gp, &gt, &gdo, &go, &gdw, &gdp, &gdt, &gr, &gg, &gs};
+    for (size_t i = 0; i < sizeof gts / sizeof *gts; i++) rel(GPU, gts[i]);
+    bt_tensor *cts[] = {&ci, &cpi, &cti, &cw, &cp, &ct, &cdo, &co, &cr, &cg, &cs};
+    for (size_t i = 0; i < sizeof cts / sizeof *cts; i++) rel(CPU, cts[i]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* losses                                                                    */
+
+static void t_losses(bt_dtype dt, int N, int C)
+{
+    char name[96];
+    float *hx = hrand((int64_t)N * C, -4, 4), *ht = hrand((int64_t)N * C, 0, 1);
+    int32_t *lab = malloc(sizeof(int32_t) * N);
+    for (int i = 0; i < N; i++) lab[i] = (i % 5 == 3) ? -100 : (int32_t)(frand(0, 1) * C) % C;
+    bt_tensor gx = gpu_from(hx, dt, SHAPE(N, C)), gt = gpu_from(ht, BT_F32, SHAPE(N, C)), gl = gpu_i32(lab, N);
+    bt_tensor gd = MK(GPU, dt, N, C), gloss = MK(GPU, BT_F32, 1);
+    bt_tensor cx = cpu_from(hx, gx), ct = cpu_from(ht, gt), cl = cpu_i32(lab, N);
+    bt_tensor cd = MK(CPU, BT_F32, N, C), closs = MK(CPU, BT_F32, 1);
+    for (int which = 0; which < 3; which++) {
+        const char *wn = which == 0 ? "softmax_xent" : which == 1 ? "bce_logits" : "mse";
+        snprintf(name, sizeof name, "%s %s N%d C%d", wn, dtname(dt), N, C);
+        if (!selected(name)) continue;
+        float gs = 64.0f;
+        if (which == 0) CPU->softmax_xent(CPU, &cx, &cl, gs, &closs, &cd);
+        else if (which == 1) CPU->bce_logits(CPU, &cx, &ct, gs, &closs, &cd);
+        else CPU->mse(CPU, &cx, &ct, gs, &closs, &cd);
+        void *d[2] = {0};
+        float *od = NULL, *ol = NULL;
+        for (int rep = 0; rep < 2; rep++) {
+            poison(&gd); poison(&gloss);
+            if (which == 0) GPU->softmax_xent(GPU, &gx, &gl, gs, &gloss, &gd);
+            else if (which == 1) GPU->bce_logits(GPU, &gx, &gt, gs, &gloss, &gd);
+            else GPU->mse(GPU, &gx, &gt, gs, &gloss, &gd);
+            if (!rep) { od = g2h(&gd); ol = g2h(&gloss); }
+            check_det(name, &gd, &d[0]); check_det(name, &gloss, &d[1]);
+        }
+        char n2[128];
+        snprintf(n2, sizeof n2, "%s loss", name); check(n2, closs.data, ol, 1, 1e-5);
+        snprintf(n2, sizeof n2, "%s grad", name); check(n2, cd.data, od, (int64_t)N * C, tol_of(dt));
+        free(od); free(ol);
+    }
+    free(hx); free(ht); free(lab);
+    rel(GPU, &gx); rel(GPU, &gt); rel(GPU, &gl); rel(GPU, &gd); rel(GPU, &gloss);
+    rel(CPU, &cx); rel(CPU, &ct); rel(CPU, &cl); rel(CPU, &cd); rel(CPU, &closs);
+}
+
+/* ------------------------------------------------------------------------ */
+/* optimizer and global checks                                               */
+
+static void t_adamw(int64_t n)
+{
+    const char *name = "adamw (bit-exact with the CPU)";
+    if (!selected(name)) return;
+    float *hp = hrand(n, -1, 1), *hg = hrand(n, -0.1f, 0.1f), *hm = hrand(n, -0.01f, 0.01f), *hv = hrand(n, 0, 1e-3f);
+    bt_tensor gp = gpu_from(hp, BT_F32, SHAPE(n)), gg = gpu_from(hg, BT_F32, SHAPE(n));
+    bt_tensor gm = gpu_from(hm, BT_F32, SHAPE(n)), gv = gpu_from(hv, BT_F32, SHAPE(n));
+    bt_tensor cp = cpu_from(hp, gp), cg = cpu_from(hg, gg), cm = cpu_from(hm, gm), cv = cpu_from(hv, gv);
+    for (int step = 1; step <= 3; step++) {
+        bt_adamw_args a = {2e-5f, 0.9f, 0.999f, 1e-8f, 0.01f, step == 2 ? 0.5f : 1.0f, step};
+        CPU->adamw(CPU, &cp, &cg, &cm, &cv, &a);
+        GPU->adamw(GPU, &gp, &gg, &gm, &gv, &a);
+    }
+    float *op = g2h(&gp), *om = g2h(&gm), *ov = g2h(&gv);
+    check_bytes("adamw p (bit-exact)", cp.data, op, sizeof(float) * n);
+    check_bytes("adamw m (bit-exact)", cm.data, om, sizeof(float) * n);
+    check_bytes("adamw v (bit-exact)", cv.data, ov, sizeof(float) * n);
+    free(op); free(om); free(ov); free(hp); free(hg); free(hm); free(hv);
+    rel(GPU, &gp); rel(GPU, &gg); rel(GPU, &gm); rel(GPU, &gv);
+    rel(CPU, &cp); rel(CPU, &cg); rel(CPU, &cm); rel(CPU, &cv);
+}
+
+static void t_global(void)
+{
+    if (!selected("sum_squares") && !selected("all_finite")) return;
+    int64_t sizes[5] = {1, 1000, 16384, 16385, 300001};
+    bt_tensor gts[5], cts[5];
+    float *hs[5];
+    for (int i = 0; i < 5; i++) {
+        hs[i] = hrand(sizes[i], -2, 2);
+        gts[i] = gpu_from(hs[i], BT_F32, SHAPE(sizes[i]));
+        cts[i] = cpu_from(hs[i], gts[i]);
+    }
+    double c = CPU->sum_squares(CPU, cts, 5), g1 = GPU->sum_squares(GPU, gts, 5), g2 = GPU->sum_squares(GPU, gts, 5);
+    n_checks += 2;
+    if (!(fabs(c - g1) <= 1e-10 * fabs(c))) {
+        n_fail++;
+        printf("FAIL sum_squares: cpu %.17g gpu %.17g\n", c, g1);
+    } else if (verbose) printf("ok   sum_squares: cpu %.17g gpu %.17g\n", c, g1);
+    if (memcmp(&g1, &g2, sizeof g1) != 0) {
+        n_fail++;
+        printf("FAIL sum_squares [determinism]\n");
+    }
+    int f1 = GPU->all_finite(GPU, gts, 5);
+    float bad[2] = {INFINITY, NAN};
+    int ok = f1 == 1;
+    for (int k = 0; k < 2; k++) {
+        GPU->upload(GPU, (float *)gts[4].data + 299999, &bad[k], sizeof(float));
+        ok &= GPU->all_finite(GPU, gts, 5) == 0;
+        GPU->upload(GPU, (float *)gts[4].data + 299999, &hs[4][299999], sizeof(float));
+    }
+    /* a half tensor with an overflow */
+    float big[4] = {1, 2, 70000, 3};
+    bt_tensor gh = gpu_from(big, BT_F16, SHAPE(4));
+    ok &= GPU->all_finite(GPU, &gh, 1) == 0;
+    rel(GPU, &gh);
+    n_checks++;
+    if (!ok) {
+        n_fail++;
+        printf("FAIL all_finite\n");
+    } else if (verbose) printf("ok   all_finite\n");
+    for (int i = 0; i < 5; i++) {
+        free(hs[i]);
+        rel(GPU, &gts[i]);
+        rel(CPU, &cts[i]);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-v")) verbose = 1;
+        else if (!strcmp(argv[i], "-k") && i + 1 < argc) only = argv[++i];
+    }
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+        printf("skip: no CUDA device\n");
+        return 77;
+    }
+    struct cudaDeviceProp prop;
+    cudaGetDeviceProperties(&prop, 0);
+    smem_optin = prop.sharedMemPerBlockOptin;
+    printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+    CPU = bt_backend_cpu_create(0);
+    GPU = bt_backend_cuda_create(0);
+    if (!CPU || !GPU) {
+        fprintf(stderr, "backend creation failed: %s\n", bt_errmsg());
+        return 1;
+    }
+    int bf16_ok = prop.major >= 8;
+    bt_dtype dts[3] = {BT_F32, BT_F16, BT_BF16};
+    for (int k = 0; k < 3; k++) {
+        bt_dtype dt = dts[k];
+        if (dt == BT_BF16 && !bf16_ok) continue;
+        /* GEMM: every transpose, bias/epilogue combination on odd sizes, then a BERT-sized one */
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                t_matmul(dt, dt, 0, 37, 29, 50, ta, tb, 0, BT_EPI_NONE, 1.0f, 0.0f);
+        for (int epi = 0; epi <= 2; epi++) {
+            t_matmul(dt, dt, 0, 64, 96, 48, 0, 1, 1, epi, 1.0f, 0.0f);
+            t_matmul(dt, dt, 0, 33, 40, 24, 0, 1, 0, epi, 0.5f, 0.0f);
+        }
+        t_matmul(dt, dt, 0, 40, 72, 56, 0, 1, 1, BT_EPI_NONE, 1.0f, 1.0f);   /* accumulate into C */
+        t_matmul(dt, dt, 0, 256, 768, 384, 0, 1, 1, BT_EPI_GELU_ERF, 1.0f, 0.0f);
+        if (dt != BT_F32) t_matmul(dt, BT_F32, 0, 96, 200, 64, 1, 0, 0, BT_EPI_NONE, 1.0f, 1.0f); /* dW into F32 */
+        t_bias_grad(dt, 1000, 77, 0);
+        t_bias_grad(dt, 300, 64, 1);
+        t_elementwise(dt, 100003);
+        t_layernorm(dt, 133, 768, 1);
+        t_layernorm(dt, 50, 100, 0);
+        for (int p = 0; p < 2; p++) {
+            float pd = p ? 0.1f : 0.0f;
+            t_attention(dt, 2, 77, 3, 64, pd, -1);
+            t_attention(dt, 3, 130, 2, 32, pd, 2);
+            t_attention(dt, 1, 200, 2, 40, pd, -1);
+            t_attention(dt, 2, 64, 2, 128, pd, -1);
+        }
+        t_embed(dt, 300, 96, 1000, 128);
+        t_losses(dt, 61, 7);
+        t_losses(dt, 9, 3000);
+    }
+    if (prop.major >= 8) {
+        t_matmul(BT_F32, BT_F32, 1, 64, 96, 48, 0, 1, 1, BT_EPI_NONE, 1.0f, 0.0f);
+        t_matmul(BT_F32, BT_F32, 1, 256, 768, 384, 1, 0, 0, BT_EPI_NONE, 1.0f, 1.0f);
+    }
+    t_adamw(100003);
+    t_global();
+    GPU->sync(GPU);
+    int st = bt_cuda_status(GPU);
+    if (st) {
+        printf("FAIL cuda backend status %d: %s\n", st, bt_errmsg());
+        n_fail++;
+    }
+    printf("%s: %d checks, %d failed; peak GPU memory %.1f MiB\n", n_fail ? "FAIL" : "PASS", n_checks, n_fail,
+           GPU->peak_bytes(GPU) / 1048576.0);
+    GPU->destroy(GPU);
+    CPU->destroy(CPU);
+    return n_fail ? 1 : 0;
+}

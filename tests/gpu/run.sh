@@ -1,0 +1,32 @@
+#!/bin/sh
+# tests/gpu/run.sh — build and run the CUDA backend's parity tests (needs a GPU).
+#
+# Builds $BUILD/libbaton.a with CUDA (for CUDA_ARCHS if given, e.g. CUDA_ARCHS=80
+# to build only for an A100), links tests/gpu/ops_parity.c against it and runs
+# it. Not part of `make test` (CI has no GPU). Exit: 0 pass, 1 failure, 77 no GPU.
+#   sh tests/gpu/run.sh [-v] [-k substring]
+#   BUILD=build/gpu CUDA_ARCHS=75 sh tests/gpu/run.sh -v
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build/gpu}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+NVCC=$(command -v nvcc || true)
+if [ -z "$NVCC" ]; then
+    echo "skip: nvcc not on PATH (export PATH=/usr/local/cuda/bin:\$PATH)"
+    exit 77
+fi
+CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$NVCC")")}
+if [ -n "${CUDA_ARCHS:-}" ]; then
+    make -s BUILD="$BUILD" BIN="$BUILD/baton" CUDA=1 CUDA_ARCHS="$CUDA_ARCHS" -j"$JOBS" "$BUILD/libbaton.a"
+else
+    make -s BUILD="$BUILD" BIN="$BUILD/baton" CUDA=1 -j"$JOBS" "$BUILD/libbaton.a"
+fi
+mkdir -p "$BUILD/tests"
+LIBS=$(pkg-config --libs libarchive libcrypto inih jansson libutf8proc openblas)
+CFL=$(pkg-config --cflags libarchive libcrypto inih jansson libutf8proc openblas)
+cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -fopenmp -I. $CFL -I"$CUDA_HOME/include" \
+    -DBATON_CUDA=1 -o "$BUILD/tests/gpu_ops_parity" tests/gpu/ops_parity.c "$BUILD/libbaton.a" $LIBS \
+    -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -lcublasLt -lcublas -lcudart -lstdc++ -lm -lpthread -fopenmp
+# the checks are order-sensitive only through the RNG; one OpenMP thread count for the CPU reference
+exec "$BUILD/tests/gpu_ops_parity" "$@"
