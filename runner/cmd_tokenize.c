@@ -1,10 +1,214 @@
-/* runner/cmd_tokenize.c — placeholder until its issue lands; reports that plainly. */
+/* runner/cmd_tokenize.c — `baton tokenize MODEL_DIR`: tokenize stdin lines as
+ * Hugging Face's BertTokenizerFast does (see docs/tokenizer.md).
+ *
+ * Owns: argument parsing, line reading, and output formatting (ids, --json,
+ * --words). Must not: implement any tokenizer rule (engine/tokenizer.c does).
+ * Output is buffered and written in large blocks; one output line per item.
+ */
+#include "engine/tokenizer.h"
 #include "runner/commands.h"
 #include "util/err.h"
+#include "util/mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const usage_text =
+    "usage: baton tokenize MODEL_DIR [--pair] [--max-length N] [--truncation STRATEGY]\n"
+    "                      [--pad] [--json] [--replace-invalid] [--words]\n"
+    "Reads UTF-8 lines from stdin and prints, per line (per two lines with --pair),\n"
+    "the input ids separated by spaces, exactly as BertTokenizerFast would.\n"
+    "  --pair              consecutive lines form a (first, second) pair\n"
+    "  --max-length N      truncate to N tokens including [CLS]/[SEP] (default: none)\n"
+    "  --truncation S      longest_first (default), only_first or only_second\n"
+    "  --pad               pad with [PAD] to --max-length\n"
+    "  --json              {\"input_ids\":[..],\"token_type_ids\":[..],\"attention_mask\":[..]}\n"
+    "  --replace-invalid   treat invalid UTF-8 as U+FFFD (dropped) instead of failing\n"
+    "  --words             print the normalized, pre-tokenized words (hex UTF-8; special\n"
+    "                      tokens prefixed with '!') instead of ids: for debugging\n";
+
+struct out {
+    char *buf;
+    size_t len, cap;
+    int failed;
+};
+
+static void out_flush(struct out *o)
+{
+    if (o->len && fwrite(o->buf, 1, o->len, stdout) != o->len) o->failed = 1;
+    o->len = 0;
+}
+
+static inline void out_reserve(struct out *o, size_t n)
+{
+    if (o->len + n > o->cap) {
+        out_flush(o);
+        if (n > o->cap) {
+            o->cap = n * 2;
+            o->buf = bt_xrealloc(o->buf, o->cap);
+        }
+    }
+}
+
+static inline void out_str(struct out *o, const char *s, size_t n)
+{
+    out_reserve(o, n);
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static inline void out_int(struct out *o, int32_t v)
+{
+    char tmp[12];
+    int n = 0;
+    uint32_t u = v < 0 ? (uint32_t)0 - (uint32_t)v : (uint32_t)v;
+    do { tmp[n++] = (char)('0' + u % 10); u /= 10; } while (u);
+    if (v < 0) tmp[n++] = '-';
+    out_reserve(o, (size_t)n);
+    while (n) o->buf[o->len++] = tmp[--n];
+}
+
+static void out_ints(struct out *o, const int32_t *v, size_t n, char sep)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i) out_str(o, &sep, 1);
+        out_int(o, v[i]);
+    }
+}
+
+struct words_ctx {
+    struct out *o;
+    int first;
+};
+
+static void on_word(const char *w, size_t n, int is_special, void *vctx)
+{
+    struct words_ctx *c = vctx;
+    static const char hex[] = "0123456789abcdef";
+    if (!c->first) out_str(c->o, " ", 1);
+    c->first = 0;
+    if (is_special) out_str(c->o, "!", 1);
+    out_reserve(c->o, 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        c->o->buf[c->o->len++] = hex[(uint8_t)w[i] >> 4];
+        c->o->buf[c->o->len++] = hex[(uint8_t)w[i] & 15];
+    }
+}
 
 int cmd_tokenize(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return bt_report_error(bt_fail(BT_EINTERNAL, "'%s' is not built yet in this version", argv[0]));
+    const char *model_dir = NULL;
+    int pair = 0, json = 0, words = 0;
+    bt_encode_opts opts = {0, BT_TRUNC_LONGEST_FIRST, 0, 0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(usage_text, stdout); return 0; }
+        else if (!strcmp(a, "--pair")) pair = 1;
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--words")) words = 1;
+        else if (!strcmp(a, "--pad")) opts.pad_to_max_length = 1;
+        else if (!strcmp(a, "--replace-invalid")) opts.replace_invalid = 1;
+        else if (!strcmp(a, "--max-length") || !strcmp(a, "--truncation")) {
+            if (i + 1 >= argc)
+                return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: %s needs a value; see `baton tokenize --help`", a));
+            const char *v = argv[++i];
+            if (a[2] == 'm') {
+                char *end;
+                long n = strtol(v, &end, 10);
+                if (*v == '\0' || *end || n < 1 || n > 1000000)
+                    return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: --max-length '%s': expected an integer "
+                                                   "from 1 to 1000000", v));
+                opts.max_length = (int)n;
+            } else if (!strcmp(v, "longest_first")) opts.truncation = BT_TRUNC_LONGEST_FIRST;
+            else if (!strcmp(v, "only_first")) opts.truncation = BT_TRUNC_ONLY_FIRST;
+            else if (!strcmp(v, "only_second")) opts.truncation = BT_TRUNC_ONLY_SECOND;
+            else
+                return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: --truncation '%s': expected longest_first, "
+                                               "only_first or only_second", v));
+        } else if (a[0] == '-' && a[1]) {
+            return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: unknown option '%s'; see `baton tokenize --help`", a));
+        } else if (!model_dir) model_dir = a;
+        else
+            return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: unexpected argument '%s' (MODEL_DIR is '%s')", a, model_dir));
+    }
+    if (!model_dir)
+        return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: MODEL_DIR missing; see `baton tokenize --help`"));
+    if (opts.pad_to_max_length && !opts.max_length)
+        return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: --pad needs --max-length N"));
+    if (opts.max_length && opts.max_length < (pair ? 3 : 2))
+        return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: --max-length %d leaves no room for the %d special tokens",
+                                       opts.max_length, pair ? 3 : 2));
+    if (opts.truncation == BT_TRUNC_ONLY_SECOND && !pair && opts.max_length)
+        return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: --truncation only_second needs --pair"));
+
+    bt_tokenizer *tok;
+    int rc = bt_tokenizer_load(model_dir, &tok);
+    if (rc) return bt_report_error(rc);
+
+    static char inbuf[1 << 16];
+    setvbuf(stdin, inbuf, _IOFBF, sizeof inbuf);
+    struct out o = {bt_xmalloc(1 << 16), 0, 1 << 16, 0};
+    bt_encoding enc;
+    bt_encoding_init(&enc);
+    char *line = NULL, *first = NULL;
+    size_t cap = 0, first_cap = 0, first_len = 0, lineno = 0;
+    ssize_t n;
+    int have_first = 0;
+    while ((n = getline(&line, &cap, stdin)) >= 0) {
+        lineno++;
+        size_t len = (size_t)n;
+        if (len && line[len - 1] == '\n') len--;
+        if (words) {
+            struct words_ctx c = {&o, 1};
+            rc = bt_tokenize_words(tok, line, len, opts.replace_invalid, &enc, on_word, &c);
+            if (rc) { bt_fail_context(rc, "stdin line %zu", lineno); break; }
+            out_str(&o, "\n", 1);
+            continue;
+        }
+        if (pair && !have_first) {
+            if (first_cap < len + 1) {
+                first_cap = len + 1;
+                first = bt_xrealloc(first, first_cap);
+            }
+            memcpy(first, line, len);
+            first_len = len;
+            have_first = 1;
+            continue;
+        }
+        if (pair) {
+            rc = bt_encode_pair(tok, first, first_len, line, len, &opts, &enc);
+            have_first = 0;
+            if (rc) { bt_fail_context(rc, "stdin lines %zu-%zu", lineno - 1, lineno); break; }
+        } else {
+            rc = bt_encode(tok, line, len, &opts, &enc);
+            if (rc) { bt_fail_context(rc, "stdin line %zu", lineno); break; }
+        }
+        if (json) {
+            out_str(&o, "{\"input_ids\":[", 14);
+            out_ints(&o, enc.input_ids, enc.len, ',');
+            out_str(&o, "],\"token_type_ids\":[", 20);
+            out_ints(&o, enc.token_type_ids, enc.len, ',');
+            out_str(&o, "],\"attention_mask\":[", 20);
+            out_ints(&o, enc.attention_mask, enc.len, ',');
+            out_str(&o, "]}\n", 3);
+        } else {
+            out_ints(&o, enc.input_ids, enc.len, ' ');
+            out_str(&o, "\n", 1);
+        }
+    }
+    if (!rc && ferror(stdin)) rc = bt_fail(BT_EIO, "tokenize: reading stdin failed after line %zu", lineno);
+    if (!rc && have_first)
+        rc = bt_fail(BT_EDATA, "tokenize: stdin ends after line %zu, an unpaired first text: --pair needs an "
+                     "even number of lines", lineno);
+    out_flush(&o);
+    if (fflush(stdout) != 0 || o.failed) {
+        if (!rc) rc = bt_fail(BT_EIO, "tokenize: writing stdout failed (disk full or closed pipe?)");
+    }
+    free(o.buf);
+    free(line);
+    free(first);
+    bt_encoding_free(&enc);
+    bt_tokenizer_free(tok);
+    return bt_report_error(rc);
 }

@@ -1,0 +1,116 @@
+/* engine/tokenizer.h — BERT WordPiece tokenizer, id-for-id identical to Hugging
+ * Face's BertTokenizerFast (the Rust `tokenizers` crate, 0.20.x).
+ *
+ * Owns: loading vocab.txt + tokenizer_config.json from a model directory; the
+ * BertNormalizer (clean text, CJK spacing, strip accents, lowercase), the
+ * BertPreTokenizer (whitespace + punctuation split), WordPiece, special tokens
+ * typed inside text, the post-processor ([CLS] A [SEP] B [SEP]), truncation
+ * (longest_first / only_first / only_second with the crate's arithmetic) and
+ * padding. The rules and the exact code points where our Unicode tables differ
+ * from the crate's are documented in docs/tokenizer.md.
+ * Must not: read data sets, know about models or tensors, print anything.
+ *
+ * Threads: a loaded bt_tokenizer is immutable; any number of threads may encode
+ * with it at once, each with its own bt_encoding (which owns every buffer an
+ * encode needs, reused across calls: no allocation per token or per text once
+ * warm).
+ */
+#ifndef BATON_ENGINE_TOKENIZER_H
+#define BATON_ENGINE_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct bt_tokenizer bt_tokenizer;
+
+/* Settings read from tokenizer_config.json (BERT defaults when it is absent). */
+typedef struct {
+    int lowercase;         /* do_lower_case (default 1) */
+    int strip_accents;     /* strip_accents; null/absent follows lowercase */
+    int chinese_chars;     /* tokenize_chinese_chars (default 1) */
+    long model_max_length; /* 0 when absent or "unbounded" (> INT32_MAX) */
+} bt_tokenizer_config;
+
+/* Loads MODEL_DIR/vocab.txt (one token per line, id = line number, trailing
+ * whitespace trimmed) and MODEL_DIR/tokenizer_config.json if present.
+ * Errors: BT_ENOINPUT (no vocab.txt), BT_ECONFIG (bad JSON or a special token
+ * that is not in the vocabulary), BT_EDATA (vocab not UTF-8). */
+int bt_tokenizer_load(const char *model_dir, bt_tokenizer **out);
+
+/* Builds a tokenizer from an in-memory vocabulary (newline separated, as
+ * vocab.txt) and explicit settings; special tokens are [CLS] [SEP] [PAD] [UNK]
+ * [MASK]. For tests and tools. */
+int bt_tokenizer_from_vocab(const char *vocab, size_t len, const bt_tokenizer_config *cfg,
+                            bt_tokenizer **out);
+void bt_tokenizer_free(bt_tokenizer *tok);
+
+const bt_tokenizer_config *bt_tokenizer_get_config(const bt_tokenizer *tok);
+/* Number of lines of vocab.txt (the embedding rows the ids index). */
+size_t bt_tokenizer_vocab_size(const bt_tokenizer *tok);
+/* Id of a token string (exact, e.g. "[PAD]", "##ing"), or -1. */
+int32_t bt_tokenizer_token_id(const bt_tokenizer *tok, const char *token);
+/* Token string of an id (NUL-terminated, owned by tok), or NULL if out of range. */
+const char *bt_tokenizer_id_to_token(const bt_tokenizer *tok, int32_t id);
+
+typedef struct {
+    int32_t cls, sep, pad, unk, mask; /* mask is -1 when the vocab has none */
+} bt_special_ids;
+bt_special_ids bt_tokenizer_special_ids(const bt_tokenizer *tok);
+
+typedef enum {
+    BT_TRUNC_LONGEST_FIRST = 0, /* HF default */
+    BT_TRUNC_ONLY_FIRST,
+    BT_TRUNC_ONLY_SECOND,
+} bt_truncation;
+
+typedef struct {
+    int max_length;          /* total length including [CLS]/[SEP]; 0 = no truncation */
+    bt_truncation truncation;
+    int pad_to_max_length;   /* pad with [PAD] (type 0, mask 0) up to max_length */
+    int replace_invalid;     /* invalid UTF-8 -> U+FFFD (which clean_text then drops)
+                                instead of failing with BT_EDATA */
+} bt_encode_opts;
+
+struct bt_tok_scratch;
+/* One encoded item. Arrays are [len]; valid until the next encode with this
+ * bt_encoding. Zero-initialise (or bt_encoding_init) before first use. */
+typedef struct {
+    int32_t *input_ids;
+    int32_t *token_type_ids;
+    int32_t *attention_mask;
+    size_t len;
+    size_t n_first, n_second;   /* WordPiece tokens of each text before truncation */
+    size_t cap;
+    struct bt_tok_scratch *scratch; /* private */
+} bt_encoding;
+
+void bt_encoding_init(bt_encoding *enc);
+void bt_encoding_free(bt_encoding *enc);
+
+/* Encodes one text (UTF-8, len bytes, may contain NUL) as [CLS] text [SEP].
+ * Errors: BT_EDATA for invalid UTF-8 ("at byte N", the caller adds the line)
+ * unless opts->replace_invalid; BT_EUSAGE when max_length is positive but
+ * smaller than the special tokens. opts may be NULL (no truncation). */
+int bt_encode(const bt_tokenizer *tok, const char *text, size_t len,
+              const bt_encode_opts *opts, bt_encoding *enc);
+/* Encodes a pair as [CLS] a [SEP] b [SEP] (type ids 0 ... 0 1 ... 1). With
+ * only_first/only_second, a text too short to absorb the cut is BT_EDATA,
+ * as the reference raises "Sequence to truncate too short". */
+int bt_encode_pair(const bt_tokenizer *tok, const char *a, size_t alen, const char *b,
+                   size_t blen, const bt_encode_opts *opts, bt_encoding *enc);
+
+/* The crate's truncation arithmetic on lengths alone (exposed for tests):
+ * n1, n2 WordPiece counts (has_pair 0: n2 ignored), max_tokens = max_length
+ * minus the special tokens. Writes the kept counts; BT_EDATA when
+ * only_first/only_second cannot cut enough. */
+int bt_truncate_lengths(size_t n1, size_t n2, int has_pair, size_t max_tokens,
+                        bt_truncation strategy, size_t *keep1, size_t *keep2);
+
+/* Debug / parity view: the normalized, pre-tokenized words of a text (before
+ * WordPiece; special tokens typed in the text come out as themselves). Calls
+ * fn(word, nbytes, is_special, ctx) per word. Same errors as bt_encode. */
+typedef void (*bt_word_fn)(const char *word, size_t n, int is_special, void *ctx);
+int bt_tokenize_words(const bt_tokenizer *tok, const char *text, size_t len, int replace_invalid,
+                      bt_encoding *enc, bt_word_fn fn, void *ctx);
+
+#endif
