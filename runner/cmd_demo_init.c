@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { DEMO_HIDDEN = 32, DEMO_LAYERS = 2, DEMO_HEADS = 2, DEMO_INTER = 64, DEMO_MAXPOS = 64 };
+enum { DEMO_HIDDEN = 64, DEMO_LAYERS = 2, DEMO_HEADS = 4, DEMO_INTER = 256, DEMO_MAXPOS = 64 };
 static const uint64_t DEMO_SEED = 20261123;
 
 static const char *const positive_words[] = {
@@ -208,8 +208,8 @@ int cmd_demo_init(int argc, char **argv)
                              "{\n  \"do_lower_case\": true,\n  \"model_max_length\": 64,\n"
                              "  \"tokenizer_class\": \"BertTokenizer\"\n}\n");
     if (!rc) rc = write_weights(model);
-    if (!rc) rc = write_dataset(data, "train.tsv", 1, 2000);
-    if (!rc) rc = write_dataset(data, "eval.tsv", 2, 400);
+    if (!rc) rc = write_dataset(data, "train.tsv", 1, 6000);
+    if (!rc) rc = write_dataset(data, "eval.tsv", 2, 600);
     free(model);
     free(data);
     if (rc) return bt_report_error(rc);

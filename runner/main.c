@@ -11,6 +11,7 @@
 #include <string.h>
 
 static const struct bt_command commands[] = {
+    {"run", cmd_run, "JOB.ini [-s k=v] [--fresh] [--resume PATH] [--force]: train one segment, resuming"},
     {"version", cmd_version, "print version, build flags and compiled-in backends"},
     {"tokenize", cmd_tokenize, "MODEL_DIR [--pair] [--max-length N] [--json]: tokenize stdin lines as HF's BertTokenizerFast"},
     {"inspect-model", cmd_inspect_model, "MODEL_DIR: print a Hugging Face model's config and parameter table"},

@@ -1,0 +1,92 @@
+/* runner/cmd_run.c — `baton run JOB.ini [-s key=value]... [--fresh] [--resume PATH] [--force]`.
+ *
+ * Owns: the command line of a segment, the output-directory lock and the
+ * stale-file clean-up around it; the segment itself is runner/segment.c.
+ */
+#include "runner/commands.h"
+#include "runner/job.h"
+#include "runner/lock.h"
+#include "runner/segment.h"
+#include "runner/watchdog.h"
+#include "state/commit.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: baton run JOB.ini [-s section.key=value]... [--fresh] [--resume PATH] [--force]\n"
+               "  Trains one segment: resumes from the newest valid archive (output_dir, then\n"
+               "  [job] resume_from), trains until done, the budget or a signal, commits, exits.\n"
+               "  -s K=V         override a job key (e.g. -s train.lr=3e-5)\n"
+               "  --fresh        ignore existing archives and start from the model\n"
+               "  --resume PATH  resume from this archive (or directory) only\n"
+               "  --force        accept an archive whose job fingerprint differs (recorded)\n"
+               "exit: 0 complete, 75 segment ended (run again), 69 another run holds the job,\n"
+               "      71 stalled, 78 bad job file, 65 bad data, 66 missing input, 74 I/O error\n");
+}
+
+int cmd_run(int argc, char **argv)
+{
+    const char *job_path = NULL;
+    const char **ovr = bt_xcalloc((size_t)argc, sizeof *ovr);
+    int n_ovr = 0;
+    bt_segment_options so = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); free(ovr); return 0; }
+        else if (!strcmp(a, "-s") && i + 1 < argc) ovr[n_ovr++] = argv[++i];
+        else if (!strncmp(a, "-s", 2) && a[2]) ovr[n_ovr++] = a + 2;
+        else if (!strcmp(a, "--fresh")) so.fresh = 1;
+        else if (!strcmp(a, "--force")) so.force = 1;
+        else if (!strcmp(a, "--resume") && i + 1 < argc) so.resume_path = argv[++i];
+        else if (a[0] == '-' || job_path) {
+            fprintf(stderr, "baton run: unexpected argument '%s'\n", a);
+            usage(stderr);
+            free(ovr);
+            return BT_EUSAGE;
+        } else job_path = a;
+    }
+    if (!job_path) {
+        usage(stderr);
+        free(ovr);
+        return BT_EUSAGE;
+    }
+    bt_job job;
+    bt_job_load_options lo = {.overrides = ovr, .n_overrides = n_ovr, .check_paths = 1};
+    int rc = bt_job_load(job_path, &lo, &job);
+    free(ovr);
+    if (rc) return bt_report_error(rc);
+    char *text = NULL;
+    size_t len = 0;
+    if (n_ovr == 0 && bt_read_file(job_path, 4u << 20, &text, &len) != BT_OK) {
+        text = NULL;
+        bt_err_clear();
+    }
+    so.job_text = text; /* with overrides, the effective job (bt_job_to_ini) is stored instead */
+    bt_lock lock;
+    rc = bt_lock_acquire(job.job.output_dir, &lock);
+    if (rc) {
+        bt_job_free(&job);
+        free(text);
+        return bt_report_error(rc);
+    }
+    int removed = 0;
+    if (bt_archive_clean_stale(job.job.output_dir, &removed) != BT_OK) {
+        bt_warn("%s", bt_errmsg());
+        bt_err_clear();
+    } else if (removed) bt_info("removed %d stale file(s) left by an interrupted commit", removed);
+    bt_signals_install();
+    rc = bt_segment_run(&job, &so);
+    bt_signals_restore();
+    bt_lock_release(&lock);
+    bt_job_free(&job);
+    free(text);
+    if (rc != BT_OK && rc != BT_ETEMPFAIL) return bt_report_error(rc);
+    return rc;
+}

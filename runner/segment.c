@@ -1,0 +1,988 @@
+/* runner/segment.c — one segment of a job (see segment.h).
+ *
+ * Order of a segment:
+ *   lock output dir -> clean stale .partial -> tokenizer -> data (+ id cache)
+ *   -> backend, model, trainer -> discover newest valid archive -> restore
+ *   -> loop { stop? -> micro-batches at the cursor -> train step -> metrics
+ *             -> eval on schedule -> commit on schedule }
+ *   -> commit -> 0 (complete) or 75 (run again).
+ * A step never straddles epochs: the last step of an epoch takes the
+ * micro-batches that are left (as HF Trainer does), so steps per epoch =
+ * ceil(ceil(n / batch) / grad_accum) and the cursor is always at a step edge.
+ */
+#include "runner/segment.h"
+
+#include "engine/bert.h"
+#include "kernels/backend.h"
+#include "engine/data.h"
+#include "engine/metrics.h"
+#include "engine/model_config.h"
+#include "engine/tokenizer.h"
+#include "engine/train.h"
+#include "runner/lock.h"
+#include "runner/progress.h"
+#include "runner/status.h"
+#include "runner/watchdog.h"
+#include "state/commit.h"
+#include "state/discovery.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/log.h"
+#include "util/mem.h"
+#include "util/sha256.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TRAIN_LOG_EVERY 10 /* optimizer steps between train-loss records */
+
+/* What a resume restores besides tensors (trainer.json). */
+typedef struct {
+    int64_t step;
+    bt_data_cursor cursor;
+    int segment;              /* segments started, this one included */
+    int complete;
+    double best;              /* NAN: none yet */
+    int64_t best_step;
+    char best_archive[64];
+    int bad_evals;            /* evaluations without improvement (early stopping) */
+    int64_t last_eval_step;
+    json_t *history;          /* array of metrics.jsonl records */
+    json_t *forced;           /* array of accepted fingerprint changes (--force) */
+} trainer_state;
+
+typedef struct {
+    bt_job *job;
+    const bt_segment_options *opt;
+    char *out_dir;
+    bt_tokenizer *tok;
+    bt_dataset train, eval;
+    int has_eval;
+    int num_labels;
+    bt_label_kind kind;
+    bt_backend *be;
+    bt_bert *model;
+    bt_trainer *trainer;
+    bt_model_config mcfg;
+    char *vocab_text;
+    char *fingerprint;
+    char *job_ini;
+    const char *metric_name;
+    int higher_better;
+    int64_t steps_per_epoch, total_steps;
+    uint32_t *perm;
+    uint32_t perm_epoch;
+    trainer_state st;
+    bt_watchdog *wd;
+    bt_status_writer sw;
+    bt_status status;
+    bt_progress *progress;
+    bt_metrics_log *mlog;
+    char latest_archive[4096];
+    double last_commit_wall, last_commit_mono;
+    int64_t last_commit_step;
+} run_ctx;
+
+/* ------------------------------------------------------------------ data */
+
+static bt_label_kind label_kind_for(const bt_job *job)
+{
+    switch (job->model.problem_type) {
+    case BT_JOB_PROBLEM_MULTI: return BT_LABELS_MULTI;
+    case BT_JOB_PROBLEM_REGRESSION: return BT_LABELS_REGRESSION;
+    default: return BT_LABELS_CLASS;
+    }
+}
+
+static void data_options(const bt_job *job, bt_label_kind kind, const char *const *labels, int n_labels,
+                         int64_t limit, bt_data_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->format = (bt_data_format)job->data.format;
+    o->header = (bt_data_header)job->data.header;
+    o->text_column = job->data.text_column;
+    o->pair_column = job->data.text_pair_column && job->data.text_pair_column[0] ? job->data.text_pair_column : NULL;
+    o->label_column = job->data.label_column;
+    o->label_kind = kind;
+    o->labels = labels;
+    o->n_labels = n_labels;
+    o->label_separator = job->data.label_separator;
+    o->skip_malformed = job->data.skip_malformed;
+    o->limit = limit;
+}
+
+/* Tokenizes every example of ds into ds->tokens, through the id cache. */
+static int tokenize_dataset(run_ctx *c, bt_dataset *ds, const char *which)
+{
+    uint8_t vocab_sha[32], key[32];
+    bt_sha256(c->vocab_text, strlen(c->vocab_text), vocab_sha);
+    const bt_tokenizer_config *tc = bt_tokenizer_get_config(c->tok);
+    char settings[256];
+    snprintf(settings, sizeof settings, "max_seq_len=%lld;pair=%d;lower=%d;accents=%d;cjk=%d;limit=%zu",
+             (long long)c->job->data.max_seq_len, ds->has_pair, tc->lowercase, tc->strip_accents,
+             tc->chinese_chars, ds->n);
+    bt_id_cache_key(ds->sha256, vocab_sha, settings, key);
+    char hex[65];
+    bt_sha256_hex(key, hex);
+    char *cache_dir = bt_path_join(c->out_dir, "cache");
+    char *name = bt_xasprintf("%s-%.16s.ids", which, hex);
+    char *path = bt_path_join(cache_dir, name);
+    free(name);
+    int rc = bt_id_cache_read(path, key, &ds->tokens);
+    if (rc == BT_OK && ds->tokens.n_rows == ds->n) {
+        bt_info("%s: %zu examples from the token cache %s", which, ds->n, path);
+        free(path);
+        free(cache_dir);
+        return BT_OK;
+    }
+    if (rc == BT_OK) bt_id_table_free(&ds->tokens);
+    bt_err_clear();
+
+    bt_encode_opts eo = {.max_length = (int)c->job->data.max_seq_len, .truncation = BT_TRUNC_LONGEST_FIRST};
+    bt_encoding enc;
+    bt_encoding_init(&enc);
+    bt_id_table *t = &ds->tokens;
+    t->n_rows = ds->n;
+    t->off = bt_xmalloc((ds->n + 1) * sizeof *t->off);
+    size_t cap = ds->n * 16 + 16, used = 0;
+    t->ids = bt_xmalloc(cap * sizeof *t->ids);
+    t->off[0] = 0;
+    rc = BT_OK;
+    for (size_t i = 0; i < ds->n && rc == BT_OK; i++) {
+        const char *a = bt_example_text(ds, i), *b = bt_example_pair(ds, i);
+        rc = b ? bt_encode_pair(c->tok, a, strlen(a), b, strlen(b), &eo, &enc)
+               : bt_encode(c->tok, a, strlen(a), &eo, &enc);
+        if (rc) {
+            bt_fail_context(rc, "%s:%u", ds->path, ds->ex[i].line);
+            break;
+        }
+        if (used + enc.len > cap) {
+            cap = (used + enc.len) * 2;
+            t->ids = bt_xrealloc(t->ids, cap * sizeof *t->ids);
+        }
+        for (size_t k = 0; k < enc.len; k++) {
+            t->ids[used + k] = enc.input_ids[k];
+        }
+        /* token type ids are recomputed from [SEP] positions when batching */
+        used += enc.len;
+        t->off[i + 1] = used;
+    }
+    bt_encoding_free(&enc);
+    if (rc == BT_OK) {
+        int wrc = bt_mkdirs(cache_dir);
+        if (!wrc) wrc = bt_id_cache_write(path, key, t);
+        if (wrc) {
+            bt_warn("could not write the token cache (%s); continuing without it", bt_errmsg());
+            bt_err_clear();
+        }
+    }
+    free(path);
+    free(cache_dir);
+    return rc;
+}
+
+static int load_data(run_ctx *c)
+{
+    bt_job *job = c->job;
+    c->kind = label_kind_for(job);
+    bt_data_options o;
+    data_options(job, c->kind, (const char *const *)job->data.labels.v, job->data.labels.n, job->data.limit_train, &o);
+    int rc = bt_data_load(job->data.train, &o, &c->train);
+    if (rc) return rc;
+    if (c->train.n == 0) return bt_fail(BT_EDATA, "%s: no training examples; check [data] train and its columns", job->data.train);
+    if (c->train.n_skipped)
+        bt_warn("%s: skipped %zu malformed rows (first: %s)", job->data.train, c->train.n_skipped,
+                c->train.first_skip ? c->train.first_skip : "?");
+    if (job->data.eval && job->data.eval[0]) {
+        data_options(job, c->kind, (const char *const *)c->train.labels, c->train.n_labels, job->data.limit_eval, &o);
+        rc = bt_data_load(job->data.eval, &o, &c->eval);
+        if (rc) return rc;
+        c->has_eval = c->eval.n > 0;
+    }
+    if (c->kind == BT_LABELS_REGRESSION) c->num_labels = 1;
+    else c->num_labels = job->model.num_labels > 0 ? (int)job->model.num_labels : c->train.n_labels;
+    if (c->kind != BT_LABELS_REGRESSION && c->num_labels < c->train.n_labels)
+        return bt_fail(BT_ECONFIG, "[model] num_labels = %d but %s has %d labels; raise num_labels or remove it",
+                       c->num_labels, job->data.train, c->train.n_labels);
+    rc = tokenize_dataset(c, &c->train, "train");
+    if (!rc && c->has_eval) rc = tokenize_dataset(c, &c->eval, "eval");
+    return rc;
+}
+
+/* Batch assembly: pointers into the id table; type ids 1 after the first [SEP]. */
+typedef struct {
+    const int32_t **ids, **types;
+    int *len;
+    int32_t *label;
+    float *target;
+    int32_t *type_buf;
+    size_t type_cap;
+} batch_buf;
+
+static void batch_buf_free(batch_buf *b)
+{
+    free(b->ids); free(b->types); free(b->len); free(b->label); free(b->target); free(b->type_buf);
+    memset(b, 0, sizeof *b);
+}
+
+static void make_batch(run_ctx *c, const bt_dataset *ds, const uint32_t *idx, int n, batch_buf *bb, bt_batch *out)
+{
+    int C = c->num_labels;
+    if (!bb->ids) {
+        int cap = (int)(c->job->train.batch_size > c->job->train.eval_batch_size ? c->job->train.batch_size
+                                                                                  : c->job->train.eval_batch_size);
+        if (cap < 1) cap = 1;
+        bb->ids = bt_xcalloc((size_t)cap, sizeof *bb->ids);
+        bb->types = bt_xcalloc((size_t)cap, sizeof *bb->types);
+        bb->len = bt_xcalloc((size_t)cap, sizeof *bb->len);
+        bb->label = bt_xcalloc((size_t)cap, sizeof *bb->label);
+        bb->target = bt_xcalloc((size_t)cap * (size_t)C, sizeof *bb->target);
+    }
+    size_t need = 0;
+    for (int i = 0; i < n; i++) need += ds->tokens.off[idx[i] + 1] - ds->tokens.off[idx[i]];
+    if (need > bb->type_cap) {
+        bb->type_cap = need * 2;
+        bb->type_buf = bt_xrealloc(bb->type_buf, bb->type_cap * sizeof *bb->type_buf);
+    }
+    int32_t sep = bt_tokenizer_special_ids(c->tok).sep;
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t e = idx[i];
+        const int32_t *ids = ds->tokens.ids + ds->tokens.off[e];
+        int len = (int)(ds->tokens.off[e + 1] - ds->tokens.off[e]);
+        int32_t *ty = bb->type_buf + used;
+        int seg = 0;
+        for (int k = 0; k < len; k++) {
+            ty[k] = seg;
+            if (ids[k] == sep && ds->has_pair) seg = 1;
+        }
+        used += (size_t)len;
+        bb->ids[i] = ids;
+        bb->types[i] = ty;
+        bb->len[i] = len;
+        const bt_example *ex = &ds->ex[e];
+        bb->label[i] = ex->label;
+        float *tg = bb->target + (size_t)i * (size_t)C;
+        if (c->kind == BT_LABELS_REGRESSION) tg[0] = ex->target;
+        else if (c->kind == BT_LABELS_MULTI) {
+            for (int k = 0; k < C; k++) tg[k] = 0.0f;
+            for (uint32_t k = 0; k < ex->n_labels; k++) tg[ds->multi[ex->labels_off + k]] = 1.0f;
+        }
+    }
+    memset(out, 0, sizeof *out);
+    out->n = n;
+    out->ids = bb->ids;
+    out->type_ids = bb->types;
+    out->len = bb->len;
+    out->label = c->kind == BT_LABELS_CLASS ? bb->label : NULL;
+    out->target = c->kind == BT_LABELS_CLASS ? NULL : bb->target;
+}
+
+/* ---------------------------------------------------------- trainer.json */
+
+static void trainer_state_init(trainer_state *s)
+{
+    memset(s, 0, sizeof *s);
+    s->best = NAN;
+    s->best_step = -1;
+    s->last_eval_step = -1;
+    s->history = json_array();
+    s->forced = json_array();
+}
+
+static void trainer_state_free(trainer_state *s)
+{
+    json_decref(s->history);
+    json_decref(s->forced);
+}
+
+static char *trainer_json(run_ctx *c, const char *stop_reason)
+{
+    trainer_state *s = &c->st;
+    json_t *labels = json_array();
+    for (int i = 0; i < c->train.n_labels; i++) json_array_append_new(labels, json_string(c->train.labels[i]));
+    json_t *best = json_null();
+    if (!isnan(s->best))
+        best = json_pack("{s:s, s:f, s:I, s:s}", "metric", c->metric_name, "value", s->best, "step",
+                         (json_int_t)s->best_step, "archive", s->best_archive);
+    json_t *o = json_pack("{s:s, s:i, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:i, s:b, s:s?, s:o, s:s, s:i, s:I, s:o, s:O, s:O, s:s, s:s}",
+                          "format", BT_TRAINER_FORMAT, "version", BT_TRAINER_VERSION,
+                          "step", (json_int_t)s->step, "epoch", (json_int_t)s->cursor.epoch,
+                          "position", (json_int_t)s->cursor.position,
+                          "epochs_done", c->steps_per_epoch ? (double)s->step / (double)c->steps_per_epoch : 0.0,
+                          "total_steps", (json_int_t)c->total_steps, "steps_per_epoch", (json_int_t)c->steps_per_epoch,
+                          "seed", (json_int_t)c->job->job.seed, "segment", s->segment, "complete", s->complete,
+                          "stop_reason", stop_reason, "labels", labels,
+                          "label_kind", c->kind == BT_LABELS_MULTI ? "multi" : c->kind == BT_LABELS_REGRESSION ? "regression" : "class",
+                          "bad_evals", s->bad_evals, "last_eval_step", (json_int_t)s->last_eval_step,
+                          "best", best, "forced_changes", s->forced, "history", s->history,
+                          "device", c->be->name, "loss_scale", "none");
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return text;
+}
+
+static int trainer_state_parse(run_ctx *c, const char *text, const char *where)
+{
+    json_error_t je;
+    json_t *o = json_loads(text, 0, &je);
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        return bt_fail(BT_EDATA, "%s: trainer.json is not a JSON object (%s)", where, je.text);
+    }
+    const char *fmt = json_string_value(json_object_get(o, "format"));
+    json_int_t ver = json_integer_value(json_object_get(o, "version"));
+    if (!fmt || strcmp(fmt, BT_TRAINER_FORMAT) || ver != BT_TRAINER_VERSION) {
+        json_decref(o);
+        return bt_fail(BT_EDATA, "%s: trainer.json has format %s version %lld; this baton reads %s version %d",
+                       where, fmt ? fmt : "?", (long long)ver, BT_TRAINER_FORMAT, BT_TRAINER_VERSION);
+    }
+    trainer_state *s = &c->st;
+    s->step = json_integer_value(json_object_get(o, "step"));
+    s->cursor.epoch = (uint32_t)json_integer_value(json_object_get(o, "epoch"));
+    s->cursor.position = (uint64_t)json_integer_value(json_object_get(o, "position"));
+    s->segment = (int)json_integer_value(json_object_get(o, "segment"));
+    s->complete = json_is_true(json_object_get(o, "complete"));
+    s->bad_evals = (int)json_integer_value(json_object_get(o, "bad_evals"));
+    s->last_eval_step = json_integer_value(json_object_get(o, "last_eval_step"));
+    json_t *best = json_object_get(o, "best");
+    if (json_is_object(best)) {
+        s->best = json_number_value(json_object_get(best, "value"));
+        s->best_step = json_integer_value(json_object_get(best, "step"));
+        const char *a = json_string_value(json_object_get(best, "archive"));
+        snprintf(s->best_archive, sizeof s->best_archive, "%s", a ? a : "");
+    }
+    json_t *labels = json_object_get(o, "labels");
+    if (json_is_array(labels) && c->kind != BT_LABELS_REGRESSION) {
+        int same = (int)json_array_size(labels) == c->train.n_labels;
+        for (int i = 0; same && i < c->train.n_labels; i++) {
+            const char *l = json_string_value(json_array_get(labels, (size_t)i));
+            same = l && !strcmp(l, c->train.labels[i]);
+        }
+        if (!same) {
+            json_decref(o);
+            return bt_fail(BT_ECONFIG, "%s: the archive's label list differs from the data's (%d labels now); "
+                                       "set [data] labels to the archive's list, or start over with --fresh",
+                           where, c->train.n_labels);
+        }
+    }
+    json_t *h = json_object_get(o, "history");
+    if (json_is_array(h)) {
+        json_decref(s->history);
+        s->history = json_incref(h);
+    }
+    json_t *f = json_object_get(o, "forced_changes");
+    if (json_is_array(f)) {
+        json_decref(s->forced);
+        s->forced = json_incref(f);
+    }
+    json_decref(o);
+    return BT_OK;
+}
+
+/* --------------------------------------------------------------- metrics */
+
+static void history_add(run_ctx *c, const char *split, double loss, double lr, const bt_metric_value *v, int n)
+{
+    double epoch = c->steps_per_epoch ? (double)c->st.step / (double)c->steps_per_epoch : 0;
+    double now = bt_now_epoch();
+    if (c->mlog) bt_metrics_log_append(c->mlog, c->st.step, epoch, split, loss, lr, v, n, now);
+    json_t *r = json_pack("{s:I, s:f, s:s}", "step", (json_int_t)c->st.step, "epoch", epoch, "split", split);
+    if (!isnan(loss) && isfinite(loss)) json_object_set_new(r, "loss", json_real(loss));
+    if (!isnan(lr)) json_object_set_new(r, "lr", json_real(lr));
+    for (int i = 0; i < n; i++)
+        json_object_set_new(r, v[i].name, isfinite(v[i].value) ? json_real(v[i].value) : json_null());
+    json_object_set_new(r, "time", json_real(now));
+    json_array_append_new(c->st.history, r);
+}
+
+/* Rewrites metrics.jsonl from the archive's history (the truth on resume). */
+static int metrics_log_restore(run_ctx *c)
+{
+    char *path = bt_path_join(c->out_dir, "metrics.jsonl");
+    size_t cap = 4096, len = 0;
+    char *buf = bt_xmalloc(cap);
+    buf[0] = '\0';
+    size_t i;
+    json_t *r;
+    json_array_foreach(c->st.history, i, r) {
+        char *line = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        size_t l = strlen(line);
+        if (len + l + 2 > cap) {
+            cap = (len + l + 2) * 2;
+            buf = bt_xrealloc(buf, cap);
+        }
+        memcpy(buf + len, line, l);
+        buf[len + l] = '\n';
+        len += l + 1;
+        free(line);
+    }
+    int rc = bt_write_file_atomic(path, buf, len);
+    free(buf);
+    if (!rc) rc = bt_metrics_log_open(path, &c->mlog);
+    free(path);
+    return rc;
+}
+
+typedef struct {
+    double loss;
+    double value; /* the job's metric */
+    bt_metric_value v[6];
+    int n;
+} eval_result;
+
+static int evaluate(run_ctx *c, eval_result *r)
+{
+    memset(r, 0, sizeof *r);
+    const bt_dataset *ds = &c->eval;
+    int bs = (int)(c->job->train.eval_batch_size > 0 ? c->job->train.eval_batch_size : c->job->train.batch_size);
+    int C = c->num_labels;
+    float *logits = bt_xmalloc((size_t)bs * (size_t)C * sizeof *logits);
+    float *pred = c->kind == BT_LABELS_REGRESSION ? bt_xmalloc(ds->n * sizeof *pred) : NULL;
+    float *gold = c->kind == BT_LABELS_REGRESSION ? bt_xmalloc(ds->n * sizeof *gold) : NULL;
+    uint32_t *idx = bt_xmalloc((size_t)bs * sizeof *idx);
+    bt_confusion cm;
+    bt_confusion_init(&cm, C > 1 ? C : 2);
+    bt_multilabel_counts ml = {0};
+    batch_buf bb = {0};
+    double loss_sum = 0;
+    int rc = BT_OK;
+    for (size_t start = 0; start < ds->n && rc == BT_OK; start += (size_t)bs) {
+        int n = (int)(ds->n - start < (size_t)bs ? ds->n - start : (size_t)bs);
+        for (int i = 0; i < n; i++) idx[i] = (uint32_t)(start + (size_t)i);
+        bt_batch b;
+        make_batch(c, ds, idx, n, &bb, &b);
+        float loss = 0;
+        rc = bt_bert_eval(c->model, &b, &loss, logits);
+        if (rc) break;
+        loss_sum += (double)loss * n;
+        for (int i = 0; i < n; i++) {
+            const float *lg = logits + (size_t)i * (size_t)C;
+            if (c->kind == BT_LABELS_CLASS) bt_confusion_add(&cm, ds->ex[idx[i]].label, bt_argmax(lg, C));
+            else if (c->kind == BT_LABELS_MULTI) bt_multilabel_add(&ml, lg, b.target + (size_t)i * (size_t)C, C);
+            else {
+                pred[start + (size_t)i] = lg[0];
+                gold[start + (size_t)i] = ds->ex[idx[i]].target;
+            }
+        }
+        if (c->wd) bt_watchdog_heartbeat(c->wd);
+    }
+    if (rc == BT_OK) {
+        r->loss = loss_sum / (double)ds->n;
+        if (c->kind == BT_LABELS_CLASS) {
+            bt_cls_metrics m;
+            bt_confusion_metrics(&cm, &m);
+            r->v[r->n++] = (bt_metric_value){"accuracy", m.accuracy};
+            r->v[r->n++] = (bt_metric_value){"f1_macro", m.f1};
+            r->v[r->n++] = (bt_metric_value){"precision_macro", m.precision};
+            r->v[r->n++] = (bt_metric_value){"recall_macro", m.recall};
+            if (C == 2) r->v[r->n++] = (bt_metric_value){"f1", m.f1_binary};
+        } else if (c->kind == BT_LABELS_MULTI) {
+            r->v[r->n++] = (bt_metric_value){"f1", bt_multilabel_micro_f1(&ml)};
+            r->v[r->n++] = (bt_metric_value){"accuracy", bt_multilabel_subset_accuracy(&ml)};
+        } else {
+            r->v[r->n++] = (bt_metric_value){"mse", bt_metric_mse(pred, gold, ds->n)};
+            r->v[r->n++] = (bt_metric_value){"pearson", bt_metric_pearson(pred, gold, ds->n)};
+        }
+        r->value = NAN;
+        for (int i = 0; i < r->n; i++)
+            if (!strcmp(r->v[i].name, c->metric_name)) r->value = r->v[i].value;
+        if (!strcmp(c->metric_name, "loss")) r->value = r->loss;
+    }
+    bt_confusion_free(&cm);
+    batch_buf_free(&bb);
+    free(logits); free(pred); free(gold); free(idx);
+    return rc;
+}
+
+static const char *metric_name_for(const run_ctx *c)
+{
+    switch (c->job->train.metric) {
+    case BT_JOB_METRIC_ACCURACY: return "accuracy";
+    case BT_JOB_METRIC_F1: return c->kind == BT_LABELS_MULTI || c->num_labels == 2 ? "f1" : "f1_macro";
+    case BT_JOB_METRIC_F1_MACRO: return "f1_macro";
+    case BT_JOB_METRIC_MSE: return "mse";
+    case BT_JOB_METRIC_PEARSON: return "pearson";
+    case BT_JOB_METRIC_LOSS: return "loss";
+    default: break;
+    }
+    if (c->kind == BT_LABELS_REGRESSION) return "mse";
+    if (c->kind == BT_LABELS_MULTI) return "f1";
+    return "accuracy";
+}
+
+/* ---------------------------------------------------------------- commit */
+
+static int commit(run_ctx *c, const char *stop_reason)
+{
+    double t0 = bt_now_mono();
+    bt_tensor_set w = {0}, m = {0};
+    int rc = bt_trainer_snapshot(c->trainer, NULL, &w, &m);
+    if (rc) return rc;
+    char *tj = trainer_json(c, stop_reason);
+    char *cfg = bt_model_config_dumps(&c->mcfg);
+    bt_snapshot s = {
+        .model = w.e, .n_model = w.n, .optim = m.e, .n_optim = m.n,
+        .trainer_json = tj, .job_ini = c->job_ini, .config_json = cfg, .vocab_txt = c->vocab_text,
+        .fingerprint_json = c->fingerprint, .step = c->st.step, .baton_version = NULL,
+    };
+    if (c->mlog) bt_metrics_log_sync(c->mlog);
+    rc = bt_archive_commit(c->out_dir, &s, c->latest_archive, sizeof c->latest_archive);
+    free(tj);
+    free(cfg);
+    bt_tensor_set_free(&w);
+    bt_tensor_set_free(&m);
+    if (rc) return rc;
+    double dt = bt_now_mono() - t0;
+    c->last_commit_mono = bt_now_mono();
+    c->last_commit_wall = bt_now_epoch();
+    c->last_commit_step = c->st.step;
+    if (c->wd) bt_watchdog_checkpoint_done(c->wd, dt);
+    bt_info("committed %s (%.1fs)", c->latest_archive, dt);
+    const char *best = NULL;
+    char best_path[4096];
+    if (c->job->runtime.keep_best && c->st.best_archive[0]) {
+        snprintf(best_path, sizeof best_path, "%s/%s", c->out_dir, c->st.best_archive);
+        best = best_path;
+    }
+    int rrc = bt_retention_apply(c->out_dir, (int)c->job->runtime.keep_last, best);
+    if (rrc) {
+        bt_warn("retention: %s", bt_errmsg());
+        bt_err_clear();
+    }
+    c->status.last_commit = c->last_commit_wall;
+    c->status.latest_archive = c->latest_archive;
+    return BT_OK;
+}
+
+/* ------------------------------------------------------------------ loop */
+
+static void refresh_perm(run_ctx *c)
+{
+    if (c->perm && c->perm_epoch == c->st.cursor.epoch) return;
+    if (!c->perm) c->perm = bt_xmalloc(c->train.n * sizeof *c->perm);
+    bt_data_permutation((uint64_t)c->job->job.seed, c->st.cursor.epoch, c->train.n, c->perm);
+    c->perm_epoch = c->st.cursor.epoch;
+}
+
+static void apply_freezing(run_ctx *c)
+{
+    bt_job *job = c->job;
+    int unfrozen = job->train.unfreeze_at_epoch > 0 && (int64_t)c->st.cursor.epoch >= job->train.unfreeze_at_epoch;
+    if (unfrozen) bt_trainer_set_frozen(c->trainer, 0, 0);
+    else bt_trainer_set_frozen(c->trainer, job->train.freeze_embeddings, (int)job->train.freeze_layers);
+}
+
+/* Evaluates, logs, tracks the best and early stopping. *stop_early set when
+ * patience runs out. A new best is committed at once when keep_best. */
+static int eval_and_track(run_ctx *c, int *stop_early)
+{
+    eval_result r;
+    int rc = evaluate(c, &r);
+    if (rc) return rc;
+    c->st.last_eval_step = c->st.step;
+    history_add(c, "eval", r.loss, NAN, r.v, r.n);
+    int better = isnan(c->st.best) || (c->higher_better ? r.value > c->st.best : r.value < c->st.best);
+    bt_progress_message(c->progress, "eval at step %lld: loss %.4f, %s %.4f%s", (long long)c->st.step, r.loss,
+                        c->metric_name, r.value, better ? " (best so far)" : "");
+    if (better && !isnan(r.value)) {
+        c->st.best = r.value;
+        c->st.best_step = c->st.step;
+        c->st.bad_evals = 0;
+        c->status.best_metric = r.value;
+        if (c->job->runtime.keep_best) {
+            bt_archive_filename(c->st.step, c->st.best_archive, sizeof c->st.best_archive);
+            rc = commit(c, "best");
+            if (rc) return rc;
+        }
+    } else {
+        c->st.bad_evals++;
+        if (c->job->train.early_stopping_patience > 0 && c->st.bad_evals >= c->job->train.early_stopping_patience) {
+            bt_progress_message(c->progress, "early stopping: %d evaluations without improvement", c->st.bad_evals);
+            *stop_early = 1;
+        }
+    }
+    return BT_OK;
+}
+
+static int checkpoint_due(run_ctx *c)
+{
+    const bt_job_every *e = &c->job->runtime.checkpoint_every;
+    if (c->st.step == c->last_commit_step) return 0;
+    if (e->steps > 0 && c->st.step % e->steps == 0) return 1;
+    if (e->seconds > 0 && bt_now_mono() - c->last_commit_mono >= e->seconds) return 1;
+    return 0;
+}
+
+static void update_status(run_ctx *c, const char *state, double loss, double ex_per_s, int force)
+{
+    c->status.state = state;
+    c->status.step = c->st.step;
+    c->status.total_steps = c->total_steps;
+    c->status.epoch = c->steps_per_epoch ? (double)c->st.step / (double)c->steps_per_epoch : 0;
+    c->status.loss = loss;
+    c->status.examples_per_s = ex_per_s;
+    double steps_left = (double)(c->total_steps - c->st.step);
+    double step_s = ex_per_s > 0 ? (double)(c->job->train.batch_size * c->job->train.grad_accum) / ex_per_s : NAN;
+    c->status.eta_job_s = steps_left * step_s;
+    double rem = c->wd ? bt_watchdog_remaining_at(c->wd, bt_now_epoch()) : INFINITY;
+    c->status.eta_segment_s = isfinite(rem) && rem < c->status.eta_job_s ? rem : c->status.eta_job_s;
+    if (bt_status_update(&c->sw, &c->status, force)) {
+        bt_warn("status.json: %s", bt_errmsg());
+        bt_err_clear();
+    }
+}
+
+static void on_stall(void *ctx, double idle_s)
+{
+    run_ctx *c = ctx;
+    c->status.state = "stalled";
+    bt_status_update(&c->sw, &c->status, 1);
+    (void)idle_s;
+}
+
+static int train_loop(run_ctx *c, const char **stop_reason)
+{
+    bt_job *job = c->job;
+    int accum = (int)job->train.grad_accum, bs = (int)job->train.batch_size;
+    uint32_t *idx = bt_xmalloc((size_t)accum * (size_t)bs * sizeof *idx);
+    batch_buf *bbs = bt_xcalloc((size_t)accum, sizeof *bbs);
+    bt_batch *micro = bt_xcalloc((size_t)accum, sizeof *micro);
+    double loss_acc = 0, ex_acc = 0, t_acc = 0;
+    int n_acc = 0;
+    double ex_per_s = NAN;
+    int rc = BT_OK, stop_early = 0;
+    uint32_t epoch_at_start = c->st.cursor.epoch;
+    *stop_reason = NULL;
+    apply_freezing(c);
+    while (c->st.step < c->total_steps) {
+        bt_stop_reason why = bt_watchdog_should_stop(c->wd);
+        if (why != BT_STOP_NONE) {
+            *stop_reason = bt_stop_reason_name(why);
+            break;
+        }
+        if (c->st.cursor.epoch != epoch_at_start) {
+            apply_freezing(c);
+            epoch_at_start = c->st.cursor.epoch;
+        }
+        refresh_perm(c);
+        uint32_t epoch = c->st.cursor.epoch;
+        int n_micro = 0, n_ex = 0;
+        while (n_micro < accum && c->st.cursor.epoch == epoch) {
+            uint32_t *mi = idx + (size_t)n_micro * (size_t)bs;
+            size_t got = bt_data_next_batch(c->perm, c->train.n, &c->st.cursor, (size_t)bs, mi);
+            if (got == 0) break;
+            make_batch(c, &c->train, mi, (int)got, &bbs[n_micro], &micro[n_micro]);
+            n_ex += (int)got;
+            n_micro++;
+        }
+        double t0 = bt_now_mono();
+        bt_step_info info;
+        rc = bt_train_step(c->trainer, micro, n_micro, &info);
+        if (rc) break;
+        double dt = bt_now_mono() - t0;
+        c->st.step = info.step;
+        bt_watchdog_step_done(c->wd, dt);
+        loss_acc += info.loss;
+        ex_acc += n_ex;
+        t_acc += dt;
+        n_acc++;
+        ex_per_s = ex_acc / (t_acc > 0 ? t_acc : 1e-9);
+        if (c->st.step % TRAIN_LOG_EVERY == 0 || c->st.step == c->total_steps) {
+            bt_metric_value gn = {"grad_norm", info.grad_norm};
+            history_add(c, "train", loss_acc / n_acc, info.lr, &gn, 1);
+            loss_acc = 0;
+            n_acc = 0;
+        }
+        bt_progress_info pi = {
+            .step = c->st.step, .total_steps = c->total_steps,
+            .epoch = (double)c->st.step / (double)c->steps_per_epoch, .epochs = job->train.epochs,
+            .loss = info.loss, .examples_per_s = ex_per_s,
+            .eta_job_s = (double)(c->total_steps - c->st.step) * (t_acc / (ex_acc / (double)n_ex)),
+            .eta_segment_s = NAN,
+        };
+        double rem = bt_watchdog_remaining_at(c->wd, bt_now_epoch());
+        if (isfinite(rem) && rem < pi.eta_job_s) pi.eta_segment_s = rem;
+        bt_progress_update(c->progress, &pi, 0);
+        update_status(c, "running", info.loss, ex_per_s, 0);
+
+        int epoch_end = c->st.cursor.epoch != epoch;
+        int eval_now = c->has_eval && ((job->train.eval_every > 0 && c->st.step % job->train.eval_every == 0) ||
+                                       (job->train.eval_every <= 0 && epoch_end));
+        if (eval_now) {
+            rc = eval_and_track(c, &stop_early);
+            if (rc) break;
+            if (stop_early) break;
+        }
+        if (checkpoint_due(c)) {
+            rc = commit(c, "periodic");
+            if (rc) break;
+        }
+    }
+    for (int i = 0; i < accum; i++) batch_buf_free(&bbs[i]);
+    free(bbs);
+    free(micro);
+    free(idx);
+    if (rc) return rc;
+    if (stop_early) *stop_reason = "early stopping";
+    return BT_OK;
+}
+
+/* ------------------------------------------------------------ set-up */
+
+static int make_fingerprint(run_ctx *c)
+{
+    char d1[65], d2[65] = "";
+    bt_sha256_hex(c->train.sha256, d1);
+    if (c->has_eval) bt_sha256_hex(c->eval.sha256, d2);
+    json_t *extra = json_pack("{s:s, s:s, s:i}", "data.train.sha256", d1, "data.eval.sha256", d2,
+                              "model.num_labels", c->num_labels);
+    char *ex = json_dumps(extra, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(extra);
+    c->fingerprint = bt_job_fingerprint(c->job, ex);
+    free(ex);
+    return c->fingerprint ? BT_OK : BT_ECONFIG;
+}
+
+static int resume(run_ctx *c)
+{
+    bt_job *job = c->job;
+    const char **paths = NULL;
+    size_t n_paths = 0;
+    const char *out_dir = c->out_dir;
+    if (c->opt->resume_path) {
+        paths = bt_xcalloc(1, sizeof *paths);
+        paths[0] = c->opt->resume_path;
+        n_paths = 1;
+        out_dir = NULL;
+    } else {
+        paths = bt_xcalloc((size_t)job->job.resume_from.n + 1, sizeof *paths);
+        for (int i = 0; i < job->job.resume_from.n; i++) paths[n_paths++] = job->job.resume_from.v[i];
+    }
+    char found[4096] = "";
+    bt_archive *a = NULL;
+    bt_archive_limits lim;
+    bt_archive_limits_for_model(&lim, (uint64_t)bt_bert_total_floats(c->model) * 4u);
+    bt_discovery_report rep = {0};
+    int rc = bt_discover(out_dir, paths, n_paths, NULL, &lim, found, sizeof found, &a, &rep);
+    free(paths);
+    if (rc == BT_ENOINPUT) {
+        bt_err_clear();
+        if (c->opt->resume_path)
+            return bt_fail(BT_ENOINPUT, "--resume %s: no valid archive there%s", c->opt->resume_path,
+                           rep.n_skipped ? " (every candidate was damaged; see the warnings above)" : "");
+        if (rep.n_skipped)
+            bt_warn("no valid archive among %zu candidates: starting from the pretrained model", rep.n_candidates);
+        bt_discovery_report_free(&rep);
+        return BT_OK;
+    }
+    bt_discovery_report_free(&rep);
+    if (rc) return rc;
+    /* the fingerprint: refused on change unless --force, which records it */
+    const char *afp = bt_archive_fingerprint_json(a);
+    char *diff = NULL;
+    int n_diff = 0;
+    if (bt_job_fingerprint_diff(afp, c->fingerprint, &diff, &n_diff) < 0) {
+        bt_archive_close(a);
+        return bt_fail(BT_EDATA, "%s: its job fingerprint is not valid JSON", found);
+    }
+    if (n_diff > 0) {
+        if (!c->opt->force) {
+            rc = bt_fail(BT_ECONFIG, "%s was written by a different job: %d training-relevant field(s) changed:\n%s"
+                                     "resume with --force to accept the change (it is recorded in the archive), "
+                                     "or --fresh to start over", found, n_diff, diff);
+            free(diff);
+            bt_archive_close(a);
+            return rc;
+        }
+        bt_warn("--force: resuming %s despite %d changed field(s):\n%s", found, n_diff, diff);
+        json_array_append_new(c->st.forced, json_pack("{s:I, s:s}", "step", (json_int_t)bt_archive_step(a), "changes", diff));
+    }
+    free(diff);
+    rc = trainer_state_parse(c, bt_archive_text(a, BT_M_TRAINER), found);
+    bt_st_file *wm = NULL, *om = NULL;
+    if (!rc) rc = bt_archive_open_model(a, &wm);
+    if (!rc) rc = bt_archive_open_optim(a, &om);
+    if (!rc) rc = bt_trainer_restore(c->trainer, wm, om);
+    if (!rc) bt_trainer_set_step(c->trainer, c->st.step);
+    bt_st_close(wm);
+    bt_st_close(om);
+    bt_archive_close(a);
+    if (rc) return bt_fail_context(rc, "resuming from %s", found);
+    snprintf(c->latest_archive, sizeof c->latest_archive, "%s", found);
+    c->last_commit_step = c->st.step;
+    bt_progress_message(c->progress, "resumed from %s at step %lld (epoch %u)", found, (long long)c->st.step,
+                        c->st.cursor.epoch);
+    return BT_OK;
+}
+
+static int create_backend(run_ctx *c)
+{
+    int dev = c->job->runtime.device;
+    if (dev == BT_JOB_DEVICE_CUDA || dev == BT_JOB_DEVICE_AUTO) {
+        c->be = bt_backend_cuda_create(0);
+        if (c->be) return BT_OK;
+        if (dev == BT_JOB_DEVICE_CUDA) return bt_fail_context(BT_ECONFIG, "[runtime] device = cuda");
+        bt_err_clear();
+    }
+    c->be = bt_backend_cpu_create((int)c->job->runtime.threads);
+    return c->be ? BT_OK : BT_EINTERNAL;
+}
+
+static int setup(run_ctx *c)
+{
+    bt_job *job = c->job;
+    if (job->job.task != BT_JOB_TASK_CLASSIFY)
+        return bt_fail(BT_ECONFIG, "[job] task = %s is not supported by this version of the runner yet; "
+                                   "use task = classify",
+                       bt_job_enum_name(bt_job_key_index("job", "task"), job->job.task));
+    int rc = bt_tokenizer_load(job->model.path, &c->tok);
+    if (rc) return rc;
+    char *vp = bt_path_join(job->model.path, "vocab.txt");
+    size_t vlen;
+    rc = bt_read_file(vp, 256u << 20, &c->vocab_text, &vlen);
+    free(vp);
+    if (rc) return rc;
+    char *cp = bt_path_join(job->model.path, "config.json");
+    rc = bt_model_config_load(cp, &c->mcfg);
+    free(cp);
+    if (rc) return rc;
+    rc = load_data(c);
+    if (rc) return rc;
+    if (c->kind != BT_LABELS_REGRESSION && c->train.n_labels > 0) {
+        rc = bt_model_config_set_labels(&c->mcfg, (const char *const *)c->train.labels, c->train.n_labels);
+        if (rc) return rc;
+    }
+    bt_model_config_set_problem_type(&c->mcfg, c->kind == BT_LABELS_MULTI ? BT_PROBLEM_MULTI_LABEL
+                                               : c->kind == BT_LABELS_REGRESSION ? BT_PROBLEM_REGRESSION
+                                                                                 : BT_PROBLEM_SINGLE_LABEL);
+    bt_model_config_set_architecture(&c->mcfg, "BertForSequenceClassification");
+    rc = make_fingerprint(c);
+    if (rc) return rc;
+    c->metric_name = metric_name_for(c);
+    c->higher_better = bt_metric_higher_is_better(c->metric_name);
+
+    int64_t batches = (int64_t)((c->train.n + (size_t)job->train.batch_size - 1) / (size_t)job->train.batch_size);
+    c->steps_per_epoch = (batches + job->train.grad_accum - 1) / job->train.grad_accum;
+    c->total_steps = job->train.max_steps > 0 ? job->train.max_steps : c->steps_per_epoch * job->train.epochs;
+
+    rc = create_backend(c);
+    if (rc) return rc;
+    bt_bert_opts mo = {
+        .task = BT_TASK_SEQ_CLS, .num_labels = c->num_labels,
+        .problem = c->kind == BT_LABELS_MULTI ? BT_LOSS_MULTI : c->kind == BT_LABELS_REGRESSION ? BT_LOSS_REGRESSION : BT_LOSS_SINGLE,
+        .max_batch = (int)(job->train.batch_size > job->train.eval_batch_size ? job->train.batch_size : job->train.eval_batch_size),
+        .max_seq = (int)job->data.max_seq_len, .training = 1, .seed = (uint64_t)job->job.seed,
+    };
+    rc = bt_bert_create(c->be, job->model.path, &mo, &c->model);
+    if (rc) return rc;
+    int64_t warm = job->train.warmup_steps;
+    if (warm <= 0 && job->train.warmup_ratio > 0) warm = (int64_t)ceil(job->train.warmup_ratio * (double)c->total_steps);
+    bt_train_config tc = {
+        .optim = {.lr = (float)job->train.lr, .head_lr = (float)job->train.head_lr,
+                  .layer_decay = (float)job->train.layer_lr_decay, .weight_decay = (float)job->train.weight_decay,
+                  .beta1 = (float)job->train.adam_beta1, .beta2 = (float)job->train.adam_beta2,
+                  .eps = (float)job->train.adam_eps},
+        .schedule = (bt_sched_kind)job->train.schedule, .warmup_steps = warm, .total_steps = c->total_steps,
+        .max_grad_norm = (float)job->train.max_grad_norm,
+        .freeze_embeddings = job->train.freeze_embeddings, .freeze_layers = (int)job->train.freeze_layers,
+    };
+    rc = bt_trainer_create(c->model, &tc, &c->trainer);
+    if (rc) return rc;
+    c->job_ini = c->opt->job_text ? bt_xstrdup(c->opt->job_text) : bt_job_to_ini(job);
+    return BT_OK;
+}
+
+static void teardown(run_ctx *c)
+{
+    if (c->mlog) bt_metrics_log_close(c->mlog);
+    bt_progress_free(c->progress);
+    bt_watchdog_free(c->wd);
+    bt_status_writer_free(&c->sw);
+    bt_trainer_free(c->trainer);
+    bt_bert_free(c->model);
+    if (c->be) c->be->destroy(c->be);
+    bt_data_free(&c->train);
+    bt_data_free(&c->eval);
+    bt_tokenizer_free(c->tok);
+    bt_model_config_free(&c->mcfg);
+    trainer_state_free(&c->st);
+    free(c->perm);
+    free(c->vocab_text);
+    free(c->fingerprint);
+    free(c->job_ini);
+}
+
+int bt_segment_run(bt_job *job, const bt_segment_options *o)
+{
+    run_ctx c;
+    memset(&c, 0, sizeof c);
+    c.job = job;
+    c.opt = o;
+    c.out_dir = job->job.output_dir;
+    c.last_commit_step = -1;
+    trainer_state_init(&c.st);
+    bt_status_writer_init(&c.sw, c.out_dir, job->runtime.status_every);
+    c.status = bt_status_init(job->job.name, c.out_dir);
+    c.progress = bt_progress_create((bt_progress_mode)job->runtime.progress, job->runtime.progress_every, stderr);
+
+    int rc = setup(&c);
+    if (!rc && !o->fresh) rc = resume(&c);
+    if (rc) goto out;
+    if (c.st.complete) {
+        printf("job '%s' is already complete (step %lld, archive %s)\n", job->job.name, (long long)c.st.step,
+               c.latest_archive);
+        update_status(&c, "complete", NAN, NAN, 1);
+        goto out;
+    }
+    rc = metrics_log_restore(&c);
+    if (rc) goto out;
+    c.st.segment++;
+    bt_metrics_log_segment(c.mlog, c.st.step, c.st.segment, bt_now_epoch());
+    bt_watchdog_config wc = {
+        .budget = job->runtime.budget, .margin_s = job->runtime.margin,
+        .stall_timeout_s = job->runtime.stall_timeout, .on_stall = on_stall, .on_stall_ctx = &c,
+    };
+    rc = bt_watchdog_create(&wc, &c.wd);
+    if (rc) goto out;
+    bt_watchdog_start_stall_thread(c.wd);
+    c.last_commit_mono = bt_now_mono();
+    bt_progress_message(c.progress, "segment %d of job '%s': step %lld of %lld, %zu training examples, %s backend",
+                        c.st.segment, job->job.name, (long long)c.st.step, (long long)c.total_steps, c.train.n,
+                        c.be->name);
+    update_status(&c, "running", NAN, NAN, 1);
+
+    const char *stop_reason = NULL;
+    rc = train_loop(&c, &stop_reason);
+    if (rc) {
+        update_status(&c, "failed", NAN, NAN, 1);
+        goto out;
+    }
+    int finished = stop_reason == NULL || !strcmp(stop_reason, "early stopping");
+    if (finished) {
+        int dummy = 0;
+        if (c.has_eval && c.st.last_eval_step != c.st.step) rc = eval_and_track(&c, &dummy);
+        c.st.complete = 1;
+        if (!rc) rc = commit(&c, stop_reason ? stop_reason : "complete");
+        if (rc) goto out;
+        update_status(&c, "complete", NAN, NAN, 1);
+        bt_progress_message(c.progress, "job '%s' complete at step %lld; final archive %s", job->job.name,
+                            (long long)c.st.step, c.latest_archive);
+        rc = 0;
+    } else {
+        if (c.st.step != c.last_commit_step) rc = commit(&c, stop_reason);
+        if (rc) goto out;
+        c.status.stop_reason = stop_reason;
+        update_status(&c, "stopped", NAN, NAN, 1);
+        bt_progress_message(c.progress, "segment stopped (%s) at step %lld of %lld; run again to continue",
+                            stop_reason, (long long)c.st.step, (long long)c.total_steps);
+        rc = BT_ETEMPFAIL;
+    }
+out:
+    teardown(&c);
+    return rc;
+}

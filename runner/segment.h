@@ -1,0 +1,30 @@
+/* runner/segment.h — one segment of a job: resume, train, evaluate, commit.
+ *
+ * Owns: the segment loop of DESIGN.md (job -> model dir -> tokenizer ->
+ * dataset (cached ids) -> resume from the newest valid archive -> loop {
+ * batch -> step -> metrics -> eval -> periodic commit -> should_stop? } ->
+ * commit -> exit code), trainer.json (what a resume needs besides tensors),
+ * and the mapping of job keys onto engine and state calls.
+ * Must not: parse job files (runner/job.c), implement training maths
+ * (engine/), or know the archive byte format (state/).
+ */
+#ifndef BATON_RUNNER_SEGMENT_H
+#define BATON_RUNNER_SEGMENT_H
+
+#include "runner/job.h"
+
+typedef struct {
+    int fresh;               /* --fresh: ignore archives */
+    const char *resume_path; /* --resume PATH: this archive (or directory) only */
+    int force;               /* --force: accept a changed fingerprint */
+    const char *job_text;    /* the job file's text, stored in archives (may be NULL) */
+} bt_segment_options;
+
+/* Runs one segment. Returns the process exit code: 0 job complete, 75
+ * segment ended (run again), or a BT_E* code after bt_fail(). */
+int bt_segment_run(bt_job *job, const bt_segment_options *o);
+
+#define BT_TRAINER_FORMAT "baton-trainer"
+#define BT_TRAINER_VERSION 1
+
+#endif
