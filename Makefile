@@ -92,6 +92,9 @@ test-unit: $(UNIT_BIN)
 test: deps $(BIN) $(UNIT_BIN)
 	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) SAN=$(SAN) T='$(T)' sh tests/run.sh
 
+demo: deps $(BIN)
+	@sh jobs/demo.sh $(abspath $(BIN))
+
 bench: deps $(BIN)
 	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) sh bench/run.sh
 

@@ -109,7 +109,7 @@ static int write_config(const char *dir)
                           "attention_probs_dropout_prob", 0.1, "max_position_embeddings", DEMO_MAXPOS,
                           "type_vocab_size", 2, "initializer_range", 0.02, "layer_norm_eps", 1e-12,
                           "pad_token_id", 0, "position_embedding_type", "absolute");
-    char *text = json_dumps(c, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(c, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
     json_decref(c);
     char *withnl = bt_xasprintf("%s\n", text);
     free(text);

@@ -25,6 +25,8 @@ int cmd_inspect(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_demo_init(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* Prints "baton: error: <bt_errmsg()>" to stderr and returns code. */
 int bt_report_error(int code);

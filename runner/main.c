@@ -12,10 +12,12 @@
 
 static const struct bt_command commands[] = {
     {"run", cmd_run, "JOB.ini [-s k=v] [--fresh] [--resume PATH] [--force]: train one segment, resuming"},
+    {"status", cmd_status, "JOB.ini [--json]: newest valid archive, step, epoch, best metric, ETA"},
+    {"plot", cmd_plot, "JOB.ini [--output FILE]: SVG of loss and metric curves across segments"},
     {"version", cmd_version, "print version, build flags and compiled-in backends"},
-    {"tokenize", cmd_tokenize, "MODEL_DIR [--pair] [--max-length N] [--json]: tokenize stdin lines as HF's BertTokenizerFast"},
+    {"tokenize", cmd_tokenize, "MODEL_DIR [--pair] [--max-length N] [--json] [--truncation S]: ids as HF's BertTokenizerFast"},
     {"inspect-model", cmd_inspect_model, "MODEL_DIR: print a Hugging Face model's config and parameter table"},
-    {"predict", cmd_predict, "MODEL_DIR --input FILE: print classification logits, one line per input line"},
+    {"predict", cmd_predict, "MODEL_DIR --input FILE: classification logits, one line per input line"},
     {"verify", cmd_verify, "PATH...: check checkpoint archives (and their .sha256 sidecars)"},
     {"inspect", cmd_inspect, "ARCHIVE: print an archive's manifest, step, epoch and metrics"},
     {"export", cmd_export, "ARCHIVE OUTDIR: write a Hugging Face model directory from an archive"},
@@ -30,7 +32,8 @@ static void usage(FILE *f)
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].synopsis);
     fprintf(f, "\n`baton COMMAND --help` for a command's options. Exit codes: 0 done, 75 run again,\n"
-               "64 usage, 65 bad data, 66 missing input, 70 internal, 74 I/O, 78 bad configuration.\n"
+               "64 usage, 65 bad data, 66 missing input, 69 job in use by another run, 70 internal,\n"
+               "71 stalled, 74 I/O, 78 bad configuration, 130 interrupted twice.\n"
                "Documentation: docs/ in the source tree.\n");
 }
 

@@ -942,7 +942,10 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
     rc = metrics_log_restore(&c);
     if (rc) goto out;
     c.st.segment++;
-    bt_metrics_log_segment(c.mlog, c.st.step, c.st.segment, bt_now_epoch());
+    double seg_t = bt_now_epoch();
+    bt_metrics_log_segment(c.mlog, c.st.step, c.st.segment, seg_t);
+    json_array_append_new(c.st.history, json_pack("{s:s, s:I, s:i, s:f}", "event", "segment_start", "step",
+                                                  (json_int_t)c.st.step, "segment", c.st.segment, "time", seg_t));
     bt_watchdog_config wc = {
         .budget = job->runtime.budget, .margin_s = job->runtime.margin,
         .stall_timeout_s = job->runtime.stall_timeout, .on_stall = on_stall, .on_stall_ctx = &c,

@@ -1,0 +1,123 @@
+/* runner/cmd_status.c — `baton status JOB.ini [--json]`: where a job stands.
+ *
+ * Owns: reporting the newest valid archive (step, epoch, completion, best
+ * metric) found where `baton run` would look, the live status.json heartbeat
+ * when there is one, and the places searched. Reads only; never writes.
+ * Keys of --json that scripts rely on: output_dir, latest_archive, step,
+ * epoch, complete (plus state, best_metric, eta_job_s, looked_in, skipped).
+ */
+#include "runner/commands.h"
+#include "runner/job.h"
+#include "runner/status.h"
+#include "state/discovery.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cmd_status(int argc, char **argv)
+{
+    const char *job_path = NULL;
+    int as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) as_json = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: baton status JOB.ini [--json]\n"
+                   "  the newest valid archive of the job, its step, epoch, best metric and ETA\n");
+            return 0;
+        } else if (argv[i][0] == '-' || job_path) {
+            fprintf(stderr, "baton status: unexpected argument '%s'\n", argv[i]);
+            return BT_EUSAGE;
+        } else job_path = argv[i];
+    }
+    if (!job_path) {
+        fprintf(stderr, "usage: baton status JOB.ini [--json]\n");
+        return BT_EUSAGE;
+    }
+    bt_job job;
+    bt_job_load_options lo = {.check_paths = 0};
+    int rc = bt_job_load(job_path, &lo, &job);
+    if (rc) return bt_report_error(rc);
+    const char *out = job.job.output_dir;
+    bt_log_set_level(BT_LOG_ERROR); /* damaged archives are listed below, not warned about */
+    char found[4096] = "";
+    bt_archive *a = NULL;
+    bt_discovery_report rep = {0};
+    rc = bt_discover(out, (const char *const *)job.job.resume_from.v, (size_t)job.job.resume_from.n, NULL, NULL,
+                     found, sizeof found, NULL, &rep);
+    if (rc == BT_OK) rc = bt_archive_verify(found, NULL, NULL, &a);
+    if (rc && rc != BT_ENOINPUT) {
+        bt_discovery_report_free(&rep);
+        bt_job_free(&job);
+        return bt_report_error(rc);
+    }
+    json_t *trainer = NULL;
+    if (a) trainer = json_loads(bt_archive_text(a, BT_M_TRAINER), 0, NULL);
+    char *status_path = bt_path_join(out, BT_STATUS_FILE);
+    json_t *live = json_load_file(status_path, 0, NULL);
+    free(status_path);
+
+    json_t *o = json_object();
+    json_object_set_new(o, "job", json_string(job.job.name));
+    json_object_set_new(o, "output_dir", json_string(out));
+    json_object_set_new(o, "latest_archive", a ? json_string(found) : json_null());
+    json_int_t step = trainer ? json_integer_value(json_object_get(trainer, "step")) : 0;
+    json_object_set_new(o, "step", json_integer(step));
+    json_object_set_new(o, "total_steps", json_integer(trainer ? json_integer_value(json_object_get(trainer, "total_steps")) : 0));
+    json_object_set_new(o, "epoch", json_real(trainer ? json_number_value(json_object_get(trainer, "epochs_done")) : 0.0));
+    int complete = trainer && json_is_true(json_object_get(trainer, "complete"));
+    json_object_set_new(o, "complete", json_boolean(complete));
+    json_t *best = trainer ? json_object_get(trainer, "best") : NULL;
+    json_object_set_new(o, "best_metric", json_is_object(best) ? json_incref(json_object_get(best, "value")) : json_null());
+    json_object_set_new(o, "best_metric_name", json_is_object(best) ? json_incref(json_object_get(best, "metric")) : json_null());
+    json_object_set_new(o, "state", live ? json_incref(json_object_get(live, "state")) : json_null());
+    json_object_set_new(o, "eta_job_s", live && !complete ? json_incref(json_object_get(live, "eta_job_s")) : json_null());
+    json_t *looked = json_array();
+    json_array_append_new(looked, json_string(out));
+    for (int i = 0; i < job.job.resume_from.n; i++) json_array_append_new(looked, json_string(job.job.resume_from.v[i]));
+    json_object_set_new(o, "looked_in", looked);
+    json_t *skipped = json_array();
+    for (size_t i = 0; i < rep.n_skipped; i++)
+        json_array_append_new(skipped, json_pack("{s:s, s:s}", "path", rep.skipped[i].path, "reason", rep.skipped[i].reason));
+    json_object_set_new(o, "skipped", skipped);
+
+    if (as_json) {
+        char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", text);
+        free(text);
+    } else {
+        printf("job          %s\n", job.job.name);
+        printf("output_dir   %s\n", out);
+        printf("looked in    %s", out);
+        for (int i = 0; i < job.job.resume_from.n; i++) printf(", %s", job.job.resume_from.v[i]);
+        printf(" (%zu archive(s) seen)\n", rep.n_candidates);
+        if (!a) printf("archive      none yet: `baton run %s` starts from the model\n", job_path);
+        else {
+            printf("archive      %s\n", found);
+            printf("step         %lld of %lld (epoch %.2f)\n", (long long)step,
+                   (long long)json_integer_value(json_object_get(o, "total_steps")),
+                   json_real_value(json_object_get(o, "epoch")));
+            printf("state        %s\n", complete ? "complete" : "in progress: `baton run` continues it");
+            if (json_is_object(best))
+                printf("best         %s %.4f at step %lld\n", json_string_value(json_object_get(best, "metric")),
+                       json_number_value(json_object_get(best, "value")),
+                       (long long)json_integer_value(json_object_get(best, "step")));
+        }
+        json_t *eta = json_object_get(o, "eta_job_s");
+        if (json_is_number(eta)) printf("eta          %.0f s (from status.json)\n", json_number_value(eta));
+        for (size_t i = 0; i < rep.n_skipped; i++)
+            printf("skipped      %s: %s\n", rep.skipped[i].path, rep.skipped[i].reason);
+    }
+    json_decref(o);
+    json_decref(trainer);
+    json_decref(live);
+    bt_archive_close(a);
+    bt_discovery_report_free(&rep);
+    bt_job_free(&job);
+    return 0;
+}
