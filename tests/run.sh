@@ -2,7 +2,7 @@
 # tests/run.sh — runs every test kind and prints one summary line.
 #
 #   build/tests/test_*      CMocka unit tests (one executable per tests/unit/test_*.c)
-#   tests/integration/*.sh  shell integration tests (kill, resume, corrupt)
+#   tests/integration/test_*.sh shell integration tests (kill, resume, corrupt)
 #   tests/reference/*.sh    parity against Python references (tokenizers, transformers)
 #
 # Exit status 77 from a test means "skipped" (with its reason on stderr). Under
@@ -45,7 +45,7 @@ for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
     run_one "unit/$(basename "$t")" "$t"
 done
-for t in "$ROOT"/tests/integration/*.sh "$ROOT"/tests/reference/test_*.sh; do
+for t in "$ROOT"/tests/integration/test_*.sh "$ROOT"/tests/reference/test_*.sh; do
     [ -f "$t" ] || continue
     run_one "$(basename "$(dirname "$t")")/$(basename "$t")" sh "$t"
 done
