@@ -223,8 +223,11 @@ static char *resolve_path(const char *base, const char *p)
     if (p[0] == '~' && (p[1] == '/' || !p[1]) && getenv("HOME")) return bt_path_join(getenv("HOME"), p[1] ? p + 2 : "");
     const char *q = p;
     while (q[0] == '.' && q[1] == '/') q += 2;
-    if (!strcmp(q, ".")) return bt_xstrdup(base);
-    return bt_path_join(base, q);
+    if (!strcmp(q, ".")) return bt_path_normalize(base);
+    char *joined = bt_path_join(base, q);
+    char *clean = bt_path_normalize(joined);
+    free(joined);
+    return clean;
 }
 
 static void fmt_float(double v, char *buf, size_t n)

@@ -194,3 +194,43 @@ char *bt_path_join(const char *a, const char *b)
     if (la > 0 && a[la - 1] == '/') return bt_xasprintf("%s%s", a, b);
     return bt_xasprintf("%s/%s", a, b);
 }
+
+char *bt_path_normalize(const char *path)
+{
+    size_t n = strlen(path);
+    int absolute = path[0] == '/';
+    const char **seg = bt_xmalloc((n / 2 + 2) * sizeof *seg);
+    size_t *seglen = bt_xmalloc((n / 2 + 2) * sizeof *seglen);
+    size_t depth = 0;
+    for (const char *p = path; *p;) {
+        while (*p == '/') p++;
+        const char *e = p;
+        while (*e && *e != '/') e++;
+        size_t l = (size_t)(e - p);
+        int dot = l == 1 && p[0] == '.', dotdot = l == 2 && p[0] == '.' && p[1] == '.';
+        if (l == 0 || dot) {
+            /* nothing */
+        } else if (dotdot && depth > 0 && !(seglen[depth - 1] == 2 && !memcmp(seg[depth - 1], "..", 2))) {
+            depth--;
+        } else if (dotdot && absolute) {
+            /* "/.." is "/" */
+        } else {
+            seg[depth] = p;
+            seglen[depth++] = l;
+        }
+        p = e;
+    }
+    char *out = bt_xmalloc(n + 2);
+    size_t len = 0;
+    if (absolute) out[len++] = '/';
+    for (size_t i = 0; i < depth; i++) {
+        if (i) out[len++] = '/';
+        memcpy(out + len, seg[i], seglen[i]);
+        len += seglen[i];
+    }
+    if (len == 0) out[len++] = '.';
+    out[len] = '\0';
+    free(seg);
+    free(seglen);
+    return out;
+}

@@ -36,6 +36,10 @@ int bt_mkdirs(const char *path);
 int bt_path_exists(const char *path);
 int bt_is_dir(const char *path);
 
+/* Lexical clean-up (heap): "//" and "/./" collapse, "dir/.." is removed
+ * ("/a/b/../c" -> "/a/c"). Symlinks are not consulted. */
+char *bt_path_normalize(const char *path);
+
 /* "a/b" + "c" -> "a/b/c" (heap). */
 char *bt_path_join(const char *a, const char *b);
 

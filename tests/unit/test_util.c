@@ -89,12 +89,28 @@ static void test_files(void **state)
     free(tmp); free(missing); free(f); free(sub);
 }
 
+static void test_path_normalize(void **state)
+{
+    (void)state;
+    const char *cases[][2] = {
+        {"/work/main/jobs/../build/demo", "/work/main/build/demo"}, {"/a//b/./c/", "/a/b/c"},
+        {"/..", "/"}, {"/a/../..", "/"}, {"a/../..", ".."}, {"./x", "x"}, {"", "."},
+        {"a/b/../../c", "c"}, {"/", "/"}, {"../a/b/..", "../a"}, {"../..", "../.."}, {"a/./b//c/..", "a/b"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *n = bt_path_normalize(cases[i][0]);
+        assert_string_equal(n, cases[i][1]);
+        free(n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fail_and_context),
         cmocka_unit_test(test_sha256_known_vectors),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_path_normalize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
