@@ -11,6 +11,7 @@
  * it is allocated. Nothing is ever written to disk.
  */
 #include "state/archive.h"
+#include "state/archive_read_hash.h"
 #include "state/manifest.h"
 #include "util/err.h"
 #include "util/file.h"
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #ifndef BATON_VERSION
 #define BATON_VERSION "0.0.0-dev"
@@ -419,8 +421,35 @@ static int not_tar(const uint8_t *buf, size_t len, const char *label, const char
                    es ? es : "libarchive error");
 }
 
+/* The whole-file hash (sidecar) carried along by read_core: every byte of the
+ * buffer before pos has been hashed into h, in order. */
+typedef struct {
+    bt_ahash h;
+    size_t pos;
+} fhash_inline;
+
+static void fh_to(fhash_inline *fh, const uint8_t *buf, size_t upto)
+{
+    if (fh && upto > fh->pos) {
+        bt_ahash_update(&fh->h, buf + fh->pos, upto - fh->pos);
+        fh->pos = upto;
+    }
+}
+
+/* Bytes p[0..n) into the member hash h and, when fh is not NULL, the
+ * whole-file hash (p lies at fh->pos in the file): one pass, two lanes. */
+static void hash_both(bt_ahash *h, fhash_inline *fh, const uint8_t *p, size_t n)
+{
+    size_t k = fh ? bt_ahash_update2(&fh->h, h, p, n) : 0;
+    if (fh) bt_ahash_update(&fh->h, p + k, n - k);
+    bt_ahash_update(h, p + k, n - k);
+    if (fh) fh->pos += n;
+}
+
+/* fh: NULL, or the whole-file hash to carry along (buf is the whole file);
+ * on success the caller hashes what remains after fh->pos. */
 static int read_core(const uint8_t *buf, size_t len, const char *label, const bt_archive_limits *lim_in,
-                     const char *expect_fp, int flags, bt_archive **out)
+                     const char *expect_fp, int flags, fhash_inline *fh, bt_archive **out)
 {
     *out = NULL;
     bt_archive_limits dl;
@@ -470,6 +499,15 @@ static int read_core(const uint8_t *buf, size_t len, const char *label, const bt
         } else if (A->kept) {
             size_t al = ((size_t)sz + 64) & ~(size_t)63;
             dst = aligned_alloc(64, al ? al : 64);
+#ifdef MADV_HUGEPAGE
+            /* large and written once front to back: huge pages where the
+             * system allows them (far fewer page faults) */
+            if (dst && al >= (8u << 20)) {
+                uintptr_t lo = ((uintptr_t)dst + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
+                uintptr_t hi = ((uintptr_t)dst + al) & ~(uintptr_t)((2u << 20) - 1);
+                if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+            }
+#endif
         }
         if ((!is_tensor(id) || A->kept) && !dst) {
             rc = bt_fail(BT_EIO, "%s: %s: cannot allocate %llu bytes to read it: out of memory", label,
@@ -480,7 +518,8 @@ static int read_core(const uint8_t *buf, size_t len, const char *label, const bt
             A->data[id] = dst;
             dst[sz] = 0;
         }
-        bt_sha256_ctx *h = bt_sha256_new();
+        bt_ahash h;
+        bt_ahash_init(&h);
         uint64_t got = 0;
         for (;;) {
             const void *blk;
@@ -500,16 +539,32 @@ static int read_core(const uint8_t *buf, size_t len, const char *label, const bt
                              label, member_names[id]);
                 break;
             }
+            /* The block's place in the file, when it points into buf (libarchive
+             * reading from memory hands out the buffer itself): then the file
+             * hash catches up to it and both hashes take it in one pass. */
+            const uint8_t *b = blk;
+            fhash_inline *f = NULL;
+            if (fh && b >= buf && (size_t)(b - buf) <= len && bl <= len - (size_t)(b - buf) &&
+                (size_t)(b - buf) >= fh->pos) {
+                fh_to(fh, buf, (size_t)(b - buf));
+                f = fh;
+            }
             if (dst) {
-                memcpy(dst + got, blk, bl);
-                bt_sha256_update(h, dst + got, bl);
+                /* copy, then hash the copy (what is kept is what was hashed), in
+                 * cache-sized pieces */
+                const size_t piece = 256u << 10;
+                for (size_t o = 0; o < bl; o += piece) {
+                    size_t n = bl - o < piece ? bl - o : piece;
+                    memcpy(dst + got + o, b + o, n);
+                    hash_both(&h, f, dst + got + o, n);
+                }
             } else {
-                bt_sha256_update(h, blk, bl);
+                hash_both(&h, f, b, bl);
             }
             got += bl;
         }
         uint8_t d[32];
-        bt_sha256_final(h, d);
+        bt_ahash_final(&h, d);
         bt_sha256_hex(d, A->sha[id]);
         if (rc) goto out;
         if (got != sz) {
@@ -555,7 +610,7 @@ int bt_archive_open_buffer(const void *buf, size_t len, const char *label, const
                            const char *expect_fp, int flags, bt_archive **out)
 {
     bt_archive *a = NULL;
-    int rc = read_core(buf, len, label ? label : "(buffer)", lim, expect_fp, flags, &a);
+    int rc = read_core(buf, len, label ? label : "(buffer)", lim, expect_fp, flags, NULL, &a);
     if (out) *out = a;
     else bt_archive_close(a);
     return rc;
@@ -638,18 +693,32 @@ int bt_archive_open(const char *path, const bt_archive_limits *lim, const char *
         rc = parse_sidecar(side, stext, slen, base, want);
         if (rc) goto done;
     }
+    /* one sequential pass over the mapping: tell the kernel (read-ahead) */
+    if (map.map_base) (void)madvise(map.map_base, map.len, MADV_SEQUENTIAL);
     fhash_job job = {.buf = map.data, .len = map.len};
-    pthread_t th;
-    int threaded = 0;
-    if (have_side) {
-        if (map.len >= (16u << 20) && pthread_create(&th, NULL, fhash_run, &job) == 0) threaded = 1;
-        else fhash_run(&job);
-    }
     bt_archive *a = NULL;
-    rc = read_core(map.data, map.len, path, lim, expect_fp, flags, &a);
-    if (threaded) {
-        if (rc) atomic_store(&job.stop, 1);
-        pthread_join(th, NULL);
+    if (have_side && bt_ahash_fast()) {
+        /* SHA extensions: the whole-file hash rides along with the member
+         * hashes in the same pass (two lanes, one read of every byte) */
+        fhash_inline fh;
+        bt_ahash_init(&fh.h);
+        fh.pos = 0;
+        rc = read_core(map.data, map.len, path, lim, expect_fp, flags, &fh, &a);
+        if (!rc) fh_to(&fh, map.data, map.len); /* the end-of-archive blocks and anything after */
+        bt_ahash_final(&fh.h, job.digest);
+    } else {
+        /* otherwise the whole-file hash runs on a second thread */
+        pthread_t th;
+        int threaded = 0;
+        if (have_side) {
+            if (map.len >= (16u << 20) && pthread_create(&th, NULL, fhash_run, &job) == 0) threaded = 1;
+            else fhash_run(&job);
+        }
+        rc = read_core(map.data, map.len, path, lim, expect_fp, flags, NULL, &a);
+        if (threaded) {
+            if (rc) atomic_store(&job.stop, 1);
+            pthread_join(th, NULL);
+        }
     }
     if (!rc && have_side && memcmp(job.digest, want, 32) != 0) {
         char got[65], exp[65];
