@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 long bt_lock_holder_pid(const char *output_dir)
@@ -28,6 +31,53 @@ long bt_lock_holder_pid(const char *output_dir)
     return (end != buf && pid > 0) ? pid : 0;
 }
 
+/* The pid holding the flock on fd's file, from /proc/locks (the kernel's own
+ * record: never a stale pid left in the file by an earlier run), or 0. */
+static long proc_locks_holder(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) return 0;
+    FILE *f = fopen("/proc/locks", "r");
+    if (!f) return 0;
+    char line[256];
+    long found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        char kind[16], mode[16];
+        long pid;
+        unsigned maj, min;
+        unsigned long long ino;
+        /* "1: FLOCK  ADVISORY  WRITE 1234 fd:01:123456 0 EOF" (blocked waiters carry "->") */
+        if (strstr(line, "->")) continue;
+        if (sscanf(line, "%*d: %15s %*s %15s %ld %x:%x:%llu", kind, mode, &pid, &maj, &min, &ino) == 6 &&
+            strcmp(kind, "FLOCK") == 0 && ino == (unsigned long long)st.st_ino && maj == major(st.st_dev) &&
+            min == minor(st.st_dev) && pid > 0)
+            found = pid;
+    }
+    fclose(f);
+    return found;
+}
+
+/* Who holds the lock: /proc/locks where it answers; else the pid the holder
+ * writes into the file right after it locks, read again for up to 200 ms
+ * while the file is still empty (the holder may not have written it yet). */
+static long flock_holder(int fd)
+{
+    long pid = proc_locks_holder(fd);
+    for (int i = 0; pid <= 0 && i < 20; i++) {
+        char buf[32];
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        if (n > 0) {
+            buf[n] = '\0';
+            char *end;
+            long p = strtol(buf, &end, 10);
+            if (end != buf && p > 0) return p;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return pid;
+}
+
 int bt_lock_acquire(const char *output_dir, bt_lock *l)
 {
     l->fd = -1;
@@ -44,15 +94,17 @@ int bt_lock_acquire(const char *output_dir, bt_lock *l)
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
+        long pid = e == EWOULDBLOCK ? flock_holder(fd) : 0;
         close(fd);
         if (e == EWOULDBLOCK) {
-            long pid = bt_lock_holder_pid(output_dir);
-            char who[48];
-            if (pid > 0) snprintf(who, sizeof who, "pid %ld", pid);
-            else snprintf(who, sizeof who, "pid unknown");
-            rc = bt_fail(BT_ELOCKED, "%s is in use by another baton run (%s, lock %s); wait for it to finish "
-                                     "or stop it (kill -TERM %ld commits and exits)",
-                         output_dir, who, path, pid > 0 ? pid : 0L);
+            if (pid > 0)
+                rc = bt_fail(BT_ELOCKED, "%s is in use by another baton run (pid %ld, lock %s); wait for it to finish "
+                                         "or stop it (kill -TERM %ld commits and exits)",
+                             output_dir, pid, path, pid);
+            else
+                rc = bt_fail(BT_ELOCKED, "%s is in use by another baton run (lock %s; its pid could not be read); "
+                                         "wait for it to finish, or find it with: fuser %s",
+                             output_dir, path, path);
         } else {
             rc = bt_fail(BT_EIO, "%s: flock failed: %s", path, strerror(e));
         }

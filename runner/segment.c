@@ -31,6 +31,7 @@
 #include "util/mem.h"
 #include "util/sha256.h"
 
+#include <dirent.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -85,6 +86,7 @@ typedef struct {
     char latest_archive[4096];
     double last_commit_wall, last_commit_mono;
     int64_t last_commit_step;
+    int retention_paused;     /* warned that retention waits (archives above this run's step) */
 } run_ctx;
 
 /* ------------------------------------------------------------------ data */
@@ -517,6 +519,21 @@ static const char *metric_name_for(const run_ctx *c)
 
 /* ---------------------------------------------------------------- commit */
 
+/* How many ckpt-<step>.tar in dir have a step above `step`. */
+static int archives_above(const char *dir, int64_t step)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        int64_t st;
+        if (bt_archive_parse_filename(de->d_name, &st) && st > step) n++;
+    }
+    closedir(d);
+    return n;
+}
+
 static int commit(run_ctx *c, const char *stop_reason)
 {
     double t0 = bt_now_mono();
@@ -549,7 +566,18 @@ static int commit(run_ctx *c, const char *stop_reason)
         snprintf(best_path, sizeof best_path, "%s/%s", c->out_dir, c->st.best_archive);
         best = best_path;
     }
-    int rrc = bt_retention_apply(c->out_dir, (int)c->job->runtime.keep_last, best);
+    /* Retention keeps the keep_last highest steps. When that many archives in
+     * out_dir are above this run's step (damaged ones discovery skipped, or an
+     * earlier run's that --fresh ignored), it would delete the archive just
+     * committed, and a run that never passes them would never keep progress.
+     * Retention waits until this run has passed them. */
+    int above = archives_above(c->out_dir, c->st.step), rrc = BT_OK;
+    if (above >= c->job->runtime.keep_last) {
+        if (!c->retention_paused)
+            bt_warn("retention paused: %d archive(s) in %s have a higher step than this run (%lld); "
+                    "keeping this run's archives until it passes them", above, c->out_dir, (long long)c->st.step);
+        c->retention_paused = 1;
+    } else rrc = bt_retention_apply(c->out_dir, (int)c->job->runtime.keep_last, best);
     if (rrc) {
         bt_warn("retention: %s", bt_errmsg());
         bt_err_clear();
@@ -626,6 +654,10 @@ static void update_status(run_ctx *c, const char *state, double loss, double ex_
     c->status.epoch = c->steps_per_epoch ? (double)c->st.step / (double)c->steps_per_epoch : 0;
     c->status.loss = loss;
     c->status.examples_per_s = ex_per_s;
+    /* from the trainer state, so a resumed segment reports them before its first eval/commit */
+    c->status.best_metric = c->st.best;
+    c->status.best_metric_name = isnan(c->st.best) ? NULL : c->metric_name;
+    if (c->latest_archive[0]) c->status.latest_archive = c->latest_archive;
     double steps_left = (double)(c->total_steps - c->st.step);
     double step_s = ex_per_s > 0 ? (double)(c->job->train.batch_size * c->job->train.grad_accum) / ex_per_s : NAN;
     c->status.eta_job_s = steps_left * step_s;
@@ -739,8 +771,19 @@ static int make_fingerprint(run_ctx *c)
     char d1[65], d2[65] = "";
     bt_sha256_hex(c->train.sha256, d1);
     if (c->has_eval) bt_sha256_hex(c->eval.sha256, d2);
-    json_t *extra = json_pack("{s:s, s:s, s:i}", "data.train.sha256", d1, "data.eval.sha256", d2,
-                              "model.num_labels", c->num_labels);
+    /* The model enters by what decides the training: its shape and tokenizer
+     * (the vocabulary's content hash), not by its path or file formatting. */
+    char vocab_hex[65], shape[160];
+    uint8_t vd[32];
+    bt_sha256(c->vocab_text, strlen(c->vocab_text), vd);
+    bt_sha256_hex(vd, vocab_hex);
+    const bt_model_config *m = &c->mcfg;
+    snprintf(shape, sizeof shape, "layers=%d hidden=%d heads=%d intermediate=%d vocab=%d positions=%d types=%d act=%s",
+             m->num_hidden_layers, m->hidden_size, m->num_attention_heads, m->intermediate_size, m->vocab_size,
+             m->max_position_embeddings, m->type_vocab_size, bt_activation_name(m->hidden_act));
+    json_t *extra = json_pack("{s:s, s:s, s:i, s:s, s:s}", "data.train.sha256", d1, "data.eval.sha256", d2,
+                              "model.num_labels", c->num_labels, "model.vocab.sha256", vocab_hex,
+                              "model.shape", shape);
     char *ex = json_dumps(extra, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(extra);
     c->fingerprint = bt_job_fingerprint(c->job, ex);
@@ -800,10 +843,21 @@ static int resume(run_ctx *c)
             return rc;
         }
         bt_warn("--force: resuming %s despite %d changed field(s):\n%s", found, n_diff, diff);
-        json_array_append_new(c->st.forced, json_pack("{s:I, s:s}", "step", (json_int_t)bt_archive_step(a), "changes", diff));
     }
-    free(diff);
     rc = trainer_state_parse(c, bt_archive_text(a, BT_M_TRAINER), found);
+    /* recorded after the parse, which replaces st.forced with the archive's list */
+    if (!rc && n_diff > 0)
+        json_array_append_new(c->st.forced, json_pack("{s:I, s:s}", "step", (json_int_t)bt_archive_step(a), "changes", diff));
+    free(diff);
+    /* --force with less training data: the cursor may lie past the new end of
+     * its epoch; that epoch is over (a step with no micro-batch is an error) */
+    if (!rc && c->st.cursor.position >= c->train.n) {
+        bt_warn("%s: the data cursor (epoch %u, position %llu) is past the %zu training examples; "
+                "continuing with the next epoch", found, c->st.cursor.epoch,
+                (unsigned long long)c->st.cursor.position, c->train.n);
+        c->st.cursor.epoch++;
+        c->st.cursor.position = 0;
+    }
     bt_st_file *wm = NULL, *om = NULL;
     if (!rc) rc = bt_archive_open_model(a, &wm);
     if (!rc) rc = bt_archive_open_optim(a, &om);
