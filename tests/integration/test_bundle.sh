@@ -5,9 +5,10 @@
 # Builds baton-bundle.tar.gz from $BATON with kaggle/bundle.sh, unpacks it into
 # a minimal chroot that holds only the glibc family (loader, libc, libm,
 # libpthread, libdl, librt) and /dev/null, and runs `baton version` and
-# `baton demo-init` there (and a short `baton run` of the demo job once the
-# runner exists). Then runs the same commands under the bundled glibc
-# (lib/glibc) in an empty chroot with not even the host's libc.
+# `baton demo-init` there, then two short segments of the demo job
+# (jobs/demo.ini: `baton run`, exit 75; `baton run` again, resuming), `baton
+# status` and `baton verify`. Then runs version, demo-init and a segment under
+# the bundled glibc (lib/glibc) in an empty chroot with not even the host's libc.
 #
 # Needs root (chroot); skips (77) otherwise. Env: BATON, ROOT (from tests/run.sh).
 set -u
@@ -105,23 +106,26 @@ done
 cmp "$r/work/demo/model/model.safetensors" "$tmp/demo-host/model/model.safetensors" ||
     fail "demo model differs between the bundle in the chroot and the build tree"
 
-# `baton run` once the runner exists: a short segment of the demo job.
-if chroot "$r" /bundle/baton run --help >/dev/null 2>&1; then
-    if [ -f "$ROOT/jobs/demo.ini" ]; then
-        cp "$ROOT/jobs/demo.ini" "$r/work/demo.ini"
-        # Paths in jobs/demo.ini are relative to the job file; the demo lives beside it.
-        cp -a "$r/work/demo/." "$r/work/" 2>/dev/null
-        chroot "$r" /bundle/baton run /work/demo.ini -s job.output_dir=/work/out -s runtime.budget=5s
-        rc=$?
-        echo "[run] rc=$rc"
-        [ $rc = 0 ] || [ $rc = 75 ] || fail "baton run in the chroot exited $rc (want 0 or 75)"
-        ls "$r"/work/out/ckpt-*.tar >/dev/null 2>&1 || fail "baton run in the chroot committed no archive"
-    else
-        echo "note: baton run exists but jobs/demo.ini does not; run part not exercised" >&2
-    fi
-else
-    echo "note: 'baton run' not in this build yet; the chroot run part is not exercised"
-fi
+# `baton run` of the demo job (jobs/demo.ini), laid out as in the source
+# tree (its paths are relative to the job file: ../build/demo/...), but with
+# the build tree and the -dev packages out of reach: only the bundle and glibc.
+mkdir -p "$r/src/jobs"
+cp "$ROOT/jobs/demo.ini" "$r/src/jobs/demo.ini" || fail "no jobs/demo.ini"
+run_in_chroot "demo-init (build/demo)" /bundle/baton demo-init /src/build/demo >/dev/null || fail "demo-init /src/build/demo failed in the chroot"
+run_in_chroot "run 1" /bundle/baton run /src/jobs/demo.ini -s runtime.threads=1 -s runtime.budget=4s
+rc=$?
+[ $rc = 75 ] || fail "baton run of the demo job in the chroot exited $rc (want 75: a 4 s segment does not finish it)"
+ls "$r"/src/build/demo/out/ckpt-*.tar >/dev/null 2>&1 || fail "baton run in the chroot committed no archive"
+step1=$(sed -n 's/.*"step": *\([0-9]*\).*/\1/p' "$r/src/build/demo/out/status.json" | head -n1)
+[ -n "$step1" ] && [ "$step1" -gt 0 ] || fail "run 1 in the chroot made no progress (status.json step '$step1')"
+# A second segment resumes from the first one's archive, still in the chroot.
+out=$(chroot "$r" /bundle/baton run /src/jobs/demo.ini -s runtime.threads=1 -s runtime.budget=3s 2>&1); rc=$?
+echo "[run 2] rc=$rc"; echo "$out" | grep -E "resumed|stopped|complete" | sed 's/^/    /'
+[ $rc = 75 ] || [ $rc = 0 ] || fail "second baton run in the chroot exited $rc"
+echo "$out" | grep -q "resumed from /src/build/demo/out/$(printf 'ckpt-%09d.tar' "$step1") at step $step1 " ||
+    fail "second run in the chroot did not resume from step $step1"
+run_in_chroot "status" /bundle/baton status /src/jobs/demo.ini --json || fail "baton status in the chroot failed"
+run_in_chroot "verify" /bundle/baton verify /src/build/demo/out || fail "baton verify in the chroot failed"
 
 # --- chroot 2: nothing from the host at all, the bundled glibc -------------
 if [ -x "$tmp/baton-bundle/baton-glibc" ]; then
@@ -140,6 +144,14 @@ if [ -x "$tmp/baton-bundle/baton-glibc" ]; then
         fail "demo-init under the bundled glibc failed"
     cmp "$e/work/demo/model/model.safetensors" "$tmp/demo-host/model/model.safetensors" ||
         fail "demo model differs under the bundled glibc"
+    mkdir -p "$e/src/jobs" && cp "$ROOT/jobs/demo.ini" "$e/src/jobs/demo.ini"
+    chroot "$e" "/bundle/lib/glibc/$bl" --library-path /bundle/lib/glibc:/bundle/lib /bundle/baton demo-init /src/build/demo >/dev/null ||
+        fail "demo-init /src/build/demo under the bundled glibc failed"
+    out=$(chroot "$e" "/bundle/lib/glibc/$bl" --library-path /bundle/lib/glibc:/bundle/lib /bundle/baton run /src/jobs/demo.ini -s runtime.threads=1 -s runtime.budget=3s 2>&1)
+    rc=$?
+    echo "[bundled glibc run] rc=$rc"; echo "$out" | tail -n 2 | sed 's/^/    /'
+    [ $rc = 75 ] || fail "baton run under the bundled glibc exited $rc (want 75)"
+    ls "$e"/src/build/demo/out/ckpt-*.tar >/dev/null 2>&1 || fail "baton run under the bundled glibc committed no archive"
     # And the launcher script itself, outside a chroot.
     "$tmp/baton-bundle/baton-glibc" version >/dev/null || fail "baton-glibc launcher failed"
 fi

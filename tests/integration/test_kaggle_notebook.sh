@@ -9,10 +9,12 @@
 #      then holds only the job's output directory, with an archive, a sidecar,
 #      status.json and the plot;
 #   3. session 2: the previous output attached, the bundle attached already
-#      unpacked (as Kaggle may do) with its exec bits lost: resumes past
-#      session 1's step;
+#      unpacked (as Kaggle may do) with its exec bits lost, the job as an
+#      attached job.ini instead of injected text: resumes at session 1's step
+#      and ends past it;
 #   4. no model attached: the notebook fails with a message saying what to
 #      attach; a bad budget (exit 78): the notebook fails, after tidying.
+# Sessions 1 and 2 run the real `baton run` of the demo job (3 s budgets).
 # Env: BATON, ROOT (tests/run.sh).
 set -u
 . "$(dirname "$0")/kaggle_sim/lib.sh"
@@ -75,7 +77,15 @@ attach() { # session-name dataset-name files...
     cp -r "$@" "$d/"
 }
 
-with_params "$TMPD/short.ipynb" 'BUDGET = "3s"'
+# The demo job, long enough that two 3 s segments do not finish it.
+write_demo_job "$TMPD/job.ini" 100000
+params() { # BUDGET [with-job]: the injected cell's source
+    python3 -c 'import sys
+print(f"BUDGET = {sys.argv[1]!r}")
+if len(sys.argv) > 2: print(f"JOB_INI = {open(sys.argv[2]).read()!r}")' "$@"
+}
+with_params "$TMPD/short.ipynb" "$(params 3s "$TMPD/job.ini")"
+with_params "$TMPD/short-nojob.ipynb" "$(params 3s)"
 
 echo "== session 1: bundle tarball, model, data; budget 3 s"
 attach s1 baton-bundle "$TMPD/baton-bundle.tar.gz"
@@ -93,24 +103,33 @@ ls "$out"/ckpt-*.tar.sha256 >/dev/null 2>&1 || fail "no sidecar in $out"
 [ -f "$out/status.json" ] || fail "no status.json in $out"
 ls "$out"/*.svg >/dev/null 2>&1 || fail "no plot (SVG) in $out"
 ls "$out"/*.partial >/dev/null 2>&1 && fail "partial files left in $out"
-step1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["step"])' "$out/status.json")
+step1=$(json_get "$out/status.json" step)
 [ "$step1" -gt 0 ] || fail "session 1 made no progress"
+# The status cell (baton status --json) and the plot cell (baton plot).
+grep -q "^step  *$step1\$" "$TMPD/s1.log" || fail "status cell: want 'step $step1'"
+grep -q "^complete  *False\$" "$TMPD/s1.log" || fail "status cell: want 'complete False'"
+grep -q "^output_dir  *.*/kaggle/working/demo\$" "$TMPD/s1.log" || fail "status cell: want output_dir .../kaggle/working/demo"
+grep -q "^plot: .*/kaggle/working/demo/metrics.svg\$" "$TMPD/s1.log" || fail "plot cell: want 'plot: .../metrics.svg'"
+grep -q "<svg" "$out/metrics.svg" || fail "metrics.svg is not an SVG"
 echo "session 1: step $step1, working holds only $(cat "$TMPD/ls1")"
 
-echo "== session 2: previous output attached, bundle already unpacked by 'Kaggle' (no exec bits)"
+echo "== session 2: previous output attached, bundle already unpacked by 'Kaggle' (no exec bits), job.ini attached"
 mkdir -p "$TMPD/unpacked" && tar -C "$TMPD/unpacked" -xzf "$TMPD/baton-bundle.tar.gz"
 chmod -R a-x "$TMPD/unpacked/baton-bundle/baton"
 attach s2 baton-bundle "$TMPD/unpacked/baton-bundle"
 attach s2 demo-model "$TMPD"/demo/model/*
 attach s2 demo-data "$TMPD"/demo/data/*
 attach s2 previous-output "$out"
-session s2 "$TMPD/short.ipynb"; rc=$?
+attach s2 my-job "$TMPD/job.ini"
+session s2 "$TMPD/short-nojob.ipynb"; rc=$?
 [ $rc = 0 ] || fail "session 2 notebook failed (exit $rc)"
 grep -q "bundle (unpacked by Kaggle)" "$TMPD/s2.log" || fail "session 2 did not use the unpacked bundle"
+grep -q "^job file: .*/input/my-job/job.ini\$" "$TMPD/s2.log" || fail "session 2 did not use the attached job.ini"
+grep -q "resumed from .*/input/previous-output/demo/$(printf 'ckpt-%09d.tar' "$step1") at step $step1 " "$TMPD/s2.log" ||
+    fail "session 2 did not resume from session 1's archive (step $step1)"
 out2=$(ls -d "$TMPD"/s2/kaggle/working/*)
-step2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["step"])' "$out2/status.json")
+step2=$(json_get "$out2/status.json" step)
 [ "$step2" -gt "$step1" ] || fail "session 2 ended at step $step2, not past session 1's $step1"
-[ $STANDIN = 1 ] && { grep -q "resuming from .*(step $step1)" "$TMPD/s2.log" || fail "session 2 did not resume at $step1"; }
 echo "session 2: resumed at $step1, ended at $step2"
 
 echo "== session 3: no model attached"
@@ -121,11 +140,12 @@ session s3 "$TMPD/short.ipynb"; rc=$?
 grep -q "needs model but none is attached" "$TMPD/s3.log" || fail "no clear message about the missing model"
 
 echo "== session 4: bad budget (exit 78 from baton run)"
-with_params "$TMPD/bad.ipynb" 'BUDGET = "bogus"'
+with_params "$TMPD/bad.ipynb" "$(params bogus "$TMPD/job.ini")"
 attach s4 baton-bundle "$TMPD/baton-bundle.tar.gz"
 attach s4 demo-model "$TMPD"/demo/model/*
 attach s4 demo-data "$TMPD"/demo/data/*
 session s4 "$TMPD/bad.ipynb"; rc=$?
 [ $rc != 0 ] || fail "the notebook should fail when baton run exits 78"
 grep -q "baton run exited 78" "$TMPD/s4.log" || fail "want 'baton run exited 78' in the log"
+grep -q "budget.*bogus" "$TMPD/s4.log" || fail "want baton's message about the bad budget in the log"
 echo "test_kaggle_notebook: ok"

@@ -1,9 +1,7 @@
 # tests/integration/kaggle_sim/lib.sh — helpers shared by the Kaggle tests
 # (sourced). Sets SIM (this directory), puts the fake `kaggle` first on PATH,
-# and picks the baton the simulated sessions run:
-#   the real $BATON when `$BATON run --help` works (the segment runner exists),
-#   else baton-standin (which passes other commands to $BATON).
-# KAGGLE_TEST_STANDIN=1 forces the stand-in; =0 forbids it (skip instead).
+# checks that $BATON has the segment runner (`baton run`), and writes the
+# tiny demo job the simulated sessions train.
 SIM=$(cd "$(dirname "$0")/kaggle_sim" && pwd)
 ROOT=${ROOT:-$(cd "$SIM/../../.." && pwd)}
 BATON=${BATON:-$ROOT/baton}
@@ -13,21 +11,12 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 command -v python3 >/dev/null || skip "python3 not found (the kaggle simulator and the notebook need it)"
 [ -x "$BATON" ] || fail "no baton binary at $BATON"
-
-if [ "${KAGGLE_TEST_STANDIN:-}" != 1 ] && "$BATON" run --help >/dev/null 2>&1; then
-    RUN_BATON=$BATON; STANDIN=0
-    echo "using the real runner: $BATON"
-else
-    [ "${KAGGLE_TEST_STANDIN:-}" = 0 ] && skip "'baton run' does not exist yet and KAGGLE_TEST_STANDIN=0"
-    RUN_BATON=$SIM/baton-standin; STANDIN=1
-    export BATON_STANDIN_REAL=$BATON
-    echo "note: 'baton run' not in $BATON yet: sessions run tests/integration/kaggle_sim/baton-standin"
-fi
+"$BATON" run --help >/dev/null 2>&1 || fail "$BATON has no working 'baton run'"
 
 # new_tmp: a scratch directory removed at exit (sets TMPD).
 new_tmp() {
     TMPD=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
-    trap 'kill_sessions; chmod -R u+w "$TMPD" 2>/dev/null; rm -rf "$TMPD"' EXIT
+    trap 'kill_sessions; kill_bg; chmod -R u+w "$TMPD" 2>/dev/null; rm -rf "$TMPD"' EXIT
 }
 # Sessions are detached; stop any still running (only ours: by recorded pid).
 kill_sessions() {
@@ -42,17 +31,64 @@ kill_sessions() {
     done
     return 0
 }
+# Background jobs a test started itself (pids in $BG_PIDS).
+BG_PIDS=""
+kill_bg() {
+    for p in $BG_PIDS; do kill "$p" 2>/dev/null; done
+    return 0
+}
 
-# make_bundle_tarball OUT.tar.gz: a baton-bundle/ holding the baton the
-# sessions run (the stand-in, or the real binary; host libraries serve it —
-# test_bundle.sh tests the real bundle's libraries).
+# make_bundle_tarball OUT.tar.gz: a baton-bundle/ holding $BATON, served by
+# the host's libraries (test_bundle.sh tests the real bundle and its
+# libraries; packing 30 MB of them per session would only cost time here).
 make_bundle_tarball() {
     d=$(mktemp -d "$TMPD/bundle.XXXXXX")
     mkdir -p "$d/baton-bundle/lib"
-    cp "$RUN_BATON" "$d/baton-bundle/baton"
+    cp "$BATON" "$d/baton-bundle/baton"
     chmod 755 "$d/baton-bundle/baton"
-    echo "test bundle ($([ $STANDIN = 1 ] && echo stand-in || echo real))" >"$d/baton-bundle/BUNDLE-INFO"
+    echo "test bundle (the build's binary, host libraries)" >"$d/baton-bundle/BUNDLE-INFO"
     tar -C "$d" -czf "$1" baton-bundle
+}
+
+# write_demo_job FILE MAX_STEPS: the demo job (`baton demo-init` model and
+# data) with @MODEL@/@TRAIN@/@EVAL@ left for the notebook to fill in, as a
+# user's job.ini for Kaggle would be. One thread: exact resume needs the same
+# thread count in every segment, and one core per run keeps the step rate
+# steady on a shared machine.
+write_demo_job() {
+    cat >"$1" <<JOB
+[job]
+name = demo
+seed = 7
+
+[model]
+path = @MODEL@
+
+[data]
+train = @TRAIN@
+eval = @EVAL@
+text_column = sentence
+label_column = label
+max_seq_len = 32
+
+[train]
+max_steps = $2
+batch_size = 32
+lr = 1e-3
+warmup_ratio = 0.1
+
+[runtime]
+checkpoint_every = 50
+margin = 1s
+threads = 1
+progress_every = 2s
+JOB
+}
+
+# local_job JOB.ini OUT.ini DEMO_DIR: the job with the placeholders filled in
+# with a local `baton demo-init` directory (for runs outside the simulator).
+local_job() {
+    sed -e "s|@MODEL@|$3/model|" -e "s|@TRAIN@|$3/data/train.tsv|" -e "s|@EVAL@|$3/data/eval.tsv|" "$1" >"$2"
 }
 
 # create_dataset USER/SLUG DIR: publish DIR's files as a new simulated dataset.
@@ -60,6 +96,11 @@ create_dataset() {
     python3 -c 'import json,sys; json.dump({"title": sys.argv[1].split("/")[1], "id": sys.argv[1],
         "licenses": [{"name": "CC0-1.0"}]}, open(sys.argv[2] + "/dataset-metadata.json", "w"))' "$1" "$2"
     kaggle datasets create -p "$2" -q >/dev/null || fail "kaggle datasets create $1"
+}
+
+# json_get FILE KEY: a top-level value of a JSON file.
+json_get() {
+    python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print(json.dumps(v) if isinstance(v,bool) else v)' "$1" "$2"
 }
 
 # model_sha ARCHIVE: SHA-256 of model.safetensors inside a checkpoint archive.
