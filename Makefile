@@ -50,11 +50,16 @@ NVCCFLAGS ?= -O3 -std=c++17 -I. -lineinfo $(NVCC_GENCODE) -Xcompiler -fPIC -Wno-
 
 LIB_SRC := $(filter-out runner/main.c,$(wildcard util/*.c state/*.c engine/*.c kernels/*.c kernels/cpu/*.c runner/*.c))
 CU_SRC := $(wildcard kernels/cuda/*.cu)
-ifeq ($(CUDA),1)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
-LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
-else
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# The CUDA backend is a shared library loaded at run time (kernels/backend.c),
+# so a CUDA build starts on machines without the CUDA runtime and trains on
+# the CPU there; it takes baton's own symbols from the executable (-rdynamic).
+ifeq ($(CUDA),1)
+CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
+CUDA_SO := $(BUILD)/libbaton-cuda.so
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+CFLAGS += -DBATON_CUDA_LIB_BUILD='"$(abspath $(CUDA_SO))"'
+LDLIBS += -rdynamic -ldl
 endif
 MAIN_OBJ := $(BUILD)/runner/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -63,8 +68,18 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 .PHONY: all deps test test-unit bench fuzz demo clean models
 all: $(BIN)
 
-$(BIN): $(LIB_OBJ) $(MAIN_OBJ)
+$(BIN): $(LIB_OBJ) $(MAIN_OBJ) | $(CUDA_SO)
 	$(CC) -o $@ $^ $(LDLIBS)
+
+ifeq ($(CUDA),1)
+$(CUDA_SO): $(CU_OBJ)
+	$(CC) -shared -o $@ $^ $(CUDA_LIBS)
+
+# the CUDA objects for programs that link them directly (tests/gpu, bench/bench_gpu_ops.sh)
+$(BUILD)/libbaton-cuda.a: $(CU_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+endif
 
 $(BUILD)/libbaton.a: $(LIB_OBJ)
 	@rm -f $@

@@ -15,10 +15,10 @@ if ! command -v nvcc >/dev/null 2>&1 || ! command -v nvidia-smi >/dev/null 2>&1 
 fi
 CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$(command -v nvcc)")")}
 GBUILD=${GPU_BUILD:-$BUILD/gpu}
-make -s -C "$ROOT" BUILD="$GBUILD" BIN="$GBUILD/baton" CUDA=1 ${CUDA_ARCHS:+CUDA_ARCHS="$CUDA_ARCHS"} "$GBUILD/libbaton.a"
+make -s -C "$ROOT" BUILD="$GBUILD" BIN="$GBUILD/baton" CUDA=1 ${CUDA_ARCHS:+CUDA_ARCHS="$CUDA_ARCHS"} "$GBUILD/libbaton.a" "$GBUILD/libbaton-cuda.a"
 mkdir -p "$GBUILD/bench"
 cc -std=c11 -D_GNU_SOURCE -O2 -fopenmp -I"$ROOT" -I"$CUDA_HOME/include" -o "$GBUILD/bench/gpu_ops_bench" \
-    "$ROOT/tests/gpu/ops_bench.c" "$GBUILD/libbaton.a" \
+    "$ROOT/tests/gpu/ops_bench.c" "$GBUILD/libbaton-cuda.a" "$GBUILD/libbaton.a" \
     $(pkg-config --libs libarchive libcrypto inih jansson libutf8proc openblas) \
     -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -lcublasLt -lcublas -lcudart -lstdc++ -lm -lpthread
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader || true

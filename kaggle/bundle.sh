@@ -7,7 +7,7 @@
 # Must not: build baton (it packs what `make` built), or modify the input
 # binary (it patches a copy).
 #
-#   sh kaggle/bundle.sh [-b BINARY] [-o OUT.tar.gz] [--with-cuda-libs] [--no-glibc]
+#   sh kaggle/bundle.sh [-b BINARY] [-o OUT.tar.gz] [--cuda-lib SO] [--with-cuda-libs] [--no-glibc]
 #
 # Layout of the archive (one top-level directory):
 #   baton-bundle/baton              the binary, RUNPATH=$ORIGIN/lib
@@ -24,10 +24,14 @@
 #                                   what this bundle needs)
 #   baton-bundle/BUNDLE-INFO        version, glibc needed, libraries and sizes
 #
-# CUDA builds: libcudart/libcublas/libcublasLt are left out by default (about
-# 0.5-1 GB, and Kaggle's GPU image ships them under /usr/local/cuda/lib64,
-# which is appended to the RUNPATH); --with-cuda-libs puts them in lib/ for
-# hosts without a CUDA toolkit. The driver (libcuda.so.1) is never bundled.
+# CUDA builds: the CUDA backend is a library baton loads when it trains on a
+# GPU, libbaton-cuda.so (found beside the binary, or where the build put it;
+# --cuda-lib names it); it goes into lib/. libcudart/libcublas/libcublasLt are
+# left out by default (about 0.5-1 GB, and Kaggle's GPU image ships them under
+# /usr/local/cuda/lib64, which is appended to the library's RUNPATH); without
+# them baton still starts and trains on the CPU. --with-cuda-libs puts them in
+# lib/ for GPU hosts without a CUDA toolkit. The driver (libcuda.so.1) is
+# never bundled.
 #
 # Needs: ldd, patchelf (installed with apt-get when missing and running as
 # root), tar, gzip. Exit: 0 written, 64 usage, 66 binary missing, 69 a needed
@@ -37,14 +41,16 @@ set -eu
 bin=""
 out="baton-bundle.tar.gz"
 cuda_libs=0
+cuda_so=""
 glibc=1
 while [ $# -gt 0 ]; do
     case "$1" in
         -b) bin=$2; shift 2 ;;
         -o) out=$2; shift 2 ;;
         --with-cuda-libs) cuda_libs=1; shift ;;
+        --cuda-lib) cuda_so=$2; shift 2 ;;
         --no-glibc) glibc=0; shift ;;
-        -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bundle.sh: unknown argument '$1' (see --help)" >&2; exit 64 ;;
     esac
 done
@@ -91,16 +97,39 @@ is_cuda() {
 }
 is_driver() { case "$1" in libcuda.so*|libnvidia*) return 0 ;; esac; return 1; }
 
+# A CUDA build: its backend library, beside the binary or where the build put
+# it (the path is compiled into the binary).
+if "$bin" version 2>/dev/null | grep -q 'CUDA=1'; then
+    if [ -z "$cuda_so" ]; then
+        d=$(dirname "$bin")
+        built=$(grep -a -o '/[[:print:]]*/libbaton-cuda\.so' "$bin" 2>/dev/null | head -n1 || true)
+        for c in "$d/lib/libbaton-cuda.so" "$d/libbaton-cuda.so" "$built"; do
+            [ -n "$c" ] && [ -f "$c" ] && { cuda_so=$c; break; }
+        done
+    fi
+    [ -n "$cuda_so" ] && [ -f "$cuda_so" ] ||
+        { echo "bundle.sh: $bin is a CUDA build but its libbaton-cuda.so was not found (pass --cuda-lib PATH)" >&2; exit 66; }
+    cp "$cuda_so" "$b/lib/libbaton-cuda.so"
+fi
+
 ldd_out=$(ldd "$bin") || { echo "bundle.sh: ldd failed on $bin (is it a dynamic executable?)" >&2; exit 66; }
-if echo "$ldd_out" | grep -q "not found"; then
-    echo "$ldd_out" | grep "not found" >&2
+if [ -n "$cuda_so" ]; then
+    ldd_out="$ldd_out
+$(ldd "$cuda_so")" || { echo "bundle.sh: ldd failed on $cuda_so" >&2; exit 66; }
+fi
+# unresolved libraries stop the bundle, except CUDA's (a GPU host brings them)
+missing=$(echo "$ldd_out" | grep "not found" | grep -v -E 'libcudart|libcublas|libcublasLt|libnvrtc|libnvJitLink' || true)
+if [ -n "$missing" ]; then
+    echo "$missing" >&2
     echo "bundle.sh: $bin has unresolved libraries on this machine" >&2; exit 66
 fi
 
 linked_cuda=0; skipped_cuda=""
 glibc_files=""
 # lines: "libfoo.so.1 => /path/libfoo.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
-echo "$ldd_out" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3} $1 ~ /^\// {n=$1; sub(/.*\//, "", n); print n, $1}' >"$stage/libs"
+echo "$ldd_out" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3} $1 ~ /^\// {n=$1; sub(/.*\//, "", n); print n, $1}' | sort -u >"$stage/libs"
+# CUDA libraries ldd could not find still count as linked (left out of lib/)
+echo "$ldd_out" | awk '$2 == "=>" && $3 == "not" {print $1, "-"}' | sort -u >>"$stage/libs"
 while read -r name path; do
     if is_glibc "$name"; then
         glibc_files="$glibc_files $name:$path"
@@ -108,20 +137,22 @@ while read -r name path; do
         :
     elif is_cuda "$name"; then
         linked_cuda=1
-        if [ $cuda_libs = 1 ]; then cp -L "$path" "$b/lib/$name"; else skipped_cuda="$skipped_cuda $name"; fi
+        if [ $cuda_libs = 1 ] && [ "$path" != - ]; then cp -L "$path" "$b/lib/$name"
+        elif [ $cuda_libs = 1 ]; then echo "bundle.sh: --with-cuda-libs: $name not found on this machine" >&2; exit 66
+        else case " $skipped_cuda " in *" $name "*) ;; *) skipped_cuda="$skipped_cuda $name" ;; esac; fi
     else
         cp -L "$path" "$b/lib/$name"
     fi
 done <"$stage/libs"
 
-rpath='$ORIGIN/lib'
-[ $linked_cuda = 1 ] && [ $cuda_libs = 0 ] && rpath="$rpath:/usr/local/cuda/lib64"
-patchelf --set-rpath "$rpath" "$b/baton"
+patchelf --set-rpath '$ORIGIN/lib' "$b/baton"
 for l in "$b"/lib/*.so*; do
     [ -f "$l" ] || continue
     chmod 644 "$l"
     patchelf --set-rpath '$ORIGIN' "$l"
 done
+# the backend library finds the host's CUDA libraries where Kaggle keeps them
+[ -f "$b/lib/libbaton-cuda.so" ] && [ $cuda_libs = 0 ] && patchelf --set-rpath '$ORIGIN:/usr/local/cuda/lib64' "$b/lib/libbaton-cuda.so"
 
 if [ $glibc = 1 ]; then
     mkdir -p "$b/lib/glibc"
@@ -155,7 +186,7 @@ version=$(env -i "$b/baton" version 2>/dev/null | head -n1) ||
     echo "needs host glibc >= $need_glibc (else run ./baton-glibc, which brings its own)"
     if [ $linked_cuda = 1 ]; then
         if [ $cuda_libs = 1 ]; then echo "cuda: runtime libraries bundled in lib/"
-        else echo "cuda: runtime libraries NOT bundled (found via /usr/local/cuda/lib64 or LD_LIBRARY_PATH):$skipped_cuda"; fi
+        else echo "cuda: backend in lib/libbaton-cuda.so; runtime libraries NOT bundled (found via /usr/local/cuda/lib64 or LD_LIBRARY_PATH; without them baton trains on the CPU):$skipped_cuda"; fi
     else
         echo "cuda: not linked (CPU build)"
     fi

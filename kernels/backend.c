@@ -1,4 +1,5 @@
-/* kernels/backend.c — backend-neutral helpers: dtype sizes, views, describe. */
+/* kernels/backend.c — backend-neutral helpers: dtype sizes, views, describe;
+ * the loader of the CUDA backend library. */
 #include "kernels/backend.h"
 #include "util/err.h"
 
@@ -47,7 +48,92 @@ bt_tensor bt_view1(void *data, bt_dtype dt, bt_device dev, int64_t d0)
 }
 
 #if BATON_CUDA
-int bt_cuda_describe(FILE *f);
+/* The CUDA backend lives in a shared library (libbaton-cuda.so, built beside
+ * the objects; kaggle/bundle.sh puts it in the bundle's lib/), loaded on first
+ * use: a CUDA build then starts, and trains on the CPU, on a machine without
+ * the CUDA runtime or cuBLAS. It resolves the util/ and kernels/ symbols it
+ * uses from this executable (linked with -rdynamic). */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#ifndef BATON_CUDA_LIB_BUILD
+#define BATON_CUDA_LIB_BUILD ""
+#endif
+#define CUDA_LIB_NAME "libbaton-cuda.so"
+
+static void *cuda_handle;
+static bt_backend *(*cuda_create)(int);
+static int (*cuda_describe)(FILE *);
+static char cuda_load_error[1536];
+static char cuda_loaded_from[PATH_MAX];
+
+static int cuda_try(const char *path)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        size_t used = strlen(cuda_load_error);
+        snprintf(cuda_load_error + used, sizeof cuda_load_error - used, "%s%.700s", used ? "; " : "",
+                 e ? e : path);
+        return -1;
+    }
+    cuda_create = (bt_backend * (*)(int)) dlsym(h, "bt_cuda_impl_create");
+    cuda_describe = (int (*)(FILE *))dlsym(h, "bt_cuda_impl_describe");
+    if (!cuda_create || !cuda_describe) {
+        size_t used = strlen(cuda_load_error);
+        snprintf(cuda_load_error + used, sizeof cuda_load_error - used, "%s%.700s: not a baton CUDA backend library",
+                 used ? "; " : "", path);
+        dlclose(h);
+        return -1;
+    }
+    cuda_handle = h;
+    snprintf(cuda_loaded_from, sizeof cuda_loaded_from, "%.4000s", path);
+    return 0;
+}
+
+/* Candidates, first found wins: $BATON_CUDA_LIB; <exe dir>/lib/ (the bundle);
+ * <exe dir>/; the build directory this binary was built in. */
+static int cuda_load(void)
+{
+    if (cuda_handle) return 0;
+    if (cuda_load_error[0]) return -1;
+    char cands[4][PATH_MAX + 32];
+    int n = 0;
+    const char *env = getenv("BATON_CUDA_LIB");
+    if (env && *env) snprintf(cands[n++], sizeof cands[0], "%s", env);
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        snprintf(cands[n++], sizeof cands[0], "%s/lib/%s", exe, CUDA_LIB_NAME);
+        snprintf(cands[n++], sizeof cands[0], "%s/%s", exe, CUDA_LIB_NAME);
+    }
+    if (BATON_CUDA_LIB_BUILD[0]) snprintf(cands[n++], sizeof cands[0], "%s", BATON_CUDA_LIB_BUILD);
+    int tried = 0;
+    for (int i = 0; i < n; i++) {
+        if (access(cands[i], F_OK) != 0 && !(i == 0 && env && *env)) continue;
+        tried++;
+        if (cuda_try(cands[i]) == 0) return 0;
+    }
+    if (!tried) snprintf(cuda_load_error, sizeof cuda_load_error, "%s not found beside the binary, in its lib/, "
+                         "or at %.1000s", CUDA_LIB_NAME, BATON_CUDA_LIB_BUILD[0] ? BATON_CUDA_LIB_BUILD : "(none)");
+    return -1;
+}
+
+bt_backend *bt_backend_cuda_create(int device)
+{
+    if (cuda_load() != 0) {
+        bt_fail(BT_ECONFIG, "the CUDA backend cannot be loaded here: %s; it needs the CUDA runtime and cuBLAS "
+                            "(libcudart, libcublas, libcublasLt) on the library path; set device = cpu, or "
+                            "install them (or build the bundle with --with-cuda-libs)", cuda_load_error);
+        return NULL;
+    }
+    return cuda_create(device);
+}
 #endif
 
 void bt_backends_describe(FILE *f)
@@ -58,7 +144,12 @@ void bt_backends_describe(FILE *f)
 #endif
     fprintf(f, "  cpu   fp32, OpenBLAS sgemm + OpenMP (%d threads)\n", threads);
 #if BATON_CUDA
-    bt_cuda_describe(f);
+    if (cuda_load() == 0) {
+        cuda_describe(f);
+        fprintf(f, "        (from %s)\n", cuda_loaded_from);
+    } else {
+        fprintf(f, "  cuda  compiled in, not loadable here: %s\n", cuda_load_error);
+    }
 #else
     fprintf(f, "  cuda  not compiled in (built with CUDA=0 or without nvcc)\n");
 #endif

@@ -1,6 +1,7 @@
 /* kernels/cuda/backend_cuda.cu — the CUDA backend: creation, memory, errors, GEMM.
  *
- * Owns: bt_backend_cuda_create() and bt_cuda_describe() (C symbols), the
+ * Owns: bt_cuda_impl_create() and bt_cuda_impl_describe() (the C entry
+ * points of libbaton-cuda.so, loaded by kernels/backend.c), the
  * stream, the cuBLASLt handle and workspace, device memory (zero-filled,
  * peak-tracked), the sticky error, and the matmul op (cuBLASLt, row-major by
  * swapping operands). The other ops live in cuda_ops.cu and cuda_attention.cu
@@ -481,7 +482,8 @@ static int env_int(const char *name, int dflt)
     return atoi(s);
 }
 
-extern "C" bt_backend *bt_backend_cuda_create(int device)
+/* Entry points of libbaton-cuda.so, found with dlsym by kernels/backend.c. */
+extern "C" bt_backend *bt_cuda_impl_create(int device)
 {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -554,7 +556,7 @@ extern "C" bt_backend *bt_backend_cuda_create(int device)
     return be;
 }
 
-extern "C" int bt_cuda_describe(FILE *f)
+extern "C" int bt_cuda_impl_describe(FILE *f)
 {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 void bt_cuda_set_tf32(bt_backend *be, int on);
+bt_backend *bt_cuda_impl_create(int device); /* linked statically here, not through the loader */
 
 static bt_backend *G;
 
@@ -52,7 +53,7 @@ int main(int argc, char **argv)
 {
     int B = argc > 1 ? atoi(argv[1]) : 32, S = argc > 2 ? atoi(argv[2]) : 128, H = 12, Dh = 64, D = H * Dh;
     int64_t R = (int64_t)B * S;
-    G = bt_backend_cuda_create(0);
+    G = bt_cuda_impl_create(0);
     if (!G) {
         printf("skip: %s\n", bt_errmsg());
         return 77;

@@ -28,6 +28,7 @@
 
 int bt_cuda_status(bt_backend *be);          /* kernels/cuda/backend_cuda.cu */
 void bt_cuda_set_tf32(bt_backend *be, int on);
+bt_backend *bt_cuda_impl_create(int device); /* linked statically here, not through the loader */
 
 static bt_backend *CPU, *GPU;
 static int n_checks, n_fail, verbose;
@@ -690,7 +691,7 @@ int main(int argc, char **argv)
     smem_optin = prop.sharedMemPerBlockOptin;
     printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
     CPU = bt_backend_cpu_create(0);
-    GPU = bt_backend_cuda_create(0);
+    GPU = bt_cuda_impl_create(0);
     if (!CPU || !GPU) {
         fprintf(stderr, "backend creation failed: %s\n", bt_errmsg());
         return 1;

@@ -97,6 +97,13 @@ run_in_chroot() { # label, command... (runs inside $r)
     return $rc
 }
 run_in_chroot "version" /bundle/baton version || fail "baton version failed in the chroot"
+# A CUDA build carries its backend library, which cannot load here (no CUDA
+# runtime in the chroot): baton says so and trains on the CPU below.
+if echo "$out" | grep -q 'CUDA=1'; then
+    [ -f "$r/bundle/lib/libbaton-cuda.so" ] || fail "CUDA build: lib/libbaton-cuda.so missing from the bundle"
+    echo "$out" | grep -q "cuda  compiled in, not loadable here" ||
+        fail "CUDA build in a chroot without CUDA: 'baton version' does not say the backend cannot load"
+fi
 run_in_chroot "demo-init" /bundle/baton demo-init /work/demo || fail "baton demo-init failed in the chroot"
 for f in model/config.json model/model.safetensors model/vocab.txt data/train.tsv data/eval.tsv; do
     [ -s "$r/work/demo/$f" ] || fail "demo-init in the chroot did not write $f"

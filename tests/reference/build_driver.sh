@@ -9,6 +9,6 @@ if [ ! -x "$DRIVER" ] || [ "$ROOT/tests/reference/engine_driver.c" -nt "$DRIVER"
     ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -fopenmp -march=x86-64-v2 -I"$ROOT" $SANF \
         $(pkg-config --cflags libarchive libcrypto inih jansson libutf8proc openblas) \
         -o "$DRIVER" "$ROOT/tests/reference/engine_driver.c" "$BUILD/libbaton.a" \
-        $(pkg-config --libs libarchive libcrypto inih jansson libutf8proc openblas) -lm -lpthread -fopenmp $SANF \
+        $(pkg-config --libs libarchive libcrypto inih jansson libutf8proc openblas) -lm -lpthread -ldl -fopenmp $SANF \
         || { echo "FAIL: cannot build the engine driver" >&2; exit 1; }
 fi
