@@ -208,7 +208,7 @@ static void set_num(json_t *o, const char *k, double v)
 
 static int write_obj(bt_metrics_log *l, json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER); /* full precision: times are epoch seconds */
     json_decref(o);
     if (!s) return bt_fail(BT_EINTERNAL, "%s: cannot encode a metrics record", l->path);
     int ok = fputs(s, l->f) >= 0 && fputc('\n', l->f) != EOF && fflush(l->f) == 0;
@@ -238,6 +238,11 @@ int bt_metrics_log_segment(bt_metrics_log *l, int64_t step, int segment, double 
     json_object_set_new(o, "step", json_integer(step));
     json_object_set_new(o, "segment", json_integer(segment));
     set_num(o, "time", time);
+    return write_obj(l, o);
+}
+
+int bt_metrics_log_write_json(bt_metrics_log *l, json_t *o)
+{
     return write_obj(l, o);
 }
 

@@ -86,6 +86,9 @@ int bt_metrics_log_append(bt_metrics_log *l, int64_t step, double epoch, const c
 /* {"event":"segment_start","step":..,"segment":..,"time":..} — the plot
  * draws segment boundaries from these. */
 int bt_metrics_log_segment(bt_metrics_log *l, int64_t step, int segment, double time);
+/* Writes the JSON object o as one line; takes over the caller's reference. */
+struct json_t;
+int bt_metrics_log_write_json(bt_metrics_log *l, struct json_t *o);
 /* fsync (e.g. before committing an archive). */
 int bt_metrics_log_sync(bt_metrics_log *l);
 void bt_metrics_log_close(bt_metrics_log *l);

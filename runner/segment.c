@@ -388,18 +388,27 @@ static int trainer_state_parse(run_ctx *c, const char *text, const char *where)
 
 /* --------------------------------------------------------------- metrics */
 
-static void history_add(run_ctx *c, const char *split, double loss, double lr, const bt_metric_value *v, int n)
+/* One record into the history (kept in archives) and metrics.jsonl. extra:
+ * NULL, or an object whose members are added (e.g. the confusion matrix); the
+ * reference is taken over. */
+static void history_add(run_ctx *c, const char *split, double loss, double lr, const bt_metric_value *v, int n,
+                        json_t *extra)
 {
     double epoch = c->steps_per_epoch ? (double)c->st.step / (double)c->steps_per_epoch : 0;
     double now = bt_now_epoch();
-    if (c->mlog) bt_metrics_log_append(c->mlog, c->st.step, epoch, split, loss, lr, v, n, now);
     json_t *r = json_pack("{s:I, s:f, s:s}", "step", (json_int_t)c->st.step, "epoch", epoch, "split", split);
     if (!isnan(loss) && isfinite(loss)) json_object_set_new(r, "loss", json_real(loss));
     if (!isnan(lr)) json_object_set_new(r, "lr", json_real(lr));
     for (int i = 0; i < n; i++)
         json_object_set_new(r, v[i].name, isfinite(v[i].value) ? json_real(v[i].value) : json_null());
+    if (extra) json_object_update(r, extra);
+    json_decref(extra);
     json_object_set_new(r, "time", json_real(now));
     json_array_append_new(c->st.history, r);
+    if (c->mlog && bt_metrics_log_write_json(c->mlog, json_incref(r)) != BT_OK) {
+        bt_warn("%s", bt_errmsg());
+        bt_err_clear();
+    }
 }
 
 /* Rewrites metrics.jsonl from the archive's history (the truth on resume). */
@@ -435,7 +444,24 @@ typedef struct {
     double value; /* the job's metric */
     bt_metric_value v[6];
     int n;
+    json_t *extra; /* {"confusion": {"labels": [...], "matrix": [[gold x predicted]]}} or NULL */
 } eval_result;
+
+/* The confusion matrix as JSON: rows are gold labels, columns predictions. */
+static json_t *confusion_json(const run_ctx *c, const bt_confusion *cm)
+{
+    json_t *labels = json_array(), *rows = json_array();
+    for (int g = 0; g < cm->n_classes; g++) {
+        const char *name = g < c->train.n_labels && c->train.labels ? c->train.labels[g] : NULL;
+        if (name) json_array_append_new(labels, json_string(name));
+        else json_array_append_new(labels, json_integer(g));
+        json_t *row = json_array();
+        for (int p = 0; p < cm->n_classes; p++)
+            json_array_append_new(row, json_integer((json_int_t)cm->cm[(size_t)g * (size_t)cm->n_classes + (size_t)p]));
+        json_array_append_new(rows, row);
+    }
+    return json_pack("{s:{s:o, s:o}}", "confusion", "labels", labels, "matrix", rows);
+}
 
 static int evaluate(run_ctx *c, eval_result *r)
 {
@@ -483,6 +509,7 @@ static int evaluate(run_ctx *c, eval_result *r)
             r->v[r->n++] = (bt_metric_value){"precision_macro", m.precision};
             r->v[r->n++] = (bt_metric_value){"recall_macro", m.recall};
             if (C == 2) r->v[r->n++] = (bt_metric_value){"f1", m.f1_binary};
+            r->extra = confusion_json(c, &cm);
         } else if (c->kind == BT_LABELS_MULTI) {
             r->v[r->n++] = (bt_metric_value){"f1", bt_multilabel_micro_f1(&ml)};
             r->v[r->n++] = (bt_metric_value){"accuracy", bt_multilabel_subset_accuracy(&ml)};
@@ -613,7 +640,7 @@ static int eval_and_track(run_ctx *c, int *stop_early)
     int rc = evaluate(c, &r);
     if (rc) return rc;
     c->st.last_eval_step = c->st.step;
-    history_add(c, "eval", r.loss, NAN, r.v, r.n);
+    history_add(c, "eval", r.loss, NAN, r.v, r.n, r.extra);
     int better = isnan(c->st.best) || (c->higher_better ? r.value > c->st.best : r.value < c->st.best);
     bt_progress_message(c->progress, "eval at step %lld: loss %.4f, %s %.4f%s", (long long)c->st.step, r.loss,
                         c->metric_name, r.value, better ? " (best so far)" : "");
@@ -726,7 +753,7 @@ static int train_loop(run_ctx *c, const char **stop_reason)
         ex_per_s = ex_acc / (t_acc > 0 ? t_acc : 1e-9);
         if (c->st.step % TRAIN_LOG_EVERY == 0 || c->st.step == c->total_steps) {
             bt_metric_value gn = {"grad_norm", info.grad_norm};
-            history_add(c, "train", loss_acc / n_acc, info.lr, &gn, 1);
+            history_add(c, "train", loss_acc / n_acc, info.lr, &gn, 1, NULL);
             loss_acc = 0;
             n_acc = 0;
         }
