@@ -49,6 +49,22 @@ SHANI static inline void store_state(uint32_t st[8], __m128i s0, __m128i s1)
     _mm_storeu_si128((__m128i *)&st[4], _mm_alignr_epi8(s1, t, 8));    /* HGFE */
 }
 
+/* Message words 4i..4i+3 of block p (loaded, or from the previous 16 kept in
+ * w), stored into w, returned with the round constants added. */
+SHANI static inline __m128i schedule_k(__m128i w[4], int i, const uint8_t *p, __m128i mask)
+{
+    __m128i m;
+    if (i < 4) {
+        m = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), mask);
+    } else {
+        __m128i x = _mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]);
+        x = _mm_add_epi32(x, _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
+        m = _mm_sha256msg2_epu32(x, w[(i + 3) & 3]);
+    }
+    w[i & 3] = m;
+    return _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)&K[4 * i]));
+}
+
 /* One lane: nblk blocks of p into st. */
 SHANI static void compress1(uint32_t st[8], const uint8_t *p, size_t nblk)
 {
@@ -59,16 +75,7 @@ SHANI static void compress1(uint32_t st[8], const uint8_t *p, size_t nblk)
         __m128i sa0 = a0, sa1 = a1, w[4];
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
-            __m128i m;
-            if (i < 4) {
-                m = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), mask);
-            } else {
-                __m128i x = _mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]);
-                x = _mm_add_epi32(x, _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
-                m = _mm_sha256msg2_epu32(x, w[(i + 3) & 3]);
-            }
-            w[i & 3] = m;
-            __m128i k = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)&K[4 * i]));
+            __m128i k = schedule_k(w, i, p, mask);
             a1 = _mm_sha256rnds2_epu32(a1, a0, k);
             k = _mm_shuffle_epi32(k, 0x0E);
             a0 = _mm_sha256rnds2_epu32(a0, a1, k);
@@ -90,16 +97,7 @@ SHANI static void compress2(uint32_t sa[8], uint32_t sb[8], const uint8_t *p, si
         __m128i sa0 = a0, sa1 = a1, sb0 = b0, sb1 = b1, w[4];
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
-            __m128i m;
-            if (i < 4) {
-                m = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), mask);
-            } else {
-                __m128i x = _mm_sha256msg1_epu32(w[i & 3], w[(i + 1) & 3]);
-                x = _mm_add_epi32(x, _mm_alignr_epi8(w[(i + 3) & 3], w[(i + 2) & 3], 4));
-                m = _mm_sha256msg2_epu32(x, w[(i + 3) & 3]);
-            }
-            w[i & 3] = m;
-            __m128i k = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)&K[4 * i]));
+            __m128i k = schedule_k(w, i, p, mask);
             a1 = _mm_sha256rnds2_epu32(a1, a0, k);
             b1 = _mm_sha256rnds2_epu32(b1, b0, k);
             k = _mm_shuffle_epi32(k, 0x0E);
