@@ -93,28 +93,13 @@ static int put_json(const char *dir, const char *name, json_t *j, int force)
     return rc;
 }
 
-int cmd_export(int argc, char **argv)
+/* Writes the HF model directory of the archive at path into out (see
+ * commands.h). */
+int bt_export_archive(const char *path, const char *out, int force, long long *step)
 {
-    int force = 0;
-    const char *args[2] = {NULL, NULL};
-    int na = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
-        if (!strcmp(argv[i], "--force")) force = 1;
-        else if (argv[i][0] != '-' && na < 2) args[na++] = argv[i];
-        else {
-            usage(stderr);
-            return bt_report_error(bt_fail(BT_EUSAGE, "export: unexpected argument '%s'", argv[i]));
-        }
-    }
-    if (na != 2) {
-        usage(stderr);
-        return bt_report_error(bt_fail(BT_EUSAGE, "export: needs ARCHIVE and OUTDIR"));
-    }
-    const char *path = args[0], *out = args[1];
     bt_archive *a;
     int rc = bt_archive_read(path, NULL, NULL, &a);
-    if (rc) return bt_report_error(rc);
+    if (rc) return rc;
     bt_st_file *m = NULL;
     json_t *config = NULL, *trainer = NULL, *tok = NULL;
     rc = bt_archive_open_model(a, &m); /* validates the safetensors before it is published */
@@ -156,14 +141,38 @@ int cmd_export(int argc, char **argv)
     const char *vocab = bt_archive_text(a, BT_M_VOCAB);
     if (!rc) rc = put(out, "vocab.txt", vocab, strlen(vocab), force);
     if (!rc) rc = put_json(out, "tokenizer_config.json", tok, force);
-    if (!rc)
-        printf("exported step %lld of %s to %s (config.json, model.safetensors, vocab.txt, tokenizer_config.json)\n",
-               (long long)bt_archive_step(a), path, out);
+    if (!rc && step) *step = (long long)bt_archive_step(a);
 out:
     json_decref(config);
     json_decref(trainer);
     json_decref(tok);
     bt_st_close(m);
     bt_archive_close(a);
-    return rc ? bt_report_error(rc) : 0;
+    return rc;
+}
+
+int cmd_export(int argc, char **argv)
+{
+    int force = 0;
+    const char *args[2] = {NULL, NULL};
+    int na = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
+        if (!strcmp(argv[i], "--force")) force = 1;
+        else if (argv[i][0] != '-' && na < 2) args[na++] = argv[i];
+        else {
+            usage(stderr);
+            return bt_report_error(bt_fail(BT_EUSAGE, "export: unexpected argument '%s'", argv[i]));
+        }
+    }
+    if (na != 2) {
+        usage(stderr);
+        return bt_report_error(bt_fail(BT_EUSAGE, "export: needs ARCHIVE and OUTDIR"));
+    }
+    long long step = 0;
+    int rc = bt_export_archive(args[0], args[1], force, &step);
+    if (rc) return bt_report_error(rc);
+    printf("exported step %lld of %s to %s (config.json, model.safetensors, vocab.txt, tokenizer_config.json)\n",
+           step, args[0], args[1]);
+    return 0;
 }

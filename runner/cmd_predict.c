@@ -1,34 +1,134 @@
-/* runner/cmd_predict.c — `baton predict MODEL_DIR --input FILE`: sequence-
- * classification logits for each input line.
+/* runner/cmd_predict.c — `baton predict (MODEL_DIR | ARCHIVE | JOB.ini)
+ * --input FILE`: sequence-classification predictions for each input line.
  *
- * Owns: argument parsing, reading lines, batching, and printing logits
- * (tab-separated, one line per input, in input order).
+ * Owns: argument parsing, finding the model (a directory; an archive, exported
+ * to a temporary directory first; a job's best archive, else its newest valid
+ * one), reading lines, batching, and writing one result per input line in
+ * input order: labels and probabilities (TSV or JSONL) or raw logits.
  * Must not: implement model or tokenizer logic (engine/ does).
  * A line holding a TAB is encoded as a (first, second) pair, as a
  * two-column data set would be.
  */
 #include "engine/bert.h"
+#include "engine/model_config.h"
 #include "engine/tokenizer.h"
 #include "kernels/backend.h"
 #include "runner/commands.h"
+#include "runner/job.h"
+#include "state/archive.h"
+#include "state/discovery.h"
 #include "util/err.h"
+#include "util/file.h"
 #include "util/log.h"
 #include "util/mem.h"
 
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const usage_text =
-    "usage: baton predict MODEL_DIR --input FILE [--batch-size N] [--max-length N]\n"
+    "usage: baton predict (MODEL_DIR | ARCHIVE | JOB.ini) --input FILE [--output FILE]\n"
+    "                     [--format tsv|jsonl|logits] [--batch-size N] [--max-length N]\n"
     "                     [--threads N] [--device cpu|cuda]\n"
-    "Prints the sequence-classification logits of each line of FILE ('-' = stdin),\n"
-    "tab-separated, one output line per input line. A line with a TAB is a text pair.\n"
+    "Predicts each line of FILE ('-' = stdin) with a sequence-classification model,\n"
+    "one output line per input line, in order. A line with a TAB is a text pair.\n"
+    "The model: a Hugging Face directory, a checkpoint archive, or a job file (its\n"
+    "best archive when the job keeps one, else its newest valid archive).\n"
+    "  --output FILE    write there (atomically) instead of stdout\n"
+    "  --format F       tsv (default): a header, then label, its probability and every\n"
+    "                   label's probability (softmax; multi-label: sigmoid, labels at\n"
+    "                   >= 0.5 joined by ','; regression: the value); jsonl: the same\n"
+    "                   as JSON objects; logits: the raw logits, tab-separated\n"
     "  --batch-size N   examples per forward pass (default 16)\n"
     "  --max-length N   tokens per example incl. [CLS]/[SEP] (default: 512, or the\n"
     "                   tokenizer's model_max_length / the model's positions if smaller)\n"
     "  --threads N      CPU threads (default: OpenMP's)\n"
     "  --device D       cpu (default) or cuda\n";
+
+typedef enum { FMT_TSV, FMT_JSONL, FMT_LOGITS } out_format;
+
+/* What the output needs to know about the model. */
+typedef struct {
+    out_format fmt;
+    bt_problem_type problem;
+    char **labels; /* [C] */
+    int C;
+    FILE *out;
+} writer;
+
+static void write_header(const writer *w)
+{
+    if (w->fmt != FMT_TSV) return;
+    if (w->problem == BT_PROBLEM_REGRESSION) {
+        fputs("value\n", w->out);
+        return;
+    }
+    fputs(w->problem == BT_PROBLEM_MULTI_LABEL ? "labels\tprob" : "label\tprob", w->out);
+    for (int c = 0; c < w->C; c++) fprintf(w->out, "\tprob_%s", w->labels[c]);
+    fputc('\n', w->out);
+}
+
+/* One input's result from its C logits. */
+static void write_result(const writer *w, const float *lg)
+{
+    int C = w->C;
+    if (w->fmt == FMT_LOGITS) {
+        for (int c = 0; c < C; c++) fprintf(w->out, c ? "\t%.7g" : "%.7g", lg[c]);
+        fputc('\n', w->out);
+        return;
+    }
+    if (w->problem == BT_PROBLEM_REGRESSION) {
+        if (w->fmt == FMT_TSV) fprintf(w->out, "%.7g\n", lg[0]);
+        else fprintf(w->out, "{\"value\":%.7g}\n", lg[0]);
+        return;
+    }
+    double p[C > 0 ? C : 1];
+    int best = 0;
+    if (w->problem == BT_PROBLEM_MULTI_LABEL) {
+        for (int c = 0; c < C; c++) p[c] = 1.0 / (1.0 + exp(-(double)lg[c]));
+    } else {
+        double mx = lg[0], z = 0;
+        for (int c = 1; c < C; c++) mx = lg[c] > mx ? lg[c] : mx;
+        for (int c = 0; c < C; c++) z += (p[c] = exp((double)lg[c] - mx));
+        for (int c = 0; c < C; c++) p[c] /= z;
+    }
+    for (int c = 1; c < C; c++)
+        if (p[c] > p[best]) best = c;
+    json_t *o = w->fmt == FMT_JSONL ? json_object() : NULL, *probs = o ? json_object() : NULL;
+    if (w->problem == BT_PROBLEM_MULTI_LABEL) {
+        json_t *on = o ? json_array() : NULL;
+        int first = 1;
+        for (int c = 0; c < C; c++) {
+            if (p[c] < 0.5) continue;
+            if (on) json_array_append_new(on, json_string(w->labels[c]));
+            else fprintf(w->out, "%s%s", first ? "" : ",", w->labels[c]);
+            first = 0;
+        }
+        if (o) json_object_set_new(o, "labels", on);
+        else fprintf(w->out, "\t%.6f", p[best]);
+    } else if (o) {
+        json_object_set_new(o, "label", json_string(w->labels[best]));
+        json_object_set_new(o, "prob", json_real(p[best]));
+    } else {
+        fprintf(w->out, "%s\t%.6f", w->labels[best], p[best]);
+    }
+    for (int c = 0; c < C; c++) {
+        if (probs) json_object_set_new(probs, w->labels[c], json_real(p[c]));
+        else fprintf(w->out, "\t%.6f", p[c]);
+    }
+    if (o) {
+        json_object_set_new(o, "probs", probs);
+        char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
+        fputs(line ? line : "{}", w->out);
+        free(line);
+        json_decref(o);
+    }
+    fputc('\n', w->out);
+}
 
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out)
 {
@@ -45,7 +145,7 @@ typedef struct {
     int len;
 } item;
 
-static int flush_batch(bt_bert *m, item *it, int n, float *logits, int C)
+static int flush_batch(bt_bert *m, item *it, int n, float *logits, const writer *w)
 {
     const int32_t **ids = bt_xcalloc((size_t)n, sizeof *ids), **tt = bt_xcalloc((size_t)n, sizeof *tt);
     int *len = bt_xcalloc((size_t)n, sizeof *len);
@@ -56,10 +156,7 @@ static int flush_batch(bt_bert *m, item *it, int n, float *logits, int C)
     }
     bt_batch b = {.n = n, .ids = ids, .type_ids = tt, .len = len};
     int rc = bt_bert_eval(m, &b, NULL, logits);
-    for (int i = 0; i < n && !rc; i++) {
-        for (int c = 0; c < C; c++) printf(c ? "\t%.7g" : "%.7g", logits[(size_t)i * C + c]);
-        putchar('\n');
-    }
+    for (int i = 0; i < n && !rc; i++) write_result(w, logits + (size_t)i * (size_t)w->C);
     for (int i = 0; i < n; i++) {
         free(it[i].ids);
         free(it[i].tt);
@@ -70,10 +167,50 @@ static int flush_batch(bt_bert *m, item *it, int n, float *logits, int C)
     return rc;
 }
 
+/* The archive a job's predictions come from: its best archive when the
+ * newest valid archive names one that is present and valid, else the newest. */
+static int job_archive(const char *job_path, char *found, size_t cap)
+{
+    bt_job job;
+    bt_job_load_options lo = {.check_paths = 0};
+    int rc = bt_job_load(job_path, &lo, &job);
+    if (rc) return rc;
+    bt_archive *a = NULL;
+    rc = bt_discover(job.job.output_dir, (const char *const *)job.job.resume_from.v, (size_t)job.job.resume_from.n,
+                     NULL, NULL, found, cap, &a, NULL);
+    if (rc == BT_ENOINPUT)
+        rc = bt_fail(BT_ENOINPUT, "%s: no valid archive in %s (or its resume paths): run the job first", job_path,
+                     job.job.output_dir);
+    if (!rc) {
+        json_t *t = json_loads(bt_archive_text(a, BT_M_TRAINER), 0, NULL);
+        const char *best = json_string_value(json_object_get(json_object_get(t, "best"), "archive"));
+        if (best && best[0]) {
+            char *bp = bt_path_join(job.job.output_dir, best);
+            if (strcmp(bp, found) && bt_path_exists(bp) && bt_archive_verify(bp, NULL, NULL, NULL) == BT_OK) {
+                bt_info("predicting with the best archive %s", bp);
+                snprintf(found, cap, "%s", bp);
+            }
+            bt_err_clear();
+            free(bp);
+        }
+        json_decref(t);
+    }
+    bt_archive_close(a);
+    bt_job_free(&job);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
 int cmd_predict(int argc, char **argv)
 {
-    const char *dir = NULL, *input = NULL, *device = "cpu";
+    const char *src = NULL, *input = NULL, *device = "cpu", *output = NULL;
     int batch = 16, max_len = 0, threads = 0, rc;
+    out_format fmt = FMT_TSV;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -82,6 +219,15 @@ int cmd_predict(int argc, char **argv)
         } else if (!strcmp(a, "--input")) {
             if (!v) return bt_report_error(bt_fail(BT_EUSAGE, "--input needs a file ('-' for stdin)"));
             input = v, i++;
+        } else if (!strcmp(a, "--output")) {
+            if (!v) return bt_report_error(bt_fail(BT_EUSAGE, "--output needs a file"));
+            output = v, i++;
+        } else if (!strcmp(a, "--format")) {
+            if (v && !strcmp(v, "tsv")) fmt = FMT_TSV;
+            else if (v && !strcmp(v, "jsonl")) fmt = FMT_JSONL;
+            else if (v && !strcmp(v, "logits")) fmt = FMT_LOGITS;
+            else return bt_report_error(bt_fail(BT_EUSAGE, "--format is tsv, jsonl or logits (got '%s')", v ? v : ""));
+            i++;
         } else if (!strcmp(a, "--batch-size")) {
             if ((rc = parse_int(a, v, 1, 4096, &batch))) return bt_report_error(rc);
             i++;
@@ -98,24 +244,55 @@ int cmd_predict(int argc, char **argv)
         } else if (a[0] == '-' && a[1]) {
             fputs(usage_text, stderr);
             return bt_report_error(bt_fail(BT_EUSAGE, "unknown option '%s'", a));
-        } else if (!dir) {
-            dir = a;
+        } else if (!src) {
+            src = a;
         } else {
             return bt_report_error(bt_fail(BT_EUSAGE, "unexpected argument '%s'", a));
         }
     }
-    if (!dir || !input) {
+    if (!src || !input) {
         fputs(usage_text, stderr);
-        return bt_report_error(bt_fail(BT_EUSAGE, "predict needs MODEL_DIR and --input FILE"));
+        return bt_report_error(bt_fail(BT_EUSAGE, "predict needs a model (MODEL_DIR, ARCHIVE or JOB.ini) and --input FILE"));
+    }
+
+    /* The model directory: given, or exported from an archive into a
+     * temporary directory removed at the end. */
+    char archive[4096] = "", tmpdir[4096] = "";
+    const char *dir = src;
+    if (!bt_is_dir(src)) {
+        if (!bt_path_exists(src)) return bt_report_error(bt_fail(BT_ENOINPUT, "%s: no such file or directory", src));
+        if (ends_with(src, ".ini")) {
+            if ((rc = job_archive(src, archive, sizeof archive))) return bt_report_error(rc);
+        } else {
+            snprintf(archive, sizeof archive, "%s", src);
+        }
+        const char *t = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/baton-predict-XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(tmpdir))
+            return bt_report_error(bt_fail(BT_EIO, "cannot create a temporary directory in %s: %s",
+                                           t && *t ? t : "/tmp", strerror(errno)));
+        rc = bt_export_archive(archive, tmpdir, 1, NULL);
+        if (rc) {
+            rc = bt_fail_context(rc, "predict");
+            goto cleanup_tmp;
+        }
+        dir = tmpdir;
     }
 
     bt_tokenizer *tok = NULL;
-    if ((rc = bt_tokenizer_load(dir, &tok))) return bt_report_error(rc);
+    bt_model_config mc;
+    memset(&mc, 0, sizeof mc);
+    FILE *in = NULL, *out = NULL;
+    char *out_tmp = NULL;
+    bt_backend *be = NULL;
+    bt_bert *m = NULL;
     bt_bert_config cfg;
-    if ((rc = bt_bert_config_load(dir, &cfg))) {
-        bt_tokenizer_free(tok);
-        return bt_report_error(rc);
-    }
+    if ((rc = bt_tokenizer_load(dir, &tok))) goto out;
+    if ((rc = bt_bert_config_load(dir, &cfg))) goto out;
+    char *cp = bt_path_join(dir, "config.json");
+    rc = bt_model_config_load(cp, &mc);
+    free(cp);
+    if (rc) goto out;
     if (!max_len) {
         max_len = 512;
         long mml = bt_tokenizer_get_config(tok)->model_max_length;
@@ -123,13 +300,22 @@ int cmd_predict(int argc, char **argv)
     }
     if (max_len > cfg.max_pos) max_len = cfg.max_pos;
 
-    FILE *in = strcmp(input, "-") ? fopen(input, "rb") : stdin;
+    in = strcmp(input, "-") ? fopen(input, "rb") : stdin;
     if (!in) {
-        bt_tokenizer_free(tok);
-        return bt_report_error(bt_fail(BT_ENOINPUT, "%s: cannot open the input file", input));
+        rc = bt_fail(BT_ENOINPUT, "%s: cannot open the input file: %s", input, strerror(errno));
+        goto out;
     }
-    bt_backend *be = !strcmp(device, "cuda") ? bt_backend_cuda_create(0) : bt_backend_cpu_create(threads);
-    bt_bert *m = NULL;
+    if (output) {
+        out_tmp = bt_xasprintf("%s.partial", output);
+        out = fopen(out_tmp, "wb");
+        if (!out) {
+            rc = bt_fail(BT_EIO, "%s: cannot create the output file: %s", out_tmp, strerror(errno));
+            goto out;
+        }
+    } else {
+        out = stdout;
+    }
+    be = !strcmp(device, "cuda") ? bt_backend_cuda_create(0) : bt_backend_cpu_create(threads);
     bt_bert_opts o = {.task = BT_TASK_SEQ_CLS, .max_batch = batch, .max_seq = max_len, .training = 0, .seed = 0};
     if (!be) {
         rc = BT_ECONFIG;
@@ -137,10 +323,18 @@ int cmd_predict(int argc, char **argv)
     }
     if ((rc = bt_bert_create(be, dir, &o, &m))) goto out;
     if (bt_bert_heads_initialised(m))
-        bt_warn("%s has no trained classifier (%d head tensors freshly initialised): the logits are not "
-                "meaningful; point predict at a fine-tuned model or an exported checkpoint",
-                dir, bt_bert_heads_initialised(m));
+        bt_warn("%s has no trained classifier (%d head tensors freshly initialised): the predictions are not "
+                "meaningful; point predict at a fine-tuned model, an archive or a job",
+                src, bt_bert_heads_initialised(m));
     int C = bt_bert_logits_cols(m);
+    writer w = {.fmt = fmt, .problem = mc.problem_type, .labels = mc.labels, .C = C, .out = out};
+    if (w.problem == BT_PROBLEM_NONE) w.problem = C == 1 ? BT_PROBLEM_REGRESSION : BT_PROBLEM_SINGLE_LABEL;
+    if (mc.num_labels != C && w.problem != BT_PROBLEM_REGRESSION && fmt != FMT_LOGITS) {
+        rc = bt_fail(BT_EDATA, "%s: config.json names %d labels but the classifier has %d outputs", src,
+                     mc.num_labels, C);
+        goto out;
+    }
+    write_header(&w);
     float *logits = bt_xcalloc((size_t)batch * C, sizeof *logits);
     item *items = bt_xcalloc((size_t)batch, sizeof *items);
     bt_encoding enc;
@@ -168,23 +362,45 @@ int cmd_predict(int argc, char **argv)
         memcpy(it->ids, enc.input_ids, enc.len * sizeof(int32_t));
         memcpy(it->tt, enc.token_type_ids, enc.len * sizeof(int32_t));
         if (nb == batch) {
-            rc = flush_batch(m, items, nb, logits, C);
+            rc = flush_batch(m, items, nb, logits, &w);
             nb = 0;
         }
     }
     if (!rc && ferror(in)) rc = bt_fail(BT_EIO, "%s: read error after line %ld", input, lineno);
-    if (!rc && nb) rc = flush_batch(m, items, nb, logits, C);
+    if (!rc && nb) rc = flush_batch(m, items, nb, logits, &w);
     else
         for (int i = 0; i < nb; i++) free(items[i].ids), free(items[i].tt);
-    if (!rc && (fflush(stdout) || ferror(stdout))) rc = bt_fail(BT_EIO, "cannot write the logits to stdout");
     free(line);
     free(items);
     free(logits);
     bt_encoding_free(&enc);
+    if (!rc && (fflush(out) || ferror(out)))
+        rc = bt_fail(BT_EIO, "cannot write the predictions to %s", output ? out_tmp : "stdout");
+    if (!rc && output) {
+        if (fsync(fileno(out)) != 0 || fclose(out) != 0) rc = bt_fail(BT_EIO, "%s: %s", out_tmp, strerror(errno));
+        out = NULL;
+        if (!rc && rename(out_tmp, output) != 0)
+            rc = bt_fail(BT_EIO, "cannot rename %s to %s: %s", out_tmp, output, strerror(errno));
+        if (!rc) fprintf(stderr, "wrote %ld predictions to %s\n", lineno, output);
+    }
 out:
     bt_bert_free(m);
     if (be) be->destroy(be);
-    if (in != stdin) fclose(in);
+    if (in && in != stdin) fclose(in);
+    if (out && out != stdout) fclose(out);
+    if (rc && out_tmp) unlink(out_tmp);
+    free(out_tmp);
     bt_tokenizer_free(tok);
+    bt_model_config_free(&mc);
+cleanup_tmp:
+    if (tmpdir[0]) {
+        static const char *const files[] = {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"};
+        for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+            char *f = bt_path_join(tmpdir, files[k]);
+            unlink(f);
+            free(f);
+        }
+        rmdir(tmpdir);
+    }
     return rc ? bt_report_error(rc) : 0;
 }

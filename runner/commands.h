@@ -28,6 +28,12 @@ int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 
+/* The Hugging Face model directory of a checkpoint archive, written into out
+ * (created; existing files refused unless force): config.json with id2label,
+ * model.safetensors, vocab.txt, tokenizer_config.json. *step (may be NULL):
+ * the archive's step. Used by `baton export` and `baton predict ARCHIVE`. */
+int bt_export_archive(const char *path, const char *out, int force, long long *step);
+
 /* Prints "baton: error: <bt_errmsg()>" to stderr and returns code. */
 int bt_report_error(int code);
 

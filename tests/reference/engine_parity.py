@@ -216,7 +216,7 @@ def predict_case(baton, work, model_dir, minilm):
     with open(inp, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     env = dict(os.environ, OMP_NUM_THREADS="2")
-    r = subprocess.run([baton, "predict", model_dir, "--input", inp, "--batch-size", "2"], capture_output=True,
+    r = subprocess.run([baton, "predict", model_dir, "--input", inp, "--batch-size", "2", "--format", "logits"], capture_output=True,
                        text=True, env=env)
     if r.returncode != 0:
         print("FAIL  predict: exit %d: %s" % (r.returncode, r.stderr.strip()))

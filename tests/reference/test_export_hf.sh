@@ -41,7 +41,7 @@ A=$(ls "$T"/out/ckpt-*.tar | sort | tail -n 1)
 # inputs: the eval sentences (first column after the header) and a few edge lines
 tail -n +2 "$T/d/data/eval.tsv" | cut -f1 | head -n 40 >"$T/in.txt"
 printf '%s\n' "A" "UPPER case and accents: café naïve" "$(printf 'word %.0s' $(seq 1 60))" >>"$T/in.txt"
-"$BATON" predict "$T/hf" --input "$T/in.txt" --threads 1 >"$T/ours.tsv" 2>"$T/predict.log" ||
+"$BATON" predict "$T/hf" --input "$T/in.txt" --threads 1 --format logits >"$T/ours.tsv" 2>"$T/predict.log" ||
     { cat "$T/predict.log"; fail "baton predict on the exported directory"; }
 exec "$PY" - "$T/hf" "$T/in.txt" "$T/ours.tsv" "$T/d/data/train.tsv" <<'PY'
 import sys, warnings
