@@ -299,6 +299,13 @@ int cmd_predict(int argc, char **argv)
         if (mml > 0 && mml < max_len) max_len = (int)mml;
     }
     if (max_len > cfg.max_pos) max_len = cfg.max_pos;
+    /* an archive of task = mlm has no classifier: refuse rather than print logits of a random head */
+    if (archive[0] && mc.architecture && !strcmp(mc.architecture, "BertForMaskedLM")) {
+        rc = bt_fail(BT_EUSAGE, "%s is a masked-LM checkpoint (task = mlm, BertForMaskedLM): it has no classifier "
+                                "to predict with; export it (baton export) and fine-tune that directory with "
+                                "task = classify", archive);
+        goto out;
+    }
 
     in = strcmp(input, "-") ? fopen(input, "rb") : stdin;
     if (!in) {

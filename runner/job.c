@@ -727,6 +727,12 @@ static int validate(bt_job *j, const bt_job_load_options *o)
     if (task == BT_JOB_TASK_MLM && metric != BT_JOB_METRIC_AUTO && metric != BT_JOB_METRIC_PERPLEXITY &&
         metric != BT_JOB_METRIC_LOSS)
         return key_error(j, BT_ECONFIG, "train", "metric", "task mlm supports metric perplexity or loss");
+    if (task == BT_JOB_TASK_MLM && !(j->data.mlm_probability > 0))
+        return key_error(j, BT_ECONFIG, "data", "mlm_probability", "task mlm needs a probability above 0 "
+                                                                   "(0 masks nothing; HF default 0.15)");
+    if (task == BT_JOB_TASK_MLM && j->data.text_pair_column && j->data.text_pair_column[0])
+        return key_error(j, BT_ECONFIG, "data", "text_pair_column", "task mlm reads one text per example; "
+                                                                    "remove text_pair_column");
     int reg = j->model.problem_type == BT_JOB_PROBLEM_REGRESSION;
     if (reg && (metric == BT_JOB_METRIC_ACCURACY || metric == BT_JOB_METRIC_F1 || metric == BT_JOB_METRIC_F1_MACRO))
         return key_error(j, BT_ECONFIG, "train", "metric", "problem_type regression has no classes: "

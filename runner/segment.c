@@ -9,6 +9,8 @@
  * A step never straddles epochs: the last step of an epoch takes the
  * micro-batches that are left (as HF Trainer does), so steps per epoch =
  * ceil(ceil(n / batch) / grad_accum) and the cursor is always at a step edge.
+ * task = classify: examples are the data rows; task = mlm: the blocks of
+ * runner/task_mlm.c (masked per (seed, epoch, block)), evaluated by perplexity.
  */
 #include "runner/segment.h"
 
@@ -22,6 +24,7 @@
 #include "runner/lock.h"
 #include "runner/progress.h"
 #include "runner/status.h"
+#include "runner/task_mlm.h"
 #include "runner/watchdog.h"
 #include "state/commit.h"
 #include "state/discovery.h"
@@ -65,6 +68,10 @@ typedef struct {
     int has_eval;
     int num_labels;
     bt_label_kind kind;
+    int mlm;                  /* task = mlm: examples are the blocks of mtrain / meval */
+    bt_mlm_corpus mtrain, meval;
+    bt_mlm_config mlm_cfg;
+    size_t n_train;           /* training examples (mlm: blocks), what epochs permute */
     bt_backend *be;
     bt_bert *model;
     bt_trainer *trainer;
@@ -93,6 +100,7 @@ typedef struct {
 
 static bt_label_kind label_kind_for(const bt_job *job)
 {
+    if (job->job.task == BT_JOB_TASK_MLM) return BT_LABELS_NONE;
     switch (job->model.problem_type) {
     case BT_JOB_PROBLEM_MULTI: return BT_LABELS_MULTI;
     case BT_JOB_PROBLEM_REGRESSION: return BT_LABELS_REGRESSION;
@@ -124,9 +132,13 @@ static int tokenize_dataset(run_ctx *c, bt_dataset *ds, const char *which)
     bt_sha256(c->vocab_text, strlen(c->vocab_text), vocab_sha);
     const bt_tokenizer_config *tc = bt_tokenizer_get_config(c->tok);
     char settings[256];
-    snprintf(settings, sizeof settings, "max_seq_len=%lld;pair=%d;lower=%d;accents=%d;cjk=%d;limit=%zu",
-             (long long)c->job->data.max_seq_len, ds->has_pair, tc->lowercase, tc->strip_accents,
-             tc->chinese_chars, ds->n);
+    if (c->mlm) /* whole lines, untruncated: the grouping cuts them (same ids for every max_seq_len) */
+        snprintf(settings, sizeof settings, "task=mlm;truncation=none;lower=%d;accents=%d;cjk=%d;limit=%zu",
+                 tc->lowercase, tc->strip_accents, tc->chinese_chars, ds->n);
+    else
+        snprintf(settings, sizeof settings, "max_seq_len=%lld;pair=%d;lower=%d;accents=%d;cjk=%d;limit=%zu",
+                 (long long)c->job->data.max_seq_len, ds->has_pair, tc->lowercase, tc->strip_accents,
+                 tc->chinese_chars, ds->n);
     bt_id_cache_key(ds->sha256, vocab_sha, settings, key);
     char hex[65];
     bt_sha256_hex(key, hex);
@@ -144,7 +156,8 @@ static int tokenize_dataset(run_ctx *c, bt_dataset *ds, const char *which)
     if (rc == BT_OK) bt_id_table_free(&ds->tokens);
     bt_err_clear();
 
-    bt_encode_opts eo = {.max_length = (int)c->job->data.max_seq_len, .truncation = BT_TRUNC_LONGEST_FIRST};
+    bt_encode_opts eo = {.max_length = c->mlm ? 0 : (int)c->job->data.max_seq_len,
+                         .truncation = BT_TRUNC_LONGEST_FIRST};
     bt_encoding enc;
     bt_encoding_init(&enc);
     bt_id_table *t = &ds->tokens;
@@ -205,14 +218,26 @@ static int load_data(run_ctx *c)
         if (rc) return rc;
         c->has_eval = c->eval.n > 0;
     }
-    if (c->kind == BT_LABELS_REGRESSION) c->num_labels = 1;
+    if (c->mlm) c->num_labels = 0;
+    else if (c->kind == BT_LABELS_REGRESSION) c->num_labels = 1;
     else c->num_labels = job->model.num_labels > 0 ? (int)job->model.num_labels : c->train.n_labels;
-    if (c->kind != BT_LABELS_REGRESSION && c->num_labels < c->train.n_labels)
+    if (!c->mlm && c->kind != BT_LABELS_REGRESSION && c->num_labels < c->train.n_labels)
         return bt_fail(BT_ECONFIG, "[model] num_labels = %d but %s has %d labels; raise num_labels or remove it",
                        c->num_labels, job->data.train, c->train.n_labels);
     rc = tokenize_dataset(c, &c->train, "train");
     if (!rc && c->has_eval) rc = tokenize_dataset(c, &c->eval, "eval");
-    return rc;
+    c->n_train = c->train.n;
+    if (rc || !c->mlm) return rc;
+    /* mlm: the lines become blocks; the token rows are not needed any more */
+    rc = bt_mlm_corpus_build(&c->train.tokens, c->tok, job, "train", job->data.train, &c->mtrain);
+    if (!rc && c->has_eval) rc = bt_mlm_corpus_build(&c->eval.tokens, c->tok, job, "eval", job->data.eval, &c->meval);
+    bt_id_table_free(&c->train.tokens);
+    bt_id_table_free(&c->eval.tokens);
+    if (rc) return rc;
+    c->n_train = c->mtrain.blocks.n;
+    bt_info("mlm: %zu training blocks from %zu lines (%zu tokens)%s", c->mtrain.blocks.n, c->train.n,
+            c->mtrain.n_ids, c->has_eval ? "" : ", no evaluation data");
+    return BT_OK;
 }
 
 /* Batch assembly: pointers into the id table; type ids 1 after the first [SEP]. */
@@ -319,7 +344,8 @@ static char *trainer_json(run_ctx *c, const char *stop_reason)
                           "total_steps", (json_int_t)c->total_steps, "steps_per_epoch", (json_int_t)c->steps_per_epoch,
                           "seed", (json_int_t)c->job->job.seed, "segment", s->segment, "complete", s->complete,
                           "stop_reason", stop_reason, "labels", labels,
-                          "label_kind", c->kind == BT_LABELS_MULTI ? "multi" : c->kind == BT_LABELS_REGRESSION ? "regression" : "class",
+                          "label_kind", c->mlm ? "none" : c->kind == BT_LABELS_MULTI ? "multi"
+                                        : c->kind == BT_LABELS_REGRESSION ? "regression" : "class",
                           "bad_evals", s->bad_evals, "last_eval_step", (json_int_t)s->last_eval_step,
                           "best", best, "forced_changes", s->forced, "history", s->history,
                           "device", c->be->name, "loss_scale", "none");
@@ -463,9 +489,30 @@ static json_t *confusion_json(const run_ctx *c, const bt_confusion *cm)
     return json_pack("{s:{s:o, s:o}}", "confusion", "labels", labels, "matrix", rows);
 }
 
+static void eval_heartbeat(void *ctx)
+{
+    run_ctx *c = ctx;
+    if (c->wd) bt_watchdog_heartbeat(c->wd);
+}
+
+/* mlm: mean loss per masked token with the fixed eval masks, and perplexity. */
+static int evaluate_mlm(run_ctx *c, eval_result *r)
+{
+    int bs = (int)(c->job->train.eval_batch_size > 0 ? c->job->train.eval_batch_size : c->job->train.batch_size);
+    int64_t nm = 0;
+    int rc = bt_mlm_evaluate(c->model, &c->meval, &c->mlm_cfg, (uint64_t)c->job->job.seed, bs,
+                             (int)c->job->data.max_seq_len, eval_heartbeat, c, &r->loss, &nm);
+    if (rc) return rc;
+    r->v[r->n++] = (bt_metric_value){"perplexity", bt_metric_perplexity(r->loss)};
+    r->extra = json_pack("{s:I}", "masked_tokens", (json_int_t)nm);
+    r->value = !strcmp(c->metric_name, "loss") ? r->loss : r->v[0].value;
+    return BT_OK;
+}
+
 static int evaluate(run_ctx *c, eval_result *r)
 {
     memset(r, 0, sizeof *r);
+    if (c->mlm) return evaluate_mlm(c, r);
     const bt_dataset *ds = &c->eval;
     int bs = (int)(c->job->train.eval_batch_size > 0 ? c->job->train.eval_batch_size : c->job->train.batch_size);
     int C = c->num_labels;
@@ -530,6 +577,7 @@ static int evaluate(run_ctx *c, eval_result *r)
 
 static const char *metric_name_for(const run_ctx *c)
 {
+    if (c->mlm) return c->job->train.metric == BT_JOB_METRIC_LOSS ? "loss" : "perplexity";
     switch (c->job->train.metric) {
     case BT_JOB_METRIC_ACCURACY: return "accuracy";
     case BT_JOB_METRIC_F1: return c->kind == BT_LABELS_MULTI || c->num_labels == 2 ? "f1" : "f1_macro";
@@ -619,8 +667,8 @@ static int commit(run_ctx *c, const char *stop_reason)
 static void refresh_perm(run_ctx *c)
 {
     if (c->perm && c->perm_epoch == c->st.cursor.epoch) return;
-    if (!c->perm) c->perm = bt_xmalloc(c->train.n * sizeof *c->perm);
-    bt_data_permutation((uint64_t)c->job->job.seed, c->st.cursor.epoch, c->train.n, c->perm);
+    if (!c->perm) c->perm = bt_xmalloc(c->n_train * sizeof *c->perm);
+    bt_data_permutation((uint64_t)c->job->job.seed, c->st.cursor.epoch, c->n_train, c->perm);
     c->perm_epoch = c->st.cursor.epoch;
 }
 
@@ -710,6 +758,11 @@ static int train_loop(run_ctx *c, const char **stop_reason)
     int accum = (int)job->train.grad_accum, bs = (int)job->train.batch_size;
     uint32_t *idx = bt_xmalloc((size_t)accum * (size_t)bs * sizeof *idx);
     batch_buf *bbs = bt_xcalloc((size_t)accum, sizeof *bbs);
+    bt_mlm_batcher *mbs = NULL;
+    if (c->mlm) {
+        mbs = bt_xcalloc((size_t)accum, sizeof *mbs);
+        for (int i = 0; i < accum; i++) bt_mlm_batcher_init(&mbs[i], bs, (int)job->data.max_seq_len);
+    }
     bt_batch *micro = bt_xcalloc((size_t)accum, sizeof *micro);
     double loss_acc = 0, ex_acc = 0, t_acc = 0;
     int n_acc = 0;
@@ -733,9 +786,13 @@ static int train_loop(run_ctx *c, const char **stop_reason)
         int n_micro = 0, n_ex = 0;
         while (n_micro < accum && c->st.cursor.epoch == epoch) {
             uint32_t *mi = idx + (size_t)n_micro * (size_t)bs;
-            size_t got = bt_data_next_batch(c->perm, c->train.n, &c->st.cursor, (size_t)bs, mi);
+            size_t got = bt_data_next_batch(c->perm, c->n_train, &c->st.cursor, (size_t)bs, mi);
             if (got == 0) break;
-            make_batch(c, &c->train, mi, (int)got, &bbs[n_micro], &micro[n_micro]);
+            if (c->mlm) /* masks keyed by the epoch the batch belongs to (the cursor may have moved on) */
+                bt_mlm_batch(&mbs[n_micro], &c->mtrain, &c->mlm_cfg, (uint64_t)job->job.seed, epoch, mi, (int)got,
+                             &micro[n_micro]);
+            else
+                make_batch(c, &c->train, mi, (int)got, &bbs[n_micro], &micro[n_micro]);
             n_ex += (int)got;
             n_micro++;
         }
@@ -784,6 +841,8 @@ static int train_loop(run_ctx *c, const char **stop_reason)
     }
     for (int i = 0; i < accum; i++) batch_buf_free(&bbs[i]);
     free(bbs);
+    for (int i = 0; mbs && i < accum; i++) bt_mlm_batcher_free(&mbs[i]);
+    free(mbs);
     free(micro);
     free(idx);
     if (rc) return rc;
@@ -878,10 +937,10 @@ static int resume(run_ctx *c)
     free(diff);
     /* --force with less training data: the cursor may lie past the new end of
      * its epoch; that epoch is over (a step with no micro-batch is an error) */
-    if (!rc && c->st.cursor.position >= c->train.n) {
+    if (!rc && c->st.cursor.position >= c->n_train) {
         bt_warn("%s: the data cursor (epoch %u, position %llu) is past the %zu training examples; "
                 "continuing with the next epoch", found, c->st.cursor.epoch,
-                (unsigned long long)c->st.cursor.position, c->train.n);
+                (unsigned long long)c->st.cursor.position, c->n_train);
         c->st.cursor.epoch++;
         c->st.cursor.position = 0;
     }
@@ -917,9 +976,10 @@ static int create_backend(run_ctx *c)
 static int setup(run_ctx *c)
 {
     bt_job *job = c->job;
-    if (job->job.task != BT_JOB_TASK_CLASSIFY)
+    c->mlm = job->job.task == BT_JOB_TASK_MLM;
+    if (job->job.task != BT_JOB_TASK_CLASSIFY && !c->mlm)
         return bt_fail(BT_ECONFIG, "[job] task = %s is not supported by this version of the runner yet; "
-                                   "use task = classify",
+                                   "use task = classify or mlm",
                        bt_job_enum_name(bt_job_key_index("job", "task"), job->job.task));
     int rc = bt_tokenizer_load(job->model.path, &c->tok);
     if (rc) return rc;
@@ -932,29 +992,44 @@ static int setup(run_ctx *c)
     rc = bt_model_config_load(cp, &c->mcfg);
     free(cp);
     if (rc) return rc;
-    rc = load_data(c);
-    if (rc) return rc;
-    if (c->kind != BT_LABELS_REGRESSION && c->train.n_labels > 0) {
-        rc = bt_model_config_set_labels(&c->mcfg, (const char *const *)c->train.labels, c->train.n_labels);
+    if (c->mlm) {
+        rc = bt_mlm_job_config(job, c->tok, c->mcfg.vocab_size, &c->mlm_cfg);
         if (rc) return rc;
     }
-    bt_model_config_set_problem_type(&c->mcfg, c->kind == BT_LABELS_MULTI ? BT_PROBLEM_MULTI_LABEL
-                                               : c->kind == BT_LABELS_REGRESSION ? BT_PROBLEM_REGRESSION
-                                                                                 : BT_PROBLEM_SINGLE_LABEL);
-    bt_model_config_set_architecture(&c->mcfg, "BertForSequenceClassification");
+    rc = load_data(c);
+    if (rc) return rc;
+    if (c->mlm) {
+        /* a masked LM: no label map and no classification problem type in config.json */
+        bt_model_config_set_problem_type(&c->mcfg, BT_PROBLEM_NONE);
+        bt_model_config_set_architecture(&c->mcfg, "BertForMaskedLM");
+        if (c->has_eval && bt_mlm_count_eval_masked(&c->meval, &c->mlm_cfg, (uint64_t)job->job.seed,
+                                                    (int)job->data.max_seq_len) == 0)
+            return bt_fail(BT_EDATA, "%s: the fixed evaluation masks select no token in its %zu blocks, so there is "
+                                     "no perplexity to measure; use more evaluation data or a higher [data] "
+                                     "mlm_probability", job->data.eval, c->meval.blocks.n);
+    } else {
+        if (c->kind != BT_LABELS_REGRESSION && c->train.n_labels > 0) {
+            rc = bt_model_config_set_labels(&c->mcfg, (const char *const *)c->train.labels, c->train.n_labels);
+            if (rc) return rc;
+        }
+        bt_model_config_set_problem_type(&c->mcfg, c->kind == BT_LABELS_MULTI ? BT_PROBLEM_MULTI_LABEL
+                                                   : c->kind == BT_LABELS_REGRESSION ? BT_PROBLEM_REGRESSION
+                                                                                     : BT_PROBLEM_SINGLE_LABEL);
+        bt_model_config_set_architecture(&c->mcfg, "BertForSequenceClassification");
+    }
     rc = make_fingerprint(c);
     if (rc) return rc;
     c->metric_name = metric_name_for(c);
     c->higher_better = bt_metric_higher_is_better(c->metric_name);
 
-    int64_t batches = (int64_t)((c->train.n + (size_t)job->train.batch_size - 1) / (size_t)job->train.batch_size);
+    int64_t batches = (int64_t)((c->n_train + (size_t)job->train.batch_size - 1) / (size_t)job->train.batch_size);
     c->steps_per_epoch = (batches + job->train.grad_accum - 1) / job->train.grad_accum;
     c->total_steps = job->train.max_steps > 0 ? job->train.max_steps : c->steps_per_epoch * job->train.epochs;
 
     rc = create_backend(c);
     if (rc) return rc;
     bt_bert_opts mo = {
-        .task = BT_TASK_SEQ_CLS, .num_labels = c->num_labels,
+        .task = c->mlm ? BT_TASK_MLM : BT_TASK_SEQ_CLS, .num_labels = c->num_labels,
         .problem = c->kind == BT_LABELS_MULTI ? BT_LOSS_MULTI : c->kind == BT_LABELS_REGRESSION ? BT_LOSS_REGRESSION : BT_LOSS_SINGLE,
         .max_batch = (int)(job->train.batch_size > job->train.eval_batch_size ? job->train.batch_size : job->train.eval_batch_size),
         .max_seq = (int)job->data.max_seq_len, .training = 1, .seed = (uint64_t)job->job.seed,
@@ -989,6 +1064,8 @@ static void teardown(run_ctx *c)
     if (c->be) c->be->destroy(c->be);
     bt_data_free(&c->train);
     bt_data_free(&c->eval);
+    bt_mlm_corpus_free(&c->mtrain);
+    bt_mlm_corpus_free(&c->meval);
     bt_tokenizer_free(c->tok);
     bt_model_config_free(&c->mcfg);
     trainer_state_free(&c->st);
@@ -1035,9 +1112,9 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
     if (rc) goto out;
     bt_watchdog_start_stall_thread(c.wd);
     c.last_commit_mono = bt_now_mono();
-    bt_progress_message(c.progress, "segment %d of job '%s': step %lld of %lld, %zu training examples, %s backend",
-                        c.st.segment, job->job.name, (long long)c.st.step, (long long)c.total_steps, c.train.n,
-                        c.be->name);
+    bt_progress_message(c.progress, "segment %d of job '%s': step %lld of %lld, %zu training %s, %s backend",
+                        c.st.segment, job->job.name, (long long)c.st.step, (long long)c.total_steps, c.n_train,
+                        c.mlm ? "blocks" : "examples", c.be->name);
     update_status(&c, "running", NAN, NAN, 1);
 
     const char *stop_reason = NULL;

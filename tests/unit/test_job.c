@@ -103,6 +103,11 @@ static const struct {
     {BASE "[train]\nwarmup_steps = 10\nwarmup_ratio = 0.1\n", BT_ECONFIG, {"job.ini:6:", "job.ini:7:", "keep one"}},
     {BASE "[train]\nmetric = perplexity\n", BT_ECONFIG, {"job.ini:6:", "task = mlm", NULL}},
     {BASE "[train]\nmetric = mse\n", BT_ECONFIG, {"job.ini:6:", "problem_type = regression", NULL}},
+    {BASE "[job]\ntask = mlm\n[data]\nmlm_probability = 0\n", BT_ECONFIG,
+     {"job.ini:8:", "[data] mlm_probability", "above 0"}},
+    {BASE "[job]\ntask = mlm\n[data]\ntext_pair_column = sentence2\n", BT_ECONFIG,
+     {"job.ini:8:", "[data] text_pair_column", "one text per example"}},
+    {BASE "[job]\ntask = mlm\n[train]\nmetric = accuracy\n", BT_ECONFIG, {"job.ini:8:", "perplexity or loss", NULL}},
     {BASE "[job]\ntask = token_classify\n[data]\nformat = tsv\n", BT_ECONFIG, {"job.ini:8:", "conll", NULL}},
     {BASE "[job]\ntask = classify_long\n[data]\nmax_seq_len = 64\nstride = 62\n", BT_ECONFIG,
      {"job.ini:9:", "below max_seq_len - 2 = 62", NULL}},
@@ -426,6 +431,36 @@ static void test_example_job(void **state)
     bt_job_free(&j);
 }
 
+/* the MLM example jobs parse, with the MLM keys they document */
+static void test_example_mlm_jobs(void **state)
+{
+    (void)state;
+    const char *root = getenv("ROOT");
+    static const struct {
+        const char *file, *name, *train;
+        int64_t max_seq_len;
+    } ex[] = {
+        {"mlm_demo.ini", "mlm_demo", "/build/demo/data/train.tsv", 32},
+        {"sst2_mlm.ini", "sst2_mlm", "/shared/data/sst2/train.tsv", 64},
+    };
+    for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/jobs/%s", root && *root ? root : ".", ex[i].file);
+        bt_job j;
+        bt_job_load_options o = {.check_paths = 0};
+        int rc = bt_job_load(path, &o, &j);
+        if (rc) fail_msg("%s: %s", path, bt_errmsg());
+        assert_string_equal(j.job.name, ex[i].name);
+        assert_int_equal(j.job.task, BT_JOB_TASK_MLM);
+        assert_int_equal(j.data.max_seq_len, ex[i].max_seq_len);
+        assert_non_null(strstr(j.data.train, ex[i].train));
+        assert_true(j.data.mlm_probability == 0.15);
+        assert_int_equal(j.data.mlm_grouping, BT_JOB_MLM_CONCAT);
+        assert_int_equal(j.train.metric, BT_JOB_METRIC_PERPLEXITY);
+        bt_job_free(&j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,7 +469,7 @@ int main(void)
         cmocka_unit_test(test_suggest),         cmocka_unit_test(test_kaggle_defaults),
         cmocka_unit_test(test_fingerprint),     cmocka_unit_test(test_ini_round_trip),
         cmocka_unit_test(test_schema_consistency), cmocka_unit_test(test_docs_in_sync),
-        cmocka_unit_test(test_example_job),
+        cmocka_unit_test(test_example_job),     cmocka_unit_test(test_example_mlm_jobs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
