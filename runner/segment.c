@@ -94,6 +94,8 @@ typedef struct {
     double last_commit_wall, last_commit_mono;
     int64_t last_commit_step;
     int retention_paused;     /* warned that retention waits (archives above this run's step) */
+    double last_eval_s;       /* wall seconds of this segment's last evaluation (0: none yet) */
+    double train_ex_per_s;    /* measured training examples per second (NAN before a step) */
 } run_ctx;
 
 /* ------------------------------------------------------------------ data */
@@ -685,8 +687,10 @@ static void apply_freezing(run_ctx *c)
 static int eval_and_track(run_ctx *c, int *stop_early)
 {
     eval_result r;
+    double t0 = bt_now_mono();
     int rc = evaluate(c, &r);
     if (rc) return rc;
+    c->last_eval_s = bt_now_mono() - t0;
     c->st.last_eval_step = c->st.step;
     history_add(c, "eval", r.loss, NAN, r.v, r.n, r.extra);
     int better = isnan(c->st.best) || (c->higher_better ? r.value > c->st.best : r.value < c->st.best);
@@ -752,6 +756,31 @@ static void on_stall(void *ctx, double idle_s)
     (void)idle_s;
 }
 
+/* Whether an evaluation now ends before the deadline (the budget end less the
+ * margin kept for the commit). Its duration: this segment's last evaluation
+ * x 1.25, or before the first one the eval set at the training rate (an
+ * overestimate: a training example also runs the backward pass). A budget of
+ * none, or nothing measured yet, always fits. */
+static int eval_fits(run_ctx *c, double *need_s)
+{
+    double est = c->last_eval_s > 0 ? 1.25 * c->last_eval_s
+               : c->train_ex_per_s > 0 ? (double)(c->mlm ? c->meval.blocks.n : c->eval.n) / c->train_ex_per_s
+               : 0;
+    *need_s = est;
+    double rem = bt_watchdog_remaining_at(c->wd, bt_now_epoch());
+    return !isfinite(rem) || est <= rem;
+}
+
+/* An evaluation is due at the step the run resumed at: the previous segment
+ * stopped before it (deferred, or killed before it ended). */
+static int eval_due_at_resume(const run_ctx *c)
+{
+    const bt_job *job = c->job;
+    if (!c->has_eval || c->st.step == 0 || c->st.last_eval_step == c->st.step || c->st.step >= c->total_steps)
+        return 0;
+    return job->train.eval_every > 0 ? c->st.step % job->train.eval_every == 0 : c->st.cursor.position == 0;
+}
+
 static int train_loop(run_ctx *c, const char **stop_reason)
 {
     bt_job *job = c->job;
@@ -771,7 +800,12 @@ static int train_loop(run_ctx *c, const char **stop_reason)
     uint32_t epoch_at_start = c->st.cursor.epoch;
     *stop_reason = NULL;
     apply_freezing(c);
-    while (c->st.step < c->total_steps) {
+    if (eval_due_at_resume(c)) {
+        bt_progress_message(c->progress, "evaluating at step %lld first (the previous segment stopped before it)",
+                            (long long)c->st.step);
+        rc = eval_and_track(c, &stop_early);
+    }
+    while (!rc && !stop_early && c->st.step < c->total_steps) {
         bt_stop_reason why = bt_watchdog_should_stop(c->wd);
         if (why != BT_STOP_NONE) {
             *stop_reason = bt_stop_reason_name(why);
@@ -808,6 +842,7 @@ static int train_loop(run_ctx *c, const char **stop_reason)
         t_acc += dt;
         n_acc++;
         ex_per_s = ex_acc / (t_acc > 0 ? t_acc : 1e-9);
+        c->train_ex_per_s = ex_per_s;
         if (c->st.step % TRAIN_LOG_EVERY == 0 || c->st.step == c->total_steps) {
             bt_metric_value gn = {"grad_norm", info.grad_norm};
             history_add(c, "train", loss_acc / n_acc, info.lr, &gn, 1, NULL);
@@ -830,6 +865,16 @@ static int train_loop(run_ctx *c, const char **stop_reason)
         int eval_now = c->has_eval && ((job->train.eval_every > 0 && c->st.step % job->train.eval_every == 0) ||
                                        (job->train.eval_every <= 0 && epoch_end));
         if (eval_now) {
+            double need;
+            if (!eval_fits(c, &need)) {
+                /* it would run past the budget: stop here; the next segment
+                 * evaluates this step first (eval_due_at_resume), so the
+                 * results, best archive and early stopping are the same */
+                bt_progress_message(c->progress, "evaluation at step %lld (~%.0fs) would overrun the budget: "
+                                    "deferred to the next segment", (long long)c->st.step, need);
+                *stop_reason = "deadline";
+                break;
+            }
             rc = eval_and_track(c, &stop_early);
             if (rc) break;
             if (stop_early) break;
@@ -1124,6 +1169,13 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
         goto out;
     }
     int finished = stop_reason == NULL || !strcmp(stop_reason, "early stopping");
+    double eval_need = 0;
+    if (finished && stop_reason == NULL && c.has_eval && c.st.last_eval_step != c.st.step && !eval_fits(&c, &eval_need)) {
+        bt_progress_message(c.progress, "the final evaluation (~%.0fs) would overrun the budget: "
+                            "deferred to the next segment", eval_need);
+        finished = 0;
+        stop_reason = "deadline";
+    }
     if (finished) {
         int dummy = 0;
         if (c.has_eval && c.st.last_eval_step != c.st.step) rc = eval_and_track(&c, &dummy);
