@@ -11,7 +11,7 @@
 #   sh bench/real_sst2.sh [OUT_DIR]       (default build/real-sst2)
 # Env: BATON (./baton), SEGMENT (5m), MARGIN (20s: the least time kept back
 # for the final commit; the watchdog raises it from measured step, commit and
-# evaluation times), THREADS (2), EXTRA ("-s k=v ...").
+# evaluation times), EVAL_EVERY (250 steps), THREADS (2), EXTRA ("-s k=v ...").
 # Needs build/models/all-MiniLM-L6-v2 (tests/reference/fetch_models.sh) and
 # ../shared/data/sst2; exits 77 with a message when either is missing.
 set -u
@@ -27,7 +27,7 @@ THREADS=${THREADS:-2}
 
 mkdir -p "$OUT"
 LOG="$OUT/segments.tsv"
-set -- -s job.output_dir="$OUT" -s data.limit_train=20000 -s train.epochs=1 -s train.eval_every=125 \
+set -- -s job.output_dir="$OUT" -s data.limit_train=20000 -s train.epochs=1 -s train.eval_every="${EVAL_EVERY:-250}" \
     -s runtime.budget="$SEGMENT" -s runtime.margin="${MARGIN:-20s}" -s runtime.threads="$THREADS" -s runtime.progress=plain \
     -s runtime.progress_every=60s ${EXTRA:-}
 printf 'segment\twall_s\tstep_from\tstep_to\tstartup_s\texit\n' >"$LOG"

@@ -15,25 +15,33 @@
 int cmd_plot(int argc, char **argv)
 {
     const char *job_path = NULL, *output = NULL;
+    const char **ovr = argc > 1 ? calloc((size_t)argc, sizeof *ovr) : NULL;
+    int n_ovr = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--output") && i + 1 < argc) output = argv[++i];
+        /* -s k=v: the same overrides as `baton run` (output_dir, say) */
+        if (!strcmp(argv[i], "-s") && i + 1 < argc) ovr[n_ovr++] = argv[++i];
+        else if (!strncmp(argv[i], "-s", 2) && argv[i][2]) ovr[n_ovr++] = argv[i] + 2;
+        else if (!strcmp(argv[i], "--output") && i + 1 < argc) output = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: baton plot JOB.ini [--output FILE]\n"
+            printf("usage: baton plot JOB.ini [-s section.key=value]... [--output FILE]\n"
                    "  writes an SVG of training loss and evaluation metrics across all segments\n"
                    "  (default <output_dir>/metrics.svg) and prints its path\n");
             return 0;
         } else if (argv[i][0] == '-' || job_path) {
             fprintf(stderr, "baton plot: unexpected argument '%s'\n", argv[i]);
+            free(ovr);
             return BT_EUSAGE;
         } else job_path = argv[i];
     }
     if (!job_path) {
-        fprintf(stderr, "usage: baton plot JOB.ini [--output FILE]\n");
+        fprintf(stderr, "usage: baton plot JOB.ini [-s section.key=value]... [--output FILE]\n");
+        free(ovr);
         return BT_EUSAGE;
     }
     bt_job job;
-    bt_job_load_options lo = {.check_paths = 0};
+    bt_job_load_options lo = {.overrides = ovr, .n_overrides = n_ovr, .check_paths = 0};
     int rc = bt_job_load(job_path, &lo, &job);
+    free(ovr);
     if (rc) return bt_report_error(rc);
     char *metrics = bt_path_join(job.job.output_dir, "metrics.jsonl");
     char *svg = output ? bt_xstrdup(output) : bt_path_join(job.job.output_dir, "metrics.svg");

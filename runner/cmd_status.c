@@ -24,24 +24,32 @@ int cmd_status(int argc, char **argv)
 {
     const char *job_path = NULL;
     int as_json = 0;
+    const char **ovr = argc > 1 ? calloc((size_t)argc, sizeof *ovr) : NULL;
+    int n_ovr = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) as_json = 1;
+        /* -s k=v: the same overrides as `baton run` (output_dir, say) */
+        if (!strcmp(argv[i], "-s") && i + 1 < argc) ovr[n_ovr++] = argv[++i];
+        else if (!strncmp(argv[i], "-s", 2) && argv[i][2]) ovr[n_ovr++] = argv[i] + 2;
+        else if (!strcmp(argv[i], "--json")) as_json = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: baton status JOB.ini [--json]\n"
+            printf("usage: baton status JOB.ini [-s section.key=value]... [--json]\n"
                    "  the newest valid archive of the job, its step, epoch, best metric and ETA\n");
             return 0;
         } else if (argv[i][0] == '-' || job_path) {
             fprintf(stderr, "baton status: unexpected argument '%s'\n", argv[i]);
+            free(ovr);
             return BT_EUSAGE;
         } else job_path = argv[i];
     }
     if (!job_path) {
-        fprintf(stderr, "usage: baton status JOB.ini [--json]\n");
+        fprintf(stderr, "usage: baton status JOB.ini [-s section.key=value]... [--json]\n");
+        free(ovr);
         return BT_EUSAGE;
     }
     bt_job job;
-    bt_job_load_options lo = {.check_paths = 0};
+    bt_job_load_options lo = {.overrides = ovr, .n_overrides = n_ovr, .check_paths = 0};
     int rc = bt_job_load(job_path, &lo, &job);
+    free(ovr);
     if (rc) return bt_report_error(rc);
     const char *out = job.job.output_dir;
     bt_log_set_level(BT_LOG_ERROR); /* damaged archives are listed below, not warned about */
