@@ -40,8 +40,7 @@ int cmd_run(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); free(ovr); return 0; }
-        else if (!strcmp(a, "-s") && i + 1 < argc) ovr[n_ovr++] = argv[++i];
-        else if (!strncmp(a, "-s", 2) && a[2]) ovr[n_ovr++] = a + 2;
+        else if (bt_job_override_arg(argc, argv, &i, ovr, &n_ovr)) continue;
         else if (!strcmp(a, "--fresh")) so.fresh = 1;
         else if (!strcmp(a, "--force")) so.force = 1;
         else if (!strcmp(a, "--resume") && i + 1 < argc) so.resume_path = argv[++i];

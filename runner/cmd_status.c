@@ -28,8 +28,7 @@ int cmd_status(int argc, char **argv)
     int n_ovr = 0;
     for (int i = 1; i < argc; i++) {
         /* -s k=v: the same overrides as `baton run` (output_dir, say) */
-        if (!strcmp(argv[i], "-s") && i + 1 < argc) ovr[n_ovr++] = argv[++i];
-        else if (!strncmp(argv[i], "-s", 2) && argv[i][2]) ovr[n_ovr++] = argv[i] + 2;
+        if (bt_job_override_arg(argc, argv, &i, ovr, &n_ovr)) continue;
         else if (!strcmp(argv[i], "--json")) as_json = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: baton status JOB.ini [-s section.key=value]... [--json]\n"

@@ -1152,3 +1152,17 @@ char *bt_job_keys_markdown(void)
     }
     return out;
 }
+
+int bt_job_override_arg(int argc, char **argv, int *i, const char **ovr, int *n_ovr)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "-s") && *i + 1 < argc) {
+        ovr[(*n_ovr)++] = argv[++*i];
+        return 1;
+    }
+    if (!strncmp(a, "-s", 2) && a[2]) {
+        ovr[(*n_ovr)++] = a + 2;
+        return 1;
+    }
+    return 0;
+}

@@ -172,6 +172,10 @@ int bt_job_load(const char *path, const bt_job_load_options *o, bt_job *job);
 int bt_job_load_string(const char *text, const char *name, const char *dir, const bt_job_load_options *o,
                        bt_job *job);
 void bt_job_free(bt_job *job);
+/* Command lines: when argv[*i] is "-s section.key=value" (or "-ssection.key=value"),
+ * appends the override to ovr[*n_ovr] (ovr has room for argc entries),
+ * advances *i past it and returns 1; else returns 0. */
+int bt_job_override_arg(int argc, char **argv, int *i, const char **ovr, int *n_ovr);
 
 /* "job.ini:12" / "command line (-s #2)" / "default" for key index k. */
 void bt_job_where(const bt_job *job, int key, char *buf, size_t n);
