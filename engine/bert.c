@@ -79,6 +79,8 @@ struct bt_bert {
     layer_off *lo;
     int has_pooler, has_cls, has_mlm;
     size_t o_pw, o_pb, o_cw, o_cb, o_tw, o_tb, o_tg, o_tbeta, o_mbias;
+    int doc_attn;     /* A > 0: doc_pooler.* parameters (long-document attention pooling) */
+    size_t o_dw, o_db, o_dv;
 
     int freeze_emb, freeze_layers;
 
@@ -100,6 +102,7 @@ struct bt_bert {
 
     /* batch state */
     int B, S, nm;     /* current batch dims, masked rows (MLM) */
+    int pooled_ready; /* a training bt_bert_encode_pooled ran; its activations are live */
     int32_t *h_ids, *h_pos, *h_tt, *h_mask, *h_rows, *h_lab, *h_mrows;
     float *h_targ;
     float *h_out;     /* host scratch for logits */
@@ -173,6 +176,12 @@ static void build_table(bt_bert *m)
     if (m->has_pooler) {
         m->o_pw = add_param(m, &cur, 2, D, D, BT_PART_POOLER, 0, "pooler.dense.weight"); ALIGN();
         m->o_pb = add_param(m, &cur, 1, D, 0, BT_PART_POOLER, 1, "pooler.dense.bias"); ALIGN();
+    }
+    if (m->doc_attn > 0) { /* long-document attention pooling (engine/longdoc_model.h) */
+        int64_t A = m->doc_attn;
+        m->o_dw = add_param(m, &cur, 2, A, D, BT_PART_HEAD, 0, "doc_pooler.dense.weight"); ALIGN();
+        m->o_db = add_param(m, &cur, 1, A, 0, BT_PART_HEAD, 1, "doc_pooler.dense.bias"); ALIGN();
+        m->o_dv = add_param(m, &cur, 1, A, 0, BT_PART_HEAD, 0, "doc_pooler.score.weight"); ALIGN();
     }
     if (m->has_cls) {
         m->o_cw = add_param(m, &cur, 2, m->C, D, BT_PART_HEAD, 0, "classifier.weight"); ALIGN();
@@ -348,6 +357,8 @@ static void init_missing(bt_bert *m, float *host, const bt_param_load *pl)
         if (!strcmp(p->name, "classifier.weight")) id = BT_INIT_CLASSIFIER_W;
         else if (!strcmp(p->name, "pooler.dense.weight")) id = BT_INIT_POOLER_W;
         else if (!strcmp(p->name, "cls.predictions.transform.dense.weight")) id = BT_INIT_MLM_DENSE_W;
+        else if (!strcmp(p->name, "doc_pooler.dense.weight")) id = BT_INIT_DOC_POOL_W;
+        else if (!strcmp(p->name, "doc_pooler.score.weight")) id = BT_INIT_DOC_POOL_V;
         if (id) bt_init_normal(d, (int64_t)p->numel, m->seed, id, c->init_range);
         else if (strstr(p->name, "LayerNorm.weight")) for (size_t k = 0; k < p->numel; k++) d[k] = 1.0f;
         else memset(d, 0, p->numel * sizeof *d);
@@ -383,6 +394,11 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
     m->has_pooler = m->task == BT_TASK_SEQ_CLS;
     m->has_cls = m->task == BT_TASK_SEQ_CLS || m->task == BT_TASK_TOKEN_CLS;
     m->has_mlm = m->task == BT_TASK_MLM;
+    if (o->doc_attn_dim > 0 && m->task != BT_TASK_SEQ_CLS) {
+        rc = bt_fail(BT_ECONFIG, "attention pooling over chunks needs a sequence-classification model");
+        goto fail;
+    }
+    m->doc_attn = o->doc_attn_dim > 0 ? o->doc_attn_dim : 0;
     build_table(m);
 
     /* load into a host mirror, initialise missing heads, upload once */
@@ -759,55 +775,14 @@ static void layer_backward(bt_bert *m, int l, int want_dx, uint32_t step, uint32
     }
 }
 
-static void backward(bt_bert *m, uint32_t step, uint32_t micro)
+/* Encoder (and embeddings) backward from dX = d(x_L), top down; stops where
+ * nothing below is trainable. */
+static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
 {
     bt_backend *be = m->be;
     const bt_bert_config *c = &m->cfg;
-    int64_t B = m->B, S = m->S, N = B * S, D = c->hidden, C = m->C;
-    float *xL = m->x[c->layers];
+    int64_t N = (int64_t)m->B * m->S, D = c->hidden;
     bt_tensor dX = V2(m, m->dX, N, D);
-    int have_dx = 1;
-
-    if (m->task == BT_TASK_SEQ_CLS) {
-        linear_wgrad(m, m->dlogits, B, C, m->pd, D, G(m, m->o_cw), G(m, m->o_cb));
-        linear_dgrad(m, m->dlogits, B, C, P(m, m->o_cw), D, m->dB1, 0.0f);
-        dropout(m, m->dB1, m->dB1, B * D, c->p_classifier, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
-        bt_tensor pp = V2(m, m->ppre, B, D), d1 = V2(m, m->dB1, B, D), d2 = V2(m, m->dB2, B, D);
-        be->act_bwd(be, BT_ACT_TANH, &pp, &d1, &d2, 0);
-        linear_wgrad(m, m->dB2, B, D, m->cls, D, G(m, m->o_pw), G(m, m->o_pb));
-        linear_dgrad(m, m->dB2, B, D, P(m, m->o_pw), D, m->dB3, 0.0f);
-        be->memset0(be, m->dX, (size_t)N * D * sizeof(float));
-        bt_tensor d3 = V2(m, m->dB3, B, D), rows = I1(m, m->rows, B);
-        be->gather_rows_bwd(be, &d3, &rows, &dX);
-    } else if (m->task == BT_TASK_TOKEN_CLS) {
-        linear_wgrad(m, m->dlogits, N, C, m->xd, D, G(m, m->o_cw), G(m, m->o_cb));
-        linear_dgrad(m, m->dlogits, N, C, P(m, m->o_cw), D, m->dX, 0.0f);
-        dropout(m, m->dX, m->dX, N * D, c->p_classifier, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
-    } else if (m->task == BT_TASK_MLM) {
-        if (m->nm == 0) {
-            have_dx = 0;
-        } else {
-            int64_t M = m->nm;
-            /* decoder tied to the word embeddings: its weight gradient lands there */
-            if (!m->freeze_emb) linear_wgrad(m, m->dlogits, M, C, m->tm, D, G(m, m->o_word), NULL);
-            bt_tensor DL = V2(m, m->dlogits, M, C), DB = V1(m, G(m, m->o_mbias), C);
-            be->bias_grad(be, &DL, &DB, 1);
-            linear_dgrad(m, m->dlogits, M, C, P(m, m->o_word), D, m->dP, 0.0f);
-            be->memset0(be, m->dA, (size_t)N * D * sizeof(float));
-            bt_tensor dtm = V2(m, m->dP, M, D), rows = I1(m, m->mrows, M), dT = V2(m, m->dA, N, D);
-            be->gather_rows_bwd(be, &dtm, &rows, &dT);
-            bt_tensor ta = V2(m, m->tact, N, D), tg = V1(m, P(m, m->o_tg), D);
-            bt_tensor tmn = V1(m, m->tmean, N), trs = V1(m, m->trstd, N), dH = V2(m, m->dH, N, D);
-            bt_tensor dtg = V1(m, G(m, m->o_tg), D), dtb = V1(m, G(m, m->o_tbeta), D);
-            be->layernorm_bwd(be, &ta, &dT, &tg, &tmn, &trs, &dH, &dtg, &dtb);
-            bt_tensor tp = V2(m, m->tpre, N, D), dC = V2(m, m->dC, N, D);
-            be->act_bwd(be, c->act, &tp, &dH, &dC, 0);
-            linear_wgrad(m, m->dC, N, D, xL, D, G(m, m->o_tw), G(m, m->o_tb));
-            linear_dgrad(m, m->dC, N, D, P(m, m->o_tw), D, m->dX, 0.0f);
-        }
-    }
-    if (!have_dx) return;
-    /* encoder, top down; stop where nothing below is trainable */
     for (int l = c->layers - 1; l >= 0; l--) {
         int below = !m->freeze_emb || l > m->freeze_layers; /* a trainable part under layer l */
         if (!layer_trainable(m, l) && !below) return;
@@ -825,6 +800,65 @@ static void backward(bt_bert *m, uint32_t step, uint32_t micro)
     be->embed_bwd(be, &ids, &pos, &tt, &dH, c->pad_id, &dw, &dp, &dt);
 }
 
+/* SEQ_CLS from dB1 = d(pooled) [B,D]: tanh, pooler, [CLS] rows -> dX, encoder. */
+static void backward_from_pooled(bt_bert *m, uint32_t step, uint32_t micro)
+{
+    bt_backend *be = m->be;
+    int64_t B = m->B, N = (int64_t)m->B * m->S, D = m->cfg.hidden;
+    bt_tensor dX = V2(m, m->dX, N, D);
+    bt_tensor pp = V2(m, m->ppre, B, D), d1 = V2(m, m->dB1, B, D), d2 = V2(m, m->dB2, B, D);
+    be->act_bwd(be, BT_ACT_TANH, &pp, &d1, &d2, 0);
+    linear_wgrad(m, m->dB2, B, D, m->cls, D, G(m, m->o_pw), G(m, m->o_pb));
+    linear_dgrad(m, m->dB2, B, D, P(m, m->o_pw), D, m->dB3, 0.0f);
+    be->memset0(be, m->dX, (size_t)N * D * sizeof(float));
+    bt_tensor d3 = V2(m, m->dB3, B, D), rows = I1(m, m->rows, B);
+    be->gather_rows_bwd(be, &d3, &rows, &dX);
+    backward_encoder(m, step, micro);
+}
+
+static void backward(bt_bert *m, uint32_t step, uint32_t micro)
+{
+    bt_backend *be = m->be;
+    const bt_bert_config *c = &m->cfg;
+    int64_t B = m->B, S = m->S, N = B * S, D = c->hidden, C = m->C;
+    float *xL = m->x[c->layers];
+
+    if (m->task == BT_TASK_SEQ_CLS) {
+        linear_wgrad(m, m->dlogits, B, C, m->pd, D, G(m, m->o_cw), G(m, m->o_cb));
+        linear_dgrad(m, m->dlogits, B, C, P(m, m->o_cw), D, m->dB1, 0.0f);
+        dropout(m, m->dB1, m->dB1, B * D, c->p_classifier, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
+        backward_from_pooled(m, step, micro);
+        return;
+    }
+    if (m->task == BT_TASK_TOKEN_CLS) {
+        linear_wgrad(m, m->dlogits, N, C, m->xd, D, G(m, m->o_cw), G(m, m->o_cb));
+        linear_dgrad(m, m->dlogits, N, C, P(m, m->o_cw), D, m->dX, 0.0f);
+        dropout(m, m->dX, m->dX, N * D, c->p_classifier, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
+    } else if (m->task == BT_TASK_MLM) {
+        if (m->nm == 0) return;
+        int64_t M = m->nm;
+        /* decoder tied to the word embeddings: its weight gradient lands there */
+        if (!m->freeze_emb) linear_wgrad(m, m->dlogits, M, C, m->tm, D, G(m, m->o_word), NULL);
+        bt_tensor DL = V2(m, m->dlogits, M, C), DB = V1(m, G(m, m->o_mbias), C);
+        be->bias_grad(be, &DL, &DB, 1);
+        linear_dgrad(m, m->dlogits, M, C, P(m, m->o_word), D, m->dP, 0.0f);
+        be->memset0(be, m->dA, (size_t)N * D * sizeof(float));
+        bt_tensor dtm = V2(m, m->dP, M, D), rows = I1(m, m->mrows, M), dT = V2(m, m->dA, N, D);
+        be->gather_rows_bwd(be, &dtm, &rows, &dT);
+        bt_tensor ta = V2(m, m->tact, N, D), tg = V1(m, P(m, m->o_tg), D);
+        bt_tensor tmn = V1(m, m->tmean, N), trs = V1(m, m->trstd, N), dH = V2(m, m->dH, N, D);
+        bt_tensor dtg = V1(m, G(m, m->o_tg), D), dtb = V1(m, G(m, m->o_tbeta), D);
+        be->layernorm_bwd(be, &ta, &dT, &tg, &tmn, &trs, &dH, &dtg, &dtb);
+        bt_tensor tp = V2(m, m->tpre, N, D), dC = V2(m, m->dC, N, D);
+        be->act_bwd(be, c->act, &tp, &dH, &dC, 0);
+        linear_wgrad(m, m->dC, N, D, xL, D, G(m, m->o_tw), G(m, m->o_tb));
+        linear_dgrad(m, m->dC, N, D, P(m, m->o_tw), D, m->dX, 0.0f);
+    } else {
+        return;
+    }
+    backward_encoder(m, step, micro);
+}
+
 int bt_bert_forward_backward(bt_bert *m, const bt_batch *b, float grad_scale, uint32_t step, uint32_t micro,
                              float *loss)
 {
@@ -832,6 +866,7 @@ int bt_bert_forward_backward(bt_bert *m, const bt_batch *b, float grad_scale, ui
     if (m->task == BT_TASK_ENCODER) return bt_fail(BT_ECONFIG, "an encoder without a head cannot be trained");
     int rc = stage_batch(m, b, 1);
     if (rc) return rc;
+    m->pooled_ready = 0;
     forward(m, 1, step, micro);
     if ((rc = compute_loss(m, grad_scale, loss))) return rc;
     backward(m, step, micro);
@@ -860,6 +895,7 @@ int bt_bert_eval(bt_bert *m, const bt_batch *b, float *loss, float *logits)
     if (want_loss && m->task == BT_TASK_ENCODER) return bt_fail(BT_ECONFIG, "an encoder without a head has no loss");
     int rc = stage_batch(m, b, want_loss);
     if (rc) return rc;
+    m->pooled_ready = 0;
     forward(m, 0, 0, 0);
     if (want_loss && (rc = compute_loss(m, 1.0f, loss))) return rc;
     if (!logits) return 0;
@@ -884,4 +920,44 @@ int bt_bert_eval(bt_bert *m, const bt_batch *b, float *loss, float *logits)
                 memcpy(logits + r * C, m->h_out + ((size_t)i * S + s) * C, (size_t)C * sizeof(float));
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------- chunks */
+
+int bt_bert_encode_pooled(bt_bert *m, const bt_batch *b, int train, uint32_t step, uint32_t micro, float *pooled)
+{
+    if (m->task != BT_TASK_SEQ_CLS)
+        return bt_fail(BT_EINTERNAL, "bt_bert_encode_pooled needs a sequence-classification model");
+    if (train && !m->training) return bt_fail(BT_EINTERNAL, "bt_bert_encode_pooled(train) on an inference model");
+    int rc = stage_batch(m, b, 0);
+    if (rc) return rc;
+    forward(m, train, step, micro);
+    m->pooled_ready = train ? 1 : 0;
+    m->be->download(m->be, pooled, m->pooled, (size_t)m->B * (size_t)m->cfg.hidden * sizeof(float));
+    return 0;
+}
+
+int bt_bert_backward_pooled(bt_bert *m, const float *dpooled, uint32_t step, uint32_t micro)
+{
+    if (!m->pooled_ready)
+        return bt_fail(BT_EINTERNAL, "bt_bert_backward_pooled without a training bt_bert_encode_pooled before it");
+    m->pooled_ready = 0;
+    m->be->upload(m->be, m->dB1, dpooled, (size_t)m->B * (size_t)m->cfg.hidden * sizeof(float));
+    backward_from_pooled(m, step, micro);
+    return 0;
+}
+
+void bt_bert_read_param(bt_bert *m, const bt_bert_param *p, float *host)
+{
+    m->be->download(m->be, host, m->params + p->off, p->numel * sizeof(float));
+}
+
+void bt_bert_add_grad(bt_bert *m, const bt_bert_param *p, const float *host)
+{
+    if (!m->grads || !bt_bert_param_trainable(m, p)) return;
+    float *tmp = bt_xmalloc(p->numel * sizeof *tmp);
+    m->be->download(m->be, tmp, m->grads + p->off, p->numel * sizeof(float));
+    for (size_t i = 0; i < p->numel; i++) tmp[i] += host[i];
+    m->be->upload(m->be, m->grads + p->off, tmp, p->numel * sizeof(float));
+    free(tmp);
 }

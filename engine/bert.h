@@ -72,6 +72,9 @@ typedef struct {
     int max_seq;       /* tokens per sequence the arena is sized for (<= max_position_embeddings) */
     int training;      /* 1: allocate gradients and backward buffers */
     uint64_t seed;     /* head init (heads absent from the checkpoint) and dropout */
+    int doc_attn_dim;  /* > 0 (SEQ_CLS only): add the long-document attention pooling
+                          parameters doc_pooler.dense.weight [A,D], .dense.bias [A]
+                          and doc_pooler.score.weight [A] (engine/longdoc_model.h) */
 } bt_bert_opts;
 
 /* Creates the model from MODEL_DIR (config.json + model.safetensors) on be.
@@ -119,5 +122,21 @@ void bt_bert_zero_grads(bt_bert *m);
 int bt_bert_eval(bt_bert *m, const bt_batch *b, float *loss, float *logits);
 int64_t bt_bert_logits_rows(const bt_bert *m, const bt_batch *b);
 int bt_bert_logits_cols(const bt_bert *m);
+
+/* ---- chunk encoding for long documents (SEQ_CLS models; engine/longdoc_model.c) ----
+ * bt_bert_encode_pooled: forward of a batch of chunks (no labels) up to the
+ * pooler: pooled [n, D] (host) = tanh(x_L[CLS] Wp^T + bp). train = 1 applies
+ * dropout keyed (seed, step, micro, ...) and keeps the activations for
+ * bt_bert_backward_pooled, which must follow before any other call on m: it
+ * takes dpooled [n, D] (host) and ADDS the gradients of the pooler, encoder
+ * and embeddings (the classifier gets none). Re-encoding the same batch with
+ * the same (step, micro) reproduces the forward bit for bit, which is what
+ * bounded-memory recomputation relies on. */
+int bt_bert_encode_pooled(bt_bert *m, const bt_batch *b, int train, uint32_t step, uint32_t micro, float *pooled);
+int bt_bert_backward_pooled(bt_bert *m, const float *dpooled, uint32_t step, uint32_t micro);
+/* Host copy of one parameter; adds host values into its gradient (no-op for a
+ * frozen parameter or an inference model). For small head tensors. */
+void bt_bert_read_param(bt_bert *m, const bt_bert_param *p, float *host);
+void bt_bert_add_grad(bt_bert *m, const bt_bert_param *p, const float *host);
 
 #endif

@@ -54,6 +54,8 @@ enum {
     BT_INIT_CLASSIFIER_W = 1,
     BT_INIT_POOLER_W = 2,
     BT_INIT_MLM_DENSE_W = 3,
+    BT_INIT_DOC_POOL_W = 4,  /* doc_pooler.dense.weight (long documents) */
+    BT_INIT_DOC_POOL_V = 5,  /* doc_pooler.score.weight */
 };
 
 /* dst[i] = std * N(0,1) drawn from Philox(seed, BT_STREAM_HEAD_INIT,

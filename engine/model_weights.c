@@ -55,6 +55,9 @@ static const char *const fixed_names[] = {
     "cls.predictions.transform.LayerNorm.weight",
     "cls.predictions.transform.LayerNorm.bias",
     "cls.predictions.bias",
+    "doc_pooler.dense.weight",
+    "doc_pooler.dense.bias",
+    "doc_pooler.score.weight",
 };
 
 static int is_canonical(const char *s)

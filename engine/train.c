@@ -60,7 +60,21 @@ void bt_trainer_set_frozen(bt_trainer *t, int freeze_embeddings, int freeze_laye
     bt_bert_set_frozen(t->m, freeze_embeddings, freeze_layers);
 }
 
+typedef struct { bt_bert *m; const bt_batch *micro; } plain_ctx;
+
+static int plain_fb(void *ctx, int k, float grad_scale, uint32_t step, float *loss)
+{
+    plain_ctx *p = ctx;
+    return bt_bert_forward_backward(p->m, &p->micro[k], grad_scale, step, (uint32_t)k, loss);
+}
+
 int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_info *info)
+{
+    plain_ctx p = {t->m, micro};
+    return bt_train_step_fn(t, plain_fb, &p, n_micro, info);
+}
+
+int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_step_info *info)
 {
     bt_bert *m = t->m;
     bt_backend *be = bt_bert_backend(m);
@@ -70,7 +84,7 @@ int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_inf
     float scale = 1.0f / (float)n_micro;
     for (int k = 0; k < n_micro; k++) {
         float l = 0.0f;
-        int rc = bt_bert_forward_backward(m, &micro[k], scale, (uint32_t)t->step, (uint32_t)k, &l);
+        int rc = fb(ctx, k, scale, (uint32_t)t->step, &l);
         if (rc) return bt_fail_context(rc, "step %lld micro-batch %d", (long long)t->step + 1, k);
         loss_sum += l;
     }

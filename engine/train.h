@@ -47,6 +47,13 @@ void bt_trainer_free(bt_trainer *t);
  * non-finite gradient norm (divergence: lower the learning rate). */
 int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_info *info);
 
+/* The same step with the forward/backward of each micro-batch done by fb
+ * (e.g. long documents, engine/longdoc_model.h): fb(ctx, k, grad_scale, step,
+ * &loss) must ADD the gradients of micro-batch k, scaled by grad_scale, into
+ * the model's gradients and report its mean loss (unscaled). step keys dropout. */
+typedef int (*bt_micro_fb)(void *ctx, int k, float grad_scale, uint32_t step, float *loss);
+int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_step_info *info);
+
 int64_t bt_trainer_step(const bt_trainer *t);     /* optimizer steps done */
 void bt_trainer_set_step(bt_trainer *t, int64_t step); /* on resume */
 /* Change freezing (e.g. unfreeze at an epoch): affects later steps. */
