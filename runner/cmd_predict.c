@@ -15,6 +15,7 @@
 #include "kernels/backend.h"
 #include "runner/commands.h"
 #include "runner/job.h"
+#include "runner/task_longdoc.h"
 #include "state/archive.h"
 #include "state/discovery.h"
 #include "util/err.h"
@@ -286,6 +287,9 @@ int cmd_predict(int argc, char **argv)
     char *out_tmp = NULL;
     bt_backend *be = NULL;
     bt_bert *m = NULL;
+    bt_longdoc *ld = NULL;
+    bt_longdoc_opts lopts;
+    int longdoc = 0, attn_dim = 0;
     bt_bert_config cfg;
     if ((rc = bt_tokenizer_load(dir, &tok))) goto out;
     if ((rc = bt_bert_config_load(dir, &cfg))) goto out;
@@ -299,6 +303,9 @@ int cmd_predict(int argc, char **argv)
         if (mml > 0 && mml < max_len) max_len = (int)mml;
     }
     if (max_len > cfg.max_pos) max_len = cfg.max_pos;
+    /* a long-document classifier (task = classify_long): each line is a whole
+     * document, chunked and pooled as in training (config.json says how) */
+    if ((rc = bt_task_longdoc_from_config(mc.json, tok, src, &lopts, &attn_dim, &longdoc))) goto out;
     /* an archive of task = mlm has no classifier: refuse rather than print logits of a random head */
     if (archive[0] && mc.architecture && !strcmp(mc.architecture, "BertForMaskedLM")) {
         rc = bt_fail(BT_EUSAGE, "%s is a masked-LM checkpoint (task = mlm, BertForMaskedLM): it has no classifier "
@@ -324,11 +331,17 @@ int cmd_predict(int argc, char **argv)
     }
     be = !strcmp(device, "cuda") ? bt_backend_cuda_create(0) : bt_backend_cpu_create(threads);
     bt_bert_opts o = {.task = BT_TASK_SEQ_CLS, .max_batch = batch, .max_seq = max_len, .training = 0, .seed = 0};
+    if (longdoc) {
+        o.max_batch = lopts.chunk_batch;
+        o.max_seq = lopts.chunk.max_seq_len;
+        o.doc_attn_dim = attn_dim;
+    }
     if (!be) {
         rc = BT_ECONFIG;
         goto out;
     }
     if ((rc = bt_bert_create(be, dir, &o, &m))) goto out;
+    if (longdoc && (rc = bt_longdoc_create(m, &lopts, &ld))) goto out;
     if (bt_bert_heads_initialised(m))
         bt_warn("%s has no trained classifier (%d head tensors freshly initialised): the predictions are not "
                 "meaningful; point predict at a fine-tuned model, an archive or a job",
@@ -346,7 +359,7 @@ int cmd_predict(int argc, char **argv)
     item *items = bt_xcalloc((size_t)batch, sizeof *items);
     bt_encoding enc;
     bt_encoding_init(&enc);
-    bt_encode_opts eo = {.max_length = max_len, .truncation = BT_TRUNC_LONGEST_FIRST};
+    bt_encode_opts eo = {.max_length = longdoc ? 0 : max_len, .truncation = BT_TRUNC_LONGEST_FIRST};
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -356,6 +369,21 @@ int cmd_predict(int argc, char **argv)
         lineno++;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
         char *tab = memchr(line, '\t', (size_t)n);
+        if (longdoc) { /* one document per line, encoded whole and classified at once */
+            if (tab) {
+                rc = bt_fail(BT_EDATA, "%s:%ld: a TAB in a document: a long-document model reads one text per "
+                                       "line; replace the TABs with spaces", input, lineno);
+                break;
+            }
+            rc = bt_encode(tok, line, (size_t)n, &eo, &enc);
+            if (!rc) rc = bt_longdoc_logits(ld, enc.input_ids + 1, enc.len >= 2 ? enc.len - 2 : 0, logits);
+            if (rc) {
+                rc = bt_fail_context(rc, "%s:%ld", input, lineno);
+                break;
+            }
+            write_result(&w, logits);
+            continue;
+        }
         rc = tab ? bt_encode_pair(tok, line, (size_t)(tab - line), tab + 1, (size_t)(n - (tab + 1 - line)), &eo, &enc)
                  : bt_encode(tok, line, (size_t)n, &eo, &enc);
         if (rc) {
@@ -391,6 +419,7 @@ int cmd_predict(int argc, char **argv)
         if (!rc) fprintf(stderr, "wrote %ld predictions to %s\n", lineno, output);
     }
 out:
+    bt_longdoc_free(ld);
     bt_bert_free(m);
     if (be) be->destroy(be);
     if (in && in != stdin) fclose(in);

@@ -79,6 +79,7 @@ typedef struct {
         int64_t stride;          /* classify_long chunk overlap */
         int64_t max_chunks;      /* classify_long: 0 = no cap */
         int chunk_select;        /* bt_job_chunk_select */
+        int64_t chunk_batch;     /* classify_long: chunks per encoder pass */
         double mlm_probability;
         int whole_word_mask;
         int mlm_grouping;        /* bt_job_mlm_grouping */

@@ -10,7 +10,9 @@
  * micro-batches that are left (as HF Trainer does), so steps per epoch =
  * ceil(ceil(n / batch) / grad_accum) and the cursor is always at a step edge.
  * task = classify: examples are the data rows; task = mlm: the blocks of
- * runner/task_mlm.c (masked per (seed, epoch, block)), evaluated by perplexity.
+ * runner/task_mlm.c (masked per (seed, epoch, block)), evaluated by perplexity;
+ * task = classify_long: examples are whole documents, each a micro-batch
+ * member encoded chunk by chunk (runner/task_longdoc.c, engine/longdoc_model.c).
  */
 #include "runner/segment.h"
 
@@ -24,6 +26,7 @@
 #include "runner/lock.h"
 #include "runner/progress.h"
 #include "runner/status.h"
+#include "runner/task_longdoc.h"
 #include "runner/task_mlm.h"
 #include "runner/watchdog.h"
 #include "state/commit.h"
@@ -35,6 +38,7 @@
 #include "util/sha256.h"
 
 #include <dirent.h>
+#include <sys/resource.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -72,6 +76,9 @@ typedef struct {
     bt_mlm_corpus mtrain, meval;
     bt_mlm_config mlm_cfg;
     size_t n_train;           /* training examples (mlm: blocks), what epochs permute */
+    int longdoc;              /* task = classify_long: rows are whole documents */
+    bt_longdoc_opts ld_opts;
+    bt_longdoc *ld;
     bt_backend *be;
     bt_bert *model;
     bt_trainer *trainer;
@@ -137,6 +144,9 @@ static int tokenize_dataset(run_ctx *c, bt_dataset *ds, const char *which)
     if (c->mlm) /* whole lines, untruncated: the grouping cuts them (same ids for every max_seq_len) */
         snprintf(settings, sizeof settings, "task=mlm;truncation=none;lower=%d;accents=%d;cjk=%d;limit=%zu",
                  tc->lowercase, tc->strip_accents, tc->chinese_chars, ds->n);
+    else if (c->longdoc) /* whole documents: chunked at batching time (same ids for every max_seq_len) */
+        snprintf(settings, sizeof settings, "task=classify_long;truncation=none;lower=%d;accents=%d;cjk=%d;limit=%zu",
+                 tc->lowercase, tc->strip_accents, tc->chinese_chars, ds->n);
     else
         snprintf(settings, sizeof settings, "max_seq_len=%lld;pair=%d;lower=%d;accents=%d;cjk=%d;limit=%zu",
                  (long long)c->job->data.max_seq_len, ds->has_pair, tc->lowercase, tc->strip_accents,
@@ -158,7 +168,7 @@ static int tokenize_dataset(run_ctx *c, bt_dataset *ds, const char *which)
     if (rc == BT_OK) bt_id_table_free(&ds->tokens);
     bt_err_clear();
 
-    bt_encode_opts eo = {.max_length = c->mlm ? 0 : (int)c->job->data.max_seq_len,
+    bt_encode_opts eo = {.max_length = c->mlm || c->longdoc ? 0 : (int)c->job->data.max_seq_len,
                          .truncation = BT_TRUNC_LONGEST_FIRST};
     bt_encoding enc;
     bt_encoding_init(&enc);
@@ -531,12 +541,21 @@ static int evaluate(run_ctx *c, eval_result *r)
     for (size_t start = 0; start < ds->n && rc == BT_OK; start += (size_t)bs) {
         int n = (int)(ds->n - start < (size_t)bs ? ds->n - start : (size_t)bs);
         for (int i = 0; i < n; i++) idx[i] = (uint32_t)(start + (size_t)i);
-        bt_batch b;
-        make_batch(c, ds, idx, n, &bb, &b);
-        float loss = 0;
-        rc = bt_bert_eval(c->model, &b, &loss, logits);
-        if (rc) break;
-        loss_sum += (double)loss * n;
+        bt_batch b = {0};
+        if (c->longdoc) { /* one document at a time, chunk by chunk */
+            for (int i = 0; i < n && rc == BT_OK; i++) {
+                double dl = 0;
+                rc = bt_task_longdoc_eval_doc(c->ld, ds, idx[i], C, logits + (size_t)i * (size_t)C, &dl);
+                loss_sum += dl;
+            }
+            if (rc) break;
+        } else {
+            make_batch(c, ds, idx, n, &bb, &b);
+            float loss = 0;
+            rc = bt_bert_eval(c->model, &b, &loss, logits);
+            if (rc) break;
+            loss_sum += (double)loss * n;
+        }
         for (int i = 0; i < n; i++) {
             const float *lg = logits + (size_t)i * (size_t)C;
             if (c->kind == BT_LABELS_CLASS) bt_confusion_add(&cm, ds->ex[idx[i]].label, bt_argmax(lg, C));
@@ -793,6 +812,13 @@ static int train_loop(run_ctx *c, const char **stop_reason)
         for (int i = 0; i < accum; i++) bt_mlm_batcher_init(&mbs[i], bs, (int)job->data.max_seq_len);
     }
     bt_batch *micro = bt_xcalloc((size_t)accum, sizeof *micro);
+    int *micro_n = bt_xcalloc((size_t)accum, sizeof *micro_n);
+    bt_longdoc_step lds = {0};
+    if (c->longdoc) {
+        bt_longdoc_step_init(&lds, c->ld, &c->train, bs);
+        lds.idx = idx;
+        lds.n = micro_n;
+    }
     double loss_acc = 0, ex_acc = 0, t_acc = 0;
     int n_acc = 0;
     double ex_per_s = NAN;
@@ -825,14 +851,16 @@ static int train_loop(run_ctx *c, const char **stop_reason)
             if (c->mlm) /* masks keyed by the epoch the batch belongs to (the cursor may have moved on) */
                 bt_mlm_batch(&mbs[n_micro], &c->mtrain, &c->mlm_cfg, (uint64_t)job->job.seed, epoch, mi, (int)got,
                              &micro[n_micro]);
-            else
+            else if (!c->longdoc) /* long documents: the trainer callback reads idx / micro_n */
                 make_batch(c, &c->train, mi, (int)got, &bbs[n_micro], &micro[n_micro]);
+            micro_n[n_micro] = (int)got;
             n_ex += (int)got;
             n_micro++;
         }
         double t0 = bt_now_mono();
         bt_step_info info;
-        rc = bt_train_step(c->trainer, micro, n_micro, &info);
+        rc = c->longdoc ? bt_train_step_fn(c->trainer, bt_longdoc_step_fb, &lds, n_micro, &info)
+                        : bt_train_step(c->trainer, micro, n_micro, &info);
         if (rc) break;
         double dt = bt_now_mono() - t0;
         c->st.step = info.step;
@@ -889,6 +917,8 @@ static int train_loop(run_ctx *c, const char **stop_reason)
     for (int i = 0; mbs && i < accum; i++) bt_mlm_batcher_free(&mbs[i]);
     free(mbs);
     free(micro);
+    free(micro_n);
+    if (c->longdoc) bt_longdoc_step_free(&lds);
     free(idx);
     if (rc) return rc;
     if (stop_early) *stop_reason = "early stopping";
@@ -1022,12 +1052,14 @@ static int setup(run_ctx *c)
 {
     bt_job *job = c->job;
     c->mlm = job->job.task == BT_JOB_TASK_MLM;
-    if (job->job.task != BT_JOB_TASK_CLASSIFY && !c->mlm)
+    c->longdoc = job->job.task == BT_JOB_TASK_CLASSIFY_LONG;
+    if (job->job.task != BT_JOB_TASK_CLASSIFY && !c->mlm && !c->longdoc)
         return bt_fail(BT_ECONFIG, "[job] task = %s is not supported by this version of the runner yet; "
-                                   "use task = classify or mlm",
+                                   "use task = classify, classify_long or mlm",
                        bt_job_enum_name(bt_job_key_index("job", "task"), job->job.task));
     int rc = bt_tokenizer_load(job->model.path, &c->tok);
     if (rc) return rc;
+    if (c->longdoc && (rc = bt_task_longdoc_opts(job, c->tok, &c->ld_opts))) return rc;
     char *vp = bt_path_join(job->model.path, "vocab.txt");
     size_t vlen;
     rc = bt_read_file(vp, 256u << 20, &c->vocab_text, &vlen);
@@ -1061,6 +1093,9 @@ static int setup(run_ctx *c)
                                                    : c->kind == BT_LABELS_REGRESSION ? BT_PROBLEM_REGRESSION
                                                                                      : BT_PROBLEM_SINGLE_LABEL);
         bt_model_config_set_architecture(&c->mcfg, "BertForSequenceClassification");
+        if (c->longdoc) /* how predict must chunk and pool, kept in config.json of archives and exports */
+            json_object_set_new((json_t *)c->mcfg.json, BT_LONGDOC_CONFIG_KEY,
+                                (json_t *)bt_task_longdoc_describe(&c->ld_opts, bt_task_longdoc_attn_dim(job)));
     }
     rc = make_fingerprint(c);
     if (rc) return rc;
@@ -1079,8 +1114,13 @@ static int setup(run_ctx *c)
         .max_batch = (int)(job->train.batch_size > job->train.eval_batch_size ? job->train.batch_size : job->train.eval_batch_size),
         .max_seq = (int)job->data.max_seq_len, .training = 1, .seed = (uint64_t)job->job.seed,
     };
+    if (c->longdoc) { /* the encoder sees chunk_batch chunks at a time, whatever the documents' length */
+        mo.max_batch = c->ld_opts.chunk_batch;
+        mo.doc_attn_dim = bt_task_longdoc_attn_dim(job);
+    }
     rc = bt_bert_create(c->be, job->model.path, &mo, &c->model);
     if (rc) return rc;
+    if (c->longdoc && (rc = bt_longdoc_create(c->model, &c->ld_opts, &c->ld))) return rc;
     int64_t warm = job->train.warmup_steps;
     if (warm <= 0 && job->train.warmup_ratio > 0) warm = (int64_t)ceil(job->train.warmup_ratio * (double)c->total_steps);
     bt_train_config tc = {
@@ -1105,6 +1145,7 @@ static void teardown(run_ctx *c)
     bt_watchdog_free(c->wd);
     bt_status_writer_free(&c->sw);
     bt_trainer_free(c->trainer);
+    bt_longdoc_free(c->ld);
     bt_bert_free(c->model);
     if (c->be) c->be->destroy(c->be);
     bt_data_free(&c->train);
@@ -1159,7 +1200,7 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
     c.last_commit_mono = bt_now_mono();
     bt_progress_message(c.progress, "segment %d of job '%s': step %lld of %lld, %zu training %s, %s backend",
                         c.st.segment, job->job.name, (long long)c.st.step, (long long)c.total_steps, c.n_train,
-                        c.mlm ? "blocks" : "examples", c.be->name);
+                        c.mlm ? "blocks" : c.longdoc ? "documents" : "examples", c.be->name);
     update_status(&c, "running", NAN, NAN, 1);
 
     const char *stop_reason = NULL;
@@ -1196,6 +1237,10 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
         rc = BT_ETEMPFAIL;
     }
 out:
+    {
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0) bt_info("peak resident memory %.1f MB", ru.ru_maxrss / 1024.0);
+    }
     teardown(&c);
     return rc;
 }
