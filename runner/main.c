@@ -17,6 +17,7 @@ static const struct bt_command commands[] = {
     {"version", cmd_version, "print version, build flags and compiled-in backends"},
     {"tokenize", cmd_tokenize, "MODEL_DIR [--pair] [--max-length N] [--json] [--truncation S]: ids as HF's BertTokenizerFast"},
     {"inspect-model", cmd_inspect_model, "MODEL_DIR: print a Hugging Face model's config and parameter table"},
+    {"eval", cmd_eval, "JOB.ini [--archive PATH | --latest] [--json] [-s k=v]: score a checkpoint on the job's eval set"},
     {"predict", cmd_predict, "(MODEL_DIR|ARCHIVE|JOB.ini) --input FILE [--format tsv|jsonl|logits]: labels and probabilities"},
     {"verify", cmd_verify, "PATH...: check checkpoint archives (and their .sha256 sidecars)"},
     {"inspect", cmd_inspect, "ARCHIVE: print an archive's manifest, step, epoch and metrics"},

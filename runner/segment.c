@@ -1244,3 +1244,74 @@ out:
     teardown(&c);
     return rc;
 }
+
+/* ------------------------------------------------------------------ eval */
+
+int bt_segment_eval(bt_job *job, const bt_eval_options *o)
+{
+    run_ctx c;
+    memset(&c, 0, sizeof c);
+    bt_segment_options so = {.resume_path = o->archive, .force = 1};
+    c.job = job;
+    c.opt = &so;
+    c.out_dir = job->job.output_dir;
+    c.last_commit_step = -1;
+    trainer_state_init(&c.st);
+    c.progress = bt_progress_create(BT_PROGRESS_NONE, 0, stderr);
+    eval_result r = {0};
+    int rc = setup(&c);
+    if (rc) goto out;
+    if (!c.has_eval) {
+        rc = bt_fail(BT_ECONFIG, "[data] eval: the job has no evaluation data to score; set it "
+                                 "(e.g. -s data.eval=dev.tsv)");
+        goto out;
+    }
+    rc = resume(&c);
+    if (rc) goto out;
+    if (!c.latest_archive[0]) {
+        rc = bt_fail(BT_ENOINPUT, "%s: no valid archive of job '%s' to score; run the job first, or name an archive "
+                                  "with --archive", c.out_dir, job->job.name);
+        goto out;
+    }
+    if (!o->archive && !o->latest && c.st.best_archive[0]) {
+        char *best = bt_path_join(c.out_dir, c.st.best_archive);
+        if (strcmp(best, c.latest_archive) && bt_path_exists(best)) {
+            so.resume_path = best;
+            rc = resume(&c);
+        }
+        so.resume_path = NULL;
+        free(best);
+        if (rc) goto out;
+    }
+    bt_info("scoring %s (step %lld) on %s", c.latest_archive, (long long)c.st.step, job->data.eval);
+    double t0 = bt_now_mono();
+    rc = evaluate(&c, &r);
+    if (rc) goto out;
+    double dt = bt_now_mono() - t0;
+    size_t n_eval = c.mlm ? c.meval.blocks.n : c.eval.n;
+    json_t *rec = json_pack("{s:s, s:I, s:s, s:I}", "archive", c.latest_archive, "step", (json_int_t)c.st.step,
+                            "eval", job->data.eval, "examples", (json_int_t)n_eval);
+    if (isfinite(r.loss)) json_object_set_new(rec, "loss", json_real(r.loss));
+    for (int i = 0; i < r.n; i++)
+        json_object_set_new(rec, r.v[i].name, isfinite(r.v[i].value) ? json_real(r.v[i].value) : json_null());
+    json_object_set_new(rec, "metric", json_string(c.metric_name));
+    if (r.extra) json_object_update(rec, r.extra);
+    json_object_set_new(rec, "seconds", json_real(dt));
+    if (o->json) {
+        char *line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("%s\n", line);
+        free(line);
+    } else {
+        printf("archive          %s (step %lld)\n", c.latest_archive, (long long)c.st.step);
+        printf("eval             %s (%zu %s, %.1f s)\n", job->data.eval, n_eval, c.mlm ? "blocks" : "examples", dt);
+        if (isfinite(r.loss)) printf("%-16s %.6f\n", "loss", r.loss);
+        for (int i = 0; i < r.n; i++) printf("%-16s %.6f%s\n", r.v[i].name, r.v[i].value,
+                                             !strcmp(r.v[i].name, c.metric_name) ? "   (the job's metric)" : "");
+    }
+    json_decref(rec);
+    if (fflush(stdout) != 0) rc = bt_fail(BT_EIO, "cannot write the scores to stdout");
+out:
+    json_decref(r.extra);
+    teardown(&c);
+    return rc;
+}

@@ -24,6 +24,19 @@ typedef struct {
  * segment ended (run again), or a BT_E* code after bt_fail(). */
 int bt_segment_run(bt_job *job, const bt_segment_options *o);
 
+/* `baton eval`: scores an archive of the job on its eval set (no lock, no
+ * write). archive: a path, or NULL for the job's best archive (trainer.json's
+ * best, else its newest valid one). A fingerprint that differs (e.g. another
+ * eval file given with -s data.eval=...) is reported, not refused. Prints the
+ * metrics to stdout (json: one JSON object, as a metrics.jsonl record plus
+ * "archive"). Returns 0 or a BT_E* code after bt_fail(). */
+typedef struct {
+    const char *archive;
+    int latest;              /* archive NULL: the newest valid archive instead of the best */
+    int json;
+} bt_eval_options;
+int bt_segment_eval(bt_job *job, const bt_eval_options *o);
+
 #define BT_TRAINER_FORMAT "baton-trainer"
 #define BT_TRAINER_VERSION 1
 
