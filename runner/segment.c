@@ -101,6 +101,8 @@ typedef struct {
     double last_commit_wall, last_commit_mono;
     int64_t last_commit_step;
     int retention_paused;     /* warned that retention waits (archives above this run's step) */
+    char **damaged;           /* file names of archives in out_dir that discovery found damaged */
+    size_t n_damaged;
     double last_eval_s;       /* wall seconds of this segment's last evaluation (0: none yet) */
     double train_ex_per_s;    /* measured training examples per second (NAN before a step) */
 } run_ctx;
@@ -615,16 +617,19 @@ static const char *metric_name_for(const run_ctx *c)
 
 /* ---------------------------------------------------------------- commit */
 
-/* How many ckpt-<step>.tar in dir have a step above `step`. */
-static int archives_above(const char *dir, int64_t step)
+/* How many ckpt-<step>.tar in out_dir have a step above `step` (damaged ones
+ * that discovery skipped are not counted: they are no progress to protect). */
+static int archives_above(const run_ctx *c, int64_t step)
 {
-    DIR *d = opendir(dir);
+    DIR *d = opendir(c->out_dir);
     if (!d) return 0;
     int n = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         int64_t st;
-        if (bt_archive_parse_filename(de->d_name, &st) && st > step) n++;
+        int damaged = 0;
+        for (size_t i = 0; i < c->n_damaged && !damaged; i++) damaged = !strcmp(de->d_name, c->damaged[i]);
+        if (!damaged && bt_archive_parse_filename(de->d_name, &st) && st > step) n++;
     }
     closedir(d);
     return n;
@@ -663,17 +668,19 @@ static int commit(run_ctx *c, const char *stop_reason)
         best = best_path;
     }
     /* Retention keeps the keep_last highest steps. When that many archives in
-     * out_dir are above this run's step (damaged ones discovery skipped, or an
-     * earlier run's that --fresh ignored), it would delete the archive just
-     * committed, and a run that never passes them would never keep progress.
-     * Retention waits until this run has passed them. */
-    int above = archives_above(c->out_dir, c->st.step), rrc = BT_OK;
+     * out_dir are above this run's step (an earlier run's that --fresh
+     * ignored), it would delete the archive just committed, and a run that
+     * never passes them would never keep progress. Retention waits until this
+     * run has passed them. Damaged archives (skipped by discovery) are left in
+     * place and count for nothing, so they never displace a valid one. */
+    int above = archives_above(c, c->st.step), rrc = BT_OK;
     if (above >= c->job->runtime.keep_last) {
         if (!c->retention_paused)
             bt_warn("retention paused: %d archive(s) in %s have a higher step than this run (%lld); "
                     "keeping this run's archives until it passes them", above, c->out_dir, (long long)c->st.step);
         c->retention_paused = 1;
-    } else rrc = bt_retention_apply(c->out_dir, (int)c->job->runtime.keep_last, best);
+    } else rrc = bt_retention_apply_except(c->out_dir, (int)c->job->runtime.keep_last, best,
+                                           (const char *const *)c->damaged, c->n_damaged);
     if (rrc) {
         bt_warn("retention: %s", bt_errmsg());
         bt_err_clear();
@@ -952,6 +959,20 @@ static int make_fingerprint(run_ctx *c)
     return c->fingerprint ? BT_OK : BT_ECONFIG;
 }
 
+/* Damaged archives of out_dir that discovery skipped (by file name), for retention. */
+static void remember_damaged(run_ctx *c, const bt_discovery_report *rep)
+{
+    size_t ldir = strlen(c->out_dir);
+    for (size_t i = 0; i < rep->n_skipped; i++) {
+        const bt_discovery_skip *k = &rep->skipped[i];
+        if (k->code != BT_EDATA || strncmp(k->path, c->out_dir, ldir) || k->path[ldir] != '/' ||
+            strchr(k->path + ldir + 1, '/'))
+            continue;
+        c->damaged = bt_xrealloc(c->damaged, (c->n_damaged + 1) * sizeof *c->damaged);
+        c->damaged[c->n_damaged++] = bt_xstrdup(k->path + ldir + 1);
+    }
+}
+
 static int resume(run_ctx *c)
 {
     bt_job *job = c->job;
@@ -974,6 +995,7 @@ static int resume(run_ctx *c)
     bt_discovery_report rep = {0};
     int rc = bt_discover(out_dir, paths, n_paths, NULL, &lim, found, sizeof found, &a, &rep);
     free(paths);
+    remember_damaged(c, &rep);
     if (rc == BT_ENOINPUT) {
         bt_err_clear();
         if (c->opt->resume_path)
@@ -1156,6 +1178,8 @@ static void teardown(run_ctx *c)
     bt_model_config_free(&c->mcfg);
     trainer_state_free(&c->st);
     free(c->perm);
+    for (size_t i = 0; i < c->n_damaged; i++) free(c->damaged[i]);
+    free(c->damaged);
     free(c->vocab_text);
     free(c->fingerprint);
     free(c->job_ini);

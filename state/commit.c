@@ -255,6 +255,19 @@ static int by_step_desc(const void *a, const void *b)
 
 int bt_retention_apply(const char *out_dir, int keep_last, const char *best_path)
 {
+    return bt_retention_apply_except(out_dir, keep_last, best_path, NULL, 0);
+}
+
+static int in_list(const char *name, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(name, list[i])) return 1;
+    return 0;
+}
+
+int bt_retention_apply_except(const char *out_dir, int keep_last, const char *best_path,
+                              const char *const *damaged, size_t n_damaged)
+{
     if (keep_last <= 0) return BT_OK;
     DIR *d = opendir(out_dir);
     if (!d) return bt_fail(BT_EIO, "%s: cannot list for retention: %s", out_dir, strerror(errno));
@@ -263,7 +276,7 @@ int bt_retention_apply(const char *out_dir, int keep_last, const char *best_path
     struct dirent *de;
     while ((de = readdir(d))) {
         int64_t st;
-        if (!bt_archive_parse_filename(de->d_name, &st)) continue;
+        if (!bt_archive_parse_filename(de->d_name, &st) || in_list(de->d_name, damaged, n_damaged)) continue;
         if (n == cap) v = bt_xrealloc(v, (cap = cap ? 2 * cap : 16) * sizeof *v);
         v[n].name = bt_xstrdup(de->d_name);
         v[n].step = st;

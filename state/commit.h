@@ -46,5 +46,10 @@ int bt_archive_clean_stale(const char *out_dir, int *removed);
  * sidecars (sidecar first). keep_last <= 0 keeps everything. Only call right
  * after a successful commit, so the newest archive is always a committed one. */
 int bt_retention_apply(const char *out_dir, int keep_last, const char *best_path);
+/* The same, with archives known to be damaged (file names in out_dir, e.g.
+ * the ones discovery skipped) neither counted among the keep_last nor
+ * removed: a damaged archive never takes the place of a valid one. */
+int bt_retention_apply_except(const char *out_dir, int keep_last, const char *best_path,
+                              const char *const *damaged, size_t n_damaged);
 
 #endif

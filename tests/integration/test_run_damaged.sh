@@ -51,6 +51,12 @@ damaged_then() {
     grep -qF -- "$2" "$T/seg.log" || fail "$1: the warning does not say '$2': $(grep skipping "$T/seg.log")"
     grep -qF "resumed from $dt_prev at step $(archive_step "$dt_prev") " "$T/seg.log" \
         || fail "$1: did not resume from $dt_prev: $(head -n 5 "$T/seg.log")"
+    # retention: the damaged archive is kept aside and counts for nothing, so
+    # keep_last (2) valid archives remain once the run has committed twice
+    dt_commits=$(grep -c "^baton: committed\|committed .*ckpt-" "$T/seg.log" || true)
+    dt_ok=$("$BATON" verify "$OUT" 2>/dev/null | grep -c '^OK' || true)
+    [ -e "$dt_new" ] || fail "$1: retention removed the damaged $dt_new (it must be left for the user)"
+    [ "$dt_ok" -ge 2 ] || fail "$1: only $dt_ok valid archive(s) left with keep_last 2: $("$BATON" verify "$OUT" 2>&1 | cut -c1-80)"
     note "$1: $(grep -m1 skipping "$T/seg.log" | sed "s|$T/||g" | cut -c1-160)"
     note "    resumed from $(basename "$dt_prev")"
 }
@@ -79,8 +85,9 @@ is_complete "$F" || fail "$F not complete"
 [ "$(member_sha "$F")" = "$REF" ] || fail "final $F: model.safetensors $(member_sha "$F") differs from the uninterrupted run's $REF"
 brun "$T/verify.log" verify "$F"
 expect_rc 0 "$T/verify.log" "verify of the final archive"
-# retention counts a damaged archive among keep_last (reported): one may remain
+# damaged archives are never removed by retention (nor counted): they stay for the user
 brun "$T/verify.log" verify "$OUT"
-[ "$RC" = 0 ] || note "left in the output dir: $(grep -c '^BAD' "$T/verify.log") damaged archive(s) kept by retention: $(grep '^BAD' "$T/verify.log" | sed "s|$T/||g" | cut -c1-60)"
+[ "$(grep -c '^OK' "$T/verify.log")" -ge 2 ] || fail "fewer than keep_last = 2 valid archives at the end: $(cut -c1-80 "$T/verify.log")"
+[ "$RC" = 0 ] || note "left in the output dir: $(grep -c '^BAD' "$T/verify.log") damaged archive(s), not counted by retention"
 note "final $(basename "$F") = uninterrupted ($REF)"
 echo "run damaged: all checks passed"
