@@ -59,6 +59,7 @@ typedef struct {
     char best_archive[64];
     int bad_evals;            /* evaluations without improvement (early stopping) */
     int64_t last_eval_step;
+    double eval_seconds;      /* wall seconds of the last full evaluation (any segment; 0: none) */
     json_t *history;          /* array of metrics.jsonl records */
     json_t *forced;           /* array of accepted fingerprint changes (--force) */
 } trainer_state;
@@ -363,6 +364,7 @@ static char *trainer_json(run_ctx *c, const char *stop_reason)
                           "bad_evals", s->bad_evals, "last_eval_step", (json_int_t)s->last_eval_step,
                           "best", best, "forced_changes", s->forced, "history", s->history,
                           "device", c->be->name, "loss_scale", "none");
+    if (s->eval_seconds > 0) json_object_set_new(o, "eval_seconds", json_real(s->eval_seconds));
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return text;
@@ -391,6 +393,8 @@ static int trainer_state_parse(run_ctx *c, const char *text, const char *where)
     s->complete = json_is_true(json_object_get(o, "complete"));
     s->bad_evals = (int)json_integer_value(json_object_get(o, "bad_evals"));
     s->last_eval_step = json_integer_value(json_object_get(o, "last_eval_step"));
+    json_t *es = json_object_get(o, "eval_seconds");
+    s->eval_seconds = json_is_number(es) && json_number_value(es) > 0 ? json_number_value(es) : 0;
     json_t *best = json_object_get(o, "best");
     if (json_is_object(best)) {
         s->best = json_number_value(json_object_get(best, "value"));
@@ -717,6 +721,7 @@ static int eval_and_track(run_ctx *c, int *stop_early)
     int rc = evaluate(c, &r);
     if (rc) return rc;
     c->last_eval_s = bt_now_mono() - t0;
+    c->st.eval_seconds = c->last_eval_s;
     c->st.last_eval_step = c->st.step;
     history_add(c, "eval", r.loss, NAN, r.v, r.n, r.extra);
     int better = isnan(c->st.best) || (c->higher_better ? r.value > c->st.best : r.value < c->st.best);
@@ -784,12 +789,14 @@ static void on_stall(void *ctx, double idle_s)
 
 /* Whether an evaluation now ends before the deadline (the budget end less the
  * margin kept for the commit). Its duration: this segment's last evaluation
- * x 1.25, or before the first one the eval set at the training rate (an
+ * x 1.25, else the one an earlier segment measured (trainer.json
+ * eval_seconds) x 1.25, else the eval set at the training rate (an
  * overestimate: a training example also runs the backward pass). A budget of
  * none, or nothing measured yet, always fits. */
 static int eval_fits(run_ctx *c, double *need_s)
 {
     double est = c->last_eval_s > 0 ? 1.25 * c->last_eval_s
+               : c->st.eval_seconds > 0 ? 1.25 * c->st.eval_seconds /* measured by an earlier segment */
                : c->train_ex_per_s > 0 ? (double)(c->mlm ? c->meval.blocks.n : c->eval.n) / c->train_ex_per_s
                : 0;
     *need_s = est;

@@ -52,4 +52,8 @@ evals "$T/ref-out" >"$T/ref.evals"
 evals "$T/out" >"$T/seg.evals"
 cmp -s "$T/ref.evals" "$T/seg.evals" || fail "evaluation records differ: $(diff "$T/ref.evals" "$T/seg.evals" | head -n 6)"
 note "final weights and $(wc -l <"$T/ref.evals") evaluations identical to the uninterrupted run"
+# the measured evaluation time travels in trainer.json for the next segment's estimate
+es=$(trainer_field "$F" eval_seconds)
+awk -v e="$es" 'BEGIN { exit !(e + 0 > 0) }' || fail "trainer.json has no positive eval_seconds: '$es'"
+note "trainer.json eval_seconds = $es"
 echo "run eval budget: all checks passed"
