@@ -67,6 +67,11 @@ static int parse(bt_conll *c, size_t len, const bt_conll_options *o)
         line++;
         if (le > p && le[-1] == '\r') le--;
         *le = '\0';
+        /* -DOCSTART- lines are recognised whatever separates their other
+         * columns (CoNLL-2003's "-DOCSTART- -X- -X- O" in a tab-separated file) */
+        const char *ds = p;
+        while (*ds == ' ' || *ds == '\t') ds++;
+        int docstart = !strncmp(ds, "-DOCSTART-", 10) && (!ds[10] || ds[10] == ' ' || ds[10] == '\t');
         /* split into columns in place */
         char *col[MAX_COLS];
         int ncol = 0;
@@ -103,7 +108,7 @@ static int parse(bt_conll *c, size_t len, const bt_conll_options *o)
                          MAX_COLS);
             break;
         }
-        if (ncol == 0 || !strcmp(col[0], "-DOCSTART-")) {
+        if (ncol == 0 || docstart) {
             if (in_sent) {
                 if (c->n_sents == scap) {
                     scap *= 2;

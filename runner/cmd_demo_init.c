@@ -10,6 +10,13 @@
  * neutral word lists; the label is "positive" when positive words outnumber
  * negative ones, "negative" when fewer (ties are not generated). Learnable by
  * a 2-layer model in a minute of CPU time, and not by bag-of-one-word.
+ *
+ * The token-classification demo (train.conll, eval.conll; task =
+ * token_classify): CoNLL sentences of the same words, three columns (word, a
+ * coarse part of speech, an entity tag in BIO). Entities: POS (a positive
+ * word, or "very"/"quite" + a positive word: B-POS I-POS), NEG (the same with
+ * negative words) and ROLE ("director", "actors", "cast"); "very"/"quite"
+ * before a neutral word are O, so a tag depends on the next word too.
  */
 #include "runner/commands.h"
 #include "kernels/philox.h"
@@ -94,6 +101,79 @@ static int write_dataset(const char *dir, const char *name, uint32_t stream_b, i
     len = (size_t)snprintf(buf, cap, "sentence\tlabel\n");
     demo_rng g = {DEMO_SEED, 1000, stream_b, 0, {{0}}};
     for (int i = 0; i < count; i++) gen_sentence(&g, &buf, &len, &cap);
+    int rc = write_text(dir, name, buf);
+    free(buf);
+    return rc;
+}
+
+/* The coarse part of speech of a demo word (column 1 of the CoNLL demo). */
+static const char *demo_pos(const char *w, int adjective)
+{
+    static const char *const det[] = {"the", "a", "an", "this", "its"};
+    static const char *const noun[] = {"film", "movie", "story", "plot", "actors", "scenes", "director", "ending",
+                                       "music", "script", "cast", "times", "camera", "dialogue"};
+    if (adjective) return "ADJ";
+    if (!strcmp(w, "very") || !strcmp(w, "quite") || !strcmp(w, "overall")) return "ADV";
+    for (size_t i = 0; i < sizeof det / sizeof *det; i++)
+        if (!strcmp(w, det[i])) return "DET";
+    for (size_t i = 0; i < sizeof noun / sizeof *noun; i++)
+        if (!strcmp(w, noun[i])) return "NOUN";
+    return "X";
+}
+
+/* A CoNLL file of count sentences (see the top of this file). */
+static int write_conll(const char *dir, const char *name, uint32_t stream_b, int count)
+{
+    size_t cap = 65536, len = 0;
+    char *buf = bt_xmalloc(cap);
+    len = (size_t)snprintf(buf, cap, "-DOCSTART- -X- O\n\n");
+    demo_rng g = {DEMO_SEED, 1000, stream_b, 0, {{0}}};
+    for (int s = 0; s < count; s++) {
+        uint32_t n = 4 + demo_next(&g) % 11;
+        for (uint32_t w = 0; w < n; w++) {
+            uint32_t kind = demo_next(&g) % 10, pick = demo_next(&g);
+            const char *word[2] = {NULL, NULL}, *tag[2] = {"O", "O"}, *pos[2];
+            int k = 1, adj = 0;
+            if (kind < 2 || kind == 4) { /* 4: intensified positive */
+                word[0] = positive_words[pick % N_POS];
+                tag[0] = "B-POS";
+                adj = 1;
+            } else if (kind < 4 || kind == 5) { /* 5: intensified negative */
+                word[0] = negative_words[pick % N_NEG];
+                tag[0] = "B-NEG";
+                adj = 1;
+            } else {
+                word[0] = neutral_words[pick % N_NEU];
+                if (!strcmp(word[0], "director") || !strcmp(word[0], "actors") || !strcmp(word[0], "cast"))
+                    tag[0] = "B-ROLE";
+            }
+            pos[0] = demo_pos(word[0], adj);
+            if (!strcmp(word[0], "very") || !strcmp(word[0], "quite")) { /* O: a neutral word follows */
+                word[1] = neutral_words[demo_next(&g) % N_NEU];
+                if (!strcmp(word[1], "very") || !strcmp(word[1], "quite")) word[1] = "film";
+                tag[1] = strcmp(word[1], "director") && strcmp(word[1], "actors") && strcmp(word[1], "cast") ? "O"
+                                                                                                         : "B-ROLE";
+                pos[1] = demo_pos(word[1], 0);
+                k = 2;
+            }
+            if (kind == 4 || kind == 5) { /* "very good": B- on the intensifier, I- on the adjective */
+                word[1] = word[0];
+                tag[1] = kind == 4 ? "I-POS" : "I-NEG";
+                pos[1] = "ADJ";
+                word[0] = demo_next(&g) % 2 ? "very" : "quite";
+                tag[0] = kind == 4 ? "B-POS" : "B-NEG";
+                pos[0] = "ADV";
+                k = 2;
+            }
+            for (int i = 0; i < k; i++) {
+                if (len + 64 > cap) buf = bt_xrealloc(buf, cap *= 2);
+                len += (size_t)snprintf(buf + len, cap - len, "%s %s %s\n", word[i], pos[i], tag[i]);
+            }
+        }
+        if (len + 2 > cap) buf = bt_xrealloc(buf, cap *= 2);
+        buf[len++] = '\n';
+        buf[len] = '\0';
+    }
     int rc = write_text(dir, name, buf);
     free(buf);
     return rc;
@@ -196,7 +276,8 @@ int cmd_demo_init(int argc, char **argv)
 {
     if (argc != 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: baton demo-init DIR\n"
-                        "  writes DIR/model (a tiny BERT) and DIR/data (train.tsv, eval.tsv)\n");
+                        "  writes DIR/model (a tiny BERT) and DIR/data (train.tsv, eval.tsv;\n"
+                        "  train.conll, eval.conll for task = token_classify)\n");
         return argc == 2 && !strcmp(argv[1], "--help") ? 0 : BT_EUSAGE;
     }
     char *model = bt_path_join(argv[1], "model"), *data = bt_path_join(argv[1], "data");
@@ -210,6 +291,8 @@ int cmd_demo_init(int argc, char **argv)
     if (!rc) rc = write_weights(model);
     if (!rc) rc = write_dataset(data, "train.tsv", 1, 6000);
     if (!rc) rc = write_dataset(data, "eval.tsv", 2, 600);
+    if (!rc) rc = write_conll(data, "train.conll", 3, 1500);
+    if (!rc) rc = write_conll(data, "eval.conll", 4, 300);
     free(model);
     free(data);
     if (rc) return bt_report_error(rc);

@@ -16,6 +16,7 @@
 #include "runner/commands.h"
 #include "runner/job.h"
 #include "runner/task_longdoc.h"
+#include "runner/task_token.h"
 #include "state/archive.h"
 #include "state/discovery.h"
 #include "util/err.h"
@@ -48,7 +49,14 @@ static const char *const usage_text =
     "  --max-length N   tokens per example incl. [CLS]/[SEP] (default: 512, or the\n"
     "                   tokenizer's model_max_length / the model's positions if smaller)\n"
     "  --threads N      CPU threads (default: OpenMP's)\n"
-    "  --device D       cpu (default) or cuda\n";
+    "  --device D       cpu (default) or cuda\n"
+    "A token-classification model (task = token_classify) tags words instead: the\n"
+    "input is one sentence per line (words split on whitespace) or a CoNLL file\n"
+    "(one word per line, blank line between sentences); the output is word<TAB>tag\n"
+    "lines with a blank line after each sentence (jsonl: one object per sentence;\n"
+    "logits: word<TAB>the logits of its first sub-token).\n"
+    "  --input-format F auto (default: conll for .conll/.bio/.iob files, else text),\n"
+    "                   text or conll\n";
 
 typedef enum { FMT_TSV, FMT_JSONL, FMT_LOGITS } out_format;
 
@@ -212,6 +220,7 @@ int cmd_predict(int argc, char **argv)
     const char *src = NULL, *input = NULL, *device = "cpu", *output = NULL;
     int batch = 16, max_len = 0, threads = 0, rc;
     out_format fmt = FMT_TSV;
+    int in_conll = -1; /* --input-format: -1 auto, 0 text, 1 conll (token classification) */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -231,6 +240,11 @@ int cmd_predict(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--batch-size")) {
             if ((rc = parse_int(a, v, 1, 4096, &batch))) return bt_report_error(rc);
+            i++;
+        } else if (!strcmp(a, "--input-format")) {
+            if (!v || (strcmp(v, "auto") && strcmp(v, "text") && strcmp(v, "conll")))
+                return bt_report_error(bt_fail(BT_EUSAGE, "--input-format is auto, text or conll"));
+            in_conll = !strcmp(v, "auto") ? -1 : !strcmp(v, "conll");
             i++;
         } else if (!strcmp(a, "--max-length")) {
             if ((rc = parse_int(a, v, 3, 1 << 20, &max_len))) return bt_report_error(rc);
@@ -311,6 +325,19 @@ int cmd_predict(int argc, char **argv)
         rc = bt_fail(BT_EUSAGE, "%s is a masked-LM checkpoint (task = mlm, BertForMaskedLM): it has no classifier "
                                 "to predict with; export it (baton export) and fine-tune that directory with "
                                 "task = classify", archive);
+        goto out;
+    }
+    if (in_conll < 0) in_conll = bt_data_format_from_name(input) == BT_DATA_CONLL;
+    /* a token classifier (task = token_classify): tags per word (runner/task_token.c) */
+    if (mc.architecture && !strcmp(mc.architecture, "BertForTokenClassification")) {
+        rc = bt_task_token_predict(dir, src, input, in_conll, output,
+                                   fmt == FMT_JSONL ? "jsonl" : fmt == FMT_LOGITS ? "logits" : "tsv", batch, max_len,
+                                   threads, device);
+        goto out;
+    }
+    if (in_conll) {
+        rc = bt_fail(BT_EUSAGE, "%s: a CoNLL input needs a token-classification model (task = token_classify); "
+                                "%s is a sequence classifier: give one text per line", input, src);
         goto out;
     }
 

@@ -30,6 +30,7 @@ typedef enum { BT_JOB_FORMAT_AUTO, BT_JOB_FORMAT_TSV, BT_JOB_FORMAT_CSV, BT_JOB_
 typedef enum { BT_JOB_HEADER_AUTO, BT_JOB_HEADER_TRUE, BT_JOB_HEADER_FALSE } bt_job_header;
 typedef enum { BT_JOB_CHUNKS_FIRST, BT_JOB_CHUNKS_EVEN } bt_job_chunk_select;
 typedef enum { BT_JOB_MLM_CONCAT, BT_JOB_MLM_LINE } bt_job_mlm_grouping;
+typedef enum { BT_JOB_CONLL_SEP_WHITESPACE, BT_JOB_CONLL_SEP_TAB } bt_job_conll_separator;
 typedef enum { BT_JOB_SCHED_LINEAR, BT_JOB_SCHED_COSINE, BT_JOB_SCHED_CONSTANT } bt_job_schedule; /* = bt_sched_kind */
 typedef enum {
     BT_JOB_METRIC_AUTO, BT_JOB_METRIC_ACCURACY, BT_JOB_METRIC_F1, BT_JOB_METRIC_F1_MACRO, BT_JOB_METRIC_MSE,
@@ -83,6 +84,7 @@ typedef struct {
         double mlm_probability;
         int whole_word_mask;
         int mlm_grouping;        /* bt_job_mlm_grouping */
+        int conll_separator;     /* bt_job_conll_separator (token_classify) */
     } data;
     struct {
         int64_t epochs;

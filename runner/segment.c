@@ -12,7 +12,9 @@
  * task = classify: examples are the data rows; task = mlm: the blocks of
  * runner/task_mlm.c (masked per (seed, epoch, block)), evaluated by perplexity;
  * task = classify_long: examples are whole documents, each a micro-batch
- * member encoded chunk by chunk (runner/task_longdoc.c, engine/longdoc_model.c).
+ * member encoded chunk by chunk (runner/task_longdoc.c, engine/longdoc_model.c);
+ * task = token_classify: examples are CoNLL sentences, tokenized word by word
+ * and aligned once at set-up, scored by entity F1 (runner/task_token.c).
  */
 #include "runner/segment.h"
 
@@ -28,6 +30,7 @@
 #include "runner/status.h"
 #include "runner/task_longdoc.h"
 #include "runner/task_mlm.h"
+#include "runner/task_token.h"
 #include "runner/watchdog.h"
 #include "state/commit.h"
 #include "state/discovery.h"
@@ -80,6 +83,8 @@ typedef struct {
     int longdoc;              /* task = classify_long: rows are whole documents */
     bt_longdoc_opts ld_opts;
     bt_longdoc *ld;
+    int token;                /* task = token_classify: examples are CoNLL sentences (runner/task_token.c) */
+    bt_token_task tk;
     bt_backend *be;
     bt_bert *model;
     bt_trainer *trainer;
@@ -219,6 +224,15 @@ static int load_data(run_ctx *c)
 {
     bt_job *job = c->job;
     c->kind = label_kind_for(job);
+    if (c->token) { /* CoNLL sentences; train/eval get their count, label list and hash for the generic parts */
+        char *cache_dir = bt_path_join(c->out_dir, "cache");
+        int trc = bt_task_token_load(&c->tk, job, c->tok, cache_dir, c->vocab_text, &c->train, &c->eval);
+        free(cache_dir);
+        c->has_eval = c->tk.has_eval;
+        c->num_labels = c->tk.num_labels;
+        c->n_train = c->train.n;
+        return trc;
+    }
     bt_data_options o;
     data_options(job, c->kind, (const char *const *)job->data.labels.v, job->data.labels.n, job->data.limit_train, &o);
     int rc = bt_data_load(job->data.train, &o, &c->train);
@@ -527,10 +541,25 @@ static int evaluate_mlm(run_ctx *c, eval_result *r)
     return BT_OK;
 }
 
+/* token_classify: loss per labelled token, entity P/R/F1 (seqeval default), word accuracy. */
+static int evaluate_token(run_ctx *c, eval_result *r)
+{
+    int bs = (int)(c->job->train.eval_batch_size > 0 ? c->job->train.eval_batch_size : c->job->train.batch_size);
+    void *extra = NULL;
+    int rc = bt_task_token_evaluate(&c->tk, c->model, bs, eval_heartbeat, c, &r->loss, r->v, &r->n, &extra);
+    r->extra = extra;
+    if (rc) return rc;
+    r->value = !strcmp(c->metric_name, "loss") ? r->loss : NAN;
+    for (int i = 0; i < r->n; i++)
+        if (!strcmp(r->v[i].name, c->metric_name)) r->value = r->v[i].value;
+    return BT_OK;
+}
+
 static int evaluate(run_ctx *c, eval_result *r)
 {
     memset(r, 0, sizeof *r);
     if (c->mlm) return evaluate_mlm(c, r);
+    if (c->token) return evaluate_token(c, r);
     const bt_dataset *ds = &c->eval;
     int bs = (int)(c->job->train.eval_batch_size > 0 ? c->job->train.eval_batch_size : c->job->train.batch_size);
     int C = c->num_labels;
@@ -605,6 +634,7 @@ static int evaluate(run_ctx *c, eval_result *r)
 static const char *metric_name_for(const run_ctx *c)
 {
     if (c->mlm) return c->job->train.metric == BT_JOB_METRIC_LOSS ? "loss" : "perplexity";
+    if (c->token) return c->tk.metric; /* f1 (entities), accuracy (words) or loss */
     switch (c->job->train.metric) {
     case BT_JOB_METRIC_ACCURACY: return "accuracy";
     case BT_JOB_METRIC_F1: return c->kind == BT_LABELS_MULTI || c->num_labels == 2 ? "f1" : "f1_macro";
@@ -865,6 +895,8 @@ static int train_loop(run_ctx *c, const char **stop_reason)
             if (c->mlm) /* masks keyed by the epoch the batch belongs to (the cursor may have moved on) */
                 bt_mlm_batch(&mbs[n_micro], &c->mtrain, &c->mlm_cfg, (uint64_t)job->job.seed, epoch, mi, (int)got,
                              &micro[n_micro]);
+            else if (c->token) /* the sentences' aligned rows, fixed at set-up */
+                bt_task_token_batch(&c->tk, n_micro, mi, (int)got, &micro[n_micro]);
             else if (!c->longdoc) /* long documents: the trainer callback reads idx / micro_n */
                 make_batch(c, &c->train, mi, (int)got, &bbs[n_micro], &micro[n_micro]);
             micro_n[n_micro] = (int)got;
@@ -1082,9 +1114,10 @@ static int setup(run_ctx *c)
     bt_job *job = c->job;
     c->mlm = job->job.task == BT_JOB_TASK_MLM;
     c->longdoc = job->job.task == BT_JOB_TASK_CLASSIFY_LONG;
-    if (job->job.task != BT_JOB_TASK_CLASSIFY && !c->mlm && !c->longdoc)
+    c->token = job->job.task == BT_JOB_TASK_TOKEN_CLASSIFY;
+    if (job->job.task != BT_JOB_TASK_CLASSIFY && !c->mlm && !c->longdoc && !c->token)
         return bt_fail(BT_ECONFIG, "[job] task = %s is not supported by this version of the runner yet; "
-                                   "use task = classify, classify_long or mlm",
+                                   "use task = classify, classify_long, mlm or token_classify",
                        bt_job_enum_name(bt_job_key_index("job", "task"), job->job.task));
     int rc = bt_tokenizer_load(job->model.path, &c->tok);
     if (rc) return rc;
@@ -1118,10 +1151,12 @@ static int setup(run_ctx *c)
             rc = bt_model_config_set_labels(&c->mcfg, (const char *const *)c->train.labels, c->train.n_labels);
             if (rc) return rc;
         }
-        bt_model_config_set_problem_type(&c->mcfg, c->kind == BT_LABELS_MULTI ? BT_PROBLEM_MULTI_LABEL
+        bt_model_config_set_problem_type(&c->mcfg, c->token ? BT_PROBLEM_NONE /* one softmax per token */
+                                                   : c->kind == BT_LABELS_MULTI ? BT_PROBLEM_MULTI_LABEL
                                                    : c->kind == BT_LABELS_REGRESSION ? BT_PROBLEM_REGRESSION
                                                                                      : BT_PROBLEM_SINGLE_LABEL);
-        bt_model_config_set_architecture(&c->mcfg, "BertForSequenceClassification");
+        bt_model_config_set_architecture(&c->mcfg, c->token ? "BertForTokenClassification"
+                                                            : "BertForSequenceClassification");
         if (c->longdoc) /* how predict must chunk and pool, kept in config.json of archives and exports */
             json_object_set_new((json_t *)c->mcfg.json, BT_LONGDOC_CONFIG_KEY,
                                 (json_t *)bt_task_longdoc_describe(&c->ld_opts, bt_task_longdoc_attn_dim(job)));
@@ -1138,7 +1173,7 @@ static int setup(run_ctx *c)
     rc = create_backend(c);
     if (rc) return rc;
     bt_bert_opts mo = {
-        .task = c->mlm ? BT_TASK_MLM : BT_TASK_SEQ_CLS, .num_labels = c->num_labels,
+        .task = c->mlm ? BT_TASK_MLM : c->token ? BT_TASK_TOKEN_CLS : BT_TASK_SEQ_CLS, .num_labels = c->num_labels,
         .problem = c->kind == BT_LABELS_MULTI ? BT_LOSS_MULTI : c->kind == BT_LABELS_REGRESSION ? BT_LOSS_REGRESSION : BT_LOSS_SINGLE,
         .max_batch = (int)(job->train.batch_size > job->train.eval_batch_size ? job->train.batch_size : job->train.eval_batch_size),
         .max_seq = (int)job->data.max_seq_len, .training = 1, .seed = (uint64_t)job->job.seed,
@@ -1175,6 +1210,7 @@ static void teardown(run_ctx *c)
     bt_status_writer_free(&c->sw);
     bt_trainer_free(c->trainer);
     bt_longdoc_free(c->ld);
+    bt_task_token_free(&c->tk);
     bt_bert_free(c->model);
     if (c->be) c->be->destroy(c->be);
     bt_data_free(&c->train);
@@ -1231,7 +1267,7 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
     c.last_commit_mono = bt_now_mono();
     bt_progress_message(c.progress, "segment %d of job '%s': step %lld of %lld, %zu training %s, %s backend",
                         c.st.segment, job->job.name, (long long)c.st.step, (long long)c.total_steps, c.n_train,
-                        c.mlm ? "blocks" : c.longdoc ? "documents" : "examples", c.be->name);
+                        c.mlm ? "blocks" : c.longdoc ? "documents" : c.token ? "sentences" : "examples", c.be->name);
     update_status(&c, "running", NAN, NAN, 1);
 
     const char *stop_reason = NULL;
@@ -1334,7 +1370,8 @@ int bt_segment_eval(bt_job *job, const bt_eval_options *o)
         free(line);
     } else {
         printf("archive          %s (step %lld)\n", c.latest_archive, (long long)c.st.step);
-        printf("eval             %s (%zu %s, %.1f s)\n", job->data.eval, n_eval, c.mlm ? "blocks" : "examples", dt);
+        printf("eval             %s (%zu %s, %.1f s)\n", job->data.eval, n_eval,
+               c.mlm ? "blocks" : c.token ? "sentences" : "examples", dt);
         if (isfinite(r.loss)) printf("%-16s %.6f\n", "loss", r.loss);
         for (int i = 0; i < r.n; i++) printf("%-16s %.6f%s\n", r.v[i].name, r.v[i].value,
                                              !strcmp(r.v[i].name, c.metric_name) ? "   (the job's metric)" : "");

@@ -77,7 +77,7 @@ static void test_options(void **state)
     bt_conll_free(&c);
     /* tab-separated: words with spaces */
     bt_conll_options tab = {-1, BT_CONLL_SEP_TAB, NULL, 0};
-    const char *tt = "New York\tB-LOC\nis\tO\n \t \nfine\tO\n";
+    const char *tt = "-DOCSTART- -X- O\n\nNew York\tB-LOC\nis\tO\n \t \nfine\tO\n";
     assert_int_equal(bt_conll_parse(tt, strlen(tt), "x", &tab, &c), 0);
     assert_int_equal(c.n_sents, 2);
     assert_string_equal(bt_conll_word(&c, 0), "New York");

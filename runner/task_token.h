@@ -1,0 +1,107 @@
+/* runner/task_token.h — `task = token_classify` in the segment loop: CoNLL
+ * sentences -> aligned model inputs, labelled micro-batches, and the
+ * entity-level evaluation; and `baton predict` with a token-classification
+ * model (see docs/tasks.md, "In baton run (task = token_classify)").
+ *
+ * Owns: the job keys -> bt_conll_options mapping (label_column = the tag
+ * column, conll_separator, labels) and the checks of the keys that do not
+ * apply; reading the train/eval CoNLL files (engine/conll), tokenizing each
+ * word on its own (the tokenizer's encoding of the word without [CLS]/[SEP],
+ * as HF `is_split_into_words`), through the token cache with one row per
+ * word; aligning each sentence with bt_conll_align (the word's tag on its
+ * first sub-token, -100 elsewhere; whole-word truncation at max_seq_len); the
+ * micro-batches of one optimizer step; the evaluation (loss per labelled
+ * token, seqeval-default entity precision/recall/F1 micro-averaged and per
+ * type, word accuracy); and predict's per-word output (TSV word<TAB>tag,
+ * JSONL, or the logits of each word's first sub-token).
+ * Must not: choose batch order, step the optimizer, or touch archives (the
+ * segment loop does); keep state that a batch depends on besides its
+ * arguments and the data read at set-up (so a resumed run builds identical
+ * batches).
+ */
+#ifndef BATON_RUNNER_TASK_TOKEN_H
+#define BATON_RUNNER_TASK_TOKEN_H
+
+#include "engine/bert.h"
+#include "engine/conll.h"
+#include "engine/data.h"
+#include "engine/entity_f1.h"
+#include "engine/metrics.h"
+#include "engine/tokenizer.h"
+#include "runner/job.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One CoNLL file, tokenized and aligned. Example id = sentence index. */
+typedef struct {
+    bt_conll conll;     /* words, gold tags, sentences (limit applied: n_sents may be cut) */
+    size_t n_words;     /* words of the kept sentences (= conll.sent[n_sents]) */
+    int32_t *word_ntok; /* [n_words] sub-tokens of each word */
+    int32_t *ids;       /* aligned rows back to back: [CLS] sub-tokens [SEP] */
+    int32_t *labels;    /* same shape: label id on each word's first sub-token, -100 elsewhere */
+    size_t *off;        /* [n_sents + 1] row offsets into ids / labels */
+    int *kept;          /* [n_sents] words kept by truncation (a prefix) */
+    size_t n_cut_sents; /* sentences truncated at max_seq_len */
+    size_t n_cut_words; /* words dropped by truncation (predicted "O" in evaluation) */
+    uint8_t sha256[32]; /* of the file */
+} bt_token_set;
+
+/* Buffers of one micro-batch: pointers into a bt_token_set's rows. */
+typedef struct {
+    int cap;
+    const int32_t **ids, **labels;
+    int *len;
+} bt_token_batcher;
+
+typedef struct {
+    bt_token_set train, eval;
+    int has_eval;
+    int num_labels;            /* = the label list's length */
+    int max_seq;
+    bt_entity_scheme scheme;   /* valid when has_scheme (BIO/IOBES/... tags) */
+    int has_scheme;
+    int32_t fill;              /* id given to words without a prediction: "O", else 0 */
+    const char *metric;        /* "f1" (entity micro F1), "accuracy" (words) or "loss" */
+    bt_token_batcher *micro;   /* [n_micro] one batcher per micro-batch of a step */
+    int n_micro;
+} bt_token_task;
+
+/* Reads, tokenizes and aligns the job's train (and eval) files. cache_dir
+ * (may be NULL: no cache) holds the token cache; vocab_text keys it. The
+ * runner's generic machinery reads the views: train_view / eval_view get the
+ * path, n (sentences), label list (heap copies, freed by bt_data_free) and
+ * the files' sha256, so the fingerprint, the label check on resume and the
+ * evaluation estimate work as for classify. Errors: BT_ECONFIG for keys that
+ * do not fit (naming the key), BT_EDATA for malformed data (file:line). */
+int bt_task_token_load(bt_token_task *t, const bt_job *job, const bt_tokenizer *tok, const char *cache_dir,
+                       const char *vocab_text, bt_dataset *train_view, bt_dataset *eval_view);
+void bt_task_token_free(bt_token_task *t);
+
+/* The micro-batch k (< the job's grad_accum) of sentences idx[0..n) of the
+ * training set: out points into t (valid until batcher k is used again). */
+void bt_task_token_batch(bt_token_task *t, int k, const uint32_t *idx, int n, bt_batch *out);
+
+/* Evaluates every eval sentence in order, batch_size at a time (dropout off).
+ * *loss = the mean cross-entropy per labelled token (NAN if none); v[0..*n)
+ * (room for 6) = f1, precision, recall (entity level, micro; only with an
+ * entity tag scheme) and accuracy (words); *extra = a new json_t * (as void
+ * *) {"entities": {TYPE: {"precision","recall","f1","support"}...},
+ * "support": gold entities, "words": N} or NULL. heartbeat may be NULL. */
+int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, void (*heartbeat)(void *), void *hb_ctx,
+                           double *loss, bt_metric_value *v, int *n, void **extra);
+
+/* `baton predict` with a BertForTokenClassification model directory dir
+ * (src names it in messages): input is a CoNLL file (one word per line: the
+ * line up to its first TAB, else its first whitespace-separated field; a
+ * blank line between sentences; -DOCSTART- skipped; other columns ignored)
+ * when conll is 1, else one sentence per line, words split on whitespace.
+ * format "tsv": word<TAB>tag per line, a blank line after each sentence;
+ * "jsonl": {"words":[...],"tags":[...],"probs":[...]} per sentence; "logits":
+ * word<TAB>the logits of its first sub-token (nan for a word without one).
+ * Words cut by max_len, or without sub-tokens, get "O" (else label 0).
+ * output NULL: stdout, else written atomically. */
+int bt_task_token_predict(const char *dir, const char *src, const char *input, int conll, const char *output,
+                          const char *format, int batch, int max_len, int threads, const char *device);
+
+#endif
