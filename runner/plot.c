@@ -70,7 +70,7 @@ static void rewind_to(chart *c, double step)
 
 static int is_meta(const char *k)
 {
-    static const char *const meta[] = {"step", "epoch", "split", "lr", "time", "event", "segment", NULL};
+    static const char *const meta[] = {"step", "epoch", "split", "lr", "time", "event", "segment", "masked_tokens", "examples", "seconds", NULL};
     for (int i = 0; meta[i]; i++)
         if (!strcmp(k, meta[i])) return 1;
     return 0;
