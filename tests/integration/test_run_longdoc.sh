@@ -91,7 +91,11 @@ awk -F'\t' -v n=5200 'NR > 1 && NR <= n + 1 { s = s (s == "" ? "" : " ") $1 } EN
 ntok() { tail -n 2 "$1" | head -n 1 | cut -f1 | "$BATON" tokenize "$T/d/model" | wc -w; }
 small_tok=$(ntok "$T/small.tsv"); big_tok=$(ntok "$T/big.tsv")
 [ "$big_tok" -ge 50000 ] || fail "the big document has only $big_tok tokens"
-peak() { # FILE — peak resident MB of one training step on FILE
+peak() { # FILE — peak resident MB of one training step on FILE (runs in $(...))
+    # AddressSanitizer's quarantine keeps up to 256 MB of freed blocks resident,
+    # so a sanitized build's peak would track the bytes allocated over the run,
+    # not the bytes live at once: measure with the quarantine off
+    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0"
     write_job "$T/mem.ini" job.task=classify_long "data.train=$(basename "$1")" data.eval= data.text_column=text \
         data.limit_train=0 data.max_seq_len=64 data.stride=16 data.chunk_batch=8 model.pooling=attention \
         train.max_steps=1 train.batch_size=2 runtime.checkpoint_every=0 "job.output_dir=mem-$(basename "$1" .tsv)"
