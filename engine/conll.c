@@ -303,6 +303,37 @@ int bt_conll_align(const int32_t *tok_ids, const int32_t *word_ntok, const int32
     return 0;
 }
 
+int bt_conll_windows(const int32_t *word_ntok, int n_words, int max_seq_len, int overlap, bt_conll_window *out)
+{
+    int room = max_seq_len - 2 > 1 ? max_seq_len - 2 : 1;
+    if (overlap < 0) overlap = 0;
+    if (n_words <= 0) {
+        out[0] = (bt_conll_window){0, 0, 0, 0};
+        return 1;
+    }
+    int n = 0, start = 0, own_begin = 0;
+    for (;;) {
+        /* the window: whole words from start while they fit (the first always) */
+        int end = start;
+        long used = 0;
+        while (end < n_words && (end == start || used + word_ntok[end] <= room)) used += word_ntok[end++];
+        out[n] = (bt_conll_window){start, end, own_begin, end};
+        if (end >= n_words) return n + 1;
+        /* the next start: repeat the last words (at most overlap sub-tokens,
+         * at least one word of progress), then drop repeated words from the
+         * front until word `end` fits after them */
+        int next = end;
+        long rep = 0;
+        while (next - 1 > start && rep + word_ntok[next - 1] <= overlap) rep += word_ntok[--next];
+        while (next < end && rep + word_ntok[end] > room) rep -= word_ntok[next++];
+        /* the repeated words [next, end): the first half stays with this window */
+        own_begin = next + (end - next + 1) / 2;
+        out[n].own_end = own_begin;
+        start = next;
+        n++;
+    }
+}
+
 void bt_conll_word_preds(const int32_t *token_pred, const int32_t *word_ntok, int n_words, int words_kept,
                          int32_t fill, int32_t *word_pred)
 {

@@ -6,7 +6,9 @@
  * skipped), the label list (collected: sorted bytewise with "O" first; or
  * given), and the alignment of word tags to sub-tokens (the label on each
  * word's first sub-token, -100 on the others and on [CLS]/[SEP]; truncation
- * keeps whole words where possible), and mapping token predictions back to words.
+ * keeps whole words where possible), the cutting of long sentences into
+ * overlapping windows of whole words, and mapping token predictions back to
+ * words.
  * Must not: tokenize (the caller gives per-word sub-token counts), compute
  * metrics (engine/entity_f1), or let malformed input reach an assert: every
  * error names file:line.
@@ -70,6 +72,32 @@ int bt_conll_label_id(const bt_conll *c, const char *name);
 int bt_conll_align(const int32_t *tok_ids, const int32_t *word_ntok, const int32_t *word_tags, int n_words,
                    int max_seq_len, int32_t cls_id, int32_t sep_id, int32_t *ids_out, int32_t *labels_out,
                    int *n_out, int *words_kept);
+
+/* One window of a sentence: the words [begin, end) go into one model input;
+ * the words [own_begin, own_end) are the ones this window labels (training)
+ * and predicts (evaluation, predict). The own ranges of a sentence's windows
+ * partition its words in order. */
+typedef struct {
+    int begin, end;
+    int own_begin, own_end;
+} bt_conll_window;
+
+/* Cuts a sentence into windows of whole words, each fitting max_seq_len - 2
+ * sub-tokens, so that no word is lost to truncation (HF's token-classification
+ * pipeline with a stride does the same for prediction).
+ *   word_ntok [n_words] sub-tokens per word
+ *   overlap   sub-tokens of context repeated between consecutive windows: the
+ *             next window starts at the earliest word such that the words it
+ *             repeats hold at most overlap sub-tokens and the next new word
+ *             still fits (it always starts at least one word later)
+ *   out       room for max(1, n_words) windows
+ * A sentence that fits is one window [0, n_words). A word longer than a whole
+ * window gets a window of its own (bt_conll_align keeps its first pieces).
+ * Words repeated by two windows belong to the earlier one for the first half
+ * (rounded up) and to the later one for the rest, so each word is predicted
+ * with context on both sides where the sentence has it. An empty sentence is
+ * one window [0, 0). Returns the window count (>= 1). */
+int bt_conll_windows(const int32_t *word_ntok, int n_words, int max_seq_len, int overlap, bt_conll_window *out);
 
 /* Word-level predictions from per-position predictions of one aligned input:
  * word w < words_kept with sub-tokens gets token_pred[position of its first

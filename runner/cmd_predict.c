@@ -35,7 +35,7 @@
 static const char *const usage_text =
     "usage: baton predict (MODEL_DIR | ARCHIVE | JOB.ini) --input FILE [--output FILE]\n"
     "                     [--format tsv|jsonl|logits] [--batch-size N] [--max-length N]\n"
-    "                     [--threads N] [--device cpu|cuda]\n"
+    "                     [--stride N] [--threads N] [--device cpu|cuda]\n"
     "Predicts each line of FILE ('-' = stdin) with a sequence-classification model,\n"
     "one output line per input line, in order. A line with a TAB is a text pair.\n"
     "The model: a Hugging Face directory, a checkpoint archive, or a job file (its\n"
@@ -54,7 +54,11 @@ static const char *const usage_text =
     "input is one sentence per line (words split on whitespace) or a CoNLL file\n"
     "(one word per line, blank line between sentences); the output is word<TAB>tag\n"
     "lines with a blank line after each sentence (jsonl: one object per sentence;\n"
-    "logits: word<TAB>the logits of its first sub-token).\n"
+    "logits: word<TAB>the logits of its first sub-token). A sentence longer than\n"
+    "--max-length is cut into windows of whole words; each word is tagged by the\n"
+    "window where it has the most context.\n"
+    "  --stride N       sub-tokens repeated between windows (default: a quarter of\n"
+    "                   --max-length)\n"
     "  --input-format F auto (default: conll for .conll/.bio/.iob files, else text),\n"
     "                   text or conll\n";
 
@@ -218,7 +222,7 @@ static int ends_with(const char *s, const char *suffix)
 int cmd_predict(int argc, char **argv)
 {
     const char *src = NULL, *input = NULL, *device = "cpu", *output = NULL;
-    int batch = 16, max_len = 0, threads = 0, rc;
+    int batch = 16, max_len = 0, threads = 0, stride = -1, rc;
     out_format fmt = FMT_TSV;
     int in_conll = -1; /* --input-format: -1 auto, 0 text, 1 conll (token classification) */
     for (int i = 1; i < argc; i++) {
@@ -248,6 +252,9 @@ int cmd_predict(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--max-length")) {
             if ((rc = parse_int(a, v, 3, 1 << 20, &max_len))) return bt_report_error(rc);
+            i++;
+        } else if (!strcmp(a, "--stride")) {
+            if ((rc = parse_int(a, v, 0, 1 << 20, &stride))) return bt_report_error(rc);
             i++;
         } else if (!strcmp(a, "--threads")) {
             if ((rc = parse_int(a, v, 0, 1024, &threads))) return bt_report_error(rc);
@@ -330,9 +337,20 @@ int cmd_predict(int argc, char **argv)
     if (in_conll < 0) in_conll = bt_data_format_from_name(input) == BT_DATA_CONLL;
     /* a token classifier (task = token_classify): tags per word (runner/task_token.c) */
     if (mc.architecture && !strcmp(mc.architecture, "BertForTokenClassification")) {
+        if (stride >= max_len - 2) {
+            rc = bt_fail(BT_EUSAGE, "--stride %d: a window of a long sentence holds %d sub-tokens with --max-length "
+                                    "%d and must repeat fewer; give a smaller --stride or a larger --max-length",
+                         stride, max_len - 2, max_len);
+            goto out;
+        }
         rc = bt_task_token_predict(dir, src, input, in_conll, output,
                                    fmt == FMT_JSONL ? "jsonl" : fmt == FMT_LOGITS ? "logits" : "tsv", batch, max_len,
-                                   threads, device);
+                                   stride, threads, device);
+        goto out;
+    }
+    if (stride >= 0) {
+        rc = bt_fail(BT_EUSAGE, "--stride applies to token-classification models (task = token_classify); %s is a "
+                                "sequence classifier%s", src, longdoc ? " whose chunk stride is fixed by training" : "");
         goto out;
     }
     if (in_conll) {

@@ -67,7 +67,9 @@ static const bt_job_key keys[] = {
     {"data", "limit_eval", BT_JT_INT, "0", "0..", 1, 0, "Use only the first N evaluation examples; 0: all.",
      O(data.limit_eval)},
     {"data", "stride", BT_JT_INT, "64", "0..8190", 1, 0,
-     "classify_long: tokens of overlap between consecutive chunks (< max_seq_len - 2).", O(data.stride)},
+     "classify_long: tokens of overlap between consecutive chunks (< max_seq_len - 2); token_classify: "
+     "sub-tokens repeated between the windows of a sentence longer than max_seq_len (< max_seq_len - 2; "
+     "unset: 64 capped at (max_seq_len - 2) / 2).", O(data.stride)},
     {"data", "max_chunks", BT_JT_INT, "0", "0..100000", 1, 0, "classify_long: at most N chunks per document; 0: all.",
      O(data.max_chunks)},
     {"data", "chunk_select", BT_JT_ENUM, "first", "first|even", 1, 0,

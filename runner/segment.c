@@ -1267,7 +1267,10 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
     c.last_commit_mono = bt_now_mono();
     bt_progress_message(c.progress, "segment %d of job '%s': step %lld of %lld, %zu training %s, %s backend",
                         c.st.segment, job->job.name, (long long)c.st.step, (long long)c.total_steps, c.n_train,
-                        c.mlm ? "blocks" : c.longdoc ? "documents" : c.token ? "sentences" : "examples", c.be->name);
+                        c.mlm ? "blocks" : c.longdoc ? "documents"
+                        : c.token ? (c.tk.train.n_split_sents ? "sentence windows" : "sentences")
+                                  : "examples",
+                        c.be->name);
     update_status(&c, "running", NAN, NAN, 1);
 
     const char *stop_reason = NULL;
@@ -1371,7 +1374,7 @@ int bt_segment_eval(bt_job *job, const bt_eval_options *o)
     } else {
         printf("archive          %s (step %lld)\n", c.latest_archive, (long long)c.st.step);
         printf("eval             %s (%zu %s, %.1f s)\n", job->data.eval, n_eval,
-               c.mlm ? "blocks" : c.token ? "sentences" : "examples", dt);
+               c.mlm ? "blocks" : c.token ? (c.tk.eval.n_split_sents ? "sentence windows" : "sentences") : "examples", dt);
         if (isfinite(r.loss)) printf("%-16s %.6f\n", "loss", r.loss);
         for (int i = 0; i < r.n; i++) printf("%-16s %.6f%s\n", r.v[i].name, r.v[i].value,
                                              !strcmp(r.v[i].name, c.metric_name) ? "   (the job's metric)" : "");

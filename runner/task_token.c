@@ -167,14 +167,15 @@ static void token_set_free(bt_token_set *s)
     free(s->ids);
     free(s->labels);
     free(s->off);
-    free(s->kept);
+    free(s->row_sent);
+    free(s->win);
     memset(s, 0, sizeof *s);
 }
 
-/* Reads path into s: parse, limit, tokenize, align. */
+/* Reads path into s: parse, limit, tokenize, cut into windows, align. */
 static int token_set_load(bt_token_set *s, const char *path, const bt_conll_options *o, int64_t limit,
-                          const bt_tokenizer *tok, int max_seq, const char *cache_dir, const char *vocab_text,
-                          const char *which)
+                          const bt_tokenizer *tok, int max_seq, int overlap, const char *cache_dir,
+                          const char *vocab_text, const char *which)
 {
     memset(s, 0, sizeof *s);
     char *text;
@@ -191,46 +192,75 @@ static int token_set_load(bt_token_set *s, const char *path, const bt_conll_opti
         return bt_fail(BT_EDATA, "%s: %zu sentences: at most %u are supported; use limit_%s", path, c->n_sents,
                        UINT32_MAX, which);
     s->n_words = c->sent[c->n_sents];
+    for (size_t si = 0; si < c->n_sents; si++)
+        if (c->sent[si + 1] - c->sent[si] > INT_MAX)
+            return bt_fail(BT_EDATA, "%s:%u: a sentence of %zu words: split it", path, c->sent_line[si],
+                           c->sent[si + 1] - c->sent[si]);
     bt_id_table t;
     rc = tokenize_words(s, tok, cache_dir, vocab_text, which, &t);
     if (rc) return rc;
     bt_special_ids sp = bt_tokenizer_special_ids(tok);
     s->word_ntok = bt_xmalloc((s->n_words ? s->n_words : 1) * sizeof *s->word_ntok);
     for (size_t w = 0; w < s->n_words; w++) s->word_ntok[w] = (int32_t)(t.off[w + 1] - t.off[w]);
-    /* rows: at most max_seq, at most 2 + the sentence's sub-tokens */
+    /* windows: at most one per word (one for an empty sentence) */
+    size_t cap = s->n_words + c->n_sents + 1;
+    s->win = bt_xmalloc(cap * sizeof *s->win);
+    s->row_sent = bt_xmalloc(cap * sizeof *s->row_sent);
     size_t total = 0;
     for (size_t si = 0; si < c->n_sents; si++) {
-        size_t nt = 2 + (size_t)(t.off[c->sent[si + 1]] - t.off[c->sent[si]]);
-        total += nt < (size_t)max_seq ? nt : (size_t)max_seq;
+        size_t w0 = c->sent[si];
+        int nw = (int)(c->sent[si + 1] - w0);
+        int k = bt_conll_windows(s->word_ntok + w0, nw, max_seq, overlap, s->win + s->n_rows);
+        if (k > 1) s->n_split_sents++;
+        for (int i = 0; i < k; i++) {
+            const bt_conll_window *wi = &s->win[s->n_rows + (size_t)i];
+            size_t pieces = (size_t)(t.off[w0 + (size_t)wi->end] - t.off[w0 + (size_t)wi->begin]);
+            if (pieces > (size_t)max_seq - 2) {
+                pieces = (size_t)max_seq - 2; /* one word longer than a window */
+                s->n_long_words++;
+            }
+            total += 2 + pieces;
+            s->row_sent[s->n_rows + (size_t)i] = (uint32_t)si;
+        }
+        s->n_rows += (size_t)k;
     }
     s->ids = bt_xmalloc((total ? total : 1) * sizeof *s->ids);
     s->labels = bt_xmalloc((total ? total : 1) * sizeof *s->labels);
-    s->off = bt_xmalloc((c->n_sents + 1) * sizeof *s->off);
-    s->kept = bt_xmalloc((c->n_sents ? c->n_sents : 1) * sizeof *s->kept);
+    s->off = bt_xmalloc((s->n_rows + 1) * sizeof *s->off);
     s->off[0] = 0;
-    for (size_t si = 0; si < c->n_sents && !rc; si++) {
-        size_t w0 = c->sent[si], nw = c->sent[si + 1] - w0;
-        if (nw > INT_MAX) {
-            rc = bt_fail(BT_EDATA, "%s:%u: a sentence of %zu words: split it", path, c->sent_line[si], nw);
-            break;
+    size_t maxw = 1;
+    for (size_t r = 0; r < s->n_rows; r++) {
+        int nw = s->win[r].end - s->win[r].begin;
+        if ((size_t)nw > maxw) maxw = (size_t)nw;
+    }
+    int32_t *tags = bt_xmalloc(maxw * sizeof *tags);
+    for (size_t r = 0; r < s->n_rows && !rc; r++) {
+        const bt_conll_window *wi = &s->win[r];
+        size_t w0 = c->sent[s->row_sent[r]] + (size_t)wi->begin;
+        int nw = wi->end - wi->begin;
+        /* only the words this window owns are labelled: every word trains once */
+        for (int w = 0; w < nw; w++) {
+            int in = wi->begin + w >= wi->own_begin && wi->begin + w < wi->own_end;
+            tags[w] = in ? c->tag[w0 + (size_t)w] : BT_CONLL_IGNORE;
         }
         int n_out = 0, kept = 0;
-        rc = bt_conll_align(t.ids + t.off[w0], s->word_ntok + w0, c->tag + w0, (int)nw, max_seq, sp.cls, sp.sep,
-                            s->ids + s->off[si], s->labels + s->off[si], &n_out, &kept);
-        if (rc) break;
-        s->off[si + 1] = s->off[si] + (size_t)n_out;
-        s->kept[si] = kept;
-        if ((size_t)kept < nw) {
-            s->n_cut_sents++;
-            s->n_cut_words += nw - (size_t)kept;
-        }
+        rc = bt_conll_align(t.ids + t.off[w0], s->word_ntok + w0, tags, nw, max_seq, sp.cls, sp.sep,
+                            s->ids + s->off[r], s->labels + s->off[r], &n_out, &kept);
+        if (!rc && kept != nw)
+            rc = bt_fail(BT_EINTERNAL, "%s: window %zu keeps %d of its %d words", path, r, kept, nw);
+        if (!rc) s->off[r + 1] = s->off[r] + (size_t)n_out;
     }
+    free(tags);
     bt_id_table_free(&t);
     if (rc) return rc;
-    if (s->n_cut_sents)
-        bt_warn("%s: %zu of %zu sentences are longer than max_seq_len = %d sub-tokens: %zu words cut (they are "
-                "not trained on, and evaluated as predicted 'O'); raise [data] max_seq_len to keep them",
-                path, s->n_cut_sents, c->n_sents, max_seq, s->n_cut_words);
+    if (s->n_split_sents)
+        bt_info("%s: %zu of %zu sentences are longer than max_seq_len = %d sub-tokens: cut into overlapping "
+                "windows (%zu model inputs in all)",
+                path, s->n_split_sents, c->n_sents, max_seq, s->n_rows);
+    if (s->n_long_words)
+        bt_warn("%s: %zu words are longer than max_seq_len = %d sub-tokens on their own: only their first %d "
+                "pieces are seen",
+                path, s->n_long_words, max_seq, max_seq - 2);
     return BT_OK;
 }
 
@@ -240,7 +270,7 @@ static void fill_view(const bt_token_set *s, const char *path, bt_dataset *v)
     memset(v, 0, sizeof *v);
     v->path = bt_xstrdup(path);
     v->format = BT_DATA_CONLL;
-    v->n = s->conll.n_sents;
+    v->n = s->n_rows; /* the examples are the windows */
     v->label_kind = BT_LABELS_CLASS;
     v->n_labels = s->conll.n_labels;
     v->labels = bt_xmalloc(((size_t)v->n_labels + 1) * sizeof *v->labels);
@@ -290,8 +320,20 @@ int bt_task_token_load(bt_token_task *t, const bt_job *job, const bt_tokenizer *
     if (!rc) rc = conll_options(job, &o);
     if (rc) return rc;
     t->max_seq = (int)job->data.max_seq_len;
-    rc = token_set_load(&t->train, job->data.train, &o, job->data.limit_train, tok, t->max_seq, cache_dir,
-                        vocab_text, "train");
+    /* the overlap of the windows of a long sentence: [data] stride when the job
+     * sets it, else the default capped at half a window */
+    int stride_key = bt_job_key_index("data", "stride");
+    t->overlap = (int)job->data.stride;
+    if (job->origin[stride_key].file) {
+        if (t->overlap >= t->max_seq - 2)
+            return key_fail(job, "data", "stride", "%d: the overlap of the windows of a long sentence must be "
+                                                   "below max_seq_len - 2 = %d sub-tokens",
+                            t->overlap, t->max_seq - 2);
+    } else if (t->overlap > (t->max_seq - 2) / 2) {
+        t->overlap = (t->max_seq - 2) / 2;
+    }
+    rc = token_set_load(&t->train, job->data.train, &o, job->data.limit_train, tok, t->max_seq, t->overlap,
+                        cache_dir, vocab_text, "train");
     if (rc) return rc;
     bt_conll *tc = &t->train.conll;
     if (tc->n_sents == 0)
@@ -306,8 +348,8 @@ int bt_task_token_load(bt_token_task *t, const bt_job *job, const bt_tokenizer *
         bt_conll_options eo = o;
         eo.labels = (const char *const *)tc->labels; /* the training list: an unknown tag is an error at its line */
         eo.n_labels = tc->n_labels;
-        rc = token_set_load(&t->eval, job->data.eval, &eo, job->data.limit_eval, tok, t->max_seq, cache_dir,
-                            vocab_text, "eval");
+        rc = token_set_load(&t->eval, job->data.eval, &eo, job->data.limit_eval, tok, t->max_seq, t->overlap,
+                            cache_dir, vocab_text, "eval");
         if (rc) return rc;
         t->has_eval = t->eval.conll.n_sents > 0;
     }
@@ -380,15 +422,16 @@ int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, void (*
     size_t maxw = 1;
     for (size_t i = 0; i < c->n_sents; i++)
         if (c->sent[i + 1] - c->sent[i] > maxw) maxw = c->sent[i + 1] - c->sent[i];
-    int32_t *word_pred = bt_xmalloc(maxw * sizeof *word_pred);
+    int32_t *word_pred = bt_xmalloc(maxw * sizeof *word_pred); /* the sentence being assembled */
+    int32_t *win_pred = bt_xmalloc(maxw * sizeof *win_pred);   /* one window's words */
     bt_entity_counts cnt;
     memset(&cnt, 0, sizeof cnt);
     if (t->has_scheme) bt_entity_counts_init(&cnt, &t->scheme);
     double loss_sum = 0;
     int64_t n_lab = 0, n_words = 0, n_right = 0;
     int rc = BT_OK;
-    for (size_t start = 0; start < c->n_sents && rc == BT_OK; start += (size_t)batch_size) {
-        int nb = (int)(c->n_sents - start < (size_t)batch_size ? c->n_sents - start : (size_t)batch_size);
+    for (size_t start = 0; start < s->n_rows && rc == BT_OK; start += (size_t)batch_size) {
+        int nb = (int)(s->n_rows - start < (size_t)batch_size ? s->n_rows - start : (size_t)batch_size);
         for (int i = 0; i < nb; i++) idx[i] = (uint32_t)(start + (size_t)i);
         bt_batch batch;
         make_batch(&b, s, idx, nb, &batch);
@@ -402,16 +445,20 @@ int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, void (*
             loss_sum += (double)bl * (double)k;
             n_lab += k;
         }
-        size_t row = 0;
+        size_t pos = 0;
         for (int i = 0; i < nb && rc == BT_OK; i++) {
-            size_t si = idx[i], w0 = c->sent[si];
-            int nw = (int)(c->sent[si + 1] - w0);
-            for (int p = 0; p < batch.len[i]; p++) tok_pred[p] = bt_argmax(logits + (row + (size_t)p) * (size_t)C, C);
-            row += (size_t)batch.len[i];
-            bt_conll_word_preds(tok_pred, s->word_ntok + w0, nw, s->kept[si], t->fill, word_pred);
-            for (int w = 0; w < nw; w++) n_right += word_pred[w] == c->tag[w0 + (size_t)w];
-            n_words += nw;
-            if (t->has_scheme) rc = bt_entity_count(&cnt, &t->scheme, c->tag + w0, word_pred, nw);
+            size_t r = idx[i], si = s->row_sent[r], w0 = c->sent[si];
+            const bt_conll_window *wi = &s->win[r];
+            int nw = wi->end - wi->begin;
+            for (int p = 0; p < batch.len[i]; p++) tok_pred[p] = bt_argmax(logits + (pos + (size_t)p) * (size_t)C, C);
+            pos += (size_t)batch.len[i];
+            bt_conll_word_preds(tok_pred, s->word_ntok + w0 + (size_t)wi->begin, nw, nw, t->fill, win_pred);
+            for (int w = wi->own_begin; w < wi->own_end; w++) word_pred[w] = win_pred[w - wi->begin];
+            if (r + 1 < s->n_rows && s->row_sent[r + 1] == si) continue; /* more windows of this sentence */
+            int ns = (int)(c->sent[si + 1] - w0);
+            for (int w = 0; w < ns; w++) n_right += word_pred[w] == c->tag[w0 + (size_t)w];
+            n_words += ns;
+            if (t->has_scheme) rc = bt_entity_count(&cnt, &t->scheme, c->tag + w0, word_pred, ns);
         }
         if (heartbeat) heartbeat(hb_ctx);
     }
@@ -444,6 +491,7 @@ int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, void (*
     free(logits);
     free(tok_pred);
     free(word_pred);
+    free(win_pred);
     return rc;
 }
 
@@ -549,18 +597,15 @@ typedef struct {
     FILE *out;
 } pwriter;
 
-/* Output of one sentence: its words, the logits of its aligned positions
- * ([n_pos, C]), its sub-token counts and kept words. */
-static void write_sentence(const pwriter *pw, const sentence *s, const float *lg, const int32_t *ntok, int kept)
+/* Output of one sentence: its words and, for each, the logits [C] at its
+ * first sub-token in the window that owns it (NULL: a word without pieces). */
+static void write_sentence(const pwriter *pw, const sentence *s, const float *const *word_logits)
 {
     int C = pw->C;
     json_t *words = pw->fmt == 1 ? json_array() : NULL, *tags = words ? json_array() : NULL,
            *probs = words ? json_array() : NULL;
-    int pos = 1; /* after [CLS] */
     for (int w = 0; w < s->n; w++) {
-        const float *x = NULL;
-        if (w < kept && ntok[w] > 0) x = lg + (size_t)pos * (size_t)C;
-        if (w < kept) pos += ntok[w];
+        const float *x = word_logits[w];
         if (pw->fmt == 2) {
             fputs(s->w[w], pw->out);
             for (int k = 0; k < C; k++) {
@@ -597,7 +642,7 @@ static void write_sentence(const pwriter *pw, const sentence *s, const float *lg
 }
 
 int bt_task_token_predict(const char *dir, const char *src, const char *input, int conll, const char *output,
-                          const char *format, int batch, int max_len, int threads, const char *device)
+                          const char *format, int batch, int max_len, int overlap, int threads, const char *device)
 {
     bt_tokenizer *tok = NULL;
     bt_model_config mc;
@@ -611,9 +656,14 @@ int bt_task_token_predict(const char *dir, const char *src, const char *input, i
     bt_encoding enc;
     bt_encoding_init(&enc);
     int32_t *flat = NULL, *ntok = NULL, *ids = NULL;
+    size_t *woff = NULL, *row_word0 = NULL, *sent_row = NULL;
     float *logits = NULL;
-    int *kept = NULL, *lens = NULL;
+    int *lens = NULL;
+    size_t *row_pos = NULL;
     const int32_t **idp = NULL;
+    const float **word_logits = NULL;
+    bt_conll_window *win = NULL;
+    int32_t *labels_scratch = NULL;
     int rc = bt_tokenizer_load(dir, &tok);
     if (rc) goto out;
     char *cp = bt_path_join(dir, "config.json");
@@ -621,6 +671,7 @@ int bt_task_token_predict(const char *dir, const char *src, const char *input, i
     free(cp);
     if (rc) goto out;
     if (max_len < 3) max_len = 3;
+    if (overlap < 0 || overlap >= max_len - 2) overlap = (max_len - 2) / 4;
     be = !strcmp(device, "cuda") ? bt_backend_cuda_create(0) : bt_backend_cpu_create(threads);
     if (!be) {
         rc = bt_fail_context(BT_ECONFIG, "predict --device %s", device);
@@ -659,25 +710,41 @@ int bt_task_token_predict(const char *dir, const char *src, const char *input, i
         out = stdout;
     }
     pw.out = out;
-    ids = bt_xmalloc((size_t)batch * (size_t)max_len * sizeof *ids);
-    logits = bt_xmalloc((size_t)batch * (size_t)max_len * (size_t)C * sizeof *logits);
-    kept = bt_xcalloc((size_t)batch, sizeof *kept);
-    lens = bt_xcalloc((size_t)batch, sizeof *lens);
-    idp = bt_xcalloc((size_t)batch, sizeof *idp);
-    int32_t *labels_scratch = bt_xmalloc((size_t)max_len * sizeof *labels_scratch);
-    /* sub-token counts of the words of a batch, back to back */
-    size_t ntok_cap = 0, flat_cap = 0;
+    labels_scratch = bt_xmalloc((size_t)max_len * sizeof *labels_scratch);
+    sent_row = bt_xcalloc((size_t)batch + 1, sizeof *sent_row);
+    /* per group of `batch` sentences: words (ntok, woff: sub-token counts and
+     * offsets into flat), windows (win, row_word0: the row's first word in the
+     * group), rows (ids, lens, row_pos: first logits row) */
+    size_t ntok_cap = 0, flat_cap = 0, row_cap = 0;
     size_t *ntok_off = bt_xcalloc((size_t)batch + 1, sizeof *ntok_off);
     bt_special_ids sp = bt_tokenizer_special_ids(tok);
+    size_t n_split = 0, n_long = 0;
     for (size_t start = 0; start < n_sents && !rc; start += (size_t)batch) {
         int nb = (int)(n_sents - start < (size_t)batch ? n_sents - start : (size_t)batch);
         size_t nw_all = 0;
         for (int i = 0; i < nb; i++) nw_all += (size_t)sents[start + (size_t)i].n;
-        if (nw_all + 1 > ntok_cap) ntok = bt_xrealloc(ntok, (ntok_cap = nw_all + 1) * sizeof *ntok);
+        if (nw_all + 1 > ntok_cap) {
+            ntok_cap = nw_all + 1;
+            ntok = bt_xrealloc(ntok, ntok_cap * sizeof *ntok);
+            woff = bt_xrealloc(woff, (ntok_cap + 1) * sizeof *woff);
+            word_logits = bt_xrealloc(word_logits, ntok_cap * sizeof *word_logits);
+        }
+        /* rows: at most one window per word, one for an empty sentence */
+        if (nw_all + (size_t)nb > row_cap) {
+            row_cap = nw_all + (size_t)nb;
+            win = bt_xrealloc(win, row_cap * sizeof *win);
+            row_word0 = bt_xrealloc(row_word0, row_cap * sizeof *row_word0);
+            row_pos = bt_xrealloc(row_pos, (row_cap + 1) * sizeof *row_pos);
+            lens = bt_xrealloc(lens, row_cap * sizeof *lens);
+            idp = bt_xrealloc(idp, row_cap * sizeof *idp);
+            ids = bt_xrealloc(ids, row_cap * (size_t)max_len * sizeof *ids);
+            logits = bt_xrealloc(logits, row_cap * (size_t)max_len * (size_t)C * sizeof *logits);
+        }
         ntok_off[0] = 0;
+        woff[0] = 0;
+        size_t used = 0, nrows = 0;
         for (int i = 0; i < nb && !rc; i++) {
             const sentence *s = &sents[start + (size_t)i];
-            size_t used = 0;
             for (int w = 0; w < s->n; w++) {
                 rc = bt_encode(tok, s->w[w], strlen(s->w[w]), NULL, &enc);
                 if (rc) {
@@ -688,26 +755,58 @@ int bt_task_token_predict(const char *dir, const char *src, const char *input, i
                 if (used + k > flat_cap) flat = bt_xrealloc(flat, (flat_cap = (used + k) * 2 + 64) * sizeof *flat);
                 if (k) memcpy(flat + used, enc.input_ids + 1, k * sizeof *flat);
                 used += k;
-                ntok[ntok_off[i] + (size_t)w] = (int32_t)k;
+                size_t gw = ntok_off[i] + (size_t)w;
+                ntok[gw] = (int32_t)k;
+                woff[gw + 1] = used;
             }
             if (rc) break;
             ntok_off[i + 1] = ntok_off[i] + (size_t)s->n;
-            int32_t *row = ids + (size_t)i * (size_t)max_len;
-            rc = bt_conll_align(flat, ntok + ntok_off[i], NULL, s->n, max_len, sp.cls, sp.sep, row, labels_scratch,
-                                &lens[i], &kept[i]);
-            idp[i] = row;
+            sent_row[i] = nrows;
+            int k = bt_conll_windows(ntok + ntok_off[i], s->n, max_len, overlap, win + nrows);
+            n_split += k > 1;
+            for (int r = 0; r < k; r++) row_word0[nrows + (size_t)r] = ntok_off[i] + (size_t)win[nrows + (size_t)r].begin;
+            nrows += (size_t)k;
         }
         if (rc) break;
-        bt_batch b = {.n = nb, .ids = idp, .len = lens};
-        rc = bt_bert_eval(m, &b, NULL, logits);
-        size_t r = 0;
+        sent_row[nb] = nrows;
+        row_pos[0] = 0;
+        for (size_t r = 0; r < nrows && !rc; r++) {
+            int32_t *row = ids + r * (size_t)max_len;
+            int nw = win[r].end - win[r].begin, kept = 0;
+            size_t gw = row_word0[r];
+            rc = bt_conll_align(flat + woff[gw], ntok + gw, NULL, nw, max_len, sp.cls, sp.sep, row, labels_scratch,
+                                &lens[r], &kept);
+            if (!rc && nw == 1 && ntok[gw] > max_len - 2) n_long++;
+            idp[r] = row;
+            row_pos[r + 1] = row_pos[r] + (size_t)lens[r];
+        }
+        /* the model sees at most `batch` rows at a time */
+        for (size_t r = 0; r < nrows && !rc; r += (size_t)batch) {
+            int nr = (int)(nrows - r < (size_t)batch ? nrows - r : (size_t)batch);
+            bt_batch b = {.n = nr, .ids = idp + r, .len = lens + r};
+            rc = bt_bert_eval(m, &b, NULL, logits + row_pos[r] * (size_t)C);
+        }
         for (int i = 0; i < nb && !rc; i++) {
-            write_sentence(&pw, &sents[start + (size_t)i], logits + r * (size_t)C, ntok + ntok_off[i], kept[i]);
-            r += (size_t)lens[i];
+            for (size_t r = sent_row[i]; r < sent_row[i + 1]; r++) {
+                const float *lg = logits + row_pos[r] * (size_t)C;
+                int pos = 1; /* after [CLS] */
+                for (int w = win[r].begin; w < win[r].end; w++) {
+                    size_t gw = ntok_off[i] + (size_t)w;
+                    if (w >= win[r].own_begin && w < win[r].own_end)
+                        word_logits[gw] = ntok[gw] > 0 ? lg + (size_t)pos * (size_t)C : NULL;
+                    pos += ntok[gw];
+                }
+            }
+            write_sentence(&pw, &sents[start + (size_t)i], word_logits + ntok_off[i]);
         }
     }
-    free(labels_scratch);
     free(ntok_off);
+    if (!rc && n_split)
+        bt_info("%zu sentences longer than %d sub-tokens were cut into windows overlapping by %d", n_split, max_len,
+                overlap);
+    if (!rc && n_long)
+        bt_warn("%zu words are longer than %d sub-tokens on their own: tagged from their first %d pieces", n_long,
+                max_len, max_len - 2);
     if (!rc && (fflush(out) || ferror(out)))
         rc = bt_fail(BT_EIO, "cannot write the predictions to %s", output ? out_tmp : "stdout");
     if (!rc && output) {
@@ -726,9 +825,15 @@ out:
     free(text);
     free(flat);
     free(ntok);
+    free(woff);
+    free(word_logits);
+    free(win);
+    free(row_word0);
+    free(row_pos);
+    free(sent_row);
+    free(labels_scratch);
     free(ids);
     free(logits);
-    free(kept);
     free(lens);
     free(idp);
     bt_encoding_free(&enc);

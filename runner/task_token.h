@@ -8,10 +8,12 @@
  * apply; reading the train/eval CoNLL files (engine/conll), tokenizing each
  * word on its own (the tokenizer's encoding of the word without [CLS]/[SEP],
  * as HF `is_split_into_words`), through the token cache with one row per
- * word; aligning each sentence with bt_conll_align (the word's tag on its
- * first sub-token, -100 elsewhere; whole-word truncation at max_seq_len); the
- * micro-batches of one optimizer step; the evaluation (loss per labelled
- * token, seqeval-default entity precision/recall/F1 micro-averaged and per
+ * word; cutting sentences longer than max_seq_len into overlapping windows
+ * of whole words (bt_conll_windows; overlap = [data] stride) and aligning
+ * each window with bt_conll_align (the tag of each word the window owns on
+ * its first sub-token, -100 elsewhere); the micro-batches of one optimizer
+ * step; the evaluation (each word predicted by the window that owns it; loss
+ * per labelled token, seqeval-default entity precision/recall/F1 micro-averaged and per
  * type, word accuracy); and predict's per-word output (TSV word<TAB>tag,
  * JSONL, or the logits of each word's first sub-token).
  * Must not: choose batch order, step the optimizer, or touch archives (the
@@ -33,18 +35,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One CoNLL file, tokenized and aligned. Example id = sentence index. */
+/* One CoNLL file, tokenized, cut into windows and aligned. Example id = row
+ * (window) index; a sentence that fits max_seq_len is one row. */
 typedef struct {
-    bt_conll conll;     /* words, gold tags, sentences (limit applied: n_sents may be cut) */
-    size_t n_words;     /* words of the kept sentences (= conll.sent[n_sents]) */
-    int32_t *word_ntok; /* [n_words] sub-tokens of each word */
-    int32_t *ids;       /* aligned rows back to back: [CLS] sub-tokens [SEP] */
-    int32_t *labels;    /* same shape: label id on each word's first sub-token, -100 elsewhere */
-    size_t *off;        /* [n_sents + 1] row offsets into ids / labels */
-    int *kept;          /* [n_sents] words kept by truncation (a prefix) */
-    size_t n_cut_sents; /* sentences truncated at max_seq_len */
-    size_t n_cut_words; /* words dropped by truncation (predicted "O" in evaluation) */
-    uint8_t sha256[32]; /* of the file */
+    bt_conll conll;         /* words, gold tags, sentences (limit applied: n_sents may be cut) */
+    size_t n_words;         /* words of the kept sentences (= conll.sent[n_sents]) */
+    int32_t *word_ntok;     /* [n_words] sub-tokens of each word */
+    size_t n_rows;          /* model inputs: the windows of every sentence, in order */
+    int32_t *ids;           /* aligned rows back to back: [CLS] sub-tokens [SEP] */
+    int32_t *labels;        /* same shape: label id on the first sub-token of each word the row owns, -100 elsewhere */
+    size_t *off;            /* [n_rows + 1] row offsets into ids / labels */
+    uint32_t *row_sent;     /* [n_rows] the sentence of each row */
+    bt_conll_window *win;   /* [n_rows] the row's words and owned words (sentence-relative) */
+    size_t n_split_sents;   /* sentences longer than one window */
+    size_t n_long_words;    /* words longer than a window on their own (first pieces only) */
+    uint8_t sha256[32];     /* of the file */
 } bt_token_set;
 
 /* Buffers of one micro-batch: pointers into a bt_token_set's rows. */
@@ -59,6 +64,7 @@ typedef struct {
     int has_eval;
     int num_labels;            /* = the label list's length */
     int max_seq;
+    int overlap;               /* sub-tokens repeated between the windows of a long sentence */
     bt_entity_scheme scheme;   /* valid when has_scheme (BIO/IOBES/... tags) */
     int has_scheme;
     int32_t fill;              /* id given to words without a prediction: "O", else 0 */
@@ -99,9 +105,12 @@ int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, void (*
  * format "tsv": word<TAB>tag per line, a blank line after each sentence;
  * "jsonl": {"words":[...],"tags":[...],"probs":[...]} per sentence; "logits":
  * word<TAB>the logits of its first sub-token (nan for a word without one).
- * Words cut by max_len, or without sub-tokens, get "O" (else label 0).
- * output NULL: stdout, else written atomically. */
+ * A sentence longer than max_len is cut into windows of whole words
+ * (bt_conll_windows) repeating overlap sub-tokens (< 0 or >= max_len - 2: a
+ * quarter of the window); each word is tagged by the window that owns it.
+ * Words without sub-tokens get "O" (else label 0); batch = rows (windows) per
+ * forward pass. output NULL: stdout, else written atomically. */
 int bt_task_token_predict(const char *dir, const char *src, const char *input, int conll, const char *output,
-                          const char *format, int batch, int max_len, int threads, const char *device);
+                          const char *format, int batch, int max_len, int overlap, int threads, const char *device);
 
 #endif

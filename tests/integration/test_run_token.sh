@@ -7,7 +7,9 @@
 # (SIGTERM, SIGKILL, mid-commit SIGKILL) ends with model.safetensors
 # byte-identical to an uninterrupted run, with the same evaluations; a second
 # set-up (tab-separated columns, the part-of-speech column as tags, so word
-# accuracy is the metric, grad_accum = 2) too; the CoNLL keys are in the
+# accuracy is the metric, grad_accum = 2) too, and a third with max_seq_len
+# 8, where most sentences are cut into overlapping windows (every eval word
+# is still scored); the CoNLL keys are in the
 # fingerprint and the label list is checked on resume; bad CoNLL data exits 65
 # naming file:line, bad keys exit 78; `baton export` writes a
 # BertForTokenClassification directory with the label map; `baton predict`
@@ -107,6 +109,32 @@ run_to_end "$T/pos.ini" "$T/pos.log"
 [ "$(member_sha "$(newest_archive "$T/pos-out")")" = "$pref" ] || fail "POS: interrupted run's model.safetensors differs"
 note "tab-separated POS tags, grad_accum 2: accuracy $pacc, $INTS interrupts, final weights identical ($(elapsed "$start")s)"
 
+# ---- 3b. sentences longer than max_seq_len: overlapping windows, no word lost
+win_keys="data.max_seq_len=8 data.stride=2 data.limit_train=300 train.epochs=2 train.eval_every=30"
+start=$(now)
+# shellcheck disable=SC2086
+write_job "$T/win-ref.ini" $tk_keys $win_keys job.output_dir=win-ref-out
+# shellcheck disable=SC2086
+write_job "$T/win.ini" $tk_keys $win_keys job.output_dir=win-out
+brun "$T/win-ref.log" -v run "$T/win-ref.ini"
+expect_rc 0 "$T/win-ref.log" "windowed run (max_seq_len 8)"
+grep -q "train.conll: [0-9]* of 300 sentences are longer than max_seq_len = 8 sub-tokens: cut into overlapping windows" \
+    "$T/win-ref.log" || fail "windows: no note of the cut sentences: $(head -n 8 "$T/win-ref.log")"
+grep -q "step 0 of [0-9]*, [0-9]* training sentence windows" "$T/win-ref.log" ||
+    fail "windows: the segment does not count windows: $(grep -m 1 "^segment" "$T/win-ref.log")"
+n_eval_words=$(awk 'BEGIN { RS = "" ; FS = "\n" } !/^-DOCSTART-/ && ++k <= 150 { n += NF } END { print n }' "$T/d/data/eval.conll")
+evals "$T/win-ref-out" >"$T/ev-win"
+[ "$(field words <"$T/ev-win" | sort -u)" = "$n_eval_words" ] ||
+    fail "windows: evaluations scored $(field words <"$T/ev-win" | sort -u | tr '\n' ' ')words, the 150 sentences have $n_eval_words"
+wf=$(tail -n 1 "$T/ev-win" | field f1)
+awk -v f="$wf" 'BEGIN { exit !(f >= 0.5) }' || fail "windows: entity f1 $wf < 0.5"
+wref=$(member_sha "$(newest_archive "$T/win-ref-out")")
+interrupt_runs "$T/win.ini" "$T/win-out" 3 "$T/win.log"
+run_to_end "$T/win.ini" "$T/win.log"
+[ "$(member_sha "$(newest_archive "$T/win-out")")" = "$wref" ] || fail "windows: interrupted run's model.safetensors differs"
+evals "$T/win-out" | cmp -s - "$T/ev-win" || fail "windows: interrupted run's evaluations differ"
+note "windows (max_seq_len 8, stride 2): all $n_eval_words eval words scored, entity f1 $wf, $INTS interrupts, weights and evaluations identical ($(elapsed "$start")s)"
+
 # ---- 4. the CoNLL keys are in the fingerprint; the label list is checked on resume
 for kv in data.label_column=2 "data.labels=O,B-POS,I-POS,B-NEG,I-NEG,B-ROLE"; do
     brun "$T/fp.log" run "$T/tk.ini" -s "$kv"
@@ -156,6 +184,7 @@ badkey "\[train\] metric: entity_f1 needs entity tags" data.label_column=1 train
 badkey "\[train\] metric: task token_classify supports" train.metric=f1_macro
 badkey "\[model\] num_labels: 3, but the label list has 6 tags" model.num_labels=3
 badkey "\[data\] format: task token_classify reads CoNLL files" data.format=tsv
+badkey "\[data\] stride: 30: the overlap of the windows of a long sentence must be below max_seq_len - 2 = 30" data.stride=30
 note "bad keys: exit 78 naming the key"
 
 # ---- 7. export: BertForTokenClassification with the label map; predict tags words

@@ -179,6 +179,76 @@ static void test_align(void **state)
     assert_int_equal(bt_conll_align(toks, neg, tags, 2, 16, 101, 102, ids, lab, &n, &kept), BT_EDATA);
 }
 
+static void test_windows(void **state)
+{
+    (void)state;
+    bt_conll_window w[16];
+    /* fits: one window owning everything */
+    int32_t fit[] = {1, 3, 0, 1};
+    assert_int_equal(bt_conll_windows(fit, 4, 16, 4, w), 1);
+    assert_true(w[0].begin == 0 && w[0].end == 4 && w[0].own_begin == 0 && w[0].own_end == 4);
+    /* empty sentence */
+    assert_int_equal(bt_conll_windows(fit, 0, 16, 4, w), 1);
+    assert_true(w[0].begin == 0 && w[0].end == 0 && w[0].own_end == 0);
+    /* ten one-piece words, room 4, overlap 2: [0,4) [2,6) [4,8) [6,10);
+     * the two repeated words split one each */
+    int32_t ones[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    assert_int_equal(bt_conll_windows(ones, 10, 6, 2, w), 4);
+    int want[4][4] = {{0, 4, 0, 3}, {2, 6, 3, 5}, {4, 8, 5, 7}, {6, 10, 7, 10}};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(w[i].begin, want[i][0]);
+        assert_int_equal(w[i].end, want[i][1]);
+        assert_int_equal(w[i].own_begin, want[i][2]);
+        assert_int_equal(w[i].own_end, want[i][3]);
+    }
+    /* no overlap: consecutive windows, each owning its words */
+    assert_int_equal(bt_conll_windows(ones, 10, 6, 0, w), 3);
+    assert_true(w[1].begin == 4 && w[1].end == 8 && w[1].own_begin == 4 && w[2].own_end == 10);
+    /* a word longer than a window gets one of its own; the repeated context
+     * before it is dropped so it can start there, and none fits beside it */
+    int32_t longw[] = {1, 1, 9, 1};
+    assert_int_equal(bt_conll_windows(longw, 4, 6, 3, w), 3);
+    assert_true(w[0].begin == 0 && w[0].end == 2);
+    assert_true(w[1].begin == 2 && w[1].end == 3 && w[1].own_begin == 2 && w[1].own_end == 3);
+    assert_true(w[2].begin == 3 && w[2].end == 4 && w[2].own_begin == 3 && w[2].own_end == 4);
+
+    /* random sentences: windows fit, repeat at most `overlap` pieces, make
+     * progress, and their own ranges partition the words in order */
+    uint32_t x = 12345;
+    for (int trial = 0; trial < 3000; trial++) {
+        int32_t nt[40];
+        x = x * 1664525u + 1013904223u;
+        int n = (int)(x >> 8) % 41;
+        for (int i = 0; i < n; i++) {
+            x = x * 1664525u + 1013904223u;
+            nt[i] = (int32_t)((x >> 12) % 7); /* 0..6 pieces */
+        }
+        x = x * 1664525u + 1013904223u;
+        int msl = 3 + (int)((x >> 9) % 14), ov = (int)((x >> 20) % 12), room = msl - 2;
+        bt_conll_window win[41];
+        int k = bt_conll_windows(nt, n, msl, ov, win);
+        assert_true(k >= 1 && k <= (n > 0 ? n : 1));
+        assert_int_equal(win[0].own_begin, 0);
+        assert_int_equal(win[k - 1].own_end, n);
+        assert_int_equal(win[k - 1].end, n);
+        for (int i = 0; i < k; i++) {
+            long used = 0;
+            for (int j = win[i].begin; j < win[i].end; j++) used += nt[j];
+            assert_true(used <= room || win[i].end - win[i].begin == 1);
+            assert_true(win[i].begin <= win[i].own_begin && win[i].own_begin < win[i].own_end + (n == 0) &&
+                        win[i].own_end <= win[i].end);
+            if (i > 0) {
+                assert_int_equal(win[i].own_begin, win[i - 1].own_end);
+                assert_true(win[i].begin > win[i - 1].begin && win[i].end > win[i - 1].end);
+                assert_true(win[i].begin <= win[i - 1].end); /* no word skipped */
+                long rep = 0;
+                for (int j = win[i].begin; j < win[i - 1].end; j++) rep += nt[j];
+                assert_true(rep <= ov);
+            }
+        }
+    }
+}
+
 /* ---- entity F1 ---- */
 
 static bt_entity_scheme scheme;
@@ -472,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_align),
+        cmocka_unit_test(test_windows),
         cmocka_unit_test_setup_teardown(test_scheme, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extract, setup, teardown),
         cmocka_unit_test_setup_teardown(test_f1, setup, teardown),
