@@ -356,6 +356,36 @@ void bt_model_config_set_architecture(bt_model_config *c, const char *arch)
     c->architecture = arch ? bt_xstrdup(arch) : NULL;
 }
 
+void bt_model_config_set_inference(bt_model_config *c, int max_seq_len, int stride)
+{
+    json_t *o = json_pack("{s:i}", "max_seq_len", max_seq_len);
+    if (stride >= 0) json_object_set_new(o, "stride", json_integer(stride));
+    json_object_set_new((json_t *)c->json, BT_INFERENCE_CONFIG_KEY, o);
+}
+
+int bt_model_config_inference(const bt_model_config *c, int *max_seq_len, int *stride)
+{
+    *max_seq_len = 0;
+    *stride = -1;
+    const json_t *o = c->json ? json_object_get((const json_t *)c->json, BT_INFERENCE_CONFIG_KEY) : NULL;
+    if (!o) return BT_OK;
+    const json_t *m = json_is_object(o) ? json_object_get(o, "max_seq_len") : NULL;
+    const json_t *st = json_is_object(o) ? json_object_get(o, "stride") : NULL;
+    if (!json_is_integer(m) || json_integer_value(m) < 3 || json_integer_value(m) > 1 << 20 ||
+        (st && (!json_is_integer(st) || json_integer_value(st) < 0 || json_integer_value(st) > 1 << 20)))
+        return bt_fail(BT_EDATA, "%s: \"%s\" must be {\"max_seq_len\": N >= 3[, \"stride\": N >= 0]}; remove "
+                                 "the key (predict then takes its defaults) or re-export the model from its archive",
+                       c->path ? c->path : "config.json", BT_INFERENCE_CONFIG_KEY);
+    *max_seq_len = (int)json_integer_value(m);
+    if (st) *stride = (int)json_integer_value(st);
+    return BT_OK;
+}
+
+void bt_model_config_remove_key(bt_model_config *c, const char *key)
+{
+    if (c->json) json_object_del((json_t *)c->json, key);
+}
+
 /* Smallest %.{15,16,17}g precision that reproduces every real in v exactly. */
 static int reals_need(const json_t *v, int prec)
 {

@@ -68,6 +68,20 @@ int bt_model_config_set_labels(bt_model_config *c, const char *const *labels, in
 void bt_model_config_set_problem_type(bt_model_config *c, bt_problem_type p);
 void bt_model_config_set_architecture(bt_model_config *c, const char *arch);
 
+/* baton's inference settings, kept in config.json of archives and exports
+ * (HF keeps unknown keys as config attributes and ignores them): the
+ * max_seq_len the model was trained with and, for token classification, the
+ * overlap of the windows of long sentences, so that `baton predict` sees
+ * inputs as training and evaluation did. */
+#define BT_INFERENCE_CONFIG_KEY "baton_inference"
+/* Sets {"max_seq_len": max_seq_len[, "stride": stride when >= 0]}. */
+void bt_model_config_set_inference(bt_model_config *c, int max_seq_len, int stride);
+/* Reads it: *max_seq_len = 0 and *stride = -1 when absent. BT_EDATA (naming
+ * the file and key) when present but not {"max_seq_len": 3.., "stride": 0..}. */
+int bt_model_config_inference(const bt_model_config *c, int *max_seq_len, int *stride);
+/* Removes a top-level key (e.g. a baton key inherited from the base model). */
+void bt_model_config_remove_key(bt_model_config *c, const char *key);
+
 /* The config as HF writes it (indent 2, sorted keys, trailing newline) with
  * the current id2label/label2id (when has_labels), num_labels (only if the
  * original had that key), problem_type and architectures. Heap string. */

@@ -46,7 +46,8 @@ static const char *const usage_text =
     "                   >= 0.5 joined by ','; regression: the value); jsonl: the same\n"
     "                   as JSON objects; logits: the raw logits, tab-separated\n"
     "  --batch-size N   examples per forward pass (default 16)\n"
-    "  --max-length N   tokens per example incl. [CLS]/[SEP] (default: 512, or the\n"
+    "  --max-length N   tokens per example incl. [CLS]/[SEP] (default: the job's\n"
+    "                   max_seq_len for a model trained by baton, else 512, or the\n"
     "                   tokenizer's model_max_length / the model's positions if smaller)\n"
     "  --threads N      CPU threads (default: OpenMP's)\n"
     "  --device D       cpu (default) or cuda\n"
@@ -57,8 +58,8 @@ static const char *const usage_text =
     "logits: word<TAB>the logits of its first sub-token). A sentence longer than\n"
     "--max-length is cut into windows of whole words; each word is tagged by the\n"
     "window where it has the most context.\n"
-    "  --stride N       sub-tokens repeated between windows (default: a quarter of\n"
-    "                   --max-length)\n"
+    "  --stride N       sub-tokens repeated between windows (default: the job's\n"
+    "                   [data] stride as training used it, else a quarter of a window)\n"
     "  --input-format F auto (default: conll for .conll/.bio/.iob files, else text),\n"
     "                   text or conll\n";
 
@@ -318,6 +319,11 @@ int cmd_predict(int argc, char **argv)
     rc = bt_model_config_load(cp, &mc);
     free(cp);
     if (rc) goto out;
+    /* the sequence length (and window overlap) of training, when the model
+     * was trained by baton; else 512 / the tokenizer's limit */
+    int trained_len, trained_stride;
+    if ((rc = bt_model_config_inference(&mc, &trained_len, &trained_stride))) goto out;
+    if (!max_len && trained_len) max_len = trained_len;
     if (!max_len) {
         max_len = 512;
         long mml = bt_tokenizer_get_config(tok)->model_max_length;
@@ -343,9 +349,10 @@ int cmd_predict(int argc, char **argv)
                          stride, max_len - 2, max_len);
             goto out;
         }
+        int overlap = stride >= 0 ? stride : trained_stride < max_len - 2 ? trained_stride : -1;
         rc = bt_task_token_predict(dir, src, input, in_conll, output,
                                    fmt == FMT_JSONL ? "jsonl" : fmt == FMT_LOGITS ? "logits" : "tsv", batch, max_len,
-                                   stride, threads, device);
+                                   overlap, threads, device);
         goto out;
     }
     if (stride >= 0) {

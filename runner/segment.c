@@ -1131,6 +1131,9 @@ static int setup(run_ctx *c)
     rc = bt_model_config_load(cp, &c->mcfg);
     free(cp);
     if (rc) return rc;
+    /* a base model exported by baton carries how its own training saw inputs: this job sets its own below */
+    bt_model_config_remove_key(&c->mcfg, BT_LONGDOC_CONFIG_KEY);
+    bt_model_config_remove_key(&c->mcfg, BT_INFERENCE_CONFIG_KEY);
     if (c->mlm) {
         rc = bt_mlm_job_config(job, c->tok, c->mcfg.vocab_size, &c->mlm_cfg);
         if (rc) return rc;
@@ -1157,9 +1160,14 @@ static int setup(run_ctx *c)
                                                                                      : BT_PROBLEM_SINGLE_LABEL);
         bt_model_config_set_architecture(&c->mcfg, c->token ? "BertForTokenClassification"
                                                             : "BertForSequenceClassification");
-        if (c->longdoc) /* how predict must chunk and pool, kept in config.json of archives and exports */
+        /* how predict must see inputs, kept in config.json of archives and
+         * exports: chunking and pooling of long documents, else the sequence
+         * length (and a token classifier's window overlap) of training */
+        if (c->longdoc)
             json_object_set_new((json_t *)c->mcfg.json, BT_LONGDOC_CONFIG_KEY,
                                 (json_t *)bt_task_longdoc_describe(&c->ld_opts, bt_task_longdoc_attn_dim(job)));
+        else
+            bt_model_config_set_inference(&c->mcfg, (int)job->data.max_seq_len, c->token ? c->tk.overlap : -1);
     }
     rc = make_fingerprint(c);
     if (rc) return rc;

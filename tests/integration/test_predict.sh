@@ -3,7 +3,8 @@
 # source (a job file: its best archive; an archive; an exported directory),
 # in each format (tsv with a header, jsonl, logits), to stdout and --output
 # (atomic: nothing is left behind on failure), and its errors: a missing
-# model, a missing input, a job without archives, a bad format.
+# model, a missing input, a job without archives, a bad format. Inputs are
+# cut at the length of training (config.json "baton_inference").
 . "$(dirname "$0")/run_lib.sh"
 
 write_job "$T/job.ini" runtime.threads=1 train.max_steps=30 train.eval_every=10 runtime.keep_best=1
@@ -33,6 +34,25 @@ brun "$T/d.tsv" predict "$T/hf" --input "$T/in.txt" --format logits
 expect_rc 0 "$T/d.tsv" "predict MODEL_DIR"
 cmp -s "$T/a.tsv" "$T/d.tsv" || fail "archive and exported directory differ: $(cat "$T/a.tsv") vs $(cat "$T/d.tsv")"
 [ "$(awk -F'\t' '{print NF}' "$T/a.tsv" | sort -u)" = 2 ] || fail "logits: want 2 columns: $(cat "$T/a.tsv")"
+
+# the length of training (the job's max_seq_len, kept in config.json) is
+# predict's default: a line longer than it is cut there, as in evaluation
+S=$(tar -xOf "$A" config.json | python3 -c 'import json, sys; print(json.load(sys.stdin)["baton_inference"]["max_seq_len"])') ||
+    fail "the archive's config.json has no baton_inference.max_seq_len"
+[ "$S" = "$(tar -xOf "$A" job.ini | sed -n 's/^max_seq_len *= *//p')" ] || fail "baton_inference.max_seq_len $S is not the job's"
+printf 'good %.0s' $(seq 1 80) >"$T/long.txt"; echo >>"$T/long.txt"
+brun "$T/l1.tsv" predict "$T/hf" --input "$T/long.txt" --format logits
+brun "$T/l2.tsv" predict "$T/hf" --input "$T/long.txt" --format logits --max-length "$S"
+brun "$T/l3.tsv" predict "$T/hf" --input "$T/long.txt" --format logits --max-length 128
+cmp -s "$T/l1.tsv" "$T/l2.tsv" || fail "predict's default length is not the trained $S: $(cat "$T/l1.tsv") vs $(cat "$T/l2.tsv")"
+cmp -s "$T/l1.tsv" "$T/l3.tsv" && fail "--max-length 128 changed nothing on an 80-word line: the test proves nothing"
+# a job fine-tuning this export sets its own length (the inherited key is replaced)
+write_job "$T/ft.ini" runtime.threads=1 train.max_steps=2 model.path="$T/hf" data.max_seq_len=24 job.output_dir=ft-out
+brun "$T/ft.log" run "$T/ft.ini"
+expect_rc 0 "$T/ft.log" "fine-tuning the export"
+[ "$(tar -xOf "$(newest_archive "$T/ft-out")" config.json | python3 -c 'import json, sys; print(json.load(sys.stdin)["baton_inference"])')" = "{'max_seq_len': 24}" ] ||
+    fail "fine-tuning an export: config.json keeps the base model's baton_inference"
+note "predict defaults to the trained length ($S); a fine-tuned export records its own"
 
 # jsonl
 brun "$T/j.log" predict "$A" --input "$T/in.txt" --format jsonl --output "$T/p.jsonl"

@@ -57,8 +57,10 @@ id2label = [model.config.id2label[i] for i in range(model.config.num_labels)]
 assert id2label == labels, f"id2label {id2label} != the data's labels {labels}"
 texts = [l.rstrip("\n") for l in open(inp, encoding="utf-8")]
 ours = torch.tensor([[float(x) for x in l.split("\t")] for l in open(ours_path)])
+# baton keeps the training length in config.json; predict truncates there (the 60-word line is cut)
+assert model.config.baton_inference == {"max_seq_len": 32}, f"baton_inference {getattr(model.config, 'baton_inference', None)}"
 with torch.no_grad():
-    enc = tok(texts, padding=True, truncation=True, max_length=512, return_tensors="pt")
+    enc = tok(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
     ref = model(**enc).logits
 assert ours.shape == ref.shape, f"shape {tuple(ours.shape)} vs HF {tuple(ref.shape)}"
 err = ((ours - ref).norm() / ref.norm()).item()

@@ -96,7 +96,11 @@ sents = [[t[0] for t in s] for s in blocks(inp, " ")]
 ours = [[l.split("\t") for l in s] for s in blocks(ours_path)]
 ours_tags = [[l.split("\t") for l in s] for s in blocks(tags_path)]
 assert len(ours) == len(sents) == len(ours_tags), f"{len(ours)} / {len(ours_tags)} sentences out, {len(sents)} in"
-maxlen = min(512, tok.model_max_length, model.config.max_position_embeddings)
+# predict takes the training length from config.json (the job's max_seq_len
+# 32) and the stride from --stride; the job's own (the default 64 capped at
+# half a window) travels there too
+assert model.config.baton_inference == {"max_seq_len": 32, "stride": 15}, f"baton_inference {getattr(model.config, 'baton_inference', None)}"
+maxlen = 32
 STRIDE = 12
 
 def windows(pieces, max_len, overlap):

@@ -250,6 +250,44 @@ static void test_export(void **state)
     rmdir(dir);
 }
 
+/* baton_inference: absent, set and read back, dumped, malformed, removed */
+static void test_inference(void **state)
+{
+    (void)state;
+    bt_model_config c;
+    int len, stride;
+    assert_int_equal(parse(MINILM, &c), BT_OK);
+    assert_int_equal(bt_model_config_inference(&c, &len, &stride), BT_OK);
+    assert_int_equal(len, 0);
+    assert_int_equal(stride, -1);
+    bt_model_config_set_inference(&c, 128, 16);
+    assert_int_equal(bt_model_config_inference(&c, &len, &stride), BT_OK);
+    assert_int_equal(len, 128);
+    assert_int_equal(stride, 16);
+    char *d = bt_model_config_dumps(&c);
+    assert_non_null(strstr(d, "\"baton_inference\": {\n    \"max_seq_len\": 128,\n    \"stride\": 16\n  }"));
+    free(d);
+    bt_model_config_set_inference(&c, 64, -1);
+    assert_int_equal(bt_model_config_inference(&c, &len, &stride), BT_OK);
+    assert_true(len == 64 && stride == -1);
+    bt_model_config_remove_key(&c, BT_INFERENCE_CONFIG_KEY);
+    assert_int_equal(bt_model_config_inference(&c, &len, &stride), BT_OK);
+    assert_int_equal(len, 0);
+    bt_model_config_free(&c);
+    const char *bad[] = {"\"baton_inference\": 128", "\"baton_inference\": {\"max_seq_len\": 2}",
+                         "\"baton_inference\": {\"max_seq_len\": 64, \"stride\": -1}",
+                         "\"baton_inference\": {\"stride\": 8}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "{\"model_type\": \"bert\", %s}", bad[i]);
+        assert_int_equal(parse(text, &c), BT_OK);
+        assert_int_equal(bt_model_config_inference(&c, &len, &stride), BT_EDATA);
+        assert_non_null(strstr(bt_errmsg(), "m/config.json: \"baton_inference\" must be"));
+        assert_int_equal(len, 0);
+        bt_model_config_free(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_labels),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_export),
+        cmocka_unit_test(test_inference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
