@@ -71,6 +71,7 @@ typedef struct {
     bt_job *job;
     const bt_segment_options *opt;
     char *out_dir;
+    int read_only;            /* baton eval: write nothing under out_dir (not even the token cache) */
     bt_tokenizer *tok;
     bt_dataset train, eval;
     int has_eval;
@@ -207,7 +208,7 @@ static int tokenize_dataset(run_ctx *c, bt_dataset *ds, const char *which)
         t->off[i + 1] = used;
     }
     bt_encoding_free(&enc);
-    if (rc == BT_OK) {
+    if (rc == BT_OK && !c->read_only) {
         int wrc = bt_mkdirs(cache_dir);
         if (!wrc) wrc = bt_id_cache_write(path, key, t);
         if (wrc) {
@@ -225,7 +226,8 @@ static int load_data(run_ctx *c)
     bt_job *job = c->job;
     c->kind = label_kind_for(job);
     if (c->token) { /* CoNLL sentences; train/eval get their count, label list and hash for the generic parts */
-        char *cache_dir = bt_path_join(c->out_dir, "cache");
+        /* read-only: no cache at all (words tokenize quickly) */
+        char *cache_dir = c->read_only ? NULL : bt_path_join(c->out_dir, "cache");
         int trc = bt_task_token_load(&c->tk, job, c->tok, cache_dir, c->vocab_text, &c->train, &c->eval);
         free(cache_dir);
         c->has_eval = c->tk.has_eval;
@@ -1333,6 +1335,7 @@ int bt_segment_eval(bt_job *job, const bt_eval_options *o)
     c.job = job;
     c.opt = &so;
     c.out_dir = job->job.output_dir;
+    c.read_only = 1;
     c.last_commit_step = -1;
     trainer_state_init(&c.st);
     c.progress = bt_progress_create(BT_PROGRESS_NONE, 0, stderr);

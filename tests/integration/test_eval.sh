@@ -22,7 +22,10 @@ same() { # A B WHAT — two "loss accuracy" pairs equal to 6 decimals
         exit !(x[1] != "" && y[1] != "" && sprintf("%.6f %.6f", x[1], x[2]) == sprintf("%.6f %.6f", y[1], y[2])) }' ||
         fail "$3: $1 vs $2"
 }
-before=$(ls -l "$T/out" | md5sum)
+# every path under the output dir with its size and mtime (ns): eval must write nothing,
+# not even a token cache for other eval data
+tree_state() { find "$T/out" -exec stat -c '%n %s %.9Y' {} + | LC_ALL=C sort | md5sum; }
+before=$(tree_state)
 
 # default: the best archive
 best_step=$(tar -xOf "$(newest_archive "$T/out")" trainer.json | sed -n 's/.*"best":{[^}]*"step":\([0-9]*\).*/\1/p')
@@ -53,7 +56,7 @@ brun "$T/e4.log" eval "$T/j.ini" -s data.eval="$T/other.tsv"
 expect_rc 0 "$T/e4.log" "eval on other data"
 grep -q "other.tsv (100 examples" "$T/e4.log" || fail "eval on other data: $(cat "$T/e4.log")"
 grep -q "data.eval" "$T/e4.log" || fail "the changed eval file is not reported: $(cat "$T/e4.log")"
-[ "$(ls -l "$T/out" | md5sum)" = "$before" ] || fail "eval changed the output directory"
+[ "$(tree_state)" = "$before" ] || fail "eval changed the output directory: $(find "$T/out" -newer "$T/run.log")"
 
 # errors
 write_job "$T/none.ini" job.output_dir=none-out
