@@ -221,6 +221,15 @@ static int tokenize_dataset(run_ctx *c, bt_dataset *ds, const char *which)
     return rc;
 }
 
+/* What one example of the task is, for messages; ts: the token set counted (token_classify). */
+static const char *example_unit(const run_ctx *c, const bt_token_set *ts)
+{
+    if (c->mlm) return "blocks";
+    if (c->longdoc) return "documents";
+    if (c->token) return ts->n_split_sents ? "sentence windows" : "sentences";
+    return "examples";
+}
+
 static int load_data(run_ctx *c)
 {
     bt_job *job = c->job;
@@ -1277,10 +1286,7 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
     c.last_commit_mono = bt_now_mono();
     bt_progress_message(c.progress, "segment %d of job '%s': step %lld of %lld, %zu training %s, %s backend",
                         c.st.segment, job->job.name, (long long)c.st.step, (long long)c.total_steps, c.n_train,
-                        c.mlm ? "blocks" : c.longdoc ? "documents"
-                        : c.token ? (c.tk.train.n_split_sents ? "sentence windows" : "sentences")
-                                  : "examples",
-                        c.be->name);
+                        example_unit(&c, &c.tk.train), c.be->name);
     update_status(&c, "running", NAN, NAN, 1);
 
     const char *stop_reason = NULL;
@@ -1385,7 +1391,7 @@ int bt_segment_eval(bt_job *job, const bt_eval_options *o)
     } else {
         printf("archive          %s (step %lld)\n", c.latest_archive, (long long)c.st.step);
         printf("eval             %s (%zu %s, %.1f s)\n", job->data.eval, n_eval,
-               c.mlm ? "blocks" : c.token ? (c.tk.eval.n_split_sents ? "sentence windows" : "sentences") : "examples", dt);
+               example_unit(&c, &c.tk.eval), dt);
         if (isfinite(r.loss)) printf("%-16s %.6f\n", "loss", r.loss);
         for (int i = 0; i < r.n; i++) printf("%-16s %.6f%s\n", r.v[i].name, r.v[i].value,
                                              !strcmp(r.v[i].name, c.metric_name) ? "   (the job's metric)" : "");
