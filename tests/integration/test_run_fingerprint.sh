@@ -9,7 +9,10 @@
 
 mkdir "$T/data"
 cp "$T/d/data/train.tsv" "$T/data/train.tsv"
-write_job "$T/fp.ini" train.epochs=3 data.train=data/train.tsv runtime.threads=1 runtime.keep_last=3
+# 6 epochs (282 steps): long enough that no 1.5 s segment before the --fresh
+# checks completes the job on a fast machine (CI's reached step 141, the end
+# of a 3-epoch job, in the segment before --force)
+write_job "$T/fp.ini" train.epochs=6 data.train=data/train.tsv runtime.threads=1 runtime.keep_last=3
 OUT="$T/out"
 seg() { # LOG ARGS... — one 1.5 s segment; exit 75 (or 0 when the job completed)
     sg_log=$1; shift
@@ -60,6 +63,7 @@ seg "$T/n1.log" -s data.train="$T/data2/train.tsv" -s model.path="$T/model-copy"
     -s runtime.progress=plain -s runtime.progress_every=1s -s runtime.checkpoint_every=3 -s runtime.keep_last=4 \
     -s runtime.status_every=1s -s runtime.stall_timeout=5m -s train.eval_batch_size=64
 grep -q "resumed from $A at step $S " "$T/n1.log" || fail "non-training changes: did not resume from $A: $(head -n 5 "$T/n1.log")"
+[ "$RC" = 75 ] || fail "the job completed before --force could be checked: give it more epochs"
 grep -q "different job" "$T/n1.log" && fail "non-training changes were refused"
 A=$(newest_archive "$OUT"); S=$(archive_step "$A")
 note "threads/progress/checkpointing/retention/paths changed: resumed, now at step $S"
