@@ -132,7 +132,45 @@ void bt_budget_format(const bt_budget *b, char *buf, unsigned n)
     snprintf(buf, n, "?");
 }
 
-/* --------------------------------------------------------- session start */
+/* ------------------------------------------------- session and process start */
+
+/* When the process of STAT_PATH (/proc/<pid>/stat) started, as epoch seconds:
+ * now minus its age, the age being CLOCK_BOOTTIME now minus its starttime
+ * (field 22, clock ticks since boot). Errors end with HINT. */
+static int proc_start_epoch(const char *stat_path, const char *hint, double *epoch_s)
+{
+    FILE *f = fopen(stat_path, "r");
+    if (!f) return bt_fail(BT_EIO, "%s: cannot open: %s%s", stat_path, strerror(errno), hint);
+    char buf[2048];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* comm (field 2) may contain spaces and ')': fields resume after the last ')' */
+    char *p = strrchr(buf, ')');
+    if (!p) return bt_fail(BT_EIO, "%s: unexpected format%s", stat_path, hint);
+    p++;
+    /* after ')' comes field 3 (state); starttime is field 22 */
+    unsigned long long start = 0;
+    int field = 2, ok = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(p, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        field++;
+        if (field == 22) {
+            start = strtoull(tok, NULL, 10);
+            ok = 1;
+            break;
+        }
+    }
+    if (!ok) return bt_fail(BT_EIO, "%s: no field 22 (starttime)%s", stat_path, hint);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (hz <= 0) hz = 100;
+    struct timespec up;
+    if (clock_gettime(CLOCK_BOOTTIME, &up))
+        return bt_fail(BT_EIO, "clock_gettime(CLOCK_BOOTTIME): %s%s", strerror(errno), hint);
+    double age = ((double)up.tv_sec + up.tv_nsec * 1e-9) - (double)start / (double)hz;
+    *epoch_s = bt_now_epoch() - (age > 0 ? age : 0);
+    return BT_OK;
+}
 
 int bt_session_start(double *epoch_s)
 {
@@ -148,47 +186,18 @@ int bt_session_start(double *epoch_s)
         *epoch_s = v;
         return BT_OK;
     }
-    /* btime: boot time in epoch seconds */
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f) return bt_fail(BT_EIO, "/proc/stat: cannot open: %s; set BATON_SESSION_START=<epoch seconds> "
-                                   "or use a plain duration budget", strerror(errno));
-    char line[512];
-    long long btime = -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "btime ", 6)) {
-            btime = atoll(line + 6);
-            break;
-        }
-    fclose(f);
-    if (btime < 0) return bt_fail(BT_EIO, "/proc/stat: no btime line; set BATON_SESSION_START=<epoch seconds>");
-    f = fopen("/proc/1/stat", "r");
-    if (!f) return bt_fail(BT_EIO, "/proc/1/stat: cannot open: %s; set BATON_SESSION_START=<epoch seconds>",
-                           strerror(errno));
-    char buf[2048];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* comm (field 2) may contain spaces and ')': fields resume after the last ')' */
-    char *p = strrchr(buf, ')');
-    if (!p) return bt_fail(BT_EIO, "/proc/1/stat: unexpected format; set BATON_SESSION_START=<epoch seconds>");
-    p++;
-    /* after ')' comes field 3 (state); starttime is field 22 */
-    unsigned long long start = 0;
-    int field = 2, ok = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(p, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        field++;
-        if (field == 22) {
-            start = strtoull(tok, NULL, 10);
-            ok = 1;
-            break;
-        }
+    return proc_start_epoch("/proc/1/stat", "; set BATON_SESSION_START=<epoch seconds> or use a plain duration budget",
+                            epoch_s);
+}
+
+double bt_process_start(void)
+{
+    double t;
+    if (proc_start_epoch("/proc/self/stat", "", &t)) {
+        bt_err_clear();
+        return bt_now_epoch();
     }
-    if (!ok) return bt_fail(BT_EIO, "/proc/1/stat: no field 22 (starttime); set BATON_SESSION_START=<epoch seconds>");
-    long hz = sysconf(_SC_CLK_TCK);
-    if (hz <= 0) hz = 100;
-    *epoch_s = (double)btime + (double)start / (double)hz;
-    return BT_OK;
+    return t;
 }
 
 /* --------------------------------------------------------------- signals */
@@ -315,7 +324,7 @@ int bt_watchdog_create(const bt_watchdog_config *c, bt_watchdog **out)
     double now = bt_now_epoch();
     double end = INFINITY;
     if (cfg.budget.kind == BT_BUDGET_DURATION) {
-        if (cfg.process_start <= 0) cfg.process_start = now;
+        if (cfg.process_start <= 0) cfg.process_start = bt_process_start();
         end = cfg.process_start + cfg.budget.seconds;
     } else if (cfg.budget.kind == BT_BUDGET_SESSION) {
         if (cfg.session_start <= 0) {

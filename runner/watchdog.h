@@ -2,7 +2,8 @@
  *
  * Owns: parsing durations ("90m", "1h30m", "45", "1.5h") and budgets
  * ("none", "2h", "session:12h"); the session start (PID 1's start time, i.e.
- * the container's first process, overridable by BATON_SESSION_START); the
+ * the container's first process, overridable by BATON_SESSION_START) and the
+ * process start (where a plain duration budget counts from); the
  * deadline (budget end - margin, margin = max(configured, 2 x measured
  * checkpoint-write time + 3 x p95 step time)); the process-wide stop flag set
  * by SIGTERM/SIGINT/SIGUSR1/SIGXCPU (a second SIGINT exits at once with 130);
@@ -52,10 +53,14 @@ int bt_budget_parse(const char *s, bt_budget *out);
 void bt_budget_format(const bt_budget *b, char *buf, unsigned n);
 
 /* Start of the session as epoch seconds: $BATON_SESSION_START when set (must
- * be a number), else btime (/proc/stat) + PID 1's starttime (/proc/1/stat
- * field 22, in clock ticks). BT_ECONFIG for a bad variable, BT_EIO when /proc
- * cannot be read. */
+ * be a number), else PID 1's start (/proc/1/stat field 22, clock ticks since
+ * boot, against CLOCK_BOOTTIME). BT_ECONFIG for a bad variable, BT_EIO when
+ * /proc cannot be read. */
 int bt_session_start(double *epoch_s);
+/* Start of this process as epoch seconds (/proc/self/stat, as above; to the
+ * clock tick, 10 ms), or now where /proc cannot be read. A plain duration
+ * budget counts from it, so loading, tokenizing and verifying count too. */
+double bt_process_start(void);
 
 /* ---- stop reasons and signals ---- */
 
@@ -90,7 +95,7 @@ typedef struct {
     double stall_timeout_s; /* <= 0: no stall detector */
     double stall_factor;    /* N in N x p95; <= 0: 20 */
     double session_start;   /* epoch seconds for BT_BUDGET_SESSION; 0: bt_session_start() */
-    double process_start;   /* epoch seconds for BT_BUDGET_DURATION; 0: now */
+    double process_start;   /* epoch seconds for BT_BUDGET_DURATION; 0: bt_process_start() */
     /* Called by the stall thread just before it exits (e.g. to write
      * status.json state "stalled"); may be NULL. Runs on the stall thread. */
     void (*on_stall)(void *ctx, double idle_s);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void test_durations(void **state)
@@ -87,6 +88,35 @@ static void test_session_start(void **state)
         assert_true(s <= bt_now_epoch() + 1);
         assert_true(s > 946684800.0);
     }
+}
+
+/* A plain duration budget counts from the process start, not from the
+ * watchdog's creation: a child that spends 0.3 s before creating its watchdog
+ * has 0.3 s less of its budget (and none of a 0.2 s budget). */
+static void test_process_start(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct timespec nap = {0, 300 * 1000000L};
+        nanosleep(&nap, NULL);
+        double now = bt_now_epoch(), age = now - bt_process_start();
+        if (!(age >= 0.28 && age < 5)) _exit(1);
+        bt_watchdog *w;
+        bt_watchdog_config c = {.budget = {BT_BUDGET_DURATION, 10}};
+        if (bt_watchdog_create(&c, &w) != BT_OK) _exit(2);
+        double left = bt_watchdog_deadline(w) - now; /* 10 s budget, no margin */
+        if (!(left > 5 && left <= 9.72)) _exit(3);
+        bt_watchdog_free(w);
+        bt_watchdog_config spent = {.budget = {BT_BUDGET_DURATION, 0.2}};
+        if (bt_watchdog_create(&spent, &w) != BT_ECONFIG || !strstr(bt_errmsg(), "leaves no time")) _exit(4);
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 static void test_margin_and_deadline(void **state)
@@ -295,7 +325,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),   cmocka_unit_test(test_budgets),
-        cmocka_unit_test(test_session_start), cmocka_unit_test(test_margin_and_deadline),
+        cmocka_unit_test(test_session_start), cmocka_unit_test(test_process_start),
+        cmocka_unit_test(test_margin_and_deadline),
         cmocka_unit_test(test_signal_flag), cmocka_unit_test(test_stall_detector),
         cmocka_unit_test(test_status),      cmocka_unit_test(test_progress),
     };
