@@ -406,17 +406,29 @@ static int check_trainer(bt_archive *a, const char *label)
     return rc;
 }
 
-static int not_tar(const uint8_t *buf, size_t len, const char *label, const char *es)
+/* The compression whose magic BUF starts with ("gzip", ...), or NULL. */
+static const char *compression_magic(const uint8_t *buf, size_t len)
 {
     static const struct { const char *magic; size_t n; const char *name; } z[] = {
         {"\x1f\x8b", 2, "gzip"}, {"BZh", 3, "bzip2"}, {"\xfd" "7zXZ", 5, "xz"},
         {"\x28\xb5\x2f\xfd", 4, "zstd"}, {"\x04\x22\x4d\x18", 4, "lz4"}, {"PK\x03\x04", 4, "zip"},
     };
     for (size_t i = 0; i < sizeof z / sizeof z[0]; i++)
-        if (len >= z[i].n && !memcmp(buf, z[i].magic, z[i].n))
-            return bt_fail(BT_EDATA, "%s: is %s-compressed: baton checkpoints are plain uncompressed tar, and "
-                                     "compressed input is refused, never inflated",
-                           label, z[i].name);
+        if (len >= z[i].n && !memcmp(buf, z[i].magic, z[i].n)) return z[i].name;
+    return NULL;
+}
+
+static int compressed(const char *label, const char *name)
+{
+    return bt_fail(BT_EDATA, "%s: is %s-compressed: baton checkpoints are plain uncompressed tar, and "
+                             "compressed input is refused, never inflated",
+                   label, name);
+}
+
+static int not_tar(const uint8_t *buf, size_t len, const char *label, const char *es)
+{
+    const char *z = compression_magic(buf, len);
+    if (z) return compressed(label, z);
     return bt_fail(BT_EDATA, "%s: not a valid tar archive (%s): damaged or truncated; use an older checkpoint", label,
                    es ? es : "libarchive error");
 }
@@ -468,6 +480,13 @@ static int read_core(const uint8_t *buf, size_t len, const char *label, const bt
         return bt_fail(BT_EINTERNAL, "%s: libarchive: out of memory", label);
     }
     archive_read_support_format_tar(ar); /* tar only; no decompression filter is enabled */
+    /* checked first: libarchive's tar reader can take a compressed stream's
+     * first 512 bytes for a header whose checksum happens to pass */
+    const char *z = compression_magic(buf, len);
+    if (z) {
+        rc = compressed(label, z);
+        goto out;
+    }
     if (archive_read_open_memory(ar, buf, len) != ARCHIVE_OK) {
         rc = not_tar(buf, len, label, archive_error_string(ar));
         goto out;

@@ -290,6 +290,13 @@ static void test_hostile(void **state)
     /* gzip-compressed tar: refused, never inflated */
     build_tar(t, e, 7, 1);
     expect_refused(t, "gzip-compressed", cwd);
+    /* compressed input whose first 512 bytes also pass as a tar header (CI met
+     * a gzip stream that did): refused by its magic before libarchive parses it */
+    {
+        hent bz[1] = {{.name = "BZh91AY&SY", .data = "x", .len = 1}};
+        build_tar(t, bz, 1, 0);
+        expect_refused(t, "bzip2-compressed", cwd);
+    }
     /* a gzip bomb: a small file claiming to inflate enormously is refused the same way */
     {
         struct archive *a = archive_write_new();
