@@ -23,8 +23,12 @@ endif
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0-dev)
 PKGS := libarchive libcrypto inih jansson libutf8proc openblas cmocka
+# pkg-config is asked when the Makefile is parsed. `make demo`, `make test` and
+# `make bench` therefore install missing packages first (`deps`) and then run
+# make again, so the second make parses after the packages exist.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs libarchive libcrypto inih jansson libutf8proc openblas 2>/dev/null)
+PKG_MISSING := $(shell pkg-config --exists $(PKGS) 2>/dev/null || echo 1)
 
 CC ?= gcc
 OPT ?= -O2
@@ -65,8 +69,16 @@ MAIN_OBJ := $(BUILD)/runner/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-unit bench fuzz demo clean models
+.PHONY: all deps test test-unit bench fuzz demo clean models test-run demo-run bench-run need-pkgs
 all: $(BIN)
+
+# A build without the packages says what to do instead of failing on a header.
+need-pkgs:
+ifeq ($(PKG_MISSING),1)
+	@echo "baton: the build needs Debian packages that are missing (pkg-config: $(PKGS))." >&2
+	@echo "       Run 'make deps' (installs them with apt-get), or 'make demo' / 'make test', which do it first." >&2
+	@exit 1
+endif
 
 $(BIN): $(LIB_OBJ) $(MAIN_OBJ) | $(CUDA_SO)
 	$(CC) -o $@ $^ $(LDLIBS)
@@ -85,7 +97,7 @@ $(BUILD)/libbaton.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | need-pkgs
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -104,13 +116,21 @@ deps:
 
 test-unit: $(UNIT_BIN)
 
-test: deps $(BIN) $(UNIT_BIN)
+# deps first, then a fresh make that sees the installed packages.
+test: deps
+	@$(MAKE) --no-print-directory test-run
+demo: deps
+	@$(MAKE) --no-print-directory demo-run
+bench: deps
+	@$(MAKE) --no-print-directory bench-run
+
+test-run: $(BIN) $(UNIT_BIN)
 	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) SAN=$(SAN) T='$(T)' sh tests/run.sh
 
-demo: deps $(BIN)
+demo-run: $(BIN)
 	@sh jobs/demo.sh $(abspath $(BIN))
 
-bench: deps $(BIN)
+bench-run: $(BIN)
 	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) sh bench/run.sh
 
 fuzz:
