@@ -14,6 +14,7 @@
 #include "util/err.h"
 #include "util/file.h"
 #include "util/log.h"
+#include "util/json.h"
 #include "util/mem.h"
 
 #include <errno.h>
@@ -69,9 +70,13 @@ static int get_int(const json_t *root, const char *label, const char *key, int d
         *out = def;
         return BT_OK;
     }
-    if (!json_is_integer(v))
+    long long x;
+    int clamped;
+    if (bt_json_as_int64(v, &x, &clamped))
         return bt_fail(BT_ECONFIG, "%s: key \"%s\" must be an integer; fix config.json", label, key);
-    json_int_t x = json_integer_value(v);
+    if (clamped)
+        return bt_fail(BT_ECONFIG, "%s: key \"%s\" is %g, outside [%lld, %lld]; fix config.json", label, key,
+                       json_real_value(v), lo, hi);
     if (x < lo || x > hi)
         return bt_fail(BT_ECONFIG, "%s: key \"%s\" is %lld, outside [%lld, %lld]; fix config.json",
                        label, key, (long long)x, lo, hi);
@@ -292,7 +297,7 @@ int bt_model_config_parse(const char *text, size_t len, const char *label, bt_mo
 {
     memset(c, 0, sizeof *c);
     json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = bt_json_loads_py(text, len, &jerr); /* as Transformers reads it (util/json.h) */
     if (!root)
         return bt_fail(BT_ECONFIG, "%s:%d:%d: not valid JSON: %s; fix or re-download config.json", label,
                        jerr.line, jerr.column, jerr.text);
@@ -361,6 +366,13 @@ void bt_model_config_set_inference(bt_model_config *c, int max_seq_len, int stri
     json_t *o = json_pack("{s:i}", "max_seq_len", max_seq_len);
     if (stride >= 0) json_object_set_new(o, "stride", json_integer(stride));
     json_object_set_new((json_t *)c->json, BT_INFERENCE_CONFIG_KEY, o);
+}
+
+void bt_model_config_set_tokenizer(bt_model_config *c, int lowercase, int strip_accents, int chinese_chars)
+{
+    json_t *o = json_pack("{s:b,s:b,s:b}", "do_lower_case", lowercase, "strip_accents", strip_accents,
+                          "tokenize_chinese_chars", chinese_chars);
+    json_object_set_new((json_t *)c->json, BT_TOKENIZER_CONFIG_KEY, o);
 }
 
 int bt_model_config_inference(const bt_model_config *c, int *max_seq_len, int *stride)

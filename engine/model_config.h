@@ -79,6 +79,12 @@ void bt_model_config_set_inference(bt_model_config *c, int max_seq_len, int stri
 /* Reads it: *max_seq_len = 0 and *stride = -1 when absent. BT_EDATA (naming
  * the file and key) when present but not {"max_seq_len": 3.., "stride": 0..}. */
 int bt_model_config_inference(const bt_model_config *c, int *max_seq_len, int *stride);
+/* The tokenizer settings of training, kept in config.json of archives (an
+ * archive holds vocab.txt but no tokenizer_config.json), so that an export
+ * or a prediction from an archive tokenizes as training did:
+ * {"do_lower_case", "strip_accents", "tokenize_chinese_chars"} (booleans). */
+#define BT_TOKENIZER_CONFIG_KEY "baton_tokenizer"
+void bt_model_config_set_tokenizer(bt_model_config *c, int lowercase, int strip_accents, int chinese_chars);
 /* Removes a top-level key (e.g. a baton key inherited from the base model). */
 void bt_model_config_remove_key(bt_model_config *c, const char *key);
 

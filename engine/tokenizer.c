@@ -20,6 +20,7 @@
 #include "engine/tokenizer_unicode.h"
 #include "util/err.h"
 #include "util/file.h"
+#include "util/json.h"
 #include "util/mem.h"
 
 #include <jansson.h>
@@ -711,15 +712,13 @@ static int load_config(const char *model_dir, bt_tokenizer_config *cfg, char *na
     cfg->model_max_length = 0;
     char *path = bt_path_join(model_dir, "tokenizer_config.json");
     if (!bt_path_exists(path)) { free(path); return 0; } /* BERT defaults */
-    json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr);
-    if (!root) {
-        int rc = bt_fail(BT_ECONFIG, "%s:%d:%d: %s: fix or remove the file (BERT defaults apply without it)",
-                         path, jerr.line, jerr.column, jerr.text);
+    json_t *root;
+    int rc = bt_json_load_file_py(path, 16u << 20, "fix or remove the file (BERT defaults apply without it)", &root);
+    if (rc) {
         free(path);
         return rc;
     }
-    int rc = 0, strip = -1;
+    int strip = -1;
     if (!json_is_object(root)) rc = bt_fail(BT_ECONFIG, "%s: expected a JSON object", path);
     if (!rc) rc = json_bool(root, "do_lower_case", 1, &cfg->lowercase, path);
     if (!rc) rc = json_bool(root, "strip_accents", -1, &strip, path);

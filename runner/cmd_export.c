@@ -5,6 +5,7 @@
  * Must not: overwrite files in OUTDIR unless --force; write the optimizer.
  */
 #include "runner/commands.h"
+#include "engine/model_config.h"
 #include "state/archive.h"
 #include "util/err.h"
 #include "util/file.h"
@@ -93,6 +94,47 @@ static int put_json(const char *dir, const char *name, json_t *j, int force)
     return rc;
 }
 
+/* A boolean of the archive's tokenizer settings (config.json
+ * "baton_tokenizer"; older archives: config.json or trainer.json
+ * "do_lower_case"), or dflt. */
+static int tokenizer_flag(json_t *config, json_t *trainer, const char *key, int dflt)
+{
+    json_t *v = json_object_get(json_object_get(config, BT_TOKENIZER_CONFIG_KEY), key);
+    if (!v) v = json_object_get(config, key);
+    if (!v && trainer) v = json_object_get(trainer, key);
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+/* tokenizer_config.json of the export: the tokenizer of training, and
+ * model_max_length = the length the model predicts at: the max_seq_len of
+ * training when config.json records it ("baton_inference"), else the
+ * position table. Transformers truncates there (truncation=True) as baton
+ * predict does (docs/model-directories.md). Removes the baton_tokenizer key
+ * from config (it lives in tokenizer_config.json now). */
+static json_t *export_tokenizer_config(json_t *config, json_t *trainer)
+{
+    int lower = tokenizer_flag(config, trainer, "do_lower_case", 1);
+    int strip = tokenizer_flag(config, trainer, "strip_accents", lower);
+    int cjk = tokenizer_flag(config, trainer, "tokenize_chinese_chars", 1);
+    json_object_del(config, "do_lower_case");
+    json_object_del(config, BT_TOKENIZER_CONFIG_KEY);
+    json_t *tok = json_object();
+    json_object_set_new(tok, "tokenizer_class", json_string("BertTokenizer"));
+    json_object_set_new(tok, "do_lower_case", json_boolean(lower));
+    /* HF: null means "as do_lower_case"; written only when it differs */
+    json_object_set_new(tok, "strip_accents", strip == lower ? json_null() : json_boolean(strip));
+    json_object_set_new(tok, "tokenize_chinese_chars", json_boolean(cjk));
+    json_t *len = json_object_get(json_object_get(config, BT_INFERENCE_CONFIG_KEY), "max_seq_len");
+    if (!json_is_integer(len)) len = json_object_get(config, "max_position_embeddings");
+    if (json_is_integer(len)) json_object_set(tok, "model_max_length", len);
+    json_object_set_new(tok, "unk_token", json_string("[UNK]"));
+    json_object_set_new(tok, "sep_token", json_string("[SEP]"));
+    json_object_set_new(tok, "pad_token", json_string("[PAD]"));
+    json_object_set_new(tok, "cls_token", json_string("[CLS]"));
+    json_object_set_new(tok, "mask_token", json_string("[MASK]"));
+    return tok;
+}
+
 /* Writes the HF model directory of the archive at path into out (see
  * commands.h). */
 int bt_export_archive(const char *path, const char *out, int force, long long *step)
@@ -114,21 +156,7 @@ int bt_export_archive(const char *path, const char *out, int force, long long *s
     trainer = json_loads(bt_archive_text(a, BT_M_TRAINER), 0, NULL);
     rc = apply_label_map(config, trainer, path);
     if (rc) goto out;
-    int lower = 1;
-    json_t *dl = json_object_get(config, "do_lower_case");
-    if (!dl && trainer) dl = json_object_get(trainer, "do_lower_case");
-    if (json_is_boolean(dl)) lower = json_is_true(dl);
-    json_object_del(config, "do_lower_case");
-    tok = json_object();
-    json_object_set_new(tok, "tokenizer_class", json_string("BertTokenizer"));
-    json_object_set_new(tok, "do_lower_case", json_boolean(lower));
-    json_t *mpe = json_object_get(config, "max_position_embeddings");
-    if (json_is_integer(mpe)) json_object_set(tok, "model_max_length", mpe);
-    json_object_set_new(tok, "unk_token", json_string("[UNK]"));
-    json_object_set_new(tok, "sep_token", json_string("[SEP]"));
-    json_object_set_new(tok, "pad_token", json_string("[PAD]"));
-    json_object_set_new(tok, "cls_token", json_string("[CLS]"));
-    json_object_set_new(tok, "mask_token", json_string("[MASK]"));
+    tok = export_tokenizer_config(config, trainer);
     if (!bt_archive_member_size(a, BT_M_VOCAB)) {
         rc = bt_fail(BT_EDATA, "%s: vocab.txt is empty: this archive cannot be exported as a model directory", path);
         goto out;

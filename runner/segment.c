@@ -1145,6 +1145,8 @@ static int setup(run_ctx *c)
     /* a base model exported by baton carries how its own training saw inputs: this job sets its own below */
     bt_model_config_remove_key(&c->mcfg, BT_LONGDOC_CONFIG_KEY);
     bt_model_config_remove_key(&c->mcfg, BT_INFERENCE_CONFIG_KEY);
+    const bt_tokenizer_config *tcfg = bt_tokenizer_get_config(c->tok);
+    bt_model_config_set_tokenizer(&c->mcfg, tcfg->lowercase, tcfg->strip_accents, tcfg->chinese_chars);
     if (c->mlm) {
         rc = bt_mlm_job_config(job, c->tok, c->mcfg.vocab_size, &c->mlm_cfg);
         if (rc) return rc;

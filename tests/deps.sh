@@ -11,5 +11,13 @@ done
 echo "make deps: installing$need"
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need
+log=$(mktemp)
+if $SUDO apt-get update -qq >"$log" 2>&1 &&
+   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need >>"$log" 2>&1; then
+    rm -f "$log"
+    echo "make deps: installed$need"
+    exit 0
+fi
+tail -n 20 "$log" >&2
+echo "make deps: apt-get failed (full log: $log). Install these Debian packages by hand:$need" >&2
+exit 1

@@ -170,7 +170,8 @@ static void test_invalid(void **state)
     refused("{\"problem_type\":\"ranking\"}", "problem_type \"ranking\"");
     refused("{\"architectures\":\"BertModel\"}", "\"architectures\" must be a list");
     refused("{\"architectures\":[3]}", "architectures[0] must be a string");
-    refused("{\"hidden_size\": 384,\n\"hidden_size\": 768}", "duplicate");
+    refused("{\"num_hidden_layers\":1e30}", "\"num_hidden_layers\" is 1e+30, outside");
+    refused("{\"num_hidden_layers\":100000000000000000000000000000}", "\"num_hidden_layers\" is 1e+29, outside");
     refused("{\"hidden_size\": 384,,}", "m/config.json:1:");
     refused("[1,2]", "not a JSON object");
     refused("", "not valid JSON");
