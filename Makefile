@@ -50,7 +50,13 @@ CUDA_WANT_ARCHS ?= 60 70 75 80 86 89 90
 CUDA_ARCHS ?= $(if $(filter 1,$(CUDA)),$(filter $(CUDA_WANT_ARCHS),$(patsubst sm_%,%,$(shell $(NVCC) --list-gpu-code 2>/dev/null))),)
 NVCC_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode=arch=compute_$(a),code=sm_$(a)) \
                 -gencode=arch=compute_$(lastword $(CUDA_ARCHS)),code=compute_$(lastword $(CUDA_ARCHS))
-NVCCFLAGS ?= -O3 -std=c++17 -I. -lineinfo $(NVCC_GENCODE) -Xcompiler -fPIC -Wno-deprecated-gpu-targets
+NVCCFLAGS ?= -O3 -std=c++17 -I. -lineinfo $(NVCC_GENCODE) -Xcompiler -fPIC -Wno-deprecated-gpu-targets -Xfatbin -compress-all
+# The portable backend's build directory and targets (`make cuda-portable`).
+PORTABLE ?= build/cuda-portable
+PORTABLE_ARCHS ?= 60 70 75 80 86 89 90
+# Headers (cublasLt.h for the loader shim) and the static CUDA runtime.
+CUDA_INC ?= $(CUDA_HOME)/include
+CUDA_LIBDIR ?= $(CUDA_HOME)/lib64
 
 LIB_SRC := $(filter-out runner/main.c,$(wildcard util/*.c state/*.c engine/*.c kernels/*.c kernels/cpu/*.c runner/*.c))
 CU_SRC := $(wildcard kernels/cuda/*.cu)
@@ -58,18 +64,23 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 # The CUDA backend is a shared library loaded at run time (kernels/backend.c),
 # so a CUDA build starts on machines without the CUDA runtime and trains on
 # the CPU there; it takes baton's own symbols from the executable (-rdynamic).
+# It needs no CUDA library at load time: the CUDA runtime is linked
+# statically and cuBLASLt is found and loaded on first use
+# (kernels/cuda/cuda_blas_dl.c), so one build serves CUDA 11, 12 and 13.
 ifeq ($(CUDA),1)
-CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
+CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.cu.o) $(BUILD)/kernels/cuda/cuda_blas_dl.o
 CUDA_SO := $(BUILD)/libbaton-cuda.so
-CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+CUDA_LIBS := -L$(CUDA_LIBDIR) -l:libcudart_static.a -ldl -lrt -lpthread -lstdc++
 CFLAGS += -DBATON_CUDA_LIB_BUILD='"$(abspath $(CUDA_SO))"'
-LDLIBS += -rdynamic -ldl
 endif
+# every build can load a CUDA backend built later (`make cuda-portable`)
+CFLAGS += -DBATON_CUDA_LIB_PORTABLE='"$(abspath $(PORTABLE))/libbaton-cuda.so"'
+LDLIBS += -rdynamic -ldl
 MAIN_OBJ := $(BUILD)/runner/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-unit bench fuzz demo clean models test-run demo-run bench-run need-pkgs
+.PHONY: all deps test test-unit bench fuzz demo clean models test-run demo-run bench-run need-pkgs cuda-portable
 all: $(BIN)
 
 # A build without the packages says what to do instead of failing on a header.
@@ -103,7 +114,21 @@ $(BUILD)/%.o: %.c | need-pkgs
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -DBATON_CUDA=1 -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -DBATON_CUDA=1 -MD -MP -MF $(@:.o=.d) -c $< -o $@
+
+$(BUILD)/kernels/cuda/cuda_blas_dl.o: kernels/cuda/cuda_blas_dl.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -fPIC -I$(CUDA_INC) -MMD -MP -c $< -o $@
+
+# The portable CUDA backend (docs/building.md): CUDA 11.8 from Debian, code
+# for sm_60 (P100) to sm_90 plus PTX, static runtime, no CUDA library needed
+# at load time. It installs the pinned toolkit when missing.
+cuda-portable:
+	@sh kernels/cuda/toolkit_portable.sh $(PORTABLE)/toolkit
+	@$(MAKE) --no-print-directory CUDA=1 BUILD=$(PORTABLE) NVCC=$(abspath $(PORTABLE))/toolkit/nvcc \
+	    CUDA_ARCHS="$(PORTABLE_ARCHS)" CUDA_INC=$(abspath $(PORTABLE))/toolkit/include \
+	    CUDA_LIBDIR=/usr/lib/x86_64-linux-gnu $(PORTABLE)/libbaton-cuda.so
+	@sh kernels/cuda/check_portable.sh $(PORTABLE)/libbaton-cuda.so $(PORTABLE_ARCHS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbaton.a
 	@mkdir -p $(dir $@)

@@ -20,7 +20,7 @@ mkdir -p "$GBUILD/bench"
 cc -std=c11 -D_GNU_SOURCE -O2 -fopenmp -I"$ROOT" -I"$CUDA_HOME/include" -o "$GBUILD/bench/gpu_ops_bench" \
     "$ROOT/tests/gpu/ops_bench.c" "$GBUILD/libbaton-cuda.a" "$GBUILD/libbaton.a" \
     $(pkg-config --libs libarchive libcrypto inih jansson libutf8proc openblas) \
-    -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -lcublasLt -lcublas -lcudart -lstdc++ -lm -lpthread
+    -L"$CUDA_HOME/lib64" -l:libcudart_static.a -ldl -lrt -lstdc++ -lm -lpthread
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader || true
 # shellcheck disable=SC2086
 "$GBUILD/bench/gpu_ops_bench" ${BENCH_GPU_BS:-32 128}

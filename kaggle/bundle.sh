@@ -7,14 +7,15 @@
 # Must not: build baton (it packs what `make` built), or modify the input
 # binary (it patches a copy).
 #
-#   sh kaggle/bundle.sh [-b BINARY] [-o OUT.tar.gz] [--cuda-lib SO] [--with-cuda-libs] [--no-glibc]
+#   sh kaggle/bundle.sh [-b BINARY] [-o OUT.tar.gz] [--cuda-lib SO] [--no-glibc]
 #
 # Layout of the archive (one top-level directory):
 #   baton-bundle/baton              the binary, RUNPATH=$ORIGIN/lib
 #   baton-bundle/lib/*.so*          every library `ldd` lists except the glibc
-#                                   family and (by default) the CUDA libraries;
-#                                   each has RUNPATH=$ORIGIN so the libraries'
-#                                   own dependencies resolve inside lib/ too
+#                                   family; each has RUNPATH=$ORIGIN so the
+#                                   libraries' own dependencies resolve inside
+#                                   lib/ too
+#   baton-bundle/lib/libbaton-cuda.so  the GPU backend, when one was built
 #   baton-bundle/lib/glibc/         the build machine's glibc and loader (not
 #                                   used by `baton` itself; see baton-glibc)
 #   baton-bundle/baton-glibc        launcher that runs baton under the bundled
@@ -24,14 +25,15 @@
 #                                   what this bundle needs)
 #   baton-bundle/BUNDLE-INFO        version, glibc needed, libraries and sizes
 #
-# CUDA builds: the CUDA backend is a library baton loads when it trains on a
-# GPU, libbaton-cuda.so (found beside the binary, or where the build put it;
-# --cuda-lib names it); it goes into lib/. libcudart/libcublas/libcublasLt are
-# left out by default (about 0.5-1 GB, and Kaggle's GPU image ships them under
-# /usr/local/cuda/lib64, which is appended to the library's RUNPATH); without
-# them baton still starts and trains on the CPU. --with-cuda-libs puts them in
-# lib/ for GPU hosts without a CUDA toolkit. The driver (libcuda.so.1) is
-# never bundled.
+# The GPU backend: libbaton-cuda.so, loaded by baton when it trains on a GPU.
+# The portable build (`make cuda-portable`: sm_60..sm_90, any driver >= 450)
+# is taken when it exists, else the one `make` built with nvcc, else the one
+# --cuda-lib names. It needs no CUDA library at load time (static runtime;
+# cuBLASLt is found at run time in the machine's Python packages, where
+# Kaggle's PyTorch keeps it, or on its library path), so no CUDA library is
+# bundled: cuBLASLt alone is hundreds of MB. Without a GPU or cuBLASLt baton
+# still starts and trains on the CPU. The driver (libcuda.so.1) is never
+# bundled.
 #
 # Needs: ldd, patchelf (installed with apt-get when missing and running as
 # root), tar, gzip. Exit: 0 written, 64 usage, 66 binary missing, 69 a needed
@@ -40,14 +42,15 @@ set -eu
 
 bin=""
 out="baton-bundle.tar.gz"
-cuda_libs=0
 cuda_so=""
 glibc=1
 while [ $# -gt 0 ]; do
     case "$1" in
         -b) bin=$2; shift 2 ;;
         -o) out=$2; shift 2 ;;
-        --with-cuda-libs) cuda_libs=1; shift ;;
+        --with-cuda-libs) echo "bundle.sh: --with-cuda-libs is gone: the GPU backend loads cuBLASLt from the" \
+                              "machine (Python packages or library path) and links the CUDA runtime statically," \
+                              "so a bundle needs no CUDA library; drop the option" >&2; exit 64 ;;
         --cuda-lib) cuda_so=$2; shift 2 ;;
         --no-glibc) glibc=0; shift ;;
         -h|--help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -97,18 +100,21 @@ is_cuda() {
 }
 is_driver() { case "$1" in libcuda.so*|libnvidia*) return 0 ;; esac; return 1; }
 
-# A CUDA build: its backend library, beside the binary or where the build put
-# it (the path is compiled into the binary).
-if "$bin" version 2>/dev/null | grep -q 'CUDA=1'; then
-    if [ -z "$cuda_so" ]; then
-        d=$(dirname "$bin")
-        built=$(grep -a -o '/[[:print:]]*/libbaton-cuda\.so' "$bin" 2>/dev/null | head -n1 || true)
-        for c in "$d/lib/libbaton-cuda.so" "$d/libbaton-cuda.so" "$built"; do
-            [ -n "$c" ] && [ -f "$c" ] && { cuda_so=$c; break; }
-        done
-    fi
-    [ -n "$cuda_so" ] && [ -f "$cuda_so" ] ||
-        { echo "bundle.sh: $bin is a CUDA build but its libbaton-cuda.so was not found (pass --cuda-lib PATH)" >&2; exit 66; }
+# The GPU backend library: --cuda-lib, beside the binary, the portable build
+# of this tree, or where `make` put it (the paths are compiled into the binary).
+if [ -z "$cuda_so" ]; then
+    d=$(dirname "$bin")
+    for c in "$d/lib/libbaton-cuda.so" "$d/libbaton-cuda.so" "$root/build/cuda-portable/libbaton-cuda.so" \
+             $(grep -a -o '/[[:print:]]*/libbaton-cuda\.so' "$bin" 2>/dev/null || true); do
+        [ -f "$c" ] && { cuda_so=$c; break; }
+    done
+fi
+if [ -z "$cuda_so" ] && "$bin" version 2>/dev/null | grep -q 'CUDA=1'; then
+    echo "bundle.sh: $bin is a CUDA build but no libbaton-cuda.so was found (build it, or pass --cuda-lib PATH)" >&2
+    exit 66
+fi
+if [ -n "$cuda_so" ]; then
+    [ -f "$cuda_so" ] || { echo "bundle.sh: --cuda-lib $cuda_so: no such file" >&2; exit 66; }
     cp "$cuda_so" "$b/lib/libbaton-cuda.so"
 fi
 
@@ -117,29 +123,24 @@ if [ -n "$cuda_so" ]; then
     ldd_out="$ldd_out
 $(ldd "$cuda_so")" || { echo "bundle.sh: ldd failed on $cuda_so" >&2; exit 66; }
 fi
-# unresolved libraries stop the bundle, except CUDA's (a GPU host brings them)
-missing=$(echo "$ldd_out" | grep "not found" | grep -v -E 'libcudart|libcublas|libcublasLt|libnvrtc|libnvJitLink' || true)
+# unresolved libraries stop the bundle
+missing=$(echo "$ldd_out" | grep "not found" || true)
 if [ -n "$missing" ]; then
     echo "$missing" >&2
     echo "bundle.sh: $bin has unresolved libraries on this machine" >&2; exit 66
 fi
 
-linked_cuda=0; skipped_cuda=""
 glibc_files=""
 # lines: "libfoo.so.1 => /path/libfoo.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
 echo "$ldd_out" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3} $1 ~ /^\// {n=$1; sub(/.*\//, "", n); print n, $1}' | sort -u >"$stage/libs"
-# CUDA libraries ldd could not find still count as linked (left out of lib/)
-echo "$ldd_out" | awk '$2 == "=>" && $3 == "not" {print $1, "-"}' | sort -u >>"$stage/libs"
 while read -r name path; do
     if is_glibc "$name"; then
         glibc_files="$glibc_files $name:$path"
     elif is_driver "$name"; then
         :
     elif is_cuda "$name"; then
-        linked_cuda=1
-        if [ $cuda_libs = 1 ] && [ "$path" != - ]; then cp -L "$path" "$b/lib/$name"
-        elif [ $cuda_libs = 1 ]; then echo "bundle.sh: --with-cuda-libs: $name not found on this machine" >&2; exit 66
-        else case " $skipped_cuda " in *" $name "*) ;; *) skipped_cuda="$skipped_cuda $name" ;; esac; fi
+        echo "bundle.sh: $cuda_so links $name: an old CUDA build; rebuild it (make, or make cuda-portable)" >&2
+        exit 66
     else
         cp -L "$path" "$b/lib/$name"
     fi
@@ -151,8 +152,6 @@ for l in "$b"/lib/*.so*; do
     chmod 644 "$l"
     patchelf --set-rpath '$ORIGIN' "$l"
 done
-# the backend library finds the host's CUDA libraries where Kaggle keeps them
-[ -f "$b/lib/libbaton-cuda.so" ] && [ $cuda_libs = 0 ] && patchelf --set-rpath '$ORIGIN:/usr/local/cuda/lib64' "$b/lib/libbaton-cuda.so"
 
 if [ $glibc = 1 ]; then
     mkdir -p "$b/lib/glibc"
@@ -184,11 +183,12 @@ version=$(env -i "$b/baton" version 2>/dev/null | head -n1) ||
     echo "$version"
     echo "built on: $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), glibc $(ldd --version | head -n1 | awk '{print $NF}')"
     echo "needs host glibc >= $need_glibc (else run ./baton-glibc, which brings its own)"
-    if [ $linked_cuda = 1 ]; then
-        if [ $cuda_libs = 1 ]; then echo "cuda: runtime libraries bundled in lib/"
-        else echo "cuda: backend in lib/libbaton-cuda.so; runtime libraries NOT bundled (found via /usr/local/cuda/lib64 or LD_LIBRARY_PATH; without them baton trains on the CPU):$skipped_cuda"; fi
+    if [ -n "$cuda_so" ]; then
+        archs=$(cuobjdump --list-elf "$b/lib/libbaton-cuda.so" 2>/dev/null | sed -n 's/.*\.\(sm_[0-9]*\)\..*/\1/p' | sort -u | tr '\n' ' ')
+        echo "cuda: backend lib/libbaton-cuda.so (${archs:-architectures not listed: no cuobjdump here}); cuBLASLt is" \
+             "loaded from the host (Python packages' nvidia/cublas/lib, the library path, or \$BATON_CUDA_LIBS)"
     else
-        echo "cuda: not linked (CPU build)"
+        echo "cuda: none (CPU only)"
     fi
     echo "libraries:"
     (cd "$b/lib" && for f in *.so* glibc/*; do [ -f "$f" ] && printf '  %-34s %10s bytes\n' "$f" "$(wc -c <"$f")"; done)

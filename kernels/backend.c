@@ -47,12 +47,13 @@ bt_tensor bt_view1(void *data, bt_dtype dt, bt_device dev, int64_t d0)
     return bt_view(data, dt, dev, 1, &d0);
 }
 
-#if BATON_CUDA
 /* The CUDA backend lives in a shared library (libbaton-cuda.so, built beside
- * the objects; kaggle/bundle.sh puts it in the bundle's lib/), loaded on first
- * use: a CUDA build then starts, and trains on the CPU, on a machine without
- * the CUDA runtime or cuBLAS. It resolves the util/ and kernels/ symbols it
- * uses from this executable (linked with -rdynamic). */
+ * the objects by `make` with nvcc, or by `make cuda-portable`; kaggle/bundle.sh
+ * puts it in the bundle's lib/), loaded on first use: baton then starts, and
+ * trains on the CPU, on a machine without a GPU or CUDA. Every build has the
+ * loader (a CPU-only build can use a backend built later by `make
+ * cuda-portable`). The library resolves the util/ and kernels/ symbols it uses
+ * from this executable (linked with -rdynamic). */
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -60,6 +61,9 @@ bt_tensor bt_view1(void *data, bt_dtype dt, bt_device dev, int64_t d0)
 
 #ifndef BATON_CUDA_LIB_BUILD
 #define BATON_CUDA_LIB_BUILD ""
+#endif
+#ifndef BATON_CUDA_LIB_PORTABLE
+#define BATON_CUDA_LIB_PORTABLE ""
 #endif
 #define CUDA_LIB_NAME "libbaton-cuda.so"
 
@@ -94,12 +98,13 @@ static int cuda_try(const char *path)
 }
 
 /* Candidates, first found wins: $BATON_CUDA_LIB; <exe dir>/lib/ (the bundle);
- * <exe dir>/; the build directory this binary was built in. */
+ * <exe dir>/; the portable build of this tree (build/cuda-portable/, which
+ * runs on more drivers and GPUs); the build directory this binary was built in. */
 static int cuda_load(void)
 {
     if (cuda_handle) return 0;
     if (cuda_load_error[0]) return -1;
-    char cands[4][PATH_MAX + 32];
+    char cands[5][PATH_MAX + 32];
     int n = 0;
     const char *env = getenv("BATON_CUDA_LIB");
     if (env && *env) snprintf(cands[n++], sizeof cands[0], "%s", env);
@@ -112,6 +117,7 @@ static int cuda_load(void)
         snprintf(cands[n++], sizeof cands[0], "%s/lib/%s", exe, CUDA_LIB_NAME);
         snprintf(cands[n++], sizeof cands[0], "%s/%s", exe, CUDA_LIB_NAME);
     }
+    if (BATON_CUDA_LIB_PORTABLE[0]) snprintf(cands[n++], sizeof cands[0], "%s", BATON_CUDA_LIB_PORTABLE);
     if (BATON_CUDA_LIB_BUILD[0]) snprintf(cands[n++], sizeof cands[0], "%s", BATON_CUDA_LIB_BUILD);
     int tried = 0;
     for (int i = 0; i < n; i++) {
@@ -120,7 +126,8 @@ static int cuda_load(void)
         if (cuda_try(cands[i]) == 0) return 0;
     }
     if (!tried) snprintf(cuda_load_error, sizeof cuda_load_error, "%s not found beside the binary, in its lib/, "
-                         "or at %.1000s", CUDA_LIB_NAME, BATON_CUDA_LIB_BUILD[0] ? BATON_CUDA_LIB_BUILD : "(none)");
+                         "or at %.1000s (build it with `make cuda-portable`, or `make` with nvcc on PATH)",
+                         CUDA_LIB_NAME, BATON_CUDA_LIB_PORTABLE[0] ? BATON_CUDA_LIB_PORTABLE : "(none)");
     return -1;
 }
 
@@ -134,7 +141,6 @@ bt_backend *bt_backend_cuda_create(int device)
     }
     return cuda_create(device);
 }
-#endif
 
 void bt_backends_describe(FILE *f)
 {
@@ -143,24 +149,10 @@ void bt_backends_describe(FILE *f)
     threads = omp_get_max_threads();
 #endif
     fprintf(f, "  cpu   fp32, OpenBLAS sgemm + OpenMP (%d threads)\n", threads);
-#if BATON_CUDA
     if (cuda_load() == 0) {
         cuda_describe(f);
         fprintf(f, "        (from %s)\n", cuda_loaded_from);
     } else {
-        fprintf(f, "  cuda  compiled in, not loadable here: %s\n", cuda_load_error);
+        fprintf(f, "  cuda  not loadable here: %s\n", cuda_load_error);
     }
-#else
-    fprintf(f, "  cuda  not compiled in (built with CUDA=0 or without nvcc)\n");
-#endif
 }
-
-#if !BATON_CUDA
-bt_backend *bt_backend_cuda_create(int device)
-{
-    (void)device;
-    bt_fail(BT_ECONFIG, "this baton was built without CUDA (CUDA=0 or no nvcc at build time); "
-                        "rebuild with nvcc on PATH, or set device = cpu");
-    return NULL;
-}
-#endif

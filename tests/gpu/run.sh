@@ -27,6 +27,6 @@ LIBS=$(pkg-config --libs libarchive libcrypto inih jansson libutf8proc openblas)
 CFL=$(pkg-config --cflags libarchive libcrypto inih jansson libutf8proc openblas)
 cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -fopenmp -I. $CFL -I"$CUDA_HOME/include" \
     -DBATON_CUDA=1 -o "$BUILD/tests/gpu_ops_parity" tests/gpu/ops_parity.c "$BUILD/libbaton-cuda.a" "$BUILD/libbaton.a" $LIBS \
-    -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -lcublasLt -lcublas -lcudart -lstdc++ -lm -lpthread -fopenmp
+    -L"$CUDA_HOME/lib64" -l:libcudart_static.a -ldl -lrt -lstdc++ -lm -lpthread -fopenmp
 # the checks are order-sensitive only through the RNG; one OpenMP thread count for the CPU reference
 exec "$BUILD/tests/gpu_ops_parity" "$@"
