@@ -70,6 +70,7 @@ bt_tensor bt_view1(void *data, bt_dtype dt, bt_device dev, int64_t d0)
 static void *cuda_handle;
 static bt_backend *(*cuda_create)(int);
 static int (*cuda_describe)(FILE *);
+static int (*cuda_doctor)(FILE *, char *, size_t);
 static char cuda_load_error[1536];
 static char cuda_loaded_from[PATH_MAX];
 
@@ -85,6 +86,7 @@ static int cuda_try(const char *path)
     }
     cuda_create = (bt_backend * (*)(int)) dlsym(h, "bt_cuda_impl_create");
     cuda_describe = (int (*)(FILE *))dlsym(h, "bt_cuda_impl_describe");
+    cuda_doctor = (int (*)(FILE *, char *, size_t))dlsym(h, "bt_cuda_impl_doctor"); /* older libraries lack it */
     if (!cuda_create || !cuda_describe) {
         size_t used = strlen(cuda_load_error);
         snprintf(cuda_load_error + used, sizeof cuda_load_error - used, "%s%.700s: not a baton CUDA backend library",
@@ -140,6 +142,21 @@ bt_backend *bt_backend_cuda_create(int device)
         return NULL;
     }
     return cuda_create(device);
+}
+
+int bt_backend_cuda_doctor(FILE *f, char *why, size_t cap)
+{
+    if (cuda_load() != 0) {
+        fprintf(f, "  GPU backend library: not loadable: %s\n", cuda_load_error);
+        snprintf(why, cap, "no GPU backend library (%s)", cuda_load_error);
+        return 0;
+    }
+    fprintf(f, "  GPU backend library: %s\n", cuda_loaded_from);
+    if (!cuda_doctor) {
+        snprintf(why, cap, "%s is an older backend without a doctor report; rebuild it", cuda_loaded_from);
+        return cuda_describe(f);
+    }
+    return cuda_doctor(f, why, cap);
 }
 
 void bt_backends_describe(FILE *f)

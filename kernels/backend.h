@@ -200,6 +200,10 @@ bt_backend *bt_backend_cuda_create(int device);   /* NULL when built without CUD
 
 /* Prints one line per compiled-in backend (for `baton version`). */
 void bt_backends_describe(FILE *f);
+/* `baton doctor`: what the GPU backend library sees (driver, runtime,
+ * cuBLASLt, GPUs and whether it has code for each). Returns the number of
+ * GPUs it can train on; when 0, why[0..cap) says why not. */
+int bt_backend_cuda_doctor(FILE *f, char *why, size_t cap);
 
 /* Convenience constructor of a tensor view. */
 bt_tensor bt_view(void *data, bt_dtype dt, bt_device dev, int ndim, const int64_t *shape);

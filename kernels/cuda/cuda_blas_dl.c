@@ -20,6 +20,7 @@
  * checks each forwarder against the declaration; tests/gpu/check_cublas_abi.sh
  * checks that the enum values baton passes are the same in every major.
  */
+#define _GNU_SOURCE /* dladdr */
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
@@ -67,7 +68,9 @@ static int try_library(const char *path)
     BLAS_SYMBOLS(X)
 #undef X
     handle = h;
-    snprintf(loaded_from, sizeof loaded_from, "%s", path);
+    Dl_info info; /* the file behind a soname found on the library path */
+    snprintf(loaded_from, sizeof loaded_from, "%s",
+             dladdr((void *)fn.cublasLtCreate, &info) && info.dli_fname ? info.dli_fname : path);
     return 0;
 }
 
