@@ -41,7 +41,7 @@ extern "C" int bt_cuda_impl_doctor(FILE *f, char *why, size_t why_cap)
 {
     int drv = 0, rt = 0;
     cudaDriverGetVersion(&drv);
-    cudaRuntimeGetVersion(&rt);
+    rt = CUDART_VERSION; /* static: the version it was built with (cudaRuntimeGetVersion needs a driver) */
     char d[16], r[16];
     version_str(drv, d, sizeof d);
     version_str(rt, r, sizeof r);
