@@ -99,6 +99,8 @@ struct bt_st_file {
     size_t *by_name;     /* indices sorted by name, for bt_st_find */
     size_t n_meta;
     char **meta;         /* key0, value0, key1, value1, ... */
+    void **owned;        /* heap blocks tensors point into (bt_st_open_tensors) */
+    size_t n_owned;
 };
 
 static void file_free(bt_st_file *f)
@@ -109,6 +111,8 @@ static void file_free(bt_st_file *f)
     free(f->t);
     free(f->by_name);
     free(f->meta);
+    for (size_t i = 0; i < f->n_owned; i++) free(f->owned[i]);
+    free(f->owned);
     if (f->map.map_base || f->map.data) bt_unmap_file(&f->map);
     free(f->label);
     free(f);
@@ -380,6 +384,48 @@ int bt_st_open(const char *path, bt_st_file **out)
         return rc;
     }
     rc = parse(f, f->map.data, f->map.len);
+    if (rc) {
+        file_free(f);
+        return rc;
+    }
+    *out = f;
+    return BT_OK;
+}
+
+int bt_st_open_tensors(const char *label, const bt_st_tensor *t, size_t n, bt_mapping *map, void **owned,
+                       size_t n_owned, bt_st_file **out)
+{
+    *out = NULL;
+    bt_st_file *f = bt_xcalloc(1, sizeof *f);
+    f->label = bt_xstrdup(label ? label : "tensors");
+    if (map) {
+        f->map = *map;
+        memset(map, 0, sizeof *map);
+    }
+    f->owned = bt_xcalloc(n_owned + 1, sizeof *f->owned);
+    for (size_t i = 0; i < n_owned; i++) f->owned[i] = owned[i];
+    f->n_owned = n_owned;
+    f->t = bt_xcalloc(n + 1, sizeof *f->t);
+    int rc = BT_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint64_t nb;
+        f->t[i] = t[i];
+        f->t[i].name = bt_xstrdup(t[i].name ? t[i].name : "");
+        f->n++;
+        if (!t[i].name || !dtype_valid(t[i].dtype) || t[i].ndim < 0 || t[i].ndim > BT_ST_MAX_DIMS ||
+            t[i].numel < 0 || __builtin_mul_overflow((uint64_t)t[i].numel, bt_st_dtype_size(t[i].dtype), &nb) ||
+            nb != t[i].nbytes)
+            rc = bt_fail(BT_EINTERNAL, "%s: tensor %zu is inconsistent (name, dtype, shape or size)", f->label, i);
+    }
+    if (!rc) {
+        f->by_name = bt_xcalloc(f->n + 1, sizeof *f->by_name);
+        for (size_t i = 0; i < f->n; i++) f->by_name[i] = i;
+        qsort_r(f->by_name, f->n, sizeof *f->by_name, name_cmp, f);
+        for (size_t i = 1; i < f->n && !rc; i++)
+            if (!strcmp(f->t[f->by_name[i]].name, f->t[f->by_name[i - 1]].name))
+                rc = bt_fail(BT_EDATA, "%s: tensor '%s' appears twice; the file is damaged, re-download or "
+                             "re-export it", f->label, f->t[f->by_name[i]].name);
+    }
     if (rc) {
         file_free(f);
         return rc;

@@ -15,6 +15,8 @@
 #ifndef BATON_STATE_SAFETENSORS_H
 #define BATON_STATE_SAFETENSORS_H
 
+#include "util/file.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +56,15 @@ int bt_st_open(const char *path, bt_st_file **out);
  * label names it in errors (e.g. "ckpt-000000100.tar:model.safetensors"). */
 int bt_st_open_buffer(const void *buf, size_t len, const char *label, bt_st_file **out);
 void bt_st_close(bt_st_file *f);
+/* (added) A handle over tensors another reader located and validated
+ * (state/torch_bin.c, pytorch_model.bin), so every user of bt_st_file reads
+ * either format: t[i].data points into *map or into one of owned[0..n_owned)
+ * (heap blocks, e.g. a strided view made contiguous). The handle takes map
+ * and the blocks over, also on failure (map is zeroed). Names are copied; a
+ * name given twice is a BT_EDATA error naming label; a tensor whose nbytes is
+ * not numel x dtype size is BT_EINTERNAL. */
+int bt_st_open_tensors(const char *label, const bt_st_tensor *t, size_t n, bt_mapping *map, void **owned,
+                       size_t n_owned, bt_st_file **out);
 
 size_t bt_st_count(const bt_st_file *f);
 const bt_st_tensor *bt_st_get(const bt_st_file *f, size_t i);      /* file order */

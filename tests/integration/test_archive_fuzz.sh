@@ -11,4 +11,4 @@ if ! clang -fsanitize=fuzzer "$BUILD/fuzzprobe.c" -o "$BUILD/fuzzprobe" 2>/dev/n
 fi
 rm -f "$BUILD/fuzzprobe" "$BUILD/fuzzprobe.c"
 cd "$ROOT"
-make -s -f tests/fuzz/Makefile FUZZ_BUILD="$BUILD/fuzz" FUZZ_RUNS=2000 smoke
+make -s -f tests/fuzz/Makefile FUZZ_BUILD="$BUILD/fuzz" FUZZ_RUNS=2000 smoke-archive
