@@ -26,6 +26,7 @@
 #include "kernels/backend.h"
 #include "engine/bert.h"
 #include "engine/model_weights.h"
+#include "engine/model_dir.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -413,8 +414,9 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
         pl[i].dst = host + m->tab[i].off;
         pl[i].optional = m->tab[i].part == BT_PART_HEAD || m->tab[i].part == BT_PART_POOLER;
     }
-    char *st = bt_path_join(model_dir, "model.safetensors");
-    rc = bt_load_hf_weights(st, pl, m->ntab);
+    char *st = NULL; /* model.safetensors, else pytorch_model.bin */
+    rc = bt_model_weights_path(model_dir, &st);
+    if (!rc) rc = bt_load_hf_weights(st, pl, m->ntab);
     free(st);
     if (!rc) init_missing(m, host, pl);
     free(pl);

@@ -1,5 +1,6 @@
 /* engine/model_weights.c — HF checkpoint names -> canonical names, and
- * loading model.safetensors into caller-owned fp32 buffers (see model_weights.h).
+ * loading model.safetensors or pytorch_model.bin into caller-owned fp32
+ * buffers (see model_weights.h).
  *
  * Owns: the spelling rules (prefix, gamma/beta, aliases, tied, ignored) and the
  * one error that lists every missing or mis-shaped tensor at once.
@@ -9,6 +10,7 @@
 #include "engine/model_weights.h"
 #include "engine/model_config.h"
 #include "state/safetensors.h"
+#include "state/torch_bin.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -169,10 +171,15 @@ static int float_dtype(bt_st_dtype d)
     return d == BT_ST_F32 || d == BT_ST_F16 || d == BT_ST_BF16 || d == BT_ST_F64;
 }
 
+int bt_weights_open(const char *path, bt_st_file **out)
+{
+    return ends_with(path, ".safetensors") ? bt_st_open(path, out) : bt_pt_open(path, out);
+}
+
 int bt_load_hf_weights(const char *path, bt_param_load *params, size_t n)
 {
     bt_st_file *f;
-    int rc = bt_st_open(path, &f);
+    int rc = bt_weights_open(path, &f);
     if (rc) return rc;
     rc = bt_load_hf_weights_st(f, params, n);
     bt_st_close(f);

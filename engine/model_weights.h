@@ -1,5 +1,6 @@
 /* engine/model_weights.h — Hugging Face checkpoint names <-> baton's canonical
- * parameter names, and loading HF model.safetensors into fp32 buffers.
+ * parameter names, and loading HF model.safetensors (or pytorch_model.bin,
+ * read by state/torch_bin.c without Python) into fp32 buffers.
  *
  * Owns: the name mapping (prefixes, legacy gamma/beta, tied and ignored
  * tensors), shape checks against what the engine expects, and the canonical
@@ -46,12 +47,19 @@ typedef struct {
     int found;                  /* out: 1 if loaded */
 } bt_param_load;
 
-/* Loads every params[i] from model.safetensors (path); one error listing ALL missing
+/* Opens a checkpoint file by its name: *.safetensors with the safetensors
+ * reader, any other name (pytorch_model.bin) as a torch.save zip
+ * (state/torch_bin.h); both give the same validated handle. */
+typedef struct bt_st_file bt_st_file;
+int bt_weights_open(const char *path, bt_st_file **out);
+
+/* Loads every params[i] from a checkpoint file (path: model.safetensors or
+ * pytorch_model.bin, opened with bt_weights_open); one error listing ALL missing
  * required and mis-shaped tensors (name, expected vs found shape). Unused checkpoint
  * tensors are counted and reported via bt_info (not an error). F32, F16, BF16 and
  * F64 checkpoints are converted to fp32. Errors: BT_EDATA (bad file, missing or
  * mis-shaped tensors), BT_ENOINPUT (no file), BT_EINTERNAL (duplicate names in params). */
-int bt_load_hf_weights(const char *safetensors_path, bt_param_load *params, size_t n);
+int bt_load_hf_weights(const char *path, bt_param_load *params, size_t n);
 
 /* HF name for a canonical name in a given architecture (for export):
  * arch "BertForSequenceClassification" → "bert." + encoder names, heads unprefixed;
@@ -65,7 +73,6 @@ const char *bt_hf_name(const char *canonical, const char *arch, char *buf, size_
 
 /* The same on an already opened (validated) file, e.g. model.safetensors read
  * from a checkpoint archive with bt_st_open_buffer; errors name bt_st_label(f). */
-typedef struct bt_st_file bt_st_file;
 int bt_load_hf_weights_st(const bt_st_file *f, bt_param_load *params, size_t n);
 
 /* Canonical name of a checkpoint tensor name, into buf. Returns

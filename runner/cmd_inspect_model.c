@@ -5,9 +5,11 @@
  * tensor table (name, dtype, shape, count) with totals, and the check of the
  * weights against the config (every encoder tensor present with the shape
  * config.json implies; heads reported). Exit 0 when the directory would load.
- * Must not: modify anything, or load tensor data (the check is shapes only).
+ * Must not: modify anything, or load tensor data (the check is shapes only;
+ * a pytorch_model.bin is read as state/torch_bin.c reads it, CRCs included).
  */
 #include "engine/model_config.h"
+#include "engine/model_dir.h"
 #include "engine/model_weights.h"
 #include "runner/commands.h"
 #include "state/safetensors.h"
@@ -23,7 +25,9 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: baton inspect-model MODEL_DIR\n\n"
                  "Prints the config (sizes, activation, dropout, labels) and every tensor of\n"
-                 "MODEL_DIR/model.safetensors, then checks the weights against config.json.\n"
+                 "MODEL_DIR/model.safetensors (or pytorch_model.bin, read without Python), then\n"
+                 "checks the weights against config.json. A folder without config.json that\n"
+                 "holds exactly one model directory below it stands for that directory.\n"
                  "Exit 0: the directory loads; 65 bad weights; 66 missing files; 78 bad config.\n");
 }
 
@@ -92,37 +96,20 @@ int cmd_inspect_model(int argc, char **argv)
         usage(stderr);
         return BT_EUSAGE;
     }
-    const char *dir = argv[1];
-    if (!bt_is_dir(dir))
-        return bt_report_error(bt_fail(BT_ENOINPUT, "%s: not a directory; expected a Hugging Face model "
-                                       "directory (config.json, model.safetensors, vocab.txt)", dir));
+    char *dir = NULL;
+    int rc = bt_model_dir_resolve(argv[1], BT_MODEL_DIR_WEIGHTS, &dir);
+    if (rc) return bt_report_error(rc);
     char *cfg_path = bt_path_join(dir, "config.json");
-    char *st_path = bt_path_join(dir, "model.safetensors");
+    char *st_path = NULL;
     char *vocab_path = bt_path_join(dir, "vocab.txt");
     bt_model_config c;
     bt_st_file *f = NULL;
     bt_param_load *params = NULL;
     size_t np = 0;
-    int rc;
 
-    if (!bt_path_exists(cfg_path)) {
-        rc = bt_fail(BT_ENOINPUT, "%s: no config.json; a Hugging Face model directory needs config.json, "
-                     "model.safetensors and vocab.txt (save_pretrained writes them)", dir);
-        goto out_nocfg;
-    }
     if ((rc = bt_model_config_load(cfg_path, &c))) goto out_nocfg;
-    if (!bt_path_exists(st_path)) {
-        char *bin = bt_path_join(dir, "pytorch_model.bin");
-        int has_bin = bt_path_exists(bin);
-        free(bin);
-        rc = bt_fail(BT_ENOINPUT, has_bin
-                     ? "%s: no model.safetensors, only pytorch_model.bin; baton never unpickles: convert "
-                       "with `model.save_pretrained(dir, safe_serialization=True)`"
-                     : "%s: no model.safetensors; save the model with `save_pretrained(dir, "
-                       "safe_serialization=True)`", dir);
-        goto out;
-    }
-    if ((rc = bt_st_open(st_path, &f))) goto out;
+    if ((rc = bt_model_weights_path(dir, &st_path))) goto out;
+    if ((rc = bt_weights_open(st_path, &f))) goto out;
 
     print_config(dir, &c);
     long vl = count_lines(vocab_path);
@@ -136,6 +123,8 @@ int cmd_inspect_model(int argc, char **argv)
         if (l > w) w = l;
     }
     const char *fmt = bt_st_metadata(f, "format");
+    size_t pl = strlen(st_path);
+    if (pl > 4 && !strcmp(st_path + pl - 4, ".bin")) fmt = "PyTorch zip, read without running its pickle";
     printf("tensors: %s%s%s\n", st_path, fmt ? ", format " : "", fmt ? fmt : "");
     printf("  %-*s  %-7s  %-14s  %12s  %s\n", w, "name", "dtype", "shape", "count", "baton");
     int64_t total = 0, bytes = 0;
@@ -158,7 +147,7 @@ int cmd_inspect_model(int argc, char **argv)
            (double)bytes / 1e6);
 
     params = bt_bert_param_list(&c, BT_HEAD_POOLER | BT_HEAD_CLASSIFIER | BT_HEAD_MLM, &np);
-    rc = bt_load_hf_weights(st_path, params, np);
+    rc = bt_load_hf_weights_st(f, params, np);
     if (rc) goto out;
     int pooler = 0, classifier = 0, mlm = 0;
     for (size_t i = 0; i < np; i++) {
@@ -183,5 +172,6 @@ out_nocfg:
     free(cfg_path);
     free(st_path);
     free(vocab_path);
+    free(dir);
     return bt_report_error(rc);
 }

@@ -11,6 +11,7 @@
  */
 #include "engine/bert.h"
 #include "engine/model_config.h"
+#include "engine/model_dir.h"
 #include "engine/tokenizer.h"
 #include "kernels/backend.h"
 #include "runner/commands.h"
@@ -282,8 +283,12 @@ int cmd_predict(int argc, char **argv)
     /* The model directory: given, or exported from an archive into a
      * temporary directory removed at the end. */
     char archive[4096] = "", tmpdir[4096] = "";
+    char *resolved = NULL; /* a model directory, or the one below a folder without config.json */
     const char *dir = src;
-    if (!bt_is_dir(src)) {
+    if (bt_is_dir(src)) {
+        if ((rc = bt_model_dir_resolve(src, BT_MODEL_DIR_WEIGHTS | BT_MODEL_DIR_TOKENIZER, &resolved))) return bt_report_error(rc);
+        dir = resolved;
+    } else {
         if (!bt_path_exists(src)) return bt_report_error(bt_fail(BT_ENOINPUT, "%s: no such file or directory", src));
         if (ends_with(src, ".ini")) {
             if ((rc = job_archive(src, archive, sizeof archive))) return bt_report_error(rc);
@@ -491,5 +496,6 @@ cleanup_tmp:
         }
         rmdir(tmpdir);
     }
+    free(resolved);
     return rc ? bt_report_error(rc) : 0;
 }

@@ -5,6 +5,7 @@
  * --words). Must not: implement any tokenizer rule (engine/tokenizer.c does).
  * Output is buffered and written in large blocks; one output line per item.
  */
+#include "engine/model_dir.h"
 #include "engine/tokenizer.h"
 #include "runner/commands.h"
 #include "util/err.h"
@@ -143,7 +144,10 @@ int cmd_tokenize(int argc, char **argv)
         return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: --truncation only_second needs --pair"));
 
     bt_tokenizer *tok;
-    int rc = bt_tokenizer_load(model_dir, &tok);
+    char *dir = NULL; /* MODEL_DIR, or the one model directory below it */
+    int rc = bt_model_dir_resolve(model_dir, BT_MODEL_DIR_TOKENIZER, &dir);
+    if (!rc) rc = bt_tokenizer_load(dir, &tok);
+    free(dir);
     if (rc) return bt_report_error(rc);
 
     static char inbuf[1 << 16];

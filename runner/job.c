@@ -7,6 +7,7 @@
  * otherwise split silently.
  */
 #include "runner/job.h"
+#include "engine/model_dir.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -694,10 +695,26 @@ static int check_path(const bt_job *j, const char *sec, const char *name, const 
                                                     "resolved against the job file's directory)", path);
     if (want == 2 && !bt_is_dir(path))
         return key_error(j, BT_ENOINPUT, sec, name, "'%s' is not a directory; give the model directory "
-                                                    "(with config.json, model.safetensors, vocab.txt)", path);
+                                                    "(with config.json, model.safetensors or pytorch_model.bin, "
+                                                    "vocab.txt)", path);
     if (want == 1 && bt_is_dir(path))
         return key_error(j, BT_ENOINPUT, sec, name, "'%s' is a directory; give the data file", path);
     return 0;
+}
+
+/* [model] path: a folder holding exactly one model directory below it means
+ * that directory (engine/model_dir.c says so on stderr). */
+static int resolve_model_dir(bt_job *j)
+{
+    char *dir = NULL, where[512];
+    int rc = bt_model_dir_resolve(j->model.path, BT_MODEL_DIR_WEIGHTS | BT_MODEL_DIR_TOKENIZER, &dir);
+    if (rc) {
+        bt_job_where(j, bt_job_key_index("model", "path"), where, sizeof where);
+        return bt_fail_context(rc, "%s: [model] path", where);
+    }
+    free(j->model.path);
+    j->model.path = dir;
+    return BT_OK;
 }
 
 static int validate(bt_job *j, const bt_job_load_options *o)
@@ -754,6 +771,7 @@ static int validate(bt_job *j, const bt_job_load_options *o)
     if (o && o->check_paths) {
         int rc;
         if ((rc = check_path(j, "model", "path", j->model.path, 2))) return rc;
+        if ((rc = resolve_model_dir(j))) return rc;
         if ((rc = check_path(j, "data", "train", j->data.train, 1))) return rc;
         if ((rc = check_path(j, "data", "eval", j->data.eval, 1))) return rc;
         for (int i = 0; i < j->job.resume_from.n; i++)

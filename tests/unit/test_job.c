@@ -39,6 +39,8 @@ static int setup(void **state)
     char p[256];
     snprintf(p, sizeof p, "%s/model", tmp);
     mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/model/config.json", tmp); /* what makes it a model directory */
+    write_text(p, "{}");
     snprintf(p, sizeof p, "%s/train.tsv", tmp);
     write_text(p, "sentence\tlabel\nhello\t1\n");
     snprintf(p, sizeof p, "%s/dev.tsv", tmp);
