@@ -300,6 +300,15 @@ static void gather(const tensor *t, const uint8_t *base, size_t es, uint8_t *dst
     }
 }
 
+/* A tensor name: 1 to 4096 bytes, no control characters (names reach messages and terminals). */
+static int name_ok(const bt_pk_value *k)
+{
+    if (k->n == 0 || k->n > 4096) return 0;
+    for (size_t i = 0; i < k->n; i++)
+        if ((uint8_t)k->u.s[i] < 0x20 || k->u.s[i] == 0x7f) return 0;
+    return 1;
+}
+
 /* The result: a dict of str -> tensor, into out[] (owned[] gets copied views). */
 static int collect(ctx *c, const bt_pk_value *root, bt_st_tensor **out, size_t *n_out, void ***owned, size_t *n_owned)
 {
@@ -315,9 +324,12 @@ static int collect(ctx *c, const bt_pk_value *root, bt_st_tensor **out, size_t *
     size_t name_bytes = 0, copied = 0;
     for (size_t i = 0; i < root->n; i++) {
         const bt_pk_value *k = root->u.items[2 * i], *v = root->u.items[2 * i + 1];
-        if (k->kind != BT_PK_STR || strlen(k->u.s) != k->n || k->n == 0 || k->n > 4096)
-            return bt_fail(BT_EDATA, "%s: state dict key %zu is not a name (a %s); " DAMAGED, c->label, i,
+        if (k->kind != BT_PK_STR)
+            return bt_fail(BT_EDATA, "%s: state dict key %zu is a %s, not a name; " DAMAGED, c->label, i,
                            bt_pk_kind_name(k->kind));
+        if (!name_ok(k))
+            return bt_fail(BT_EDATA, "%s: state dict key %zu is not a name (1 to 4096 bytes without control "
+                           "characters); " DAMAGED, c->label, i);
         /* one memoized name used for many entries would be copied each time */
         if ((name_bytes += k->n) > BT_PT_MAX_PICKLE)
             return bt_fail(BT_EDATA, "%s: the tensor names add up to more than %u bytes; " DAMAGED, c->label,

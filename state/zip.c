@@ -173,9 +173,10 @@ static int read_entry(bt_zip *z, uint64_t *at, uint64_t end, bt_zip_entry *e)
         return bt_fail(BT_EDATA, "%s: central directory entry %zu runs past the directory; " NOT_ZIP, z->label,
                        z->n);
     const char *name = (const char *)c + CENTRAL_LEN;
-    if (memchr(name, '\0', nl))
-        return bt_fail(BT_EDATA, "%s: central directory entry %zu has a NUL byte in its name; " NOT_ZIP, z->label,
-                       z->n);
+    for (uint16_t k = 0; k < nl; k++) /* names reach messages: no NUL, no terminal control bytes */
+        if ((uint8_t)name[k] < 0x20 || name[k] == 0x7f)
+            return bt_fail(BT_EDATA, "%s: central directory entry %zu has a control byte in its name; " NOT_ZIP,
+                           z->label, z->n);
     e->name = bt_xstrndup(name, nl);
     e->flags = rd16(c + 8);
     e->method = rd16(c + 10);

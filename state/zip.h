@@ -25,7 +25,7 @@
 #define BT_ZIP_MAX_ENTRIES 1000000u
 
 typedef struct {
-    char *name;            /* NUL-terminated copy (names with a NUL byte are refused) */
+    char *name;            /* NUL-terminated copy (names with control bytes, NUL included, are refused) */
     uint16_t flags;        /* general purpose bits */
     uint16_t method;       /* 0 stored, 8 deflate, ... */
     uint32_t crc;

@@ -785,9 +785,10 @@ static void test_results(void **state)
     REFUSED("\x80\x02K\x01.", "the pickle holds a int, not a state dict");
     REFUSED("\x80\x02}X\x01\0\0\0wK\x01s.", "'w' holds a int, not a tensor");
     REFUSED("\x80\x02}X\x01\0\0\0w}s.", "'w' holds a dict, not a tensor: the file is not a plain state dict");
-    REFUSED("\x80\x02}K\x01Ns.", "state dict key 0 is not a name (a int)");
+    REFUSED("\x80\x02}K\x01Ns.", "state dict key 0 is a int, not a name");
     REFUSED("\x80\x02}X\0\0\0\0Ns.", "state dict key 0 is not a name");
     REFUSED("\x80\x02}X\x03\0\0\0a\0bNs.", "state dict key 0 is not a name");
+    REFUSED("\x80\x02}X\x03\0\0\0a\x1b[Ns.", "state dict key 0 is not a name");
     REFUSED("\x80\x02}X\x01\0\0\0w(X\x07\0\0\0storage" "ctorch\nFloatStorage\nX\x01\0\0\0" "0X\x03\0\0\0cpuK\x06tQs.",
             "'w' holds a storage, not a tensor");
     /* an empty state dict is a valid file with no tensors */
@@ -972,7 +973,8 @@ static void test_bad_zip(void **state)
     CASE(w[30] = 'x', "its local header names another member");
     CASE(patch16(w, 28, 0xFFFF), "run past the start of the directory");               /* local extra length */
     CASE(patch16(w, cd + 34, 3), "starts on disk 3");
-    CASE(w[cd + 46 + 4] = 0, "has a NUL byte in its name");
+    CASE(w[cd + 46 + 4] = 0, "has a control byte in its name");
+    CASE(w[cd + 46 + 4] = 0x1b, "has a control byte in its name");
     /* the pickle's own CRC */
     CASE(w[30 + 12 + 5] ^= 1, "member 'arc/data.pkl' fails its CRC-32 check");
     /* a duplicate name: rename data/1 to data/0 in the directory and the local header */
