@@ -9,7 +9,11 @@
  * Conventions
  *  - Row-major. A "matrix [M,N]" is M rows of N contiguous elements.
  *  - Parameters, gradients, optimizer state: always F32. Activations may be
- *    F16/BF16 on backends that support it (the CPU backend is F32 only).
+ *    F16 or BF16 (mixed precision): every backend, the CPU one included,
+ *    stores such a tensor as the 16-bit type, computes in F32 (double where a
+ *    reduction says so) and rounds to nearest-even on every store
+ *    (kernels/half.h). Which tensors of an op may be 16-bit is said per op;
+ *    "float" below means F32, F16 or BF16.
  *  - Integer inputs (token ids, labels, masks) are int32 on the device.
  *  - "accumulate" arguments add into the output (+=) instead of overwriting;
  *    gradient accumulation across micro-batches relies on this.
@@ -91,6 +95,16 @@ struct bt_backend {
     /* peak bytes allocated through alloc() (0 if not tracked) */
     size_t (*peak_bytes)(bt_backend *be);
 
+    /* ---- device capabilities and GEMM math ---- */
+    int sm; /* CUDA compute capability as major*10 + minor (75 = T4); 0 for the CPU */
+    /* 1 if every op (matmul included) computes with tensors of dtype dt here:
+     * F32 everywhere; F16 on the CPU and every GPU; BF16 on the CPU and sm_80+. */
+    int (*dtype_ok)(bt_backend *be, bt_dtype dt);
+    /* on = 1: matmuls of F32 operands may round them to TF32 (10-bit
+     * mantissa; sums stay F32). Returns 0, or BT_ECONFIG after bt_fail() when
+     * the device has no TF32 (the CPU; GPUs before sm_80). on = 0 always works. */
+    int (*set_tf32)(bt_backend *be, int on);
+
     /* ---- dense algebra ---- */
     /* C[M,N] = alpha * op(A) @ op(B) + beta * C, then + bias[N] on every row,
      * then the epilogue. op(A) is [M,K]: A is [M,K] (transA=0) or [K,M]
@@ -98,17 +112,24 @@ struct bt_backend {
      * With a GELU epilogue, pre_act [M,N] (if not NULL) receives the value
      * before the activation and C receives gelu(pre_act). bias may be NULL.
      * A linear layer y = x W^T + b (W [out,in] as HF stores it) is
-     * matmul(x, 0, W, 1, y, b, 1, 0, epi, pre). */
+     * matmul(x, 0, W, 1, y, b, 1, 0, epi, pre).
+     * Dtypes: A and B share a float dtype; C (and pre_act) is F32 or A's
+     * dtype; bias F32. Products of the (exactly widened) inputs are summed in
+     * F32, the bias added in F32, and the result rounded once to C's dtype.
+     * A 16-bit C with a GELU epilogue: pre_act = round(v), C = round(gelu(pre_act)),
+     * i.e. the activation sees the stored (rounded) pre-activation, as torch
+     * autocast's separate linear + gelu do. */
     void (*matmul)(bt_backend *be, const bt_tensor *A, int transA, const bt_tensor *B, int transB,
                    bt_tensor *C, const bt_tensor *bias, float alpha, float beta, int epilogue,
                    bt_tensor *pre_act);
-    /* dbias[N] (+)= sum over rows of dY[M,N], rows summed in a fixed order. */
+    /* dbias[N] (+)= sum over rows of dY[M,N], rows summed in a fixed order.
+     * dY float, dbias F32. */
     void (*bias_grad)(bt_backend *be, const bt_tensor *dY, bt_tensor *dbias, int accumulate);
 
-    /* ---- elementwise ---- */
+    /* ---- elementwise: all tensors of one call share a float dtype ---- */
     /* y = act(x), same shape. */
     void (*act_fwd)(bt_backend *be, int act, const bt_tensor *x, bt_tensor *y);
-    /* dx (+)= dy * act'(x), where x is the activation's INPUT. */
+    /* dx (+)= dy * act'(x), where x is the activation's INPUT. dx may alias dy. */
     void (*act_bwd)(bt_backend *be, int act, const bt_tensor *x, const bt_tensor *dy,
                     bt_tensor *dx, int accumulate);
     /* y = x * keep / (1 - p) with keep = bt_dropout_keep(key, i, p); in place allowed.
@@ -118,18 +139,23 @@ struct bt_backend {
     void (*add)(bt_backend *be, const bt_tensor *a, const bt_tensor *b, bt_tensor *y);
     /* x *= s */
     void (*scale)(bt_backend *be, bt_tensor *x, float s);
-    /* dst = src converted between F32/F16/BF16 (same numel). */
+    /* dst = src converted between F32/F16/BF16 (same numel), round to
+     * nearest-even: bit-identical on every backend. */
     void (*convert)(bt_backend *be, const bt_tensor *src, bt_tensor *dst);
 
     /* ---- layer norm, fused with the residual add ----
      * h = x + res (res may be NULL: h = x); y = (h - mean) * rstd * gamma + beta
      * over the last dim D of R rows. Saves mean[R], rstd[R] (F32) and, if
-     * h_out is not NULL, h [R,D] for the backward. y may alias x. */
+     * h_out is not NULL, h [R,D] for the backward. y may alias x.
+     * Dtypes: x float; res, y, h_out share one dtype, F32 or x's (mixed
+     * precision adds a 16-bit projection x to the F32 residual stream res);
+     * gamma, beta F32; statistics in F32 (the CPU: double). */
     void (*layernorm_fwd)(bt_backend *be, const bt_tensor *x, const bt_tensor *res,
                           const bt_tensor *gamma, const bt_tensor *beta, float eps, bt_tensor *y,
                           bt_tensor *mean, bt_tensor *rstd, bt_tensor *h_out);
     /* dh [R,D] = d(LN)/dh given h, dy, gamma, mean, rstd (overwrites dh; it is
-     * the gradient for both x and res). dgamma[D], dbeta[D] += (rows in fixed order). */
+     * the gradient for both x and res). dgamma[D], dbeta[D] += (rows in fixed order).
+     * Dtypes: h float; dy and dh share one dtype, F32 or h's; the rest F32. */
     void (*layernorm_bwd)(bt_backend *be, const bt_tensor *h, const bt_tensor *dy,
                           const bt_tensor *gamma, const bt_tensor *mean, const bt_tensor *rstd,
                           bt_tensor *dh, bt_tensor *dgamma, bt_tensor *dbeta);
@@ -141,7 +167,10 @@ struct bt_backend {
      * maskbias = -inf-like for padding keys (as HF: finfo(f32).min added).
      * probs [B,H,S,S]: the backend MAY store the (pre-dropout) probabilities
      * for the backward (CPU does); a backend that recomputes (fused CUDA) may
-     * be given NULL and uses lse [B,H,S] (log-sum-exp per query row) instead. */
+     * be given NULL and uses lse [B,H,S] (log-sum-exp per query row) instead.
+     * Dtypes: qkv, ctx (and in the backward dctx, dqkv) share a float dtype;
+     * probs, lse F32. Scores, softmax and both products run in F32 on the
+     * widened q, k, v; ctx and dqkv are rounded once when stored. */
     void (*attention_fwd)(bt_backend *be, const bt_tensor *qkv, const bt_tensor *mask, int B, int S,
                           int H, int Dh, float scale, float p_drop, bt_dropout_key key,
                           bt_tensor *ctx, bt_tensor *probs, bt_tensor *lse);
@@ -151,7 +180,7 @@ struct bt_backend {
                           const bt_tensor *ctx, const bt_tensor *probs, const bt_tensor *lse,
                           const bt_tensor *dctx, bt_tensor *dqkv);
 
-    /* ---- embeddings ----
+    /* ---- embeddings (tables and their gradients F32; out / dout float) ----
      * out[N,D] = word[ids[i]] + pos[pos_ids[i]] + type[type_ids[i]] (ids int32 [N]). */
     void (*embed_fwd)(bt_backend *be, const bt_tensor *ids, const bt_tensor *pos_ids,
                       const bt_tensor *type_ids, const bt_tensor *word, const bt_tensor *pos,
@@ -165,13 +194,17 @@ struct bt_backend {
                       bt_tensor *dword, bt_tensor *dpos, bt_tensor *dtype);
 
     /* ---- row gather (CLS pooling, token selection) ----
-     * out[n,D] = src[rows[n],D]; backward: dsrc[rows[n]] += dout[n] (ascending n). */
+     * out[n,D] = src[rows[n],D]; backward: dsrc[rows[n]] += dout[n] (ascending n).
+     * src and out share a float dtype; dout float, dsrc F32. */
     void (*gather_rows)(bt_backend *be, const bt_tensor *src, const bt_tensor *rows, bt_tensor *out);
     void (*gather_rows_bwd)(bt_backend *be, const bt_tensor *dout, const bt_tensor *rows,
                             bt_tensor *dsrc);
 
     /* ---- losses: each writes the mean loss to loss[0] (F32 device scalar) and
-     * dlogits = grad_scale * d(loss)/d(logits) (overwritten). ----
+     * dlogits = grad_scale * d(loss)/d(logits) (overwritten). logits and
+     * dlogits share a float dtype; targets and loss F32; math in F32, row
+     * losses summed in double. grad_scale carries 1/accumulation steps and
+     * the fp16 loss scale. ----
      * softmax cross-entropy: logits [N,C], labels int32 [N], label -100 ignored,
      * mean over non-ignored rows (0 if none). */
     void (*softmax_xent)(bt_backend *be, const bt_tensor *logits, const bt_tensor *labels,
@@ -187,8 +220,9 @@ struct bt_backend {
     /* One AdamW step over p,g,m,v [n] (F32), see bt_adamw_args. */
     void (*adamw)(bt_backend *be, bt_tensor *p, const bt_tensor *g, bt_tensor *m, bt_tensor *v,
                   const bt_adamw_args *a);
-    /* Sum of squares of all elements of ts[0..n), in double, tensors in order,
-     * elements in a fixed order; returns the host value (synchronises). */
+    /* Sum of squares of all elements of ts[0..n) (float tensors), in double,
+     * tensors in order, elements in a fixed order; returns the host value
+     * (synchronises). A non-finite element makes the result non-finite. */
     double (*sum_squares)(bt_backend *be, const bt_tensor *ts, int n);
     /* 1 if every element of ts[0..n) is finite (synchronises). */
     int (*all_finite)(bt_backend *be, const bt_tensor *ts, int n);

@@ -1,4 +1,5 @@
-/* kernels/cpu/cpu_backend.c — the CPU backend: fp32, OpenBLAS sgemm + OpenMP.
+/* kernels/cpu/cpu_backend.c — the CPU backend: F32, F16 and BF16 tensors (16-bit ones
+ * computed in F32, rounded to nearest-even on store), OpenBLAS sgemm + OpenMP.
  *
  * Owns: bt_backend_cpu_create() and every op of kernels/backend.h except
  * attention (cpu_attention.c). This backend is the reference the others are
@@ -89,6 +90,7 @@ static void cpu_sync(bt_backend *be) { (void)be; }
 static void cpu_destroy(bt_backend *be)
 {
     if (!be) return;
+    free(((cpu_impl *)be->impl)->scratch);
     free(be->impl);
     free(be);
 }
@@ -154,6 +156,9 @@ static inline float gelu_tanh_grad(float x)
     return s + 2.0f * x * s * oms * (GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * x_sq));
 }
 
+float cpu_gelu_erf(float x) { return gelu_erf(x); }
+float cpu_gelu_tanh(float x) { return gelu_tanh(x); }
+
 /* Bias and epilogue over the block rows [r0,r1) x cols [c0,c1) of C [.,N]. */
 static void epilogue_block(float *C, int64_t N, const float *bias, int epi, float *pre, int64_t r0,
                            int64_t r1, int64_t c0, int64_t c1)
@@ -175,26 +180,11 @@ static void epilogue_block(float *C, int64_t N, const float *bias, int epi, floa
     }
 }
 
-static void cpu_matmul(bt_backend *be, const bt_tensor *A, int transA, const bt_tensor *B, int transB,
-                       bt_tensor *C, const bt_tensor *bias, float alpha, float beta, int epilogue,
-                       bt_tensor *pre_act)
+void cpu_matmul_f32(bt_backend *be, const float *a, int lda, int transA, const float *b, int ldb, int transB,
+                    float *c, int64_t M, int64_t N, int64_t K, const float *bi, float alpha, float beta,
+                    int epilogue, float *pre)
 {
-    CPU_CHECK(A->dtype == BT_F32 && B->dtype == BT_F32 && C->dtype == BT_F32, "matmul: F32 only");
-    int64_t ar = cpu_rows(A), ac = cpu_cols(A), br = cpu_rows(B), bc = cpu_cols(B);
-    int64_t M = transA ? ac : ar, K = transA ? ar : ac;
-    int64_t Kb = transB ? bc : br, N = transB ? br : bc;
-    CPU_CHECK(K == Kb, "matmul: inner dimensions differ: op(A) is [%lld,%lld], op(B) is [%lld,%lld]",
-              (long long)M, (long long)K, (long long)Kb, (long long)N);
-    CPU_CHECK(cpu_rows(C) == M && cpu_cols(C) == N, "matmul: C is [%lld,%lld], expected [%lld,%lld]",
-              (long long)cpu_rows(C), (long long)cpu_cols(C), (long long)M, (long long)N);
-    CPU_CHECK(bias == NULL || (bias->dtype == BT_F32 && bt_numel(bias) == N), "matmul: bias must be F32 [%lld]", (long long)N);
-    CPU_CHECK(epilogue >= BT_EPI_NONE && epilogue <= BT_EPI_GELU_TANH, "matmul: unknown epilogue %d", epilogue);
-    CPU_CHECK(pre_act == NULL || epilogue == BT_EPI_NONE || bt_numel(pre_act) == M * N, "matmul: pre_act must be [M,N]");
-    CPU_CHECK(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX, "matmul: dimension too large for BLAS");
-    const float *a = F32P(A), *b = F32P(B), *bi = bias ? F32P(bias) : NULL;
-    float *c = F32P(C), *pre = (pre_act && epilogue != BT_EPI_NONE) ? F32P(pre_act) : NULL;
-    int lda = (int)ac, ldb = (int)bc, ldc = (int)N;
-
+    int ldc = (int)N;
     int nt = cpu_nt(be);
     double work = (double)M * N * (K ? K : 1);
     if (nt > 1 && work < 262144.0) nt = 1; /* too small to be worth a fork */
@@ -226,14 +216,42 @@ static void cpu_matmul(bt_backend *be, const bt_tensor *A, int transA, const bt_
     }
 }
 
+static void cpu_matmul(bt_backend *be, const bt_tensor *A, int transA, const bt_tensor *B, int transB,
+                       bt_tensor *C, const bt_tensor *bias, float alpha, float beta, int epilogue,
+                       bt_tensor *pre_act)
+{
+    CPU_CHECK(cpu_is_float(A->dtype) && A->dtype == B->dtype, "matmul: A and B must share a float dtype (%d/%d)",
+              (int)A->dtype, (int)B->dtype);
+    CPU_CHECK(C->dtype == BT_F32 || C->dtype == A->dtype, "matmul: C must be F32 or A's dtype (C %d, A %d)",
+              (int)C->dtype, (int)A->dtype);
+    int64_t ar = cpu_rows(A), ac = cpu_cols(A), br = cpu_rows(B), bc = cpu_cols(B);
+    int64_t M = transA ? ac : ar, K = transA ? ar : ac;
+    int64_t Kb = transB ? bc : br, N = transB ? br : bc;
+    CPU_CHECK(K == Kb, "matmul: inner dimensions differ: op(A) is [%lld,%lld], op(B) is [%lld,%lld]",
+              (long long)M, (long long)K, (long long)Kb, (long long)N);
+    CPU_CHECK(cpu_rows(C) == M && cpu_cols(C) == N, "matmul: C is [%lld,%lld], expected [%lld,%lld]",
+              (long long)cpu_rows(C), (long long)cpu_cols(C), (long long)M, (long long)N);
+    CPU_CHECK(bias == NULL || (bias->dtype == BT_F32 && bt_numel(bias) == N), "matmul: bias must be F32 [%lld]", (long long)N);
+    CPU_CHECK(epilogue >= BT_EPI_NONE && epilogue <= BT_EPI_GELU_TANH, "matmul: unknown epilogue %d", epilogue);
+    CPU_CHECK(pre_act == NULL || epilogue == BT_EPI_NONE || (bt_numel(pre_act) == M * N && pre_act->dtype == C->dtype),
+              "matmul: pre_act must be [M,N] of C's dtype");
+    CPU_CHECK(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX, "matmul: dimension too large for BLAS");
+    if (A->dtype != BT_F32) {
+        cpu_matmul_half(be, A, transA, B, transB, C, bias, alpha, beta, epilogue, pre_act, M, N, K);
+        return;
+    }
+    cpu_matmul_f32(be, F32P(A), (int)ac, transA, F32P(B), (int)bc, transB, F32P(C), M, N, K,
+                   bias ? F32P(bias) : NULL, alpha, beta, epilogue,
+                   (pre_act && epilogue != BT_EPI_NONE) ? F32P(pre_act) : NULL);
+}
+
 /* Per-column sums over rows (ascending), in double, columns split across
  * threads: the result does not depend on the thread count. */
 static void cpu_bias_grad(bt_backend *be, const bt_tensor *dY, bt_tensor *dbias, int accumulate)
 {
     int64_t M = cpu_rows(dY), N = cpu_cols(dY);
-    CPU_CHECK(dY->dtype == BT_F32 && dbias->dtype == BT_F32 && bt_numel(dbias) == N,
-              "bias_grad: dbias must be F32 [%lld]", (long long)N);
-    const float *g = F32P(dY);
+    CPU_CHECK(cpu_is_float(dY->dtype) && dbias->dtype == BT_F32 && bt_numel(dbias) == N,
+              "bias_grad: dY float, dbias F32 [%lld]", (long long)N);
     float *db = F32P(dbias);
     int nt = cpu_nt(be);
 #pragma omp parallel num_threads(nt)
@@ -245,55 +263,65 @@ static void cpu_bias_grad(bt_backend *be, const bt_tensor *dY, bt_tensor *dbias,
 #endif
         split_range(N, n, thread_id(), 16, &lo, &hi);
         if (hi > lo) {
-            double *acc = calloc((size_t)(hi - lo), sizeof(double));
-            CPU_CHECK(acc != NULL, "bias_grad: out of memory");
+            int64_t w = hi - lo;
+            double *acc = calloc((size_t)w, sizeof(double));
+            float *buf = dY->dtype == BT_F32 ? NULL : malloc(sizeof(float) * (size_t)w);
+            CPU_CHECK(acc != NULL && (dY->dtype == BT_F32 || buf), "bias_grad: out of memory");
             for (int64_t r = 0; r < M; r++) {
-                const float *row = g + r * N + lo;
+                const float *row = cpu_ld(dY, r * N + lo, w, buf);
 #pragma omp simd
-                for (int64_t j = 0; j < hi - lo; j++) acc[j] += row[j];
+                for (int64_t j = 0; j < w; j++) acc[j] += row[j];
             }
-            for (int64_t j = 0; j < hi - lo; j++)
+            for (int64_t j = 0; j < w; j++)
                 db[lo + j] = accumulate ? db[lo + j] + (float)acc[j] : (float)acc[j];
             free(acc);
+            free(buf);
         }
     }
 }
 
 /* ------------------------------------------------------------------------ */
-/* elementwise                                                               */
+/* elementwise: chunks of EW_CH elements; a 16-bit tensor is widened into a  */
+/* per-chunk buffer, computed in F32 and rounded on store (cpu_internal.h).  */
+/* Elementwise results do not depend on how chunks are split over threads.   */
+
+#define EW_CH 1024
 
 static void check_same(const char *who, const bt_tensor *a, const bt_tensor *b)
 {
-    CPU_CHECK(a->dtype == BT_F32 && b->dtype == BT_F32 && bt_numel(a) == bt_numel(b),
-              "%s: F32 tensors of equal numel expected (%lld vs %lld)", who,
-              (long long)bt_numel(a), (long long)bt_numel(b));
+    CPU_CHECK(cpu_is_float(a->dtype) && a->dtype == b->dtype && bt_numel(a) == bt_numel(b),
+              "%s: tensors of one float dtype and equal numel expected (dtypes %d/%d, numel %lld vs %lld)", who,
+              (int)a->dtype, (int)b->dtype, (long long)bt_numel(a), (long long)bt_numel(b));
 }
 
 static void cpu_act_fwd(bt_backend *be, int act, const bt_tensor *x, bt_tensor *y)
 {
     check_same("act_fwd", x, y);
     CPU_CHECK(act >= BT_ACT_GELU_ERF && act <= BT_ACT_TANH, "act_fwd: unknown activation %d", act);
-    const float *a = F32P(x);
-    float *o = F32P(y);
-    int64_t n = bt_numel(x);
+    int64_t n = bt_numel(x), nch = (n + EW_CH - 1) / EW_CH;
     int nt = cpu_nt(be);
-    switch (act) {
-    case BT_ACT_GELU_ERF:
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t i = 0; i < n; i++) o[i] = gelu_erf(a[i]);
-        break;
-    case BT_ACT_GELU_TANH:
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t i = 0; i < n; i++) o[i] = gelu_tanh(a[i]);
-        break;
-    case BT_ACT_RELU:
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-        for (int64_t i = 0; i < n; i++) o[i] = a[i] > 0.0f ? a[i] : 0.0f;
-        break;
-    case BT_ACT_TANH:
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t i = 0; i < n; i++) o[i] = tanhf(a[i]);
-        break;
+    for (int64_t c = 0; c < nch; c++) {
+        float bx[EW_CH], by[EW_CH];
+        int64_t i0 = c * EW_CH, len = n - i0 < EW_CH ? n - i0 : EW_CH;
+        const float *a = cpu_ld(x, i0, len, bx);
+        float *o = cpu_out(y, i0, by);
+        switch (act) {
+        case BT_ACT_GELU_ERF:
+            for (int64_t i = 0; i < len; i++) o[i] = gelu_erf(a[i]);
+            break;
+        case BT_ACT_GELU_TANH:
+            for (int64_t i = 0; i < len; i++) o[i] = gelu_tanh(a[i]);
+            break;
+        case BT_ACT_RELU:
+#pragma omp simd
+            for (int64_t i = 0; i < len; i++) o[i] = a[i] > 0.0f ? a[i] : 0.0f;
+            break;
+        case BT_ACT_TANH:
+            for (int64_t i = 0; i < len; i++) o[i] = tanhf(a[i]);
+            break;
+        }
+        cpu_st(y, i0, len, o);
     }
 }
 
@@ -303,48 +331,56 @@ static void cpu_act_bwd(bt_backend *be, int act, const bt_tensor *x, const bt_te
     check_same("act_bwd", x, dy);
     check_same("act_bwd", x, dx);
     CPU_CHECK(act >= BT_ACT_GELU_ERF && act <= BT_ACT_TANH, "act_bwd: unknown activation %d", act);
-    const float *a = F32P(x), *g = F32P(dy);
-    float *o = F32P(dx);
-    int64_t n = bt_numel(x);
+    int64_t n = bt_numel(x), nch = (n + EW_CH - 1) / EW_CH;
     int nt = cpu_nt(be);
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float d;
-        switch (act) {
-        case BT_ACT_GELU_ERF: d = g[i] * gelu_erf_grad(a[i]); break;
-        case BT_ACT_GELU_TANH: d = g[i] * gelu_tanh_grad(a[i]); break;
-        case BT_ACT_RELU: d = a[i] > 0.0f ? g[i] : 0.0f; break;
-        default: { float t = tanhf(a[i]); d = g[i] * (1.0f - t * t); } break;
+    for (int64_t c = 0; c < nch; c++) {
+        float bx[EW_CH], bg[EW_CH], bo[EW_CH];
+        int64_t i0 = c * EW_CH, len = n - i0 < EW_CH ? n - i0 : EW_CH;
+        const float *a = cpu_ld(x, i0, len, bx), *g = cpu_ld(dy, i0, len, bg);
+        float *o = cpu_out(dx, i0, bo);
+        if (accumulate && dx->dtype != BT_F32) cpu_widen(dx->dtype, dx->data, i0, len, bo);
+        for (int64_t i = 0; i < len; i++) {
+            float d;
+            switch (act) {
+            case BT_ACT_GELU_ERF: d = g[i] * gelu_erf_grad(a[i]); break;
+            case BT_ACT_GELU_TANH: d = g[i] * gelu_tanh_grad(a[i]); break;
+            case BT_ACT_RELU: d = a[i] > 0.0f ? g[i] : 0.0f; break;
+            default: { float t = tanhf(a[i]); d = g[i] * (1.0f - t * t); } break;
+            }
+            o[i] = accumulate ? o[i] + d : d;
         }
-        o[i] = accumulate ? o[i] + d : d;
+        cpu_st(dx, i0, len, o);
     }
 }
 
 static void cpu_dropout(bt_backend *be, const bt_tensor *x, bt_tensor *y, float p, bt_dropout_key key)
 {
     check_same("dropout", x, y);
-    const float *a = F32P(x);
-    float *o = F32P(y);
     int64_t n = bt_numel(x);
+    size_t bytes = (size_t)n * bt_dtype_size(x->dtype);
     int nt = cpu_nt(be);
     if (p <= 0.0f) {
-        if (o != a) memcpy(o, a, sizeof(float) * (size_t)n);
+        if (y->data != x->data) memcpy(y->data, x->data, bytes);
         return;
     }
     if (p >= 1.0f) {
-        memset(o, 0, sizeof(float) * (size_t)n);
+        memset(y->data, 0, bytes);
         return;
     }
     const float s = cpu_dropout_scale(p);
-    const int64_t CH = 1024; /* multiple of 4: Philox blocks never straddle chunks */
+    const int64_t CH = EW_CH; /* multiple of 4: Philox blocks never straddle chunks */
     int64_t nch = (n + CH - 1) / CH;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t c = 0; c < nch; c++) {
-        float mult[1024];
+        float mult[EW_CH], bx[EW_CH], by[EW_CH];
         int64_t i0 = c * CH, len = n - i0 < CH ? n - i0 : CH;
         cpu_dropout_mult(&key, (uint64_t)i0, len, p, s, mult);
+        const float *a = cpu_ld(x, i0, len, bx);
+        float *o = cpu_out(y, i0, by);
 #pragma omp simd
-        for (int64_t k = 0; k < len; k++) o[i0 + k] = a[i0 + k] * mult[k];
+        for (int64_t k = 0; k < len; k++) o[k] = a[k] * mult[k];
+        cpu_st(y, i0, len, o);
     }
 }
 
@@ -352,151 +388,126 @@ static void cpu_add(bt_backend *be, const bt_tensor *a, const bt_tensor *b, bt_t
 {
     check_same("add", a, b);
     check_same("add", a, y);
-    const float *x = F32P(a), *z = F32P(b);
-    float *o = F32P(y);
-    int64_t n = bt_numel(a);
+    int64_t n = bt_numel(a), nch = (n + EW_CH - 1) / EW_CH;
     int nt = cpu_nt(be);
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; i++) o[i] = x[i] + z[i];
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t c = 0; c < nch; c++) {
+        float ba[EW_CH], bb[EW_CH], by[EW_CH];
+        int64_t i0 = c * EW_CH, len = n - i0 < EW_CH ? n - i0 : EW_CH;
+        const float *x = cpu_ld(a, i0, len, ba), *z = cpu_ld(b, i0, len, bb);
+        float *o = cpu_out(y, i0, by);
+#pragma omp simd
+        for (int64_t i = 0; i < len; i++) o[i] = x[i] + z[i];
+        cpu_st(y, i0, len, o);
+    }
 }
 
 static void cpu_scale(bt_backend *be, bt_tensor *x, float s)
 {
-    CPU_CHECK(x->dtype == BT_F32, "scale: F32 only");
-    float *o = F32P(x);
-    int64_t n = bt_numel(x);
+    CPU_CHECK(cpu_is_float(x->dtype), "scale: float tensor expected");
+    int64_t n = bt_numel(x), nch = (n + EW_CH - 1) / EW_CH;
     int nt = cpu_nt(be);
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; i++) o[i] *= s;
-}
-
-/* IEEE binary16 / bfloat16 <-> binary32, round to nearest even. */
-static uint16_t f32_to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7FFFFFFFu;
-    if (ax >= 0x7F800000u) return (uint16_t)(sign | 0x7C00u | (ax > 0x7F800000u ? 0x200u : 0));
-    if (ax >= 0x477FF000u) return (uint16_t)(sign | 0x7C00u); /* rounds to >= 65520: inf */
-    if (ax < 0x38800000u) {                                     /* subnormal or zero in f16 */
-        if (ax < 0x33000000u) return (uint16_t)sign;             /* < 2^-25: rounds to 0 */
-        uint32_t m = (ax & 0x7FFFFFu) | 0x800000u;
-        int e = (int)(ax >> 23);
-        int shift = 126 - e; /* value = m 2^(e-150); f16 subnormal unit 2^-24 */
-        uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (q & 1))) q++;
-        return (uint16_t)(sign | q);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t c = 0; c < nch; c++) {
+        float bx[EW_CH];
+        int64_t i0 = c * EW_CH, len = n - i0 < EW_CH ? n - i0 : EW_CH;
+        float *o = cpu_out(x, i0, bx);
+        if (x->dtype != BT_F32) cpu_widen(x->dtype, x->data, i0, len, bx);
+#pragma omp simd
+        for (int64_t i = 0; i < len; i++) o[i] *= s;
+        cpu_st(x, i0, len, o);
     }
-    uint32_t r = ax + 0xFFFu + ((ax >> 13) & 1u); /* round mantissa to 10 bits */
-    r -= 0x38000000u;                              /* rebias exponent 127 -> 15 */
-    return (uint16_t)(sign | (r >> 13));
 }
 
-static float f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1Fu, m = h & 0x3FFu, x;
-    if (e == 0x1F) x = sign | 0x7F800000u | (m << 13);
-    else if (e) x = sign | ((e + 112u) << 23) | (m << 13);
-    else if (!m) x = sign;
-    else {
-        float v = (float)m * (1.0f / 16777216.0f); /* m * 2^-24 */
-        return sign ? -v : v;
-    }
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
-
-static uint16_t f32_to_bf16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet NaN */
-    x += 0x7FFFu + ((x >> 16) & 1u);
-    return (uint16_t)(x >> 16);
-}
-
-static float bf16_to_f32(uint16_t h)
-{
-    uint32_t x = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
-
+/* Between F32/F16/BF16 with round-to-nearest-even (kernels/half.h). */
 static void cpu_convert(bt_backend *be, const bt_tensor *src, bt_tensor *dst)
 {
     int64_t n = bt_numel(src);
     CPU_CHECK(n == bt_numel(dst), "convert: numel differs (%lld vs %lld)", (long long)n, (long long)bt_numel(dst));
-    CPU_CHECK(src->dtype != BT_I32 && dst->dtype != BT_I32, "convert: float types only");
-    int nt = cpu_nt(be);
+    CPU_CHECK(cpu_is_float(src->dtype) && cpu_is_float(dst->dtype), "convert: float types only");
     if (src->dtype == dst->dtype) {
         cpu_memcpy(be, dst->data, src->data, (size_t)n * bt_dtype_size(src->dtype));
         return;
     }
-    const void *s = src->data;
-    void *d = dst->data;
-    bt_dtype sd = src->dtype, dd = dst->dtype;
+    int64_t nch = (n + EW_CH - 1) / EW_CH;
+    int nt = cpu_nt(be);
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float v = sd == BT_F32 ? ((const float *)s)[i]
-                  : sd == BT_F16 ? f16_to_f32(((const uint16_t *)s)[i])
-                                 : bf16_to_f32(((const uint16_t *)s)[i]);
-        if (dd == BT_F32) ((float *)d)[i] = v;
-        else if (dd == BT_F16) ((uint16_t *)d)[i] = f32_to_f16(v);
-        else ((uint16_t *)d)[i] = f32_to_bf16(v);
+    for (int64_t c = 0; c < nch; c++) {
+        float b[EW_CH];
+        int64_t i0 = c * EW_CH, len = n - i0 < EW_CH ? n - i0 : EW_CH;
+        if (dst->dtype == BT_F32) cpu_widen(src->dtype, src->data, i0, len, F32P(dst) + i0);
+        else cpu_narrow(dst->dtype, dst->data, i0, len, cpu_ld(src, i0, len, b));
     }
 }
 
 /* ------------------------------------------------------------------------ */
 /* layer norm                                                                */
 
+/* The dtype rule of the layer-norm ops: t is of equal numel to x, and F32 or x's dtype. */
+static void check_ln(const char *who, const bt_tensor *x, const bt_tensor *t)
+{
+    CPU_CHECK(cpu_is_float(x->dtype) && (t->dtype == BT_F32 || t->dtype == x->dtype) && bt_numel(t) == bt_numel(x),
+              "%s: F32 (or x's dtype) of equal numel expected (dtypes %d/%d, numel %lld vs %lld)", who,
+              (int)x->dtype, (int)t->dtype, (long long)bt_numel(x), (long long)bt_numel(t));
+}
+
 static void cpu_layernorm_fwd(bt_backend *be, const bt_tensor *x, const bt_tensor *res,
                               const bt_tensor *gamma, const bt_tensor *beta, float eps, bt_tensor *y,
                               bt_tensor *mean, bt_tensor *rstd, bt_tensor *h_out)
 {
     int64_t R = cpu_rows(x), D = cpu_cols(x);
-    check_same("layernorm_fwd", x, y);
-    if (res) check_same("layernorm_fwd(res)", x, res);
-    if (h_out) check_same("layernorm_fwd(h_out)", x, h_out);
+    check_ln("layernorm_fwd(y)", x, y);
+    if (res) check_ln("layernorm_fwd(res)", x, res);
+    if (h_out) check_ln("layernorm_fwd(h_out)", x, h_out);
+    CPU_CHECK((!res || res->dtype == y->dtype) && (!h_out || h_out->dtype == y->dtype),
+              "layernorm_fwd: res, y and h_out must share one dtype");
     CPU_CHECK(bt_numel(gamma) == D && bt_numel(beta) == D && gamma->dtype == BT_F32 && beta->dtype == BT_F32,
               "layernorm_fwd: gamma/beta must be F32 [%lld]", (long long)D);
     CPU_CHECK(mean->dtype == BT_F32 && rstd->dtype == BT_F32 && bt_numel(mean) == R && bt_numel(rstd) == R,
               "layernorm_fwd: mean/rstd must be F32 [%lld]", (long long)R);
-    const float *X = F32P(x), *Rs = res ? F32P(res) : NULL, *g = F32P(gamma), *bt = F32P(beta);
-    float *Y = F32P(y), *mu = F32P(mean), *rs = F32P(rstd), *Hh = h_out ? F32P(h_out) : NULL;
+    const float *g = F32P(gamma), *bt = F32P(beta);
+    float *mu = F32P(mean), *rs = F32P(rstd);
     int nt = cpu_nt(be);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t r = 0; r < R; r++) {
-        const float *xr = X + r * D, *rr = Rs ? Rs + r * D : NULL;
-        float *yr = Y + r * D, *hr = Hh ? Hh + r * D : NULL;
-        /* pass 1: h (kept in h_out if given) and its sum */
-        double s = 0.0;
-        if (rr) {
-            if (hr) {
-                for (int64_t j = 0; j < D; j++) { hr[j] = xr[j] + rr[j]; s += hr[j]; }
+#pragma omp parallel num_threads(nt)
+    {
+        float *buf = malloc(sizeof(float) * 4 * (size_t)(D ? D : 1)); /* 16-bit rows: x, res, y, h */
+        CPU_CHECK(buf != NULL, "layernorm_fwd: out of memory");
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < R; r++) {
+            const float *xr = cpu_ld(x, r * D, D, buf), *rr = res ? cpu_ld(res, r * D, D, buf + D) : NULL;
+            float *yr = cpu_out(y, r * D, buf + 2 * D), *hr = h_out ? cpu_out(h_out, r * D, buf + 3 * D) : NULL;
+            /* pass 1: h (kept in h_out if given) and its sum */
+            double s = 0.0;
+            if (rr) {
+                if (hr) {
+                    for (int64_t j = 0; j < D; j++) { hr[j] = xr[j] + rr[j]; s += hr[j]; }
+                } else {
+                    for (int64_t j = 0; j < D; j++) s += (double)(xr[j] + rr[j]);
+                }
             } else {
-                for (int64_t j = 0; j < D; j++) s += (double)(xr[j] + rr[j]);
+                for (int64_t j = 0; j < D; j++) s += xr[j];
+                if (hr && hr != xr) memcpy(hr, xr, sizeof(float) * (size_t)D);
             }
-        } else {
-            for (int64_t j = 0; j < D; j++) s += xr[j];
-            if (hr && hr != xr) memcpy(hr, xr, sizeof(float) * (size_t)D);
+            double m = s / (double)D, v = 0.0;
+            /* pass 2: biased variance around the mean */
+            for (int64_t j = 0; j < D; j++) {
+                double d = (double)(rr ? xr[j] + rr[j] : xr[j]) - m;
+                v += d * d;
+            }
+            v /= (double)D;
+            float mf = (float)m, rf = (float)(1.0 / sqrt(v + (double)eps));
+            mu[r] = mf;
+            rs[r] = rf;
+            /* pass 3: normalise (y may alias x: each element is read before written;
+             * a 16-bit x was widened into buf first) */
+            for (int64_t j = 0; j < D; j++) {
+                float h = rr ? xr[j] + rr[j] : xr[j];
+                yr[j] = (h - mf) * rf * g[j] + bt[j];
+            }
+            if (hr) cpu_st(h_out, r * D, D, hr);
+            cpu_st(y, r * D, D, yr);
         }
-        double m = s / (double)D, v = 0.0;
-        /* pass 2: biased variance around the mean */
-        for (int64_t j = 0; j < D; j++) {
-            double d = (double)(rr ? xr[j] + rr[j] : xr[j]) - m;
-            v += d * d;
-        }
-        v /= (double)D;
-        float mf = (float)m, rf = (float)(1.0 / sqrt(v + (double)eps));
-        mu[r] = mf;
-        rs[r] = rf;
-        /* pass 3: normalise (y may alias x: each element is read before written) */
-        for (int64_t j = 0; j < D; j++) {
-            float h = rr ? xr[j] + rr[j] : xr[j];
-            yr[j] = (h - mf) * rf * g[j] + bt[j];
-        }
+        free(buf);
     }
 }
 
@@ -505,14 +516,16 @@ static void cpu_layernorm_bwd(bt_backend *be, const bt_tensor *h, const bt_tenso
                               bt_tensor *dh, bt_tensor *dgamma, bt_tensor *dbeta)
 {
     int64_t R = cpu_rows(h), D = cpu_cols(h);
-    check_same("layernorm_bwd", h, dy);
-    check_same("layernorm_bwd", h, dh);
-    CPU_CHECK(bt_numel(gamma) == D && bt_numel(mean) == R && bt_numel(rstd) == R,
-              "layernorm_bwd: gamma [%lld], mean/rstd [%lld] expected", (long long)D, (long long)R);
-    CPU_CHECK((!dgamma || bt_numel(dgamma) == D) && (!dbeta || bt_numel(dbeta) == D),
-              "layernorm_bwd: dgamma/dbeta must be [%lld]", (long long)D);
-    const float *H = F32P(h), *G = F32P(dy), *g = F32P(gamma), *mu = F32P(mean), *rs = F32P(rstd);
-    float *dH = F32P(dh);
+    check_ln("layernorm_bwd(dy)", h, dy);
+    check_ln("layernorm_bwd(dh)", h, dh);
+    CPU_CHECK(dy->dtype == dh->dtype, "layernorm_bwd: dy and dh must share a dtype");
+    CPU_CHECK(bt_numel(gamma) == D && bt_numel(mean) == R && bt_numel(rstd) == R && gamma->dtype == BT_F32 &&
+                  mean->dtype == BT_F32 && rstd->dtype == BT_F32,
+              "layernorm_bwd: gamma [%lld], mean/rstd [%lld] F32 expected", (long long)D, (long long)R);
+    CPU_CHECK((!dgamma || (bt_numel(dgamma) == D && dgamma->dtype == BT_F32)) &&
+                  (!dbeta || (bt_numel(dbeta) == D && dbeta->dtype == BT_F32)),
+              "layernorm_bwd: dgamma/dbeta must be F32 [%lld]", (long long)D);
+    const float *g = F32P(gamma), *mu = F32P(mean), *rs = F32P(rstd);
     float *dg = dgamma ? F32P(dgamma) : NULL, *db = dbeta ? F32P(dbeta) : NULL;
     int nt = cpu_nt(be);
     /* dgamma/dbeta first (columns split across threads, rows ascending):
@@ -529,10 +542,11 @@ static void cpu_layernorm_bwd(bt_backend *be, const bt_tensor *h, const bt_tenso
             if (hi > lo) {
                 int64_t w = hi - lo;
                 double *acc = calloc((size_t)(2 * w), sizeof(double));
-                CPU_CHECK(acc != NULL, "layernorm_bwd: out of memory");
+                float *buf = malloc(sizeof(float) * 2 * (size_t)w);
+                CPU_CHECK(acc != NULL && buf != NULL, "layernorm_bwd: out of memory");
                 double *ag = acc, *ab = acc + w;
                 for (int64_t r = 0; r < R; r++) {
-                    const float *hr = H + r * D + lo, *gr = G + r * D + lo;
+                    const float *hr = cpu_ld(h, r * D + lo, w, buf), *gr = cpu_ld(dy, r * D + lo, w, buf + w);
                     float m = mu[r], s = rs[r];
                     for (int64_t j = 0; j < w; j++) {
                         ag[j] += (double)(gr[j] * ((hr[j] - m) * s));
@@ -544,25 +558,33 @@ static void cpu_layernorm_bwd(bt_backend *be, const bt_tensor *h, const bt_tenso
                     if (db) db[lo + j] += (float)ab[j];
                 }
                 free(acc);
+                free(buf);
             }
         }
     }
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t r = 0; r < R; r++) {
-        const float *hr = H + r * D, *gr = G + r * D;
-        float *dr = dH + r * D;
-        float m = mu[r], s = rs[r];
-        double a = 0.0, b = 0.0; /* mean(g), mean(g * xhat) with g = dy * gamma */
-        for (int64_t j = 0; j < D; j++) {
-            float gj = gr[j] * g[j];
-            a += gj;
-            b += (double)gj * (double)((hr[j] - m) * s);
+#pragma omp parallel num_threads(nt)
+    {
+        float *buf = malloc(sizeof(float) * 3 * (size_t)(D ? D : 1));
+        CPU_CHECK(buf != NULL, "layernorm_bwd: out of memory");
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < R; r++) {
+            const float *hr = cpu_ld(h, r * D, D, buf), *gr = cpu_ld(dy, r * D, D, buf + D);
+            float *dr = cpu_out(dh, r * D, buf + 2 * D);
+            float m = mu[r], s = rs[r];
+            double a = 0.0, b = 0.0; /* mean(g), mean(g * xhat) with g = dy * gamma */
+            for (int64_t j = 0; j < D; j++) {
+                float gj = gr[j] * g[j];
+                a += gj;
+                b += (double)gj * (double)((hr[j] - m) * s);
+            }
+            float af = (float)(a / (double)D), bf = (float)(b / (double)D);
+            for (int64_t j = 0; j < D; j++) {
+                float xhat = (hr[j] - m) * s;
+                dr[j] = s * (gr[j] * g[j] - af - xhat * bf);
+            }
+            cpu_st(dh, r * D, D, dr);
         }
-        float af = (float)(a / (double)D), bf = (float)(b / (double)D);
-        for (int64_t j = 0; j < D; j++) {
-            float xhat = (hr[j] - m) * s;
-            dr[j] = s * (gr[j] * g[j] - af - xhat * bf);
-        }
+        free(buf);
     }
 }
 
@@ -586,34 +608,44 @@ static void cpu_embed_fwd(bt_backend *be, const bt_tensor *ids, const bt_tensor 
               "embed_fwd: tables must have D=%lld columns", (long long)D);
     const int32_t *wi = I32P(ids), *pi = (pos_ids && pos) ? I32P(pos_ids) : NULL;
     const int32_t *ti = (type_ids && type) ? I32P(type_ids) : NULL;
+    CPU_CHECK(word->dtype == BT_F32 && (!pos || pos->dtype == BT_F32) && (!type || type->dtype == BT_F32) &&
+                  cpu_is_float(out->dtype),
+              "embed_fwd: F32 tables and a float output expected");
     const float *W = F32P(word), *P = pos ? F32P(pos) : NULL, *T = type ? F32P(type) : NULL;
     int64_t nw = cpu_rows(word), np = pos ? cpu_rows(pos) : 0, ntp = type ? cpu_rows(type) : 0;
-    float *O = F32P(out);
     int nt = cpu_nt(be);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < N; i++) {
-        CPU_CHECK(wi[i] >= 0 && wi[i] < nw, "embed_fwd: token id %d at %lld outside [0,%lld)", wi[i], (long long)i, (long long)nw);
-        CPU_CHECK(!pi || (pi[i] >= 0 && pi[i] < np), "embed_fwd: position id %d outside [0,%lld)", pi ? pi[i] : 0, (long long)np);
-        CPU_CHECK(!ti || (ti[i] >= 0 && ti[i] < ntp), "embed_fwd: type id %d outside [0,%lld)", ti ? ti[i] : 0, (long long)ntp);
-        const float *w = W + (int64_t)wi[i] * D;
-        const float *p = pi ? P + (int64_t)pi[i] * D : NULL;
-        const float *t = ti ? T + (int64_t)ti[i] * D : NULL;
-        float *o = O + i * D;
-        /* HF order: (word + type) + position */
-        for (int64_t j = 0; j < D; j++) {
-            float v = w[j];
-            if (t) v += t[j];
-            if (p) v += p[j];
-            o[j] = v;
+#pragma omp parallel num_threads(nt)
+    {
+        float *buf = out->dtype == BT_F32 ? NULL : malloc(sizeof(float) * (size_t)(D ? D : 1));
+        CPU_CHECK(out->dtype == BT_F32 || buf, "embed_fwd: out of memory");
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < N; i++) {
+            CPU_CHECK(wi[i] >= 0 && wi[i] < nw, "embed_fwd: token id %d at %lld outside [0,%lld)", wi[i], (long long)i, (long long)nw);
+            CPU_CHECK(!pi || (pi[i] >= 0 && pi[i] < np), "embed_fwd: position id %d outside [0,%lld)", pi ? pi[i] : 0, (long long)np);
+            CPU_CHECK(!ti || (ti[i] >= 0 && ti[i] < ntp), "embed_fwd: type id %d outside [0,%lld)", ti ? ti[i] : 0, (long long)ntp);
+            const float *w = W + (int64_t)wi[i] * D;
+            const float *p = pi ? P + (int64_t)pi[i] * D : NULL;
+            const float *t = ti ? T + (int64_t)ti[i] * D : NULL;
+            float *o = cpu_out(out, i * D, buf);
+            /* HF order: (word + type) + position */
+            for (int64_t j = 0; j < D; j++) {
+                float v = w[j];
+                if (t) v += t[j];
+                if (p) v += p[j];
+                o[j] = v;
+            }
+            cpu_st(out, i * D, D, o);
         }
+        free(buf);
     }
 }
 
 /* dst[idx[i]] += src[i] for i ascending (skipping idx == skip), columns split
  * across threads: deterministic and independent of the thread count. */
-static void scatter_add_rows(int nt, const int32_t *idx, int64_t N, int32_t skip, const float *src,
+static void scatter_add_rows(int nt, const int32_t *idx, int64_t N, int32_t skip, const bt_tensor *srct,
                              float *dst, int64_t nrows, int64_t D, const char *who)
 {
+    CPU_CHECK(cpu_is_float(srct->dtype), "%s: the gradient must be a float tensor", who);
     for (int64_t i = 0; i < N; i++)
         CPU_CHECK(idx[i] == skip || (idx[i] >= 0 && idx[i] < nrows), "%s: index %d at %lld outside [0,%lld)",
                   who, idx[i], (long long)i, (long long)nrows);
@@ -625,13 +657,16 @@ static void scatter_add_rows(int nt, const int32_t *idx, int64_t N, int32_t skip
         n = omp_get_num_threads();
 #endif
         split_range(D, n, thread_id(), 16, &lo, &hi);
+        float *buf = hi > lo && srct->dtype != BT_F32 ? malloc(sizeof(float) * (size_t)(hi - lo)) : NULL;
+        CPU_CHECK(hi <= lo || srct->dtype == BT_F32 || buf, "%s: out of memory", who);
         for (int64_t i = 0; i < N && hi > lo; i++) {
             if (idx[i] == skip) continue;
-            const float *s = src + i * D;
-            float *d = dst + (int64_t)idx[i] * D;
+            const float *s = cpu_ld(srct, i * D + lo, hi - lo, buf);
+            float *d = dst + (int64_t)idx[i] * D + lo;
 #pragma omp simd
-            for (int64_t j = lo; j < hi; j++) d[j] += s[j];
+            for (int64_t j = 0; j < hi - lo; j++) d[j] += s[j];
         }
+        free(buf);
     }
 }
 
@@ -640,9 +675,11 @@ static void cpu_embed_bwd(bt_backend *be, const bt_tensor *ids, const bt_tensor 
                           bt_tensor *dword, bt_tensor *dpos, bt_tensor *dtype)
 {
     int64_t N = cpu_rows(dout), D = cpu_cols(dout);
-    const float *G = F32P(dout);
+    const bt_tensor *G = dout;
     int nt = cpu_nt(be);
     int32_t noskip = INT32_MIN; /* never a valid id */
+    CPU_CHECK((!dword || dword->dtype == BT_F32) && (!dpos || dpos->dtype == BT_F32) && (!dtype || dtype->dtype == BT_F32),
+              "embed_bwd: the table gradients must be F32");
     if (dword) {
         check_ids("embed_bwd", ids, N);
         CPU_CHECK(cpu_cols(dword) == D, "embed_bwd: dword must have D columns");
@@ -664,25 +701,27 @@ static void cpu_embed_bwd(bt_backend *be, const bt_tensor *ids, const bt_tensor 
 static void cpu_gather_rows(bt_backend *be, const bt_tensor *src, const bt_tensor *rows, bt_tensor *out)
 {
     int64_t N = cpu_rows(out), D = cpu_cols(out), nr = cpu_rows(src);
-    CPU_CHECK(cpu_cols(src) == D && src->dtype == BT_F32 && out->dtype == BT_F32, "gather_rows: F32, same D");
+    CPU_CHECK(cpu_cols(src) == D && cpu_is_float(src->dtype) && src->dtype == out->dtype,
+              "gather_rows: src and out share a float dtype and D");
     check_ids("gather_rows", rows, N);
     const int32_t *ri = I32P(rows);
-    const float *S = F32P(src);
-    float *O = F32P(out);
+    size_t es = bt_dtype_size(src->dtype);
+    const char *S = src->data;
+    char *O = out->data;
     int nt = cpu_nt(be);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t n = 0; n < N; n++) {
         CPU_CHECK(ri[n] >= 0 && ri[n] < nr, "gather_rows: row %d outside [0,%lld)", ri[n], (long long)nr);
-        memcpy(O + n * D, S + (int64_t)ri[n] * D, sizeof(float) * (size_t)D);
+        memcpy(O + (size_t)(n * D) * es, S + (size_t)((int64_t)ri[n] * D) * es, es * (size_t)D);
     }
 }
 
 static void cpu_gather_rows_bwd(bt_backend *be, const bt_tensor *dout, const bt_tensor *rows, bt_tensor *dsrc)
 {
     int64_t N = cpu_rows(dout), D = cpu_cols(dout);
-    CPU_CHECK(cpu_cols(dsrc) == D, "gather_rows_bwd: dsrc must have D columns");
+    CPU_CHECK(cpu_cols(dsrc) == D && dsrc->dtype == BT_F32, "gather_rows_bwd: dsrc must be F32 with D columns");
     check_ids("gather_rows_bwd", rows, N);
-    scatter_add_rows(cpu_nt(be), I32P(rows), N, INT32_MIN, F32P(dout), F32P(dsrc), cpu_rows(dsrc), D,
+    scatter_add_rows(cpu_nt(be), I32P(rows), N, INT32_MIN, dout, F32P(dsrc), cpu_rows(dsrc), D,
                      "gather_rows_bwd");
 }
 
@@ -702,9 +741,8 @@ static void cpu_softmax_xent(bt_backend *be, const bt_tensor *logits, const bt_t
     int64_t N = cpu_rows(logits), C = cpu_cols(logits);
     check_same("softmax_xent", logits, dlogits);
     check_ids("softmax_xent(labels)", labels, N);
+    CPU_CHECK(loss->dtype == BT_F32, "softmax_xent: loss must be F32");
     const int32_t *y = I32P(labels);
-    const float *X = F32P(logits);
-    float *dX = F32P(dlogits);
     int64_t nvalid = 0;
     for (int64_t i = 0; i < N; i++) {
         CPU_CHECK(y[i] == -100 || (y[i] >= 0 && y[i] < C), "softmax_xent: label %d at row %lld outside [0,%lld)",
@@ -715,26 +753,34 @@ static void cpu_softmax_xent(bt_backend *be, const bt_tensor *logits, const bt_t
     CPU_CHECK(rowloss != NULL, "softmax_xent: out of memory");
     float gs = nvalid ? (float)((double)grad_scale / (double)nvalid) : 0.0f;
     int nt = cpu_nt(be);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < N; i++) {
-        const float *x = X + i * C;
-        float *d = dX + i * C;
-        if (y[i] == -100) {
-            memset(d, 0, sizeof(float) * (size_t)C);
-            rowloss[i] = 0.0;
-            continue;
+#pragma omp parallel num_threads(nt)
+    {
+        float *buf = logits->dtype == BT_F32 ? NULL : malloc(sizeof(float) * 2 * (size_t)(C ? C : 1));
+        CPU_CHECK(logits->dtype == BT_F32 || buf, "softmax_xent: out of memory");
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < N; i++) {
+            float *d = cpu_out(dlogits, i * C, buf ? buf + C : NULL);
+            if (y[i] == -100) {
+                memset(d, 0, sizeof(float) * (size_t)C);
+                cpu_st(dlogits, i * C, C, d);
+                rowloss[i] = 0.0;
+                continue;
+            }
+            const float *x = cpu_ld(logits, i * C, C, buf);
+            float mx = -INFINITY;
+            for (int64_t j = 0; j < C; j++) mx = x[j] > mx ? x[j] : mx;
+            double s = 0.0;
+            for (int64_t j = 0; j < C; j++) {
+                float e = expf(x[j] - mx);
+                d[j] = e;
+                s += e;
+            }
+            rowloss[i] = (double)mx + log(s) - (double)x[y[i]];
+            float inv = (float)(1.0 / s);
+            for (int64_t j = 0; j < C; j++) d[j] = (d[j] * inv - (j == y[i] ? 1.0f : 0.0f)) * gs;
+            cpu_st(dlogits, i * C, C, d);
         }
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < C; j++) mx = x[j] > mx ? x[j] : mx;
-        double s = 0.0;
-        for (int64_t j = 0; j < C; j++) {
-            float e = expf(x[j] - mx);
-            d[j] = e;
-            s += e;
-        }
-        rowloss[i] = (double)mx + log(s) - (double)x[y[i]];
-        float inv = (float)(1.0 / s);
-        for (int64_t j = 0; j < C; j++) d[j] = (d[j] * inv - (j == y[i] ? 1.0f : 0.0f)) * gs;
+        free(buf);
     }
     F32P(loss)[0] = nvalid ? (float)(sum_in_order(rowloss, N) / (double)nvalid) : 0.0f;
     free(rowloss);
@@ -744,25 +790,34 @@ static void cpu_bce_logits(bt_backend *be, const bt_tensor *logits, const bt_ten
                            float grad_scale, bt_tensor *loss, bt_tensor *dlogits)
 {
     int64_t N = cpu_rows(logits), C = cpu_cols(logits);
-    check_same("bce_logits", logits, targets);
+    CPU_CHECK(bt_numel(targets) == N * C, "bce_logits: targets must be [N,C]");
     check_same("bce_logits", logits, dlogits);
-    const float *X = F32P(logits), *T = F32P(targets);
-    float *dX = F32P(dlogits);
+    CPU_CHECK(targets->dtype == BT_F32 && loss->dtype == BT_F32, "bce_logits: targets and loss must be F32");
+    const float *T = F32P(targets);
     double *rowloss = malloc(sizeof(double) * (size_t)(N ? N : 1));
     CPU_CHECK(rowloss != NULL, "bce_logits: out of memory");
     float gs = (N * C) != 0 ? (float)((double)grad_scale / (double)(N * C)) : 0.0f;
     int nt = cpu_nt(be);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < N; i++) {
-        double s = 0.0;
-        for (int64_t j = 0; j < C; j++) {
-            float x = X[i * C + j], t = T[i * C + j];
-            /* max(x,0) - x t + log(1 + exp(-|x|)): stable for any x */
-            s += (x > 0.0f ? (double)x : 0.0) - (double)x * t + log1p(exp(-fabs((double)x)));
-            float sig = x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
-            dX[i * C + j] = (sig - t) * gs;
+#pragma omp parallel num_threads(nt)
+    {
+        float *buf = logits->dtype == BT_F32 ? NULL : malloc(sizeof(float) * 2 * (size_t)(C ? C : 1));
+        CPU_CHECK(logits->dtype == BT_F32 || buf, "bce_logits: out of memory");
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < N; i++) {
+            const float *X = cpu_ld(logits, i * C, C, buf);
+            float *dX = cpu_out(dlogits, i * C, buf ? buf + C : NULL);
+            double s = 0.0;
+            for (int64_t j = 0; j < C; j++) {
+                float x = X[j], t = T[i * C + j];
+                /* max(x,0) - x t + log(1 + exp(-|x|)): stable for any x */
+                s += (x > 0.0f ? (double)x : 0.0) - (double)x * t + log1p(exp(-fabs((double)x)));
+                float sig = x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+                dX[j] = (sig - t) * gs;
+            }
+            cpu_st(dlogits, i * C, C, dX);
+            rowloss[i] = s;
         }
-        rowloss[i] = s;
+        free(buf);
     }
     F32P(loss)[0] = (N * C) != 0 ? (float)(sum_in_order(rowloss, N) / (double)(N * C)) : 0.0f;
     free(rowloss);
@@ -772,23 +827,32 @@ static void cpu_mse(bt_backend *be, const bt_tensor *pred, const bt_tensor *targ
                     bt_tensor *loss, bt_tensor *dpred)
 {
     int64_t N = cpu_rows(pred), C = cpu_cols(pred);
-    check_same("mse", pred, target);
+    CPU_CHECK(bt_numel(target) == N * C, "mse: target must be [N,C]");
     check_same("mse", pred, dpred);
-    const float *X = F32P(pred), *T = F32P(target);
-    float *dX = F32P(dpred);
+    CPU_CHECK(target->dtype == BT_F32 && loss->dtype == BT_F32, "mse: target and loss must be F32");
+    const float *T = F32P(target);
     double *rowloss = malloc(sizeof(double) * (size_t)(N ? N : 1));
     CPU_CHECK(rowloss != NULL, "mse: out of memory");
     float gs = (N * C) != 0 ? (float)(2.0 * (double)grad_scale / (double)(N * C)) : 0.0f;
     int nt = cpu_nt(be);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < N; i++) {
-        double s = 0.0;
-        for (int64_t j = 0; j < C; j++) {
-            float d = X[i * C + j] - T[i * C + j];
-            s += (double)d * d;
-            dX[i * C + j] = d * gs;
+#pragma omp parallel num_threads(nt)
+    {
+        float *buf = pred->dtype == BT_F32 ? NULL : malloc(sizeof(float) * 2 * (size_t)(C ? C : 1));
+        CPU_CHECK(pred->dtype == BT_F32 || buf, "mse: out of memory");
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < N; i++) {
+            const float *X = cpu_ld(pred, i * C, C, buf);
+            float *dX = cpu_out(dpred, i * C, buf ? buf + C : NULL);
+            double s = 0.0;
+            for (int64_t j = 0; j < C; j++) {
+                float d = X[j] - T[i * C + j];
+                s += (double)d * d;
+                dX[j] = d * gs;
+            }
+            cpu_st(dpred, i * C, C, dX);
+            rowloss[i] = s;
         }
-        rowloss[i] = s;
+        free(buf);
     }
     F32P(loss)[0] = (N * C) != 0 ? (float)(sum_in_order(rowloss, N) / (double)(N * C)) : 0.0f;
     free(rowloss);
@@ -889,7 +953,7 @@ static double cpu_sum_squares(bt_backend *be, const bt_tensor *ts, int n)
 {
     int64_t total = 0;
     for (int t = 0; t < n; t++) {
-        CPU_CHECK(ts[t].dtype == BT_F32, "sum_squares: F32 only (tensor %d)", t);
+        CPU_CHECK(cpu_is_float(ts[t].dtype), "sum_squares: float tensors only (tensor %d)", t);
         total += (bt_numel(&ts[t]) + SQ_CHUNK - 1) / SQ_CHUNK;
     }
     if (total == 0) return 0.0;
@@ -905,10 +969,20 @@ static double cpu_sum_squares(bt_backend *be, const bt_tensor *ts, int n)
         while (start[t + 1] <= c) t++; /* n is small (parameter tensors) */
         int64_t i0 = (c - start[t]) * SQ_CHUNK, len = bt_numel(&ts[t]) - i0;
         if (len > SQ_CHUNK) len = SQ_CHUNK;
-        const float *x = F32P(&ts[t]) + i0;
         double s = 0.0;
+        if (ts[t].dtype == BT_F32) {
+            const float *x = F32P(&ts[t]) + i0;
 #pragma omp simd reduction(+ : s)
-        for (int64_t i = 0; i < len; i++) s += (double)x[i] * (double)x[i];
+            for (int64_t i = 0; i < len; i++) s += (double)x[i] * (double)x[i];
+        } else {
+            float x[EW_CH];
+            for (int64_t k0 = 0; k0 < len; k0 += EW_CH) {
+                int64_t m = len - k0 < EW_CH ? len - k0 : EW_CH;
+                cpu_widen(ts[t].dtype, ts[t].data, i0 + k0, m, x);
+#pragma omp simd reduction(+ : s)
+                for (int64_t i = 0; i < m; i++) s += (double)x[i] * (double)x[i];
+            }
+        }
         part[c] = s;
     }
     double s = sum_in_order(part, total);
@@ -922,15 +996,39 @@ static int cpu_all_finite(bt_backend *be, const bt_tensor *ts, int n)
     int ok = 1;
     int nt = cpu_nt(be);
     for (int t = 0; t < n && ok; t++) {
-        CPU_CHECK(ts[t].dtype == BT_F32, "all_finite: F32 only (tensor %d)", t);
-        const uint32_t *x = (const uint32_t *)ts[t].data;
+        CPU_CHECK(cpu_is_float(ts[t].dtype), "all_finite: float tensors only (tensor %d)", t);
         int64_t len = bt_numel(&ts[t]);
         int bad = 0;
+        if (ts[t].dtype == BT_F32) {
+            const uint32_t *x = (const uint32_t *)ts[t].data;
 #pragma omp parallel for simd num_threads(nt) schedule(static) reduction(| : bad)
-        for (int64_t i = 0; i < len; i++) bad |= (x[i] & 0x7F800000u) == 0x7F800000u;
+            for (int64_t i = 0; i < len; i++) bad |= (x[i] & 0x7F800000u) == 0x7F800000u;
+        } else { /* all exponent bits set: inf or NaN */
+            const uint16_t *x = (const uint16_t *)ts[t].data;
+            uint16_t e = ts[t].dtype == BT_F16 ? 0x7C00u : 0x7F80u;
+#pragma omp parallel for simd num_threads(nt) schedule(static) reduction(| : bad)
+            for (int64_t i = 0; i < len; i++) bad |= (x[i] & e) == e;
+        }
         ok = !bad;
     }
     return ok;
+}
+
+/* ------------------------------------------------------------------------ */
+/* capabilities                                                              */
+
+static int cpu_dtype_ok(bt_backend *be, bt_dtype dt)
+{
+    (void)be;
+    return dt == BT_F32 || dt == BT_F16 || dt == BT_BF16;
+}
+
+static int cpu_set_tf32(bt_backend *be, int on)
+{
+    (void)be;
+    if (!on) return 0;
+    return bt_fail(BT_ECONFIG, "tf32 is a GPU tensor-core format (sm_80+): the CPU backend computes F32 matmuls "
+                               "in full fp32; use precision fp32 (or bf16) on the CPU");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -971,6 +1069,9 @@ bt_backend *bt_backend_cpu_create(int threads)
     be->sync = cpu_sync;
     be->destroy = cpu_destroy;
     be->peak_bytes = cpu_peak;
+    be->sm = 0;
+    be->dtype_ok = cpu_dtype_ok;
+    be->set_tf32 = cpu_set_tf32;
     be->matmul = cpu_matmul;
     be->bias_grad = cpu_bias_grad;
     be->act_fwd = cpu_act_fwd;

@@ -21,16 +21,20 @@
 #define BATON_KERNELS_CPU_INTERNAL_H
 
 #include "kernels/backend.h"
+#include "kernels/half.h"
 #include "kernels/philox.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     int nt;                 /* OpenMP threads used by every parallel region */
-    size_t cur_bytes;       /* bytes live through alloc() (atomic updates) */
+    size_t cur_bytes;       /* bytes live through alloc() and the scratch (atomic updates) */
     size_t peak_bytes;
+    void *scratch;          /* cpu_scratch(): F32 copies of 16-bit GEMM operands */
+    size_t scratch_bytes;
 } cpu_impl;
 
 static inline int cpu_nt(bt_backend *be) { return ((cpu_impl *)be->impl)->nt; }
@@ -51,6 +55,77 @@ static inline int cpu_nt(bt_backend *be) { return ((cpu_impl *)be->impl)->nt; }
 
 #define F32P(t) ((float *)(t)->data)
 #define I32P(t) ((int32_t *)(t)->data)
+
+/* ---- 16-bit tensors: stored as F16/BF16, computed in F32, rounded to
+ * nearest-even on store (kernels/half.h). The pattern of every op:
+ *     const float *x = cpu_ld(X, i0, n, buf);   (a pointer into X when F32)
+ *     float *y = cpu_out(Y, i0, buf2);           (into Y when F32, else buf2)
+ *     ... y[k] = f(x[k]) ...
+ *     cpu_st(Y, i0, n, y);                       (rounds into Y; no-op for F32)
+ * so the F32 path runs exactly the arithmetic it always did. */
+static inline int cpu_is_float(bt_dtype d) { return d == BT_F32 || d == BT_F16 || d == BT_BF16; }
+
+static inline void cpu_widen(bt_dtype dt, const void *src, int64_t i0, int64_t n, float *out)
+{
+    if (dt == BT_F32) {
+        memcpy(out, (const float *)src + i0, sizeof(float) * (size_t)n);
+    } else if (dt == BT_BF16) {
+        const uint16_t *s = (const uint16_t *)src + i0;
+        for (int64_t k = 0; k < n; k++) out[k] = bt_bits_f32((uint32_t)s[k] << 16);
+    } else {
+        const uint16_t *s = (const uint16_t *)src + i0;
+        for (int64_t k = 0; k < n; k++) out[k] = bt_f16_to_f32(s[k]);
+    }
+}
+
+static inline void cpu_narrow(bt_dtype dt, void *dst, int64_t i0, int64_t n, const float *in)
+{
+    if (dt == BT_F32) {
+        float *d = (float *)dst + i0;
+        if (d != in) memcpy(d, in, sizeof(float) * (size_t)n);
+    } else if (dt == BT_BF16) {
+        uint16_t *d = (uint16_t *)dst + i0;
+        for (int64_t k = 0; k < n; k++) d[k] = bt_f32_to_bf16(in[k]);
+    } else {
+        uint16_t *d = (uint16_t *)dst + i0;
+        for (int64_t k = 0; k < n; k++) d[k] = bt_f32_to_f16(in[k]);
+    }
+}
+
+static inline const float *cpu_ld(const bt_tensor *t, int64_t i0, int64_t n, float *buf)
+{
+    if (t->dtype == BT_F32) return (const float *)t->data + i0;
+    cpu_widen(t->dtype, t->data, i0, n, buf);
+    return buf;
+}
+static inline float *cpu_out(bt_tensor *t, int64_t i0, float *buf)
+{
+    return t->dtype == BT_F32 ? (float *)t->data + i0 : buf;
+}
+static inline void cpu_st(bt_tensor *t, int64_t i0, int64_t n, const float *v)
+{
+    if (t->dtype != BT_F32) cpu_narrow(t->dtype, t->data, i0, n, v);
+}
+
+/* A buffer of at least bytes owned by the backend, valid until the next call
+ * (ops run one at a time; never from inside a parallel region). Counted in
+ * peak_bytes. */
+void *cpu_scratch(bt_backend *be, size_t bytes);
+
+/* The matmul of 16-bit A/B (cpu_half.c): widens them exactly to F32, runs
+ * the F32 GEMM of cpu_matmul_f32 and rounds C on store. (Debian's OpenBLAS
+ * is built without BUILD_BFLOAT16: there is no cblas_sbgemm to call.) */
+void cpu_matmul_half(bt_backend *be, const bt_tensor *A, int transA, const bt_tensor *B, int transB,
+                     bt_tensor *C, const bt_tensor *bias, float alpha, float beta, int epilogue,
+                     bt_tensor *pre_act, int64_t M, int64_t N, int64_t K);
+/* C[M,N] (F32, ld N) = alpha op(A) op(B) + beta C + bias, then the epilogue
+ * (pre: F32 [M,N] or NULL); A, B F32 with leading dims lda, ldb. Threads
+ * split rows or columns of C (cpu_backend.c). */
+void cpu_matmul_f32(bt_backend *be, const float *a, int lda, int transA, const float *b, int ldb, int transB,
+                    float *c, int64_t M, int64_t N, int64_t K, const float *bias, float alpha, float beta,
+                    int epilogue, float *pre);
+float cpu_gelu_erf(float x);
+float cpu_gelu_tanh(float x);
 
 /* The last dimension of a tensor (its row length) and the number of rows. */
 static inline int64_t cpu_cols(const bt_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
