@@ -22,11 +22,22 @@
  *   MLM     : t = LN(f(x_L Wt^T + bt)) ; logits = t[masked] Wword^T + bias          [M,V]
  * Backward is the same sequence reversed; every parameter gradient is
  * ACCUMULATED (+=), so micro-batches add up without copies.
+ *
+ * Precision (bt_precision; docs/engine.md has the table). rdt is the GEMMs'
+ * operand dtype: F32, or F16/BF16 for mixed precision, where, as under
+ * torch.autocast, the GEMM outputs (qkv, ctx's projections, pre/act, pooler,
+ * logits) and the activation gradients between GEMMs are 16-bit, the
+ * residual stream (x, h1, a, h2), LayerNorm, softmax, losses and every
+ * parameter gradient F32. F32 activations a GEMM reads are cast into the
+ * 16-bit scratch xr first; the GEMMs read a 16-bit copy of the weights (wr),
+ * refreshed from the F32 masters before a forward after they changed. With
+ * rdt = F32 none of this exists and the op sequence is the fp32 one.
  */
 #include "kernels/backend.h"
 #include "engine/bert.h"
 #include "engine/model_weights.h"
 #include "engine/model_dir.h"
+#include "kernels/half.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -46,17 +57,17 @@ _Static_assert((int)BT_BERT_ACT_RELU == (int)BT_ACT_RELU, "init.h activation val
 
 typedef struct { size_t wqkv, bqkv, wo, bo, g1, b1, wi, bi, wf, bf, g2, b2; } layer_off;
 
-/* Saved activations of one encoder layer. */
+/* Saved activations of one encoder layer (void *: of dtype rdt). */
 typedef struct {
-    float *qkv;   /* [N,3D] */
-    float *ctx;   /* [N,D] */
+    void *qkv;    /* [N,3D] rdt */
+    void *ctx;    /* [N,D] rdt */
     float *probs; /* [B,H,S,S] */
     float *lse;   /* [B,H,S] */
     float *h1;    /* [N,D] residual sum before LN1 */
     float *m1, *r1; /* [N] */
     float *a;     /* [N,D] LN1 output */
-    float *pre;   /* [N,I] before the activation */
-    float *act;   /* [N,I] after; reused as d(pre) in backward */
+    void *pre;    /* [N,I] rdt before the activation */
+    void *act;    /* [N,I] rdt after; reused as d(pre) in backward */
     float *h2;    /* [N,D] */
     float *m2, *r2; /* [N] */
 } layer_act;
@@ -70,6 +81,11 @@ struct bt_bert {
     int max_B, max_S, training;
     uint64_t seed;
     int heads_init;
+    bt_precision prec;
+    bt_dtype rdt;     /* GEMM operands and 16-bit activations: F32, F16 or BF16 */
+    size_t resz;      /* bytes per rdt element */
+    void *wr;         /* [total] rdt copy of the parameters for the GEMMs (NULL when rdt is F32) */
+    int wr_stale;     /* wr must be refreshed from params before the next forward */
 
     bt_bert_param *tab;
     size_t ntab, cap;
@@ -93,13 +109,19 @@ struct bt_bert {
     float *emb_h, *emb_mean, *emb_rstd; /* [N,D], [N], [N] */
     float **x;        /* x[0..L] [N,D] */
     layer_act *la;
-    float *cls, *ppre, *pooled, *pd; /* [B,D] */
+    float *cls;       /* [B,D] gathered [CLS] rows */
+    void *ppre, *pooled, *pd; /* [B,D] rdt */
     float *xd;        /* [N,D] token-cls dropout output */
-    float *tpre, *tact, *t, *tmean, *trstd, *tm; /* MLM transform [N,D] / [N] */
-    float *logits, *dlogits; /* [rows, C] */
+    void *tpre, *tact; /* MLM transform [N,D] rdt */
+    float *t, *tmean, *trstd, *tm; /* MLM LayerNorm [N,D] / [N], gathered rows [M,D] */
+    void *logits, *dlogits; /* [rows, C] rdt */
     float *loss;      /* [1] */
-    /* backward temporaries */
-    float *dX, *dH, *dP, *dA, *dC, *dI, *dQKV, *dB1, *dB2, *dB3, *gscratch;
+    void *xr;         /* [N,D] rdt: cast of an F32 activation a GEMM reads (16-bit only) */
+    void *proj;       /* [N,D] rdt: a layer's output projection before its LN (16-bit only) */
+    void *clsr;       /* [B,D] rdt: cast of cls for the pooler (16-bit only) */
+    /* backward temporaries: dX, dH, dA, dB3 F32; dP, dC, dI, dQKV, dB1, dB2 rdt */
+    float *dX, *dH, *dA, *dB3, *gscratch;
+    void *dP, *dC, *dI, *dQKV, *dB1, *dB2;
 
     /* batch state */
     int B, S, nm;     /* current batch dims, masked rows (MLM) */
@@ -108,6 +130,8 @@ struct bt_bert {
     float *h_targ;
     float *h_out;     /* host scratch for logits */
     size_t h_out_cap;
+    uint16_t *h_raw;  /* host scratch for 16-bit downloads / uploads */
+    size_t h_raw_cap;
 };
 
 /* ---------------------------------------------------------------- table */
@@ -212,6 +236,7 @@ static void *take(bump *b, size_t bytes)
 }
 #define TAKEF(b, n) ((float *)take((b), (size_t)(n) * sizeof(float)))
 #define TAKEI(b, n) ((int32_t *)take((b), (size_t)(n) * sizeof(int32_t)))
+#define TAKER(b, n) take((b), (size_t)(n) * m->resz) /* rdt elements */
 
 static void layout_arena(bt_bert *m, bump *b)
 {
@@ -231,31 +256,36 @@ static void layout_arena(bt_bert *m, bump *b)
     for (size_t l = 0; l < L; l++) {
         layer_act *a = &m->la[l];
         if (l >= nsets) { *a = m->la[0]; continue; }
-        a->qkv = TAKEF(b, N * 3 * D); a->ctx = TAKEF(b, N * D);
+        a->qkv = TAKER(b, N * 3 * D); a->ctx = TAKER(b, N * D);
         a->probs = TAKEF(b, Bm * H * Sm * Sm); a->lse = TAKEF(b, Bm * H * Sm);
         a->h1 = TAKEF(b, N * D); a->m1 = TAKEF(b, N); a->r1 = TAKEF(b, N); a->a = TAKEF(b, N * D);
-        a->pre = TAKEF(b, N * I); a->act = TAKEF(b, N * I);
+        a->pre = TAKER(b, N * I); a->act = TAKER(b, N * I);
         a->h2 = TAKEF(b, N * D); a->m2 = TAKEF(b, N); a->r2 = TAKEF(b, N);
     }
     size_t rows = m->task == BT_TASK_SEQ_CLS ? Bm : N;
     if (m->task == BT_TASK_SEQ_CLS) {
-        m->cls = TAKEF(b, Bm * D); m->ppre = TAKEF(b, Bm * D); m->pooled = TAKEF(b, Bm * D); m->pd = TAKEF(b, Bm * D);
+        m->cls = TAKEF(b, Bm * D); m->ppre = TAKER(b, Bm * D); m->pooled = TAKER(b, Bm * D); m->pd = TAKER(b, Bm * D);
     }
     if (m->task == BT_TASK_TOKEN_CLS) m->xd = TAKEF(b, N * D);
     if (m->task == BT_TASK_MLM) {
-        m->tpre = TAKEF(b, N * D); m->tact = TAKEF(b, N * D); m->t = TAKEF(b, N * D);
+        m->tpre = TAKER(b, N * D); m->tact = TAKER(b, N * D); m->t = TAKEF(b, N * D);
         m->tmean = TAKEF(b, N); m->trstd = TAKEF(b, N); m->tm = TAKEF(b, N * D);
     }
     if (m->task != BT_TASK_ENCODER) {
-        m->logits = TAKEF(b, rows * C);
-        m->dlogits = TAKEF(b, rows * C);
+        m->logits = TAKER(b, rows * C);
+        m->dlogits = TAKER(b, rows * C);
     }
     m->loss = TAKEF(b, 16);
+    if (m->rdt != BT_F32) { /* 16-bit casts of F32 activations for the GEMMs, projection outputs */
+        m->xr = TAKER(b, N * D);
+        m->proj = TAKER(b, N * D);
+        if (m->task == BT_TASK_SEQ_CLS) m->clsr = TAKER(b, Bm * D);
+    }
     if (m->training) {
-        m->dX = TAKEF(b, N * D); m->dH = TAKEF(b, N * D); m->dP = TAKEF(b, N * D);
-        m->dA = TAKEF(b, N * D); m->dC = TAKEF(b, N * D); m->dI = TAKEF(b, N * I);
-        m->dQKV = TAKEF(b, N * 3 * D);
-        m->dB1 = TAKEF(b, Bm * D); m->dB2 = TAKEF(b, Bm * D); m->dB3 = TAKEF(b, Bm * D);
+        m->dX = TAKEF(b, N * D); m->dH = TAKEF(b, N * D); m->dP = TAKER(b, N * D);
+        m->dA = TAKEF(b, N * D); m->dC = TAKER(b, N * D); m->dI = TAKER(b, N * I);
+        m->dQKV = TAKER(b, N * 3 * D);
+        m->dB1 = TAKER(b, Bm * D); m->dB2 = TAKER(b, Bm * D); m->dB3 = TAKEF(b, Bm * D);
         m->gscratch = TAKEF(b, 2 * D);
     }
 }
@@ -264,24 +294,38 @@ static void layout_arena(bt_bert *m, bump *b)
 
 static bt_tensor V1(const bt_bert *m, void *p, int64_t a) { return bt_view1(p, BT_F32, m->dev, a); }
 static bt_tensor V2(const bt_bert *m, void *p, int64_t a, int64_t b) { return bt_view2(p, BT_F32, m->dev, a, b); }
+static bt_tensor R1(const bt_bert *m, void *p, int64_t a) { return bt_view1(p, m->rdt, m->dev, a); }
+static bt_tensor R2(const bt_bert *m, void *p, int64_t a, int64_t b) { return bt_view2(p, m->rdt, m->dev, a, b); }
 static bt_tensor I1(const bt_bert *m, void *p, int64_t a) { return bt_view1(p, BT_I32, m->dev, a); }
 static bt_tensor I2(const bt_bert *m, void *p, int64_t a, int64_t b) { return bt_view2(p, BT_I32, m->dev, a, b); }
 static float *P(const bt_bert *m, size_t off) { return m->params + off; }
 static float *G(const bt_bert *m, size_t off) { return m->grads + off; }
+/* A weight as the GEMMs read it: the rdt copy (16-bit) or the F32 master. */
+static void *W(const bt_bert *m, size_t off) { return m->wr ? (char *)m->wr + off * m->resz : (void *)(m->params + off); }
 
-/* y[M,N] (beta: 0 overwrite, 1 accumulate) = x[M,K] W[N,K]^T + b */
-static void linear(bt_bert *m, float *x, int64_t M, int64_t K, float *w, float *bias, int64_t Nout, float *y,
-                   int epi, float *pre)
+/* An F32 activation [n] as a GEMM operand: itself (rdt F32), or cast into
+ * the rdt buffer dst (round to nearest-even). */
+static void *gemm_in(bt_bert *m, float *x, int64_t n, void *dst)
 {
-    bt_tensor X = V2(m, x, M, K), W = V2(m, w, Nout, K), Y = V2(m, y, M, Nout), Bv = V1(m, bias, Nout);
-    bt_tensor Pre = V2(m, pre, M, Nout);
-    m->be->matmul(m->be, &X, 0, &W, 1, &Y, bias ? &Bv : NULL, 1.0f, 0.0f, epi, pre ? &Pre : NULL);
+    if (m->rdt == BT_F32) return x;
+    bt_tensor X = V1(m, x, n), Y = R1(m, dst, n);
+    m->be->convert(m->be, &X, &Y);
+    return dst;
 }
 
-/* dW[N,K] += dY[M,N]^T x[M,K]; db[N] += sum_rows dY (db may be NULL) */
-static void linear_wgrad(bt_bert *m, float *dy, int64_t M, int64_t Nout, float *x, int64_t K, float *dw, float *db)
+/* y[M,N] = x[M,K] W[N,K]^T + b: x and w of dtype rdt, y (and pre) of dtype ydt */
+static void linear(bt_bert *m, void *x, int64_t M, int64_t K, void *w, float *bias, int64_t Nout, void *y,
+                   bt_dtype ydt, int epi, void *pre)
 {
-    bt_tensor DY = V2(m, dy, M, Nout), X = V2(m, x, M, K), DW = V2(m, dw, Nout, K);
+    bt_tensor X = R2(m, x, M, K), Wt = R2(m, w, Nout, K), Bv = V1(m, bias, Nout);
+    bt_tensor Y = bt_view2(y, ydt, m->dev, M, Nout), Pre = bt_view2(pre, ydt, m->dev, M, Nout);
+    m->be->matmul(m->be, &X, 0, &Wt, 1, &Y, bias ? &Bv : NULL, 1.0f, 0.0f, epi, pre ? &Pre : NULL);
+}
+
+/* dW[N,K] += dY[M,N]^T x[M,K] (dY, x rdt; dW F32); db[N] += sum_rows dY (db may be NULL) */
+static void linear_wgrad(bt_bert *m, void *dy, int64_t M, int64_t Nout, void *x, int64_t K, float *dw, float *db)
+{
+    bt_tensor DY = R2(m, dy, M, Nout), X = R2(m, x, M, K), DW = V2(m, dw, Nout, K);
     m->be->matmul(m->be, &DY, 1, &X, 0, &DW, NULL, 1.0f, 1.0f, BT_EPI_NONE, NULL);
     if (db) {
         bt_tensor DB = V1(m, db, Nout);
@@ -289,11 +333,12 @@ static void linear_wgrad(bt_bert *m, float *dy, int64_t M, int64_t Nout, float *
     }
 }
 
-/* dx[M,K] (= or +=) dY[M,N] W[N,K] */
-static void linear_dgrad(bt_bert *m, float *dy, int64_t M, int64_t Nout, float *w, int64_t K, float *dx, float beta)
+/* dx[M,K] (= or +=) dY[M,N] W[N,K]: dY, W rdt; dx of dtype dxdt */
+static void linear_dgrad(bt_bert *m, void *dy, int64_t M, int64_t Nout, void *w, int64_t K, void *dx, bt_dtype dxdt,
+                         float beta)
 {
-    bt_tensor DY = V2(m, dy, M, Nout), W = V2(m, w, Nout, K), DX = V2(m, dx, M, K);
-    m->be->matmul(m->be, &DY, 0, &W, 0, &DX, NULL, 1.0f, beta, BT_EPI_NONE, NULL);
+    bt_tensor DY = R2(m, dy, M, Nout), Wt = R2(m, w, Nout, K), DX = bt_view2(dx, dxdt, m->dev, M, K);
+    m->be->matmul(m->be, &DY, 0, &Wt, 0, &DX, NULL, 1.0f, beta, BT_EPI_NONE, NULL);
 }
 
 static bt_dropout_key dkey(const bt_bert *m, uint32_t step, uint32_t micro, uint32_t layer, uint32_t site)
@@ -302,10 +347,23 @@ static bt_dropout_key dkey(const bt_bert *m, uint32_t step, uint32_t micro, uint
     return k;
 }
 
-static void dropout(bt_bert *m, float *x, float *y, int64_t n, float p, bt_dropout_key k)
+static void dropout(bt_bert *m, void *x, void *y, int64_t n, bt_dtype dt, float p, bt_dropout_key k)
 {
-    bt_tensor X = V1(m, x, n), Y = V1(m, y, n);
+    bt_tensor X = bt_view1(x, dt, m->dev, n), Y = bt_view1(y, dt, m->dev, n);
     m->be->dropout(m->be, &X, &Y, p, k);
+}
+
+/* y (rdt) = dropout(x) for an F32 gradient x entering a 16-bit GEMM's
+ * backward: cast, then the dropout on the cast (torch autocast's order: the
+ * gradient of a 16-bit output is 16-bit). rdt F32: the plain dropout. */
+static void dropout_to_r(bt_bert *m, float *x, void *y, int64_t n, float p, bt_dropout_key k)
+{
+    if (m->rdt == BT_F32) {
+        dropout(m, x, y, n, BT_F32, p, k);
+        return;
+    }
+    gemm_in(m, x, n, y);
+    dropout(m, y, y, n, m->rdt, p, k);
 }
 
 static int act_epilogue(int act)
@@ -313,16 +371,16 @@ static int act_epilogue(int act)
     return act == BT_ACT_GELU_ERF ? BT_EPI_GELU_ERF : act == BT_ACT_GELU_TANH ? BT_EPI_GELU_TANH : BT_EPI_NONE;
 }
 
-/* y = f(x W^T + b), pre receives x W^T + b */
-static void linear_act(bt_bert *m, float *x, int64_t M, int64_t K, float *w, float *bias, int64_t Nout, float *pre,
-                       float *y)
+/* y = f(x W^T + b), pre receives x W^T + b (x, w, pre, y rdt) */
+static void linear_act(bt_bert *m, void *x, int64_t M, int64_t K, void *w, float *bias, int64_t Nout, void *pre,
+                       void *y)
 {
     int epi = act_epilogue(m->cfg.act);
     if (epi != BT_EPI_NONE) {
-        linear(m, x, M, K, w, bias, Nout, y, epi, pre);
+        linear(m, x, M, K, w, bias, Nout, y, m->rdt, epi, pre);
     } else {
-        linear(m, x, M, K, w, bias, Nout, pre, BT_EPI_NONE, NULL);
-        bt_tensor Pr = V2(m, pre, M, Nout), Y = V2(m, y, M, Nout);
+        linear(m, x, M, K, w, bias, Nout, pre, m->rdt, BT_EPI_NONE, NULL);
+        bt_tensor Pr = R2(m, pre, M, Nout), Y = R2(m, y, M, Nout);
         m->be->act_fwd(m->be, m->cfg.act, &Pr, &Y);
     }
 }
@@ -368,6 +426,41 @@ static void init_missing(bt_bert *m, float *host, const bt_param_load *pl)
     }
 }
 
+const char *bt_precision_name(bt_precision p)
+{
+    switch (p) {
+    case BT_PREC_FP32: return "fp32";
+    case BT_PREC_TF32: return "tf32";
+    case BT_PREC_FP16: return "fp16";
+    case BT_PREC_BF16: return "bf16";
+    }
+    return "?";
+}
+
+/* The backend computes in the requested precision, or a BT_ECONFIG naming
+ * train.precision and what to use instead. Sets the GEMM math (TF32 or not). */
+static int setup_precision(bt_bert *m, bt_precision p)
+{
+    bt_backend *be = m->be;
+    char dev[48];
+    if (be->device == BT_DEV_CPU) snprintf(dev, sizeof dev, "the CPU backend");
+    else snprintf(dev, sizeof dev, "this GPU (sm_%d)", be->sm);
+    m->prec = p;
+    m->rdt = p == BT_PREC_FP16 ? BT_F16 : p == BT_PREC_BF16 ? BT_BF16 : BT_F32;
+    m->resz = bt_dtype_size(m->rdt);
+    if ((int)p < BT_PREC_FP32 || (int)p > BT_PREC_BF16)
+        return bt_fail(BT_EINTERNAL, "bt_bert_create: unknown precision %d", (int)p);
+    if (m->rdt != BT_F32 && !be->dtype_ok(be, m->rdt))
+        return bt_fail(BT_ECONFIG, "[train] precision = %s: %s cannot compute in %s (bf16 needs an sm_80+ GPU: "
+                                   "A100, L4, H100); use precision = fp16 (or auto)",
+                       bt_precision_name(p), dev, bt_precision_name(p));
+    int rc = be->set_tf32(be, p == BT_PREC_TF32);
+    if (rc)
+        return bt_fail_context(rc, "[train] precision = tf32 on %s: use precision = %s", dev,
+                               be->device == BT_DEV_CPU ? "fp32 (or bf16)" : "fp16, fp32 or auto");
+    return 0;
+}
+
 int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o, bt_bert **out)
 {
     *out = NULL;
@@ -377,7 +470,9 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
     m->task = o->task;
     m->seed = o->seed;
     m->training = o->training;
-    int rc = bt_bert_config_load(model_dir, &m->cfg);
+    int rc = setup_precision(m, o->precision);
+    if (rc) goto fail;
+    rc = bt_bert_config_load(model_dir, &m->cfg);
     if (rc) goto fail;
     const bt_bert_config *c = &m->cfg;
     if ((rc = resolve_labels(m, o))) goto fail;
@@ -433,6 +528,15 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
     }
     be->upload(be, m->params, host, m->total * sizeof(float));
     bt_aligned_free(host);
+    if (m->rdt != BT_F32) {
+        m->wr = be->alloc(be, m->total * m->resz);
+        if (!m->wr) {
+            rc = bt_fail(BT_EIO, "%s: cannot allocate the %s copy of the weights (%.1f MB) on the %s backend",
+                         model_dir, bt_precision_name(m->prec), m->total * (double)m->resz / 1e6, be->name);
+            goto fail;
+        }
+        m->wr_stale = 1;
+    }
     if (m->training) {
         m->grads = be->alloc(be, m->total * sizeof(float));
         if (!m->grads) {
@@ -459,8 +563,8 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
     m->h_ids = bt_xcalloc(N, 4); m->h_pos = bt_xcalloc(N, 4); m->h_tt = bt_xcalloc(N, 4);
     m->h_mask = bt_xcalloc(N, 4); m->h_rows = bt_xcalloc((size_t)m->max_B, 4); m->h_lab = bt_xcalloc(N, 4);
     m->h_mrows = bt_xcalloc(N, 4); m->h_targ = bt_xcalloc((size_t)m->max_B * m->C, 4);
-    bt_info("model %s: %zu parameters (%.1f MB), arena %.1f MB for batch %d x %d", model_dir, m->total,
-            m->total * 4.0 / 1e6, m->arena_bytes / 1e6, m->max_B, m->max_S);
+    bt_info("model %s: %zu parameters (%.1f MB), arena %.1f MB for batch %d x %d, %s", model_dir, m->total,
+            m->total * 4.0 / 1e6, m->arena_bytes / 1e6, m->max_B, m->max_S, bt_precision_name(m->prec));
     *out = m;
     return 0;
 fail:
@@ -472,6 +576,7 @@ void bt_bert_free(bt_bert *m)
 {
     if (!m) return;
     if (m->params) m->be->free(m->be, m->params);
+    if (m->wr) m->be->free(m->be, m->wr);
     if (m->grads) m->be->free(m->be, m->grads);
     if (m->arena) m->be->free(m->be, m->arena);
     for (size_t i = 0; i < m->ntab; i++) free(m->tab[i].name);
@@ -480,13 +585,14 @@ void bt_bert_free(bt_bert *m)
     free(m->x);
     free(m->la);
     free(m->h_ids); free(m->h_pos); free(m->h_tt); free(m->h_mask); free(m->h_rows); free(m->h_lab);
-    free(m->h_mrows); free(m->h_targ); free(m->h_out);
+    free(m->h_mrows); free(m->h_targ); free(m->h_out); free(m->h_raw);
     free(m);
 }
 
 /* ---------------------------------------------------------------- accessors */
 
 const bt_bert_config *bt_bert_cfg(const bt_bert *m) { return &m->cfg; }
+bt_precision bt_bert_precision(const bt_bert *m) { return m->prec; }
 bt_task bt_bert_task(const bt_bert *m) { return m->task; }
 bt_backend *bt_bert_backend(const bt_bert *m) { return m->be; }
 size_t bt_bert_nparams(const bt_bert *m) { return m->ntab; }
@@ -512,6 +618,50 @@ void bt_bert_download_params(bt_bert *m, float *host)
 void bt_bert_upload_params(bt_bert *m, const float *host)
 {
     m->be->upload(m->be, m->params, host, m->total * sizeof(float));
+    m->wr_stale = 1;
+}
+
+void bt_bert_params_changed(bt_bert *m) { m->wr_stale = 1; }
+
+/* The 16-bit weight copy, from the F32 masters, when they changed. */
+static void refresh_weights(bt_bert *m)
+{
+    if (!m->wr || !m->wr_stale) return;
+    bt_tensor P = V1(m, m->params, (int64_t)m->total), Wr = R1(m, m->wr, (int64_t)m->total);
+    m->be->convert(m->be, &P, &Wr);
+    m->wr_stale = 0;
+}
+
+/* n elements of dtype dt at dev -> host floats (16-bit: through h_raw). */
+static void download_f32(bt_bert *m, float *host, const void *dev, bt_dtype dt, size_t n)
+{
+    if (dt == BT_F32) {
+        m->be->download(m->be, host, dev, n * sizeof(float));
+        return;
+    }
+    if (m->h_raw_cap < n) {
+        free(m->h_raw);
+        m->h_raw = bt_xmalloc(n * sizeof *m->h_raw);
+        m->h_raw_cap = n;
+    }
+    m->be->download(m->be, m->h_raw, dev, n * sizeof *m->h_raw);
+    for (size_t i = 0; i < n; i++) host[i] = dt == BT_F16 ? bt_f16_to_f32(m->h_raw[i]) : bt_bf16_to_f32(m->h_raw[i]);
+}
+
+/* host floats -> n elements of dtype dt at dev, rounded to nearest-even. */
+static void upload_f32(bt_bert *m, void *dev, const float *host, bt_dtype dt, size_t n)
+{
+    if (dt == BT_F32) {
+        m->be->upload(m->be, dev, host, n * sizeof(float));
+        return;
+    }
+    if (m->h_raw_cap < n) {
+        free(m->h_raw);
+        m->h_raw = bt_xmalloc(n * sizeof *m->h_raw);
+        m->h_raw_cap = n;
+    }
+    for (size_t i = 0; i < n; i++) m->h_raw[i] = dt == BT_F16 ? bt_f32_to_f16(host[i]) : bt_f32_to_bf16(host[i]);
+    m->be->upload(m->be, dev, m->h_raw, n * sizeof *m->h_raw);
 }
 
 void bt_bert_set_frozen(bt_bert *m, int freeze_embeddings, int freeze_layers)
@@ -626,6 +776,8 @@ static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
     const bt_bert_config *c = &m->cfg;
     int64_t B = m->B, S = m->S, N = B * S, D = c->hidden, I = c->inter, H = c->heads, Dh = D / H;
     float ph = train ? c->p_hidden : 0.0f, pa = train ? c->p_attn : 0.0f;
+    int lp = m->rdt != BT_F32;
+    refresh_weights(m);
 
     bt_tensor ids = I1(m, m->ids, N), pos = I1(m, m->pos, N), tt = I1(m, m->tt, N);
     bt_tensor wv = V2(m, P(m, m->o_word), c->vocab, D), wp = V2(m, P(m, m->o_pos), c->max_pos, D),
@@ -635,35 +787,38 @@ static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
     bt_tensor em = V1(m, m->emb_mean, N), er = V1(m, m->emb_rstd, N);
     be->embed_fwd(be, &ids, &pos, &tt, &wv, &wp, &wt, &e);
     be->layernorm_fwd(be, &e, NULL, &eg, &eb, c->ln_eps, &x0, &em, &er, NULL);
-    dropout(m, m->x[0], m->x[0], N * D, ph, dkey(m, step, micro, 0, BT_SITE_EMBED));
+    dropout(m, m->x[0], m->x[0], N * D, BT_F32, ph, dkey(m, step, micro, 0, BT_SITE_EMBED));
 
     bt_tensor mask = I2(m, m->mask, B, S);
     float scale = 1.0f / sqrtf((float)Dh);
     for (int l = 0; l < c->layers; l++) {
         const layer_off *o = &m->lo[l];
         layer_act *a = &m->la[l];
-        float *x = m->x[l], *proj = m->x[l + 1]; /* x_{l+1} doubles as the projection scratch */
-        linear(m, x, N, D, P(m, o->wqkv), P(m, o->bqkv), 3 * D, a->qkv, BT_EPI_NONE, NULL);
-        bt_tensor qkv = V2(m, a->qkv, N, 3 * D), ctx = V2(m, a->ctx, N, D);
+        float *x = m->x[l];
+        linear(m, gemm_in(m, x, N * D, m->xr), N, D, W(m, o->wqkv), P(m, o->bqkv), 3 * D, a->qkv, m->rdt,
+               BT_EPI_NONE, NULL);
+        bt_tensor qkv = R2(m, a->qkv, N, 3 * D), ctx = R2(m, a->ctx, N, D);
         int64_t ps[4] = {B, H, S, S};
         bt_tensor probs = bt_view(a->probs, BT_F32, m->dev, 4, ps);
         int64_t ls[3] = {B, H, S};
         bt_tensor lse = bt_view(a->lse, BT_F32, m->dev, 3, ls);
         be->attention_fwd(be, &qkv, &mask, (int)B, (int)S, (int)H, (int)Dh, scale, pa,
                           dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_PROBS), &ctx, &probs, &lse);
-        /* h1 = dropout(ctx Wo^T + bo) + x ; a = LN1(h1) */
-        float *tmp = a->a; /* LN1's output buffer holds the projection until LN overwrites it */
-        linear(m, a->ctx, N, D, P(m, o->wo), P(m, o->bo), D, tmp, BT_EPI_NONE, NULL);
-        dropout(m, tmp, tmp, N * D, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_OUT));
-        bt_tensor tT = V2(m, tmp, N, D), xT = V2(m, x, N, D), h1 = V2(m, a->h1, N, D), aT = V2(m, a->a, N, D);
+        /* h1 = dropout(ctx Wo^T + bo) + x ; a = LN1(h1). fp32: LN1's output
+         * buffer holds the projection until LN overwrites it */
+        void *tmp = lp ? m->proj : (void *)a->a;
+        linear(m, a->ctx, N, D, W(m, o->wo), P(m, o->bo), D, tmp, m->rdt, BT_EPI_NONE, NULL);
+        dropout(m, tmp, tmp, N * D, m->rdt, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_OUT));
+        bt_tensor tT = R2(m, tmp, N, D), xT = V2(m, x, N, D), h1 = V2(m, a->h1, N, D), aT = V2(m, a->a, N, D);
         bt_tensor g1 = V1(m, P(m, o->g1), D), b1 = V1(m, P(m, o->b1), D);
         bt_tensor m1 = V1(m, a->m1, N), r1 = V1(m, a->r1, N);
         be->layernorm_fwd(be, &tT, &xT, &g1, &b1, c->ln_eps, &aT, &m1, &r1, &h1);
-        /* FFN */
-        linear_act(m, a->a, N, D, P(m, o->wi), P(m, o->bi), I, a->pre, a->act);
-        linear(m, a->act, N, I, P(m, o->wf), P(m, o->bf), D, proj, BT_EPI_NONE, NULL);
-        dropout(m, proj, proj, N * D, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_FFN_OUT));
-        bt_tensor pT = V2(m, proj, N, D), h2 = V2(m, a->h2, N, D), xo = V2(m, m->x[l + 1], N, D);
+        /* FFN; fp32: x_{l+1} doubles as the projection scratch */
+        linear_act(m, gemm_in(m, a->a, N * D, m->xr), N, D, W(m, o->wi), P(m, o->bi), I, a->pre, a->act);
+        void *proj = lp ? m->proj : (void *)m->x[l + 1];
+        linear(m, a->act, N, I, W(m, o->wf), P(m, o->bf), D, proj, m->rdt, BT_EPI_NONE, NULL);
+        dropout(m, proj, proj, N * D, m->rdt, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_FFN_OUT));
+        bt_tensor pT = R2(m, proj, N, D), h2 = V2(m, a->h2, N, D), xo = V2(m, m->x[l + 1], N, D);
         bt_tensor g2 = V1(m, P(m, o->g2), D), b2 = V1(m, P(m, o->b2), D);
         bt_tensor m2 = V1(m, a->m2, N), r2 = V1(m, a->r2, N);
         be->layernorm_fwd(be, &pT, &aT, &g2, &b2, c->ln_eps, &xo, &m2, &r2, &h2);
@@ -673,24 +828,28 @@ static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
     if (m->task == BT_TASK_SEQ_CLS) {
         bt_tensor src = V2(m, xL, N, D), rows = I1(m, m->rows, B), cls = V2(m, m->cls, B, D);
         be->gather_rows(be, &src, &rows, &cls);
-        linear(m, m->cls, B, D, P(m, m->o_pw), P(m, m->o_pb), D, m->ppre, BT_EPI_NONE, NULL);
-        bt_tensor pp = V2(m, m->ppre, B, D), po = V2(m, m->pooled, B, D);
+        linear(m, gemm_in(m, m->cls, B * D, m->clsr), B, D, W(m, m->o_pw), P(m, m->o_pb), D, m->ppre, m->rdt,
+               BT_EPI_NONE, NULL);
+        bt_tensor pp = R2(m, m->ppre, B, D), po = R2(m, m->pooled, B, D);
         be->act_fwd(be, BT_ACT_TANH, &pp, &po);
-        dropout(m, m->pooled, m->pd, B * D, train ? c->p_classifier : 0.0f,
+        dropout(m, m->pooled, m->pd, B * D, m->rdt, train ? c->p_classifier : 0.0f,
                 dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
-        linear(m, m->pd, B, D, P(m, m->o_cw), P(m, m->o_cb), C, m->logits, BT_EPI_NONE, NULL);
+        linear(m, m->pd, B, D, W(m, m->o_cw), P(m, m->o_cb), C, m->logits, m->rdt, BT_EPI_NONE, NULL);
     } else if (m->task == BT_TASK_TOKEN_CLS) {
-        dropout(m, xL, m->xd, N * D, train ? c->p_classifier : 0.0f, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
-        linear(m, m->xd, N, D, P(m, m->o_cw), P(m, m->o_cb), C, m->logits, BT_EPI_NONE, NULL);
+        dropout(m, xL, m->xd, N * D, BT_F32, train ? c->p_classifier : 0.0f,
+                dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
+        linear(m, gemm_in(m, m->xd, N * D, m->xr), N, D, W(m, m->o_cw), P(m, m->o_cb), C, m->logits, m->rdt,
+               BT_EPI_NONE, NULL);
     } else if (m->task == BT_TASK_MLM && m->nm > 0) {
-        linear_act(m, xL, N, D, P(m, m->o_tw), P(m, m->o_tb), D, m->tpre, m->tact);
-        bt_tensor ta = V2(m, m->tact, N, D), t = V2(m, m->t, N, D);
+        linear_act(m, gemm_in(m, xL, N * D, m->xr), N, D, W(m, m->o_tw), P(m, m->o_tb), D, m->tpre, m->tact);
+        bt_tensor ta = R2(m, m->tact, N, D), t = V2(m, m->t, N, D);
         bt_tensor tg = V1(m, P(m, m->o_tg), D), tb = V1(m, P(m, m->o_tbeta), D);
         bt_tensor tmn = V1(m, m->tmean, N), trs = V1(m, m->trstd, N);
         be->layernorm_fwd(be, &ta, NULL, &tg, &tb, c->ln_eps, &t, &tmn, &trs, NULL);
         bt_tensor rows = I1(m, m->mrows, m->nm), tm = V2(m, m->tm, m->nm, D);
         be->gather_rows(be, &t, &rows, &tm);
-        linear(m, m->tm, m->nm, D, P(m, m->o_word), P(m, m->o_mbias), C, m->logits, BT_EPI_NONE, NULL);
+        linear(m, gemm_in(m, m->tm, m->nm * D, m->xr), m->nm, D, W(m, m->o_word), P(m, m->o_mbias), C, m->logits,
+               m->rdt, BT_EPI_NONE, NULL);
     }
 }
 
@@ -701,7 +860,7 @@ static int compute_loss(bt_bert *m, float grad_scale, float *loss_host)
     int64_t C = m->C, B = m->B, N = (int64_t)m->B * m->S;
     bt_tensor loss = V1(m, m->loss, 1);
     if (m->task == BT_TASK_SEQ_CLS) {
-        bt_tensor lg = V2(m, m->logits, B, C), dl = V2(m, m->dlogits, B, C);
+        bt_tensor lg = R2(m, m->logits, B, C), dl = R2(m, m->dlogits, B, C);
         if (m->cfg.problem == BT_LOSS_SINGLE) {
             bt_tensor lab = I1(m, m->lab, B);
             be->softmax_xent(be, &lg, &lab, grad_scale, &loss, &dl);
@@ -711,14 +870,14 @@ static int compute_loss(bt_bert *m, float grad_scale, float *loss_host)
             else be->mse(be, &lg, &tg, grad_scale, &loss, &dl);
         }
     } else if (m->task == BT_TASK_TOKEN_CLS) {
-        bt_tensor lg = V2(m, m->logits, N, C), dl = V2(m, m->dlogits, N, C), lab = I1(m, m->lab, N);
+        bt_tensor lg = R2(m, m->logits, N, C), dl = R2(m, m->dlogits, N, C), lab = I1(m, m->lab, N);
         be->softmax_xent(be, &lg, &lab, grad_scale, &loss, &dl);
     } else if (m->task == BT_TASK_MLM) {
         if (m->nm == 0) {
             *loss_host = 0.0f;
             return 0;
         }
-        bt_tensor lg = V2(m, m->logits, m->nm, C), dl = V2(m, m->dlogits, m->nm, C), lab = I1(m, m->lab, m->nm);
+        bt_tensor lg = R2(m, m->logits, m->nm, C), dl = R2(m, m->dlogits, m->nm, C), lab = I1(m, m->lab, m->nm);
         be->softmax_xent(be, &lg, &lab, grad_scale, &loss, &dl);
     } else {
         return bt_fail(BT_EINTERNAL, "the encoder-only model has no loss");
@@ -746,33 +905,33 @@ static void layer_backward(bt_bert *m, int l, int want_dx, uint32_t step, uint32
     bt_tensor dg2 = V1(m, tr ? G(m, o->g2) : sg, D), db2 = V1(m, tr ? G(m, o->b2) : sb, D);
     be->layernorm_bwd(be, &h2, &dX, &g2, &m2, &r2, &dH, &dg2, &db2);
     /* output dense (through its dropout) */
-    dropout(m, m->dH, m->dP, N * D, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_FFN_OUT));
+    dropout_to_r(m, m->dH, m->dP, N * D, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_FFN_OUT));
     if (tr) linear_wgrad(m, m->dP, N, D, a->act, I, G(m, o->wf), G(m, o->bf));
-    linear_dgrad(m, m->dP, N, D, P(m, o->wf), I, m->dI, 0.0f);
-    bt_tensor pre = V2(m, a->pre, N, I), dI = V2(m, m->dI, N, I), dpre = V2(m, a->act, N, I);
+    linear_dgrad(m, m->dP, N, D, W(m, o->wf), I, m->dI, m->rdt, 0.0f);
+    bt_tensor pre = R2(m, a->pre, N, I), dI = R2(m, m->dI, N, I), dpre = R2(m, a->act, N, I);
     be->act_bwd(be, c->act, &pre, &dI, &dpre, 0); /* a->act now holds d(pre) */
-    if (tr) linear_wgrad(m, a->act, N, I, a->a, D, G(m, o->wi), G(m, o->bi));
-    /* dA = d(pre) Wi + dH (residual) */
-    linear_dgrad(m, a->act, N, I, P(m, o->wi), D, m->dA, 0.0f);
+    if (tr) linear_wgrad(m, a->act, N, I, gemm_in(m, a->a, N * D, m->xr), D, G(m, o->wi), G(m, o->bi));
+    /* dA = d(pre) Wi + dH (residual), F32 */
+    linear_dgrad(m, a->act, N, I, W(m, o->wi), D, m->dA, BT_F32, 0.0f);
     bt_tensor dA = V2(m, m->dA, N, D);
     be->add(be, &dA, &dH, &dA);
     /* LN1 */
     bt_tensor h1 = V2(m, a->h1, N, D), g1 = V1(m, P(m, o->g1), D), m1 = V1(m, a->m1, N), r1 = V1(m, a->r1, N);
     bt_tensor dg1 = V1(m, tr ? G(m, o->g1) : sg, D), db1 = V1(m, tr ? G(m, o->b1) : sb, D);
     be->layernorm_bwd(be, &h1, &dA, &g1, &m1, &r1, &dH, &dg1, &db1);
-    dropout(m, m->dH, m->dP, N * D, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_OUT));
+    dropout_to_r(m, m->dH, m->dP, N * D, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_OUT));
     if (tr) linear_wgrad(m, m->dP, N, D, a->ctx, D, G(m, o->wo), G(m, o->bo));
-    linear_dgrad(m, m->dP, N, D, P(m, o->wo), D, m->dC, 0.0f);
+    linear_dgrad(m, m->dP, N, D, W(m, o->wo), D, m->dC, m->rdt, 0.0f);
     /* attention */
-    bt_tensor qkv = V2(m, a->qkv, N, 3 * D), ctx = V2(m, a->ctx, N, D), dctx = V2(m, m->dC, N, D);
-    bt_tensor dqkv = V2(m, m->dQKV, N, 3 * D), mask = I2(m, m->mask, B, S);
+    bt_tensor qkv = R2(m, a->qkv, N, 3 * D), ctx = R2(m, a->ctx, N, D), dctx = R2(m, m->dC, N, D);
+    bt_tensor dqkv = R2(m, m->dQKV, N, 3 * D), mask = I2(m, m->mask, B, S);
     int64_t ps[4] = {B, H, S, S}, ls[3] = {B, H, S};
     bt_tensor probs = bt_view(a->probs, BT_F32, m->dev, 4, ps), lse = bt_view(a->lse, BT_F32, m->dev, 3, ls);
     be->attention_bwd(be, &qkv, &mask, (int)B, (int)S, (int)H, (int)Dh, 1.0f / sqrtf((float)Dh), pa,
                       dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_PROBS), &ctx, &probs, &lse, &dctx, &dqkv);
-    if (tr) linear_wgrad(m, m->dQKV, N, 3 * D, m->x[l], D, G(m, o->wqkv), G(m, o->bqkv));
+    if (tr) linear_wgrad(m, m->dQKV, N, 3 * D, gemm_in(m, m->x[l], N * D, m->xr), D, G(m, o->wqkv), G(m, o->bqkv));
     if (want_dx) {
-        linear_dgrad(m, m->dQKV, N, 3 * D, P(m, o->wqkv), D, m->dX, 0.0f);
+        linear_dgrad(m, m->dQKV, N, 3 * D, W(m, o->wqkv), D, m->dX, BT_F32, 0.0f);
         be->add(be, &dX, &dH, &dX);
     }
 }
@@ -791,7 +950,7 @@ static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
         layer_backward(m, l, below, step, micro);
     }
     if (m->freeze_emb) return;
-    dropout(m, m->dX, m->dX, N * D, c->p_hidden, dkey(m, step, micro, 0, BT_SITE_EMBED));
+    dropout(m, m->dX, m->dX, N * D, BT_F32, c->p_hidden, dkey(m, step, micro, 0, BT_SITE_EMBED));
     bt_tensor e = V2(m, m->emb_h, N, D), eg = V1(m, P(m, m->o_eg), D);
     bt_tensor em = V1(m, m->emb_mean, N), er = V1(m, m->emb_rstd, N), dH = V2(m, m->dH, N, D);
     bt_tensor deg = V1(m, G(m, m->o_eg), D), deb = V1(m, G(m, m->o_eb), D);
@@ -802,16 +961,17 @@ static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
     be->embed_bwd(be, &ids, &pos, &tt, &dH, c->pad_id, &dw, &dp, &dt);
 }
 
-/* SEQ_CLS from dB1 = d(pooled) [B,D]: tanh, pooler, [CLS] rows -> dX, encoder. */
+/* SEQ_CLS from dB1 = d(pooled) [B,D] (rdt): tanh, pooler, [CLS] rows -> dX, encoder. */
 static void backward_from_pooled(bt_bert *m, uint32_t step, uint32_t micro)
 {
     bt_backend *be = m->be;
     int64_t B = m->B, N = (int64_t)m->B * m->S, D = m->cfg.hidden;
     bt_tensor dX = V2(m, m->dX, N, D);
-    bt_tensor pp = V2(m, m->ppre, B, D), d1 = V2(m, m->dB1, B, D), d2 = V2(m, m->dB2, B, D);
+    bt_tensor pp = R2(m, m->ppre, B, D), d1 = R2(m, m->dB1, B, D), d2 = R2(m, m->dB2, B, D);
     be->act_bwd(be, BT_ACT_TANH, &pp, &d1, &d2, 0);
-    linear_wgrad(m, m->dB2, B, D, m->cls, D, G(m, m->o_pw), G(m, m->o_pb));
-    linear_dgrad(m, m->dB2, B, D, P(m, m->o_pw), D, m->dB3, 0.0f);
+    /* the pooler's input as its forward GEMM read it (clsr: the forward's cast) */
+    linear_wgrad(m, m->dB2, B, D, m->clsr ? m->clsr : (void *)m->cls, D, G(m, m->o_pw), G(m, m->o_pb));
+    linear_dgrad(m, m->dB2, B, D, W(m, m->o_pw), D, m->dB3, BT_F32, 0.0f);
     be->memset0(be, m->dX, (size_t)N * D * sizeof(float));
     bt_tensor d3 = V2(m, m->dB3, B, D), rows = I1(m, m->rows, B);
     be->gather_rows_bwd(be, &d3, &rows, &dX);
@@ -827,34 +987,42 @@ static void backward(bt_bert *m, uint32_t step, uint32_t micro)
 
     if (m->task == BT_TASK_SEQ_CLS) {
         linear_wgrad(m, m->dlogits, B, C, m->pd, D, G(m, m->o_cw), G(m, m->o_cb));
-        linear_dgrad(m, m->dlogits, B, C, P(m, m->o_cw), D, m->dB1, 0.0f);
-        dropout(m, m->dB1, m->dB1, B * D, c->p_classifier, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
+        linear_dgrad(m, m->dlogits, B, C, W(m, m->o_cw), D, m->dB1, m->rdt, 0.0f);
+        dropout(m, m->dB1, m->dB1, B * D, m->rdt, c->p_classifier, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
         backward_from_pooled(m, step, micro);
         return;
     }
     if (m->task == BT_TASK_TOKEN_CLS) {
-        linear_wgrad(m, m->dlogits, N, C, m->xd, D, G(m, m->o_cw), G(m, m->o_cb));
-        linear_dgrad(m, m->dlogits, N, C, P(m, m->o_cw), D, m->dX, 0.0f);
-        dropout(m, m->dX, m->dX, N * D, c->p_classifier, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
+        linear_wgrad(m, m->dlogits, N, C, gemm_in(m, m->xd, N * D, m->xr), D, G(m, m->o_cw), G(m, m->o_cb));
+        linear_dgrad(m, m->dlogits, N, C, W(m, m->o_cw), D, m->dX, BT_F32, 0.0f);
+        dropout(m, m->dX, m->dX, N * D, BT_F32, c->p_classifier, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
     } else if (m->task == BT_TASK_MLM) {
         if (m->nm == 0) return;
         int64_t M = m->nm;
         /* decoder tied to the word embeddings: its weight gradient lands there */
-        if (!m->freeze_emb) linear_wgrad(m, m->dlogits, M, C, m->tm, D, G(m, m->o_word), NULL);
-        bt_tensor DL = V2(m, m->dlogits, M, C), DB = V1(m, G(m, m->o_mbias), C);
+        if (!m->freeze_emb)
+            linear_wgrad(m, m->dlogits, M, C, gemm_in(m, m->tm, M * D, m->xr), D, G(m, m->o_word), NULL);
+        bt_tensor DL = R2(m, m->dlogits, M, C), DB = V1(m, G(m, m->o_mbias), C);
         be->bias_grad(be, &DL, &DB, 1);
-        linear_dgrad(m, m->dlogits, M, C, P(m, m->o_word), D, m->dP, 0.0f);
+        /* d(tm) [M,D] (F32) in dX, scattered to the rows of dT = dA */
+        linear_dgrad(m, m->dlogits, M, C, W(m, m->o_word), D, m->dX, BT_F32, 0.0f);
         be->memset0(be, m->dA, (size_t)N * D * sizeof(float));
-        bt_tensor dtm = V2(m, m->dP, M, D), rows = I1(m, m->mrows, M), dT = V2(m, m->dA, N, D);
+        bt_tensor dtm = V2(m, m->dX, M, D), rows = I1(m, m->mrows, M), dT = V2(m, m->dA, N, D);
         be->gather_rows_bwd(be, &dtm, &rows, &dT);
-        bt_tensor ta = V2(m, m->tact, N, D), tg = V1(m, P(m, m->o_tg), D);
+        bt_tensor ta = R2(m, m->tact, N, D), tg = V1(m, P(m, m->o_tg), D);
         bt_tensor tmn = V1(m, m->tmean, N), trs = V1(m, m->trstd, N), dH = V2(m, m->dH, N, D);
         bt_tensor dtg = V1(m, G(m, m->o_tg), D), dtb = V1(m, G(m, m->o_tbeta), D);
         be->layernorm_bwd(be, &ta, &dT, &tg, &tmn, &trs, &dH, &dtg, &dtb);
-        bt_tensor tp = V2(m, m->tpre, N, D), dC = V2(m, m->dC, N, D);
-        be->act_bwd(be, c->act, &tp, &dH, &dC, 0);
-        linear_wgrad(m, m->dC, N, D, xL, D, G(m, m->o_tw), G(m, m->o_tb));
-        linear_dgrad(m, m->dC, N, D, P(m, m->o_tw), D, m->dX, 0.0f);
+        /* d(tpre) into dC (rdt); a 16-bit activation's gradient is 16-bit */
+        bt_tensor tp = R2(m, m->tpre, N, D), dC = R2(m, m->dC, N, D);
+        if (m->rdt == BT_F32) {
+            be->act_bwd(be, c->act, &tp, &dH, &dC, 0);
+        } else {
+            gemm_in(m, m->dH, N * D, m->dC);
+            be->act_bwd(be, c->act, &tp, &dC, &dC, 0);
+        }
+        linear_wgrad(m, m->dC, N, D, gemm_in(m, xL, N * D, m->xr), D, G(m, m->o_tw), G(m, m->o_tb));
+        linear_dgrad(m, m->dC, N, D, W(m, m->o_tw), D, m->dX, BT_F32, 0.0f);
     } else {
         return;
     }
@@ -901,21 +1069,21 @@ int bt_bert_eval(bt_bert *m, const bt_batch *b, float *loss, float *logits)
     forward(m, 0, 0, 0);
     if (want_loss && (rc = compute_loss(m, 1.0f, loss))) return rc;
     if (!logits) return 0;
-    bt_backend *be = m->be;
     int64_t C = m->C, B = m->B, S = m->S;
     if (m->task == BT_TASK_SEQ_CLS) {
-        be->download(be, logits, m->logits, (size_t)(B * C) * sizeof(float));
+        download_f32(m, logits, m->logits, m->rdt, (size_t)(B * C));
     } else if (m->task == BT_TASK_MLM) {
-        if (m->nm) be->download(be, logits, m->logits, (size_t)m->nm * C * sizeof(float));
+        if (m->nm) download_f32(m, logits, m->logits, m->rdt, (size_t)m->nm * C);
     } else {
-        const float *src = m->task == BT_TASK_TOKEN_CLS ? m->logits : m->x[m->cfg.layers];
+        int tok = m->task == BT_TASK_TOKEN_CLS;
+        const void *src = tok ? m->logits : (void *)m->x[m->cfg.layers];
         size_t need = (size_t)(B * S * C);
         if (m->h_out_cap < need) {
             free(m->h_out);
             m->h_out = bt_xmalloc(need * sizeof(float));
             m->h_out_cap = need;
         }
-        be->download(be, m->h_out, src, need * sizeof(float));
+        download_f32(m, m->h_out, src, tok ? m->rdt : BT_F32, need);
         size_t r = 0;
         for (int64_t i = 0; i < B; i++)
             for (int s = 0; s < b->len[i]; s++, r++)
@@ -935,7 +1103,7 @@ int bt_bert_encode_pooled(bt_bert *m, const bt_batch *b, int train, uint32_t ste
     if (rc) return rc;
     forward(m, train, step, micro);
     m->pooled_ready = train ? 1 : 0;
-    m->be->download(m->be, pooled, m->pooled, (size_t)m->B * (size_t)m->cfg.hidden * sizeof(float));
+    download_f32(m, pooled, m->pooled, m->rdt, (size_t)m->B * (size_t)m->cfg.hidden);
     return 0;
 }
 
@@ -944,7 +1112,7 @@ int bt_bert_backward_pooled(bt_bert *m, const float *dpooled, uint32_t step, uin
     if (!m->pooled_ready)
         return bt_fail(BT_EINTERNAL, "bt_bert_backward_pooled without a training bt_bert_encode_pooled before it");
     m->pooled_ready = 0;
-    m->be->upload(m->be, m->dB1, dpooled, (size_t)m->B * (size_t)m->cfg.hidden * sizeof(float));
+    upload_f32(m, m->dB1, dpooled, m->rdt, (size_t)m->B * (size_t)m->cfg.hidden);
     backward_from_pooled(m, step, micro);
     return 0;
 }

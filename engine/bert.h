@@ -28,6 +28,18 @@
  * header usable beside engine/model_config.h (their BT_ACT_* enumerators clash). */
 typedef struct bt_backend bt_backend;
 
+/* Compute precision of a model (the master weights, gradients and AdamW
+ * moments are F32 in every one; docs/engine.md has the op-by-op table):
+ *  FP32  everything F32;
+ *  TF32  F32 tensors, GEMMs on TF32 tensor cores (GPUs sm_80+ only);
+ *  FP16  GEMMs on an F16 copy of the weights with F16 activations where
+ *        torch.autocast has them; LayerNorm, softmax, losses, reductions and
+ *        the optimizer F32; the trainer adds dynamic loss scaling;
+ *  BF16  the same with BF16 (no loss scaling).
+ * The values are train.precision's order after "auto" (runner/job.h). */
+typedef enum { BT_PREC_FP32 = 0, BT_PREC_TF32 = 1, BT_PREC_FP16 = 2, BT_PREC_BF16 = 3 } bt_precision;
+const char *bt_precision_name(bt_precision p); /* "fp32", "tf32", "fp16", "bf16" */
+
 typedef enum {
     BT_TASK_ENCODER = 0,   /* no head: last hidden state only (pooler kept if present) */
     BT_TASK_SEQ_CLS = 1,   /* BertForSequenceClassification: pooler -> dropout -> classifier */
@@ -75,15 +87,21 @@ typedef struct {
     int doc_attn_dim;  /* > 0 (SEQ_CLS only): add the long-document attention pooling
                           parameters doc_pooler.dense.weight [A,D], .dense.bias [A]
                           and doc_pooler.score.weight [A] (engine/longdoc_model.h) */
+    bt_precision precision; /* default (0) FP32; resolve "auto" first (runner/precision.h) */
 } bt_bert_opts;
 
 /* Creates the model from MODEL_DIR (config.json + model.safetensors) on be.
  * Heads absent from the checkpoint are initialised from opts->seed; a
- * classifier of the wrong shape is an error naming the tensor. */
+ * classifier of the wrong shape is an error naming the tensor. A precision
+ * the backend cannot compute (TF32 on the CPU or before sm_80, BF16 before
+ * sm_80) is BT_ECONFIG naming train.precision and what to use instead.
+ * TF32 switches the backend's F32 GEMMs to TF32 (be->set_tf32); the other
+ * precisions switch it off. */
 int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *opts, bt_bert **out);
 void bt_bert_free(bt_bert *m);
 
 const bt_bert_config *bt_bert_cfg(const bt_bert *m); /* num_labels / problem resolved */
+bt_precision bt_bert_precision(const bt_bert *m);
 bt_task bt_bert_task(const bt_bert *m);
 bt_backend *bt_bert_backend(const bt_bert *m);
 size_t bt_bert_nparams(const bt_bert *m);            /* entries of the table */
@@ -99,6 +117,10 @@ int bt_bert_heads_initialised(const bt_bert *m);
  * same layout as the table's offsets). */
 void bt_bert_download_params(bt_bert *m, float *host);
 void bt_bert_upload_params(bt_bert *m, const float *host);
+/* Whoever writes the F32 parameters on the device (the optimizer) says so:
+ * the F16/BF16 copy the GEMMs read is refreshed before the next forward.
+ * (bt_bert_upload_params does it itself.) */
+void bt_bert_params_changed(bt_bert *m);
 
 /* Trainability: frozen parts get no gradient computed (backward stops below
  * the lowest trainable part). freeze_layers = first N encoder layers. */
@@ -107,7 +129,9 @@ int bt_bert_param_trainable(const bt_bert *m, const bt_bert_param *p);
 
 /* Forward + loss + backward of one micro-batch, ADDING gradients into the
  * gradient allocation (zero it with bt_bert_zero_grads first). The loss's
- * gradient is scaled by grad_scale (1/accumulation steps). Dropout is on with
+ * gradient is scaled by grad_scale (1/accumulation steps, times the fp16
+ * loss scale: F16 activation gradients may then overflow to inf, which the
+ * trainer detects in the gradient norm). Dropout is on with
  * keys (seed, step, micro, layer, site). *loss = the micro-batch's mean loss
  * (unscaled). Errors: BT_EDATA for a batch that does not fit or has bad ids/labels. */
 int bt_bert_forward_backward(bt_bert *m, const bt_batch *b, float grad_scale, uint32_t step,

@@ -96,6 +96,7 @@ void bt_adamw_step(bt_adamw *o, double lr_factor, float grad_scale)
         bt_tensor tv = bt_view1(o->mom2 + p->off, BT_F32, be->device, (int64_t)p->numel);
         be->adamw(be, &tp, &tg, &tm, &tv, &a);
     }
+    bt_bert_params_changed(m); /* the 16-bit weight copy follows the masters */
 }
 
 float *bt_adamw_exp_avg_dev(bt_adamw *o) { return o->mom1; }

@@ -10,12 +10,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* GradScaler's constants (torch.cuda.amp.GradScaler defaults) */
+#define SCALE_INIT 65536.0f
+#define SCALE_GROWTH 2.0f
+#define SCALE_BACKOFF 0.5f
+#define SCALE_INTERVAL 2000
+#define SCALE_FLOOR 5.9604644775390625e-08f /* 2^-24: below it fp16 overflows whatever the scale */
+
 struct bt_trainer {
     bt_bert *m;
     bt_adamw *opt;
     bt_train_config c;
     int64_t step;
     bt_tensor *gviews; /* trainable gradient views for the norm */
+    /* fp16 loss scaler (GradScaler keeps the scale as a float tensor) */
+    int scaling;
+    float scale;
+    int64_t clean, skipped, interval;
 };
 
 int bt_trainer_create(bt_bert *m, const bt_train_config *c, bt_trainer **out)
@@ -36,6 +47,9 @@ int bt_trainer_create(bt_bert *m, const bt_train_config *c, bt_trainer **out)
     }
     t->gviews = bt_xcalloc(bt_bert_nparams(m), sizeof *t->gviews);
     bt_bert_set_frozen(m, c->freeze_embeddings, c->freeze_layers);
+    t->scaling = bt_bert_precision(m) == BT_PREC_FP16;
+    t->scale = t->scaling ? (c->loss_scale_init > 0 ? (float)c->loss_scale_init : SCALE_INIT) : 1.0f;
+    t->interval = c->loss_scale_interval > 0 ? c->loss_scale_interval : SCALE_INTERVAL;
     *out = t;
     return 0;
 }
@@ -50,6 +64,52 @@ void bt_trainer_free(bt_trainer *t)
 
 int64_t bt_trainer_step(const bt_trainer *t) { return t->step; }
 void bt_trainer_set_step(bt_trainer *t, int64_t step) { t->step = step; }
+
+void bt_trainer_loss_scaler(const bt_trainer *t, bt_loss_scaler *out)
+{
+    out->enabled = t->scaling;
+    out->scale = t->scale;
+    out->clean_steps = t->clean;
+    out->skipped_steps = t->skipped;
+}
+
+int bt_trainer_set_loss_scaler(bt_trainer *t, const bt_loss_scaler *s)
+{
+    if (s->skipped_steps < 0 || s->skipped_steps > t->step)
+        return bt_fail(BT_EDATA, "loss scaler state: %lld skipped steps out of [0, %lld] (the steps done); the "
+                                 "trainer state does not belong to this checkpoint",
+                       (long long)s->skipped_steps, (long long)t->step);
+    if (t->scaling && s->enabled) {
+        float f = (float)s->scale;
+        if (!(isfinite(f) && f > 0.0f && (double)f == s->scale) || s->clean_steps < 0 ||
+            s->clean_steps >= t->interval)
+            return bt_fail(BT_EDATA, "loss scaler state out of range: scale %g (a positive float), clean steps %lld "
+                                     "(in [0, %lld)); the trainer state is damaged",
+                           s->scale, (long long)s->clean_steps, (long long)t->interval);
+        t->scale = f;
+        t->clean = s->clean_steps;
+    } else if (t->scaling) { /* from a run without scaling: start afresh */
+        t->scale = t->c.loss_scale_init > 0 ? (float)t->c.loss_scale_init : SCALE_INIT;
+        t->clean = 0;
+    }
+    t->skipped = s->skipped_steps;
+    return 0;
+}
+
+/* torch's _amp_update_scale_: halve on overflow, double after interval clean steps. */
+static void update_scale(bt_trainer *t, int overflow)
+{
+    if (overflow) {
+        t->scale *= SCALE_BACKOFF;
+        t->clean = 0;
+        return;
+    }
+    if (++t->clean == t->interval) {
+        float s = t->scale * SCALE_GROWTH;
+        if (isfinite(s)) t->scale = s;
+        t->clean = 0;
+    }
+}
 bt_bert *bt_trainer_model(bt_trainer *t) { return t->m; }
 bt_adamw *bt_trainer_optim(bt_trainer *t) { return t->opt; }
 
@@ -81,7 +141,8 @@ int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_s
     if (n_micro < 1) return bt_fail(BT_EINTERNAL, "bt_train_step: no micro-batches");
     bt_bert_zero_grads(m);
     double loss_sum = 0.0;
-    float scale = 1.0f / (float)n_micro;
+    float lscale = t->scale; /* 1 without loss scaling */
+    float scale = lscale * (1.0f / (float)n_micro);
     for (int k = 0; k < n_micro; k++) {
         float l = 0.0f;
         int rc = fb(ctx, k, scale, (uint32_t)t->step, &l);
@@ -96,23 +157,49 @@ int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_s
         if (!bt_bert_param_trainable(m, p)) continue;
         t->gviews[nv++] = bt_view1(G + p->off, BT_F32, be->device, (int64_t)p->numel);
     }
-    double norm = sqrt(be->sum_squares(be, t->gviews, nv));
-    if (!isfinite(norm) || !isfinite(loss_sum))
-        return bt_fail(BT_EDATA, "step %lld: the loss or gradient norm is not finite (loss %g, norm %g): "
-                                 "training diverged; lower the learning rate or enable clipping",
-                       (long long)t->step + 1, loss_sum / n_micro, norm);
+    double norm = sqrt(be->sum_squares(be, t->gviews, nv)); /* of the scaled gradients */
+    double f = bt_schedule_factor(t->c.schedule, t->step - t->skipped, t->c.warmup_steps, t->c.total_steps);
+    if (info) {
+        info->loss = (float)(loss_sum / n_micro);
+        info->lr = t->c.optim.lr * f;
+        info->skipped = 0;
+        info->loss_scale = lscale;
+    }
+    if (!isfinite(norm) || !isfinite(loss_sum)) {
+        if (!t->scaling)
+            return bt_fail(BT_EDATA, "step %lld: the loss or gradient norm is not finite (loss %g, norm %g): "
+                                     "training diverged; lower the learning rate or enable clipping",
+                           (long long)t->step + 1, loss_sum / n_micro, norm);
+        /* fp16 overflow: skip the update, halve the scale (GradScaler) */
+        update_scale(t, 1);
+        if (t->scale < SCALE_FLOOR)
+            return bt_fail(BT_EDATA, "step %lld: fp16 overflow (loss %g, gradient norm %g) again after the loss "
+                                     "scale fell to %g: the model overflows fp16 even unscaled; use "
+                                     "precision = bf16 (sm_80+ GPUs, the CPU) or fp32",
+                           (long long)t->step + 1, loss_sum / n_micro, norm, (double)t->scale);
+        t->skipped++;
+        t->step++;
+        if (info) {
+            info->grad_norm = norm;
+            info->skipped = 1;
+            info->step = t->step;
+        }
+        return 0;
+    }
+    /* unscale (torch: inv_scale = float(1 / double(scale)); the clip norm is
+     * the unscaled gradients'); one factor inv x clip coefficient for AdamW */
+    float inv = (float)(1.0 / (double)lscale);
+    norm *= (double)inv;
     float coef = 1.0f;
     if (t->c.max_grad_norm > 0.0f) {
         double cf = t->c.max_grad_norm / (norm + 1e-6);
         if (cf < 1.0) coef = (float)cf;
     }
-    double f = bt_schedule_factor(t->c.schedule, t->step, t->c.warmup_steps, t->c.total_steps);
-    bt_adamw_step(t->opt, f, coef);
+    bt_adamw_step(t->opt, f, t->scaling ? inv * coef : coef);
+    if (t->scaling) update_scale(t, 0);
     t->step++;
     if (info) {
-        info->loss = (float)(loss_sum / n_micro);
         info->grad_norm = norm;
-        info->lr = t->c.optim.lr * f;
         info->step = t->step;
     }
     return 0;

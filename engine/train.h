@@ -1,11 +1,13 @@
 /* engine/train.h — one optimizer step: micro-batches, accumulation, clipping,
- * schedule, AdamW; and the trainer's tensors for checkpoints.
+ * schedule, AdamW, fp16 dynamic loss scaling; and the trainer's tensors for
+ * checkpoints.
  *
  * Owns: the order of a step (zero grads -> for each micro-batch forward/
- * backward with loss scaled 1/n_micro -> global-norm clip over trainable
- * gradients -> AdamW with lr = group base * schedule(step)), the step
- * counter that keys dropout and the schedule, freezing, and the snapshot /
- * restore of weights and moments as named fp32 tensors.
+ * backward with loss scaled 1/n_micro (x the fp16 loss scale) -> global-norm
+ * clip over the unscaled trainable gradients -> AdamW with lr = group base *
+ * schedule(step - skipped steps)), the step counter that keys dropout, the
+ * loss scaler (torch.cuda.amp.GradScaler's rules) and its state, freezing,
+ * and the snapshot / restore of weights and moments as named fp32 tensors.
  * Must not: read data files, decide batch composition (the runner hands in
  * micro-batches), or write archives (it returns bt_st_entry lists the state
  * layer writes).
@@ -26,14 +28,34 @@ typedef struct {
     float max_grad_norm;      /* <= 0: no clipping */
     int freeze_embeddings;    /* 1: embeddings get no gradient */
     int freeze_layers;        /* first N encoder layers get no gradient */
+    /* fp16 dynamic loss scaling (only when the model's precision is FP16);
+     * the defaults are torch.cuda.amp.GradScaler's */
+    double loss_scale_init;        /* <= 0: 65536 (2^16) */
+    int64_t loss_scale_interval;   /* clean steps before the scale doubles; <= 0: 2000 */
 } bt_train_config;
 
 typedef struct {
     float loss;          /* mean of the micro-batch mean losses (what HF Trainer logs) */
-    double grad_norm;    /* global L2 norm of trainable gradients before clipping */
+    double grad_norm;    /* global L2 norm of the (unscaled) trainable gradients before
+                            clipping; not finite on a skipped step */
     double lr;           /* encoder base lr x schedule factor used by this step */
-    int64_t step;        /* optimizer steps done after this one */
+    int64_t step;        /* steps done after this one (skipped ones included) */
+    int skipped;         /* 1: fp16 overflow (inf/NaN gradients): weights, moments and
+                            AdamW step counts untouched, the loss scale halved */
+    double loss_scale;   /* the loss scale this step used (1 without loss scaling) */
 } bt_step_info;
+
+/* The fp16 loss scaler's state: plain numbers, so the runner keeps them in
+ * trainer.json and a resumed run continues bit-exactly. */
+typedef struct {
+    int enabled;           /* 1: the model is fp16 and its loss is scaled */
+    double scale;          /* the loss scale of the next step (1 when disabled); a float */
+    int64_t clean_steps;   /* steps without overflow since the scale last changed
+                              (GradScaler's growth tracker): at loss_scale_interval it doubles */
+    int64_t skipped_steps; /* steps skipped for overflow since training began; the LR
+                              schedule runs on step - skipped_steps (HF Trainer does not
+                              step the scheduler when the optimizer step was skipped) */
+} bt_loss_scaler;
 
 typedef struct bt_trainer bt_trainer;
 
@@ -44,7 +66,11 @@ void bt_trainer_free(bt_trainer *t);
 
 /* One optimizer step over micro[0..n_micro) (each <= the model's max_batch).
  * Errors leave the weights untouched: BT_EDATA for a bad batch, or for a
- * non-finite gradient norm (divergence: lower the learning rate). */
+ * non-finite gradient norm (divergence: lower the learning rate). In fp16 a
+ * non-finite gradient (or loss) is an overflow instead: the step is skipped
+ * (info->skipped, rc 0) and the loss scale halved; an error only when the
+ * scale has fallen below 2^-24, i.e. the model overflows fp16 whatever the
+ * scale (torch would skip forever). */
 int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_info *info);
 
 /* The same step with the forward/backward of each micro-batch done by fb
@@ -54,8 +80,17 @@ int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_inf
 typedef int (*bt_micro_fb)(void *ctx, int k, float grad_scale, uint32_t step, float *loss);
 int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_step_info *info);
 
-int64_t bt_trainer_step(const bt_trainer *t);     /* optimizer steps done */
+int64_t bt_trainer_step(const bt_trainer *t);     /* steps done (skipped ones included) */
 void bt_trainer_set_step(bt_trainer *t, int64_t step); /* on resume */
+/* The loss scaler's state (enabled = 0, scale 1 unless the model is fp16). */
+void bt_trainer_loss_scaler(const bt_trainer *t, bt_loss_scaler *out);
+/* On resume, after bt_trainer_set_step. skipped_steps is always restored (the
+ * schedule depends on it, whatever the precision); scale and clean_steps only
+ * when this trainer scales (fp16) and s->enabled; an fp16 trainer given a
+ * state from a run without scaling starts at the initial scale. BT_EDATA for
+ * a state out of range (scale not finite and > 0, clean_steps outside
+ * [0, interval), skipped_steps outside [0, step]). */
+int bt_trainer_set_loss_scaler(bt_trainer *t, const bt_loss_scaler *s);
 /* Change freezing (e.g. unfreeze at an epoch): affects later steps. */
 void bt_trainer_set_frozen(bt_trainer *t, int freeze_embeddings, int freeze_layers);
 bt_bert *bt_trainer_model(bt_trainer *t);
