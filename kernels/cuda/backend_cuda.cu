@@ -102,6 +102,22 @@ extern "C" void bt_cuda_set_tf32(bt_backend *be, int on)
     if (be && be->device == BT_DEV_CUDA) cu_impl(be)->tf32 = on != 0;
 }
 
+/* vtable: F16 everywhere (sm_60+), BF16 GEMMs need sm_80 (cuBLASLt). */
+static int cu_dtype_ok(bt_backend *be, bt_dtype dt)
+{
+    return dt == BT_F32 || dt == BT_F16 || (dt == BT_BF16 && cu_impl(be)->cc_major >= 8);
+}
+
+static int cu_set_tf32(bt_backend *be, int on)
+{
+    cuda_impl *im = cu_impl(be);
+    if (on && im->cc_major < 8)
+        return bt_fail(BT_ECONFIG, "tf32 needs tensor cores of sm_80+ (A100, L4, H100); this GPU is sm_%d%d",
+                       im->cc_major, im->cc_minor);
+    im->tf32 = on != 0;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* memory                                                                    */
 
@@ -438,7 +454,10 @@ static void cu_matmul(bt_backend *be, const bt_tensor *A, int transA, const bt_t
      * "A" is our B (stored column-major as [N,K] when transB=0: no transpose),
      * its "B" is our A. */
     cudaDataType_t abt = cu_dt(A->dtype), ct = cu_dt(C->dtype);
-    int lt_gelu = im->lt_gelu < 0 ? (C->dtype != BT_F32) : im->lt_gelu;
+    /* cuBLASLt's GELU epilogue applies the activation to the unrounded
+     * pre-activation; by default (BATON_CUDA_LT_GELU unset) our kernel applies
+     * it to the stored one, as the CPU backend and kernels/backend.h say */
+    int lt_gelu = im->lt_gelu > 0;
     cublasLtEpilogue_t epi = bi ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     int done_epi = 0; /* the GELU is done by cuBLASLt */
     void *aux = NULL;
@@ -525,7 +544,7 @@ extern "C" bt_backend *bt_cuda_impl_create(int device)
     im->sm_count = p.multiProcessorCount;
     im->smem_optin = p.sharedMemPerBlockOptin;
     im->tf32 = env_int("BATON_CUDA_TF32", 0) != 0 && p.major >= 8;
-    im->lt_gelu = env_int("BATON_CUDA_LT_GELU", -1);
+    im->lt_gelu = env_int("BATON_CUDA_LT_GELU", 0);
     im->fatal = env_int("BATON_CUDA_NONFATAL", 0) == 0;
     int fatal = im->fatal;
     im->fatal = 0; /* creation failures return NULL, they do not exit */
@@ -550,6 +569,9 @@ extern "C" bt_backend *bt_cuda_impl_create(int device)
     be->sync = cu_sync;
     be->destroy = cu_destroy;
     be->peak_bytes = cu_peak;
+    be->sm = p.major * 10 + p.minor;
+    be->dtype_ok = cu_dtype_ok;
+    be->set_tf32 = cu_set_tf32;
     be->matmul = cu_matmul;
     cu_ops_install(be);
     cu_attention_install(be);

@@ -69,7 +69,7 @@ typedef struct {
     void *lt_ws;
     size_t lt_ws_bytes;
     int tf32;        /* F32 GEMMs use TF32 tensor cores (BATON_CUDA_TF32=1 or bt_cuda_set_tf32) */
-    int lt_gelu;     /* GELU_TANH epilogue inside cuBLASLt (-1: auto = F16/BF16 only) */
+    int lt_gelu;     /* 1: GELU_TANH epilogue inside cuBLASLt (BATON_CUDA_LT_GELU=1; default 0: our kernel) */
     int fatal;       /* exit(70) on the first CUDA error (default) */
     int status;      /* sticky: 0 or a BT_E* code */
     char errmsg[512];

@@ -211,6 +211,14 @@ static void check_same(const char *who, const bt_tensor *a, const bt_tensor *b)
                (int)a->dtype, (int)b->dtype, (long long)bt_numel(a), (long long)bt_numel(b));
 }
 
+/* The dtype rule of the layer-norm ops: t is of equal numel to x, and F32 or x's dtype. */
+static void check_ln(const char *who, const bt_tensor *x, const bt_tensor *t)
+{
+    CU_REQUIRE(cu_is_float(x->dtype) && (t->dtype == BT_F32 || t->dtype == x->dtype) && bt_numel(t) == bt_numel(x),
+               "%s: F32 (or x's dtype) of equal numel expected (dtypes %d/%d, numel %lld vs %lld)", who,
+               (int)x->dtype, (int)t->dtype, (long long)bt_numel(x), (long long)bt_numel(t));
+}
+
 template <typename T>
 __global__ void act_fwd_k(int act, const T *x, T *y, int64_t n)
 {
@@ -355,14 +363,15 @@ static void cu_convert(bt_backend *be, const bt_tensor *src, bt_tensor *dst)
 /* ------------------------------------------------------------------------ */
 /* layer norm: one warp per row, 4 rows per block                            */
 
-template <typename T>
-__global__ void ln_fwd_k(const T *x, const T *res, const float *gamma, const float *beta, float eps, T *y,
+/* TX: x's dtype; T: res, y and h (F32 or TX: kernels/backend.h) */
+template <typename TX, typename T>
+__global__ void ln_fwd_k(const TX *x, const T *res, const float *gamma, const float *beta, float eps, T *y,
                          float *mean, float *rstd, T *h, int64_t R, int D)
 {
     int lane = threadIdx.x & 31;
     int64_t r = (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
     if (r >= R) return;
-    const T *xr = x + r * D;
+    const TX *xr = x + r * D;
     const T *rr = res ? res + r * D : NULL;
     T *yr = y + r * D;
     T *hr = h ? h + r * D : NULL;
@@ -397,26 +406,29 @@ static void cu_layernorm_fwd(bt_backend *be, const bt_tensor *x, const bt_tensor
 {
     if (cu_dead(be)) return;
     int64_t R = cu_rows(x), D = cu_cols(x);
-    check_same("layernorm_fwd", x, y);
-    if (res) check_same("layernorm_fwd(res)", x, res);
-    if (h_out) check_same("layernorm_fwd(h_out)", x, h_out);
+    check_ln("layernorm_fwd(y)", x, y);
+    if (res) check_ln("layernorm_fwd(res)", x, res);
+    if (h_out) check_ln("layernorm_fwd(h_out)", x, h_out);
+    CU_REQUIRE((!res || res->dtype == y->dtype) && (!h_out || h_out->dtype == y->dtype),
+               "layernorm_fwd: res, y and h_out must share one dtype");
     CU_REQUIRE(bt_numel(gamma) == D && bt_numel(beta) == D && gamma->dtype == BT_F32 && beta->dtype == BT_F32,
                "layernorm_fwd: gamma/beta must be F32 [%lld]", (long long)D);
     CU_REQUIRE(mean->dtype == BT_F32 && rstd->dtype == BT_F32 && bt_numel(mean) == R && bt_numel(rstd) == R,
                "layernorm_fwd: mean/rstd must be F32 [%lld]", (long long)R);
     CU_REQUIRE(D > 0 && D < INT32_MAX, "layernorm_fwd: bad row length %lld", (long long)D);
     if (!R) return;
-    CU_DISPATCH(x->dtype, T, ln_fwd_k<T><<<cu_blocks(R, 4, INT32_MAX), 128, 0, cu_stream(be)>>>(
-        (const T *)x->data, res ? (const T *)res->data : (const T *)NULL, (const float *)gamma->data,
+    CU_DISPATCH(x->dtype, TX, CU_DISPATCH(y->dtype, T, ln_fwd_k<TX, T><<<cu_blocks(R, 4, INT32_MAX), 128, 0, cu_stream(be)>>>(
+        (const TX *)x->data, res ? (const T *)res->data : (const T *)NULL, (const float *)gamma->data,
         (const float *)beta->data, eps, (T *)y->data, (float *)mean->data, (float *)rstd->data,
-        h_out ? (T *)h_out->data : (T *)NULL, R, (int)D));
+        h_out ? (T *)h_out->data : (T *)NULL, R, (int)D)));
     CU_LAUNCHED(be, "layernorm_fwd kernel");
 }
 
 #define LN_RPW 16 /* rows per warp in the backward: one partial dgamma/dbeta row each */
 
-template <typename T>
-__global__ void ln_bwd_k(const T *h, const T *dy, const float *gamma, const float *mean, const float *rstd,
+/* TH: h's dtype; T: dy and dh (F32 or TH) */
+template <typename TH, typename T>
+__global__ void ln_bwd_k(const TH *h, const T *dy, const float *gamma, const float *mean, const float *rstd,
                          T *dh, float *part, int64_t R, int D)
 {
     int lane = threadIdx.x & 31;
@@ -426,7 +438,8 @@ __global__ void ln_bwd_k(const T *h, const T *dy, const float *gamma, const floa
     float *pg = part + w * 2 * D, *pb = pg + D;
     for (int k = 0; k < LN_RPW && r0 + k < R; k++) {
         int64_t r = r0 + k;
-        const T *hr = h + r * D, *gr = dy + r * D;
+        const TH *hr = h + r * D;
+        const T *gr = dy + r * D;
         T *dr = dh + r * D;
         float m = mean[r], s = rstd[r];
         float a = 0.0f, b = 0.0f;
@@ -460,8 +473,9 @@ static void cu_layernorm_bwd(bt_backend *be, const bt_tensor *h, const bt_tensor
 {
     if (cu_dead(be)) return;
     int64_t R = cu_rows(h), D = cu_cols(h);
-    check_same("layernorm_bwd", h, dy);
-    check_same("layernorm_bwd", h, dh);
+    check_ln("layernorm_bwd(dy)", h, dy);
+    check_ln("layernorm_bwd(dh)", h, dh);
+    CU_REQUIRE(dy->dtype == dh->dtype, "layernorm_bwd: dy and dh must share a dtype");
     CU_REQUIRE(bt_numel(gamma) == D && bt_numel(mean) == R && bt_numel(rstd) == R && gamma->dtype == BT_F32,
                "layernorm_bwd: gamma [%lld], mean/rstd [%lld] F32 expected", (long long)D, (long long)R);
     CU_REQUIRE((!dgamma || (bt_numel(dgamma) == D && dgamma->dtype == BT_F32)) &&
@@ -471,9 +485,9 @@ static void cu_layernorm_bwd(bt_backend *be, const bt_tensor *h, const bt_tensor
     int64_t W = (R + LN_RPW - 1) / LN_RPW;
     float *part = (float *)cuda_scratch(be, sizeof(float) * (size_t)(W * 2 * D));
     if (!part) return;
-    CU_DISPATCH(h->dtype, T, ln_bwd_k<T><<<cu_blocks(W, 4, INT32_MAX), 128, 0, cu_stream(be)>>>(
-        (const T *)h->data, (const T *)dy->data, (const float *)gamma->data, (const float *)mean->data,
-        (const float *)rstd->data, (T *)dh->data, part, R, (int)D));
+    CU_DISPATCH(h->dtype, TH, CU_DISPATCH(dy->dtype, T, ln_bwd_k<TH, T><<<cu_blocks(W, 4, INT32_MAX), 128, 0, cu_stream(be)>>>(
+        (const TH *)h->data, (const T *)dy->data, (const float *)gamma->data, (const float *)mean->data,
+        (const float *)rstd->data, (T *)dh->data, part, R, (int)D)));
     CU_LAUNCHED(be, "layernorm_bwd kernel");
     if (dgamma) {
         colsum_p2<<<cu_blocks(D, TPB), TPB, 0, cu_stream(be)>>>(part, W, D, (float *)dgamma->data, 1, 2 * D);

@@ -9,16 +9,32 @@
  * Method, per op and per precision:
  *  - fresh random inputs; for F16/BF16 the inputs are rounded on the GPU and
  *    the CPU reference runs in F32 on exactly those rounded values;
+ *  - F16/BF16 also against the CPU backend computing in the SAME dtype
+ *    (checks named "... =cpu16"): both round once on store, so they agree to
+ *    within rounding-boundary flips: tol16 = 2 ulps (F16 2e-3, BF16 1e-2),
+ *    F32 outputs of 16-bit inputs 2e-5, bit-exact where the arithmetic is the
+ *    same sequence of adds (embeddings, gathers, convert);
+ *  - the mixed dtypes the engine uses (16-bit projection + F32 residual into
+ *    layer norm, 16-bit LN input with F32 gradients, 16-bit GEMMs into F32);
  *  - GPU outputs are poisoned (all bytes 0xFF: NaN in every float dtype)
  *    before each run, so an element the op forgets to write fails;
  *  - error metric per element: |gpu - cpu| / (|cpu| + rms(cpu)); the check
- *    passes when the maximum is <= tol (F32 1e-5, TF32 2e-3, F16/BF16 1e-2);
- *    NaN/Inf never passes;
- *  - the GPU op runs twice; the raw output bytes must be identical.
+ *    passes when the maximum is <= tol (F32 1e-5, TF32 2e-3, F16/BF16 vs F32
+ *    1e-2); NaN/Inf never passes;
+ *  - the GPU op runs twice; the raw output bytes must be identical;
+ *  - the engine: a random BERT (D 128, 2 layers) trains 4 steps on both
+ *    backends in fp32, tf32 (vs the CPU's fp32), fp16 and bf16: losses,
+ *    loss scale, skipped steps and weights agree, and two GPU runs are
+ *    byte-identical (checks named "engine ...").
  * Usage: ops_parity [-v] [-k substring]   (-k runs only checks whose name contains it)
  */
+#include "engine/bert.h"
+#include "engine/train.h"
 #include "kernels/backend.h"
+#include "state/safetensors.h"
 #include "util/err.h"
+#include "util/file.h"
+#include "util/mem.h"
 
 #include <cuda_runtime_api.h>
 #include <math.h>
@@ -187,6 +203,34 @@ static void check_det(const char *name, bt_tensor *t, void **first)
     *first = NULL;
 }
 static double tol_of(bt_dtype d) { return d == BT_F32 ? 1e-5 : 1e-2; }
+/* GPU vs the CPU computing in the same 16-bit dtype: 2 ulps */
+static double tol16(bt_dtype d) { return d == BT_F16 ? 2e-3 : 1e-2; }
+
+/* A CPU tensor of dtype dt holding the values of CPU F32 tensor f (exact when
+ * they were rounded to dt already, as gpu_from arranges). */
+static bt_tensor cpu_as(const bt_tensor *f, bt_dtype dt)
+{
+    bt_tensor t = mk(CPU, dt, f->ndim, f->shape);
+    CPU->convert(CPU, f, &t);
+    return t;
+}
+/* CPU tensor -> malloc'd host F32 */
+static float *c2h(const bt_tensor *t)
+{
+    int64_t n = bt_numel(t);
+    float *h = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    bt_tensor f = bt_view(h, BT_F32, BT_DEV_CPU, t->ndim, t->shape);
+    CPU->convert(CPU, t, &f);
+    return h;
+}
+static void check16(const char *name, const bt_tensor *cpu16, const float *got, double tol)
+{
+    char n2[200];
+    snprintf(n2, sizeof n2, "%s =cpu16", name);
+    float *ref = c2h(cpu16);
+    check(n2, ref, got, bt_numel(cpu16), tol);
+    free(ref);
+}
 
 /* ------------------------------------------------------------------------ */
 /* matmul, bias_grad                                                         */
@@ -234,6 +278,21 @@ static void t_matmul(bt_dtype dt, bt_dtype ct, int tf32, int M, int K, int N, in
         snprintf(n2, sizeof n2, "%s pre_act", name);
         check(n2, cpre.data, pre, (int64_t)M * N, tol);
     }
+    if (dt != BT_F32) { /* the CPU backend in the same dtypes */
+        float *h0 = g2h(&gc0);
+        bt_tensor c0f = cpu_from(h0, gc0);
+        bt_tensor a16 = cpu_as(&ca, dt), b16 = cpu_as(&cb, dt), c16 = cpu_as(&c0f, ct), p16 = MK(CPU, ct, M, N);
+        CPU->matmul(CPU, &a16, ta, &b16, tb, &c16, use_bias ? &cbias : NULL, alpha, beta, epi, epi ? &p16 : NULL);
+        double t16 = ct == BT_F32 ? 2e-5 : tol16(ct);
+        check16(name, &c16, out, t16);
+        if (epi) {
+            char n2[160];
+            snprintf(n2, sizeof n2, "%s pre_act", name);
+            check16(n2, &p16, pre, t16);
+        }
+        free(h0);
+        rel(CPU, &c0f); rel(CPU, &a16); rel(CPU, &b16); rel(CPU, &c16); rel(CPU, &p16);
+    }
     free(out); free(pre); free(ha); free(hb); free(hc); free(hbias);
     rel(GPU, &ga); rel(GPU, &gb); rel(GPU, &gc0); rel(GPU, &gbias); rel(GPU, &gc); rel(GPU, &gpre);
     rel(CPU, &ca); rel(CPU, &cb); rel(CPU, &cc); rel(CPU, &cbias); rel(CPU, &cpre);
@@ -258,6 +317,12 @@ static void t_bias_grad(bt_dtype dt, int M, int N, int acc)
         check_det(name, &gb, &d);
     }
     check(name, cb.data, out, N, dt == BT_F32 ? 1e-5 : 1e-2);
+    if (dt != BT_F32) {
+        bt_tensor y16 = cpu_as(&cy, dt), b2 = cpu_from(hb, gb0);
+        CPU->bias_grad(CPU, &y16, &b2, acc);
+        check16(name, &b2, out, 2e-5);
+        rel(CPU, &y16); rel(CPU, &b2);
+    }
     free(out); free(hy); free(hb);
     rel(GPU, &gy); rel(GPU, &gb0); rel(GPU, &gb); rel(CPU, &cy); rel(CPU, &cb);
 }
@@ -282,6 +347,12 @@ static void t_elementwise(bt_dtype dt, int64_t n)
                 memcpy(co.data, hy, sizeof(float) * n);
                 if (bwd) CPU->act_bwd(CPU, act, &cx, &cd, &co, acc);
                 else CPU->act_fwd(CPU, act, &cx, &co);
+                bt_tensor x16 = {0}, d16 = {0}, o16 = {0};
+                if (dt != BT_F32) {
+                    x16 = cpu_as(&cx, dt), d16 = cpu_as(&cd, dt), o16 = cpu_as(&cy, dt);
+                    if (bwd) CPU->act_bwd(CPU, act, &x16, &d16, &o16, acc);
+                    else CPU->act_fwd(CPU, act, &x16, &o16);
+                }
                 void *d = NULL;
                 float *out = NULL;
                 for (int rep = 0; rep < 2; rep++) {
@@ -293,6 +364,10 @@ static void t_elementwise(bt_dtype dt, int64_t n)
                     check_det(name, &go, &d);
                 }
                 check(name, co.data, out, n, tol);
+                if (dt != BT_F32) {
+                    check16(name, &o16, out, tol16(dt));
+                    rel(CPU, &x16); rel(CPU, &d16); rel(CPU, &o16);
+                }
                 free(out);
             }
         }
@@ -313,6 +388,12 @@ static void t_elementwise(bt_dtype dt, int64_t n)
             check_det(name, &go, &d);
         }
         check(name, co.data, out, n, tol);
+        if (dt != BT_F32) {
+            bt_tensor x16 = cpu_as(&cx, dt), o16 = MK(CPU, dt, n);
+            CPU->dropout(CPU, &x16, &o16, p, key);
+            check16(name, &o16, out, tol16(dt));
+            rel(CPU, &x16); rel(CPU, &o16);
+        }
         int64_t zc = 0, zg = 0;
         for (int64_t i = 0; i < n; i++) {
             zc += ((float *)co.data)[i] == 0.0f;
@@ -333,6 +414,12 @@ static void t_elementwise(bt_dtype dt, int64_t n)
         GPU->add(GPU, &gx, &gy, &go);
         float *out = g2h(&go);
         check(name, co.data, out, n, tol);
+        if (dt != BT_F32) {
+            bt_tensor x16 = cpu_as(&cx, dt), y16 = cpu_as(&cy, dt);
+            CPU->add(CPU, &x16, &y16, &x16);
+            check16(name, &x16, out, 0); /* one add, one rounding: bit-exact */
+            rel(CPU, &x16); rel(CPU, &y16);
+        }
         free(out);
     }
     snprintf(name, sizeof name, "scale %s n=%lld", dtname(dt), (long long)n);
@@ -343,6 +430,12 @@ static void t_elementwise(bt_dtype dt, int64_t n)
         GPU->scale(GPU, &go, 0.37f);
         float *out = g2h(&go);
         check(name, co.data, out, n, tol);
+        if (dt != BT_F32) {
+            bt_tensor x16 = cpu_as(&cx, dt);
+            CPU->scale(CPU, &x16, 0.37f);
+            check16(name, &x16, out, 0);
+            rel(CPU, &x16);
+        }
         free(out);
     }
     /* convert F32 -> dt must round exactly as the CPU does */
@@ -412,11 +505,85 @@ static void t_layernorm(bt_dtype dt, int R, int D, int use_res)
     snprintf(n2, sizeof n2, "%s dh", name); check(n2, cdh.data, odh, (int64_t)R * D, dt == BT_F32 ? 1e-5 : 2e-2);
     snprintf(n2, sizeof n2, "%s dgamma", name); check(n2, cdg.data, odg, D, dt == BT_F32 ? 1e-5 : 1e-2);
     snprintf(n2, sizeof n2, "%s dbeta", name); check(n2, cdb.data, odb, D, dt == BT_F32 ? 1e-5 : 1e-2);
+    if (dt != BT_F32) { /* all 16-bit on the CPU too */
+        bt_tensor x16 = cpu_as(&cx, dt), r16 = cpu_as(&cr, dt), dy16 = cpu_as(&cdy, dt);
+        bt_tensor y16 = MK(CPU, dt, R, D), h16 = MK(CPU, dt, R, D), dh16 = MK(CPU, dt, R, D);
+        bt_tensor dg2 = cpu_from(hdg, gdg0), db2 = cpu_from(hdb, gdb0);
+        CPU->layernorm_fwd(CPU, &x16, use_res ? &r16 : NULL, &cg, &cb, 1e-12f, &y16, &cm, &cs, &h16);
+        CPU->layernorm_bwd(CPU, &h16, &dy16, &cg, &cm, &cs, &dh16, &dg2, &db2);
+        snprintf(n2, sizeof n2, "%s y", name); check16(n2, &y16, oy, tol16(dt));
+        snprintf(n2, sizeof n2, "%s dh", name); check16(n2, &dh16, odh, 2 * tol16(dt));
+        snprintf(n2, sizeof n2, "%s dgamma", name); check16(n2, &dg2, odg, 1e-4);
+        rel(CPU, &x16); rel(CPU, &r16); rel(CPU, &dy16); rel(CPU, &y16); rel(CPU, &h16); rel(CPU, &dh16);
+        rel(CPU, &dg2); rel(CPU, &db2);
+    }
     free(oy); free(om); free(os); free(odh); free(odg); free(odb);
     free(hx); free(hr); free(hg); free(hb); free(hdy); free(hdg); free(hdb);
     bt_tensor *gt[] = {&gx, &gr, &gg, &gb, &gdy, &gdg0, &gdb0, &gy, &gh, &gm, &gs, &gdh, &gdg, &gdb};
     for (size_t i = 0; i < sizeof gt / sizeof *gt; i++) rel(GPU, gt[i]);
     bt_tensor *ct[] = {&cx, &cr, &cg, &cb, &cdy, &cdg, &cdb, &cy, &ch, &cm, &cs, &cdh};
+    for (size_t i = 0; i < sizeof ct / sizeof *ct; i++) rel(CPU, ct[i]);
+}
+
+/* The engine's mixed dtypes: a 16-bit projection x plus the F32 residual
+ * stream res into F32 y and h (and their F32 backward); the MLM head's 16-bit
+ * LN input h with F32 dy/dh. CPU and GPU compute the same F32 values from the
+ * same inputs: F32 tolerances. */
+static void t_layernorm_mixed(bt_dtype dt, int R, int D)
+{
+    char name[96], n2[128];
+    snprintf(name, sizeof name, "layernorm mixed %s+f32 %dx%d", dtname(dt), R, D);
+    if (!selected(name)) return;
+    float *hx = hrand((int64_t)R * D, -2, 3), *hr = hrand((int64_t)R * D, -1, 1), *hdy = hrand((int64_t)R * D, -1, 1);
+    float *hg = hrand(D, 0.5f, 1.5f), *hb = hrand(D, -0.5f, 0.5f);
+    bt_tensor gx = gpu_from(hx, dt, SHAPE(R, D)), gr = gpu_from(hr, BT_F32, SHAPE(R, D));
+    bt_tensor gdy = gpu_from(hdy, BT_F32, SHAPE(R, D));
+    bt_tensor gg = gpu_from(hg, BT_F32, SHAPE(D)), gb = gpu_from(hb, BT_F32, SHAPE(D));
+    bt_tensor gy = MK(GPU, BT_F32, R, D), gh = MK(GPU, BT_F32, R, D), gm = MK(GPU, BT_F32, R), gs = MK(GPU, BT_F32, R);
+    bt_tensor gdh = MK(GPU, BT_F32, R, D), gdg = MK(GPU, BT_F32, D), gdb = MK(GPU, BT_F32, D);
+    bt_tensor cxf = cpu_from(hx, gx), cx = cpu_as(&cxf, dt), cr = cpu_from(hr, gr), cdy = cpu_from(hdy, gdy);
+    bt_tensor cg = cpu_from(hg, gg), cb = cpu_from(hb, gb);
+    bt_tensor cy = MK(CPU, BT_F32, R, D), ch = MK(CPU, BT_F32, R, D), cm = MK(CPU, BT_F32, R), cs = MK(CPU, BT_F32, R);
+    bt_tensor cdh = MK(CPU, BT_F32, R, D), cdg = MK(CPU, BT_F32, D), cdb = MK(CPU, BT_F32, D);
+    /* residual: 16-bit x + F32 res */
+    CPU->layernorm_fwd(CPU, &cx, &cr, &cg, &cb, 1e-12f, &cy, &cm, &cs, &ch);
+    CPU->layernorm_bwd(CPU, &ch, &cdy, &cg, &cm, &cs, &cdh, &cdg, &cdb);
+    void *d[2] = {0};
+    float *oy = NULL, *oh = NULL, *odh = NULL, *odg = NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        poison(&gy); poison(&gh); poison(&gm); poison(&gs); poison(&gdh);
+        GPU->memset0(GPU, gdg.data, sizeof(float) * D);
+        GPU->memset0(GPU, gdb.data, sizeof(float) * D);
+        GPU->layernorm_fwd(GPU, &gx, &gr, &gg, &gb, 1e-12f, &gy, &gm, &gs, &gh);
+        GPU->layernorm_bwd(GPU, &gh, &gdy, &gg, &gm, &gs, &gdh, &gdg, &gdb);
+        if (!rep) { oy = g2h(&gy); oh = g2h(&gh); odh = g2h(&gdh); odg = g2h(&gdg); }
+        check_det(name, &gy, &d[0]); check_det(name, &gdh, &d[1]);
+    }
+    snprintf(n2, sizeof n2, "%s y", name); check(n2, cy.data, oy, (int64_t)R * D, 1e-5);
+    snprintf(n2, sizeof n2, "%s h", name); check(n2, ch.data, oh, (int64_t)R * D, 0);
+    snprintf(n2, sizeof n2, "%s dh", name); check(n2, cdh.data, odh, (int64_t)R * D, 1e-5);
+    snprintf(n2, sizeof n2, "%s dgamma", name); check(n2, cdg.data, odg, D, 1e-5);
+    free(oy); free(oh); free(odh); free(odg);
+    /* MLM head: 16-bit x without residual -> F32 y; backward from the 16-bit h with F32 dy, dh */
+    snprintf(name, sizeof name, "layernorm mixed %s-in f32-grad %dx%d", dtname(dt), R, D);
+    CPU->layernorm_fwd(CPU, &cx, NULL, &cg, &cb, 1e-12f, &cy, &cm, &cs, NULL);
+    memset(cdg.data, 0, sizeof(float) * D);
+    memset(cdb.data, 0, sizeof(float) * D);
+    CPU->layernorm_bwd(CPU, &cx, &cdy, &cg, &cm, &cs, &cdh, &cdg, &cdb);
+    poison(&gy); poison(&gdh);
+    GPU->memset0(GPU, gdg.data, sizeof(float) * D);
+    GPU->memset0(GPU, gdb.data, sizeof(float) * D);
+    GPU->layernorm_fwd(GPU, &gx, NULL, &gg, &gb, 1e-12f, &gy, &gm, &gs, NULL);
+    GPU->layernorm_bwd(GPU, &gx, &gdy, &gg, &gm, &gs, &gdh, &gdg, &gdb);
+    oy = g2h(&gy); odh = g2h(&gdh); odg = g2h(&gdg);
+    snprintf(n2, sizeof n2, "%s y", name); check(n2, cy.data, oy, (int64_t)R * D, 1e-5);
+    snprintf(n2, sizeof n2, "%s dh", name); check(n2, cdh.data, odh, (int64_t)R * D, 1e-5);
+    snprintf(n2, sizeof n2, "%s dgamma", name); check(n2, cdg.data, odg, D, 1e-5);
+    free(oy); free(odh); free(odg);
+    free(hx); free(hr); free(hdy); free(hg); free(hb);
+    bt_tensor *gt[] = {&gx, &gr, &gdy, &gg, &gb, &gy, &gh, &gm, &gs, &gdh, &gdg, &gdb};
+    for (size_t i = 0; i < sizeof gt / sizeof *gt; i++) rel(GPU, gt[i]);
+    bt_tensor *ct[] = {&cxf, &cx, &cr, &cdy, &cg, &cb, &cy, &ch, &cm, &cs, &cdh, &cdg, &cdb};
     for (size_t i = 0; i < sizeof ct / sizeof *ct; i++) rel(CPU, ct[i]);
 }
 
@@ -463,6 +630,16 @@ static void t_attention(bt_dtype dt, int B, int S, int H, int Dh, float p, int d
         if (((float *)cl.data)[i] < -1e30f && ol[i] < -1e30f) ((float *)cl.data)[i] = ol[i] = 0.0f;
     snprintf(n2, sizeof n2, "%s lse", name); check(n2, cl.data, ol, (int64_t)B * H * S, tol);
     snprintf(n2, sizeof n2, "%s dqkv", name); check(n2, cdq.data, odq, nqkv, dt == BT_F32 ? 1e-5 : 2e-2);
+    if (dt != BT_F32) {
+        bt_tensor q16 = cpu_as(&cq, dt), dc16 = cpu_as(&cdc, dt), c16 = MK(CPU, dt, B, S, H, Dh);
+        bt_tensor dq16 = MK(CPU, dt, B, S, 3, H, Dh);
+        CPU->attention_fwd(CPU, &q16, &cm, B, S, H, Dh, scale, p, key, &c16, &cp, &cl);
+        CPU->attention_bwd(CPU, &q16, &cm, B, S, H, Dh, scale, p, key, &c16, &cp, &cl, &dc16, &dq16);
+        snprintf(n2, sizeof n2, "%s ctx", name); check16(n2, &c16, oc, tol16(dt));
+        /* the GPU's backward uses rowsum(dctx * stored 16-bit ctx), the CPU's rowsum(P * dP) */
+        snprintf(n2, sizeof n2, "%s dqkv", name); check16(n2, &dq16, odq, 2 * tol16(dt));
+        rel(CPU, &q16); rel(CPU, &dc16); rel(CPU, &c16); rel(CPU, &dq16);
+    }
     if (dt == BT_F32 && S <= 256) { /* the optional probs output */
         bt_tensor gp = MK(GPU, BT_F32, B, H, S, S);
         poison(&gp);
@@ -515,6 +692,12 @@ static void t_embed(bt_dtype dt, int N, int D, int V, int P)
     char n2[128];
     snprintf(n2, sizeof n2, "%s fwd", name);
     check(n2, co.data, out, (int64_t)N * D, tol_of(dt));
+    if (dt != BT_F32) { /* the same two adds, one rounding: bit-exact */
+        bt_tensor o16 = MK(CPU, dt, N, D);
+        CPU->embed_fwd(CPU, &ci, &cpi, &cti, &cw, &cp, &ct, &o16);
+        check16(n2, &o16, out, 0);
+        rel(CPU, &o16);
+    }
     free(out);
     /* backward: accumulate into the tables' current values (as gradients) */
     bt_tensor gdw = MK(GPU, BT_F32, V, D), gdp = MK(GPU, BT_F32, P, D), gdt = MK(GPU, BT_F32, 2, D);
@@ -530,6 +713,14 @@ static void t_embed(bt_dtype dt, int N, int D, int V, int P)
         check_det(name, &gdw, &dd[0]); check_det(name, &gdp, &dd[1]); check_det(name, &gdt, &dd[2]);
     }
     snprintf(n2, sizeof n2, "%s bwd word", name); check(n2, cw.data, ow, (int64_t)V * D, dt == BT_F32 ? 0 : 1e-2);
+    if (dt != BT_F32) { /* a 16-bit dout into F32 tables: the same adds in the same order */
+        float *h0 = g2h(&gw);
+        bt_tensor w2 = cpu_from(h0, gw), do16 = cpu_as(&cdo, dt);
+        CPU->embed_bwd(CPU, &ci, &cpi, &cti, &do16, 0, &w2, NULL, NULL);
+        snprintf(n2, sizeof n2, "%s bwd word", name); check16(n2, &w2, ow, 0);
+        free(h0);
+        rel(CPU, &w2); rel(CPU, &do16);
+    }
     snprintf(n2, sizeof n2, "%s bwd pos", name); check(n2, cp.data, op, (int64_t)P * D, dt == BT_F32 ? 0 : 1e-2);
     snprintf(n2, sizeof n2, "%s bwd type", name); check(n2, ct.data, ot, 2 * (int64_t)D, dt == BT_F32 ? 0 : 1e-2);
     free(ow); free(op); free(ot);
@@ -595,6 +786,15 @@ static void t_losses(bt_dtype dt, int N, int C)
         char n2[128];
         snprintf(n2, sizeof n2, "%s loss", name); check(n2, closs.data, ol, 1, 1e-5);
         snprintf(n2, sizeof n2, "%s grad", name); check(n2, cd.data, od, (int64_t)N * C, tol_of(dt));
+        if (dt != BT_F32) {
+            bt_tensor x16 = cpu_as(&cx, dt), d16 = MK(CPU, dt, N, C);
+            if (which == 0) CPU->softmax_xent(CPU, &x16, &cl, gs, &closs, &d16);
+            else if (which == 1) CPU->bce_logits(CPU, &x16, &ct, gs, &closs, &d16);
+            else CPU->mse(CPU, &x16, &ct, gs, &closs, &d16);
+            snprintf(n2, sizeof n2, "%s loss", name); check16(n2, &closs, ol, 1e-5);
+            snprintf(n2, sizeof n2, "%s grad", name); check16(n2, &d16, od, tol16(dt));
+            rel(CPU, &x16); rel(CPU, &d16);
+        }
         free(od); free(ol);
     }
     free(hx); free(ht); free(lab);
@@ -661,6 +861,21 @@ static void t_global(void)
     bt_tensor gh = gpu_from(big, BT_F16, SHAPE(4));
     ok &= GPU->all_finite(GPU, &gh, 1) == 0;
     rel(GPU, &gh);
+    /* 16-bit gradients' sum of squares on both backends */
+    for (int k = 0; k < 2; k++) {
+        bt_dtype dt = k ? BT_BF16 : BT_F16;
+        float *h = hrand(50001, -3, 3);
+        bt_tensor g16 = gpu_from(h, dt, SHAPE(50001)), cf = cpu_from(h, g16), c16 = cpu_as(&cf, dt);
+        double sc = CPU->sum_squares(CPU, &c16, 1), sg = GPU->sum_squares(GPU, &g16, 1);
+        n_checks++;
+        if (!(fabs(sc - sg) <= 1e-10 * fabs(sc))) {
+            n_fail++;
+            printf("FAIL sum_squares %s: cpu %.17g gpu %.17g\n", dtname(dt), sc, sg);
+        } else if (verbose) printf("ok   sum_squares %s: cpu %.17g gpu %.17g\n", dtname(dt), sc, sg);
+        ok &= CPU->all_finite(CPU, &c16, 1) == 1 && GPU->all_finite(GPU, &g16, 1) == 1;
+        free(h);
+        rel(GPU, &g16); rel(CPU, &cf); rel(CPU, &c16);
+    }
     n_checks++;
     if (!ok) {
         n_fail++;
@@ -717,6 +932,7 @@ int main(int argc, char **argv)
         t_elementwise(dt, 100003);
         t_layernorm(dt, 133, 768, 1);
         t_layernorm(dt, 50, 100, 0);
+        if (dt != BT_F32) t_layernorm_mixed(dt, 133, 384);
         for (int p = 0; p < 2; p++) {
             float pd = p ? 0.1f : 0.0f;
             t_attention(dt, 2, 77, 3, 64, pd, -1);

@@ -2,8 +2,10 @@
 # tests/gpu/run.sh — build and run the CUDA backend's parity tests (needs a GPU).
 #
 # Builds $BUILD/libbaton.a with CUDA (for CUDA_ARCHS if given, e.g. CUDA_ARCHS=80
-# to build only for an A100), links tests/gpu/ops_parity.c against it and runs
-# it. Not part of `make test` (CI has no GPU). Exit: 0 pass, 1 failure, 77 no GPU.
+# to build only for an A100), links tests/gpu/ops_parity.c (every op, every
+# dtype) and tests/gpu/engine_parity.c (training in fp32/tf32/fp16/bf16) against
+# it and runs both. Not part of `make test` (CI has no GPU).
+# Exit: 0 pass, 1 failure, 77 no GPU.
 #   sh tests/gpu/run.sh [-v] [-k substring]
 #   BUILD=build/gpu CUDA_ARCHS=75 sh tests/gpu/run.sh -v
 set -eu
@@ -25,8 +27,16 @@ fi
 mkdir -p "$BUILD/tests"
 LIBS=$(pkg-config --libs libarchive libcrypto inih jansson libutf8proc openblas)
 CFL=$(pkg-config --cflags libarchive libcrypto inih jansson libutf8proc openblas)
-cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -fopenmp -I. $CFL -I"$CUDA_HOME/include" \
-    -DBATON_CUDA=1 -o "$BUILD/tests/gpu_ops_parity" tests/gpu/ops_parity.c "$BUILD/libbaton-cuda.a" "$BUILD/libbaton.a" $LIBS \
-    -L"$CUDA_HOME/lib64" -l:libcudart_static.a -ldl -lrt -lstdc++ -lm -lpthread -fopenmp
+for prog in ops_parity engine_parity; do
+    cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -fopenmp -I. $CFL -I"$CUDA_HOME/include" \
+        -DBATON_CUDA=1 -o "$BUILD/tests/gpu_$prog" "tests/gpu/$prog.c" "$BUILD/libbaton-cuda.a" "$BUILD/libbaton.a" $LIBS \
+        -L"$CUDA_HOME/lib64" -l:libcudart_static.a -ldl -lrt -lstdc++ -lm -lpthread -fopenmp
+done
 # the checks are order-sensitive only through the RNG; one OpenMP thread count for the CPU reference
-exec "$BUILD/tests/gpu_ops_parity" "$@"
+rc=0
+"$BUILD/tests/gpu_ops_parity" "$@" || rc=$?
+[ $rc -eq 77 ] && exit 77
+erc=0
+"$BUILD/tests/gpu_engine_parity" $( [ "${1:-}" = "-v" ] && echo -v ) || erc=$?
+[ $rc -ne 0 ] && exit $rc
+exit $erc
