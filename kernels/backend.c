@@ -165,7 +165,7 @@ void bt_backends_describe(FILE *f)
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    fprintf(f, "  cpu   fp32, OpenBLAS sgemm + OpenMP (%d threads)\n", threads);
+    fprintf(f, "  cpu   fp32, fp16/bf16 (16-bit storage, fp32 arithmetic), OpenBLAS sgemm + OpenMP (%d threads)\n", threads);
     if (cuda_load() == 0) {
         cuda_describe(f);
         fprintf(f, "        (from %s)\n", cuda_loaded_from);

@@ -20,27 +20,8 @@
 #include <omp.h>
 #endif
 
-/* ------------------------------------------------------------------------ */
-/* threads and partitions                                                    */
-
-static inline int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-/* [lo, hi) of part t of n items split into nt parts, boundaries on multiples
- * of align (the last part takes the rest). Depends only on (n, nt, t). */
-static void split_range(int64_t n, int nt, int t, int64_t align, int64_t *lo, int64_t *hi)
-{
-    int64_t per = (n + nt - 1) / nt;
-    per = (per + align - 1) / align * align;
-    *lo = per * t < n ? per * t : n;
-    *hi = per * (t + 1) < n ? per * (t + 1) : n;
-}
+#define thread_id cpu_thread_id
+#define split_range cpu_split_range
 
 /* ------------------------------------------------------------------------ */
 /* memory                                                                    */
@@ -180,39 +161,50 @@ static void epilogue_block(float *C, int64_t N, const float *bias, int epi, floa
     }
 }
 
+int cpu_gemm_threads(bt_backend *be, int64_t M, int64_t N, int64_t K)
+{
+    int nt = cpu_nt(be);
+    double work = (double)M * N * (K ? K : 1);
+    return nt > 1 && work < 262144.0 ? 1 : nt; /* too small to be worth a fork */
+}
+
+int cpu_gemm_block(int t, int n, const float *a, int lda, int transA, const float *b, int ldb, int transB, float *c,
+                   int64_t M, int64_t N, int64_t K, const float *bi, float alpha, float beta, int epilogue,
+                   float *pre, int64_t blk[4])
+{
+    int ldc = (int)N;
+    int64_t lo, hi;
+    if (M >= N) { /* split rows */
+        split_range(M, n, t, 8, &lo, &hi);
+        blk[0] = lo, blk[1] = hi, blk[2] = 0, blk[3] = N;
+        if (hi <= lo) return 0;
+        const float *ap = transA ? a + lo : a + lo * lda;
+        cpu_sgemm(transA, transB, (int)(hi - lo), (int)N, (int)K, alpha, ap, lda, b, ldb, beta, c + lo * ldc, ldc);
+        epilogue_block(c, N, bi, epilogue, pre, lo, hi, 0, N);
+    } else { /* split columns */
+        split_range(N, n, t, 16, &lo, &hi);
+        blk[0] = 0, blk[1] = M, blk[2] = lo, blk[3] = hi;
+        if (hi <= lo) return 0;
+        const float *bp = transB ? b + lo * ldb : b + lo;
+        cpu_sgemm(transA, transB, (int)M, (int)(hi - lo), (int)K, alpha, a, lda, bp, ldb, beta, c + lo, ldc);
+        epilogue_block(c, N, bi, epilogue, pre, 0, M, lo, hi);
+    }
+    return 1;
+}
+
 void cpu_matmul_f32(bt_backend *be, const float *a, int lda, int transA, const float *b, int ldb, int transB,
                     float *c, int64_t M, int64_t N, int64_t K, const float *bi, float alpha, float beta,
                     int epilogue, float *pre)
 {
-    int ldc = (int)N;
-    int nt = cpu_nt(be);
-    double work = (double)M * N * (K ? K : 1);
-    if (nt > 1 && work < 262144.0) nt = 1; /* too small to be worth a fork */
-    int split_rows = M >= N;
+    int nt = cpu_gemm_threads(be, M, N, K);
 #pragma omp parallel num_threads(nt)
     {
-        int t = thread_id(), n = nt;
+        int n = nt;
 #ifdef _OPENMP
         n = omp_get_num_threads();
 #endif
-        int64_t lo, hi;
-        if (split_rows) {
-            split_range(M, n, t, 8, &lo, &hi);
-            if (hi > lo) {
-                const float *ap = transA ? a + lo : a + lo * lda;
-                cpu_sgemm(transA, transB, (int)(hi - lo), (int)N, (int)K, alpha, ap, lda, b, ldb, beta,
-                          c + lo * ldc, ldc);
-                epilogue_block(c, N, bi, epilogue, pre, lo, hi, 0, N);
-            }
-        } else {
-            split_range(N, n, t, 16, &lo, &hi);
-            if (hi > lo) {
-                const float *bp = transB ? b + lo * ldb : b + lo;
-                cpu_sgemm(transA, transB, (int)M, (int)(hi - lo), (int)K, alpha, a, lda, bp, ldb, beta,
-                          c + lo, ldc);
-                epilogue_block(c, N, bi, epilogue, pre, 0, M, lo, hi);
-            }
-        }
+        int64_t blk[4];
+        cpu_gemm_block(thread_id(), n, a, lda, transA, b, ldb, transB, c, M, N, K, bi, alpha, beta, epilogue, pre, blk);
     }
 }
 

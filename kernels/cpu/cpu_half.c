@@ -32,53 +32,42 @@ void *cpu_scratch(bt_backend *be, size_t bytes)
     return p;
 }
 
-/* out[0..n) = widened src[0..n), split over the threads (elementwise: the
+/* Thread t of n widens its share of src[0..len) into out (elementwise: the
  * result does not depend on the split). */
-static void widen_all(int nt, bt_dtype dt, const void *src, int64_t n, float *out)
+static void widen_share(int t, int n, bt_dtype dt, const void *src, int64_t len, float *out)
 {
-    const int64_t CH = 8192;
-    int64_t nch = (n + CH - 1) / CH;
-    if (nch < 4) nt = 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t c = 0; c < nch; c++) {
-        int64_t i0 = c * CH, len = n - i0 < CH ? n - i0 : CH;
-        cpu_widen(dt, src, i0, len, out + i0);
-    }
+    int64_t lo, hi;
+    cpu_split_range(len, n, t, 64, &lo, &hi);
+    if (hi > lo) cpu_widen(dt, src, lo, hi - lo, out + lo);
 }
 
-static void narrow_all(int nt, bt_dtype dt, void *dst, int64_t n, const float *in)
+/* Rounds the block rows [r0,r1) x cols [c0,c1) of the F32 result v [.,N]
+ * into the 16-bit C; with a GELU epilogue pre = round(v), C = round(gelu(pre)). */
+static void store_block(bt_tensor *C, bt_tensor *pre, int epi, const float *v, int64_t N, const int64_t blk[4])
 {
-    const int64_t CH = 8192;
-    int64_t nch = (n + CH - 1) / CH;
-    if (nch < 4) nt = 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t c = 0; c < nch; c++) {
-        int64_t i0 = c * CH, len = n - i0 < CH ? n - i0 : CH;
-        cpu_narrow(dt, dst, i0, len, in + i0);
-    }
+    float r[256];
+    int dt = (int)C->dtype;
+    for (int64_t i = blk[0]; i < blk[1]; i++)
+        for (int64_t j0 = blk[2]; j0 < blk[3]; j0 += 256) {
+            int64_t w = blk[3] - j0 < 256 ? blk[3] - j0 : 256, at = i * N + j0;
+            if (epi == BT_EPI_NONE) {
+                cpu_narrow(C->dtype, C->data, at, w, v + at);
+                continue;
+            }
+            for (int64_t k = 0; k < w; k++) r[k] = bt_round_to(dt, v[at + k]);
+            if (pre) cpu_narrow(pre->dtype, pre->data, at, w, r);
+            for (int64_t k = 0; k < w; k++) r[k] = epi == BT_EPI_GELU_ERF ? cpu_gelu_erf(r[k]) : cpu_gelu_tanh(r[k]);
+            cpu_narrow(C->dtype, C->data, at, w, r);
+        }
 }
 
-/* 16-bit C with a GELU epilogue: pre = round(v), C = round(gelu(pre)). */
-static void gelu_store(int nt, int epi, bt_tensor *C, bt_tensor *pre, const float *v, int64_t n)
-{
-    const int64_t CH = 2048;
-    int64_t nch = (n + CH - 1) / CH;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t c = 0; c < nch; c++) {
-        float r[2048];
-        int64_t i0 = c * CH, len = n - i0 < CH ? n - i0 : CH;
-        for (int64_t k = 0; k < len; k++) r[k] = bt_round_to((int)C->dtype, v[i0 + k]);
-        if (pre) cpu_narrow(pre->dtype, pre->data, i0, len, r);
-        for (int64_t k = 0; k < len; k++) r[k] = epi == BT_EPI_GELU_ERF ? cpu_gelu_erf(r[k]) : cpu_gelu_tanh(r[k]);
-        cpu_narrow(C->dtype, C->data, i0, len, r);
-    }
-}
-
+/* One parallel region: every thread widens its share of A and B (and of C
+ * when it is read), a barrier, then its block of the F32 GEMM (the same
+ * blocks as an F32 matmul) and the rounding of that block. */
 void cpu_matmul_half(bt_backend *be, const bt_tensor *A, int transA, const bt_tensor *B, int transB,
                      bt_tensor *C, const bt_tensor *bias, float alpha, float beta, int epilogue,
                      bt_tensor *pre_act, int64_t M, int64_t N, int64_t K)
 {
-    int nt = cpu_nt(be);
     int64_t na = bt_numel(A), nb = bt_numel(B), nc = M * N;
     int c16 = C->dtype != BT_F32;
     /* scratch: A and B widened, and C's F32 accumulator when C is 16-bit */
@@ -86,17 +75,24 @@ void cpu_matmul_half(bt_backend *be, const bt_tensor *A, int transA, const bt_te
     float *a = cpu_scratch(be, bytes);
     float *b = a + ((na + 15) / 16) * 16;
     float *c = c16 ? b + ((nb + 15) / 16) * 16 : F32P(C);
-    widen_all(nt, A->dtype, A->data, na, a);
-    widen_all(nt, B->dtype, B->data, nb, b);
-    if (c16 && beta != 0.0f) widen_all(nt, C->dtype, C->data, nc, c);
     const float *bi = bias ? F32P(bias) : NULL;
     int epi = c16 ? BT_EPI_NONE : epilogue; /* 16-bit C: the GELU reads the rounded value */
     float *pre = (!c16 && pre_act && epilogue != BT_EPI_NONE) ? F32P(pre_act) : NULL;
-    cpu_matmul_f32(be, a, (int)cpu_cols(A), transA, b, (int)cpu_cols(B), transB, c, M, N, K, bi, alpha, beta,
-                   epi, pre);
-    if (!c16) return;
-    if (epilogue != BT_EPI_NONE)
-        gelu_store(nt, epilogue, C, pre_act, c, nc);
-    else
-        narrow_all(nt, C->dtype, C->data, nc, c);
+    bt_tensor *pre16 = (c16 && pre_act && epilogue != BT_EPI_NONE) ? pre_act : NULL;
+    int lda = (int)cpu_cols(A), ldb = (int)cpu_cols(B);
+    int nt = cpu_gemm_threads(be, M, N, K);
+#pragma omp parallel num_threads(nt)
+    {
+        int t = cpu_thread_id(), n = nt;
+#ifdef _OPENMP
+        n = omp_get_num_threads();
+#endif
+        widen_share(t, n, A->dtype, A->data, na, a);
+        widen_share(t, n, B->dtype, B->data, nb, b);
+        if (c16 && beta != 0.0f) widen_share(t, n, C->dtype, C->data, nc, c);
+#pragma omp barrier
+        int64_t blk[4];
+        if (cpu_gemm_block(t, n, a, lda, transA, b, ldb, transB, c, M, N, K, bi, alpha, beta, epi, pre, blk) && c16)
+            store_block(C, pre16, epilogue, c, N, blk);
+    }
 }

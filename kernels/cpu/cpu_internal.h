@@ -28,6 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 typedef struct {
     int nt;                 /* OpenMP threads used by every parallel region */
@@ -38,6 +41,25 @@ typedef struct {
 } cpu_impl;
 
 static inline int cpu_nt(bt_backend *be) { return ((cpu_impl *)be->impl)->nt; }
+
+static inline int cpu_thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* [lo, hi) of part t of n items split into nt parts, boundaries on multiples
+ * of align (the last part takes the rest). Depends only on (n, nt, t). */
+static inline void cpu_split_range(int64_t n, int nt, int t, int64_t align, int64_t *lo, int64_t *hi)
+{
+    int64_t per = (n + nt - 1) / nt;
+    per = (per + align - 1) / align * align;
+    *lo = per * t < n ? per * t : n;
+    *hi = per * (t + 1) < n ? per * (t + 1) : n;
+}
 
 /* A broken shape/dtype contract is a bug in the caller (the engine), never
  * user input: say where and what, and exit 70 (internal error). */
@@ -120,7 +142,13 @@ void cpu_matmul_half(bt_backend *be, const bt_tensor *A, int transA, const bt_te
                      bt_tensor *pre_act, int64_t M, int64_t N, int64_t K);
 /* C[M,N] (F32, ld N) = alpha op(A) op(B) + beta C + bias, then the epilogue
  * (pre: F32 [M,N] or NULL); A, B F32 with leading dims lda, ldb. Threads
- * split rows or columns of C (cpu_backend.c). */
+ * split rows or columns of C (cpu_backend.c): cpu_gemm_threads() of them,
+ * thread t of n computing the block cpu_gemm_block() reports in blk
+ * (rows [blk0, blk1) x columns [blk2, blk3)); returns 0 for an empty block. */
+int cpu_gemm_threads(bt_backend *be, int64_t M, int64_t N, int64_t K);
+int cpu_gemm_block(int t, int n, const float *a, int lda, int transA, const float *b, int ldb, int transB, float *c,
+                   int64_t M, int64_t N, int64_t K, const float *bias, float alpha, float beta, int epilogue,
+                   float *pre, int64_t blk[4]);
 void cpu_matmul_f32(bt_backend *be, const float *a, int lda, int transA, const float *b, int ldb, int transB,
                     float *c, int64_t M, int64_t N, int64_t K, const float *bias, float alpha, float beta,
                     int epilogue, float *pre);

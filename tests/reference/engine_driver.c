@@ -7,7 +7,8 @@
  *   engine_driver train MODEL_DIR INPUTS OUT [key=value...]
  *       `steps` optimizer steps; step s uses micro-batches
  *       (s*accum + k) mod (n/micro) of `micro` consecutive examples
- *       -> OUT: "<canonical>" final weights, "losses" [steps]
+ *       -> OUT: "<canonical>" final weights, "losses" [steps], "skipped" [steps]
+ *       (1 where an fp16 step overflowed and was skipped), "loss_scale" [steps]
  *
  *   engine_driver bench MODEL_DIR - - [batch= seq= steps= threads= micro=]
  *       times `steps` training steps (after 1 untimed) of random full-length
@@ -21,6 +22,7 @@
  * Keys: task=seq|token|mlm problem=auto|single|multi|regression num_labels=
  * threads= seed= steps= accum= micro= lr= head_lr= layer_decay= wd= warmup=
  * total= clip= sched=linear|cosine|constant freeze_layers= freeze_emb=
+ * precision=fp32|fp16|bf16 (every mode; default fp32)
  */
 #include "engine/bert.h"
 #include "engine/train.h"
@@ -47,6 +49,13 @@ static const char *opt(int argc, char **argv, const char *key, const char *def)
     for (int i = 5; i < argc; i++)
         if (!strncmp(argv[i], key, k) && argv[i][k] == '=') return argv[i] + k + 1;
     return def;
+}
+
+static bt_precision precision_of(int argc, char **argv)
+{
+    const char *p = opt(argc, argv, "precision", "fp32");
+    return !strcmp(p, "bf16") ? BT_PREC_BF16 : !strcmp(p, "fp16") ? BT_PREC_FP16 : !strcmp(p, "tf32") ? BT_PREC_TF32
+                                                                                                    : BT_PREC_FP32;
 }
 
 static int die(const char *what)
@@ -113,7 +122,7 @@ static int bench_mode(int argc, char **argv)
     bt_backend *be = bt_backend_cpu_create(atoi(opt(argc, argv, "threads", "2")));
     if (!be) return die("backend");
     bt_bert_opts o = {.task = BT_TASK_SEQ_CLS, .num_labels = 2, .problem = BT_LOSS_SINGLE, .max_batch = B,
-                      .max_seq = S, .training = 1, .seed = 1};
+                      .max_seq = S, .training = 1, .seed = 1, .precision = precision_of(argc, argv)};
     bt_bert *m;
     if (bt_bert_create(be, argv[2], &o, &m)) return die("model");
     int V = bt_bert_cfg(m)->vocab;
@@ -141,7 +150,8 @@ static int bench_mode(int argc, char **argv)
     for (int s = 0; s < steps; s++)
         if (bt_train_step(t, &b, 1, &info)) return die("step");
     double dt = (now() - t0) / steps;
-    printf("ours_step_s %.4f\nours_examples_per_s %.3f\nours_loss %.5f\n", dt, B / dt, info.loss);
+    printf("ours_step_s %.4f\nours_examples_per_s %.3f\nours_loss %.5f\nours_precision %s\n", dt, B / dt, info.loss,
+           bt_precision_name(o.precision));
     bt_trainer_free(t);
     bt_bert_free(m);
     be->destroy(be);
@@ -191,6 +201,7 @@ int main(int argc, char **argv)
     o.num_labels = atoi(opt(argc, argv, "num_labels", "0"));
     o.seed = strtoull(opt(argc, argv, "seed", "42"), NULL, 10);
     o.training = 1;
+    o.precision = precision_of(argc, argv);
     int micro = atoi(opt(argc, argv, "micro", "0"));
     if (micro <= 0) micro = in.n;
     o.max_batch = !strcmp(mode, "grad") ? in.n : micro;
@@ -203,10 +214,10 @@ int main(int argc, char **argv)
 
     size_t np = bt_bert_nparams(m), total = bt_bert_total_floats(m);
     float *host = bt_xaligned_alloc(total * sizeof(float));
-    bt_st_entry *e = bt_xcalloc(np + 2, sizeof *e);
+    bt_st_entry *e = bt_xcalloc(np + 3, sizeof *e);
     char **names = bt_xcalloc(np, sizeof *names);
     size_t ne = 0;
-    float *logits = NULL, *losses = NULL, loss = 0.0f;
+    float *logits = NULL, *losses = NULL, *skipped = NULL, loss = 0.0f;
     int steps = atoi(opt(argc, argv, "steps", "30"));
 
     if (!strcmp(mode, "grad")) {
@@ -243,15 +254,21 @@ int main(int argc, char **argv)
         if (bt_trainer_create(m, &tc, &t)) return die("trainer");
         int chunks = in.n / micro;
         losses = bt_xcalloc((size_t)steps, sizeof *losses);
+        skipped = bt_xcalloc((size_t)steps * 2, sizeof *skipped);
         bt_batch *mb = bt_xcalloc((size_t)accum, sizeof *mb);
         for (int s = 0; s < steps; s++) {
             for (int k = 0; k < accum; k++) make_batch(&in, ((s * accum + k) % chunks) * micro, micro, &mb[k]);
             bt_step_info info;
             if (bt_train_step(t, mb, accum, &info)) return die("train_step");
             losses[s] = info.loss;
+            skipped[s] = (float)info.skipped;
+            skipped[steps + s] = (float)info.loss_scale;
         }
         bt_bert_download_params(m, host);
         e[ne++] = (bt_st_entry){.name = "losses", .dtype = BT_ST_F32, .ndim = 1, .shape = {steps}, .data = losses};
+        e[ne++] = (bt_st_entry){.name = "skipped", .dtype = BT_ST_F32, .ndim = 1, .shape = {steps}, .data = skipped};
+        e[ne++] = (bt_st_entry){.name = "loss_scale", .dtype = BT_ST_F32, .ndim = 1, .shape = {steps},
+                                .data = skipped + steps};
         free(mb);
         bt_trainer_free(t);
     }
@@ -265,7 +282,7 @@ int main(int argc, char **argv)
     }
     if (bt_st_write_file(argv[4], e, ne, NULL)) return die("write");
     for (size_t i = 0; i < np; i++) free(names[i]);
-    free(names); free(e); free(logits); free(losses);
+    free(names); free(e); free(logits); free(losses); free(skipped);
     bt_aligned_free(host);
     bt_bert_free(m);
     be->destroy(be);
