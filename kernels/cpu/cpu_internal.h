@@ -1,8 +1,10 @@
 /* kernels/cpu/cpu_internal.h — private to the CPU backend (the kernels/cpu/ sources).
  *
- * Owns: the backend's private state, the shape-check helper, the fast
- * four-at-a-time dropout draw, and the declarations shared between
- * cpu_backend.c (memory, GEMM, elementwise, norms, losses, optimizer) and
+ * Owns: the backend's private state, the shape-check helper, the thread
+ * partition, the fast four-at-a-time dropout draw, the 16-bit load/store
+ * helpers (widen to F32, round to nearest-even on store), and the
+ * declarations shared between cpu_backend.c (memory, F32 GEMM, elementwise,
+ * norms, losses, optimizer), cpu_half.c (16-bit GEMM operands, scratch) and
  * cpu_attention.c (attention forward/backward).
  * Must not: be included outside kernels/cpu/ or by tests (tests go through
  * the bt_backend vtable like the engine does).
