@@ -18,50 +18,18 @@
  */
 #include "engine/tokenizer.h"
 #include "engine/tokenizer_unicode.h"
+#include "engine/tokenizer_internal.h"
+#include "engine/tokjson.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/json.h"
 #include "util/mem.h"
+#include "util/sha256.h"
 
 #include <jansson.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_WORD_CHARS 100 /* WordPiece max_input_chars_per_word */
-#define N_SPECIAL 5
-
-enum { A_WORD = 0, A_SPACE, A_PUNCT, A_REMOVE };
-
-struct slot {
-    uint32_t hash; /* low bits of the 64-bit hash; 0 marks an empty slot (we force bit 0) */
-    int32_t id;
-};
-
-struct special {
-    char *text;
-    size_t len;
-    int32_t id;
-};
-
-struct bt_tokenizer {
-    bt_tokenizer_config cfg;
-    int strip;             /* effective strip_accents */
-    char *arena;           /* all tokens, NUL-terminated */
-    uint32_t *tok_off;     /* [n_tokens] offset in arena */
-    uint32_t *tok_len;     /* [n_tokens] */
-    size_t n_tokens;
-    struct slot *table;    /* [mask+1] */
-    size_t mask;
-    size_t max_tok_len;    /* longest vocab entry in bytes */
-    uint16_t *flags;       /* [0x10000] toku_flags of the BMP */
-    uint8_t ascii_cls[128];
-    uint8_t ascii_out[128]; /* lowercased when cfg.lowercase */
-    uint8_t sp_first[256];  /* 1 when some special token starts with this byte */
-    struct special sp[N_SPECIAL];
-    int n_sp;
-    bt_special_ids ids;
-};
 
 struct bt_tok_scratch {
     uint8_t *word;         /* [word_cap]: 2 bytes of headroom, then the word */
@@ -73,6 +41,7 @@ struct bt_tok_scratch {
     int cur;
     bt_word_fn fn;
     void *ctx;
+    tj_scratch *tjs;       /* tokenizer.json pipeline scratch */
 };
 
 /* ---------------------------------------------------------------- hashing */
@@ -197,7 +166,7 @@ static void wordpiece(const bt_tokenizer *t, struct bt_tok_scratch *s)
 {
     uint8_t *w = s->word + 2;
     size_t n = s->word_len;
-    if (s->word_chars > MAX_WORD_CHARS) { emit_id(s, t->ids.unk); return; }
+    if (s->word_chars > MAX_WORD_CHARS) { emit_id(s, t->wp_unk); return; }
     size_t mark = s->ids_n[s->cur];
     size_t start = 0;
     while (start < n) {
@@ -217,7 +186,7 @@ static void wordpiece(const bt_tokenizer *t, struct bt_tok_scratch *s)
         }
         if (id < 0) {
             s->ids_n[s->cur] = mark;
-            emit_id(s, t->ids.unk);
+            emit_id(s, t->wp_unk);
             return;
         }
         emit_id(s, id);
@@ -448,6 +417,7 @@ void bt_encoding_free(bt_encoding *enc)
         free(s->run);
         free(s->ids[0]);
         free(s->ids[1]);
+        tj_scratch_free(s->tjs);
         free(s);
     }
     free(enc->input_ids);
@@ -504,7 +474,7 @@ int bt_truncate_lengths(size_t n1, size_t n2, int has_pair, size_t max_tokens, b
     return bt_fail(BT_EUSAGE, "unknown truncation strategy %d", (int)strategy);
 }
 
-static void enc_reserve(bt_encoding *enc, size_t n)
+void bt_encoding_reserve(bt_encoding *enc, size_t n)
 {
     if (n <= enc->cap) return;
     size_t cap = enc->cap ? enc->cap : 64;
@@ -515,12 +485,36 @@ static void enc_reserve(bt_encoding *enc, size_t n)
     enc->cap = cap;
 }
 
+static tj_scratch *tj_scratch_of(struct bt_tok_scratch *s)
+{
+    if (!s->tjs) s->tjs = bt_xcalloc(1, sizeof *s->tjs);
+    return s->tjs;
+}
+
+static int encode_tj(const bt_tokenizer *t, const char *a, size_t alen, const char *b, size_t blen, int has_pair,
+                     const bt_encode_opts *opts, bt_encoding *enc)
+{
+    struct bt_tok_scratch *s = scratch_of(enc);
+    tj_scratch *w = tj_scratch_of(s);
+    s->ids_n[0] = s->ids_n[1] = 0;
+    int rc = tj_encode_text(t->tj, a, alen, opts->replace_invalid, w, &s->ids[0], &s->ids_n[0], &s->ids_cap[0], NULL,
+                            NULL);
+    if (rc) return bt_fail_context(rc, "%s", has_pair ? "first text" : "text");
+    if (has_pair) {
+        rc = tj_encode_text(t->tj, b, blen, opts->replace_invalid, w, &s->ids[1], &s->ids_n[1], &s->ids_cap[1], NULL,
+                            NULL);
+        if (rc) return bt_fail_context(rc, "second text");
+    }
+    return tj_post_process(t->tj, s->ids[0], s->ids_n[0], s->ids[1], s->ids_n[1], has_pair, opts, t->ids.pad, enc);
+}
+
 static int encode_impl(const bt_tokenizer *t, const char *a, size_t alen, const char *b, size_t blen,
                        int has_pair, const bt_encode_opts *opts, bt_encoding *enc)
 {
     static const bt_encode_opts none = {0, BT_TRUNC_LONGEST_FIRST, 0, 0};
     if (!opts) opts = &none;
     enc->len = 0;
+    if (t->tj) return encode_tj(t, a, alen, b, blen, has_pair, opts, enc);
     size_t n_added = has_pair ? 3 : 2;
     if (opts->max_length < 0 || (opts->max_length > 0 && (size_t)opts->max_length < n_added))
         return bt_fail(BT_EUSAGE, "max_length %d is smaller than the %zu special tokens of a%s; use at least %zu",
@@ -546,7 +540,7 @@ static int encode_impl(const bt_tokenizer *t, const char *a, size_t alen, const 
     size_t padded = total;
     if (opts->pad_to_max_length && opts->max_length > 0 && (size_t)opts->max_length > total)
         padded = (size_t)opts->max_length;
-    enc_reserve(enc, padded);
+    bt_encoding_reserve(enc, padded);
     int32_t *ids = enc->input_ids, *tt = enc->token_type_ids, *am = enc->attention_mask;
     size_t i = 0;
     ids[i] = t->ids.cls; tt[i++] = 0;
@@ -581,6 +575,11 @@ int bt_tokenize_words(const bt_tokenizer *tok, const char *text, size_t len, int
                       bt_encoding *enc, bt_word_fn fn, void *ctx)
 {
     struct bt_tok_scratch *s = scratch_of(enc);
+    if (tok->tj) {
+        s->ids_n[0] = 0;
+        return tj_encode_text(tok->tj, text, len, replace_invalid, tj_scratch_of(s), &s->ids[0], &s->ids_n[0],
+                              &s->ids_cap[0], fn, ctx);
+    }
     s->fn = fn;
     s->ctx = ctx;
     s->cur = 0;
@@ -593,7 +592,7 @@ int bt_tokenize_words(const bt_tokenizer *tok, const char *text, size_t len, int
 
 /* ---------------------------------------------------------------- loading */
 
-static void build_tables(bt_tokenizer *t)
+void tok_build_tables(bt_tokenizer *t)
 {
     t->strip = t->cfg.strip_accents;
     t->flags = bt_xmalloc(0x10000 * sizeof(uint16_t));
@@ -611,7 +610,7 @@ static const char *const special_names[N_SPECIAL] = {"cls_token", "sep_token", "
 static const char *const special_defaults[N_SPECIAL] = {"[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"};
 
 /* Parses vocab text into t (ids = line numbers). */
-static int parse_vocab(bt_tokenizer *t, const char *v, size_t len, const char *where)
+int tok_parse_vocab(bt_tokenizer *t, const char *v, size_t len, const char *where)
 {
     size_t lines = 0;
     for (size_t i = 0; i < len; i++) lines += v[i] == '\n';
@@ -667,17 +666,22 @@ static int setup_specials(bt_tokenizer *t, char *names[N_SPECIAL], const char *w
             return bt_fail(BT_ECONFIG, "%s: %s \"%s\" is not in vocab.txt: add it to the vocabulary or set %s in "
                            "tokenizer_config.json to a token that is", where, special_names[i], s, special_names[i]);
         }
-        if (!*s) continue;
-        int dup = 0;
-        for (int j = 0; j < t->n_sp; j++) dup |= !strcmp(t->sp[j].text, s);
-        if (dup) continue;
-        t->sp[t->n_sp].text = bt_xstrdup(s);
-        t->sp[t->n_sp].len = strlen(s);
-        t->sp[t->n_sp].id = id;
-        t->sp_first[(uint8_t)s[0]] = 1;
-        t->n_sp++;
+        tok_add_special(t, s, strlen(s), id);
     }
     return 0;
+}
+
+void tok_add_special(bt_tokenizer *t, const char *s, size_t n, int32_t id)
+{
+    if (!n) return;
+    for (int j = 0; j < t->n_sp; j++)
+        if (t->sp[j].len == n && !memcmp(t->sp[j].text, s, n)) return;
+    t->sp = bt_xrealloc(t->sp, (size_t)(t->n_sp + 1) * sizeof *t->sp);
+    t->sp[t->n_sp].text = bt_xstrndup(s, n);
+    t->sp[t->n_sp].len = n;
+    t->sp[t->n_sp].id = id;
+    t->sp_first[(uint8_t)s[0]] = 1;
+    t->n_sp++;
 }
 
 int bt_tokenizer_from_vocab(const char *vocab, size_t len, const bt_tokenizer_config *cfg, bt_tokenizer **out)
@@ -685,11 +689,18 @@ int bt_tokenizer_from_vocab(const char *vocab, size_t len, const bt_tokenizer_co
     *out = NULL;
     bt_tokenizer *t = bt_xcalloc(1, sizeof *t);
     t->cfg = *cfg;
-    int rc = parse_vocab(t, vocab, len, "vocabulary");
+    int rc = tok_parse_vocab(t, vocab, len, "vocabulary");
     char *names[N_SPECIAL] = {0};
     if (!rc) rc = setup_specials(t, names, "vocabulary");
     if (rc) { bt_tokenizer_free(t); return rc; }
-    build_tables(t);
+    tok_build_tables(t);
+    t->wp_unk = t->ids.unk;
+    t->source = "vocab.txt";
+    bt_sha256_ctx *h = bt_sha256_new();
+    bt_sha256_update(h, "vocab.txt\n", 10);
+    bt_sha256_update(h, vocab, len);
+    bt_sha256_update(h, cfg, sizeof *cfg);
+    bt_sha256_final(h, t->fingerprint);
     *out = t;
     return 0;
 }
@@ -750,6 +761,13 @@ static int load_config(const char *model_dir, bt_tokenizer_config *cfg, char *na
 int bt_tokenizer_load(const char *model_dir, bt_tokenizer **out)
 {
     *out = NULL;
+    char *jpath = bt_path_join(model_dir, "tokenizer.json");
+    if (bt_path_exists(jpath)) { /* as transformers' AutoTokenizer: tokenizer.json first */
+        int rc = tok_load_json(model_dir, jpath, out);
+        free(jpath);
+        return rc;
+    }
+    free(jpath);
     char *names[N_SPECIAL] = {0};
     bt_tokenizer_config cfg;
     int rc = load_config(model_dir, &cfg, names);
@@ -765,9 +783,26 @@ int bt_tokenizer_load(const char *model_dir, bt_tokenizer **out)
     if (!rc) {
         t = bt_xcalloc(1, sizeof *t);
         t->cfg = cfg;
-        rc = parse_vocab(t, v, vlen, vpath);
+        rc = tok_parse_vocab(t, v, vlen, vpath);
         if (!rc) rc = setup_specials(t, names, model_dir);
-        if (!rc) build_tables(t);
+        if (!rc) tok_build_tables(t);
+    }
+    if (!rc) {
+        t->wp_unk = t->ids.unk;
+        t->source = "vocab.txt";
+        bt_sha256_ctx *h = bt_sha256_new();
+        bt_sha256_update(h, "vocab.txt\n", 10);
+        bt_sha256_update(h, v, vlen);
+        char *cpath = bt_path_join(model_dir, "tokenizer_config.json"), *c = NULL;
+        size_t clen = 0;
+        if (bt_read_file(cpath, (size_t)64 << 20, &c, &clen) == 0) {
+            bt_sha256_update(h, "tokenizer_config.json\n", 22);
+            bt_sha256_update(h, c, clen);
+        }
+        bt_err_clear();
+        free(c);
+        free(cpath);
+        bt_sha256_final(h, t->fingerprint);
     }
     free(v);
     free(vpath);
@@ -789,20 +824,32 @@ void bt_tokenizer_free(bt_tokenizer *t)
     free(t->table);
     free(t->flags);
     for (int i = 0; i < t->n_sp; i++) free(t->sp[i].text);
+    free(t->sp);
+    tj_free(t->tj);
     free(t);
 }
 
 const bt_tokenizer_config *bt_tokenizer_get_config(const bt_tokenizer *t) { return &t->cfg; }
-size_t bt_tokenizer_vocab_size(const bt_tokenizer *t) { return t->n_tokens; }
+size_t bt_tokenizer_vocab_size(const bt_tokenizer *t) { return t->tj ? t->tj->vocab_size : t->n_tokens; }
+const char *bt_tokenizer_source(const bt_tokenizer *t) { return t->source; }
+void bt_tokenizer_fingerprint(const bt_tokenizer *t, uint8_t out[32]) { memcpy(out, t->fingerprint, 32); }
+
+size_t bt_tokenizer_num_special(const bt_tokenizer *t, int pair)
+{
+    if (t->tj) return pair ? t->tj->post.added_pair : t->tj->post.added_single;
+    return pair ? 3 : 2;
+}
 bt_special_ids bt_tokenizer_special_ids(const bt_tokenizer *t) { return t->ids; }
 
 int32_t bt_tokenizer_token_id(const bt_tokenizer *t, const char *token)
 {
+    if (t->tj) return tj_token_id(t->tj, token, strlen(token));
     return vocab_find(t, (const uint8_t *)token, strlen(token));
 }
 
 const char *bt_tokenizer_id_to_token(const bt_tokenizer *t, int32_t id)
 {
+    if (t->tj) return id < 0 || (size_t)id >= t->tj->vocab_size ? NULL : t->tj->id_to_token[id];
     if (id < 0 || (size_t)id >= t->n_tokens) return NULL;
     return t->arena + t->tok_off[id];
 }
