@@ -278,9 +278,9 @@ int tok_load_json(const char *dir, const char *jpath, bt_tokenizer **out)
     if (rc) return rc;
     tj *j = NULL;
     tcfg c;
+    memset(&c, 0, sizeof c);
     rc = tj_load(text, len, jpath, &j);
-    int crc = read_config(dir, &c);
-    if (!rc) rc = crc;
+    if (!rc) rc = read_config(dir, &c);
     bt_tokenizer *t = NULL;
     if (!rc) {
         j->trunc_left = c.trunc_left;

@@ -267,7 +267,18 @@ typedef struct tj_scratch {
     size_t best_cap;
     int32_t *tmp_ids;
     size_t tmp_n, tmp_cap;
+    struct tj_cache *cache;  /* [TJ_CACHE] recent words -> ids (speed only: the model is a pure function) */
 } tj_scratch;
+
+#define TJ_CACHE 8192
+#define TJ_CACHE_WORD 30
+#define TJ_CACHE_IDS 14
+struct tj_cache {
+    uint64_t hash;           /* 0: empty */
+    uint8_t len, n;
+    char w[TJ_CACHE_WORD];
+    int32_t ids[TJ_CACHE_IDS];
+};
 
 void tj_scratch_free(tj_scratch *s);
 

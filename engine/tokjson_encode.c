@@ -37,6 +37,7 @@ void tj_scratch_free(tj_scratch *s)
     free(s->heap);
     free(s->best);
     free(s->tmp_ids);
+    free(s->cache);
     free(s);
 }
 
@@ -121,6 +122,40 @@ static void split_added(const tj *t, size_t lo, size_t hi, const int32_t *c, con
 #undef F
 }
 
+static inline uint64_t word_hash(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ n;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h | 1;
+}
+
+/* the model on w->word, through the scratch's cache of short words */
+static int model_cached(const tj *t, tj_scratch *w, size_t wn, int32_t **ids, size_t *nids, size_t *cap)
+{
+    if (wn > TJ_CACHE_WORD) return tj_model_tokenize(&t->model, w->word, wn, w, ids, nids, cap);
+    if (!w->cache) w->cache = bt_xcalloc(TJ_CACHE, sizeof *w->cache);
+    uint64_t h = word_hash(w->word, wn);
+    struct tj_cache *e = &w->cache[(h >> 17) & (TJ_CACHE - 1)];
+    if (e->hash == h && e->len == wn && !memcmp(e->w, w->word, wn)) {
+        if (*nids + e->n > *cap) {
+            while (*nids + e->n > *cap) *cap = *cap ? 2 * *cap : 256;
+            *ids = bt_xrealloc(*ids, *cap * sizeof **ids);
+        }
+        memcpy(*ids + *nids, e->ids, e->n * sizeof **ids);
+        *nids += e->n;
+        return 0;
+    }
+    size_t before = *nids;
+    int rc = tj_model_tokenize(&t->model, w->word, wn, w, ids, nids, cap);
+    if (rc || *nids - before > TJ_CACHE_IDS) return rc;
+    e->hash = h;
+    e->len = (uint8_t)wn;
+    e->n = (uint8_t)(*nids - before);
+    memcpy(e->w, w->word, wn);
+    memcpy(e->ids, *ids + before, e->n * sizeof **ids);
+    return 0;
+}
+
 int tj_encode_text(const tj *t, const char *text, size_t len, int replace_invalid, tj_scratch *w, int32_t **ids,
                    size_t *nids, size_t *cap, tj_word_fn fn, void *ctx)
 {
@@ -193,7 +228,7 @@ int tj_encode_text(const tj *t, const char *text, size_t len, int replace_invali
         size_t wn = 0;
         for (uint32_t j = 0; j < pc->len; j++) wn += (size_t)tj_utf8_encode(ft->cp[pc->off + j], w->word + wn);
         if (fn) { fn((const char *)w->word, wn, 0, ctx); continue; }
-        int rc = tj_model_tokenize(&t->model, w->word, wn, w, ids, nids, cap);
+        int rc = model_cached(t, w, wn, ids, nids, cap);
         if (rc) return rc;
     }
     return 0;

@@ -509,12 +509,23 @@ static double serde_f64(double d, const double *pow10)
 {
     if (!isfinite(d) || d == 0) return d;
     char buf[48];
-    int p;
-    for (p = 1; p < 17; p++) {
-        snprintf(buf, sizeof buf, "%.*e", p - 1, d);
-        if (strtod(buf, NULL) == d) break;
-    }
+    int p = 15; /* trained scores mostly need 15-17 digits: start there */
     snprintf(buf, sizeof buf, "%.*e", p - 1, d);
+    if (strtod(buf, NULL) == d) {
+        while (p > 1) {
+            char b2[48];
+            snprintf(b2, sizeof b2, "%.*e", p - 2, d);
+            if (strtod(b2, NULL) != d) break;
+            memcpy(buf, b2, sizeof b2);
+            p--;
+        }
+    } else {
+        for (p = 16; p < 17; p++) {
+            snprintf(buf, sizeof buf, "%.*e", p - 1, d);
+            if (strtod(buf, NULL) == d) break;
+        }
+        snprintf(buf, sizeof buf, "%.*e", p - 1, d);
+    }
     const char *q = buf;
     int neg = *q == '-';
     if (neg) q++;
@@ -591,15 +602,7 @@ static int parse_unigram(ld *L, json_t *o, tj_model *m, const char *path)
             }
             node = child;
         }
-        if (sn) m->node_id[node] = -2; /* resolved below: the id the vocabulary keeps (the last duplicate) */
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *e = json_array_get(v, i);
-        const char *s = json_string_value(json_array_get(e, 0));
-        size_t sn = json_string_length(json_array_get(e, 0));
-        uint64_t node = 0;
-        for (size_t k = 0; k < sn; k++) tj_map_get(&m->trie, (node << 8) | (uint8_t)s[k], &node);
-        if (sn) m->node_id[node] = tj_vocab_get(&m->vocab, s, sn);
+        if (sn) m->node_id[node] = (int32_t)i; /* a later duplicate wins, as in the vocabulary */
     }
     return 0;
 }
@@ -854,7 +857,7 @@ static int finish_added(ld *L, tj_scratch *w)
         ad->n_cps = s.n;
         tj_text_free(&s);
     }
-    qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
+    if (t->n_added) qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
     t->n_added_raw = 0;
     while (t->n_added_raw < t->n_added && !t->added[t->n_added_raw].normalized) t->n_added_raw++;
     t->n_added_norm = t->n_added - t->n_added_raw;

@@ -164,8 +164,10 @@ void tj_vocab_free(tj_vocab *v)
 
 static inline size_t map_slot(uint64_t key, size_t mask)
 {
-    key ^= key >> 33;
+    key ^= key >> 33; /* murmur3's fmix64 */
     key *= 0xff51afd7ed558ccdull;
+    key ^= key >> 33;
+    key *= 0xc4ceb9fe1a85ec53ull;
     key ^= key >> 33;
     return (size_t)key & mask;
 }

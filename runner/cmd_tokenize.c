@@ -1,5 +1,6 @@
 /* runner/cmd_tokenize.c — `baton tokenize MODEL_DIR`: tokenize stdin lines as
- * Hugging Face's BertTokenizerFast does (see docs/tokenizer.md).
+ * Hugging Face's fast tokenizer of that directory does (tokenizer.json, or
+ * vocab.txt for BERT; see docs/tokenizer.md).
  *
  * Owns: argument parsing, line reading, and output formatting (ids, --json,
  * --words). Must not: implement any tokenizer rule (engine/tokenizer.c does).
@@ -19,15 +20,16 @@ static const char *const usage_text =
     "usage: baton tokenize MODEL_DIR [--pair] [--max-length N] [--truncation STRATEGY]\n"
     "                      [--pad] [--json] [--replace-invalid] [--words]\n"
     "Reads UTF-8 lines from stdin and prints, per line (per two lines with --pair),\n"
-    "the input ids separated by spaces, exactly as BertTokenizerFast would.\n"
+    "the input ids separated by spaces, exactly as the Hugging Face fast tokenizer\n"
+    "of MODEL_DIR would (its tokenizer.json; else vocab.txt, BERT WordPiece).\n"
     "  --pair              consecutive lines form a (first, second) pair\n"
-    "  --max-length N      truncate to N tokens including [CLS]/[SEP] (default: none)\n"
+    "  --max-length N      truncate to N tokens including the special tokens (default: none)\n"
     "  --truncation S      longest_first (default), only_first or only_second\n"
-    "  --pad               pad with [PAD] to --max-length\n"
+    "  --pad               pad with the pad token to --max-length\n"
     "  --json              {\"input_ids\":[..],\"token_type_ids\":[..],\"attention_mask\":[..]}\n"
     "  --replace-invalid   treat invalid UTF-8 as U+FFFD (dropped) instead of failing\n"
     "  --words             print the normalized, pre-tokenized words (hex UTF-8; special\n"
-    "                      tokens prefixed with '!') instead of ids: for debugging\n";
+    "                      and added tokens prefixed with '!') instead of ids: for debugging\n";
 
 struct out {
     char *buf;
@@ -137,9 +139,6 @@ int cmd_tokenize(int argc, char **argv)
         return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: MODEL_DIR missing; see `baton tokenize --help`"));
     if (opts.pad_to_max_length && !opts.max_length)
         return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: --pad needs --max-length N"));
-    if (opts.max_length && opts.max_length < (pair ? 3 : 2))
-        return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: --max-length %d leaves no room for the %d special tokens",
-                                       opts.max_length, pair ? 3 : 2));
     if (opts.truncation == BT_TRUNC_ONLY_SECOND && !pair && opts.max_length)
         return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: --truncation only_second needs --pair"));
 
@@ -149,6 +148,12 @@ int cmd_tokenize(int argc, char **argv)
     if (!rc) rc = bt_tokenizer_load(dir, &tok);
     free(dir);
     if (rc) return bt_report_error(rc);
+    size_t n_special = bt_tokenizer_num_special(tok, pair);
+    if (opts.max_length && (size_t)opts.max_length < n_special) {
+        bt_tokenizer_free(tok);
+        return bt_report_error(bt_fail(BT_EUSAGE, "tokenize: --max-length %d leaves no room for the %zu special tokens",
+                                       opts.max_length, n_special));
+    }
 
     static char inbuf[1 << 16];
     setvbuf(stdin, inbuf, _IOFBF, sizeof inbuf);
