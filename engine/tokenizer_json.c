@@ -12,6 +12,7 @@
 #include "engine/tokenizer_internal.h"
 #include "util/err.h"
 #include "util/file.h"
+#include "util/json.h"
 #include "util/mem.h"
 #include "util/sha256.h"
 
@@ -58,7 +59,7 @@ static int read_config(const char *dir, tcfg *c)
     if (rc == BT_ENOINPUT) { bt_err_clear(); free(path); return 0; }
     if (rc) { free(path); return rc; }
     json_error_t jerr;
-    json_t *root = json_loadb(c->text, c->len, 0, &jerr);
+    json_t *root = bt_json_loads_py(c->text, c->len, &jerr); /* as transformers reads it (huge ints, NaN) */
     if (!root) {
         rc = bt_fail(BT_ECONFIG, "%s:%d:%d: %s: fix or remove the file", path, jerr.line, jerr.column, jerr.text);
         free(path);
