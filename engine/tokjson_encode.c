@@ -252,7 +252,7 @@ int tj_post_process(const tj *t, const int32_t *a, size_t na, const int32_t *b, 
         int rc = bt_truncate_lengths(na, nb, has_pair, (size_t)opts->max_length - n_added, opts->truncation, &k1, &k2);
         if (rc) return rc;
     }
-    const int32_t *sa = t->trunc_left ? a + (na - k1) : a, *sb = t->trunc_left && has_pair ? b + (nb - k2) : b;
+    const int32_t *sa = t->trunc_left && a ? a + (na - k1) : a, *sb = t->trunc_left && has_pair && b ? b + (nb - k2) : b;
     size_t total = k1 + k2 + n_added, padded = total;
     if (opts->pad_to_max_length && opts->max_length > 0 && (size_t)opts->max_length > total) {
         if (pad_id < 0)

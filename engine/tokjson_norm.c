@@ -67,12 +67,12 @@ static void lowercase(tj_text *s, tj_text *tmp)
     swap_text(s, tmp);
 }
 
-static void filter_marks(tj_text *s, int bert_mn)
+static void filter_marks(const tj *t, tj_text *s, int bert_mn)
 {
     size_t o = 0;
     for (size_t i = 0; i < s->n; i++) {
         int32_t c = s->cp[i];
-        int drop = c >= 0x80 && (bert_mn ? (toku_flags(c) & TOKU_MN) != 0 : (tju_flags(c) & TJU_MARK) != 0);
+        int drop = c >= 0x80 && (bert_mn ? (toku_flags(c) & TOKU_MN) != 0 : (TJ_FLAGS(t, c) & TJU_MARK) != 0);
         if (drop) continue;
         s->cp[o] = c;
         s->orig[o++] = s->orig[i];
@@ -154,11 +154,11 @@ static void nf(const tj *t, tj_text *s, tj_scratch *w, int compat, int compose, 
 
 /* ---------------------------------------------------------------- Strip, Replace, Prepend */
 
-static void strip(tj_text *s, int left, int right)
+static void strip(const tj *t, tj_text *s, int left, int right)
 {
     size_t a = 0, b = s->n;
-    if (left) while (a < b && (tju_flags(s->cp[a]) & TJU_WS)) a++;
-    if (right) while (b > a && (tju_flags(s->cp[b - 1]) & TJU_WS)) b--;
+    if (left) while (a < b && (TJ_FLAGS(t, s->cp[a]) & TJU_WS)) a++;
+    if (right) while (b > a && (TJ_FLAGS(t, s->cp[b - 1]) & TJU_WS)) b--;
     if (a) {
         memmove(s->cp, s->cp + a, (b - a) * sizeof *s->cp);
         memmove(s->orig, s->orig + a, (b - a) * sizeof *s->orig);
@@ -269,7 +269,7 @@ void tj_normalize(const tj *t, tj_text *s, tj_scratch *w, int32_t base)
             if (nm->cjk) bert_cjk(s, &w->tmp);
             if (nm->strip_accents) {
                 nf(t, s, w, 0, 0, base);
-                filter_marks(s, 1);
+                filter_marks(t, s, 1);
             }
             if (nm->lower) lowercase(s, &w->tmp);
             break;
@@ -278,8 +278,8 @@ void tj_normalize(const tj *t, tj_text *s, tj_scratch *w, int32_t base)
         case TJN_NFC: nf(t, s, w, 0, 1, base); break;
         case TJN_NFKC: nf(t, s, w, 1, 1, base); break;
         case TJN_LOWERCASE: lowercase(s, &w->tmp); break;
-        case TJN_STRIP: strip(s, nm->left, nm->right); break;
-        case TJN_STRIP_ACCENTS: filter_marks(s, 0); break;
+        case TJN_STRIP: strip(t, s, nm->left, nm->right); break;
+        case TJN_STRIP_ACCENTS: filter_marks(t, s, 0); break;
         case TJN_REPLACE: replace(t, nm, s, w); break;
         case TJN_PREPEND: prepend(nm, s, &w->tmp); break;
         case TJN_PRECOMPILED: precompiled(nm, s, w, base); break;
