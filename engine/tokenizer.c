@@ -768,6 +768,15 @@ int bt_tokenizer_load(const char *model_dir, bt_tokenizer **out)
         return rc;
     }
     free(jpath);
+    char *added = NULL; /* added tokens beyond vocab.txt: the tokenizer.json pipeline applies them */
+    tok_vocab_added_json(model_dir, &added);
+    if (added) {
+        char *where = bt_path_join(model_dir, "vocab.txt (with added tokens)");
+        int rc = tok_load_json_text(model_dir, added, strlen(added), where, "vocab.txt + added tokens", out);
+        free(where);
+        free(added);
+        return rc;
+    }
     char *names[N_SPECIAL] = {0};
     bt_tokenizer_config cfg;
     int rc = load_config(model_dir, &cfg, names);

@@ -61,5 +61,14 @@ void tok_build_tables(bt_tokenizer *t);
 void tok_add_special(bt_tokenizer *t, const char *s, size_t n, int32_t id);
 /* MODEL_DIR with a tokenizer.json (engine/tokenizer_json.c) */
 int tok_load_json(const char *model_dir, const char *json_path, bt_tokenizer **out);
+/* the same from tokenizer.json text; where names it in messages, source is
+ * what bt_tokenizer_source reports (a static string) */
+int tok_load_json_text(const char *model_dir, const char *text, size_t len, const char *where, const char *source,
+                       bt_tokenizer **out);
+/* a vocab.txt directory whose added tokens (tokenizer_config.json
+ * added_tokens_decoder, added_tokens.json) are not all vocab.txt entries at
+ * their ids: *json_text = the tokenizer.json transformers would convert it to
+ * (heap); else NULL (engine/tokenizer_added.c) */
+int tok_vocab_added_json(const char *model_dir, char **json_text);
 
 #endif

@@ -277,6 +277,16 @@ int tok_load_json(const char *dir, const char *jpath, bt_tokenizer **out)
     size_t len = 0;
     int rc = bt_read_file(jpath, (size_t)1 << 30, &text, &len);
     if (rc) return rc;
+    rc = tok_load_json_text(dir, text, len, jpath, "tokenizer.json", out);
+    free(text);
+    return rc;
+}
+
+int tok_load_json_text(const char *dir, const char *text, size_t len, const char *jpath, const char *source,
+                       bt_tokenizer **out)
+{
+    *out = NULL;
+    int rc;
     tj *j = NULL;
     tcfg c;
     memset(&c, 0, sizeof c);
@@ -286,7 +296,7 @@ int tok_load_json(const char *dir, const char *jpath, bt_tokenizer **out)
     if (!rc) {
         j->trunc_left = c.trunc_left;
         t = bt_xcalloc(1, sizeof *t);
-        t->source = "tokenizer.json";
+        t->source = source;
         t->cfg.model_max_length = c.model_max_length;
         for (size_t i = 0; i < j->n_norms; i++)
             if (j->norms[i].kind == TJN_BERT) {
@@ -317,7 +327,6 @@ int tok_load_json(const char *dir, const char *jpath, bt_tokenizer **out)
     }
     tj_free(j);
     tcfg_free(&c);
-    free(text);
     if (rc) {
         bt_tokenizer_free(t);
         return rc;

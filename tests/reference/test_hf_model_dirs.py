@@ -26,9 +26,9 @@ def baton(*args, check=True):
         fail(f"baton {' '.join(args)} exited {p.returncode}:\n{p.stdout}{p.stderr}")
     return p
 
-def make_model(d, extra=None):
+def make_model(d, extra=None, vocab_size=30522):
     torch.manual_seed(3)
-    cfg = BertConfig(vocab_size=30522, hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
+    cfg = BertConfig(vocab_size=vocab_size, hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
                      intermediate_size=80, max_position_embeddings=MAX_POS, num_labels=3,
                      id2label={0: "neg", 1: "neu", 2: "pos"}, label2id={"neg": 0, "neu": 1, "pos": 2})
     m = BertForSequenceClassification(cfg).eval()
@@ -96,6 +96,34 @@ if tc.get("do_lower_case") is not False or tc.get("model_max_length") != 16:
 MAX_POS_SAVED, MAX_POS = MAX_POS, 16
 compare(os.path.join(T, "cased-export"), "cased job exported (do_lower_case false, model_max_length 16)")
 MAX_POS = MAX_POS_SAVED
+
+# 3c. added tokens (special and not), saved by the fast tokenizer (tokenizer.json) and by the
+# slow one (vocab.txt + added_tokens.json / added_tokens_decoder): transformers applies them, so must baton
+TEXTS_SAVED = TEXTS
+TEXTS = TEXTS + ["a newtok here [X1] and [E1]", "NewTok, xnewtoky and [e1] [X1][E1]", "[E1]"]
+for kind, cls in (("fast", BertTokenizerFast), ("slow", BertTokenizer)):
+    d = os.path.join(T, "added-" + kind)
+    tk = cls(vocab_file=VOCAB)
+    tk.add_tokens(["newtok", "[X1]"])
+    tk.add_special_tokens({"additional_special_tokens": ["[E1]"]})
+    make_model(d, vocab_size=len(tk))
+    tk.save_pretrained(d)
+    files = sorted(os.listdir(d))
+    if kind == "slow" and "tokenizer.json" in files:
+        fail(f"the slow tokenizer wrote a tokenizer.json: {files}")
+    ids = AutoTokenizer.from_pretrained(d)(TEXTS[-3:])["input_ids"]
+    if not any(i >= 30522 for row in ids for i in row):
+        fail(f"{kind}: the reference did not use the added tokens: {ids}")
+    compare(d, f"{kind} tokenizer with added tokens ({', '.join(f for f in files if f != 'model.safetensors')})")
+# as older transformers saved it: added_tokens.json only, no added_tokens_decoder
+d = os.path.join(T, "added-legacy")
+subprocess.run(["cp", "-r", os.path.join(T, "added-slow"), d], check=True)
+tc = json.load(open(os.path.join(d, "tokenizer_config.json")))
+tc.pop("added_tokens_decoder")
+tc.pop("additional_special_tokens", None)  # older files keep it in special_tokens_map.json only
+json.dump(tc, open(os.path.join(d, "tokenizer_config.json"), "w"))
+compare(d, "slow tokenizer with added tokens in added_tokens.json only")
+TEXTS = TEXTS_SAVED
 
 # 4. hand-made edge cases in the files Transformers reads
 d = os.path.join(T, "edge")
