@@ -55,14 +55,42 @@ typedef struct {
     uint64_t total;    /* expected archive size */
     uint64_t written;
     uint64_t fail_after; /* test hook; UINT64_MAX: off */
+    int fail_errno;      /* test hook: the errno of that failure (ENOSPC) */
+    const char *kept;    /* what a failure leaves: "the previous checkpoint ... is kept" */
 } fd_out;
+
+/* Slack kept free beyond the archive's exact size (directory entry, sidecar). */
+#define SPACE_SLACK 4096u
 
 static int disk_full(fd_out *o, int e)
 {
     return bt_fail(BT_EIO, "%s: %s after %llu of %llu bytes: the archive needs %llu bytes free in %s; free "
-                           "space there (or lower keep_last); the previous checkpoint is kept",
+                           "space there (or lower keep_last); %s",
                    o->path, strerror(e), (unsigned long long)o->written, (unsigned long long)o->total,
-                   (unsigned long long)o->total, o->dir);
+                   (unsigned long long)o->total, o->dir, o->kept);
+}
+
+/* What a failed commit leaves behind, for its message: the newest regular
+ * ckpt-*.tar already in dir (kept, since nothing of it is touched), or none. */
+static void kept_note(const char *dir, char *buf, size_t cap)
+{
+    int64_t best = -1, st;
+    char name[256] = "";
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (!bt_archive_parse_filename(de->d_name, &st) || st <= best) continue;
+        char *p = bt_path_join(dir, de->d_name);
+        struct stat sb;
+        if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            best = st;
+            snprintf(name, sizeof name, "%s", de->d_name);
+        }
+        free(p);
+    }
+    if (d) closedir(d);
+    if (best >= 0) snprintf(buf, cap, "the previous checkpoint %s is kept", name);
+    else snprintf(buf, cap, "no checkpoint was saved (there is none before this one in %s)", dir);
 }
 
 static int fd_write(void *ctx, const void *buf, size_t len)
@@ -71,17 +99,18 @@ static int fd_write(void *ctx, const void *buf, size_t len)
     const char *p = buf;
     while (len > 0) {
         size_t n = len;
+        int e = 0;
         if (o->fail_after != UINT64_MAX && o->written + n > o->fail_after) {
             n = (size_t)(o->fail_after - o->written);
-            if (n == 0) return disk_full(o, ENOSPC);
+            if (n == 0) e = o->fail_errno;
         }
-        ssize_t w = write(o->fd, p, n);
+        ssize_t w = e ? -1 : write(o->fd, p, n);
         if (w < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
+            if (!e && errno == EINTR) continue;
+            if (!e) e = errno;
             if (e == ENOSPC || e == EDQUOT || e == EFBIG) return disk_full(o, e);
-            return bt_fail(BT_EIO, "%s: write failed after %llu bytes: %s; the previous checkpoint is kept", o->path,
-                           (unsigned long long)o->written, strerror(e));
+            return bt_fail(BT_EIO, "%s: write failed after %llu bytes: %s; %s", o->path,
+                           (unsigned long long)o->written, strerror(e), o->kept);
         }
         p += w;
         len -= (size_t)w;
@@ -105,24 +134,31 @@ int bt_archive_commit(const char *out_dir, const bt_snapshot *s, char *committed
     rc = bt_archive_size(s, &total);
     if (rc) goto fail;
 
-    fd_out o = {.fd = -1, .path = partial, .dir = out_dir, .total = total, .fail_after = UINT64_MAX};
+    char kept[512];
+    kept_note(out_dir, kept, sizeof kept);
+    fd_out o = {.fd = -1, .path = partial, .dir = out_dir, .total = total, .fail_after = UINT64_MAX,
+                .fail_errno = ENOSPC, .kept = kept};
     const char *hook = getenv("BATON_TEST_FAIL_WRITE_AFTER");
     if (hook && *hook) o.fail_after = strtoull(hook, NULL, 10);
+    const char *hook_errno = getenv("BATON_TEST_FAIL_WRITE_ERRNO");
+    if (hook_errno && *hook_errno) o.fail_errno = !strcmp(hook_errno, "EIO") ? EIO : atoi(hook_errno);
+    if (o.fail_errno <= 0) o.fail_errno = ENOSPC;
 
     struct statvfs vfs;
     if (statvfs(out_dir, &vfs) == 0) {
         uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
-        if (avail < total + 4096) {
-            rc = bt_fail(BT_EIO, "%s: not enough space: the archive needs %llu bytes, %llu are free in %s; free "
-                                 "space there (or lower keep_last); the previous checkpoint is kept",
-                         final, (unsigned long long)total, (unsigned long long)avail, out_dir);
+        if (avail < total + SPACE_SLACK) {
+            rc = bt_fail(BT_EIO, "%s: not enough space: the archive needs %llu bytes plus %u bytes of slack, "
+                                 "%llu are free in %s; free space there (or lower keep_last); %s",
+                         final, (unsigned long long)total, SPACE_SLACK, (unsigned long long)avail, out_dir, kept);
             goto fail;
         }
     }
     fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        rc = bt_fail(BT_EIO, "%s: cannot create: %s; check that the output directory is writable", partial,
-                     strerror(errno));
+        int e = errno;
+        rc = bt_fail(BT_EIO, "%s: cannot create: %s; check that the output directory is writable; %s", partial,
+                     strerror(e), kept);
         goto fail;
     }
     o.fd = fd;
@@ -143,13 +179,12 @@ int bt_archive_commit(const char *out_dir, const bt_snapshot *s, char *committed
     if (fsync(fd) != 0) {
         int e = errno;
         rc = (e == ENOSPC || e == EDQUOT) ? disk_full(&o, e)
-                                          : bt_fail(BT_EIO, "%s: fsync failed: %s; the previous checkpoint is kept",
-                                                    partial, strerror(e));
+                                          : bt_fail(BT_EIO, "%s: fsync failed: %s; %s", partial, strerror(e), kept);
         goto fail;
     }
     if (close(fd) != 0) {
         fd = -1;
-        rc = bt_fail(BT_EIO, "%s: close failed: %s; the previous checkpoint is kept", partial, strerror(errno));
+        rc = bt_fail(BT_EIO, "%s: close failed: %s; %s", partial, strerror(errno), kept);
         goto fail;
     }
     fd = -1;
@@ -159,8 +194,7 @@ int bt_archive_commit(const char *out_dir, const bt_snapshot *s, char *committed
         if (rc) goto fail;
     }
     if (rename(partial, final) != 0) {
-        rc = bt_fail(BT_EIO, "%s: rename to %s failed: %s; the previous checkpoint is kept", partial, name,
-                     strerror(errno));
+        rc = bt_fail(BT_EIO, "%s: rename to %s failed: %s; %s", partial, name, strerror(errno), kept);
         goto fail;
     }
     rc = bt_fsync_dir(out_dir);
@@ -277,6 +311,13 @@ int bt_retention_apply_except(const char *out_dir, int keep_last, const char *be
     while ((de = readdir(d))) {
         int64_t st;
         if (!bt_archive_parse_filename(de->d_name, &st) || in_list(de->d_name, damaged, n_damaged)) continue;
+        /* only regular files: a directory (or FIFO, link) named like an
+         * archive is neither counted among keep_last nor removed */
+        char *ep = bt_path_join(out_dir, de->d_name);
+        struct stat sb;
+        int regular = lstat(ep, &sb) == 0 && S_ISREG(sb.st_mode);
+        free(ep);
+        if (!regular) continue;
         if (n == cap) v = bt_xrealloc(v, (cap = cap ? 2 * cap : 16) * sizeof *v);
         v[n].name = bt_xstrdup(de->d_name);
         v[n].step = st;

@@ -83,8 +83,13 @@ static void scan_dir(clist *c, const char *dir, int recursive, int depth)
         struct stat st;
         int64_t step;
         if (stat(p, &st) == 0) {
-            if (S_ISREG(st.st_mode) && bt_archive_parse_filename(names[i], &step)) add_cand(c, p, step, &st);
+            int named = bt_archive_parse_filename(names[i], &step);
+            if (S_ISREG(st.st_mode) && named) add_cand(c, p, step, &st);
             else if (S_ISDIR(st.st_mode) && recursive && depth < MAX_DEPTH) scan_dir(c, p, 1, depth + 1);
+            /* once per scan, i.e. once per run */
+            if (named && !S_ISREG(st.st_mode) && !(S_ISDIR(st.st_mode) && recursive))
+                bt_warn("%s: named like a checkpoint archive but is %s: ignored (not a candidate; retention "
+                        "never counts or removes it)", p, bt_file_kind(st.st_mode));
         }
         free(p);
         free(names[i]);
@@ -116,6 +121,9 @@ static void collect(const char *out_dir, const char *const *resume, size_t nr, c
             int64_t step;
             if (!bt_archive_parse_filename(base ? base + 1 : resume[i], &step)) step = -1;
             add_cand(c, resume[i], step, &st);
+        } else {
+            bt_warn("resume path %s is %s, neither an archive file nor a directory: ignored", resume[i],
+                    bt_file_kind(st.st_mode));
         }
     }
     if (c->n) qsort(c->v, c->n, sizeof *c->v, cand_cmp);
@@ -160,6 +168,13 @@ void bt_discovery_report_free(bt_discovery_report *r)
 int bt_discover(const char *out_dir, const char *const *resume, size_t nr, const char *fp,
                 const bt_archive_limits *lim, char *found, size_t cap, bt_archive **opened, bt_discovery_report *rep)
 {
+    return bt_discover_judged(out_dir, resume, nr, fp, lim, NULL, found, cap, opened, rep);
+}
+
+int bt_discover_judged(const char *out_dir, const char *const *resume, size_t nr, const char *fp,
+                       const bt_archive_limits *lim, const bt_archive_judge *judge, char *found, size_t cap,
+                       bt_archive **opened, bt_discovery_report *rep)
+{
     if (found && cap) found[0] = '\0';
     if (opened) *opened = NULL;
     if (rep) memset(rep, 0, sizeof *rep);
@@ -172,11 +187,21 @@ int bt_discover(const char *out_dir, const char *const *resume, size_t nr, const
     size_t nskip = 0;
     for (size_t i = 0; i < n; i++) {
         bt_archive *a = NULL;
-        int r = opened ? bt_archive_read(paths[i], lim, fp, &a) : bt_archive_verify(paths[i], lim, fp, &a);
+        /* a judge looks at the tensors too: they are kept in memory for it */
+        int r = opened || judge ? bt_archive_read(paths[i], lim, fp, &a) : bt_archive_verify(paths[i], lim, fp, &a);
         if (!r && steps[i] >= 0 && bt_archive_step(a) != steps[i])
             r = bt_fail(BT_EDATA, "%s: the file name says step %lld but MANIFEST.json says step %lld: renamed or "
                                   "damaged",
                         paths[i], (long long)steps[i], (long long)bt_archive_step(a));
+        if (!r && judge && judge->fn) {
+            r = judge->fn(judge->ctx, a);
+            if (r) {
+                /* the judge's reason names the member; the path goes first, once */
+                const char *m = bt_errmsg();
+                size_t pl = strlen(paths[i]);
+                if (strncmp(m, paths[i], pl) || m[pl] != ':') bt_fail_context(r, "%s", paths[i]);
+            }
+        }
         if (!r) {
             if (found && cap) snprintf(found, cap, "%s", paths[i]);
             if (opened) *opened = a;
@@ -194,8 +219,8 @@ int bt_discover(const char *out_dir, const char *const *resume, size_t nr, const
         }
     }
     if (rc)
-        bt_fail(BT_ENOINPUT, "no valid checkpoint found (%zu candidate%s, %zu damaged or from another job)", n,
-                n == 1 ? "" : "s", nskip);
+        bt_fail(BT_ENOINPUT, "no valid checkpoint found (%zu candidate%s, %zu damaged, invalid or from another job)",
+                n, n == 1 ? "" : "s", nskip);
     bt_discovery_list_free(paths, steps, n);
     return rc;
 }

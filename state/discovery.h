@@ -3,8 +3,10 @@
  * Owns: scanning the output directory (top level) and the resume paths
  * (files, or directories searched recursively; symlinked directories are
  * followed once each, so loops end), ordering candidates newest step first,
- * verifying each and skipping damaged ones with a warning that names the
- * damage.
+ * verifying each (plus the caller's content check, bt_archive_judge) and
+ * skipping damaged or invalid ones with a warning that names the damage.
+ * Only regular files are candidates: anything else named like an archive
+ * (a directory, a FIFO) is ignored with a warning.
  * Must not: delete, rename or write anything (discovery runs on read-only
  * Kaggle inputs too).
  */
@@ -51,5 +53,22 @@ void bt_discovery_list_free(char **paths, int64_t *steps, size_t n);
 int bt_discover(const char *out_dir, const char *const *resume_paths, size_t n_resume,
                 const char *fingerprint_json, const bt_archive_limits *lim,
                 char *found_path, size_t cap, bt_archive **opened, bt_discovery_report *rep);
+
+/* A content check added to the reader's own: state/ knows nothing of what
+ * the tensors or trainer.json mean; the runner does (runner/archive_check.h).
+ * Called on each candidate that passed every check of the reader, with all
+ * its members in memory (tensors kept); returns 0 (usable) or a BT_E* code
+ * after bt_fail() with a one-line reason (BT_EDATA: the candidate is
+ * invalid, skipped and reported like a damaged one). */
+typedef int (*bt_archive_judge_fn)(void *ctx, const bt_archive *a);
+typedef struct {
+    bt_archive_judge_fn fn;
+    void *ctx;
+} bt_archive_judge;
+
+/* bt_discover with a judge (NULL: none, as bt_discover). */
+int bt_discover_judged(const char *out_dir, const char *const *resume_paths, size_t n_resume,
+                       const char *fingerprint_json, const bt_archive_limits *lim, const bt_archive_judge *judge,
+                       char *found_path, size_t cap, bt_archive **opened, bt_discovery_report *rep);
 
 #endif

@@ -40,6 +40,10 @@ const char *bt_errmsg(void) { return errmsg; }
 
 void bt_err_clear(void) { errmsg[0] = '\0'; }
 
+void bt_err_save(bt_err_saved *s) { snprintf(s->msg, sizeof s->msg, "%s", errmsg); }
+
+void bt_err_restore(const bt_err_saved *s) { snprintf(errmsg, sizeof errmsg, "%s", s->msg); }
+
 const char *bt_status_name(int code)
 {
     switch (code) {

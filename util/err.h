@@ -40,6 +40,15 @@ const char *bt_errmsg(void);
 /* Clears the last error. */
 void bt_err_clear(void);
 
+/* The current message, kept aside while code that may fail on its own (a
+ * status write after an error, say) runs, then put back: the first error of
+ * a failure is the one the user sees. */
+typedef struct {
+    char msg[4096];
+} bt_err_saved;
+void bt_err_save(bt_err_saved *s);
+void bt_err_restore(const bt_err_saved *s);
+
 /* Short name of a status code ("bad data", "I/O error", ...). */
 const char *bt_status_name(int code);
 

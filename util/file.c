@@ -15,22 +15,56 @@
 
 static int errno_status(int e) { return (e == ENOENT || e == ENOTDIR) ? BT_ENOINPUT : BT_EIO; }
 
+const char *bt_file_kind(unsigned mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG: return "a regular file";
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a FIFO (named pipe)";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFLNK: return "a symbolic link";
+    default: return "not a regular file";
+    }
+}
+
+/* Opens path for reading only if it is a regular file (after symlinks).
+ * O_NONBLOCK keeps open() from waiting for a writer when path is a FIFO;
+ * the type is then checked on the descriptor itself (no race with a rename).
+ * Returns the fd, or after bt_fail: -1 missing, -2 I/O error, -3 not a
+ * regular file. */
+static int open_regular(const char *path, struct stat *st)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        bt_fail(errno_status(e), "%s: cannot open: %s", path, strerror(e));
+        return errno_status(e) == BT_ENOINPUT ? -1 : -2;
+    }
+    if (fstat(fd, st) != 0) {
+        int e = errno;
+        close(fd);
+        bt_fail(BT_EIO, "%s: cannot stat: %s", path, strerror(e));
+        return -2;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        bt_fail(BT_EDATA, "%s: is %s, not a regular file: give the path of a file", path, bt_file_kind(st->st_mode));
+        return -3;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
 int bt_read_file(const char *path, size_t max_bytes, char **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return bt_fail(errno_status(errno), "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return bt_fail(BT_EIO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        return bt_fail(BT_EDATA, "%s: is a directory, expected a file", path);
-    }
+    int fd = open_regular(path, &st);
+    if (fd < 0) return fd == -1 ? BT_ENOINPUT : fd == -2 ? BT_EIO : BT_EDATA;
     if ((uint64_t)st.st_size > max_bytes) {
         close(fd);
         return bt_fail(BT_EDATA, "%s: file is %lld bytes, over the limit of %zu bytes",
@@ -70,13 +104,9 @@ int bt_map_file(const char *path, bt_mapping *m)
 {
     static const uint8_t empty[1];
     memset(m, 0, sizeof *m);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return bt_fail(errno_status(errno), "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-        close(fd);
-        return bt_fail(BT_EDATA, "%s: not a regular file", path);
-    }
+    int fd = open_regular(path, &st);
+    if (fd < 0) return fd == -1 ? BT_ENOINPUT : fd == -2 ? BT_EIO : BT_EDATA;
     if (st.st_size == 0) {
         close(fd);
         m->data = empty;

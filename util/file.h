@@ -11,7 +11,9 @@
 #include <stdint.h>
 
 /* Reads a whole file into a NUL-terminated heap buffer (*out, *len without the
- * NUL). Files over max_bytes are refused (BT_EDATA). Missing: BT_ENOINPUT. */
+ * NUL). Files over max_bytes are refused (BT_EDATA). Missing: BT_ENOINPUT.
+ * Like bt_map_file, it reads regular files only: a FIFO, socket, device or
+ * directory is refused at once (BT_EDATA, naming what it is), never waited on. */
 int bt_read_file(const char *path, size_t max_bytes, char **out, size_t *len);
 
 /* A read-only private mapping of a whole file (an empty file maps to a
@@ -34,6 +36,8 @@ int bt_fsync_dir(const char *dir);
 int bt_mkdirs(const char *path);
 
 int bt_path_exists(const char *path);
+/* "a regular file", "a directory", "a FIFO (named pipe)", ... for a st_mode. */
+const char *bt_file_kind(unsigned mode);
 int bt_is_dir(const char *path);
 
 /* Lexical clean-up (heap): "//" and "/./" collapse, "dir/.." is removed

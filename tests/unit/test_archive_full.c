@@ -14,6 +14,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 static int count_partials(const char *dir)
 {
@@ -67,6 +69,7 @@ static void test_injected_enospc(void **state)
         assert_has("ckpt-000000002.tar.partial");
         assert_has(need);
         assert_has("No space left on device");
+        assert_has("the previous checkpoint ckpt-000000001.tar is kept");
         assert_string_equal(p, "");
         assert_int_equal(count_partials(dir), 0);
         char *fin = bt_xasprintf("%s/ckpt-000000002.tar", dir);
@@ -74,6 +77,16 @@ static void test_injected_enospc(void **state)
         free(fin);
         expect_prev(dir, 1);
     }
+    /* EIO (not a full disk): the cause, the path and what is kept */
+    setenv("BATON_TEST_FAIL_WRITE_AFTER", "700", 1);
+    setenv("BATON_TEST_FAIL_WRITE_ERRNO", "EIO", 1);
+    assert_int_equal(bt_archive_commit(dir, &b.s, NULL, 0), BT_EIO);
+    unsetenv("BATON_TEST_FAIL_WRITE_ERRNO");
+    unsetenv("BATON_TEST_FAIL_WRITE_AFTER");
+    assert_has("ckpt-000000002.tar.partial: write failed after 700 bytes: Input/output error");
+    assert_has("the previous checkpoint ckpt-000000001.tar is kept");
+    assert_int_equal(count_partials(dir), 0);
+    expect_prev(dir, 1);
     /* and with the hook at the exact size, the commit goes through */
     char v[32];
     snprintf(v, sizeof v, "%llu", (unsigned long long)total);
@@ -83,6 +96,33 @@ static void test_injected_enospc(void **state)
     expect_prev(dir, 2);
     fx_free(&a);
     fx_free(&b);
+    fx_rmrf(dir);
+    free(dir);
+}
+
+/* issue 15: the first commit of a directory fails: no "previous checkpoint
+ * is kept" when there is none */
+static void test_first_commit_fails(void **state)
+{
+    (void)state;
+    char *dir = fx_tmpdir("ar-first");
+    fx_snap a;
+    fx_make(&a, 1, 64, 1);
+    setenv("BATON_TEST_FAIL_WRITE_AFTER", "100", 1);
+    assert_int_equal(bt_archive_commit(dir, &a.s, NULL, 0), BT_EIO);
+    unsetenv("BATON_TEST_FAIL_WRITE_AFTER");
+    assert_has("no checkpoint was saved (there is none before this one in");
+    assert_null(strstr(bt_errmsg(), "previous checkpoint"));
+    /* a directory named like an archive is no checkpoint either */
+    char *fake = bt_xasprintf("%s/ckpt-000000000.tar", dir);
+    assert_int_equal(mkdir(fake, 0755), 0);
+    setenv("BATON_TEST_FAIL_WRITE_AFTER", "100", 1);
+    assert_int_equal(bt_archive_commit(dir, &a.s, NULL, 0), BT_EIO);
+    unsetenv("BATON_TEST_FAIL_WRITE_AFTER");
+    assert_has("no checkpoint was saved");
+    rmdir(fake);
+    free(fake);
+    fx_free(&a);
     fx_rmrf(dir);
     free(dir);
 }
@@ -117,6 +157,32 @@ static void test_real_small_tmpfs(void **state)
     assert_has("needs");
     assert_int_equal(count_partials(dir), 0);
     expect_prev(dir, 1);
+    /* issue 15: free space between the size and the size + slack: the
+     * refusal says so (it said "needs N bytes, M are free" with M > N) */
+    unlink(filler);
+    uint64_t total;
+    assert_int_equal(bt_archive_size(&c.s, &total), 0);
+    struct statvfs vfs;
+    assert_int_equal(statvfs(dir, &vfs), 0);
+    uint64_t bs = vfs.f_frsize, avail = (uint64_t)vfs.f_bavail * bs;
+    uint64_t want = (total + bs - 1) / bs * bs; /* the first block count >= total: < total + 4096 */
+    if (want > total && want < total + 4096 && avail > want) {
+        char *big = bt_xcalloc(1, (size_t)(avail - want));
+        fx_write(filler, big, (size_t)(avail - want));
+        free(big);
+        assert_int_equal(statvfs(dir, &vfs), 0);
+        if ((uint64_t)vfs.f_bavail * bs == want) {
+            assert_int_equal(bt_archive_commit(dir, &c.s, NULL, 0), BT_EIO);
+            assert_has("plus 4096 bytes of slack");
+        } else {
+            fprintf(stderr, "slack part not run: the filler left %llu bytes free, wanted %llu\n",
+                    (unsigned long long)vfs.f_bavail * bs, (unsigned long long)want);
+        }
+        unlink(filler);
+    } else {
+        fprintf(stderr, "slack part not run: archive %llu bytes, %llu free in blocks of %llu\n",
+                (unsigned long long)total, (unsigned long long)avail, (unsigned long long)bs);
+    }
     free(junk);
     free(filler);
     fx_free(&a);
@@ -131,6 +197,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_injected_enospc),
+        cmocka_unit_test(test_first_commit_fails),
         cmocka_unit_test(test_real_small_tmpfs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

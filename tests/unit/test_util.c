@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void test_fail_and_context(void **state)
@@ -89,6 +90,39 @@ static void test_files(void **state)
     free(tmp); free(missing); free(f); free(sub);
 }
 
+/* issue 15, finding 9: a FIFO (or a directory) where a file is read is
+ * refused at once, naming what it is; reading it used to wait for a writer
+ * forever. The error kept aside while other code fails is the one restored. */
+static void test_non_regular(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/baton-test-fifo-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *fifo = bt_path_join(dir, "p.tar");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    char *buf;
+    size_t len;
+    assert_int_equal(bt_read_file(fifo, 100, &buf, &len), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "is a FIFO (named pipe), not a regular file"));
+    assert_non_null(strstr(bt_errmsg(), "p.tar"));
+    bt_mapping m;
+    assert_int_equal(bt_map_file(fifo, &m), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "FIFO"));
+    assert_int_equal(bt_map_file(dir, &m), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "is a directory"));
+    assert_int_equal(bt_read_file(dir, 100, &buf, &len), BT_EDATA);
+    /* save / restore */
+    bt_fail(BT_EIO, "first: %s", "cause");
+    bt_err_saved saved;
+    bt_err_save(&saved);
+    bt_fail(BT_EIO, "second");
+    bt_err_restore(&saved);
+    assert_string_equal(bt_errmsg(), "first: cause");
+    unlink(fifo);
+    rmdir(dir);
+    free(fifo);
+}
+
 static void test_path_normalize(void **state)
 {
     (void)state;
@@ -110,6 +144,7 @@ int main(void)
         cmocka_unit_test(test_fail_and_context),
         cmocka_unit_test(test_sha256_known_vectors),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_non_regular),
         cmocka_unit_test(test_path_normalize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
