@@ -4,6 +4,7 @@
  * Must not: tokenize or score.
  */
 #include "engine/conll.h"
+#include "engine/data.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/mem.h"
@@ -147,6 +148,15 @@ static int parse(bt_conll *c, size_t len, const bt_conll_options *o)
             rc = bt_fail(BT_EDATA, "%s:%zu: empty %s", name, line, !*col[0] ? "word" : "tag");
             break;
         }
+        for (int k = 0; k < 2 && !rc; k++) {
+            const char *f = col[k ? tc : 0];
+            long bad = bt_utf8_invalid_at(f, strlen(f));
+            if (bad >= 0)
+                rc = bt_fail(BT_EDATA, "%s:%zu: the %s is not valid UTF-8 (byte 0x%02X at offset %ld of it); convert "
+                                       "the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+                             name, line, k ? "tag" : "word", (unsigned char)f[bad], bad);
+        }
+        if (rc) break;
         if (c->n_tokens == cap) {
             cap *= 2;
             c->word = bt_xrealloc(c->word, cap * sizeof *c->word);

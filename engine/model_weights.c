@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "util/mem.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,8 +284,17 @@ int bt_load_hf_weights_st(const bt_st_file *f, bt_param_load *params, size_t n)
     }
     for (size_t p = 0; p < n; p++) {
         if (src[p] < 0) continue;
-        if (params[p].dst && (rc = bt_st_read_f32(f, bt_st_get(f, (size_t)src[p]), params[p].dst)))
-            goto out;
+        const bt_st_tensor *t = bt_st_get(f, (size_t)src[p]);
+        if (params[p].dst && (rc = bt_st_read_f32(f, t, params[p].dst))) goto out;
+        /* a non-finite weight would turn every loss into NaN (and be blamed on
+         * the learning rate): refused where it enters */
+        for (int64_t k = 0; params[p].dst && k < t->numel; k++)
+            if (!isfinite(params[p].dst[k])) {
+                rc = bt_fail(BT_EDATA, "%s: tensor '%s' holds %g at index %lld: the weights are damaged (every value "
+                                       "must be finite); use an intact copy of the model or checkpoint",
+                             path, t->name, (double)params[p].dst[k], (long long)k);
+                goto out;
+            }
         params[p].found = 1;
     }
     size_t unused = 0, ignored = 0;

@@ -382,8 +382,8 @@ static int run_text(const bt_tokenizer *t, struct bt_tok_scratch *s, const char 
                 s->run_n = 0;
                 s->word_len = s->word_chars = 0;
                 return bt_fail(BT_EDATA,
-                               "invalid UTF-8 at byte offset %zu (byte 0x%02X): convert the input to UTF-8, "
-                               "or replace invalid bytes with U+FFFD (--replace-invalid)",
+                               "invalid UTF-8 at byte offset %zu (byte 0x%02X): convert the input to UTF-8 "
+                               "(e.g. iconv -f latin1 -t utf-8)",
                                (size_t)(p - begin), b);
             }
             p++; /* U+FFFD, which clean_text removes: the byte simply vanishes */

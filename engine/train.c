@@ -134,6 +134,32 @@ int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_inf
     return bt_train_step_fn(t, plain_fb, &p, n_micro, info);
 }
 
+/* After the update: every weight still finite? Else the divergence error of
+ * bt_train_step_fn, naming the first tensor that is not (a weight that
+ * overflowed although its gradient was finite: a learning rate far too large,
+ * or no clipping). The trainer's weights are then unusable: the runner stops
+ * without committing them. */
+static int check_weights(bt_trainer *t)
+{
+    bt_bert *m = t->m;
+    bt_backend *be = bt_bert_backend(m);
+    bt_tensor all = bt_view1(bt_bert_params_dev(m), BT_F32, be->device, (int64_t)bt_bert_total_floats(m));
+    if (be->all_finite(be, &all, 1)) return BT_OK;
+    const char *name = "?";
+    for (size_t i = 0; i < bt_bert_nparams(m); i++) {
+        const bt_bert_param *p = bt_bert_param_at(m, i);
+        bt_tensor v = bt_view1(bt_bert_params_dev(m) + p->off, BT_F32, be->device, (int64_t)p->numel);
+        if (!be->all_finite(be, &v, 1)) {
+            name = p->name;
+            break;
+        }
+    }
+    return bt_fail(BT_EDATA, "step %lld: the update made weight tensor %s non-finite: training diverged; lower "
+                             "[train] lr, set max_grad_norm (clipping) or raise adam_eps; nothing of this step is "
+                             "committed",
+                   (long long)t->step + 1, name);
+}
+
 int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_step_info *info)
 {
     bt_bert *m = t->m;
@@ -196,6 +222,8 @@ int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_s
         if (cf < 1.0) coef = (float)cf;
     }
     bt_adamw_step(t->opt, f, t->scaling ? inv * coef : coef);
+    int rc = check_weights(t); /* (the scaler's skip above handles fp16 overflow of gradients) */
+    if (rc) return rc;
     if (t->scaling) update_scale(t, 0);
     t->step++;
     if (info) {

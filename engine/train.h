@@ -70,7 +70,11 @@ void bt_trainer_free(bt_trainer *t);
  * non-finite gradient (or loss) is an overflow instead: the step is skipped
  * (info->skipped, rc 0) and the loss scale halved; an error only when the
  * scale has fallen below 2^-24, i.e. the model overflows fp16 whatever the
- * scale (torch would skip forever). */
+ * scale (torch would skip forever). One exception to "untouched": an update
+ * that makes a weight non-finite (finite gradients, a learning rate far too
+ * large) is detected after it was applied, and is BT_EDATA naming the
+ * tensor; the weights are then unusable and must not be committed (the
+ * runner stops, the last archive stays the newest). */
 int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_info *info);
 
 /* The same step with the forward/backward of each micro-batch done by fb

@@ -278,6 +278,60 @@ static void test_bad_batches(void **state)
     remove_model(dir);
 }
 
+/* issue 15: a weight is never left non-finite silently. An update that
+ * overflows a weight (finite gradients, a learning rate far too large) is the
+ * divergence error naming the tensor; a model file holding a non-finite
+ * weight is refused where it is loaded, naming the tensor. */
+static void test_nonfinite_weights(void **state)
+{
+    (void)state;
+    char *dir = write_model(0.0f);
+    bt_backend *be = bt_backend_cpu_create(1);
+    bt_bert *m = create(be, dir, BT_TASK_SEQ_CLS, 1);
+    const int32_t *pi[3], *pt[3], *pl[3];
+    bt_batch b = make_batch(BT_TASK_SEQ_CLS, pi, pt, pl);
+    bt_train_config tc = train_cfg();
+    tc.optim.lr = 3e38f;
+    tc.optim.weight_decay = 10.0f;
+    tc.max_grad_norm = 0.0f;
+    tc.schedule = BT_SCHED_CONSTANT;
+    tc.warmup_steps = 0;
+    bt_trainer *t;
+    assert_int_equal(bt_trainer_create(m, &tc, &t), 0);
+    bt_step_info info;
+    int rc = bt_train_step(t, &b, 1, &info);
+    if (rc != BT_EDATA) fail_msg("an overflowing update returned %d: %s", rc, bt_errmsg());
+    assert_non_null(strstr(bt_errmsg(), "non-finite"));
+    assert_non_null(strstr(bt_errmsg(), "weight tensor "));
+    assert_non_null(strstr(bt_errmsg(), "lr"));
+    assert_int_equal(bt_trainer_step(t), 0); /* the step does not count */
+    bt_trainer_free(t);
+    bt_bert_free(m);
+    /* NaN in model.safetensors: refused at load, naming the tensor */
+    char *mp = bt_path_join(dir, "model.safetensors");
+    char *text;
+    size_t len;
+    assert_int_equal(bt_read_file(mp, 1 << 24, &text, &len), 0);
+    bt_st_file *f;
+    assert_int_equal(bt_st_open_buffer(text, len, "tiny", &f), 0);
+    const bt_st_tensor *x = bt_st_find(f, "encoder.layer.1.output.dense.weight");
+    assert_non_null(x);
+    size_t off = (size_t)(x->data - (const uint8_t *)text); /* views point into the buffer */
+    bt_st_close(f);
+    float nan = NAN;
+    memcpy(text + off + 4 * 5, &nan, 4);
+    assert_int_equal(bt_write_file_atomic(mp, text, len), 0);
+    free(text);
+    bt_bert_opts o = {.task = BT_TASK_SEQ_CLS, .num_labels = C, .max_batch = 3, .max_seq = 6, .training = 1, .seed = 5};
+    m = NULL;
+    assert_int_equal(bt_bert_create(be, dir, &o, &m), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "encoder.layer.1.output.dense.weight"));
+    assert_non_null(strstr(bt_errmsg(), "index 5"));
+    free(mp);
+    be->destroy(be);
+    remove_model(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +341,7 @@ int main(void)
         cmocka_unit_test(test_resume_exact),
         cmocka_unit_test(test_frozen_untouched),
         cmocka_unit_test(test_bad_batches),
+        cmocka_unit_test(test_nonfinite_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
