@@ -8,6 +8,7 @@
 #include "runner/commands.h"
 #include "runner/job.h"
 #include "runner/segment.h"
+#include "runner/watchdog.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -25,7 +26,8 @@ static void usage(FILE *f)
                "  --latest      the newest valid archive instead of the best\n"
                "  --json        one JSON object (a metrics.jsonl record plus archive and eval)\n"
                "  -s K=V        override a job key, e.g. -s data.eval=test.tsv to score other data\n"
-               "exit: 0 scored, 66 no archive or missing input, 65 bad data, 78 bad job file\n");
+               "exit: 0 scored, 66 no archive or missing input, 65 bad data, 78 bad job file,\n"
+               "      75 interrupted (SIGTERM/SIGINT: stopped within one batch, nothing printed)\n");
 }
 
 int cmd_eval(int argc, char **argv)
@@ -58,7 +60,9 @@ int cmd_eval(int argc, char **argv)
     int rc = bt_job_load(job_path, &lo, &job);
     free(ovr);
     if (rc) return bt_report_error(rc);
+    bt_signals_install(); /* SIGTERM/SIGINT stop the evaluation within one batch (exit 75) */
     rc = bt_segment_eval(&job, &eo);
+    bt_signals_restore();
     bt_job_free(&job);
     return rc ? bt_report_error(rc) : 0;
 }

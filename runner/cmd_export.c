@@ -4,6 +4,7 @@
  * member, byte for byte), vocab.txt, tokenizer_config.json.
  * Must not: overwrite files in OUTDIR unless --force; write the optimizer.
  */
+#include "runner/archive_check.h"
 #include "runner/commands.h"
 #include "engine/model_config.h"
 #include "state/archive.h"
@@ -140,7 +141,9 @@ static json_t *export_tokenizer_config(json_t *config, json_t *trainer)
 int bt_export_archive(const char *path, const char *out, int force, long long *step)
 {
     bt_archive *a;
-    int rc = bt_archive_read(path, NULL, NULL, &a);
+    /* the judgement of `baton run`: a config.json that disagrees with the
+     * tensors (or non-finite weights) is refused, never exported */
+    int rc = bt_archive_read_checked(path, NULL, NULL, &a);
     if (rc) return rc;
     bt_st_file *m = NULL;
     json_t *config = NULL, *trainer = NULL, *tok = NULL;

@@ -1,8 +1,12 @@
 /* runner/cmd_inspect.c — `baton inspect ARCHIVE`: verifies an archive, then
  * prints its manifest (step, version, fingerprint, members) and what
  * trainer.json records (epoch, cursor, metrics). --json prints MANIFEST.json.
- * Must not: modify the archive or keep its tensors in memory.
+ * The contents are judged as `baton run` judges them (runner/archive_check.h):
+ * an invalid archive is still shown (to see what is wrong with it), with the
+ * reason, and the exit code is 65.
+ * Must not: modify the archive.
  */
+#include "runner/archive_check.h"
 #include "runner/commands.h"
 #include "state/archive.h"
 #include "util/err.h"
@@ -45,18 +49,23 @@ int cmd_inspect(int argc, char **argv)
         return bt_report_error(bt_fail(BT_EUSAGE, "inspect: no archive given"));
     }
     bt_archive *a;
-    int rc = bt_archive_verify(path, NULL, NULL, &a);
+    int rc = bt_archive_read(path, NULL, NULL, &a);
     if (rc) return bt_report_error(rc);
+    int judged = bt_archive_contents_check(a);
+    char why[1024] = "";
+    if (judged) snprintf(why, sizeof why, "%s", bt_errmsg());
     if (as_json) {
         fputs(bt_archive_manifest_json(a), stdout);
         bt_archive_close(a);
-        return 0;
+        if (judged) bt_fail(judged, "%s", why);
+        return judged ? bt_report_error(judged) : 0;
     }
     printf("archive        %s (%llu bytes, %s)\n", path, (unsigned long long)bt_archive_file_size(a),
            bt_archive_sidecar_checked(a) ? "verified with sidecar" : "verified, no sidecar");
     printf("format         %s version %d, written by baton %s\n", BT_ARCHIVE_FORMAT, BT_ARCHIVE_VERSION,
            bt_archive_baton_version(a));
     printf("step           %lld\n", (long long)bt_archive_step(a));
+    printf("contents       %s%s\n", judged ? "INVALID: " : "valid (trainer.json, tensors against config.json)", why);
     json_t *tj = json_loads(bt_archive_text(a, BT_M_TRAINER), 0, NULL);
     json_t *ep = tj ? json_object_get(tj, "epoch") : NULL;
     if (ep) {
@@ -88,5 +97,10 @@ int cmd_inspect(int argc, char **argv)
     }
     json_decref(tj);
     bt_archive_close(a);
+    if (judged) {
+        fflush(stdout);
+        bt_fail(judged, "%s", why);
+        return bt_report_error(judged);
+    }
     return 0;
 }

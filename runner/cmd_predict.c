@@ -14,10 +14,12 @@
 #include "engine/model_dir.h"
 #include "engine/tokenizer.h"
 #include "kernels/backend.h"
+#include "runner/archive_check.h"
 #include "runner/commands.h"
 #include "runner/job.h"
 #include "runner/task_longdoc.h"
 #include "runner/task_token.h"
+#include "runner/watchdog.h"
 #include "state/archive.h"
 #include "state/discovery.h"
 #include "util/err.h"
@@ -31,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const usage_text =
@@ -63,7 +66,10 @@ static const char *const usage_text =
     "  --stride N       sub-tokens repeated between windows (default: the job's\n"
     "                   [data] stride as training used it, else a quarter of a window)\n"
     "  --input-format F auto (default: conll for .conll/.bio/.iob files, else text),\n"
-    "                   text or conll\n";
+    "                   text or conll\n"
+    "FILE must be a regular file, or '-' to read a stream (a pipe) from stdin.\n"
+    "SIGTERM or SIGINT stops predict within one batch: exit 75, no --output file\n"
+    "(its .partial is removed); on stdout, the lines before stay written.\n";
 
 typedef enum { FMT_TSV, FMT_JSONL, FMT_LOGITS } out_format;
 
@@ -192,8 +198,9 @@ static int job_archive(const char *job_path, char *found, size_t cap)
     int rc = bt_job_load(job_path, &lo, &job);
     if (rc) return rc;
     bt_archive *a = NULL;
-    rc = bt_discover(job.job.output_dir, (const char *const *)job.job.resume_from.v, (size_t)job.job.resume_from.n,
-                     NULL, NULL, found, cap, &a, NULL);
+    rc = bt_discover_judged(job.job.output_dir, (const char *const *)job.job.resume_from.v,
+                            (size_t)job.job.resume_from.n, NULL, NULL, &bt_archive_contents_judge, found, cap, &a,
+                            NULL);
     if (rc == BT_ENOINPUT)
         rc = bt_fail(BT_ENOINPUT, "%s: no valid archive in %s (or its resume paths): run the job first", job_path,
                      job.job.output_dir);
@@ -202,7 +209,7 @@ static int job_archive(const char *job_path, char *found, size_t cap)
         const char *best = json_string_value(json_object_get(json_object_get(t, "best"), "archive"));
         if (best && best[0]) {
             char *bp = bt_path_join(job.job.output_dir, best);
-            if (strcmp(bp, found) && bt_path_exists(bp) && bt_archive_verify(bp, NULL, NULL, NULL) == BT_OK) {
+            if (strcmp(bp, found) && bt_path_exists(bp) && bt_archive_read_checked(bp, NULL, NULL, NULL) == BT_OK) {
                 bt_info("predicting with the best archive %s", bp);
                 snprintf(found, cap, "%s", bp);
             }
@@ -214,6 +221,17 @@ static int job_archive(const char *job_path, char *found, size_t cap)
     bt_archive_close(a);
     bt_job_free(&job);
     return rc;
+}
+
+/* A stop signal since predict started: BT_ETEMPFAIL saying what was done. */
+static int stop_requested(long lines, const char *output)
+{
+    bt_stop_reason why = bt_signal_pending();
+    if (why == BT_STOP_NONE) return BT_OK;
+    return bt_fail(BT_ETEMPFAIL, "predict interrupted by %s after %ld input line%s: %s; run it again",
+                   bt_stop_reason_name(why), lines, lines == 1 ? "" : "s",
+                   output ? "nothing was written to the output (its .partial is removed)"
+                          : "the predictions of those lines were written to stdout, the rest were not");
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -279,6 +297,11 @@ int cmd_predict(int argc, char **argv)
         fputs(usage_text, stderr);
         return bt_report_error(bt_fail(BT_EUSAGE, "predict needs a model (MODEL_DIR, ARCHIVE or JOB.ini) and --input FILE"));
     }
+    struct stat ist;
+    if (strcmp(input, "-") && stat(input, &ist) == 0 && !S_ISREG(ist.st_mode))
+        return bt_report_error(bt_fail(BT_EUSAGE, "--input %s is %s, not a regular file: give a file, or stream "
+                                                  "into --input - (stdin)", input, bt_file_kind(ist.st_mode)));
+    bt_signals_install(); /* a stop request ends predict within one batch, cleaning up */
 
     /* The model directory: given, or exported from an archive into a
      * temporary directory removed at the end. */
@@ -458,6 +481,7 @@ int cmd_predict(int argc, char **argv)
             rc = flush_batch(m, items, nb, logits, &w);
             nb = 0;
         }
+        if (!rc && (longdoc || nb == 0)) rc = stop_requested(lineno, output);
     }
     if (!rc && ferror(in)) rc = bt_fail(BT_EIO, "%s: read error after line %ld", input, lineno);
     if (!rc && nb) rc = flush_batch(m, items, nb, logits, &w);
@@ -497,5 +521,6 @@ cleanup_tmp:
         rmdir(tmpdir);
     }
     free(resolved);
+    bt_signals_restore();
     return rc ? bt_report_error(rc) : 0;
 }

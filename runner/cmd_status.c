@@ -1,13 +1,19 @@
 /* runner/cmd_status.c — `baton status JOB.ini [--json]`: where a job stands.
  *
  * Owns: reporting the newest valid archive (step, epoch, completion, best
- * metric) found where `baton run` would look, the live status.json heartbeat
- * when there is one, and the places searched. Reads only; never writes.
+ * metric) found where `baton run` would look, judged as `baton run` judges it
+ * (checksums and contents, runner/archive_check.h), the live status.json
+ * heartbeat when there is one, and the places searched. A heartbeat that says
+ * "running" (or "stalled") while no process holds the output-directory lock
+ * is reported as "dead": its run was killed, or could not write its last
+ * status. Reads only; never writes (and never takes the lock).
  * Keys of --json that scripts rely on: output_dir, latest_archive, step,
  * epoch, complete (plus state, best_metric, eta_job_s, looked_in, skipped).
  */
+#include "runner/archive_check.h"
 #include "runner/commands.h"
 #include "runner/job.h"
+#include "runner/lock.h"
 #include "runner/status.h"
 #include "state/discovery.h"
 #include "util/err.h"
@@ -15,8 +21,11 @@
 #include "util/log.h"
 #include "util/mem.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,13 +60,20 @@ int cmd_status(int argc, char **argv)
     free(ovr);
     if (rc) return bt_report_error(rc);
     const char *out = job.job.output_dir;
+    struct stat ost;
+    if (stat(out, &ost) == 0 && !S_ISDIR(ost.st_mode)) {
+        rc = bt_fail(BT_ECONFIG, "[job] output_dir %s is %s, not a directory: `baton run` cannot write there and "
+                                 "nothing of the job is in it; set output_dir to a directory", out,
+                     bt_file_kind(ost.st_mode));
+        bt_job_free(&job);
+        return bt_report_error(rc);
+    }
     bt_log_set_level(BT_LOG_ERROR); /* damaged archives are listed below, not warned about */
     char found[4096] = "";
     bt_archive *a = NULL;
     bt_discovery_report rep = {0};
-    rc = bt_discover(out, (const char *const *)job.job.resume_from.v, (size_t)job.job.resume_from.n, NULL, NULL,
-                     found, sizeof found, NULL, &rep);
-    if (rc == BT_OK) rc = bt_archive_verify(found, NULL, NULL, &a);
+    rc = bt_discover_judged(out, (const char *const *)job.job.resume_from.v, (size_t)job.job.resume_from.n, NULL,
+                            NULL, &bt_archive_contents_judge, found, sizeof found, &a, &rep);
     if (rc && rc != BT_ENOINPUT) {
         bt_discovery_report_free(&rep);
         bt_job_free(&job);
@@ -68,6 +84,19 @@ int cmd_status(int argc, char **argv)
     char *status_path = bt_path_join(out, BT_STATUS_FILE);
     json_t *live = json_load_file(status_path, 0, NULL);
     free(status_path);
+    if (!json_is_object(live)) {
+        json_decref(live);
+        live = NULL;
+    }
+    /* a heartbeat that claims a run while no process holds the lock: that run
+     * is dead (killed, or its last status write failed) */
+    const char *live_state = live ? json_string_value(json_object_get(live, "state")) : NULL;
+    json_int_t live_pid = live ? json_integer_value(json_object_get(live, "pid")) : 0;
+    int dead = 0;
+    if (live_state && (!strcmp(live_state, "running") || !strcmp(live_state, "stalled"))) {
+        long holder = bt_lock_active_holder(out);
+        dead = holder == 0 || (holder < 0 && live_pid > 0 && kill((pid_t)live_pid, 0) != 0 && errno == ESRCH);
+    }
 
     json_t *o = json_object();
     json_object_set_new(o, "job", json_string(job.job.name));
@@ -82,8 +111,9 @@ int cmd_status(int argc, char **argv)
     json_t *best = trainer ? json_object_get(trainer, "best") : NULL;
     json_object_set_new(o, "best_metric", json_is_object(best) ? json_incref(json_object_get(best, "value")) : json_null());
     json_object_set_new(o, "best_metric_name", json_is_object(best) ? json_incref(json_object_get(best, "metric")) : json_null());
-    json_object_set_new(o, "state", live ? json_incref(json_object_get(live, "state")) : json_null());
-    json_object_set_new(o, "eta_job_s", live && !complete ? json_incref(json_object_get(live, "eta_job_s")) : json_null());
+    json_object_set_new(o, "state", dead ? json_string("dead") : live_state ? json_string(live_state) : json_null());
+    json_object_set_new(o, "eta_job_s", live && !complete && !dead ? json_incref(json_object_get(live, "eta_job_s"))
+                                                                    : json_null());
     json_t *looked = json_array();
     json_array_append_new(looked, json_string(out));
     for (int i = 0; i < job.job.resume_from.n; i++) json_array_append_new(looked, json_string(job.job.resume_from.v[i]));
@@ -115,6 +145,12 @@ int cmd_status(int argc, char **argv)
                        json_number_value(json_object_get(best, "value")),
                        (long long)json_integer_value(json_object_get(best, "step")));
         }
+        if (dead)
+            printf("run          dead: status.json says '%s' (pid %lld), but no process holds the job's lock: it "
+                   "was killed or could not write its last status; `baton run` continues from the archive above\n",
+                   live_state, (long long)live_pid);
+        else if (live_state && (!strcmp(live_state, "running") || !strcmp(live_state, "stalled")))
+            printf("run          %s (pid %lld)\n", live_state, (long long)live_pid);
         json_t *eta = json_object_get(o, "eta_job_s");
         if (json_is_number(eta)) printf("eta          %.0f s (from status.json)\n", json_number_value(eta));
         for (size_t i = 0; i < rep.n_skipped; i++)

@@ -206,6 +206,12 @@ int cmd_tokenize(int argc, char **argv)
             out_str(&o, "\n", 1);
         }
     }
+    if (rc == BT_EDATA && !opts.replace_invalid && strstr(bt_errmsg(), "invalid UTF-8")) {
+        /* only this command has the option (a job's data must be UTF-8) */
+        bt_err_saved m;
+        bt_err_save(&m);
+        bt_fail(rc, "%s, or pass --replace-invalid to drop the invalid bytes", m.msg);
+    }
     if (!rc && ferror(stdin)) rc = bt_fail(BT_EIO, "tokenize: reading stdin failed after line %zu", lineno);
     if (!rc && have_first)
         rc = bt_fail(BT_EDATA, "tokenize: stdin ends after line %zu, an unpaired first text: --pair needs an "

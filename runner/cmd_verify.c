@@ -1,8 +1,11 @@
 /* runner/cmd_verify.c — `baton verify PATH...`: checks checkpoint archives
  * (a directory means every ckpt-*.tar under it, recursively), one line per
  * archive, OK or BAD with the reason. Exit 0 only if every archive is valid.
+ * The judgement is the one `baton run` makes before resuming: checksums
+ * (state/archive.h), then contents (runner/archive_check.h).
  * Must not: modify, repair or delete anything.
  */
+#include "runner/archive_check.h"
 #include "runner/commands.h"
 #include "state/archive.h"
 #include "state/discovery.h"
@@ -24,7 +27,7 @@ static void usage(FILE *f)
 static int verify_one(const char *path, const char *fp)
 {
     bt_archive *a = NULL;
-    int rc = bt_archive_verify(path, NULL, fp, &a);
+    int rc = bt_archive_read_checked(path, NULL, fp, &a);
     if (rc) {
         const char *msg = bt_errmsg();
         size_t pl = strlen(path);
@@ -34,7 +37,8 @@ static int verify_one(const char *path, const char *fp)
     }
     printf("OK   %s: step %lld, %llu bytes, %s\n", path, (long long)bt_archive_step(a),
            (unsigned long long)bt_archive_file_size(a),
-           bt_archive_sidecar_checked(a) ? "members and sidecar verified" : "members verified (no .sha256 sidecar)");
+           bt_archive_sidecar_checked(a) ? "members, sidecar and contents verified"
+                                         : "members and contents verified (no .sha256 sidecar)");
     bt_archive_close(a);
     return BT_OK;
 }

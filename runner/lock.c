@@ -57,6 +57,19 @@ static long proc_locks_holder(int fd)
     return found;
 }
 
+long bt_lock_active_holder(const char *output_dir)
+{
+    char *path = bt_path_join(output_dir, BT_LOCK_FILE);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    free(path);
+    if (fd < 0) return 0;
+    FILE *f = fopen("/proc/locks", "r");
+    long pid = f ? proc_locks_holder(fd) : -1;
+    if (f) fclose(f);
+    close(fd);
+    return pid;
+}
+
 /* Who holds the lock: /proc/locks where it answers; else the pid the holder
  * writes into the file right after it locks, read again for up to 200 ms
  * while the file is still empty (the holder may not have written it yet). */
@@ -82,11 +95,17 @@ int bt_lock_acquire(const char *output_dir, bt_lock *l)
 {
     l->fd = -1;
     l->path = NULL;
+    l->dir = NULL;
+    l->open_errno = 0;
     int rc = bt_mkdirs(output_dir);
-    if (rc) return bt_fail_context(rc, "output directory");
+    if (rc) {
+        l->open_errno = errno;
+        return bt_fail_context(rc, "output directory");
+    }
     char *path = bt_path_join(output_dir, BT_LOCK_FILE);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
+        l->open_errno = errno;
         rc = bt_fail(BT_EIO, "%s: cannot create the lock file: %s; check that the output directory is writable",
                      path, strerror(errno));
         free(path);
@@ -120,9 +139,39 @@ int bt_lock_acquire(const char *output_dir, bt_lock *l)
         free(path);
         return rc;
     }
+    struct stat ds;
+    if (stat(output_dir, &ds) != 0 || !S_ISDIR(ds.st_mode)) {
+        int e = errno;
+        close(fd);
+        rc = bt_fail(BT_EIO, "%s: the output directory disappeared while it was being locked (%s)", output_dir,
+                     strerror(e));
+        free(path);
+        return rc;
+    }
     l->fd = fd;
     l->path = path;
+    l->dir = bt_xstrdup(output_dir);
+    l->dir_dev = (unsigned long long)ds.st_dev;
+    l->dir_ino = (unsigned long long)ds.st_ino;
     return BT_OK;
+}
+
+int bt_lock_check(const bt_lock *l)
+{
+    if (!l || l->fd < 0) return BT_OK;
+    struct stat ds, ls, fs;
+    const char *what = NULL;
+    if (stat(l->dir, &ds) != 0) what = errno == ENOENT ? "was deleted" : "cannot be reached";
+    else if (!S_ISDIR(ds.st_mode)) what = "was replaced by something that is not a directory";
+    else if ((unsigned long long)ds.st_dev != l->dir_dev || (unsigned long long)ds.st_ino != l->dir_ino)
+        what = "was replaced by another directory";
+    else if (stat(l->path, &ls) != 0 || fstat(l->fd, &fs) != 0 || ls.st_dev != fs.st_dev || ls.st_ino != fs.st_ino)
+        what = "lost its lock file (deleted or replaced)";
+    if (!what) return BT_OK;
+    return bt_fail(BT_EIO, "output directory %s %s while this run held its lock (%s): stopping without writing "
+                           "anything more (it is not recreated, so no second run can share it unlocked); restore "
+                           "the directory (or set another [job] output_dir) and run again",
+                   l->dir, what, l->path);
 }
 
 void bt_lock_release(bt_lock *l)
@@ -135,4 +184,6 @@ void bt_lock_release(bt_lock *l)
     l->fd = -1;
     free(l->path);
     l->path = NULL;
+    free(l->dir);
+    l->dir = NULL;
 }

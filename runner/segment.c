@@ -42,6 +42,7 @@
 
 #include <dirent.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -108,6 +109,9 @@ typedef struct {
     double last_commit_wall, last_commit_mono;
     int64_t last_commit_step;
     int retention_paused;     /* warned that retention waits (archives above this run's step) */
+    int warned_irregular;     /* warned about a non-regular file named like an archive */
+    int status_dead;          /* the output directory is gone: status.json is not written there any more */
+    int eval_interrupted;     /* the last evaluation was stopped by a signal (its result discarded) */
     char **damaged;           /* file names of archives in out_dir that discovery found damaged */
     size_t n_damaged;
     double last_eval_s;       /* wall seconds of this segment's last evaluation (0: none yet) */
@@ -490,7 +494,10 @@ static int metrics_log_restore(run_ctx *c)
     size_t i;
     json_t *r;
     json_array_foreach(c->st.history, i, r) {
-        char *line = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        /* trainer.json was checked: every record is an object (json_dumps of
+         * anything else would be NULL) */
+        char *line = json_is_object(r) ? json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        if (!line) continue;
         size_t l = strlen(line);
         if (len + l + 2 > cap) {
             cap = (len + l + 2) * 2;
@@ -532,10 +539,19 @@ static json_t *confusion_json(const run_ctx *c, const bt_confusion *cm)
     return json_pack("{s:{s:o, s:o}}", "confusion", "labels", labels, "matrix", rows);
 }
 
-static void eval_heartbeat(void *ctx)
+/* After each evaluation batch: progress for the stall detector, and a stop
+ * request (SIGTERM, SIGINT, ...) ends the evaluation there. Its partial
+ * result is discarded (docs/jobs.md): the step is evaluated again, whole, by
+ * the next segment, so metrics, best archive and early stopping stay those of
+ * an uninterrupted run. Returns non-zero (after bt_fail) to stop. */
+static int eval_heartbeat(void *ctx)
 {
     run_ctx *c = ctx;
     if (c->wd) bt_watchdog_heartbeat(c->wd);
+    bt_stop_reason why = bt_signal_pending();
+    if (why == BT_STOP_NONE) return 0;
+    c->eval_interrupted = (int)why;
+    return bt_fail(BT_ETEMPFAIL, "evaluation interrupted by %s", bt_stop_reason_name(why));
 }
 
 /* mlm: mean loss per masked token with the fixed eval masks, and perplexity. */
@@ -611,7 +627,10 @@ static int evaluate(run_ctx *c, eval_result *r)
                 gold[start + (size_t)i] = ds->ex[idx[i]].target;
             }
         }
-        if (c->wd) bt_watchdog_heartbeat(c->wd);
+        if (eval_heartbeat(c)) {
+            rc = BT_ETEMPFAIL;
+            break;
+        }
     }
     if (rc == BT_OK) {
         r->loss = loss_sum / (double)ds->n;
@@ -664,7 +683,7 @@ static const char *metric_name_for(const run_ctx *c)
 
 /* How many ckpt-<step>.tar in out_dir have a step above `step` (damaged ones
  * that discovery skipped are not counted: they are no progress to protect). */
-static int archives_above(const run_ctx *c, int64_t step)
+static int archives_above(run_ctx *c, int64_t step)
 {
     DIR *d = opendir(c->out_dir);
     if (!d) return 0;
@@ -674,18 +693,57 @@ static int archives_above(const run_ctx *c, int64_t step)
         int64_t st;
         int damaged = 0;
         for (size_t i = 0; i < c->n_damaged && !damaged; i++) damaged = !strcmp(de->d_name, c->damaged[i]);
-        if (!damaged && bt_archive_parse_filename(de->d_name, &st) && st > step) n++;
+        if (damaged || !bt_archive_parse_filename(de->d_name, &st) || st <= step) continue;
+        /* only regular files: a directory named like an archive is no progress
+         * (retention neither counts nor removes it) */
+        char *p = bt_path_join(c->out_dir, de->d_name);
+        struct stat sb;
+        if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode)) n++;
+        else if (!c->warned_irregular) {
+            bt_warn("%s: named like a checkpoint archive but is %s: ignored by retention", p,
+                    lstat(p, &sb) == 0 ? bt_file_kind(sb.st_mode) : "gone");
+            c->warned_irregular = 1;
+        }
+        free(p);
     }
     closedir(d);
     return n;
+}
+
+/* The first non-finite value of a snapshot's tensors: 0, or BT_EDATA naming
+ * the tensor (a weight or moment is never committed non-finite). */
+static int snapshot_finite(const bt_tensor_set *s, const char *what, int64_t step)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const bt_st_entry *e = &s->e[i];
+        if (e->dtype != BT_ST_F32) continue;
+        size_t n = 1;
+        for (int k = 0; k < e->ndim; k++) n *= (size_t)e->shape[k];
+        const float *x = e->data;
+        for (size_t j = 0; j < n; j++)
+            if (!isfinite(x[j]))
+                return bt_fail(BT_EDATA, "step %lld: %s tensor %s holds %g at index %zu: training diverged, and "
+                                         "nothing was committed (the last archive is intact); lower [train] lr, set "
+                                         "max_grad_norm, or raise adam_eps, then run again",
+                               (long long)step, what, e->name, (double)x[j], j);
+    }
+    return BT_OK;
 }
 
 static int commit(run_ctx *c, const char *stop_reason)
 {
     double t0 = bt_now_mono();
     bt_tensor_set w = {0}, m = {0};
-    int rc = bt_trainer_snapshot(c->trainer, NULL, &w, &m);
-    if (rc) return rc;
+    int rc = bt_lock_check(c->opt->lock); /* never into a directory that replaced the locked one */
+    if (rc) c->status_dead = 1;
+    if (!rc) rc = bt_trainer_snapshot(c->trainer, NULL, &w, &m);
+    if (!rc) rc = snapshot_finite(&w, "weight", c->st.step);
+    if (!rc) rc = snapshot_finite(&m, "AdamW moment", c->st.step);
+    if (rc) {
+        bt_tensor_set_free(&w);
+        bt_tensor_set_free(&m);
+        return rc;
+    }
     char *tj = trainer_json(c, stop_reason);
     char *cfg = bt_model_config_dumps(&c->mcfg);
     bt_snapshot s = {
@@ -694,12 +752,17 @@ static int commit(run_ctx *c, const char *stop_reason)
         .fingerprint_json = c->fingerprint, .step = c->st.step, .baton_version = NULL,
     };
     if (c->mlog) bt_metrics_log_sync(c->mlog);
-    rc = bt_archive_commit(c->out_dir, &s, c->latest_archive, sizeof c->latest_archive);
+    /* into a buffer of its own: a failed commit leaves latest_archive (and
+     * status.json's) naming the newest valid archive, not "" */
+    char committed[sizeof c->latest_archive];
+    rc = bt_archive_commit(c->out_dir, &s, committed, sizeof committed);
     free(tj);
     free(cfg);
     bt_tensor_set_free(&w);
     bt_tensor_set_free(&m);
+    if (!rc && (rc = bt_lock_check(c->opt->lock))) c->status_dead = 1; /* replaced while writing */
     if (rc) return rc;
+    snprintf(c->latest_archive, sizeof c->latest_archive, "%s", committed);
     double dt = bt_now_mono() - t0;
     c->last_commit_mono = bt_now_mono();
     c->last_commit_wall = bt_now_epoch();
@@ -759,8 +822,21 @@ static int eval_and_track(run_ctx *c, int *stop_early)
 {
     eval_result r;
     double t0 = bt_now_mono();
+    c->eval_interrupted = 0;
     int rc = evaluate(c, &r);
-    if (rc) return rc;
+    if (rc == BT_ETEMPFAIL && c->eval_interrupted) {
+        json_decref(r.extra);
+        bt_err_clear();
+        bt_progress_message(c->progress, "evaluation at step %lld interrupted by %s after %.1fs: discarded; the "
+                            "next segment evaluates step %lld first", (long long)c->st.step,
+                            bt_stop_reason_name((bt_stop_reason)c->eval_interrupted), bt_now_mono() - t0,
+                            (long long)c->st.step);
+        return BT_ETEMPFAIL;
+    }
+    if (rc) {
+        json_decref(r.extra);
+        return rc;
+    }
     c->last_eval_s = bt_now_mono() - t0;
     c->st.eval_seconds = c->last_eval_s;
     c->st.last_eval_step = c->st.step;
@@ -814,10 +890,12 @@ static void update_status(run_ctx *c, const char *state, double loss, double ex_
     c->status.eta_job_s = steps_left * step_s;
     double rem = c->wd ? bt_watchdog_remaining_at(c->wd, bt_now_epoch()) : INFINITY;
     c->status.eta_segment_s = isfinite(rem) && rem < c->status.eta_job_s ? rem : c->status.eta_job_s;
-    if (bt_status_update(&c->sw, &c->status, force)) {
-        bt_warn("status.json: %s", bt_errmsg());
-        bt_err_clear();
-    }
+    if (c->status_dead) return; /* not into a directory that replaced the locked one */
+    /* a failing status write never replaces the error being reported */
+    bt_err_saved saved;
+    bt_err_save(&saved);
+    if (bt_status_update(&c->sw, &c->status, force)) bt_warn("status.json: %s", bt_errmsg());
+    bt_err_restore(&saved);
 }
 
 static void on_stall(void *ctx, double idle_s)
@@ -885,8 +963,17 @@ static int train_loop(run_ctx *c, const char **stop_reason)
         bt_progress_message(c->progress, "evaluating at step %lld first (the previous segment stopped before it)",
                             (long long)c->st.step);
         rc = eval_and_track(c, &stop_early);
+        if (rc == BT_ETEMPFAIL && c->eval_interrupted) {
+            rc = BT_OK;
+            *stop_reason = bt_stop_reason_name((bt_stop_reason)c->eval_interrupted);
+        }
     }
-    while (!rc && !stop_early && c->st.step < c->total_steps) {
+    while (!*stop_reason && !rc && !stop_early && c->st.step < c->total_steps) {
+        /* the output directory deleted or replaced: stop, never recreate it */
+        if ((rc = bt_lock_check(c->opt->lock))) {
+            c->status_dead = 1;
+            break;
+        }
         bt_stop_reason why = bt_watchdog_should_stop(c->wd);
         if (why != BT_STOP_NONE) {
             *stop_reason = bt_stop_reason_name(why);
@@ -961,6 +1048,11 @@ static int train_loop(run_ctx *c, const char **stop_reason)
                 break;
             }
             rc = eval_and_track(c, &stop_early);
+            if (rc == BT_ETEMPFAIL && c->eval_interrupted) { /* this step is committed below, unevaluated */
+                rc = BT_OK;
+                *stop_reason = bt_stop_reason_name((bt_stop_reason)c->eval_interrupted);
+                break;
+            }
             if (rc) break;
             if (stop_early) break;
         }
@@ -1023,6 +1115,32 @@ static void remember_damaged(run_ctx *c, const bt_discovery_report *rep)
     }
 }
 
+/* Archives were found but none is usable: the run stops (it does not start
+ * over from the model on its own), listing every candidate's reason. */
+static int no_usable_archive(const run_ctx *c, const bt_discovery_report *rep)
+{
+    size_t cap = 1024, len = 0;
+    char *list = bt_xmalloc(cap);
+    list[0] = '\0';
+    for (size_t i = 0; i < rep->n_skipped; i++) {
+        const char *r = rep->skipped[i].reason;
+        size_t need = strlen(r) + 8;
+        if (len + need >= cap) list = bt_xrealloc(list, cap = 2 * (len + need));
+        len += (size_t)snprintf(list + len, cap - len, "\n  - %s", r);
+    }
+    int rc;
+    if (c->opt->resume_path)
+        rc = bt_fail(BT_EDATA, "--resume %s: no usable archive there (%zu candidate%s, each refused):%s", c->opt->resume_path,
+                     rep->n_candidates, rep->n_candidates == 1 ? "" : "s", list);
+    else
+        rc = bt_fail(BT_EDATA, "no usable checkpoint archive: %zu candidate%s, each refused:%s\nresume from a good "
+                               "archive with --resume PATH, or start over from the model with --fresh (the refused "
+                               "archives are left where they are, for `baton verify`)",
+                     rep->n_candidates, rep->n_candidates == 1 ? "" : "s", list);
+    free(list);
+    return rc;
+}
+
 static int resume(run_ctx *c)
 {
     bt_job *job = c->job;
@@ -1043,18 +1161,19 @@ static int resume(run_ctx *c)
     bt_archive_limits lim;
     bt_archive_limits_for_model(&lim, (uint64_t)bt_bert_total_floats(c->model) * 4u);
     bt_discovery_report rep = {0};
-    int rc = bt_discover(out_dir, paths, n_paths, NULL, &lim, found, sizeof found, &a, &rep);
+    /* checksums, then contents (runner/archive_check.h): the judgement verify shares */
+    int rc = bt_discover_judged(out_dir, paths, n_paths, NULL, &lim, &bt_archive_contents_judge, found, sizeof found,
+                                &a, &rep);
     free(paths);
     remember_damaged(c, &rep);
     if (rc == BT_ENOINPUT) {
         bt_err_clear();
-        if (c->opt->resume_path)
-            return bt_fail(BT_ENOINPUT, "--resume %s: no valid archive there%s", c->opt->resume_path,
-                           rep.n_skipped ? " (every candidate was damaged; see the warnings above)" : "");
-        if (rep.n_skipped)
-            bt_warn("no valid archive among %zu candidates: starting from the pretrained model", rep.n_candidates);
+        if (rep.n_skipped) rc = no_usable_archive(c, &rep);
+        else if (c->opt->resume_path)
+            rc = bt_fail(BT_ENOINPUT, "--resume %s: no checkpoint archive there", c->opt->resume_path);
+        else rc = BT_OK; /* nothing to resume: the pretrained model */
         bt_discovery_report_free(&rep);
-        return BT_OK;
+        return rc;
     }
     bt_discovery_report_free(&rep);
     if (rc) return rc;
@@ -1163,8 +1282,21 @@ static int setup(run_ctx *c)
                                      "no perplexity to measure; use more evaluation data or a higher [data] "
                                      "mlm_probability", job->data.eval, c->meval.blocks.n);
     } else {
-        if (c->kind != BT_LABELS_REGRESSION && c->train.n_labels > 0) {
-            rc = bt_model_config_set_labels(&c->mcfg, (const char *const *)c->train.labels, c->train.n_labels);
+        /* config.json names one label per classifier output (what a reader
+         * of the archive builds the head from): [model] num_labels above the
+         * data's labels adds LABEL_<id> names; regression has one output */
+        if (c->kind == BT_LABELS_REGRESSION || c->train.n_labels > 0) {
+            int n = c->kind == BT_LABELS_REGRESSION ? 1 : c->num_labels;
+            const char **names = bt_xcalloc((size_t)n, sizeof *names);
+            char **made = bt_xcalloc((size_t)n, sizeof *made);
+            for (int i = 0; i < n; i++) {
+                if (c->kind != BT_LABELS_REGRESSION && i < c->train.n_labels) names[i] = c->train.labels[i];
+                else names[i] = made[i] = bt_xasprintf("LABEL_%d", i);
+            }
+            rc = bt_model_config_set_labels(&c->mcfg, names, n);
+            for (int i = 0; i < n; i++) free(made[i]);
+            free(made);
+            free(names);
             if (rc) return rc;
         }
         bt_model_config_set_problem_type(&c->mcfg, c->token ? BT_PROBLEM_NONE /* one softmax per token */
@@ -1264,6 +1396,9 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
 
     int rc = setup(&c);
     if (!rc && !o->fresh) rc = resume(&c);
+    /* discovery has warned about anything in out_dir named like an archive
+     * that is not one; retention does not again */
+    c.warned_irregular = !o->fresh && !o->resume_path;
     if (rc) goto out;
     if (c.st.complete) {
         printf("job '%s' is already complete (step %lld, archive %s)\n", job->job.name, (long long)c.st.step,
@@ -1305,9 +1440,17 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
         finished = 0;
         stop_reason = "deadline";
     }
-    if (finished) {
+    if (finished && c.has_eval && c.st.last_eval_step != c.st.step) {
         int dummy = 0;
-        if (c.has_eval && c.st.last_eval_step != c.st.step) rc = eval_and_track(&c, &dummy);
+        rc = eval_and_track(&c, &dummy);
+        if (rc == BT_ETEMPFAIL && c.eval_interrupted) { /* the final evaluation: the next segment runs it */
+            rc = BT_OK;
+            finished = 0;
+            stop_reason = bt_stop_reason_name((bt_stop_reason)c.eval_interrupted);
+        }
+        if (rc) goto out;
+    }
+    if (finished) {
         c.st.complete = 1;
         if (!rc) rc = commit(&c, stop_reason ? stop_reason : "complete");
         if (rc) goto out;
@@ -1375,6 +1518,9 @@ int bt_segment_eval(bt_job *job, const bt_eval_options *o)
     bt_info("scoring %s (step %lld) on %s", c.latest_archive, (long long)c.st.step, job->data.eval);
     double t0 = bt_now_mono();
     rc = evaluate(&c, &r);
+    if (rc == BT_ETEMPFAIL && c.eval_interrupted)
+        bt_fail_context(rc, "%s: no scores printed (a partial evaluation is discarded, never reported); run "
+                            "`baton eval` again", c.latest_archive);
     if (rc) goto out;
     double dt = bt_now_mono() - t0;
     size_t n_eval = c.mlm ? c.meval.blocks.n : c.eval.n;

@@ -11,13 +11,16 @@
 #ifndef BATON_RUNNER_SEGMENT_H
 #define BATON_RUNNER_SEGMENT_H
 
+#include "runner/archive_check.h" /* BT_TRAINER_FORMAT, BT_TRAINER_VERSION */
 #include "runner/job.h"
+#include "runner/lock.h"
 
 typedef struct {
     int fresh;               /* --fresh: ignore archives */
     const char *resume_path; /* --resume PATH: this archive (or directory) only */
     int force;               /* --force: accept a changed fingerprint */
     const char *job_text;    /* the job file's text, stored in archives (may be NULL) */
+    const bt_lock *lock;     /* the output-directory lock held (NULL: none); checked before writing */
 } bt_segment_options;
 
 /* Runs one segment. Returns the process exit code: 0 job complete, 75
@@ -36,8 +39,5 @@ typedef struct {
     int json;
 } bt_eval_options;
 int bt_segment_eval(bt_job *job, const bt_eval_options *o);
-
-#define BT_TRAINER_FORMAT "baton-trainer"
-#define BT_TRAINER_VERSION 1
 
 #endif

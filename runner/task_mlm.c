@@ -146,7 +146,7 @@ int bt_mlm_batch(bt_mlm_batcher *b, const bt_mlm_corpus *c, const bt_mlm_config 
 }
 
 int bt_mlm_evaluate(bt_bert *m, const bt_mlm_corpus *c, const bt_mlm_config *cfg, uint64_t seed, int batch_size,
-                    int max_seq, void (*heartbeat)(void *), void *hb_ctx, double *mean_loss, int64_t *n_masked)
+                    int max_seq, int (*heartbeat)(void *), void *hb_ctx, double *mean_loss, int64_t *n_masked)
 {
     bt_mlm_batcher b;
     bt_mlm_batcher_init(&b, batch_size, max_seq);
@@ -166,7 +166,10 @@ int bt_mlm_evaluate(bt_bert *m, const bt_mlm_corpus *c, const bt_mlm_config *cfg
             sum += (double)loss * (double)k;
             nm += k;
         }
-        if (heartbeat) heartbeat(hb_ctx);
+        if (heartbeat && heartbeat(hb_ctx)) {
+            rc = BT_ETEMPFAIL;
+            break;
+        }
     }
     free(idx);
     bt_mlm_batcher_free(&b);

@@ -66,9 +66,11 @@ int bt_mlm_batch(bt_mlm_batcher *b, const bt_mlm_corpus *c, const bt_mlm_config 
  * masks (epoch BT_MLM_EVAL_EPOCH). *mean_loss = the sum over batches of
  * (batch mean loss x its masked positions) / all masked positions (the mean
  * cross-entropy per masked token); NAN when no position is masked.
- * heartbeat (may be NULL) is called after each batch. */
+ * heartbeat (may be NULL) is called after each batch; when it returns
+ * non-zero (a stop request: it has called bt_fail), the evaluation stops
+ * there and returns BT_ETEMPFAIL. */
 int bt_mlm_evaluate(bt_bert *m, const bt_mlm_corpus *c, const bt_mlm_config *cfg, uint64_t seed, int batch_size,
-                    int max_seq, void (*heartbeat)(void *), void *hb_ctx, double *mean_loss, int64_t *n_masked);
+                    int max_seq, int (*heartbeat)(void *), void *hb_ctx, double *mean_loss, int64_t *n_masked);
 
 /* How many positions the fixed eval masks select over the whole corpus. */
 int64_t bt_mlm_count_eval_masked(const bt_mlm_corpus *c, const bt_mlm_config *cfg, uint64_t seed, int max_seq);

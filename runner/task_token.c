@@ -8,6 +8,7 @@
  * aligned row is fixed at set-up.
  */
 #include "runner/task_token.h"
+#include "runner/watchdog.h"
 
 #include "engine/model_config.h"
 #include "kernels/backend.h"
@@ -403,7 +404,7 @@ void bt_task_token_batch(bt_token_task *t, int k, const uint32_t *idx, int n, bt
     make_batch(&t->micro[k], &t->train, idx, n, out);
 }
 
-int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, void (*heartbeat)(void *), void *hb_ctx,
+int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, int (*heartbeat)(void *), void *hb_ctx,
                            double *loss, bt_metric_value *v, int *n, void **extra)
 {
     *n = 0;
@@ -460,7 +461,7 @@ int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, void (*
             n_words += ns;
             if (t->has_scheme) rc = bt_entity_count(&cnt, &t->scheme, c->tag + w0, word_pred, ns);
         }
-        if (heartbeat) heartbeat(hb_ctx);
+        if (rc == BT_OK && heartbeat && heartbeat(hb_ctx)) rc = BT_ETEMPFAIL;
     }
     if (rc == BT_OK) {
         *loss = n_lab > 0 ? loss_sum / (double)n_lab : NAN;
@@ -720,6 +721,14 @@ int bt_task_token_predict(const char *dir, const char *src, const char *input, i
     bt_special_ids sp = bt_tokenizer_special_ids(tok);
     size_t n_split = 0, n_long = 0;
     for (size_t start = 0; start < n_sents && !rc; start += (size_t)batch) {
+        bt_stop_reason why = bt_signal_pending(); /* a stop request: within one batch */
+        if (why != BT_STOP_NONE) {
+            rc = bt_fail(BT_ETEMPFAIL, "predict interrupted by %s after %zu of %zu sentences: %s; run it again",
+                         bt_stop_reason_name(why), start, n_sents,
+                         output ? "nothing was written to the output (its .partial is removed)"
+                                : "the tags of those sentences were written to stdout, the rest were not");
+            break;
+        }
         int nb = (int)(n_sents - start < (size_t)batch ? n_sents - start : (size_t)batch);
         size_t nw_all = 0;
         for (int i = 0; i < nb; i++) nw_all += (size_t)sents[start + (size_t)i].n;

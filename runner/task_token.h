@@ -93,8 +93,10 @@ void bt_task_token_batch(bt_token_task *t, int k, const uint32_t *idx, int n, bt
  * (room for 6) = f1, precision, recall (entity level, micro; only with an
  * entity tag scheme) and accuracy (words); *extra = a new json_t * (as void
  * *) {"entities": {TYPE: {"precision","recall","f1","support"}...},
- * "support": gold entities, "words": N} or NULL. heartbeat may be NULL. */
-int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, void (*heartbeat)(void *), void *hb_ctx,
+ * "support": gold entities, "words": N} or NULL. heartbeat may be NULL; it
+ * is called after each batch, and a non-zero return (a stop request; it has
+ * called bt_fail) stops the evaluation there with BT_ETEMPFAIL. */
+int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, int (*heartbeat)(void *), void *hb_ctx,
                            double *loss, bt_metric_value *v, int *n, void **extra);
 
 /* `baton predict` with a BertForTokenClassification model directory dir

@@ -183,6 +183,14 @@ int bt_session_start(double *epoch_s)
         if (end == env || *end || errno || !isfinite(v) || v < 0)
             return bt_fail(BT_ECONFIG, "BATON_SESSION_START='%s' is not a number of seconds since the epoch; "
                                        "unset it or set e.g. BATON_SESSION_START=$(date +%%s)", env);
+        /* a start in the future would silently lengthen a session budget
+         * (1 s of slack for clocks read at different moments) */
+        double now = bt_now_epoch();
+        if (v > now + 1.0)
+            return bt_fail(BT_ECONFIG, "BATON_SESSION_START='%s' is %.0f s in the future (now is %.0f): it would "
+                                       "extend the session budget past the session's real end; set it to when the "
+                                       "session started (e.g. BATON_SESSION_START=$(date +%%s) at its start) or "
+                                       "unset it", env, v - now, now);
         *epoch_s = v;
         return BT_OK;
     }

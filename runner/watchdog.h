@@ -54,8 +54,9 @@ void bt_budget_format(const bt_budget *b, char *buf, unsigned n);
 
 /* Start of the session as epoch seconds: $BATON_SESSION_START when set (must
  * be a number), else PID 1's start (/proc/1/stat field 22, clock ticks since
- * boot, against CLOCK_BOOTTIME). BT_ECONFIG for a bad variable, BT_EIO when
- * /proc cannot be read. */
+ * boot, against CLOCK_BOOTTIME). BT_ECONFIG for a bad variable (not a
+ * number, or more than 1 s in the future: it would lengthen the budget),
+ * BT_EIO when /proc cannot be read. */
 int bt_session_start(double *epoch_s);
 /* Start of this process as epoch seconds (/proc/self/stat, as above; to the
  * clock tick, 10 ms), or now where /proc cannot be read. A plain duration

@@ -65,19 +65,25 @@ damaged_then flip "SHA-256 mismatch"
 damaged_then flip-weights "model.safetensors: SHA-256 mismatch"
 damaged_then truncate "ckpt-"
 
-# every archive damaged: a warning, a start from the model, and progress kept
+# every archive damaged: the run stops (65) listing every archive and its
+# damage, and does not start over on its own; --fresh starts from the model
+# (the damaged archives stay), and progress is kept from there
 two_archives
 n=$(ls "$OUT"/ckpt-*.tar | wc -l)
 for a in "$OUT"/ckpt-*.tar; do flip "$a" $(($(stat -c %s "$a") / 2)); done
-seg
-grep -qF "no valid archive among $n candidates: starting from the pretrained model" "$T/seg.log" \
-    || fail "all damaged: no warning: $(head -n 8 "$T/seg.log")"
+brun "$T/seg.log" run "$T/job.ini" -s runtime.budget=1.2s -s runtime.margin=0.2s
+expect_rc 65 "$T/seg.log" "all damaged"
+grep -qF "no usable checkpoint archive: $n candidates, each refused:" "$T/seg.log" \
+    || fail "all damaged: no error listing them: $(tail -n 8 "$T/seg.log")"
+for a in "$OUT"/ckpt-*.tar; do grep -qF "  - $a: " "$T/seg.log" || fail "all damaged: $a not listed: $(tail -n 8 "$T/seg.log")"; done
+brun "$T/seg.log" run "$T/job.ini" --fresh -s runtime.budget=1.2s -s runtime.margin=0.2s
+expect_rc 75 "$T/seg.log" "all damaged, --fresh"
 grep -q "segment 1 of job 'job': step 0 of" "$T/seg.log" || fail "all damaged: not a start at step 0: $(head -n 8 "$T/seg.log")"
 stop=$(sed -n 's/.*segment stopped (deadline) at step \([0-9]*\) .*/\1/p' "$T/seg.log")
 seg
 grep -q "resumed from .* at step $stop " "$T/seg.log" \
     || fail "all damaged: the next run did not resume from this run's step $stop: $(grep -v skipping "$T/seg.log" | head -n 3)"
-note "all $n damaged: started from the model, then resumed at step $stop"
+note "all $n damaged: exit 65 listing them; --fresh started from the model, then resumed at step $stop"
 
 run_to_end "$T/job.ini" "$T/end.log" -s runtime.budget=1.2s -s runtime.margin=0.2s
 F=$(newest_archive "$OUT")

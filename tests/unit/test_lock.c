@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,8 +72,39 @@ static void test_contention(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* issue 15, finding 7: the lock is tied to the directory it was taken in: a
+ * directory deleted, or replaced by another of the same name, is noticed */
+static void test_identity(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/baton-test-lockid-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char out[128], moved[160], cmd[256];
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(moved, sizeof moved, "%s/moved", dir);
+    bt_lock l;
+    assert_int_equal(bt_lock_acquire(out, &l), BT_OK);
+    assert_int_equal(bt_lock_check(&l), BT_OK);
+    assert_int_equal(rename(out, moved), 0); /* replaced: a new directory of the same name */
+    assert_int_equal(mkdir(out, 0755), 0);
+    assert_int_equal(bt_lock_check(&l), BT_EIO);
+    assert_non_null(strstr(bt_errmsg(), "was replaced by another directory"));
+    /* a second run can lock the new directory: the first one must stop */
+    bt_lock l2;
+    assert_int_equal(bt_lock_acquire(out, &l2), BT_OK);
+    bt_lock_release(&l2);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", out);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(bt_lock_check(&l), BT_EIO);
+    assert_non_null(strstr(bt_errmsg(), "was deleted"));
+    bt_lock_release(&l);
+    assert_int_equal(bt_lock_check(&l), BT_OK); /* not held: nothing to check */
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_contention)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_contention), cmocka_unit_test(test_identity)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,6 +82,15 @@ static void test_session_start(void **state)
     setenv("BATON_SESSION_START", "yesterday", 1);
     assert_int_equal(bt_session_start(&s), BT_ECONFIG);
     assert_non_null(strstr(bt_errmsg(), "BATON_SESSION_START='yesterday'"));
+    /* issue 15: a start in the future would lengthen the budget */
+    char future[32];
+    snprintf(future, sizeof future, "%.0f", bt_now_epoch() + 600);
+    setenv("BATON_SESSION_START", future, 1);
+    assert_int_equal(bt_session_start(&s), BT_ECONFIG);
+    assert_non_null(strstr(bt_errmsg(), "in the future"));
+    snprintf(future, sizeof future, "%.0f", bt_now_epoch());
+    setenv("BATON_SESSION_START", future, 1); /* now (rounded): fine */
+    assert_int_equal(bt_session_start(&s), BT_OK);
     unsetenv("BATON_SESSION_START");
     /* from /proc: PID 1 started before now and after 2000-01-01 */
     if (bt_session_start(&s) == BT_OK) {
