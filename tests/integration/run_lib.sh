@@ -117,13 +117,30 @@ has_partial() {
     return 1
 }
 
+# newest_step_at_least DIR STEP — true when DIR holds a ckpt-*.tar of STEP or
+# higher (shell builtins only: cheap enough to poll in a tight loop)
+newest_step_at_least() {
+    for nsa_f in "$1"/ckpt-*.tar; do
+        [ -e "$nsa_f" ] || continue
+        nsa_s=${nsa_f##*/ckpt-}; nsa_s=${nsa_s%.tar}; nsa_s=${nsa_s#"${nsa_s%%[!0]*}"}
+        [ "${nsa_s:-0}" -ge "$2" ] && return 0
+    done
+    return 1
+}
+
 # interrupt_runs JOB OUTDIR N LOG — runs JOB again and again, each run stopped
-# at a random moment by SIGTERM (expects exit 75 and a commit of the step it
-# reports), SIGKILL (137), or SIGKILL as soon as a commit is seen under way
-# (a .partial exists), until N runs were interrupted or the job completed.
-# After every run: all archives verify; the newest step never goes back; a
-# resumed run starts at exactly the newest committed step. Sets INTS, TERMS,
-# KILLS, COMMIT_KILLS (kills that left a .partial), DONE (1: completed).
+# by SIGTERM (expects exit 75 and a commit of the step it reports), SIGKILL
+# (137), or SIGKILL as soon as a commit is seen under way (a .partial
+# exists), until N runs were interrupted or the job completed. JOB must commit
+# every step (checkpoint_every = 1). The moment is random in *progress*, not
+# in time: 1 to 3 steps after the step it resumed at (the first run: after
+# its first step), then 0-15 ms into the next step. So every run ends a few
+# steps further on, whatever the seed and however fast the machine is, and a
+# job of more than ~6 N steps is always interrupted N times (a test cannot
+# pass or fail by its seed). After every run: all archives verify; the newest
+# step never goes back; a resumed run starts at exactly the newest committed
+# step. Sets INTS, TERMS, KILLS, COMMIT_KILLS (kills that left a .partial),
+# DONE (1: completed).
 interrupt_runs() {
     ir_job=$1; ir_out=$2; ir_n=$3; ir_log=$4
     INTS=0; TERMS=0; KILLS=0; COMMIT_KILLS=0; DONE=0; ir_i=0
@@ -137,16 +154,20 @@ interrupt_runs() {
         # at least one of each: the first run gets SIGTERM, the second a mid-commit SIGKILL
         [ $ir_i != 1 ] || ir_kind=0
         [ $ir_i != 2 ] || ir_kind=2
-        # random moment: 0.15 .. 1.0 s after the start (a first run needs set-up)
-        rand 850; ir_sleep=$(awk -v r="$RAND" 'BEGIN { printf "%.3f", 0.15 + r / 1000 }')
+        rand 3; ir_target=$(( (ir_bstep < 0 ? 0 : ir_bstep) + 1 + RAND ))
+        rand 16; ir_sleep=$(awk -v r="$RAND" 'BEGIN { printf "%.3f", r / 1000 }')
         "$BATON" run "$ir_job" >"$ir_log" 2>&1 &
         ir_pid=$!
         RL_PIDS="$ir_pid"
+        ir_t=0 # poll (shell builtins only) until the target step is committed
+        while kill -0 "$ir_pid" 2>/dev/null && ! newest_step_at_least "$ir_out" "$ir_target"; do
+            ir_t=$((ir_t + 1)); [ $ir_t -lt 2000000 ] || break
+        done
         sleep "$ir_sleep"
         case $ir_kind in
         0) kill -TERM "$ir_pid" 2>/dev/null || true ;;
         1) kill -KILL "$ir_pid" 2>/dev/null || true ;;
-        2) ir_t=0 # poll (shell builtins only) until a commit is under way, then kill
+        2) ir_t=0 # poll until a commit is under way, then kill
            while kill -0 "$ir_pid" 2>/dev/null && ! has_partial "$ir_out"; do
                ir_t=$((ir_t + 1)); [ $ir_t -lt 200000 ] || break
            done
@@ -182,7 +203,7 @@ $(tail -n 20 "$ir_log")"
             [ $ir_kind != 0 ] || fail "run $ir_i: SIGTERM gave exit 137"
             KILLS=$((KILLS + 1))
             if has_partial "$ir_out"; then COMMIT_KILLS=$((COMMIT_KILLS + 1)); fi ;;
-        *) fail "run $ir_i (signal kind $ir_kind after ${ir_sleep}s) exited $ir_rc:
+        *) fail "run $ir_i (signal kind $ir_kind at step $ir_target + ${ir_sleep}s) exited $ir_rc:
 $(tail -n 20 "$ir_log")" ;;
         esac
         INTS=$((INTS + 1))
