@@ -368,10 +368,22 @@ static void shape_str(int ndim, const int64_t *shape, char *buf, size_t cap)
     if (n < cap) snprintf(buf + n, cap - n, "]");
 }
 
-/* Tensor name in file f: the dtype and shape expected; msg on mismatch. */
-static int check_tensor(const bt_st_file *f, const char *name, bt_st_dtype dt, int ndim, const int64_t *shape,
-                        const char *member, const char *label, const bt_st_tensor **out)
+/* A tensor as config.json implies it. */
+typedef struct {
+    const char *name;
+    bt_st_dtype dtype;
+    int ndim;
+    const int64_t *shape;
+} want_tensor;
+
+/* w in file f (member of the archive label): present, of its dtype and shape. */
+static int check_tensor(const bt_st_file *f, const want_tensor *w, const char *member, const char *label,
+                        const bt_st_tensor **out)
 {
+    const char *name = w->name;
+    bt_st_dtype dt = w->dtype;
+    int ndim = w->ndim;
+    const int64_t *shape = w->shape;
     const bt_st_tensor *t = bt_st_find(f, name);
     *out = t;
     char want[64], got[64];
@@ -428,7 +440,8 @@ static int check_model(const expect *e, const bt_st_file *f)
         }
     for (size_t i = 0; i < e->np; i++) {
         const bt_st_tensor *t;
-        int rc = check_tensor(f, e->hf[i], BT_ST_F32, e->pl[i].ndim, e->pl[i].shape, "model.safetensors", label, &t);
+        want_tensor w = {e->hf[i], BT_ST_F32, e->pl[i].ndim, e->pl[i].shape};
+        int rc = check_tensor(f, &w, "model.safetensors", label, &t);
         if (!rc) rc = check_values(t, 0, "model.safetensors", label);
         if (rc) return rc;
     }
@@ -457,8 +470,9 @@ static int check_optim(const expect *e, const bt_st_file *f, int64_t step)
             char *n = bt_xasprintf("%s%s", e->hf[i], suf[s]);
             const bt_st_tensor *t;
             int64_t one = 1;
-            int rc = s < 2 ? check_tensor(f, n, BT_ST_F32, e->pl[i].ndim, e->pl[i].shape, mem, label, &t)
-                           : check_tensor(f, n, BT_ST_I64, 1, &one, mem, label, &t);
+            want_tensor w = s < 2 ? (want_tensor){n, BT_ST_F32, e->pl[i].ndim, e->pl[i].shape}
+                                  : (want_tensor){n, BT_ST_I64, 1, &one};
+            int rc = check_tensor(f, &w, mem, label, &t);
             free(n);
             if (!rc && s < 2) rc = check_values(t, s == 1, mem, label);
             if (!rc && s == 2) {

@@ -223,6 +223,16 @@ static int job_archive(const char *job_path, char *found, size_t cap)
     return rc;
 }
 
+/* --input: '-' (a stream) or a regular file; a FIFO or device would block. */
+static int input_is_file(const char *input)
+{
+    struct stat ist;
+    if (strcmp(input, "-") && stat(input, &ist) == 0 && !S_ISREG(ist.st_mode))
+        return bt_fail(BT_EUSAGE, "--input %s is %s, not a regular file: give a file, or stream into --input - "
+                                  "(stdin)", input, bt_file_kind(ist.st_mode));
+    return BT_OK;
+}
+
 /* A stop signal since predict started: BT_ETEMPFAIL saying what was done. */
 static int stop_requested(long lines, const char *output)
 {
@@ -297,10 +307,7 @@ int cmd_predict(int argc, char **argv)
         fputs(usage_text, stderr);
         return bt_report_error(bt_fail(BT_EUSAGE, "predict needs a model (MODEL_DIR, ARCHIVE or JOB.ini) and --input FILE"));
     }
-    struct stat ist;
-    if (strcmp(input, "-") && stat(input, &ist) == 0 && !S_ISREG(ist.st_mode))
-        return bt_report_error(bt_fail(BT_EUSAGE, "--input %s is %s, not a regular file: give a file, or stream "
-                                                  "into --input - (stdin)", input, bt_file_kind(ist.st_mode)));
+    if ((rc = input_is_file(input))) return bt_report_error(rc);
     bt_signals_install(); /* a stop request ends predict within one batch, cleaning up */
 
     /* The model directory: given, or exported from an archive into a

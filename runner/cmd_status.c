@@ -29,6 +29,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* output_dir, when it exists, is a directory (else nothing of the job can be
+ * in it: an error, not "none yet"). */
+static int outdir_is_dir(const char *out)
+{
+    struct stat ost;
+    if (stat(out, &ost) == 0 && !S_ISDIR(ost.st_mode))
+        return bt_fail(BT_ECONFIG, "[job] output_dir %s is %s, not a directory: `baton run` cannot write there and "
+                                   "nothing of the job is in it; set output_dir to a directory", out,
+                       bt_file_kind(ost.st_mode));
+    return BT_OK;
+}
+
+/* A heartbeat that claims a run (running, stalled) while no process holds
+ * the lock: that run is dead (killed, or its last status write failed). */
+static int heartbeat_dead(const char *out, const char *state, long long pid)
+{
+    if (!state || (strcmp(state, "running") && strcmp(state, "stalled"))) return 0;
+    long holder = bt_lock_active_holder(out);
+    return holder == 0 || (holder < 0 && pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH);
+}
+
+/* The text line about a run the heartbeat claims. */
+static void print_run(const char *state, long long pid, int dead)
+{
+    if (dead)
+        printf("run          dead: status.json says '%s' (pid %lld), but no process holds the job's lock: it was "
+               "killed or could not write its last status; `baton run` continues from the archive above\n",
+               state, pid);
+    else if (state && (!strcmp(state, "running") || !strcmp(state, "stalled")))
+        printf("run          %s (pid %lld)\n", state, pid);
+}
+
 int cmd_status(int argc, char **argv)
 {
     const char *job_path = NULL;
@@ -60,11 +92,7 @@ int cmd_status(int argc, char **argv)
     free(ovr);
     if (rc) return bt_report_error(rc);
     const char *out = job.job.output_dir;
-    struct stat ost;
-    if (stat(out, &ost) == 0 && !S_ISDIR(ost.st_mode)) {
-        rc = bt_fail(BT_ECONFIG, "[job] output_dir %s is %s, not a directory: `baton run` cannot write there and "
-                                 "nothing of the job is in it; set output_dir to a directory", out,
-                     bt_file_kind(ost.st_mode));
+    if ((rc = outdir_is_dir(out))) {
         bt_job_free(&job);
         return bt_report_error(rc);
     }
@@ -88,15 +116,9 @@ int cmd_status(int argc, char **argv)
         json_decref(live);
         live = NULL;
     }
-    /* a heartbeat that claims a run while no process holds the lock: that run
-     * is dead (killed, or its last status write failed) */
     const char *live_state = live ? json_string_value(json_object_get(live, "state")) : NULL;
     json_int_t live_pid = live ? json_integer_value(json_object_get(live, "pid")) : 0;
-    int dead = 0;
-    if (live_state && (!strcmp(live_state, "running") || !strcmp(live_state, "stalled"))) {
-        long holder = bt_lock_active_holder(out);
-        dead = holder == 0 || (holder < 0 && live_pid > 0 && kill((pid_t)live_pid, 0) != 0 && errno == ESRCH);
-    }
+    int dead = heartbeat_dead(out, live_state, live_pid);
 
     json_t *o = json_object();
     json_object_set_new(o, "job", json_string(job.job.name));
@@ -145,12 +167,7 @@ int cmd_status(int argc, char **argv)
                        json_number_value(json_object_get(best, "value")),
                        (long long)json_integer_value(json_object_get(best, "step")));
         }
-        if (dead)
-            printf("run          dead: status.json says '%s' (pid %lld), but no process holds the job's lock: it "
-                   "was killed or could not write its last status; `baton run` continues from the archive above\n",
-                   live_state, (long long)live_pid);
-        else if (live_state && (!strcmp(live_state, "running") || !strcmp(live_state, "stalled")))
-            printf("run          %s (pid %lld)\n", live_state, (long long)live_pid);
+        print_run(live_state, live_pid, dead);
         json_t *eta = json_object_get(o, "eta_job_s");
         if (json_is_number(eta)) printf("eta          %.0f s (from status.json)\n", json_number_value(eta));
         for (size_t i = 0; i < rep.n_skipped; i++)

@@ -99,6 +99,16 @@ static void on_word(const char *w, size_t n, int is_special, void *vctx)
     }
 }
 
+/* Only this command has --replace-invalid (a job's data must be UTF-8): an
+ * invalid-UTF-8 error says so here. */
+static void hint_replace_invalid(void)
+{
+    if (!strstr(bt_errmsg(), "invalid UTF-8")) return;
+    bt_err_saved m;
+    bt_err_save(&m);
+    bt_fail(BT_EDATA, "%s, or pass --replace-invalid to drop the invalid bytes", m.msg);
+}
+
 int cmd_tokenize(int argc, char **argv)
 {
     const char *model_dir = NULL;
@@ -206,12 +216,7 @@ int cmd_tokenize(int argc, char **argv)
             out_str(&o, "\n", 1);
         }
     }
-    if (rc == BT_EDATA && !opts.replace_invalid && strstr(bt_errmsg(), "invalid UTF-8")) {
-        /* only this command has the option (a job's data must be UTF-8) */
-        bt_err_saved m;
-        bt_err_save(&m);
-        bt_fail(rc, "%s, or pass --replace-invalid to drop the invalid bytes", m.msg);
-    }
+    if (rc == BT_EDATA && !opts.replace_invalid) hint_replace_invalid();
     if (!rc && ferror(stdin)) rc = bt_fail(BT_EIO, "tokenize: reading stdin failed after line %zu", lineno);
     if (!rc && have_first)
         rc = bt_fail(BT_EDATA, "tokenize: stdin ends after line %zu, an unpaired first text: --pair needs an "

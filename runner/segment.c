@@ -933,6 +933,24 @@ static int eval_due_at_resume(const run_ctx *c)
     return job->train.eval_every > 0 ? c->st.step % job->train.eval_every == 0 : c->st.cursor.position == 0;
 }
 
+/* The result rc of an evaluation: an interruption by a stop request is no
+ * error but the segment's stop reason (the partial evaluation is discarded). */
+static int eval_stopped(run_ctx *c, int rc, const char **stop_reason)
+{
+    if (rc != BT_ETEMPFAIL || !c->eval_interrupted) return rc;
+    *stop_reason = bt_stop_reason_name((bt_stop_reason)c->eval_interrupted);
+    return BT_OK;
+}
+
+/* The output directory deleted or replaced while locked: BT_EIO, and no
+ * status.json is written into whatever is there now. */
+static int outdir_gone(run_ctx *c)
+{
+    int rc = bt_lock_check(c->opt->lock);
+    if (rc) c->status_dead = 1;
+    return rc;
+}
+
 static int train_loop(run_ctx *c, const char **stop_reason)
 {
     bt_job *job = c->job;
@@ -962,18 +980,10 @@ static int train_loop(run_ctx *c, const char **stop_reason)
     if (eval_due_at_resume(c)) {
         bt_progress_message(c->progress, "evaluating at step %lld first (the previous segment stopped before it)",
                             (long long)c->st.step);
-        rc = eval_and_track(c, &stop_early);
-        if (rc == BT_ETEMPFAIL && c->eval_interrupted) {
-            rc = BT_OK;
-            *stop_reason = bt_stop_reason_name((bt_stop_reason)c->eval_interrupted);
-        }
+        rc = eval_stopped(c, eval_and_track(c, &stop_early), stop_reason);
     }
     while (!*stop_reason && !rc && !stop_early && c->st.step < c->total_steps) {
-        /* the output directory deleted or replaced: stop, never recreate it */
-        if ((rc = bt_lock_check(c->opt->lock))) {
-            c->status_dead = 1;
-            break;
-        }
+        if ((rc = outdir_gone(c))) break; /* deleted or replaced: stop, never recreate it */
         bt_stop_reason why = bt_watchdog_should_stop(c->wd);
         if (why != BT_STOP_NONE) {
             *stop_reason = bt_stop_reason_name(why);
@@ -1047,14 +1057,8 @@ static int train_loop(run_ctx *c, const char **stop_reason)
                 *stop_reason = "deadline";
                 break;
             }
-            rc = eval_and_track(c, &stop_early);
-            if (rc == BT_ETEMPFAIL && c->eval_interrupted) { /* this step is committed below, unevaluated */
-                rc = BT_OK;
-                *stop_reason = bt_stop_reason_name((bt_stop_reason)c->eval_interrupted);
-                break;
-            }
-            if (rc) break;
-            if (stop_early) break;
+            rc = eval_stopped(c, eval_and_track(c, &stop_early), stop_reason);
+            if (rc || stop_early || *stop_reason) break; /* interrupted: the step is committed unevaluated */
         }
         if (checkpoint_due(c)) {
             rc = commit(c, "periodic");
@@ -1239,6 +1243,26 @@ static int create_backend(run_ctx *c)
     return c->be ? BT_OK : BT_EINTERNAL;
 }
 
+/* config.json names one label per classifier output (what a reader of the
+ * archive builds the head from, runner/archive_check.h): [model] num_labels
+ * above the data's labels adds LABEL_<id> names; regression has one output. */
+static int config_labels(run_ctx *c)
+{
+    if (c->kind != BT_LABELS_REGRESSION && c->train.n_labels <= 0) return BT_OK;
+    int n = c->kind == BT_LABELS_REGRESSION ? 1 : c->num_labels;
+    const char **names = bt_xcalloc((size_t)n, sizeof *names);
+    char **made = bt_xcalloc((size_t)n, sizeof *made);
+    for (int i = 0; i < n; i++) {
+        if (c->kind != BT_LABELS_REGRESSION && i < c->train.n_labels) names[i] = c->train.labels[i];
+        else names[i] = made[i] = bt_xasprintf("LABEL_%d", i);
+    }
+    int rc = bt_model_config_set_labels(&c->mcfg, names, n);
+    for (int i = 0; i < n; i++) free(made[i]);
+    free(made);
+    free(names);
+    return rc;
+}
+
 static int setup(run_ctx *c)
 {
     bt_job *job = c->job;
@@ -1282,23 +1306,7 @@ static int setup(run_ctx *c)
                                      "no perplexity to measure; use more evaluation data or a higher [data] "
                                      "mlm_probability", job->data.eval, c->meval.blocks.n);
     } else {
-        /* config.json names one label per classifier output (what a reader
-         * of the archive builds the head from): [model] num_labels above the
-         * data's labels adds LABEL_<id> names; regression has one output */
-        if (c->kind == BT_LABELS_REGRESSION || c->train.n_labels > 0) {
-            int n = c->kind == BT_LABELS_REGRESSION ? 1 : c->num_labels;
-            const char **names = bt_xcalloc((size_t)n, sizeof *names);
-            char **made = bt_xcalloc((size_t)n, sizeof *made);
-            for (int i = 0; i < n; i++) {
-                if (c->kind != BT_LABELS_REGRESSION && i < c->train.n_labels) names[i] = c->train.labels[i];
-                else names[i] = made[i] = bt_xasprintf("LABEL_%d", i);
-            }
-            rc = bt_model_config_set_labels(&c->mcfg, names, n);
-            for (int i = 0; i < n; i++) free(made[i]);
-            free(made);
-            free(names);
-            if (rc) return rc;
-        }
+        if ((rc = config_labels(c))) return rc;
         bt_model_config_set_problem_type(&c->mcfg, c->token ? BT_PROBLEM_NONE /* one softmax per token */
                                                    : c->kind == BT_LABELS_MULTI ? BT_PROBLEM_MULTI_LABEL
                                                    : c->kind == BT_LABELS_REGRESSION ? BT_PROBLEM_REGRESSION
