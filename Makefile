@@ -7,9 +7,11 @@
 #   make deps         install missing Debian packages (no-op when present)
 #   make bench        benchmarks against the peers (see docs/performance.md)
 #   make fuzz         build the fuzz targets (clang + libFuzzer)
+#   make soak         kill/resume and fault injection at scale (not part of make test; minutes)
 #
 # Variables: BUILD (object dir), BIN (binary path), T (run only tests whose
-# name contains T), CUDA_ARCHS (GPU targets), JOBS.
+# name contains T), CUDA_ARCHS (GPU targets), JOBS, SOAK_KILLS / SOAK_FAULTS /
+# SOAK_SEED (make soak: at least that many SIGKILLs and injected faults).
 
 CUDA ?= $(if $(shell command -v nvcc 2>/dev/null),1,0)
 SAN ?= 0
@@ -80,7 +82,7 @@ MAIN_OBJ := $(BUILD)/runner/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-unit bench fuzz demo clean models test-run demo-run bench-run need-pkgs cuda-portable
+.PHONY: all deps test test-unit bench fuzz demo clean models test-run demo-run bench-run need-pkgs cuda-portable soak soak-run
 all: $(BIN)
 
 # A build without the packages says what to do instead of failing on a header.
@@ -139,6 +141,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbaton.a
 deps:
 	@sh tests/deps.sh
 
+# make soak: tests/soak/soak.sh (kill/resume chains of `baton run`, then
+# tests/soak/soak_faults.c on their archives); prints the damaged-load and
+# non-identical-final-weights counts, both must be 0 (docs/checkpoints.md).
+SOAK_KILLS ?= 1000
+SOAK_FAULTS ?= 10000
+SOAK_SEED ?=
+$(BUILD)/soak/soak_faults: tests/soak/soak_faults.c $(BUILD)/libbaton.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libbaton.a $(LDLIBS)
+
 test-unit: $(UNIT_BIN)
 
 # deps first, then a fresh make that sees the installed packages.
@@ -148,6 +160,8 @@ demo: deps
 	@$(MAKE) --no-print-directory demo-run
 bench: deps
 	@$(MAKE) --no-print-directory bench-run
+soak: deps
+	@$(MAKE) --no-print-directory soak-run
 
 test-run: $(BIN) $(UNIT_BIN)
 	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) SAN=$(SAN) T='$(T)' sh tests/run.sh
@@ -157,6 +171,10 @@ demo-run: $(BIN)
 
 bench-run: $(BIN)
 	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) sh bench/run.sh
+
+soak-run: $(BIN) $(BUILD)/soak/soak_faults
+	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) SAN=$(SAN) SOAK_KILLS=$(SOAK_KILLS) SOAK_FAULTS=$(SOAK_FAULTS) \
+	    BATON_TEST_SEED=$(SOAK_SEED) sh tests/soak/soak.sh
 
 fuzz:
 	@$(MAKE) -f tests/fuzz/Makefile

@@ -159,9 +159,10 @@ interrupt_runs() {
         "$BATON" run "$ir_job" >"$ir_log" 2>&1 &
         ir_pid=$!
         RL_PIDS="$ir_pid"
-        ir_t=0 # poll (shell builtins only) until the target step is committed
+        ir_t=0 # poll until the target step is committed (5 ms: a step takes longer)
         while kill -0 "$ir_pid" 2>/dev/null && ! newest_step_at_least "$ir_out" "$ir_target"; do
-            ir_t=$((ir_t + 1)); [ $ir_t -lt 2000000 ] || break
+            ir_t=$((ir_t + 1)); [ $ir_t -lt 20000 ] || break
+            sleep 0.005
         done
         sleep "$ir_sleep"
         case $ir_kind in
