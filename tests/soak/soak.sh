@@ -85,6 +85,9 @@ one_run() {
     RUNS=$((RUNS + 1)); [ -z "${SOAK_TRACE:-}" ] || echo "soak: run $RUNS kind $or_kind rc $RC at $(elapsed "$start")s"
     case "$RC/$or_kind" in
     0/*) DONE=1 ;;
+    143/8[0-9]) # a SIGTERM that arrived after the last commit, while the run exited: complete
+        is_complete "$(newest_archive "$or_out")" && DONE=1 \
+            || { UNEXPECTED=$((UNEXPECTED + 1)); report "run $RUNS: 143 but not complete: $(tail -n 3 "$T/run.log")"; } ;;
     137/*|75/*) ;;
     74/9[0-9]) grep -q "the previous checkpoint ckpt-[0-9]*\.tar is kept\|no checkpoint was saved" "$T/run.log" \
                    || { UNEXPECTED=$((UNEXPECTED + 1)); report "write failure without its message: $(tail -n 2 "$T/run.log")"; } ;;
