@@ -3,7 +3,6 @@
  */
 #include "runner/archive_check.h"
 
-#include "engine/bert.h"
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
 #include "runner/task_longdoc.h"

@@ -4,9 +4,8 @@
  * metric) found where `baton run` would look, judged as `baton run` judges it
  * (checksums and contents, runner/archive_check.h), the live status.json
  * heartbeat when there is one, and the places searched. A heartbeat that says
- * "running" (or "stalled") while no process holds the output-directory lock
- * is reported as "dead": its run was killed, or could not write its last
- * status. Reads only; never writes (and never takes the lock).
+ * "running" while no process holds the output-directory lock is reported as
+ * "dead": its run was killed, or could not write its last status. Reads only; never writes (and never takes the lock).
  * Keys of --json that scripts rely on: output_dir, latest_archive, step,
  * epoch, complete (plus state, best_metric, eta_job_s, looked_in, skipped).
  */
@@ -41,11 +40,12 @@ static int outdir_is_dir(const char *out)
     return BT_OK;
 }
 
-/* A heartbeat that claims a run (running, stalled) while no process holds
- * the lock: that run is dead (killed, or its last status write failed). */
+/* A heartbeat that says "running" while no process holds the lock: that run
+ * is dead (killed, or its last status write failed). ("stalled" is written by
+ * the stall detector just before it ends the process: it says what happened.) */
 static int heartbeat_dead(const char *out, const char *state, long long pid)
 {
-    if (!state || (strcmp(state, "running") && strcmp(state, "stalled"))) return 0;
+    if (!state || strcmp(state, "running")) return 0;
     long holder = bt_lock_active_holder(out);
     return holder == 0 || (holder < 0 && pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH);
 }

@@ -264,7 +264,8 @@ int main(int argc, char **argv)
     printf("soak faults: bit flips %ld (half with the sidecar): %ld refused (fell back to step %lld), %ld loaded "
            "intact (flips in bytes that carry no content)\n", cf.injected, cf.fell_back, (long long)A.step,
            cf.loaded_damaged_name);
-    printf("soak faults: truncations %ld: %ld refused\n", ct.injected, ct.fell_back);
+    printf("soak faults: truncations %ld: %ld refused, %ld loaded intact (cut in the end-of-archive blocks, no "
+           "sidecar)\n", ct.injected, ct.fell_back, ct.loaded_damaged_name);
     printf("soak faults: ENOSPC at a random write offset %ld, EIO %ld: %ld failed cleanly\n", cn.injected, ce.injected,
            cn.injected + ce.injected - cn.bad_commits - ce.bad_commits);
     long injected = cf.injected + ct.injected + cn.injected + ce.injected;
