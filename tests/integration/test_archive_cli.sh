@@ -1,7 +1,9 @@
 #!/bin/sh
 # tests/integration/test_archive_cli.sh — baton verify / inspect / export on
-# archives written by the archive writer (via build/tests/test_archive_tool):
-# exit codes, OK/BAD lines, sha256sum and tar interoperability, export layout.
+# archives written by the archive writer (via build/tests/test_archive_tool:
+# a tiny BERT whose contents pass the judgement of `baton verify`; the
+# synthetic archives of `commit` do not): exit codes, OK/BAD lines, sha256sum
+# and tar interoperability, export layout.
 set -eu
 TOOL="$BUILD/tests/test_archive_tool"
 [ -x "$TOOL" ] || { echo "FAIL: $TOOL not built"; exit 1; }
@@ -9,8 +11,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/baton-cli-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$TOOL" commit "$T/out" 100 2000 >/dev/null
-"$TOOL" commit "$T/out" 200 2000 >/dev/null
+"$TOOL" commit-bert "$T/out" 100 >/dev/null
+"$TOOL" commit-bert "$T/out" 200 >/dev/null
 A="$T/out/ckpt-000000200.tar"
 
 # verify: files, directories, exit 0 only when all are valid
@@ -72,6 +74,14 @@ if command -v python3 >/dev/null 2>&1 && python3 -c 'import safetensors' 2>/dev/
     python3 -c "
 from safetensors.numpy import load_file
 import sys
-t = load_file(sys.argv[1]); assert len(t) == 4, t.keys()" "$T/model/model.safetensors" || fail "python safetensors cannot load the export"
+t = load_file(sys.argv[1]); assert len(t) == 25, t.keys()" "$T/model/model.safetensors" || fail "python safetensors cannot load the export"
 fi
+# the synthetic archives of `commit` pass the checksums but are no model:
+# verify judges them as `baton run` would (issue 15)
+"$TOOL" commit "$T/syn" 7 2000 >/dev/null
+set +e
+"$BATON" verify "$T/syn/ckpt-000000007.tar" >"$T/v5" 2>&1; rc=$?
+set -e
+[ $rc = 65 ] || fail "a synthetic archive (no model): exit $rc, expected 65"
+grep -q "^BAD  $T/syn/ckpt-000000007.tar: trainer.json" "$T/v5" || fail "synthetic archive: $(cat "$T/v5")"
 echo "archive CLI: all checks passed"
