@@ -100,6 +100,15 @@ expect_rc 0 "$T/p.log" "predict with the job (newest archive invalid)"
 grep -v "^baton: " "$T/p.log" | grep -q "nan" && fail "predict with the job used the invalid archive: $(cat "$T/p.log")"
 note "export, predict, eval and inspect refuse an invalid archive; predict JOB uses the newest usable one"
 
+# a renamed archive: verify refuses it as discovery does (it said OK)
+rm -rf "$OUT"; cp -a "$T/base" "$OUT"
+mv "$N" "$OUT/ckpt-000000999.tar"
+brun "$T/v.log" verify "$OUT/ckpt-000000999.tar"
+expect_rc 65 "$T/v.log" "verify of a renamed archive"
+grep -q "the file name says step 999 but MANIFEST.json says step" "$T/v.log" || fail "renamed: $(cat "$T/v.log")"
+brun "$T/s.log" status "$T/job.ini" --json
+grep -qF "\"latest_archive\": \"$P\"" "$T/s.log" || fail "renamed: status does not name $P: $(grep latest "$T/s.log")"
+
 # every archive invalid: run stops (65) listing each, and never crashes
 rm -rf "$OUT"; cp -a "$T/base" "$OUT"
 n=0
