@@ -70,6 +70,25 @@ expect_rc() {
 $(tail -n 30 "$2")"
 }
 
+# term_when LOG COND ARGS... — `baton ARGS` in the background; SIGTERM as soon
+# as the shell condition COND holds (polled every 10 ms) or the run ended; the
+# exit code in $RC. Stops a run at a point in its progress, not after a
+# budget: start-up under sanitizers or load can take longer than a short
+# budget allows.
+term_when() {
+    tw_log=$1; tw_cond=$2; shift 2
+    "$BATON" "$@" >"$tw_log" 2>&1 &
+    tw_pid=$!; RL_PIDS=$tw_pid
+    tw_i=0
+    while kill -0 "$tw_pid" 2>/dev/null && ! eval "$tw_cond"; do
+        tw_i=$((tw_i + 1)); [ $tw_i -le 12000 ] || fail "waited 120 s for: $tw_cond: $(tail -n 3 "$tw_log")"
+        sleep 0.01
+    done
+    kill -TERM "$tw_pid" 2>/dev/null || true
+    set +e; wait "$tw_pid"; RC=$?; set -e
+    RL_PIDS=""
+}
+
 # run_to_end JOB LOG [ARGS]... — runs the job until exit 0 (75: again); $RUNS = segments
 run_to_end() {
     rte_job=$1; rte_log=$2; shift 2

@@ -16,12 +16,8 @@ FORGE="$BUILD/tests/test_archive_forge"
 write_job "$T/job.ini" runtime.threads=1 train.epochs=4 runtime.checkpoint_every=3 runtime.keep_last=4
 OUT="$T/out"
 # a base state: at least 3 archives, the job not complete
-i=0
-while [ "$(ls "$OUT"/ckpt-*.tar 2>/dev/null | wc -l)" -lt 3 ]; do
-    i=$((i + 1)); [ $i -le 10 ] || fail "no 3 archives after 10 segments"
-    brun "$T/base.log" run "$T/job.ini" -s runtime.budget=1s -s runtime.margin=0.2s
-    [ "$RC" = 75 ] || fail "base segment: exit $RC: $(tail -n 5 "$T/base.log")"
-done
+term_when "$T/base.log" '[ "$(ls "$OUT"/ckpt-*.tar 2>/dev/null | wc -l)" -ge 3 ]' run "$T/job.ini"
+expect_rc 75 "$T/base.log" "base segment"
 cp -a "$OUT" "$T/base"
 N=$(newest_archive "$OUT"); NB=$(basename "$N")
 P=$(ls "$OUT"/ckpt-*.tar | sort | tail -n 2 | head -n 1); PSTEP=$(archive_step "$P")
@@ -42,7 +38,8 @@ forged() {
     brun "$T/s.log" status "$T/job.ini" --json
     expect_rc 0 "$T/s.log" "$fg_what: status"
     grep -qF "\"latest_archive\": \"$P\"" "$T/s.log" || fail "$fg_what: status does not name $P: $(grep latest "$T/s.log")"
-    brun "$T/r.log" run "$T/job.ini" -s runtime.budget=0.8s -s runtime.margin=0.2s
+    # the run: stopped (SIGTERM) once it has resumed, or at its first error
+    term_when "$T/r.log" 'grep -q "resumed from\|baton: error" "$T/r.log"' run "$T/job.ini"
     [ "$RC" = 75 ] || [ "$RC" = 0 ] || fail "$fg_what: run exited $RC: $(tail -n 6 "$T/r.log")"
     grep -qF "warning: skipping checkpoint: $N:" "$T/r.log" && grep -qF -- "$fg_frag" "$T/r.log" \
         || fail "$fg_what: run does not skip $NB saying '$fg_frag': $(head -n 3 "$T/r.log")"
@@ -120,7 +117,7 @@ for a in "$OUT"/ckpt-*.tar; do
     grep -qF "  - $a: trainer.json" "$T/r.log" || fail "the error does not list $a: $(tail -n 8 "$T/r.log")"
 done
 grep -q -- "--fresh" "$T/r.log" || fail "the error does not say what to do"
-brun "$T/r.log" run "$T/job.ini" --fresh -s runtime.budget=0.8s -s runtime.margin=0.2s
+term_when "$T/r.log" 'grep -q "segment 1 of job\|baton: error" "$T/r.log"' run "$T/job.ini" --fresh
 [ "$RC" = 75 ] || [ "$RC" = 0 ] || fail "--fresh after every archive invalid: exit $RC: $(tail -n 4 "$T/r.log")"
 note "every archive invalid: exit 65 listing all $n, then --fresh starts over"
 echo "run forged: all checks passed"
