@@ -170,7 +170,7 @@ int tj_encode_text(const tj *t, const char *text, size_t len, int replace_invali
         if (!k) {
             if (!replace_invalid)
                 return bt_fail(BT_EDATA, "invalid UTF-8 at byte offset %zu (byte 0x%02X): convert the input to "
-                               "UTF-8, or replace invalid bytes with U+FFFD (--replace-invalid)",
+                               "UTF-8 (e.g. iconv -f latin1 -t utf-8)",
                                (size_t)(p - (const uint8_t *)text), *p);
             k = tj_utf8_invalid_len(p, end);
             cp = 0xFFFD;
