@@ -92,8 +92,14 @@ struct bt_backend {
     void (*copy)(bt_backend *be, void *dst_dev, const void *src_dev, size_t bytes);
     void (*sync)(bt_backend *be);
     void (*destroy)(bt_backend *be);
-    /* peak bytes allocated through alloc() (0 if not tracked) */
+    /* peak bytes allocated through alloc() plus the backend's own scratch
+     * (op workspaces, kernels/workspace.h) since creation (0 if not tracked) */
     size_t (*peak_bytes)(bt_backend *be);
+    /* Memory of the device: *free_bytes what a new allocation can still get
+     * now (CPU: MemAvailable, capped by the cgroup's limit less its usage;
+     * CUDA: cudaMemGetInfo), *total_bytes the device's size (CPU: MemTotal
+     * or the cgroup limit). 0, or BT_EIO after bt_fail() when unknown. */
+    int (*mem_info)(bt_backend *be, size_t *free_bytes, size_t *total_bytes);
 
     /* ---- device capabilities and GEMM math ---- */
     int sm; /* CUDA compute capability as major*10 + minor (75 = T4); 0 for the CPU */
@@ -165,20 +171,32 @@ struct bt_backend {
      * q|k|v, each [H,Dh]. mask [B,S] int32: 1 = real token, 0 = padding key.
      * ctx [B,S,H,Dh] = softmax(q k^T * scale + maskbias) (dropped out) @ v,
      * maskbias = -inf-like for padding keys (as HF: finfo(f32).min added).
-     * probs [B,H,S,S]: the backend MAY store the (pre-dropout) probabilities
-     * for the backward (CPU does); a backend that recomputes (fused CUDA) may
-     * be given NULL and uses lse [B,H,S] (log-sum-exp per query row) instead.
+     * probs [B,H,S,S] (may be NULL): receives the (pre-dropout) probabilities
+     * for a backward that reads them; lse [B,H,S] (may be NULL in inference):
+     * the log-sum-exp of each query row, all a recomputing backward needs.
+     * Whether to keep probs is the caller's choice, from attention_wants_probs;
+     * either way ctx is the same. A row whose keys are all padding gets
+     * P = 1/S (as torch) and lse = -FLT_MAX.
      * Dtypes: qkv, ctx (and in the backward dctx, dqkv) share a float dtype;
      * probs, lse F32. Scores, softmax and both products run in F32 on the
      * widened q, k, v; ctx and dqkv are rounded once when stored. */
     void (*attention_fwd)(bt_backend *be, const bt_tensor *qkv, const bt_tensor *mask, int B, int S,
                           int H, int Dh, float scale, float p_drop, bt_dropout_key key,
                           bt_tensor *ctx, bt_tensor *probs, bt_tensor *lse);
-    /* dqkv [B,S,3,H,Dh] (overwritten) from dctx [B,S,H,Dh] and what the forward saved. */
+    /* dqkv [B,S,3,H,Dh] (overwritten) from dctx [B,S,H,Dh] and what the forward
+     * saved: probs when given (read back), else lse (the scores are recomputed
+     * from qkv, the dropout mask regenerated: no [B,H,S,S] anywhere). ctx may
+     * be needed (CUDA: rowsum(P dP) = dctx . ctx). The two ways agree within
+     * float rounding (F32: 1e-5 relative, tests/unit/test_ops_attention.c). */
     void (*attention_bwd)(bt_backend *be, const bt_tensor *qkv, const bt_tensor *mask, int B, int S,
                           int H, int Dh, float scale, float p_drop, bt_dropout_key key,
                           const bt_tensor *ctx, const bt_tensor *probs, const bt_tensor *lse,
                           const bt_tensor *dctx, bt_tensor *dqkv);
+    /* 1 if attention_bwd at sequence length S and head dim Dh is faster with
+     * the forward's probs kept (the caller then keeps B*H*S*S floats per layer);
+     * 0 if it should recompute from lse (CUDA: always). Monotone in S: once 0,
+     * 0 for every longer S. */
+    int (*attention_wants_probs)(bt_backend *be, int S, int Dh);
 
     /* ---- embeddings (tables and their gradients F32; out / dout float) ----
      * out[N,D] = word[ids[i]] + pos[pos_ids[i]] + type[type_ids[i]] (ids int32 [N]). */
@@ -231,6 +249,21 @@ struct bt_backend {
 /* Constructors. On failure they return NULL after bt_fail() explains why. */
 bt_backend *bt_backend_cpu_create(int threads);   /* threads <= 0: OpenMP default */
 bt_backend *bt_backend_cuda_create(int device);   /* NULL when built without CUDA */
+
+/* The counting backend (kernels/count_backend.c) for `baton plan`: alloc()
+ * hands out address space that is never touched (PROT_NONE), every op
+ * computes nothing and only replays the scratch requests the modelled
+ * backend would make (kernels/workspace.h), so peak_bytes() is the peak a
+ * real run of the same op sequence reaches on that device. */
+typedef enum { BT_COUNT_CPU = 0, BT_COUNT_CUDA = 1 } bt_count_family;
+typedef struct {
+    bt_count_family family;
+    int sm;              /* CUDA compute capability (dtype_ok, set_tf32 as that GPU) */
+    int threads;         /* CPU: the thread count the scratch is sized for */
+    size_t granularity;  /* every allocation rounded up to this (0: exact bytes) */
+    size_t total_bytes;  /* what mem_info reports as the device's size */
+} bt_count_profile;
+bt_backend *bt_backend_count_create(const bt_count_profile *p);
 
 /* Prints one line per compiled-in backend (for `baton version`). */
 void bt_backends_describe(FILE *f);

@@ -1061,6 +1061,7 @@ bt_backend *bt_backend_cpu_create(int threads)
     be->sync = cpu_sync;
     be->destroy = cpu_destroy;
     be->peak_bytes = cpu_peak;
+    be->mem_info = cpu_mem_info;
     be->sm = 0;
     be->dtype_ok = cpu_dtype_ok;
     be->set_tf32 = cpu_set_tf32;
@@ -1076,6 +1077,7 @@ bt_backend *bt_backend_cpu_create(int threads)
     be->layernorm_bwd = cpu_layernorm_bwd;
     be->attention_fwd = cpu_attention_fwd;
     be->attention_bwd = cpu_attention_bwd;
+    be->attention_wants_probs = cpu_attention_wants_probs;
     be->embed_fwd = cpu_embed_fwd;
     be->embed_bwd = cpu_embed_bwd;
     be->gather_rows = cpu_gather_rows;

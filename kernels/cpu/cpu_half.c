@@ -13,6 +13,7 @@
  * BUILD_BFLOAT16 (the library exports no sbgemm), so every CPU widens.
  */
 #include "kernels/cpu/cpu_internal.h"
+#include "kernels/workspace.h"
 #include "util/err.h"
 
 #include <string.h>
@@ -21,7 +22,7 @@ void *cpu_scratch(bt_backend *be, size_t bytes)
 {
     cpu_impl *im = be->impl;
     if (bytes <= im->scratch_bytes) return im->scratch;
-    size_t want = bytes + bytes / 4; /* grow by 25% more than asked: a few growths per run */
+    size_t want = bt_ws_cpu_grow(im->scratch_bytes, bytes); /* 25% more than asked: a few growths per run */
     void *p = NULL;
     CPU_CHECK(posix_memalign(&p, 64, want) == 0, "scratch: out of memory for %zu bytes", want);
     free(im->scratch);
@@ -71,7 +72,7 @@ void cpu_matmul_half(bt_backend *be, const bt_tensor *A, int transA, const bt_te
     int64_t na = bt_numel(A), nb = bt_numel(B), nc = M * N;
     int c16 = C->dtype != BT_F32;
     /* scratch: A and B widened, and C's F32 accumulator when C is 16-bit */
-    size_t bytes = sizeof(float) * (size_t)(na + nb + (c16 ? nc : 0) + 48);
+    size_t bytes = bt_ws_cpu_matmul_half(na, nb, nc, c16);
     float *a = cpu_scratch(be, bytes);
     float *b = a + ((na + 15) / 16) * 16;
     float *c = c16 ? b + ((nb + 15) / 16) * 16 : F32P(C);

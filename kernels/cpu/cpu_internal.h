@@ -5,7 +5,8 @@
  * helpers (widen to F32, round to nearest-even on store), and the
  * declarations shared between cpu_backend.c (memory, F32 GEMM, elementwise,
  * norms, losses, optimizer), cpu_half.c (16-bit GEMM operands, scratch) and
- * cpu_attention.c (attention forward/backward).
+ * cpu_attention.c (attention forward/backward), cpu_mem.c (memory size,
+ * attention kernel choice).
  * Must not: be included outside kernels/cpu/ or by tests (tests go through
  * the bt_backend vtable like the engine does).
  *
@@ -188,6 +189,10 @@ static inline float cpu_dropout_scale(float p) { return p < 1.0f ? 1.0f / (1.0f 
  * one thread): C = alpha op(A) op(B) + beta C with explicit leading dims. */
 void cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
+
+/* cpu_mem.c */
+int cpu_mem_info(bt_backend *be, size_t *free_bytes, size_t *total_bytes);
+int cpu_attention_wants_probs(bt_backend *be, int S, int Dh);
 
 void cpu_attention_fwd(bt_backend *be, const bt_tensor *qkv, const bt_tensor *mask, int B, int S,
                        int H, int Dh, float scale, float p_drop, bt_dropout_key key, bt_tensor *ctx,

@@ -15,6 +15,7 @@
  *   BATON_CUDA_NONFATAL=1   record CUDA errors (sticky) instead of exiting 70
  */
 #include "kernels/cuda/cuda_internal.cuh"
+#include "kernels/workspace.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -218,12 +219,27 @@ static void cu_free(bt_backend *be, void *p)
 
 static size_t cu_peak(bt_backend *be) { return cu_impl(be)->peak_bytes; }
 
+static int cu_mem_info(bt_backend *be, size_t *free_bytes, size_t *total_bytes)
+{
+    size_t fr = 0, tot = 0;
+    cudaError_t e = cudaMemGetInfo(&fr, &tot);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return bt_fail(BT_EIO, "cuda backend: cudaMemGetInfo failed (%s); cannot tell how much GPU memory is free "
+                               "(set [runtime] memory_limit)", cudaGetErrorString(e));
+    }
+    *free_bytes = fr;
+    *total_bytes = tot;
+    (void)be;
+    return 0;
+}
+
 void *cuda_scratch(bt_backend *be, size_t bytes)
 {
     cuda_impl *im = cu_impl(be);
     if (im->status) return NULL;
     if (bytes <= im->scratch_bytes) return im->scratch;
-    size_t want = bytes + bytes / 4 + (1u << 20);
+    size_t want = bt_ws_cuda_grow(im->scratch_bytes, bytes);
     if (im->scratch) {
         CU_CHECK(be, cudaFree(im->scratch));
         im->cur_bytes -= im->scratch_bytes;
@@ -545,10 +561,11 @@ extern "C" bt_backend *bt_cuda_impl_create(int device)
     im->smem_optin = p.sharedMemPerBlockOptin;
     im->tf32 = env_int("BATON_CUDA_TF32", 0) != 0 && p.major >= 8;
     im->lt_gelu = env_int("BATON_CUDA_LT_GELU", 0);
+    im->att_small = env_int("BATON_CUDA_ATT_SMALL_TILES", 0) != 0;
     im->fatal = env_int("BATON_CUDA_NONFATAL", 0) == 0;
     int fatal = im->fatal;
     im->fatal = 0; /* creation failures return NULL, they do not exit */
-    im->lt_ws_bytes = (size_t)32 << 20;
+    im->lt_ws_bytes = BT_CUDA_LT_WORKSPACE;
     if (CU_CHECK(be, cudaStreamCreateWithFlags(&im->stream, cudaStreamNonBlocking)) ||
         LT_CHECK(be, cublasLtCreate(&im->lt)) || CU_CHECK(be, cudaMalloc(&im->lt_ws, im->lt_ws_bytes)) ||
         CU_CHECK(be, cudaMalloc((void **)&im->d_flag, sizeof(int))) ||
@@ -569,6 +586,7 @@ extern "C" bt_backend *bt_cuda_impl_create(int device)
     be->sync = cu_sync;
     be->destroy = cu_destroy;
     be->peak_bytes = cu_peak;
+    be->mem_info = cu_mem_info;
     be->sm = p.major * 10 + p.minor;
     be->dtype_ok = cu_dtype_ok;
     be->set_tf32 = cu_set_tf32;

@@ -29,9 +29,20 @@
  *        dP = dctx . v, accumulates dQ = scale dS K in registers.
  * Each output element is written by exactly one thread after a fixed-order
  * loop: deterministic, no atomics. probs (optional, F32 [B,H,S,S]) is written
- * by a separate simple kernel from lse (for tests and debugging only).
+ * by a separate simple kernel from lse (for tests and debugging only): the
+ * backward never reads it (attention_wants_probs is 0), so the engine keeps
+ * no [B,H,S,S] buffer on a GPU.
+ *
+ * Query tiles: BQ = 32 rows when the kernel's shared memory fits the GPU's
+ * per-block limit, else 16 (head dim <= 64: forward 49,920 -> 41,728 bytes,
+ * dq 58,624 -> 46,336, so a P100's 48 KiB runs BERT-base); head dims 65..128
+ * use 16 rows and need an sm_70+/sm_80+ limit (77 / 86 KiB). The tile size
+ * only changes how rows are grouped into blocks: every row's arithmetic is
+ * the same, so both layouts give the same bits. BATON_CUDA_ATT_SMALL_TILES=1
+ * forces 16 rows on any GPU (ops_parity checks the P100 layout that way).
  */
 #include "kernels/cuda/cuda_internal.cuh"
+#include "kernels/workspace.h"
 
 #include <float.h>
 #include <math.h>
@@ -470,8 +481,9 @@ static bool att_smem(bt_backend *be, K kernel, size_t bytes, int Dh, const char 
     cuda_impl *im = cu_impl(be);
     if (bytes > im->smem_optin) {
         cuda_fail(be, BT_ECONFIG, __FILE__, __LINE__,
-                  "%s: head dim %d needs %zu bytes of shared memory per block, this GPU (sm_%d%d) allows %zu; "
-                  "use a model with head dim <= 64 on this GPU",
+                  "%s: head dim %d needs %zu bytes of shared memory per block even with 16-row query tiles, "
+                  "this GPU (sm_%d%d) allows %zu; use a model with head dim <= 64 (hidden_size / "
+                  "num_attention_heads) on this GPU, or a GPU with more shared memory per block (V100, A100, H100)",
                   what, Dh, bytes, im->cc_major, im->cc_minor, im->smem_optin);
         return false;
     }
@@ -542,16 +554,19 @@ static void cu_attention_fwd(bt_backend *be, const bt_tensor *qkv, const bt_tens
                "attention_fwd: lse must be F32 [B,H,S]");
     float *L = lse ? (float *)lse->data : NULL;
     if (!L && probs) {
-        L = (float *)cuda_scratch(be, sizeof(float) * (size_t)B * H * S);
+        L = (float *)cuda_scratch(be, bt_ws_cuda_attention_rows(B, S, H));
         if (!L) return;
     }
     att_call c = {qkv->data, mask ? (const int32_t *)mask->data : NULL, B, S, H, Dh, scale,
                   p_drop > 0.0f ? p_drop : 0.0f, cu_dropout_scale(p_drop), key};
     if (p_drop >= 1.0f) c.p = 2.0f; /* every draw < 2: all dropped, as the CPU (mult 0) */
-    int dm = att_dm(Dh);
+    int dm = att_dm(Dh), big = !cu_impl(be)->att_small;
     CU_DISPATCH(qkv->dtype, T, {
-        if (dm == 32) fwd_launch<T, 32, 32>(be, c, ctx->data, L);
-        else if (dm == 64) fwd_launch<T, 64, 32>(be, c, ctx->data, L);
+        if (dm == 32 && big) fwd_launch<T, 32, 32>(be, c, ctx->data, L);
+        else if (dm == 32) fwd_launch<T, 32, 16>(be, c, ctx->data, L);
+        else if (dm == 64 && big && fwd_smem<64, 32>::bytes <= cu_impl(be)->smem_optin)
+            fwd_launch<T, 64, 32>(be, c, ctx->data, L);
+        else if (dm == 64) fwd_launch<T, 64, 16>(be, c, ctx->data, L);
         else fwd_launch<T, 128, 16>(be, c, ctx->data, L);
         if (probs && !cu_dead(be)) {
             attn_probs_k<T><<<dim3((unsigned)S, (unsigned)(B * H)), 128, 0, cu_stream(be)>>>(
@@ -576,25 +591,37 @@ static void cu_attention_bwd(bt_backend *be, const bt_tensor *qkv, const bt_tens
                "attention_bwd: dctx must be [B,S,H,Dh] of qkv's dtype");
     CU_REQUIRE(dqkv->dtype == qkv->dtype && bt_numel(dqkv) == bt_numel(qkv),
                "attention_bwd: dqkv must be [B,S,3,H,Dh] of qkv's dtype");
-    float *Dv = (float *)cuda_scratch(be, sizeof(float) * (size_t)B * H * S);
+    float *Dv = (float *)cuda_scratch(be, bt_ws_cuda_attention_rows(B, S, H));
     if (!Dv) return;
     att_call c = {qkv->data, mask ? (const int32_t *)mask->data : NULL, B, S, H, Dh, scale,
                   p_drop > 0.0f ? p_drop : 0.0f, cu_dropout_scale(p_drop), key};
     if (p_drop >= 1.0f) c.p = 2.0f;
     int64_t rows = (int64_t)B * S * H;
-    int dm = att_dm(Dh);
+    int dm = att_dm(Dh), big = !cu_impl(be)->att_small;
+    const float *Lp = (const float *)lse->data;
     CU_DISPATCH(qkv->dtype, T, {
         attn_dpre_k<T><<<cu_blocks(rows, 4, INT32_MAX), 128, 0, cu_stream(be)>>>(
             (const T *)ctx->data, (const T *)dctx->data, B, S, H, Dh, Dv);
         if (CU_LAUNCHED(be, "attention_bwd preprocess kernel")) return;
-        if (dm == 32) bwd_launch<T, 32, 32, 32>(be, c, (const float *)lse->data, Dv, dctx->data, dqkv->data);
-        else if (dm == 64) bwd_launch<T, 64, 32, 32>(be, c, (const float *)lse->data, Dv, dctx->data, dqkv->data);
-        else bwd_launch<T, 128, 16, 16>(be, c, (const float *)lse->data, Dv, dctx->data, dqkv->data);
+        if (dm == 32 && big) bwd_launch<T, 32, 32, 32>(be, c, Lp, Dv, dctx->data, dqkv->data);
+        else if (dm == 32) bwd_launch<T, 32, 16, 16>(be, c, Lp, Dv, dctx->data, dqkv->data);
+        else if (dm == 64 && big && dq_smem<64, 32>::bytes <= cu_impl(be)->smem_optin)
+            bwd_launch<T, 64, 32, 32>(be, c, Lp, Dv, dctx->data, dqkv->data);
+        else if (dm == 64) bwd_launch<T, 64, 16, 16>(be, c, Lp, Dv, dctx->data, dqkv->data);
+        else bwd_launch<T, 128, 16, 16>(be, c, Lp, Dv, dctx->data, dqkv->data);
     });
+}
+
+/* The backward recomputes P from lse at every length (O(S) memory per row). */
+static int cu_attention_wants_probs(bt_backend *be, int S, int Dh)
+{
+    (void)be; (void)S; (void)Dh;
+    return 0;
 }
 
 void cu_attention_install(bt_backend *be)
 {
     be->attention_fwd = cu_attention_fwd;
     be->attention_bwd = cu_attention_bwd;
+    be->attention_wants_probs = cu_attention_wants_probs;
 }

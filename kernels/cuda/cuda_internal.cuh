@@ -70,6 +70,8 @@ typedef struct {
     size_t lt_ws_bytes;
     int tf32;        /* F32 GEMMs use TF32 tensor cores (BATON_CUDA_TF32=1 or bt_cuda_set_tf32) */
     int lt_gelu;     /* 1: GELU_TANH epilogue inside cuBLASLt (BATON_CUDA_LT_GELU=1; default 0: our kernel) */
+    int att_small;   /* 1: attention always uses 16-row query tiles (BATON_CUDA_ATT_SMALL_TILES=1: the
+                        layout a P100's 48 KiB of shared memory forces, testable on any GPU) */
     int fatal;       /* exit(70) on the first CUDA error (default) */
     int status;      /* sticky: 0 or a BT_E* code */
     char errmsg[512];

@@ -17,6 +17,7 @@
  * (double where the CPU reference uses double for a reduction).
  */
 #include "kernels/cuda/cuda_internal.cuh"
+#include "kernels/workspace.h"
 
 #include <cub/device/device_radix_sort.cuh>
 
@@ -146,7 +147,7 @@ void cu_fill_scaled(bt_backend *be, bt_tensor *C, float beta)
  * row lanes per block, lanes combined in order), pass 2 sums the chunks of a
  * column in order (double). Shape depends only on (M, N).                   */
 
-#define BG_ROWS 256
+#define BG_ROWS BT_CUDA_BG_ROWS
 
 template <typename T>
 __global__ void bias_grad_p1(const T *dY, int64_t M, int64_t N, float *part)
@@ -192,7 +193,7 @@ static void cu_bias_grad(bt_backend *be, const bt_tensor *dY, bt_tensor *dbias, 
         return;
     }
     CU_REQUIRE(nch < 65536, "bias_grad: %lld rows is too many (max %d)", (long long)M, 65535 * BG_ROWS);
-    float *part = (float *)cuda_scratch(be, sizeof(float) * (size_t)(nch * N));
+    float *part = (float *)cuda_scratch(be, bt_ws_cuda_bias_grad(M, N));
     if (!part) return;
     dim3 g((unsigned)((N + 31) / 32), (unsigned)nch), b(32, 8);
     CU_DISPATCH(dY->dtype, T, bias_grad_p1<T><<<g, b, 0, cu_stream(be)>>>((const T *)dY->data, M, N, part));
@@ -424,7 +425,7 @@ static void cu_layernorm_fwd(bt_backend *be, const bt_tensor *x, const bt_tensor
     CU_LAUNCHED(be, "layernorm_fwd kernel");
 }
 
-#define LN_RPW 16 /* rows per warp in the backward: one partial dgamma/dbeta row each */
+#define LN_RPW BT_CUDA_LN_RPW /* rows per warp in the backward: one partial dgamma/dbeta row each */
 
 /* TH: h's dtype; T: dy and dh (F32 or TH) */
 template <typename TH, typename T>
@@ -483,7 +484,7 @@ static void cu_layernorm_bwd(bt_backend *be, const bt_tensor *h, const bt_tensor
                "layernorm_bwd: dgamma/dbeta must be F32 [%lld]", (long long)D);
     if (!R || !D) return;
     int64_t W = (R + LN_RPW - 1) / LN_RPW;
-    float *part = (float *)cuda_scratch(be, sizeof(float) * (size_t)(W * 2 * D));
+    float *part = (float *)cuda_scratch(be, bt_ws_cuda_layernorm_bwd(R, D));
     if (!part) return;
     CU_DISPATCH(h->dtype, TH, CU_DISPATCH(dy->dtype, T, ln_bwd_k<TH, T><<<cu_blocks(W, 4, INT32_MAX), 128, 0, cu_stream(be)>>>(
         (const TH *)h->data, (const T *)dy->data, (const float *)gamma->data, (const float *)mean->data,
@@ -605,7 +606,7 @@ static void scatter_add_rows(bt_backend *be, const int32_t *idx, int64_t N, int3
                                                  (const int32_t *)NULL, (int32_t *)NULL, (int)N, 0, end_bit,
                                                  cu_stream(be)));
     size_t a = align256(sizeof(uint32_t) * (size_t)N);
-    char *s = (char *)cuda_scratch(be, 4 * a + align256(tmp_bytes));
+    char *s = (char *)cuda_scratch(be, bt_ws_cuda_scatter(N, tmp_bytes));
     if (!s) return;
     uint32_t *kin = (uint32_t *)s, *kout = (uint32_t *)(s + a);
     int32_t *vin = (int32_t *)(s + 2 * a), *vout = (int32_t *)(s + 3 * a);
@@ -760,7 +761,7 @@ static void cu_softmax_xent(bt_backend *be, const bt_tensor *logits, const bt_te
     int64_t N = cu_rows(logits), C = cu_cols(logits);
     check_loss("softmax_xent", logits, dlogits, loss);
     check_ids("softmax_xent(labels)", labels, N);
-    char *s = (char *)cuda_scratch(be, 256 + sizeof(double) * (size_t)(N ? N : 1));
+    char *s = (char *)cuda_scratch(be, bt_ws_cuda_xent(N));
     if (!s) return;
     int *cnt = (int *)s;
     double *rowloss = (double *)(s + 256);
@@ -815,7 +816,7 @@ static void cu_bce_logits(bt_backend *be, const bt_tensor *logits, const bt_tens
     int64_t N = cu_rows(logits), C = cu_cols(logits);
     check_loss("bce_logits", logits, dlogits, loss);
     CU_REQUIRE(targets->dtype == BT_F32 && bt_numel(targets) == N * C, "bce_logits: targets must be F32 [N,C]");
-    double *rowloss = (double *)cuda_scratch(be, sizeof(double) * (size_t)(N ? N : 1));
+    double *rowloss = (double *)cuda_scratch(be, bt_ws_cuda_rowloss(N));
     if (!rowloss) return;
     float gs = (N * C) != 0 ? (float)((double)grad_scale / (double)(N * C)) : 0.0f;
     cudaStream_t st = cu_stream(be);
@@ -835,7 +836,7 @@ static void cu_mse(bt_backend *be, const bt_tensor *pred, const bt_tensor *targe
     int64_t N = cu_rows(pred), C = cu_cols(pred);
     check_loss("mse", pred, dpred, loss);
     CU_REQUIRE(target->dtype == BT_F32 && bt_numel(target) == N * C, "mse: target must be F32 [N,C]");
-    double *rowloss = (double *)cuda_scratch(be, sizeof(double) * (size_t)(N ? N : 1));
+    double *rowloss = (double *)cuda_scratch(be, bt_ws_cuda_rowloss(N));
     if (!rowloss) return;
     float gs = (N * C) != 0 ? (float)(2.0 * (double)grad_scale / (double)(N * C)) : 0.0f;
     cudaStream_t st = cu_stream(be);
@@ -916,9 +917,10 @@ static void cu_adamw(bt_backend *be, bt_tensor *pt, const bt_tensor *gt, bt_tens
  * first chunk) is uploaded; one block per fixed chunk of SQ_CHUNK elements
  * (double partial, fixed tree), then one block sums the partials in order. */
 
-#define SQ_CHUNK 16384
+#define SQ_CHUNK BT_CUDA_SQ_CHUNK
 
 struct tdesc { const void *p; int64_t n, c0; int dtype, pad; };
+static_assert(sizeof(tdesc) == BT_CUDA_TDESC_BYTES, "kernels/workspace.h models the reduction's descriptors");
 
 __device__ __forceinline__ float ld_any(const void *p, int dt, int64_t i)
 {
@@ -989,7 +991,7 @@ static double global_reduce(bt_backend *be, const bt_tensor *ts, int n, int mode
         return result;
     }
     size_t a = align256(sizeof(tdesc) * (size_t)m);
-    char *s = (char *)cuda_scratch(be, a + 256 + sizeof(double) * (size_t)total);
+    char *s = (char *)cuda_scratch(be, bt_ws_cuda_reduce(m, sizeof(tdesc), total));
     if (!s) {
         free(td);
         return mode ? 0.0 : NAN;

@@ -1,7 +1,9 @@
 /* tests/unit/test_ops_attention.c — CPU backend: masked multi-head attention
  * with dropout on the probabilities, forward and backward; against the double
  * reference of ops_ref.h (dropout from bt_dropout_keep_raw element by element),
- * finite differences, and bit-identical reruns. */
+ * finite differences, and bit-identical reruns. Both backward kernels: the
+ * one that reads the stored probabilities and the one that recomputes them
+ * from lse (probs NULL), which must agree within 1e-5 relative in F32. */
 #include "ops_ref.h"
 
 static bt_backend *be;
@@ -41,6 +43,16 @@ static void bwd(struct shape s, float *qkv, int32_t *mask, float scale, float p,
     bt_tensor tc = tvn(ctx, BT_F32, 4, s.B, s.S, s.H, s.Dh), tp = tvn(probs, BT_F32, 4, s.B, s.H, s.S, s.S);
     bt_tensor tdc = tvn(dctx, BT_F32, 4, s.B, s.S, s.H, s.Dh), tdq = tvn(dqkv, BT_F32, 4, s.B, s.S, 3 * s.H, s.Dh);
     be->attention_bwd(be, &tq, mask ? &tm : NULL, s.B, s.S, s.H, s.Dh, scale, p, k, &tc, &tp, NULL, &tdc, &tdq);
+}
+
+/* The backward that recomputes P from the forward's lse (no probs). */
+static void bwd_lse(struct shape s, float *qkv, int32_t *mask, float scale, float p, bt_dropout_key k, float *ctx,
+                    float *lse, float *dctx, float *dqkv)
+{
+    bt_tensor tq = tvn(qkv, BT_F32, 4, s.B, s.S, 3 * s.H, s.Dh), tm = tvn(mask, BT_I32, 2, s.B, s.S, 0, 0);
+    bt_tensor tc = tvn(ctx, BT_F32, 4, s.B, s.S, s.H, s.Dh), tl = tvn(lse, BT_F32, 3, s.B, s.H, s.S, 0);
+    bt_tensor tdc = tvn(dctx, BT_F32, 4, s.B, s.S, s.H, s.Dh), tdq = tvn(dqkv, BT_F32, 4, s.B, s.S, 3 * s.H, s.Dh);
+    be->attention_bwd(be, &tq, mask ? &tm : NULL, s.B, s.S, s.H, s.Dh, scale, p, k, &tc, NULL, &tl, &tdc, &tdq);
 }
 
 static void forward_case(struct shape s, float p, int masked)
@@ -200,6 +212,96 @@ static void test_attention_determinism(void **state)
     free(c1); free(p1); free(d1); free(qkv); free(dctx); free(mask);
 }
 
+/* Stored probabilities vs recomputation from lse: the forward gives the same
+ * bits with and without probs; the two backward kernels agree within 1e-5
+ * relative (F32), with dropout, padding, a batch whose keys are all padding,
+ * and S not a multiple of the 64-row tile. */
+static void recompute_case(struct shape s, float p, int dead_batch)
+{
+    int64_t nq = nqkv(s), nc = nctx(s), np = nprob(s), nl = np / s.S;
+    float *qkv = ref_rand(nq, -2, 2), *dctx = ref_rand(nc, -1, 1);
+    float *c1 = ref_zeros(nc), *c2 = ref_zeros(nc), *probs = ref_zeros(np), *l1 = ref_zeros(nl), *l2 = ref_zeros(nl);
+    float *d1 = ref_rand(nq, 5, 6), *d2 = ref_rand(nq, 5, 6); /* garbage: must be overwritten */
+    int32_t *mask = make_mask(s);
+    if (dead_batch >= 0)
+        for (int j = 0; j < s.S; j++) mask[dead_batch * s.S + j] = 0;
+    float scale = 1.0f / sqrtf((float)s.Dh);
+    bt_dropout_key k = {.seed = 3, .step = 8, .micro = 1, .layer = 4, .site = BT_SITE_ATTN_PROBS};
+    fwd(s, qkv, mask, scale, p, k, c1, probs, l1);
+    fwd(s, qkv, mask, scale, p, k, c2, NULL, l2);
+    check_bits(c1, c2, nc, "attention ctx with and without probs");
+    check_bits(l1, l2, nl, "attention lse with and without probs");
+    bwd(s, qkv, mask, scale, p, k, c1, probs, dctx, d1);
+    bwd_lse(s, qkv, mask, scale, p, k, c2, l2, dctx, d2);
+    double *want = ref_dbl(d1, nq);
+    char what[128];
+    snprintf(what, sizeof what, "attention dqkv recomputed vs stored probs B=%d S=%d H=%d Dh=%d p=%g dead=%d", s.B,
+             s.S, s.H, s.Dh, p, dead_batch);
+    check_close(d2, want, nq, 1e-5, what);
+    /* each (b, h) on one thread, tiles in order: independent of the thread count */
+    bt_backend *b1 = ref_backend(1), *keep = be;
+    be = b1;
+    float *d3 = ref_zeros(nq);
+    bwd_lse(s, qkv, mask, scale, p, k, c2, l2, dctx, d3);
+    be = keep;
+    b1->destroy(b1);
+    check_bits(d2, d3, nq, "recomputing attention backward, 1 vs 2 threads");
+    free(qkv); free(dctx); free(c1); free(c2); free(probs); free(l1); free(l2); free(d1); free(d2); free(d3);
+    free(mask); free(want);
+}
+
+static void test_attention_recompute_agrees(void **state)
+{
+    (void)state;
+    ref_seed(25);
+    recompute_case((struct shape){2, 150, 2, 16}, 0.0f, -1);  /* three tiles, the last one partial */
+    recompute_case((struct shape){3, 64, 3, 8}, 0.1f, -1);    /* exactly one tile */
+    recompute_case((struct shape){2, 130, 2, 32}, 0.25f, 1);  /* batch 1: every key is padding */
+    recompute_case((struct shape){1, 300, 1, 64}, 0.1f, -1);  /* past the stored-probability length */
+}
+
+static void backward_fd_lse_case(struct shape s, float p)
+{
+    int64_t nq = nqkv(s), nc = nctx(s), np = nprob(s);
+    float *qkv = ref_rand(nq, -1, 1), *ctx = ref_zeros(nc), *lse = ref_zeros(np / s.S);
+    float *w = ref_rand(nc, -1, 1), *dqkv = ref_rand(nq, 5, 6);
+    int32_t *mask = make_mask(s);
+    float scale = 1.0f / sqrtf((float)s.Dh);
+    bt_dropout_key k = {.seed = 6, .step = 2, .micro = 0, .layer = 3, .site = BT_SITE_ATTN_PROBS};
+    fwd(s, qkv, mask, scale, p, k, ctx, NULL, lse);
+    bwd_lse(s, qkv, mask, scale, p, k, ctx, lse, w, dqkv);
+    double *qd = ref_dbl(qkv, nq), *wd = ref_dbl(w, nc), *g = calloc(nq, sizeof(double));
+    double *mult = p > 0 ? ref_dropout_mult(k, np, p) : NULL;
+    struct att_ctx c = {s, mask, scale, mult, wd};
+    ref_fd_grad(att_loss, &c, qd, nq, 1e-6, g);
+    char what[96];
+    snprintf(what, sizeof what, "recomputing attention dqkv vs finite differences (S=%d, p=%g)", s.S, p);
+    check_close(dqkv, g, nq, 2e-5, what);
+    free(qkv); free(ctx); free(lse); free(w); free(dqkv); free(mask); free(qd); free(wd); free(g); free(mult);
+}
+
+static void test_attention_backward_lse_fd(void **state)
+{
+    (void)state;
+    ref_seed(26);
+    backward_fd_lse_case((struct shape){2, 66, 1, 3}, 0.0f); /* two tiles */
+    backward_fd_lse_case((struct shape){2, 70, 1, 2}, 0.3f);
+}
+
+static void test_attention_wants_probs(void **state)
+{
+    (void)state;
+    /* monotone in S: stored up to some length, recomputed beyond */
+    assert_true(be->attention_wants_probs(be, 16, 64));
+    assert_false(be->attention_wants_probs(be, 4096, 64));
+    int prev = 1;
+    for (int S = 1; S <= 2048; S += 7) {
+        int w = be->attention_wants_probs(be, S, 64);
+        assert_true(w <= prev);
+        prev = w;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +309,9 @@ int main(void)
         cmocka_unit_test(test_attention_all_masked_row),
         cmocka_unit_test(test_attention_backward_fd),
         cmocka_unit_test(test_attention_determinism),
+        cmocka_unit_test(test_attention_recompute_agrees),
+        cmocka_unit_test(test_attention_backward_lse_fd),
+        cmocka_unit_test(test_attention_wants_probs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

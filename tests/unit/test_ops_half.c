@@ -521,6 +521,50 @@ static void test_attention_half(void **state)
         }
 }
 
+
+/* The recomputing backward (probs NULL, P from lse per 64-row tile) in 16 bits:
+ * the same bound against the double reference, ctx the same bits with and
+ * without stored probabilities. */
+static void test_attention_half_recompute(void **state)
+{
+    (void)state;
+    ref_seed(16);
+    int B = 2, S = 70, Hh = 2, Dh = 8;
+    int64_t nq = (int64_t)B * S * 3 * Hh * Dh, nc = (int64_t)B * S * Hh * Dh, np = (int64_t)B * Hh * S * S;
+    int32_t mask[2 * 70];
+    for (int j = 0; j < S; j++) { mask[j] = 1; mask[S + j] = j < 50; }
+    float scale = 1.0f / sqrtf((float)Dh);
+    for (int d = 0; d < 2; d++)
+        for (int pd = 0; pd < 2; pd++) {
+            bt_dtype dt = DTS[d];
+            float p = pd ? 0.2f : 0.0f;
+            bt_dropout_key k = {.seed = 9, .step = 2, .micro = 1, .layer = 0, .site = BT_SITE_ATTN_PROBS};
+            lp qkv = lp_rand(dt, nq, -1.5, 1.5), ctx = lp_zero(dt, nc), ctx2 = lp_zero(dt, nc);
+            lp dctx = lp_rand(dt, nc, -1, 1), dqkv = lp_zero(dt, nq);
+            float *probs = ref_zeros(np), *lse = ref_zeros(np / S);
+            int64_t s4[4] = {B, S, 3 * Hh, Dh}, c4[4] = {B, S, Hh, Dh}, p4[4] = {B, Hh, S, S}, l3[3] = {B, Hh, S};
+            bt_tensor tq = bt_view(qkv.h, dt, BT_DEV_CPU, 4, s4), tc = bt_view(ctx.h, dt, BT_DEV_CPU, 4, c4);
+            bt_tensor tc2 = bt_view(ctx2.h, dt, BT_DEV_CPU, 4, c4);
+            bt_tensor tdc = bt_view(dctx.h, dt, BT_DEV_CPU, 4, c4), tdq = bt_view(dqkv.h, dt, BT_DEV_CPU, 4, s4);
+            bt_tensor tp = bt_view(probs, BT_F32, BT_DEV_CPU, 4, p4), tl = bt_view(lse, BT_F32, BT_DEV_CPU, 3, l3);
+            bt_tensor tm = tvn(mask, BT_I32, 2, B, S, 0, 0);
+            be->attention_fwd(be, &tq, &tm, B, S, Hh, Dh, scale, p, k, &tc, &tp, NULL);
+            be->attention_fwd(be, &tq, &tm, B, S, Hh, Dh, scale, p, k, &tc2, NULL, &tl);
+            assert_memory_equal(ctx.h, ctx2.h, (size_t)nc * 2);
+            be->attention_bwd(be, &tq, &tm, B, S, Hh, Dh, scale, p, k, &tc2, NULL, &tl, &tdc, &tdq);
+            double *keep = p > 0 ? ref_dropout_mult(k, np, p) : NULL;
+            double *wd = calloc(nq, sizeof(double));
+            ref_attention_bwd(qkv.d, mask, B, S, Hh, Dh, scale, keep, dctx.d, wd);
+            float *got = lp_get(&dqkv);
+            char what[96];
+            snprintf(what, sizeof what, "%s recomputing attention dqkv p=%g", dtn(dt), p);
+            check_bound(got, wd, nq, uround(dt), 1e-5 * maxabs(wd, nq) + sub_abs(dt), what);
+            free(got);
+            lp_free(&qkv); lp_free(&ctx); lp_free(&ctx2); lp_free(&dctx); lp_free(&dqkv);
+            free(probs); free(lse); free(keep); free(wd);
+        }
+}
+
 /* ------------------------------------------------------------------------ */
 /* embeddings and gathers                                                    */
 
@@ -707,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_elementwise_half),
         cmocka_unit_test(test_layernorm_half),
         cmocka_unit_test(test_attention_half),
+        cmocka_unit_test(test_attention_half_recompute),
         cmocka_unit_test(test_embed_gather_half),
         cmocka_unit_test(test_losses_half),
         cmocka_unit_test(test_global_checks_half),
