@@ -57,12 +57,13 @@ _Static_assert((int)BT_BERT_ACT_RELU == (int)BT_ACT_RELU, "init.h activation val
 
 typedef struct { size_t wqkv, bqkv, wo, bo, g1, b1, wi, bi, wf, bf, g2, b2; } layer_off;
 
-/* Saved activations of one encoder layer (void *: of dtype rdt). */
+/* Saved activations of one encoder layer (void *: of dtype rdt). With
+ * recompute, layers share some of them (layout_arena). */
 typedef struct {
     void *qkv;    /* [N,3D] rdt */
     void *ctx;    /* [N,D] rdt */
-    float *probs; /* [B,H,S,S] */
-    float *lse;   /* [B,H,S] */
+    float *probs; /* [B,H,S,S], NULL unless the backend's backward reads them (keep_probs) */
+    float *lse;   /* [B,H,S] (NULL in inference) */
     float *h1;    /* [N,D] residual sum before LN1 */
     float *m1, *r1; /* [N] */
     float *a;     /* [N,D] LN1 output */
@@ -79,6 +80,9 @@ struct bt_bert {
     bt_task task;
     int C;            /* logits columns: num_labels, or V for MLM, D for encoder */
     int max_B, max_S, training;
+    bt_recompute recompute; /* NONE unless training */
+    int keep_probs;   /* training and the backend's attention backward reads probabilities at max_S */
+    size_t probs_bytes; /* of the arena: kept attention probabilities */
     uint64_t seed;
     int heads_init;
     bt_precision prec;
@@ -247,17 +251,26 @@ static void layout_arena(bt_bert *m, bump *b)
     m->rows = TAKEI(b, Bm); m->lab = TAKEI(b, N); m->mrows = TAKEI(b, N);
     m->targ = TAKEF(b, Bm * C);
     m->emb_h = TAKEF(b, N * D); m->emb_mean = TAKEF(b, N); m->emb_rstd = TAKEF(b, N);
-    /* training keeps every layer's activations; inference shares one set and
+    /* training keeps every layer's activations (recompute: some are one set
+     * shared by all layers, see bt_recompute); inference shares one set and
      * ping-pongs x between two buffers */
-    size_t nsets = m->training ? L : 1;
+    size_t nsets = m->training && m->recompute != BT_RECOMPUTE_FULL ? L : 1;
+    size_t nattn = m->training && m->recompute == BT_RECOMPUTE_NONE ? L : 1;
     float *xs[2] = {NULL, NULL};
     if (!m->training) { xs[0] = TAKEF(b, N * D); xs[1] = TAKEF(b, N * D); }
     for (size_t l = 0; l <= L; l++) m->x[l] = m->training ? TAKEF(b, N * D) : xs[l & 1];
+    m->probs_bytes = 0;
     for (size_t l = 0; l < L; l++) {
         layer_act *a = &m->la[l];
         if (l >= nsets) { *a = m->la[0]; continue; }
-        a->qkv = TAKER(b, N * 3 * D); a->ctx = TAKER(b, N * D);
-        a->probs = TAKEF(b, Bm * H * Sm * Sm); a->lse = TAKEF(b, Bm * H * Sm);
+        if (l < nattn) {
+            a->qkv = TAKER(b, N * 3 * D); a->ctx = TAKER(b, N * D);
+            a->probs = m->keep_probs ? TAKEF(b, Bm * H * Sm * Sm) : NULL;
+            a->lse = m->training ? TAKEF(b, Bm * H * Sm) : NULL;
+            if (a->probs) m->probs_bytes += Bm * H * Sm * Sm * sizeof(float);
+        } else {
+            a->qkv = m->la[0].qkv; a->ctx = m->la[0].ctx; a->probs = m->la[0].probs; a->lse = m->la[0].lse;
+        }
         a->h1 = TAKEF(b, N * D); a->m1 = TAKEF(b, N); a->r1 = TAKEF(b, N); a->a = TAKEF(b, N * D);
         a->pre = TAKER(b, N * I); a->act = TAKER(b, N * I);
         a->h2 = TAKEF(b, N * D); a->m2 = TAKEF(b, N); a->r2 = TAKEF(b, N);
@@ -461,6 +474,30 @@ static int setup_precision(bt_bert *m, bt_precision p)
     return 0;
 }
 
+/* The parameter allocation, the 16-bit copy and the gradients, in this order. */
+static int alloc_params(bt_bert *m, const char *model_dir)
+{
+    bt_backend *be = m->be;
+    m->params = be->alloc(be, m->total * sizeof(float));
+    if (!m->params)
+        return bt_fail(BT_EIO, "%s: cannot allocate %.1f MB of parameters on the %s backend", model_dir,
+                       m->total * 4.0 / 1e6, be->name);
+    if (m->rdt != BT_F32) {
+        m->wr = be->alloc(be, m->total * m->resz);
+        if (!m->wr)
+            return bt_fail(BT_EIO, "%s: cannot allocate the %s copy of the weights (%.1f MB) on the %s backend",
+                           model_dir, bt_precision_name(m->prec), m->total * (double)m->resz / 1e6, be->name);
+        m->wr_stale = 1;
+    }
+    if (m->training) {
+        m->grads = be->alloc(be, m->total * sizeof(float));
+        if (!m->grads)
+            return bt_fail(BT_EIO, "cannot allocate %.1f MB of gradients on the %s backend", m->total * 4.0 / 1e6,
+                           be->name);
+    }
+    return 0;
+}
+
 int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o, bt_bert **out)
 {
     *out = NULL;
@@ -495,9 +532,21 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
         goto fail;
     }
     m->doc_attn = o->doc_attn_dim > 0 ? o->doc_attn_dim : 0;
+    if ((int)o->recompute < BT_RECOMPUTE_NONE || (int)o->recompute > BT_RECOMPUTE_FULL) {
+        rc = bt_fail(BT_EINTERNAL, "bt_bert_create: unknown recompute mode %d", (int)o->recompute);
+        goto fail;
+    }
+    m->recompute = m->training ? o->recompute : BT_RECOMPUTE_NONE;
+    m->keep_probs = m->training && be->attention_wants_probs(be, m->max_S, c->hidden / c->heads);
     build_table(m);
+    if (o->no_weights) {
+        rc = alloc_params(m, model_dir);
+        if (rc) goto fail;
+        goto weights_done;
+    }
 
-    /* load into a host mirror, initialise missing heads, upload once */
+    /* load into a host mirror, initialise missing heads, upload once (the
+     * same allocations as alloc_params, which no_weights uses) */
     float *host = bt_xaligned_alloc(m->total * sizeof(float));
     memset(host, 0, m->total * sizeof(float));
     bt_param_load *pl = bt_xcalloc(m->ntab, sizeof *pl);
@@ -519,32 +568,11 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
         bt_aligned_free(host);
         goto fail;
     }
-    m->params = be->alloc(be, m->total * sizeof(float));
-    if (!m->params) {
-        bt_aligned_free(host);
-        rc = bt_fail(BT_EIO, "%s: cannot allocate %.1f MB of parameters on the %s backend", model_dir,
-                     m->total * 4.0 / 1e6, be->name);
-        goto fail;
-    }
-    be->upload(be, m->params, host, m->total * sizeof(float));
+    rc = alloc_params(m, model_dir);
+    if (!rc) be->upload(be, m->params, host, m->total * sizeof(float));
     bt_aligned_free(host);
-    if (m->rdt != BT_F32) {
-        m->wr = be->alloc(be, m->total * m->resz);
-        if (!m->wr) {
-            rc = bt_fail(BT_EIO, "%s: cannot allocate the %s copy of the weights (%.1f MB) on the %s backend",
-                         model_dir, bt_precision_name(m->prec), m->total * (double)m->resz / 1e6, be->name);
-            goto fail;
-        }
-        m->wr_stale = 1;
-    }
-    if (m->training) {
-        m->grads = be->alloc(be, m->total * sizeof(float));
-        if (!m->grads) {
-            rc = bt_fail(BT_EIO, "cannot allocate %.1f MB of gradients on the %s backend", m->total * 4.0 / 1e6,
-                         be->name);
-            goto fail;
-        }
-    }
+    if (rc) goto fail;
+weights_done:
     m->x = bt_xcalloc((size_t)c->layers + 1, sizeof *m->x);
     m->la = bt_xcalloc((size_t)c->layers, sizeof *m->la);
     bump b = {NULL, 0};
@@ -563,8 +591,9 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
     m->h_ids = bt_xcalloc(N, 4); m->h_pos = bt_xcalloc(N, 4); m->h_tt = bt_xcalloc(N, 4);
     m->h_mask = bt_xcalloc(N, 4); m->h_rows = bt_xcalloc((size_t)m->max_B, 4); m->h_lab = bt_xcalloc(N, 4);
     m->h_mrows = bt_xcalloc(N, 4); m->h_targ = bt_xcalloc((size_t)m->max_B * m->C, 4);
-    bt_info("model %s: %zu parameters (%.1f MB), arena %.1f MB for batch %d x %d, %s", model_dir, m->total,
-            m->total * 4.0 / 1e6, m->arena_bytes / 1e6, m->max_B, m->max_S, bt_precision_name(m->prec));
+    bt_info("model %s: %zu parameters (%.1f MB), arena %.1f MB for batch %d x %d (attention probabilities "
+            "%.1f MB), %s, recompute %s", model_dir, m->total, m->total * 4.0 / 1e6, m->arena_bytes / 1e6, m->max_B,
+            m->max_S, m->probs_bytes / 1e6, bt_precision_name(m->prec), bt_recompute_name(m->recompute));
     *out = m;
     return 0;
 fail:
@@ -593,6 +622,22 @@ void bt_bert_free(bt_bert *m)
 
 const bt_bert_config *bt_bert_cfg(const bt_bert *m) { return &m->cfg; }
 bt_precision bt_bert_precision(const bt_bert *m) { return m->prec; }
+bt_recompute bt_bert_recompute(const bt_bert *m) { return m->recompute; }
+int bt_bert_max_batch(const bt_bert *m) { return m->max_B; }
+
+const char *bt_recompute_name(bt_recompute r)
+{
+    return r == BT_RECOMPUTE_NONE ? "none" : r == BT_RECOMPUTE_ATTENTION ? "attention" : r == BT_RECOMPUTE_FULL ? "full" : "?";
+}
+
+void bt_bert_memory_of(const bt_bert *m, bt_bert_memory *out)
+{
+    out->params = m->total * sizeof(float);
+    out->copy16 = m->wr ? m->total * m->resz : 0;
+    out->grads = m->grads ? m->total * sizeof(float) : 0;
+    out->arena = m->arena_bytes;
+    out->probs = m->probs_bytes;
+}
 bt_task bt_bert_task(const bt_bert *m) { return m->task; }
 bt_backend *bt_bert_backend(const bt_bert *m) { return m->be; }
 size_t bt_bert_nparams(const bt_bert *m) { return m->ntab; }
@@ -770,13 +815,63 @@ static int stage_batch(bt_bert *m, const bt_batch *b, int need_labels)
 
 /* ---------------------------------------------------------------- forward */
 
+/* qkv = x_l Wqkv^T + bqkv ; ctx = attention(qkv, mask) (probs kept when the
+ * arena has them, lse when training). */
+static void attention_forward(bt_bert *m, int l, int train, uint32_t step, uint32_t micro)
+{
+    bt_backend *be = m->be;
+    const bt_bert_config *c = &m->cfg;
+    int64_t B = m->B, S = m->S, N = B * S, D = c->hidden, H = c->heads, Dh = D / H;
+    const layer_off *o = &m->lo[l];
+    layer_act *a = &m->la[l];
+    linear(m, gemm_in(m, m->x[l], N * D, m->xr), N, D, W(m, o->wqkv), P(m, o->bqkv), 3 * D, a->qkv, m->rdt,
+           BT_EPI_NONE, NULL);
+    bt_tensor qkv = R2(m, a->qkv, N, 3 * D), ctx = R2(m, a->ctx, N, D), mask = I2(m, m->mask, B, S);
+    int64_t ps[4] = {B, H, S, S}, ls[3] = {B, H, S};
+    bt_tensor probs = bt_view(a->probs, BT_F32, m->dev, 4, ps), lse = bt_view(a->lse, BT_F32, m->dev, 3, ls);
+    be->attention_fwd(be, &qkv, &mask, (int)B, (int)S, (int)H, (int)Dh, 1.0f / sqrtf((float)Dh),
+                      train ? c->p_attn : 0.0f, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_PROBS), &ctx,
+                      a->probs ? &probs : NULL, a->lse ? &lse : NULL);
+}
+
+/* Encoder layer l: x_{l+1} from x_l, saving what the backward needs. */
+static void layer_forward(bt_bert *m, int l, int train, uint32_t step, uint32_t micro)
+{
+    bt_backend *be = m->be;
+    const bt_bert_config *c = &m->cfg;
+    int64_t N = (int64_t)m->B * m->S, D = c->hidden, I = c->inter;
+    float ph = train ? c->p_hidden : 0.0f;
+    int lp = m->rdt != BT_F32;
+    const layer_off *o = &m->lo[l];
+    layer_act *a = &m->la[l];
+    float *x = m->x[l];
+    attention_forward(m, l, train, step, micro);
+    /* h1 = dropout(ctx Wo^T + bo) + x ; a = LN1(h1). fp32: LN1's output
+     * buffer holds the projection until LN overwrites it */
+    void *tmp = lp ? m->proj : (void *)a->a;
+    linear(m, a->ctx, N, D, W(m, o->wo), P(m, o->bo), D, tmp, m->rdt, BT_EPI_NONE, NULL);
+    dropout(m, tmp, tmp, N * D, m->rdt, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_OUT));
+    bt_tensor tT = R2(m, tmp, N, D), xT = V2(m, x, N, D), h1 = V2(m, a->h1, N, D), aT = V2(m, a->a, N, D);
+    bt_tensor g1 = V1(m, P(m, o->g1), D), b1 = V1(m, P(m, o->b1), D);
+    bt_tensor m1 = V1(m, a->m1, N), r1 = V1(m, a->r1, N);
+    be->layernorm_fwd(be, &tT, &xT, &g1, &b1, c->ln_eps, &aT, &m1, &r1, &h1);
+    /* FFN; fp32: x_{l+1} doubles as the projection scratch */
+    linear_act(m, gemm_in(m, a->a, N * D, m->xr), N, D, W(m, o->wi), P(m, o->bi), I, a->pre, a->act);
+    void *proj = lp ? m->proj : (void *)m->x[l + 1];
+    linear(m, a->act, N, I, W(m, o->wf), P(m, o->bf), D, proj, m->rdt, BT_EPI_NONE, NULL);
+    dropout(m, proj, proj, N * D, m->rdt, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_FFN_OUT));
+    bt_tensor pT = R2(m, proj, N, D), h2 = V2(m, a->h2, N, D), xo = V2(m, m->x[l + 1], N, D);
+    bt_tensor g2 = V1(m, P(m, o->g2), D), b2 = V1(m, P(m, o->b2), D);
+    bt_tensor m2 = V1(m, a->m2, N), r2 = V1(m, a->r2, N);
+    be->layernorm_fwd(be, &pT, &aT, &g2, &b2, c->ln_eps, &xo, &m2, &r2, &h2);
+}
+
 static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
 {
     bt_backend *be = m->be;
     const bt_bert_config *c = &m->cfg;
-    int64_t B = m->B, S = m->S, N = B * S, D = c->hidden, I = c->inter, H = c->heads, Dh = D / H;
-    float ph = train ? c->p_hidden : 0.0f, pa = train ? c->p_attn : 0.0f;
-    int lp = m->rdt != BT_F32;
+    int64_t B = m->B, S = m->S, N = B * S, D = c->hidden;
+    float ph = train ? c->p_hidden : 0.0f;
     refresh_weights(m);
 
     bt_tensor ids = I1(m, m->ids, N), pos = I1(m, m->pos, N), tt = I1(m, m->tt, N);
@@ -788,41 +883,7 @@ static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
     be->embed_fwd(be, &ids, &pos, &tt, &wv, &wp, &wt, &e);
     be->layernorm_fwd(be, &e, NULL, &eg, &eb, c->ln_eps, &x0, &em, &er, NULL);
     dropout(m, m->x[0], m->x[0], N * D, BT_F32, ph, dkey(m, step, micro, 0, BT_SITE_EMBED));
-
-    bt_tensor mask = I2(m, m->mask, B, S);
-    float scale = 1.0f / sqrtf((float)Dh);
-    for (int l = 0; l < c->layers; l++) {
-        const layer_off *o = &m->lo[l];
-        layer_act *a = &m->la[l];
-        float *x = m->x[l];
-        linear(m, gemm_in(m, x, N * D, m->xr), N, D, W(m, o->wqkv), P(m, o->bqkv), 3 * D, a->qkv, m->rdt,
-               BT_EPI_NONE, NULL);
-        bt_tensor qkv = R2(m, a->qkv, N, 3 * D), ctx = R2(m, a->ctx, N, D);
-        int64_t ps[4] = {B, H, S, S};
-        bt_tensor probs = bt_view(a->probs, BT_F32, m->dev, 4, ps);
-        int64_t ls[3] = {B, H, S};
-        bt_tensor lse = bt_view(a->lse, BT_F32, m->dev, 3, ls);
-        be->attention_fwd(be, &qkv, &mask, (int)B, (int)S, (int)H, (int)Dh, scale, pa,
-                          dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_PROBS), &ctx, &probs, &lse);
-        /* h1 = dropout(ctx Wo^T + bo) + x ; a = LN1(h1). fp32: LN1's output
-         * buffer holds the projection until LN overwrites it */
-        void *tmp = lp ? m->proj : (void *)a->a;
-        linear(m, a->ctx, N, D, W(m, o->wo), P(m, o->bo), D, tmp, m->rdt, BT_EPI_NONE, NULL);
-        dropout(m, tmp, tmp, N * D, m->rdt, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_OUT));
-        bt_tensor tT = R2(m, tmp, N, D), xT = V2(m, x, N, D), h1 = V2(m, a->h1, N, D), aT = V2(m, a->a, N, D);
-        bt_tensor g1 = V1(m, P(m, o->g1), D), b1 = V1(m, P(m, o->b1), D);
-        bt_tensor m1 = V1(m, a->m1, N), r1 = V1(m, a->r1, N);
-        be->layernorm_fwd(be, &tT, &xT, &g1, &b1, c->ln_eps, &aT, &m1, &r1, &h1);
-        /* FFN; fp32: x_{l+1} doubles as the projection scratch */
-        linear_act(m, gemm_in(m, a->a, N * D, m->xr), N, D, W(m, o->wi), P(m, o->bi), I, a->pre, a->act);
-        void *proj = lp ? m->proj : (void *)m->x[l + 1];
-        linear(m, a->act, N, I, W(m, o->wf), P(m, o->bf), D, proj, m->rdt, BT_EPI_NONE, NULL);
-        dropout(m, proj, proj, N * D, m->rdt, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_FFN_OUT));
-        bt_tensor pT = R2(m, proj, N, D), h2 = V2(m, a->h2, N, D), xo = V2(m, m->x[l + 1], N, D);
-        bt_tensor g2 = V1(m, P(m, o->g2), D), b2 = V1(m, P(m, o->b2), D);
-        bt_tensor m2 = V1(m, a->m2, N), r2 = V1(m, a->r2, N);
-        be->layernorm_fwd(be, &pT, &aT, &g2, &b2, c->ln_eps, &xo, &m2, &r2, &h2);
-    }
+    for (int l = 0; l < c->layers; l++) layer_forward(m, l, train, step, micro);
     float *xL = m->x[c->layers];
     int64_t C = m->C;
     if (m->task == BT_TASK_SEQ_CLS) {
@@ -928,12 +989,23 @@ static void layer_backward(bt_bert *m, int l, int want_dx, uint32_t step, uint32
     int64_t ps[4] = {B, H, S, S}, ls[3] = {B, H, S};
     bt_tensor probs = bt_view(a->probs, BT_F32, m->dev, 4, ps), lse = bt_view(a->lse, BT_F32, m->dev, 3, ls);
     be->attention_bwd(be, &qkv, &mask, (int)B, (int)S, (int)H, (int)Dh, 1.0f / sqrtf((float)Dh), pa,
-                      dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_PROBS), &ctx, &probs, &lse, &dctx, &dqkv);
+                      dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_PROBS), &ctx, a->probs ? &probs : NULL, &lse,
+                      &dctx, &dqkv);
     if (tr) linear_wgrad(m, m->dQKV, N, 3 * D, gemm_in(m, m->x[l], N * D, m->xr), D, G(m, o->wqkv), G(m, o->bqkv));
     if (want_dx) {
         linear_dgrad(m, m->dQKV, N, 3 * D, W(m, o->wqkv), D, m->dX, BT_F32, 0.0f);
         be->add(be, &dX, &dH, &dX);
     }
+}
+
+/* What layer l's backward needs and the forward did not keep (recompute):
+ * the same ops with the same dropout keys, so the values are bit-identical.
+ * The top layer's shared buffers still hold its forward's values. */
+static void recompute_layer(bt_bert *m, int l, uint32_t step, uint32_t micro)
+{
+    if (m->recompute == BT_RECOMPUTE_NONE || l == m->cfg.layers - 1) return;
+    if (m->recompute == BT_RECOMPUTE_FULL) layer_forward(m, l, 1, step, micro);
+    else attention_forward(m, l, 1, step, micro);
 }
 
 /* Encoder (and embeddings) backward from dX = d(x_L), top down; stops where
@@ -947,6 +1019,7 @@ static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
     for (int l = c->layers - 1; l >= 0; l--) {
         int below = !m->freeze_emb || l > m->freeze_layers; /* a trainable part under layer l */
         if (!layer_trainable(m, l) && !below) return;
+        recompute_layer(m, l, step, micro);
         layer_backward(m, l, below, step, micro);
     }
     if (m->freeze_emb) return;

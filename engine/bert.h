@@ -40,6 +40,20 @@ typedef struct bt_backend bt_backend;
 typedef enum { BT_PREC_FP32 = 0, BT_PREC_TF32 = 1, BT_PREC_FP16 = 2, BT_PREC_BF16 = 3 } bt_precision;
 const char *bt_precision_name(bt_precision p); /* "fp32", "tf32", "fp16", "bf16" */
 
+/* Activation checkpointing (train.recompute): what the forward of a training
+ * step does NOT keep per layer, recomputed in the backward from the layer's
+ * input x_l with the same dropout keys (bit-identical to keeping it):
+ *  NONE       every layer keeps its activations (the attention probabilities
+ *             only where the backend's backward reads them: the CPU at short
+ *             sequences, attention_wants_probs);
+ *  ATTENTION  qkv, ctx, lse (and probabilities) are one shared buffer: the
+ *             Q/K/V GEMM and the attention forward run again before each
+ *             layer's backward;
+ *  FULL       only x_l is kept per layer: each layer's whole forward runs
+ *             again before its backward (about one more forward per step). */
+typedef enum { BT_RECOMPUTE_NONE = 0, BT_RECOMPUTE_ATTENTION = 1, BT_RECOMPUTE_FULL = 2 } bt_recompute;
+const char *bt_recompute_name(bt_recompute r); /* "none", "attention", "full" */
+
 typedef enum {
     BT_TASK_ENCODER = 0,   /* no head: last hidden state only (pooler kept if present) */
     BT_TASK_SEQ_CLS = 1,   /* BertForSequenceClassification: pooler -> dropout -> classifier */
@@ -88,6 +102,10 @@ typedef struct {
                           parameters doc_pooler.dense.weight [A,D], .dense.bias [A]
                           and doc_pooler.score.weight [A] (engine/longdoc_model.h) */
     bt_precision precision; /* default (0) FP32; resolve "auto" first (runner/precision.h) */
+    bt_recompute recompute; /* default (0) NONE; only matters with training = 1 */
+    int no_weights;    /* 1: read only config.json, upload nothing (parameters left as the
+                          backend's alloc gives them): memory planning on the counting
+                          backend (kernels/backend.h), which runs no compute */
 } bt_bert_opts;
 
 /* Creates the model from MODEL_DIR (config.json + model.safetensors) on be.
@@ -99,6 +117,18 @@ typedef struct {
  * precisions switch it off. */
 int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *opts, bt_bert **out);
 void bt_bert_free(bt_bert *m);
+
+/* Bytes the model holds on its backend, by kind (docs/engine.md, "Memory layout"). */
+typedef struct {
+    size_t params;     /* F32 master weights */
+    size_t copy16;     /* the F16/BF16 copy the GEMMs read (0 in fp32) */
+    size_t grads;      /* F32 gradients (0 without training) */
+    size_t arena;      /* activations, batch staging, head buffers, backward temporaries */
+    size_t probs;      /* of which attention probabilities [B,H,S,S] kept per layer */
+} bt_bert_memory;
+void bt_bert_memory_of(const bt_bert *m, bt_bert_memory *out);
+bt_recompute bt_bert_recompute(const bt_bert *m);
+int bt_bert_max_batch(const bt_bert *m); /* examples per batch the arena holds (opts.max_batch) */
 
 const bt_bert_config *bt_bert_cfg(const bt_bert *m); /* num_labels / problem resolved */
 bt_precision bt_bert_precision(const bt_bert *m);
