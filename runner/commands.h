@@ -29,6 +29,7 @@ int cmd_demo_init(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 /* The Hugging Face model directory of a checkpoint archive, written into out
  * (created; existing files refused unless force): config.json with id2label,

@@ -43,6 +43,7 @@ const char *bt_job_type_name(bt_job_type t)
     case BT_JT_LIST: return "list";
     case BT_JT_BUDGET: return "budget";
     case BT_JT_EVERY: return "steps|duration";
+    case BT_JT_BYTES: return "bytes";
     }
     return "?";
 }
@@ -299,6 +300,7 @@ static const char *example_of(bt_job_type t)
     case BT_JT_DURATION: return "a duration such as 45s, 10m, 1h30m (a bare number is seconds)";
     case BT_JT_BUDGET: return "none, a duration such as 90m or 1h30m, or session:12h";
     case BT_JT_EVERY: return "a number of steps (500), a duration (10m), or 0 for off";
+    case BT_JT_BYTES: return "a size such as 14G, 12000M or 14.5GiB, a share of the device such as 90%, or 0";
     default: return "a value";
     }
 }
@@ -444,6 +446,15 @@ static int set_value(parse_ctx *c, int ki, const char *raw, int append)
         *(bt_budget *)f = b;
         break;
     }
+    case BT_JT_BYTES: {
+        double b;
+        if (bt_job_parse_bytes(v, &b) != 0) {
+            rc = value_error(c, k, v, BT_ECONFIG, "not %s", example_of(k->type));
+            goto out;
+        }
+        *(double *)f = b;
+        break;
+    }
     case BT_JT_EVERY: {
         bt_job_every *e = f;
         char *end;
@@ -472,6 +483,37 @@ static int set_value(parse_ctx *c, int ki, const char *raw, int append)
 out:
     free(dup);
     return rc;
+}
+
+int bt_job_parse_bytes(const char *s, double *out)
+{
+    *out = 0;
+    if (!strcasecmp(s, "none") || !strcmp(s, "0")) return 0;
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (end == s || errno || !isfinite(x) || x < 0 || isalpha((unsigned char)s[0])) return -1;
+    while (*end == ' ') end++;
+    if (!strcmp(end, "%")) {
+        if (x <= 0 || x > 100) return -1;
+        *out = -x / 100.0;
+        return 0;
+    }
+    static const char units[] = "KMGT";
+    double mult = 1;
+    if (*end) {
+        const char *u = strchr(units, toupper((unsigned char)end[0]));
+        if (!u) return -1;
+        int pw = (int)(u - units) + 1;
+        const char *rest = end + 1;
+        int dec = !strcasecmp(rest, "B");
+        if (*rest && !dec && strcasecmp(rest, "iB")) return -1;
+        mult = pow(dec ? 1000.0 : 1024.0, pw);
+    }
+    x = floor(x * mult + 0.5);
+    if (x > 9.0e18) return -1;
+    *out = x;
+    return 0;
 }
 
 /* --------------------------------------------------------------- parsing */
@@ -764,6 +806,12 @@ static int validate(bt_job *j, const bt_job_load_options *o)
         return key_error(j, BT_ECONFIG, "model", "num_labels", "%lld, but [data] labels lists %d labels; "
                                                                "make them agree or drop num_labels",
                          (long long)j->model.num_labels, j->data.labels.n);
+    if (task == BT_JOB_TASK_CLASSIFY_LONG && j->train.micro_batch == BT_JOB_MICRO_AUTO)
+        return key_error(j, BT_ECONFIG, "train", "micro_batch", "auto does not apply to task = classify_long: the "
+                                                                "encoder holds data.chunk_batch chunks per pass "
+                                                                "whatever the documents per step; lower chunk_batch "
+                                                                "to use less memory (`baton plan` shows the largest "
+                                                                "that fits)");
     if (!*j->data.label_separator)
         return key_error(j, BT_ECONFIG, "data", "label_separator", "must not be empty");
     if (j->runtime.progress_every <= 0)
@@ -938,6 +986,17 @@ char *bt_job_value_text(const bt_job *j, int ki)
         return s;
     }
     case BT_JT_BUDGET: bt_budget_format(f, buf, sizeof buf); return bt_xstrdup(buf);
+    case BT_JT_BYTES: {
+        double b = *(const double *)f;
+        if (b < 0) {
+            fmt_float(-b * 100.0, buf, sizeof buf);
+            return bt_xasprintf("%s%%", buf);
+        }
+        unsigned long long u = (unsigned long long)b;
+        if (u && u % (1ull << 30) == 0) return bt_xasprintf("%lluGiB", u >> 30);
+        if (u && u % (1ull << 20) == 0) return bt_xasprintf("%lluMiB", u >> 20);
+        return bt_xasprintf("%llu", u);
+    }
     case BT_JT_EVERY: {
         const bt_job_every *e = f;
         if (e->seconds > 0) bt_format_duration(e->seconds, buf, sizeof buf);

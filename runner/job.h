@@ -38,6 +38,8 @@ typedef enum {
 } bt_job_metric;
 typedef enum { BT_JOB_PREC_AUTO, BT_JOB_PREC_FP32, BT_JOB_PREC_TF32, BT_JOB_PREC_FP16, BT_JOB_PREC_BF16 } bt_job_precision;
 typedef enum { BT_JOB_DEVICE_AUTO, BT_JOB_DEVICE_CPU, BT_JOB_DEVICE_CUDA } bt_job_device;
+typedef enum { BT_JOB_MICRO_OFF, BT_JOB_MICRO_AUTO } bt_job_micro_batch;
+typedef enum { BT_JOB_RECOMPUTE_NONE, BT_JOB_RECOMPUTE_ATTENTION, BT_JOB_RECOMPUTE_FULL } bt_job_recompute; /* = bt_recompute */
 typedef enum { BT_JOB_PROGRESS_AUTO, BT_JOB_PROGRESS_BAR, BT_JOB_PROGRESS_PLAIN, BT_JOB_PROGRESS_NONE } bt_job_progress;
 
 typedef struct {
@@ -108,6 +110,8 @@ typedef struct {
         int64_t early_stopping_patience; /* evaluations; 0: off */
         int metric;              /* bt_job_metric */
         int precision;           /* bt_job_precision */
+        int micro_batch;         /* bt_job_micro_batch: auto = the largest that fits (runner/plan.h) */
+        int recompute;           /* bt_job_recompute: activation checkpointing (engine/bert.h) */
     } train;
     struct {
         bt_budget budget;
@@ -120,6 +124,8 @@ typedef struct {
         double progress_every;   /* seconds */
         double stall_timeout;    /* seconds; 0: no stall detector */
         double status_every;     /* seconds between status.json rewrites */
+        double memory_limit;     /* bytes baton may use on the device; < 0: that share of it
+                                    (-0.9 = 90%); 0: no limit but the free memory */
     } runtime;
 
     /* bookkeeping */
@@ -135,7 +141,8 @@ typedef struct {
 /* ---- schema ---- */
 typedef enum {
     BT_JT_STRING, BT_JT_INT, BT_JT_FLOAT, BT_JT_BOOL, BT_JT_DURATION, BT_JT_ENUM,
-    BT_JT_PATH, BT_JT_PATHS, BT_JT_LIST, BT_JT_BUDGET, BT_JT_EVERY
+    BT_JT_PATH, BT_JT_PATHS, BT_JT_LIST, BT_JT_BUDGET, BT_JT_EVERY,
+    BT_JT_BYTES /* a size ("14G", "500MiB", "0") or a share of the device ("90%"): double, see memory_limit */
 } bt_job_type;
 
 typedef struct {
@@ -209,6 +216,11 @@ int bt_job_fingerprint_diff(const char *a, const char *b, char **text, int *n_di
 char *bt_job_to_ini(const bt_job *job);
 /* Markdown table of the keys (docs/jobs.md). Heap. */
 char *bt_job_keys_markdown(void);
+
+/* A size as job files write it: "0" or "none" (0), a number with an optional
+ * unit K/M/G/T (also KiB...; powers of 1024) or KB/MB/GB/TB (powers of 1000),
+ * or a percentage "1%".."100%" (stored as -fraction). 0 or -1 on error. */
+int bt_job_parse_bytes(const char *s, double *out);
 
 /* Canonical text of key k's value in job (heap). */
 char *bt_job_value_text(const bt_job *job, int key);

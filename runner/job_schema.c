@@ -132,6 +132,15 @@ static const bt_job_key keys[] = {
     {"train", "precision", BT_JT_ENUM, "auto", "auto|fp32|tf32|fp16|bf16", 1, 0,
      "Compute precision (master weights are always fp32); auto: bf16 on sm_80+, fp16 on older GPUs, fp32 on CPU.",
      O(train.precision)},
+    {"train", "micro_batch", BT_JT_ENUM, "off", "off|auto", 1, 0,
+     "auto: the largest micro-batch that fits the device's free memory (and runtime.memory_limit), a divisor of "
+     "batch_size x grad_accum; grad_accum rises so the effective batch stays; chosen at the start, recorded in the "
+     "archive and reused on resume; a job that cannot fit even 1 stops before training with its plan. off: "
+     "batch_size is the micro-batch. See `baton plan`.", O(train.micro_batch)},
+    {"train", "recompute", BT_JT_ENUM, "none", "none|attention|full", 0, 0,
+     "Activation checkpointing per layer: attention recomputes each layer's Q/K/V and attention in the backward "
+     "pass, full the whole layer (about one more forward pass per step); less memory, bit-identical weights.",
+     O(train.recompute)},
     /* [runtime] */
     {"runtime", "budget", BT_JT_BUDGET, "none", NULL, 0, 0,
      "Time this run may take: none, a duration (90m, 1h30m) from the start, or session:DURATION from the container's start (Kaggle default: session:11h30m).",
@@ -158,6 +167,9 @@ static const bt_job_key keys[] = {
      "Exit with code 71 when no step finished for max(this, 20 x p95 step time); 0: off.", O(runtime.stall_timeout)},
     {"runtime", "status_every", BT_JT_DURATION, "5s", NULL, 0, 0, "Minimum interval between status.json rewrites.",
      O(runtime.status_every)},
+    {"runtime", "memory_limit", BT_JT_BYTES, "0", NULL, 0, 0,
+     "Device memory baton may plan for with train.micro_batch = auto: a size (14G, 12000M) or a share of the "
+     "device (90%); 0: 95% of what is free at the start.", O(runtime.memory_limit)},
 };
 
 const bt_job_key *bt_job_schema(size_t *n)

@@ -13,6 +13,7 @@
 static const struct bt_command commands[] = {
     {"run", cmd_run, "JOB.ini [-s k=v] [--fresh] [--resume PATH] [--force]: train one segment, resuming"},
     {"status", cmd_status, "JOB.ini [--json]: newest valid archive, step, epoch, best metric, ETA"},
+    {"plan", cmd_plan, "JOB.ini [--device cpu|t4|...] [-s k=v] [--json]: peak memory, largest micro-batch, time estimate"},
     {"plot", cmd_plot, "JOB.ini [--output FILE]: SVG of loss and metric curves across segments"},
     {"version", cmd_version, "print version, build flags and compiled-in backends"},
     {"doctor", cmd_doctor, "what this machine offers: CPU, GPU backend, driver, cuBLASLt, GPUs; where device = auto trains"},

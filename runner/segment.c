@@ -26,6 +26,7 @@
 #include "engine/tokenizer.h"
 #include "engine/train.h"
 #include "runner/lock.h"
+#include "runner/plan.h"
 #include "runner/progress.h"
 #include "runner/status.h"
 #include "runner/task_longdoc.h"
@@ -116,6 +117,7 @@ typedef struct {
     size_t n_damaged;
     double last_eval_s;       /* wall seconds of this segment's last evaluation (0: none yet) */
     double train_ex_per_s;    /* measured training examples per second (NAN before a step) */
+    bt_plan_choice plan;      /* issue 18 hook: train.micro_batch = auto (runner/plan.h) */
 } run_ctx;
 
 /* ------------------------------------------------------------------ data */
@@ -393,6 +395,7 @@ static char *trainer_json(run_ctx *c, const char *stop_reason)
                           "bad_evals", s->bad_evals, "last_eval_step", (json_int_t)s->last_eval_step,
                           "best", best, "forced_changes", s->forced, "history", s->history,
                           "device", c->be->name, "loss_scale", "none");
+    bt_plan_hook_record(&c->plan, o); /* issue 18 hook: trainer.json "micro_batch" (runner/plan.h) */
     if (s->eval_seconds > 0) json_object_set_new(o, "eval_seconds", json_real(s->eval_seconds));
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
@@ -444,6 +447,12 @@ static int trainer_state_parse(run_ctx *c, const char *text, const char *where)
                                        "set [data] labels to the archive's list, or start over with --fresh",
                            where, c->train.n_labels);
         }
+    }
+    /* issue 18 hook: the archive's micro_batch = auto choice again (runner/plan.h) */
+    int prc = bt_plan_hook_resume(&c->plan, o, c->job, bt_bert_max_batch(c->model), where);
+    if (prc) {
+        json_decref(o);
+        return prc;
     }
     json_t *h = json_object_get(o, "history");
     if (json_is_array(h)) {
@@ -1343,6 +1352,10 @@ static int setup(run_ctx *c)
         mo.max_batch = c->ld_opts.chunk_batch;
         mo.doc_attn_dim = bt_task_longdoc_attn_dim(job);
     }
+    /* issue 18 hook (runner/plan.h): train.recompute into mo; micro_batch = auto may lower
+     * job->train.batch_size (raising grad_accum) and mo.max_batch; job.ini keeps the job as written */
+    if (!c->job_ini) c->job_ini = c->opt->job_text ? bt_xstrdup(c->opt->job_text) : bt_job_to_ini(job);
+    if ((rc = bt_plan_hook_setup(job, c->be, &mo, &c->plan))) return rc;
     rc = bt_bert_create(c->be, job->model.path, &mo, &c->model);
     if (rc) return rc;
     if (c->longdoc && (rc = bt_longdoc_create(c->model, &c->ld_opts, &c->ld))) return rc;
@@ -1359,7 +1372,6 @@ static int setup(run_ctx *c)
     };
     rc = bt_trainer_create(c->model, &tc, &c->trainer);
     if (rc) return rc;
-    c->job_ini = c->opt->job_text ? bt_xstrdup(c->opt->job_text) : bt_job_to_ini(job);
     return BT_OK;
 }
 
