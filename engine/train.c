@@ -282,21 +282,30 @@ int bt_trainer_snapshot(bt_trainer *t, const char *arch, bt_tensor_set *w, bt_te
     size_t np = bt_bert_nparams(m), total = bt_bert_total_floats(m);
     if (!arch) arch = bt_task_arch(bt_bert_task(m));
     memset(w, 0, sizeof *w);
-    w->host = bt_xaligned_alloc(total * sizeof(float));
-    bt_bert_download_params(m, w->host);
+    /* host memory (the CPU backend): the entries point at the blocks themselves, no copy */
+    float *wsrc = be->host_memory ? bt_bert_params_dev(m) : (w->host = bt_xaligned_alloc(total * sizeof(float)));
+    if (!be->host_memory) bt_bert_download_params(m, w->host);
     w->e = bt_xcalloc(np, sizeof *w->e);
     w->names = bt_xcalloc(np, sizeof *w->names);
     for (size_t i = 0; i < np; i++) {
         const bt_bert_param *p = bt_bert_param_at(m, i);
         w->names[i] = hf_name(p->name, arch, "");
-        entry(&w->e[i], w->names[i], BT_ST_F32, p, w->host + p->off);
+        entry(&w->e[i], w->names[i], BT_ST_F32, p, wsrc + p->off);
     }
     w->n = np;
     if (!mo) return 0;
     memset(mo, 0, sizeof *mo);
-    mo->host = bt_xaligned_alloc(2 * total * sizeof(float));
-    be->download(be, mo->host, bt_adamw_exp_avg_dev(t->opt), total * sizeof(float));
-    be->download(be, mo->host + total, bt_adamw_exp_avg_sq_dev(t->opt), total * sizeof(float));
+    float *m1, *m2;
+    if (be->host_memory) {
+        m1 = bt_adamw_exp_avg_dev(t->opt);
+        m2 = bt_adamw_exp_avg_sq_dev(t->opt);
+    } else {
+        mo->host = bt_xaligned_alloc(2 * total * sizeof(float));
+        m1 = mo->host;
+        m2 = mo->host + total;
+        be->download(be, m1, bt_adamw_exp_avg_dev(t->opt), total * sizeof(float));
+        be->download(be, m2, bt_adamw_exp_avg_sq_dev(t->opt), total * sizeof(float));
+    }
     mo->steps = bt_xcalloc(np, sizeof *mo->steps);
     memcpy(mo->steps, bt_adamw_steps(t->opt), np * sizeof *mo->steps);
     mo->e = bt_xcalloc(3 * np, sizeof *mo->e);
@@ -304,9 +313,9 @@ int bt_trainer_snapshot(bt_trainer *t, const char *arch, bt_tensor_set *w, bt_te
     for (size_t i = 0; i < np; i++) {
         const bt_bert_param *p = bt_bert_param_at(m, i);
         mo->names[3 * i] = hf_name(p->name, arch, ".exp_avg");
-        entry(&mo->e[3 * i], mo->names[3 * i], BT_ST_F32, p, mo->host + p->off);
+        entry(&mo->e[3 * i], mo->names[3 * i], BT_ST_F32, p, m1 + p->off);
         mo->names[3 * i + 1] = hf_name(p->name, arch, ".exp_avg_sq");
-        entry(&mo->e[3 * i + 1], mo->names[3 * i + 1], BT_ST_F32, p, mo->host + total + p->off);
+        entry(&mo->e[3 * i + 1], mo->names[3 * i + 1], BT_ST_F32, p, m2 + p->off);
         mo->names[3 * i + 2] = hf_name(p->name, arch, ".step");
         entry(&mo->e[3 * i + 2], mo->names[3 * i + 2], BT_ST_I64, NULL, &mo->steps[i]);
     }

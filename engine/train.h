@@ -100,11 +100,13 @@ void bt_trainer_set_frozen(bt_trainer *t, int freeze_embeddings, int freeze_laye
 bt_bert *bt_trainer_model(bt_trainer *t);
 bt_adamw *bt_trainer_optim(bt_trainer *t);
 
-/* Named host copies for a checkpoint. weights: every parameter under its HF
+/* Named host tensors for a checkpoint (copies; on a backend whose memory is
+ * host memory, be->host_memory (the CPU's), views of the model's and the
+ * optimizer's own blocks: write them before the next step). weights: every parameter under its HF
  * name for arch (NULL: the task's BertFor* class, e.g.
  * "bert.encoder.layer.0.attention.self.query.weight"); moments (may be NULL):
  * "<hf name>.exp_avg", "<hf name>.exp_avg_sq" (F32, parameter's shape) and
- * "<hf name>.step" (I64 [1]). Entries point into storage owned by *s. */
+ * "<hf name>.step" (I64 [1]). Copies are owned by *s. */
 typedef struct {
     bt_st_entry *e;
     size_t n;

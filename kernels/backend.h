@@ -81,6 +81,7 @@ typedef struct bt_backend bt_backend;
 struct bt_backend {
     const char *name;       /* "cpu", "cuda" */
     bt_device device;
+    int host_memory;        /* 1: alloc() returns host memory the caller may read directly (the CPU backend) */
     void *impl;             /* backend-private state */
 
     /* ---- memory and lifecycle ---- */

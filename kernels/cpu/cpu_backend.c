@@ -1051,6 +1051,7 @@ bt_backend *bt_backend_cpu_create(int threads)
     openblas_set_num_threads(1);
     be->name = "cpu";
     be->device = BT_DEV_CPU;
+    be->host_memory = 1;
     be->impl = im;
     be->alloc = cpu_alloc;
     be->free = cpu_free;
