@@ -16,6 +16,10 @@
  * on the CPU: bf16 against fp32 differs by 1.8e-4 in the losses and 6e-2 in
  * the updates (fp16: 8e-5, 1.8e-2), so two backends rounding the same values
  * must stay inside the precision's own effect; a kernel bug lands far out.
+ * The memory plan (`baton plan`): the same training replayed on the counting
+ * backend modelling this device must predict the backend's peak_bytes()
+ * within 1% + 3 MiB (the CUB sort buffers are an estimate on the GPU; on the
+ * CPU the two are equal), in fp32 and fp16 with recompute none and full.
  * Usage: engine_parity [-v] [--cpu-vs-cpu]   (exit 0 pass, 1 fail, 77 no GPU)
  * --cpu-vs-cpu runs the same comparison between two CPU backends (1 and 2
  * threads): it proves the program itself on a machine without a GPU.
@@ -161,10 +165,12 @@ typedef struct {
     size_t total;
 } run_result;
 
+static bt_recompute run_recompute; /* the plan check runs the step with recompute modes */
+
 static int run(bt_backend *be, const char *dir, bt_precision prec, double init_scale, run_result *r)
 {
     bt_bert_opts o = {.task = BT_TASK_SEQ_CLS, .num_labels = C, .max_batch = B, .max_seq = S, .training = 1,
-                      .seed = 11, .precision = prec};
+                      .seed = 11, .precision = prec, .recompute = run_recompute};
     bt_bert *m = NULL;
     bt_trainer *t = NULL;
     int rc = bt_bert_create(be, dir, &o, &m);
@@ -270,6 +276,39 @@ static void compare(const char *name, bt_backend *ref_be, bt_backend *be, const 
     free(a.w0); free(a.w); free(b.w0); free(b.w); free(b2.w0); free(b2.w);
 }
 
+/* The training of run() on a fresh backend (make_be) against the counting
+ * backend of the same family: peak bytes. */
+static void plan_check(bt_backend *(*make_be)(void), const char *dir, bt_precision p, bt_recompute rc)
+{
+    bt_backend *be = make_be();
+    if (!be) {
+        report(0, "plan %s: backend: %s", bt_precision_name(p), bt_errmsg());
+        return;
+    }
+    bt_count_profile prof = {be->device == BT_DEV_CPU ? BT_COUNT_CPU : BT_COUNT_CUDA, be->sm, 1, 0, (size_t)1 << 34};
+    bt_backend *cnt = bt_backend_count_create(&prof);
+    run_result a = {0}, b = {0};
+    run_recompute = rc;
+    int e = run(be, dir, p, 0, &a);
+    if (!e) e = run(cnt, dir, p, 0, &b);
+    run_recompute = BT_RECOMPUTE_NONE;
+    size_t real = be->peak_bytes(be), plan = cnt->peak_bytes(cnt);
+    double diff = fabs((double)plan - (double)real);
+    if (e) report(0, "plan %s recompute %s: %s", bt_precision_name(p), bt_recompute_name(rc), bt_errmsg());
+    else
+        report(diff <= 0.01 * (double)real + 3.0 * 1048576.0,
+               "plan %s recompute %s: counted %zu bytes, %s backend's peak %zu (%.2f%%)", bt_precision_name(p),
+               bt_recompute_name(rc), plan, be->name, real, 100.0 * diff / (double)real);
+    free(a.w0); free(a.w); free(b.w0); free(b.w);
+    cnt->destroy(cnt);
+    be->destroy(be);
+}
+
+static bt_backend *make_cpu2(void) { return bt_backend_cpu_create(1); }
+#if BATON_CUDA
+static bt_backend *make_gpu(void) { return bt_cuda_impl_create(0); }
+#endif
+
 int main(int argc, char **argv)
 {
     int cpu2 = 0;
@@ -306,6 +345,12 @@ int main(int argc, char **argv)
     compare("engine fp16", ref, be, dir, BT_PREC_FP16, BT_PREC_FP16, 0, 2e-3, 1e-1);
     compare("engine fp16 overflow", ref, be, dir, BT_PREC_FP16, BT_PREC_FP16, 2097152.0, 2e-3, 1e-1);
     if (be->dtype_ok(be, BT_BF16)) compare("engine bf16", ref, be, dir, BT_PREC_BF16, BT_PREC_BF16, 0, 2e-3, 1e-1);
+    bt_backend *(*mk)(void) = make_cpu2;
+#if BATON_CUDA
+    if (!cpu2) mk = make_gpu;
+#endif
+    for (int k = 0; k < 4; k++)
+        plan_check(mk, dir, k & 1 ? BT_PREC_FP16 : BT_PREC_FP32, k & 2 ? BT_RECOMPUTE_FULL : BT_RECOMPUTE_NONE);
     remove_model(dir);
     printf("%s: %d checks, %d failed\n", n_fail ? "FAIL" : "PASS", n_checks, n_fail);
     be->destroy(be);

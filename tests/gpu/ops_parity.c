@@ -25,12 +25,22 @@
  *  - the engine: a random BERT (D 128, 2 layers) trains 4 steps on both
  *    backends in fp32, tf32 (vs the CPU's fp32), fp16 and bf16: losses,
  *    loss scale, skipped steps and weights agree, and two GPU runs are
- *    byte-identical (checks named "engine ...").
+ *    byte-identical (checks named "engine ...");
+ *  - attention: the GPU backward (always from lse) against both CPU
+ *    backwards (stored probabilities; recomputed from lse: "cpu-recompute"),
+ *    at lengths on both sides of the CPU's 256 switch, and again on a second
+ *    GPU backend forced to 16-row query tiles (BATON_CUDA_ATT_SMALL_TILES=1,
+ *    the layout a P100 runs: checks named "... tile16");
+ *  - the runtime overhead `baton plan` assumes for this GPU's profile
+ *    (runner/plan.c) against what creating the backend took (check "plan
+ *    runtime overhead").
  * Usage: ops_parity [-v] [-k substring]   (-k runs only checks whose name contains it)
  */
 #include "engine/bert.h"
 #include "engine/train.h"
 #include "kernels/backend.h"
+#include "kernels/workspace.h"
+#include "runner/plan.h"
 #include "state/safetensors.h"
 #include "util/err.h"
 #include "util/file.h"
@@ -46,7 +56,8 @@ int bt_cuda_status(bt_backend *be);          /* kernels/cuda/backend_cuda.cu */
 void bt_cuda_set_tf32(bt_backend *be, int on);
 bt_backend *bt_cuda_impl_create(int device); /* linked statically here, not through the loader */
 
-static bt_backend *CPU, *GPU;
+static bt_backend *CPU, *GPU, *GPU_SMALL;
+static const char *att_tag = ""; /* " tile16" while GPU is the small-tile backend */
 static int n_checks, n_fail, verbose;
 static const char *only;
 static size_t smem_optin;
@@ -593,7 +604,8 @@ static void t_layernorm_mixed(bt_dtype dt, int R, int D)
 static void t_attention(bt_dtype dt, int B, int S, int H, int Dh, float p, int dead_batch)
 {
     char name[128];
-    snprintf(name, sizeof name, "attention %s B%d S%d H%d Dh%d p%.1f dead%d", dtname(dt), B, S, H, Dh, p, dead_batch);
+    snprintf(name, sizeof name, "attention%s %s B%d S%d H%d Dh%d p%.1f dead%d", att_tag, dtname(dt), B, S, H, Dh, p,
+             dead_batch);
     if (!selected(name)) return;
     if (Dh > 64 && smem_optin < 90 * 1024) {
         if (verbose) printf("skip %-48s (needs sm_80+ shared memory)\n", name);
@@ -630,6 +642,13 @@ static void t_attention(bt_dtype dt, int B, int S, int H, int Dh, float p, int d
         if (((float *)cl.data)[i] < -1e30f && ol[i] < -1e30f) ((float *)cl.data)[i] = ol[i] = 0.0f;
     snprintf(n2, sizeof n2, "%s lse", name); check(n2, cl.data, ol, (int64_t)B * H * S, tol);
     snprintf(n2, sizeof n2, "%s dqkv", name); check(n2, cdq.data, odq, nqkv, dt == BT_F32 ? 1e-5 : 2e-2);
+    { /* the CPU backward that recomputes P from lse, as the engine runs it past S = 256 */
+        bt_tensor cdq2 = MK(CPU, BT_F32, B, S, 3, H, Dh);
+        CPU->attention_bwd(CPU, &cq, &cm, B, S, H, Dh, scale, p, key, &cc, NULL, &cl, &cdc, &cdq2);
+        snprintf(n2, sizeof n2, "%s dqkv vs cpu-recompute", name);
+        check(n2, cdq2.data, odq, nqkv, dt == BT_F32 ? 1e-5 : 2e-2);
+        rel(CPU, &cdq2);
+    }
     if (dt != BT_F32) {
         bt_tensor q16 = cpu_as(&cq, dt), dc16 = cpu_as(&cdc, dt), c16 = MK(CPU, dt, B, S, H, Dh);
         bt_tensor dq16 = MK(CPU, dt, B, S, 3, H, Dh);
@@ -638,6 +657,9 @@ static void t_attention(bt_dtype dt, int B, int S, int H, int Dh, float p, int d
         snprintf(n2, sizeof n2, "%s ctx", name); check16(n2, &c16, oc, tol16(dt));
         /* the GPU's backward uses rowsum(dctx * stored 16-bit ctx), the CPU's rowsum(P * dP) */
         snprintf(n2, sizeof n2, "%s dqkv", name); check16(n2, &dq16, odq, 2 * tol16(dt));
+        CPU->attention_fwd(CPU, &q16, &cm, B, S, H, Dh, scale, p, key, &c16, NULL, &cl);
+        CPU->attention_bwd(CPU, &q16, &cm, B, S, H, Dh, scale, p, key, &c16, NULL, &cl, &dc16, &dq16);
+        snprintf(n2, sizeof n2, "%s dqkv vs cpu-recompute", name); check16(n2, &dq16, odq, 2 * tol16(dt));
         rel(CPU, &q16); rel(CPU, &dc16); rel(CPU, &c16); rel(CPU, &dq16);
     }
     if (dt == BT_F32 && S <= 256) { /* the optional probs output */
@@ -889,6 +911,33 @@ static void t_global(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* the runtime overhead `baton plan` assumes (runner/plan.c)                 */
+
+/* What creating the backend took from the GPU (context, cuBLASLt, its
+ * workspace) against the profile of this architecture's plan device. */
+static void plan_overhead_check(bt_backend *be, int sm)
+{
+    size_t fr = 0, tot = 0;
+    if (be->mem_info(be, &fr, &tot)) {
+        printf("FAIL plan runtime overhead: mem_info: %s\n", bt_errmsg());
+        n_checks++;
+        n_fail++;
+        return;
+    }
+    const char *prof = sm == 60 ? "p100" : sm == 75 ? "t4" : sm == 80 ? "a100-40" : sm == 90 ? "h100" : NULL;
+    double used = (double)(tot - fr) / 1048576.0;
+    printf("runtime: %.0f MiB of %.0f MiB in use after creating the backend (context, cuBLASLt, its %zu MiB "
+           "workspace)\n", used, tot / 1048576.0, (size_t)BT_CUDA_LT_WORKSPACE >> 20);
+    bt_plan_device d;
+    if (!prof || bt_plan_device_get(prof, 0, &d)) return;
+    double assumed = (double)(d.overhead + d.fixed) / 1048576.0;
+    n_checks++;
+    int ok = used <= assumed;
+    if (!ok) n_fail++;
+    if (!ok || verbose)
+        printf("%s plan runtime overhead: measured %.0f MiB, profile %s assumes %.0f MiB (runner/plan.c: raise it)\n",
+               ok ? "ok  " : "FAIL", used, prof, assumed);
+}
 
 int main(int argc, char **argv)
 {
@@ -911,6 +960,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "backend creation failed: %s\n", bt_errmsg());
         return 1;
     }
+    plan_overhead_check(GPU, prop.major * 10 + prop.minor);
+    setenv("BATON_CUDA_ATT_SMALL_TILES", "1", 1);
+    GPU_SMALL = bt_cuda_impl_create(0);
+    unsetenv("BATON_CUDA_ATT_SMALL_TILES");
+    if (!GPU_SMALL) printf("note: no second backend for the 16-row tiles (%s)\n", bt_errmsg());
     int bf16_ok = prop.major >= 8;
     bt_dtype dts[3] = {BT_F32, BT_F16, BT_BF16};
     for (int k = 0; k < 3; k++) {
@@ -939,6 +993,19 @@ int main(int argc, char **argv)
             t_attention(dt, 3, 130, 2, 32, pd, 2);
             t_attention(dt, 1, 200, 2, 40, pd, -1);
             t_attention(dt, 2, 64, 2, 128, pd, -1);
+            t_attention(dt, 1, 600, 2, 64, pd, -1); /* past the CPU's stored-probability length */
+        }
+        if (GPU_SMALL) { /* the P100 layout (16-row query tiles) on this GPU */
+            bt_backend *keep = GPU;
+            GPU = GPU_SMALL;
+            att_tag = " tile16";
+            for (int p = 0; p < 2; p++) {
+                t_attention(dt, 2, 77, 3, 64, p ? 0.1f : 0.0f, -1);
+                t_attention(dt, 3, 130, 2, 32, p ? 0.1f : 0.0f, 2);
+                t_attention(dt, 1, 300, 2, 64, p ? 0.1f : 0.0f, -1);
+            }
+            att_tag = "";
+            GPU = keep;
         }
         t_embed(dt, 300, 96, 1000, 128);
         t_losses(dt, 61, 7);
@@ -958,6 +1025,7 @@ int main(int argc, char **argv)
     }
     printf("%s: %d checks, %d failed; peak GPU memory %.1f MiB\n", n_fail ? "FAIL" : "PASS", n_checks, n_fail,
            GPU->peak_bytes(GPU) / 1048576.0);
+    if (GPU_SMALL) GPU_SMALL->destroy(GPU_SMALL);
     GPU->destroy(GPU);
     CPU->destroy(CPU);
     return n_fail ? 1 : 0;
