@@ -1,6 +1,13 @@
-/* runner/plan.c — memory and time plans, device profiles, micro_batch = auto
- * (see plan.h). docs/performance.md ("Memory plan") says where each figure
- * comes from. */
+/* runner/plan.c — the plan of one training step (see plan.h).
+ *
+ * Owns: the device profiles (GPU figures from datasheets, the CPU and a live
+ * GPU measured), the job's engine input, running the engine's allocation
+ * sequence on the counting backend (bt_plan_memory_at), the search for the
+ * largest micro-batch that fits, FLOPs per example and the memory limit.
+ * docs/performance.md ("Memory plan") says where each figure comes from.
+ * Must not: run compute on a real backend (except the CPU profile's 0.6 s
+ * GEMM measurement), print (plan_report.c), or change a job (plan_auto.c).
+ */
 #include "runner/plan.h"
 
 #include "engine/train.h"

@@ -122,13 +122,15 @@ void bt_plan_report_print(FILE *f, const bt_job *job, const bt_plan_report *r)
         fprintf(f, "\nnot even a micro-batch of 1 fits: lower data.max_seq_len, use precision = fp16/bf16 (GPU), "
                    "train.recompute = full, or a device with more memory\n");
     double tf = r->step_s > 0 ? r->step_flops / r->step_s / 1e12 : 0;
-    fprintf(f, "time (estimate): %.3g s per step (%.3g TFLOP at %.3g TFLOP/s: %.0f%% of %s%s)", r->step_s,
+    int longdoc = job->job.task == BT_JOB_TASK_CLASSIFY_LONG;
+    const char *unit = longdoc ? "pass of chunk_batch chunks" : "step";
+    fprintf(f, "time (estimate): %.3g s per %s (%.3g TFLOP at %.3g TFLOP/s: %.0f%% of %s%s)", r->step_s, unit,
             r->step_flops / 1e12, tf, 100.0 * r->dev.efficiency,
             r->dev.family == BT_COUNT_CPU ? "the measured GEMM rate" : "the datasheet peak",
             r->dev.devices > 1 ? ", over every device" : "");
     if (r->epoch_s >= 0)
-        fprintf(f, "; %lld %s, %lld steps: %.3g s (%.2g h) per epoch\n", (long long)r->examples, r->examples_note,
-                (long long)r->steps_per_epoch, r->epoch_s, r->epoch_s / 3600.0);
+        fprintf(f, "; %lld %s, %lld %s: %.3g s (%.2g h) per epoch\n", (long long)r->examples, r->examples_note,
+                (long long)r->steps_per_epoch, longdoc ? "passes" : "steps", r->epoch_s, r->epoch_s / 3600.0);
     else
         fprintf(f, "; per epoch: %s\n", r->examples_note[0] ? r->examples_note : "unknown (no training data)");
     if (r->dev.family == BT_COUNT_CUDA)
