@@ -315,7 +315,12 @@ int bt_plan_max_micro(const bt_plan_input *in, const bt_plan_device *dev, size_t
     int lo = 0, hi = 1, rc;
     /* grow until it does not fit (or the cap), then bisect: the peak grows with the micro-batch */
     while (1) {
-        if ((rc = bt_plan_memory_at(in, dev, hi, &pm))) return rc;
+        rc = bt_plan_memory_at(in, dev, hi, &pm);
+        if (rc && hi == 1) return rc; /* the job itself is wrong */
+        if (rc) { /* beyond the address space the counting backend can reserve: far too big */
+            bt_err_clear();
+            break;
+        }
         if (pm.peak > limit) break;
         lo = hi;
         if (hi >= cap) break;
@@ -327,8 +332,9 @@ int bt_plan_max_micro(const bt_plan_input *in, const bt_plan_device *dev, size_t
     }
     while (hi - lo > 1) {
         int mid = lo + (hi - lo) / 2;
-        if ((rc = bt_plan_memory_at(in, dev, mid, &pm))) return rc;
-        if (pm.peak <= limit) lo = mid;
+        rc = bt_plan_memory_at(in, dev, mid, &pm);
+        if (rc) bt_err_clear();
+        if (!rc && pm.peak <= limit) lo = mid;
         else hi = mid;
     }
     *out = lo;
