@@ -71,6 +71,7 @@ static void *cuda_handle;
 static bt_backend *(*cuda_create)(int);
 static int (*cuda_describe)(FILE *);
 static int (*cuda_doctor)(FILE *, char *, size_t);
+static int (*cuda_identity)(int, bt_gpu_identity *, size_t);
 static char cuda_load_error[1536];
 static char cuda_loaded_from[PATH_MAX];
 
@@ -87,6 +88,7 @@ static int cuda_try(const char *path)
     cuda_create = (bt_backend * (*)(int)) dlsym(h, "bt_cuda_impl_create");
     cuda_describe = (int (*)(FILE *))dlsym(h, "bt_cuda_impl_describe");
     cuda_doctor = (int (*)(FILE *, char *, size_t))dlsym(h, "bt_cuda_impl_doctor"); /* older libraries lack it */
+    cuda_identity = (int (*)(int, bt_gpu_identity *, size_t))dlsym(h, "bt_cuda_impl_identity"); /* likewise */
     if (!cuda_create || !cuda_describe) {
         size_t used = strlen(cuda_load_error);
         snprintf(cuda_load_error + used, sizeof cuda_load_error - used, "%s%.700s: not a baton CUDA backend library",
@@ -157,6 +159,20 @@ int bt_backend_cuda_doctor(FILE *f, char *why, size_t cap)
         return cuda_describe(f);
     }
     return cuda_doctor(f, why, cap);
+}
+
+int bt_backend_cuda_identity(int device, bt_gpu_identity *out)
+{
+    memset(out, 0, sizeof *out);
+    if (cuda_load() != 0)
+        return bt_fail(BT_ECONFIG, "the CUDA backend cannot be loaded here: %s", cuda_load_error);
+    if (!cuda_identity)
+        return bt_fail(BT_ECONFIG, "%s is an older GPU backend library that cannot say which GPU it runs on; "
+                                   "rebuild it (make cuda-portable)", cuda_loaded_from);
+    int rc = cuda_identity(device, out, sizeof *out);
+    if (rc) return bt_fail(BT_ECONFIG, "GPU %d: %s", device, out->gpu[0] ? out->gpu : "cannot be queried");
+    snprintf(out->library, sizeof out->library, "%s", cuda_loaded_from);
+    return BT_OK;
 }
 
 void bt_backends_describe(FILE *f)

@@ -273,6 +273,24 @@ void bt_backends_describe(FILE *f);
  * GPUs it can train on; when 0, why[0..cap) says why not. */
 int bt_backend_cuda_doctor(FILE *f, char *why, size_t cap);
 
+/* Who a CUDA backend would run on: what the first-contact self-check
+ * remembers (runner/selftest.h) and `baton doctor` shows. Filled by
+ * bt_cuda_impl_identity of the GPU backend library (kernels/cuda/cuda_identity.cu),
+ * except library, which the loader fills. */
+typedef struct {
+    char gpu[128];          /* device name, e.g. "NVIDIA H200" */
+    int cc_major, cc_minor; /* compute capability */
+    int sms;                /* multiprocessors */
+    double mem_gib;         /* device memory */
+    int cuda_driver;        /* CUDA driver API version (12060 = 12.6), 0: none */
+    int cuda_runtime;       /* CUDA runtime the backend library was built with */
+    char cublaslt[32];      /* cuBLASLt version it loaded ("13.0.2"), "" if none */
+    char library[4096];     /* path of the GPU backend library */
+} bt_gpu_identity;
+/* 0 and *out filled, or BT_E* after bt_fail() (no library, no such GPU, a
+ * library too old to say). Creates no backend. */
+int bt_backend_cuda_identity(int device, bt_gpu_identity *out);
+
 /* Convenience constructor of a tensor view. */
 bt_tensor bt_view(void *data, bt_dtype dt, bt_device dev, int ndim, const int64_t *shape);
 bt_tensor bt_view2(void *data, bt_dtype dt, bt_device dev, int64_t d0, int64_t d1);
