@@ -6,8 +6,11 @@
  */
 #include "runner/commands.h"
 #include "kernels/backend.h"
+#include "runner/job.h"
+#include "runner/selftest.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -59,7 +62,13 @@ int cmd_doctor(int argc, char **argv)
     printf("GPU:\n");
     char why[1024] = "";
     int gpus = bt_backend_cuda_doctor(stdout, why, sizeof why);
-    if (gpus > 0)
+    const char *fake = getenv("BATON_FAKE_GPU");
+    if (fake && *fake)
+        printf("  BATON_FAKE_GPU=%s: device = auto/cuda train on a CPU stand-in for the GPU (testing only)\n", fake);
+    if (gpus > 0 || (fake && *fake)) bt_selftest_doctor(stdout, BT_JOB_PREC_FP32); /* MIXED PRECISION: auto's precision */
+    if (fake && *fake)
+        printf("verdict: device = auto trains on the BATON_FAKE_GPU stand-in (the CPU behind a test wrapper)\n");
+    else if (gpus > 0)
         printf("verdict: device = auto trains on GPU 0 (device = cpu forces the CPU)\n");
     else
         printf("verdict: device = auto trains on the CPU: %s\n", why[0] ? why : "no GPU");

@@ -18,6 +18,7 @@ struct bt_command {
 
 int cmd_version(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_selftest(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_inspect_model(int argc, char **argv);
 int cmd_predict(int argc, char **argv);

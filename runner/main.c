@@ -17,6 +17,7 @@ static const struct bt_command commands[] = {
     {"plot", cmd_plot, "JOB.ini [--output FILE]: SVG of loss and metric curves across segments"},
     {"version", cmd_version, "print version, build flags and compiled-in backends"},
     {"doctor", cmd_doctor, "what this machine offers: CPU, GPU backend, driver, cuBLASLt, GPUs; where device = auto trains"},
+    {"selftest", cmd_selftest, "[--device cuda|cpu] [--precision P] [--json]: check the GPU backend against the CPU"},
     {"tokenize", cmd_tokenize, "MODEL_DIR [--pair] [--max-length N] [--json] [--truncation S]: ids as HF's BertTokenizerFast"},
     {"inspect-model", cmd_inspect_model, "MODEL_DIR: print a Hugging Face model's config and parameter table"},
     {"eval", cmd_eval, "JOB.ini [--archive PATH | --latest] [--json] [-s k=v]: score a checkpoint on the job's eval set"},

@@ -28,6 +28,7 @@
 #include "runner/lock.h"
 #include "runner/plan.h"
 #include "runner/progress.h"
+#include "runner/selftest.h"
 #include "runner/status.h"
 #include "runner/task_longdoc.h"
 #include "runner/task_mlm.h"
@@ -1243,9 +1244,16 @@ static int create_backend(run_ctx *c)
 {
     int dev = c->job->runtime.device;
     if (dev == BT_JOB_DEVICE_CUDA || dev == BT_JOB_DEVICE_AUTO) {
-        c->be = bt_backend_cuda_create(0);
-        if (c->be) return BT_OK;
-        if (dev == BT_JOB_DEVICE_CUDA) return bt_fail_context(BT_ECONFIG, "[runtime] device = cuda");
+        c->be = bt_selftest_gpu_backend(0); /* the CUDA backend (or the BATON_FAKE_GPU stand-in) */
+        /* first contact: checked against the CPU (runner/selftest.h); on a mismatch cuda fails, auto gets NULL.
+         * MIXED PRECISION: pass the job's resolved precision (today the engine computes in fp32 only). */
+        bt_selftest_gate_opts so = {.device_setting = dev, .precision = BT_JOB_PREC_FP32, .out_dir = c->out_dir,
+                                    .write_out_dir = !c->read_only, .threads = (int)c->job->runtime.threads,
+                                    .progress = c->progress};
+        if (c->be) {
+            int rc = bt_selftest_gate(&c->be, &so);
+            if (rc || c->be) return rc;
+        } else if (dev == BT_JOB_DEVICE_CUDA) return bt_fail_context(BT_ECONFIG, "[runtime] device = cuda");
         bt_err_clear();
     }
     c->be = bt_backend_cpu_create((int)c->job->runtime.threads);

@@ -1,0 +1,480 @@
+/* runner/selftest.c — the comparison of the first-contact self-check (see
+ * selftest.h): two small random BERTs trained for a few steps on a device
+ * backend and on the CPU reference, through the engine's own API (exactly
+ * what `baton run` calls), then losses, gradients and weight updates compared.
+ *
+ * Owns: the self-check models (shapes, data, hyper-parameters), the error
+ * measures and tolerances, and the result's JSON and text forms.
+ * Must not: decide what happens on a mismatch (selftest_gate.c does), read
+ * or write records, or touch any file but its temporary model directory.
+ *
+ * Cases (each STEPS optimizer steps, the second with two micro-batches so
+ * gradient accumulation runs; dropout 0.1 on, so the Philox masks must agree;
+ * grad clipping at 1.0, so sum_squares and the clip coefficient run):
+ *   classify  V=128 D=128 L=2 H=2 (head dim 64, as BERT-base) I=256, 3 labels,
+ *             pairs (token types 0/1), a padding id inside one sequence,
+ *             lengths up to 45 (not a multiple of any kernel tile)
+ *   mlm       V=96 D=96 L=1 H=3 (head dim 32, as MiniLM) I=192, tied decoder,
+ *             about 20% of the tokens labelled
+ * Measures (relative; the worst over steps and tensors is reported):
+ *   loss    |l_dev - l_ref| / |l_ref| per step;
+ *   grad    ||g_dev - g_ref|| / ||g_ref|| per tensor and step;
+ *   weight  ||u_dev - u_ref|| / ||u_ref|| per tensor, u = w_end - w_start:
+ *           the change training made, since the weights themselves move by
+ *           only ~lr per step and would hide an error in the update.
+ * The key projections' biases are left out of grad and weight: softmax is
+ * shift-invariant, so their gradient is zero in exact arithmetic and both
+ * backends hold rounding noise there. The gradient norm of each step (from
+ * sum_squares, what clipping uses) is compared as a gradient too.
+ * Adam's eps is 1e-2 with lr 5e-3 (gradients are ~1e-3), so an update is
+ * nearly linear in the gradient: with eps 1e-8 an element whose gradient is
+ * rounding noise moves by +-lr, its sign decided by the rounding, and two
+ * correct devices would differ by 2 lr there. Measured with the noise
+ * stand-in (kernels/backend_fault.h, every matmul/attention/layer-norm output
+ * x += r u (|x| + rms)): r = 1e-6 gives errors <= 2e-5, r = 1e-3 about 1e-2;
+ * a 1e-3 fault in any op gives >= 7e-4.
+ */
+#include "runner/selftest.h"
+
+#include "engine/bert.h"
+#include "engine/train.h"
+#include "runner/job.h"
+#include "runner/watchdog.h"
+#include "state/safetensors.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/mem.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STEPS 3
+#define LR 5e-3f  /* with EPS: updates ~0.5 |g| per step, ~1% of a weight */
+#define EPS 1e-2f
+static const int micro_per_step[STEPS] = {1, 2, 1};
+#define MAX_B 4
+
+typedef struct {
+    const char *name;
+    bt_task task;
+    int V, D, L, H, I, P, C; /* C: labels (classify) */
+    int B, Smax;
+    int pairs;               /* token types 0/1 */
+} st_case;
+
+static const st_case cases[] = {
+    {"classify", BT_TASK_SEQ_CLS, 128, 128, 2, 2, 256, 64, 3, 4, 45, 1},
+    {"mlm", BT_TASK_MLM, 96, 96, 1, 3, 192, 32, 0, 3, 29, 0},
+};
+#define N_CASES (int)(sizeof cases / sizeof cases[0])
+
+double bt_selftest_limit(int precision) { return precision == BT_JOB_PREC_FP32 ? 1e-4 : 2e-2; }
+
+const char *bt_selftest_precision_name(int precision)
+{
+    switch (precision) {
+    case BT_JOB_PREC_FP32: return "fp32";
+    case BT_JOB_PREC_TF32: return "tf32";
+    case BT_JOB_PREC_FP16: return "fp16";
+    case BT_JOB_PREC_BF16: return "bf16";
+    default: return "auto";
+    }
+}
+
+/* The one place that maps a precision onto the engine. MIXED PRECISION: when
+ * the engine takes a precision (bt_bert_opts / bt_train_config), set it here
+ * and accept tf32/fp16/bf16 below; the tolerances are already there. */
+int bt_selftest_precision_check(int precision)
+{
+    if (precision == BT_JOB_PREC_FP32) return BT_OK;
+    return bt_fail(BT_ECONFIG, "precision %s: this version of baton trains in fp32 only (the engine has no "
+                               "mixed precision yet), so there is nothing to check in %s; use fp32",
+                   bt_selftest_precision_name(precision), bt_selftest_precision_name(precision));
+}
+
+/* ------------------------------------------------------------ the models */
+
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+typedef struct { uint64_t s; } st_rng;
+static uint32_t rnd(st_rng *r) { r->s = mix(r->s); return (uint32_t)(r->s >> 32); }
+static float unif(st_rng *r) { return (float)(rnd(r) * (2.0 / 4294967296.0) - 1.0); } /* [-1, 1) */
+
+typedef struct {
+    char name[96];
+    int ndim;
+    int64_t s0, s1;
+    float center, spread; /* values center + spread * U[-1, 1) */
+} st_spec;
+
+static int spec(st_spec *s, int n, int64_t a, int64_t b, float center, float spread, const char *fmt, int l)
+{
+    snprintf(s[n].name, sizeof s[n].name, fmt, l);
+    s[n].ndim = b ? 2 : 1;
+    s[n].s0 = a;
+    s[n].s1 = b;
+    s[n].center = center;
+    s[n].spread = spread;
+    return n + 1;
+}
+
+/* config.json + model.safetensors of case k into dir (every tensor of
+ * BertModel plus the heads, weights uniform with std ~0.05). */
+static int write_model(const char *dir, int ci)
+{
+    const st_case *k = &cases[ci];
+    char *cfg = bt_xasprintf(
+        "{\"model_type\":\"bert\",\"vocab_size\":%d,\"hidden_size\":%d,\"num_hidden_layers\":%d,"
+        "\"num_attention_heads\":%d,\"intermediate_size\":%d,\"max_position_embeddings\":%d,"
+        "\"type_vocab_size\":2,\"hidden_act\":\"gelu\",\"hidden_dropout_prob\":0.1,"
+        "\"attention_probs_dropout_prob\":0.1,\"layer_norm_eps\":1e-12,\"initializer_range\":0.05,"
+        "\"pad_token_id\":0,\"num_labels\":%d}\n", k->V, k->D, k->L, k->H, k->I, k->P, k->C > 0 ? k->C : 2);
+    char *cp = bt_path_join(dir, "config.json");
+    int rc = bt_write_file_atomic(cp, cfg, strlen(cfg));
+    free(cp);
+    free(cfg);
+    if (rc) return rc;
+    st_spec s[96];
+    int n = 0;
+    const float w = 0.0866f, b = 0.02f; /* U[-w, w) has std 0.05 */
+    n = spec(s, n, k->V, k->D, 0, w, "embeddings.word_embeddings.weight", 0);
+    n = spec(s, n, k->P, k->D, 0, w, "embeddings.position_embeddings.weight", 0);
+    n = spec(s, n, 2, k->D, 0, w, "embeddings.token_type_embeddings.weight", 0);
+    n = spec(s, n, k->D, 0, 1, 0.1f, "embeddings.LayerNorm.weight", 0);
+    n = spec(s, n, k->D, 0, 0, b, "embeddings.LayerNorm.bias", 0);
+    for (int l = 0; l < k->L; l++) {
+        static const char *const qkv[] = {"query", "key", "value"};
+        for (int j = 0; j < 3; j++) {
+            char f[96];
+            snprintf(f, sizeof f, "encoder.layer.%%d.attention.self.%s.weight", qkv[j]);
+            n = spec(s, n, k->D, k->D, 0, w, f, l);
+            snprintf(f, sizeof f, "encoder.layer.%%d.attention.self.%s.bias", qkv[j]);
+            n = spec(s, n, k->D, 0, 0, b, f, l);
+        }
+        n = spec(s, n, k->D, k->D, 0, w, "encoder.layer.%d.attention.output.dense.weight", l);
+        n = spec(s, n, k->D, 0, 0, b, "encoder.layer.%d.attention.output.dense.bias", l);
+        n = spec(s, n, k->D, 0, 1, 0.1f, "encoder.layer.%d.attention.output.LayerNorm.weight", l);
+        n = spec(s, n, k->D, 0, 0, b, "encoder.layer.%d.attention.output.LayerNorm.bias", l);
+        n = spec(s, n, k->I, k->D, 0, w, "encoder.layer.%d.intermediate.dense.weight", l);
+        n = spec(s, n, k->I, 0, 0, b, "encoder.layer.%d.intermediate.dense.bias", l);
+        n = spec(s, n, k->D, k->I, 0, w, "encoder.layer.%d.output.dense.weight", l);
+        n = spec(s, n, k->D, 0, 0, b, "encoder.layer.%d.output.dense.bias", l);
+        n = spec(s, n, k->D, 0, 1, 0.1f, "encoder.layer.%d.output.LayerNorm.weight", l);
+        n = spec(s, n, k->D, 0, 0, b, "encoder.layer.%d.output.LayerNorm.bias", l);
+    }
+    if (k->task == BT_TASK_SEQ_CLS) {
+        n = spec(s, n, k->D, k->D, 0, w, "pooler.dense.weight", 0);
+        n = spec(s, n, k->D, 0, 0, b, "pooler.dense.bias", 0);
+        n = spec(s, n, k->C, k->D, 0, w, "classifier.weight", 0);
+        n = spec(s, n, k->C, 0, 0, b, "classifier.bias", 0);
+    } else {
+        n = spec(s, n, k->D, k->D, 0, w, "cls.predictions.transform.dense.weight", 0);
+        n = spec(s, n, k->D, 0, 0, b, "cls.predictions.transform.dense.bias", 0);
+        n = spec(s, n, k->D, 0, 1, 0.1f, "cls.predictions.transform.LayerNorm.weight", 0);
+        n = spec(s, n, k->D, 0, 0, b, "cls.predictions.transform.LayerNorm.bias", 0);
+        n = spec(s, n, k->V, 0, 0, b, "cls.predictions.bias", 0);
+    }
+    bt_st_entry e[96];
+    float *data[96];
+    st_rng r = {0x5E1F7E57ull + (uint64_t)ci};
+    for (int i = 0; i < n; i++) {
+        size_t numel = (size_t)s[i].s0 * (s[i].ndim == 2 ? (size_t)s[i].s1 : 1);
+        data[i] = bt_xmalloc(numel * sizeof(float));
+        for (size_t j = 0; j < numel; j++) data[i][j] = s[i].center + s[i].spread * unif(&r);
+        memset(&e[i], 0, sizeof e[i]);
+        e[i].name = s[i].name;
+        e[i].dtype = BT_ST_F32;
+        e[i].ndim = s[i].ndim;
+        e[i].shape[0] = s[i].s0;
+        e[i].shape[1] = s[i].s1;
+        e[i].data = data[i];
+    }
+    char *mp = bt_path_join(dir, "model.safetensors");
+    rc = bt_st_write_file(mp, e, (size_t)n, NULL);
+    free(mp);
+    for (int i = 0; i < n; i++) free(data[i]);
+    return rc;
+}
+
+/* One micro-batch of case k, a pure function of (case, step, micro). */
+typedef struct {
+    int32_t ids[MAX_B][64], types[MAX_B][64], tl[MAX_B][64];
+    const int32_t *pid[MAX_B], *pty[MAX_B], *ptl[MAX_B];
+    int len[MAX_B];
+    int32_t label[MAX_B];
+    bt_batch b;
+} st_batch;
+
+static void make_batch(int ci, int step, int micro, st_batch *sb)
+{
+    const st_case *k = &cases[ci];
+    memset(sb, 0, sizeof *sb);
+    st_rng r = {((uint64_t)ci << 40) ^ ((uint64_t)step << 20) ^ (uint64_t)micro ^ 0xBA7011ull};
+    int labelled = 0;
+    for (int i = 0; i < k->B; i++) {
+        int len = i == 0 ? k->Smax : 4 + (int)(rnd(&r) % (uint32_t)(k->Smax - 3));
+        sb->len[i] = len;
+        for (int s = 0; s < len; s++) {
+            sb->ids[i][s] = s == 0 ? 2 : 1 + (int32_t)(rnd(&r) % (uint32_t)(k->V - 1));
+            sb->types[i][s] = k->pairs && s >= len / 2;
+            sb->tl[i][s] = -100;
+            if (k->task == BT_TASK_MLM && s > 0 && rnd(&r) % 5 == 0) {
+                sb->tl[i][s] = 1 + (int32_t)(rnd(&r) % (uint32_t)(k->V - 1));
+                labelled++;
+            }
+        }
+        if (i == 1 && len > 3) sb->ids[i][len / 3] = 0; /* a padding id inside a sequence: no gradient */
+        sb->label[i] = k->C > 0 ? (int32_t)(rnd(&r) % (uint32_t)k->C) : 0;
+        sb->pid[i] = sb->ids[i];
+        sb->pty[i] = sb->types[i];
+        sb->ptl[i] = sb->tl[i];
+    }
+    if (k->task == BT_TASK_MLM && !labelled) sb->tl[0][1] = 5;
+    sb->b.n = k->B;
+    sb->b.ids = sb->pid;
+    sb->b.type_ids = k->pairs ? sb->pty : NULL;
+    sb->b.len = sb->len;
+    sb->b.label = k->task == BT_TASK_SEQ_CLS ? sb->label : NULL;
+    sb->b.token_labels = k->task == BT_TASK_MLM ? sb->ptl : NULL;
+}
+
+/* ------------------------------------------------------------- training */
+
+typedef struct {
+    size_t total;           /* floats in the parameter allocation */
+    float *w0, *w1;         /* weights before and after */
+    float *g[STEPS];        /* gradients of each step (before clipping) */
+    float loss[STEPS];
+    double gnorm[STEPS];    /* global gradient norm of each step (sum_squares) */
+    /* the parameter table (same on every backend) */
+    size_t np;
+    char **names;
+    size_t *off, *numel;
+} st_trace;
+
+static void trace_free(st_trace *t)
+{
+    free(t->w0);
+    free(t->w1);
+    for (int s = 0; s < STEPS; s++) free(t->g[s]);
+    for (size_t i = 0; i < t->np; i++) free(t->names[i]);
+    free(t->names);
+    free(t->off);
+    free(t->numel);
+    memset(t, 0, sizeof *t);
+}
+
+static int train_case(bt_backend *be, const char *dir, int ci, st_trace *t)
+{
+    const st_case *k = &cases[ci];
+    bt_bert_opts mo = {.task = k->task, .num_labels = k->C, .problem = k->C ? BT_LOSS_SINGLE : BT_LOSS_AUTO,
+                       .max_batch = k->B, .max_seq = k->Smax, .training = 1, .seed = 1234};
+    bt_train_config tc = {
+        .optim = {.lr = LR, .weight_decay = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = EPS},
+        .schedule = BT_SCHED_CONSTANT, .total_steps = STEPS, .max_grad_norm = 1.0f,
+    };
+    bt_bert *m = NULL;
+    bt_trainer *tr = NULL;
+    int rc = bt_bert_create(be, dir, &mo, &m);
+    if (!rc) rc = bt_trainer_create(m, &tc, &tr);
+    if (rc) goto out;
+    t->total = bt_bert_total_floats(m);
+    t->np = bt_bert_nparams(m);
+    t->names = bt_xcalloc(t->np, sizeof *t->names);
+    t->off = bt_xcalloc(t->np, sizeof *t->off);
+    t->numel = bt_xcalloc(t->np, sizeof *t->numel);
+    for (size_t i = 0; i < t->np; i++) {
+        const bt_bert_param *p = bt_bert_param_at(m, i);
+        t->names[i] = bt_xstrdup(p->name);
+        t->off[i] = p->off;
+        t->numel[i] = p->numel;
+    }
+    t->w0 = bt_xmalloc(t->total * sizeof(float));
+    t->w1 = bt_xmalloc(t->total * sizeof(float));
+    bt_bert_download_params(m, t->w0);
+    for (int s = 0; s < STEPS && !rc; s++) {
+        st_batch mb[2];
+        bt_batch b[2];
+        for (int j = 0; j < micro_per_step[s]; j++) {
+            make_batch(ci, s, j, &mb[j]);
+            b[j] = mb[j].b;
+        }
+        bt_step_info info;
+        rc = bt_train_step(tr, b, micro_per_step[s], &info);
+        if (rc) break;
+        t->loss[s] = info.loss;
+        t->gnorm[s] = info.grad_norm;
+        t->g[s] = bt_xmalloc(t->total * sizeof(float));
+        be->download(be, t->g[s], bt_bert_grads_dev(m), t->total * sizeof(float));
+    }
+    if (!rc) bt_bert_download_params(m, t->w1);
+out:
+    bt_trainer_free(tr);
+    bt_bert_free(m);
+    if (rc) bt_fail_context(rc, "self-check model '%s' on the %s backend", k->name, be->name);
+    return rc;
+}
+
+/* ------------------------------------------------------------ measures */
+
+/* Left out of grad/weight: zero gradient in exact arithmetic (see the top). */
+static int skipped(const char *name) { return strstr(name, "attention.self.key.bias") != NULL; }
+
+static double rel_err(double diff2, double ref2, double floor2)
+{
+    if (!isfinite(diff2)) return INFINITY;
+    double den = ref2 > floor2 ? ref2 : floor2;
+    if (den <= 0) return diff2 > 0 ? INFINITY : 0.0;
+    return sqrt(diff2 / den);
+}
+
+/* Worst per-tensor relative difference of d vs r (or of d - d0 vs r - r0). */
+static double worst_tensor(const st_trace *t, const float *d, const float *r, const float *d0, const float *r0,
+                           size_t *worst)
+{
+    double all2 = 0;
+    size_t alln = 0;
+    for (size_t i = 0; i < t->np; i++) {
+        if (skipped(t->names[i])) continue;
+        for (size_t j = t->off[i]; j < t->off[i] + t->numel[i]; j++) {
+            double x = r[j] - (r0 ? r0[j] : 0.0f);
+            all2 += x * x;
+        }
+        alln += t->numel[i];
+    }
+    double worst_e = 0;
+    *worst = 0;
+    for (size_t i = 0; i < t->np; i++) {
+        if (skipped(t->names[i])) continue;
+        double diff2 = 0, ref2 = 0;
+        for (size_t j = t->off[i]; j < t->off[i] + t->numel[i]; j++) {
+            double x = r[j] - (r0 ? r0[j] : 0.0f), y = d[j] - (d0 ? d0[j] : 0.0f);
+            ref2 += x * x;
+            diff2 += (y - x) * (y - x);
+        }
+        /* a tensor that is all zero in the reference (no token of a type,
+         * say) is measured against 1e-6 of the average tensor of its size */
+        double floor2 = alln ? 1e-12 * all2 * (double)t->numel[i] / (double)alln : 0;
+        double e = rel_err(diff2, ref2, floor2);
+        if (!(e <= worst_e)) {
+            worst_e = e;
+            *worst = i;
+        }
+    }
+    return worst_e;
+}
+
+static void compare_case(int ci, const st_trace *d, const st_trace *r, bt_selftest_result *res)
+{
+    const char *cn = cases[ci].name;
+    for (int s = 0; s < STEPS; s++) {
+        double e = fabs((double)d->loss[s] - (double)r->loss[s]) / fmax(fabs((double)r->loss[s]), 1e-6);
+        if (!isfinite(d->loss[s])) e = INFINITY;
+        if (!(e <= res->loss_err)) {
+            res->loss_err = e;
+            snprintf(res->loss_at, sizeof res->loss_at, "%s step %d (%.7g vs %.7g on the CPU)", cn, s + 1,
+                     d->loss[s], r->loss[s]);
+        }
+        e = fabs(d->gnorm[s] - r->gnorm[s]) / fmax(r->gnorm[s], 1e-30);
+        if (!isfinite(d->gnorm[s])) e = INFINITY;
+        if (!(e <= res->grad_err)) {
+            res->grad_err = e;
+            snprintf(res->grad_at, sizeof res->grad_at, "%s step %d: the global gradient norm (%.7g vs %.7g on "
+                     "the CPU)", cn, s + 1, d->gnorm[s], r->gnorm[s]);
+        }
+        size_t w;
+        e = worst_tensor(r, d->g[s], r->g[s], NULL, NULL, &w);
+        if (!(e <= res->grad_err)) {
+            res->grad_err = e;
+            snprintf(res->grad_at, sizeof res->grad_at, "%s step %d: %s", cn, s + 1, r->names[w]);
+        }
+    }
+    size_t w;
+    double e = worst_tensor(r, d->w1, r->w1, d->w0, r->w0, &w);
+    if (!(e <= res->weight_err)) {
+        res->weight_err = e;
+        snprintf(res->weight_at, sizeof res->weight_at, "%s after %d steps: %s", cn, STEPS, r->names[w]);
+    }
+}
+
+static void remove_model(const char *dir)
+{
+    static const char *const files[] = {"config.json", "model.safetensors"};
+    for (size_t i = 0; i < 2; i++) {
+        char *p = bt_path_join(dir, files[i]);
+        unlink(p);
+        free(p);
+    }
+}
+
+int bt_selftest_compare(bt_backend *dev, bt_backend *ref, int precision, bt_selftest_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->limit = bt_selftest_limit(precision);
+    int rc = bt_selftest_precision_check(precision);
+    if (rc) return rc;
+    double t0 = bt_now_mono();
+    const char *tmp = getenv("TMPDIR");
+    char *tmpl = bt_xasprintf("%s/baton-selftest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(tmpl)) {
+        rc = bt_fail(BT_EIO, "%s: cannot create a temporary directory for the self-check model (%s); set TMPDIR "
+                             "to a writable directory", tmpl, strerror(errno));
+        free(tmpl);
+        return rc;
+    }
+    for (int ci = 0; ci < N_CASES && !rc; ci++) {
+        st_trace tr_ref = {0}, tr_dev = {0};
+        rc = write_model(tmpl, ci);
+        if (!rc) rc = train_case(ref, tmpl, ci, &tr_ref);
+        if (!rc) rc = train_case(dev, tmpl, ci, &tr_dev);
+        if (!rc) compare_case(ci, &tr_dev, &tr_ref, res);
+        trace_free(&tr_ref);
+        trace_free(&tr_dev);
+        remove_model(tmpl);
+    }
+    rmdir(tmpl);
+    free(tmpl);
+    res->cases = N_CASES;
+    res->steps = STEPS;
+    res->seconds = bt_now_mono() - t0;
+    res->pass = !rc && res->loss_err <= res->limit && res->grad_err <= res->limit && res->weight_err <= res->limit;
+    return rc;
+}
+
+/* --------------------------------------------------------------- output */
+
+static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+char *bt_selftest_result_json(const bt_selftest_result *r)
+{
+    json_t *o = json_pack("{s:s, s:o, s:{s:o, s:s}, s:{s:o, s:s}, s:{s:o, s:s}, s:i, s:i, s:f}",
+                          "result", r->pass ? "pass" : "mismatch", "limit", num(r->limit),
+                          "loss", "error", num(r->loss_err), "at", r->loss_at,
+                          "grad", "error", num(r->grad_err), "at", r->grad_at,
+                          "weight", "error", num(r->weight_err), "at", r->weight_at,
+                          "cases", r->cases, "steps", r->steps, "seconds", r->seconds);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+void bt_selftest_result_print(FILE *f, const bt_selftest_result *r, const char *indent)
+{
+    const char *what[3] = {"losses", "gradients", "weight updates"};
+    double e[3] = {r->loss_err, r->grad_err, r->weight_err};
+    const char *at[3] = {r->loss_at, r->grad_at, r->weight_at};
+    for (int i = 0; i < 3; i++)
+        fprintf(f, "%s%-15s worst relative error %-9.3g %s limit %g%s%s\n", indent, what[i], e[i],
+                e[i] <= r->limit ? "<=" : "> ", r->limit, at[i][0] ? ", at " : "", at[i]);
+}
