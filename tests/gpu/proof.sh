@@ -72,7 +72,7 @@
 # everything and leaves out PyTorch (what `make test` runs).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 70
 T0=$(date +%s)
 
 MODE=gpu; OUTD=${OUT:-}; KIT=$ROOT/build/proof-kit; CUDA_LIB=""; BATON_BIN=${BATON:-}; STEPS=""; QUICK=0

@@ -89,7 +89,10 @@ stage_build() {
         grep -q 'GLIBCXX\|version .* not found' "$LOGS/doctor.log"; then
         # a library built with this machine's compiler may need its newer libstdc++
         sl=$(ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/ { print $NF; exit }')
-        [ -z "$sl" ] || export LD_LIBRARY_PATH="$(dirname "$sl")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        if [ -n "$sl" ]; then
+            LD_LIBRARY_PATH="$(dirname "$sl")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+            export LD_LIBRARY_PATH
+        fi
         "$BATON_BIN" doctor >"$LOGS/doctor.log" 2>&1
     fi
     if ! grep -q '^verdict: device = auto trains on GPU 0' "$LOGS/doctor.log"; then
@@ -299,7 +302,7 @@ determinism_resume() {
     # resume: SIGKILL after the first periodic commit, then run to the end
     first=$d-c/ckpt-$(printf '%09d' "$CKPT").tar
     # env execs baton (no timeout wrapper): the pid killed is baton's own
-    env $(fake repeat) "$BATON_BIN" run "$d-c.ini" >"$LOGS/resume-$p-1.log" 2>&1 &
+    env "$(fake repeat)" "$BATON_BIN" run "$d-c.ini" >"$LOGS/resume-$p-1.log" 2>&1 &
     pid=$!
     BGPIDS="$BGPIDS $pid"
     i=0
