@@ -105,23 +105,32 @@ static double urand(fault_be *f) /* uniform [-1, 1) */
     return (double)(f->rng >> 11) * (2.0 / 9007199254740992.0) - 1.0;
 }
 
-/* Each F32 element x += rel u (|x| + rms): rounding of the size a sum in
- * another order leaves (absolute, so elements near zero get a large relative
- * error, as in a GEMM with cancellation); other dtypes are left alone. */
+/* Each element x += rel u (|x| + rms): rounding of the size a sum in another
+ * order leaves (absolute, so elements near zero get a large relative error,
+ * as in a GEMM with cancellation). A 16-bit tensor is widened to F32,
+ * perturbed and rounded back, so it changes where a correct device's sum
+ * would round to the neighbouring 16-bit value. */
 static void noise(fault_be *f, bt_tensor *t)
 {
-    if (!t || !t->data || t->dtype != BT_F32) return;
+    if (!t || !t->data) return;
     bt_backend *in = f->inner;
     size_t n = (size_t)bt_numel(t);
+    bt_tensor w = bt_view1(t->data, BT_F32, t->device, (int64_t)n);
+    bt_tensor tv = bt_view1(t->data, t->dtype, t->device, (int64_t)n);
+    if (t->dtype != BT_F32) {
+        w.data = scratch(f, n * 4);
+        in->convert(in, &tv, &w);
+    }
     float *h = malloc(n * sizeof *h + 1);
     if (!h) return;
-    in->download(in, h, t->data, n * sizeof *h);
+    in->download(in, h, w.data, n * sizeof *h);
     double ss = 0;
     for (size_t i = 0; i < n; i++) ss += (double)h[i] * h[i];
     double rms = n ? sqrt(ss / (double)n) : 0;
     for (size_t i = 0; i < n; i++) h[i] = (float)(h[i] + f->spec.rel * urand(f) * (fabs(h[i]) + rms));
-    in->upload(in, t->data, h, n * sizeof *h);
+    in->upload(in, w.data, h, n * sizeof *h);
     free(h);
+    if (t->dtype != BT_F32) in->convert(in, &w, &tv);
 }
 
 /* Perturbs t for fault kind k (or with noise when the spec is noise and

@@ -27,11 +27,12 @@ typedef enum {
     BT_FAULT_DROPOUT,       /* y *= (1 + rel) after dropout with p > 0 */
     BT_FAULT_ADAMW,         /* the update of every adamw call is (1 + rel) times the right one */
     BT_FAULT_SUM_SQUARES,   /* sum_squares returns (1 + rel) times the right value */
-    BT_FAULT_NOISE,         /* not a fault: each F32 element x of the outputs of matmul,
+    BT_FAULT_NOISE,         /* not a fault: each element x of the outputs of matmul,
                                attention and layer norm (fwd and bwd) gets
                                x += rel u (|x| + rms), u uniform in [-1, 1) from a fixed
-                               seed: what a correct device that sums in another order
-                               looks like (default rel 1e-7) */
+                               seed (16-bit outputs: in F32, then rounded back): what a
+                               correct device that sums in another order looks like
+                               (default rel 1e-7) */
     BT_FAULT_COUNT
 } bt_fault_kind;
 

@@ -6,7 +6,6 @@
  */
 #include "runner/commands.h"
 #include "kernels/backend.h"
-#include "runner/job.h"
 #include "runner/selftest.h"
 
 #include <stdio.h>
@@ -65,7 +64,8 @@ int cmd_doctor(int argc, char **argv)
     const char *fake = getenv("BATON_FAKE_GPU");
     if (fake && *fake)
         printf("  BATON_FAKE_GPU=%s: device = auto/cuda train on a CPU stand-in for the GPU (testing only)\n", fake);
-    if (gpus > 0 || (fake && *fake)) bt_selftest_doctor(stdout, BT_JOB_PREC_FP32); /* MIXED PRECISION: auto's precision */
+    /* PRECISION: what training would use; fp32 until the segment loop resolves [train] precision */
+    if (gpus > 0 || (fake && *fake)) bt_selftest_doctor(stdout, BT_PREC_FP32);
     if (fake && *fake)
         printf("verdict: device = auto trains on the BATON_FAKE_GPU stand-in (the CPU behind a test wrapper)\n");
     else if (gpus > 0)

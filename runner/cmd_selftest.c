@@ -7,6 +7,7 @@
  */
 #include "runner/commands.h"
 #include "runner/job.h"
+#include "runner/precision.h"
 #include "runner/selftest.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -26,7 +27,9 @@ static void usage(FILE *f)
                "  trains two small random BERTs for a few steps on the device and on the CPU reference and\n"
                "  compares losses, gradients and weight updates (relative limit 1e-4 in fp32, 2e-2 otherwise).\n"
                "  --device cuda (default): the GPU backend, GPU 0; cpu: the CPU backend (checks the check).\n"
-               "  A pass on a GPU is remembered in ~/.cache/baton/selfcheck.json, so training skips it.\n"
+               "  --precision auto (default): what training picks here (bf16 on sm_80+, fp16 on older GPUs,\n"
+               "  fp32 on the CPU); tf32 is compared with an fp32 CPU. A pass on a GPU is remembered in\n"
+               "  ~/.cache/baton/selfcheck.json, so training on it skips the check.\n"
                "  Exit: 0 pass, 70 mismatch, 78 no GPU backend or an unsupported precision.\n");
 }
 
@@ -75,31 +78,34 @@ int cmd_selftest(int argc, char **argv)
                 v ? " '" : "", v ? v : "", v ? "'" : "");
         return BT_EUSAGE;
     }
-    /* MIXED PRECISION: auto is what training would use on this device; today fp32 everywhere */
-    if (prec == BT_JOB_PREC_AUTO) prec = BT_JOB_PREC_FP32;
-    int rc = bt_selftest_precision_check(prec);
-    if (rc) return bt_report_error(rc);
     bt_backend *dev = cuda ? bt_selftest_gpu_backend(0) : bt_backend_cpu_create(threads);
     if (!dev) return bt_report_error(BT_ECONFIG);
+    /* auto: what training picks on this device (runner/precision.h); a precision it cannot do: 78 */
+    bt_precision p;
+    char how[160];
+    int rc = bt_precision_pick(prec, dev->device, dev->sm, "--precision", &p, how, sizeof how);
+    if (rc) {
+        dev->destroy(dev);
+        return bt_report_error(rc);
+    }
     bt_selftest_key k;
     int keyed = 0;
     if (cuda) {
-        keyed = bt_selftest_key_for(dev, 0, prec, &k) == BT_OK;
+        keyed = bt_selftest_key_for(dev, 0, p, &k) == BT_OK;
         if (!keyed) bt_err_clear();
     }
     if (!keyed) {
         memset(&k, 0, sizeof k);
         snprintf(k.gpu, sizeof k.gpu, "%s", cuda ? "unidentified GPU" : "none (the CPU backend)");
-        snprintf(k.precision, sizeof k.precision, "%s", bt_selftest_precision_name(prec));
+        snprintf(k.precision, sizeof k.precision, "%s", bt_precision_name(p));
     }
     if (!json)
-        printf("self-check: the %s backend against the CPU reference, %s\n  GPU %s%s%s%s%s\n", dev->name,
-               k.precision, k.gpu, k.cc[0] ? ", compute capability " : "", k.cc, k.driver[0] ? ", driver " : "",
-               k.driver);
+        printf("self-check: the %s backend against the CPU reference, %s\n  GPU %s%s%s%s%s\n", dev->name, how,
+               k.gpu, k.cc[0] ? ", compute capability " : "", k.cc, k.driver[0] ? ", driver " : "", k.driver);
     fflush(stdout);
     bt_backend *ref = bt_backend_cpu_create(threads);
     bt_selftest_result r;
-    rc = ref ? bt_selftest_compare(dev, ref, prec, &r) : BT_EINTERNAL;
+    rc = ref ? bt_selftest_compare(dev, ref, p, &r) : BT_EINTERNAL;
     if (ref) ref->destroy(ref);
     dev->destroy(dev);
     if (rc) return bt_report_error(rc);

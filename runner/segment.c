@@ -1246,8 +1246,9 @@ static int create_backend(run_ctx *c)
     if (dev == BT_JOB_DEVICE_CUDA || dev == BT_JOB_DEVICE_AUTO) {
         c->be = bt_selftest_gpu_backend(0); /* the CUDA backend (or the BATON_FAKE_GPU stand-in) */
         /* first contact: checked against the CPU (runner/selftest.h); on a mismatch cuda fails, auto gets NULL.
-         * MIXED PRECISION: pass the job's resolved precision (today the engine computes in fp32 only). */
-        bt_selftest_gate_opts so = {.device_setting = dev, .precision = BT_JOB_PREC_FP32, .out_dir = c->out_dir,
+         * PRECISION: what this loop trains in; fp32 until it resolves [train] precision
+         * (runner/precision.h, bt_precision_resolve on c->be): then pass that here. */
+        bt_selftest_gate_opts so = {.device_setting = dev, .precision = BT_PREC_FP32, .out_dir = c->out_dir,
                                     .write_out_dir = !c->read_only, .threads = (int)c->job->runtime.threads,
                                     .progress = c->progress};
         if (c->be) {

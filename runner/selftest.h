@@ -15,6 +15,7 @@
 #ifndef BATON_RUNNER_SELFTEST_H
 #define BATON_RUNNER_SELFTEST_H
 
+#include "engine/bert.h"
 #include "kernels/backend.h"
 #include "runner/progress.h"
 
@@ -27,8 +28,11 @@ typedef struct {
     int pass;               /* every error <= limit and everything finite */
     double limit;           /* relative tolerance of the precision */
     double loss_err;        /* worst |l_dev - l_ref| / |l_ref| over steps */
-    double grad_err;        /* worst ||g_dev - g_ref|| / ||g_ref|| over tensors and steps */
-    double weight_err;      /* worst ||u_dev - u_ref|| / ||u_ref|| over tensors, u = w_end - w_start */
+    int model_wide;         /* 1: grad/weight judged model-wide (bf16), 0: per tensor (fp32, tf32, fp16) */
+    double grad_err;        /* worst ||g_dev - g_ref|| / ||g_ref|| over tensors (or model-wide) and steps,
+                               and of the global gradient norm */
+    double weight_err;      /* the same of the updates u = w_end - w_start */
+    double grad_tensor_err, weight_tensor_err; /* the worst single tensor's, always */
     char loss_at[96];       /* where each worst error was: "classify step 2" */
     char grad_at[192];      /* "classify step 1: encoder.layer.0.attention.self.query.weight" */
     char weight_at[192];
@@ -37,18 +41,17 @@ typedef struct {
     char checked_at[32];    /* UTC, "2026-12-04T10:00:00Z": when (set by the record) */
 } bt_selftest_result;
 
-/* bt_job_precision values (runner/job.h). The relative tolerance: 1e-4 for
- * fp32, 2e-2 for tf32/fp16/bf16. */
-double bt_selftest_limit(int precision);
-const char *bt_selftest_precision_name(int precision);
-/* 0 if the engine can train in this precision today, else BT_ECONFIG after
- * bt_fail() saying so. Only fp32 until mixed precision lands. */
-int bt_selftest_precision_check(int precision);
+/* The relative tolerance of a precision: 1e-4 for fp32, 2e-2 for
+ * tf32/fp16/bf16. */
+double bt_selftest_limit(bt_precision precision);
 
-/* Trains the self-check models on dev and on ref (the CPU reference) and
- * compares them into *r. Returns 0 when the comparison ran (r->pass is the
- * verdict), else a BT_E* code (a backend failed to allocate, say). */
-int bt_selftest_compare(bt_backend *dev, bt_backend *ref, int precision, bt_selftest_result *r);
+/* Trains the self-check models on dev in precision and on ref (the CPU
+ * reference) in the same precision (fp32 for tf32, which the CPU has not:
+ * the limit allows for TF32's rounding) and compares them into *r. Returns 0
+ * when the comparison ran (r->pass is the verdict), else a BT_E* code:
+ * BT_ECONFIG when a backend cannot compute in the precision (the engine
+ * says which and what to use), or a backend failed to allocate, say. */
+int bt_selftest_compare(bt_backend *dev, bt_backend *ref, bt_precision precision, bt_selftest_result *r);
 
 /* The result as one JSON object (caller frees), and as lines for people. */
 char *bt_selftest_result_json(const bt_selftest_result *r);
@@ -98,11 +101,11 @@ bt_backend *bt_selftest_gpu_backend(int device);
 int bt_selftest_is_fake(const bt_backend *be);
 
 /* The record key of the GPU backend be runs on, in precision. */
-int bt_selftest_key_for(const bt_backend *be, int device, int precision, bt_selftest_key *key);
+int bt_selftest_key_for(const bt_backend *be, int device, bt_precision precision, bt_selftest_key *key);
 
 typedef struct {
     int device_setting;     /* bt_job_device: AUTO or CUDA */
-    int precision;          /* resolved bt_job_precision training will use */
+    bt_precision precision; /* what training computes in (resolved, runner/precision.h) */
     const char *out_dir;    /* NULL: no record in an output directory */
     int write_out_dir;      /* 0: read it, never write it (baton eval) */
     int threads;            /* CPU reference threads (0: default) */
@@ -119,6 +122,6 @@ int bt_selftest_gate(bt_backend **be, const bt_selftest_gate_opts *o);
 
 /* `baton doctor`'s line: whether ~/.cache/baton holds a pass for GPU 0 (or
  * the stand-in) with this driver, build and precision. */
-void bt_selftest_doctor(FILE *f, int precision);
+void bt_selftest_doctor(FILE *f, bt_precision precision);
 
 #endif

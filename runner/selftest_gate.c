@@ -13,7 +13,7 @@
 #include "runner/selftest.h"
 
 #include "kernels/backend_fault.h"
-#include "runner/job.h"
+#include "runner/job.h" /* bt_job_device */
 #include "util/err.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -79,12 +79,12 @@ static void driver_release(char *out, size_t cap)
     free(text);
 }
 
-int bt_selftest_key_for(const bt_backend *be, int device, int precision, bt_selftest_key *k)
+int bt_selftest_key_for(const bt_backend *be, int device, bt_precision precision, bt_selftest_key *k)
 {
     memset(k, 0, sizeof *k);
     snprintf(k->baton, sizeof k->baton, "%s", BATON_VERSION);
     file_sha256("/proc/self/exe", k->baton_sha256);
-    snprintf(k->precision, sizeof k->precision, "%s", bt_selftest_precision_name(precision));
+    snprintf(k->precision, sizeof k->precision, "%s", bt_precision_name(precision));
     const char *fake = getenv("BATON_FAKE_GPU");
     if (bt_selftest_is_fake(be) || (!be && fake && *fake)) {
         bt_fault_spec sp;
@@ -157,8 +157,7 @@ int bt_selftest_gate(bt_backend **be, const bt_selftest_gate_opts *o)
 {
     bt_backend *dev = *be;
     if (!dev || (dev->device != BT_DEV_CUDA && !bt_selftest_is_fake(dev))) return BT_OK;
-    int rc = bt_selftest_precision_check(o->precision);
-    if (rc) return rc;
+    int rc;
     bt_selftest_key k;
     int keyed = bt_selftest_key_for(dev, 0, o->precision, &k) == BT_OK;
     if (!keyed) {
@@ -180,7 +179,7 @@ int bt_selftest_gate(bt_backend **be, const bt_selftest_gate_opts *o)
     }
     char *msg = bt_xasprintf("first contact with %s (compute capability %s, driver %s, baton %s): checking the "
                              "GPU backend against the CPU in %s (a few seconds)", k.gpu[0] ? k.gpu : "this GPU",
-                             k.cc, k.driver, k.baton, bt_selftest_precision_name(o->precision));
+                             k.cc, k.driver, k.baton, bt_precision_name(o->precision));
     say(o->progress, msg);
     free(msg);
     bt_selftest_result r;
@@ -225,7 +224,7 @@ int bt_selftest_gate(bt_backend **be, const bt_selftest_gate_opts *o)
     return BT_OK;
 }
 
-void bt_selftest_doctor(FILE *f, int precision)
+void bt_selftest_doctor(FILE *f, bt_precision precision)
 {
     bt_selftest_key k;
     if (bt_selftest_key_for(NULL, 0, precision, &k) != BT_OK) {

@@ -35,9 +35,12 @@ assert all(d[k]["error"] == 0 for k in ("loss", "grad", "weight")), d
 EOF
 grep -q '"result": "pass"' "$CACHE" || fail "the pass is not in $CACHE"
 
-brun "$T/st.log" selftest --precision bf16
-expect_rc 78 "$T/st.log" "selftest --precision bf16 (fp32 only)"
-grep -q 'fp32 only' "$T/st.log" || fail "no reason for bf16: $(cat "$T/st.log")"
+brun "$T/st.log" selftest --device cpu --precision bf16 --threads 2
+expect_rc 0 "$T/st.log" "selftest --device cpu --precision bf16"
+grep -q 'model-wide' "$T/st.log" || fail "bf16 is not judged model-wide: $(cat "$T/st.log")"
+BATON_FAKE_GPU=none brun "$T/st.log" selftest --precision tf32
+expect_rc 78 "$T/st.log" "selftest --precision tf32 on a device without TF32"
+grep -q 'TF32' "$T/st.log" || fail "no reason for tf32: $(cat "$T/st.log")"
 brun "$T/st.log" selftest --device tpu
 expect_rc 64 "$T/st.log" "selftest --device tpu"
 
