@@ -25,14 +25,19 @@
 #                 build/cuda-portable/libbaton-cuda.so, the build users get), else
 #                 built with this machine's nvcc for this GPU's architecture only,
 #                 else the kit's; `baton doctor` must say it trains on GPU 0
-#   selftest      `baton selftest` (first-contact self-check) in every precision
-#                 baton supports; unsupported ones are skipped with baton's reason
+#   selftest      `baton selftest` (first-contact self-check) in fp32, tf32, fp16
+#                 and bf16; one the engine or the GPU refuses is skipped with
+#                 baton's reason
 #   ops_parity    tests/gpu/ops_parity.c (every op, F32/TF32/F16/BF16 as the GPU
 #                 allows, CPU reference, run twice) via tests/gpu/run.sh, linked
 #                 against the backend under test; the kit's prebuilt binary when
 #                 this machine cannot build it
 #   parity_P      for each precision P (fp32 tf32 fp16 bf16, data-driven: P is
-#                 skipped with a note while baton refuses it): --steps optimizer
+#                 skipped with a note while the self-check refuses it, or while
+#                 `baton run` does not train in it: its trainer.json must say
+#                 precision P, as the segment loop will once it resolves
+#                 [train] precision; determinism, resume and throughput then
+#                 run in every such P too): --steps optimizer
 #                 steps (30) of all-MiniLM-L6-v2 on SST-2, CPU vs GPU: train
 #                 losses (fp32 <= 1e-3, others <= 2e-2 relative), the weight
 #                 updates of the whole model (fp32 <= 2e-2, others <= 0.2; the

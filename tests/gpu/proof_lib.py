@@ -530,6 +530,9 @@ def main(argv):
             else:
                 v = v.get(k) if isinstance(v, dict) else None
         print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))
+    elif cmd == "trainer-field":  # ARCHIVE KEY: a top-level value of its trainer.json ('' if absent)
+        v = json.loads(archive_member(a[0], "trainer.json")).get(a[1])
+        print("" if v is None else v)
     elif cmd == "env":  # OUT_JSON KEY=VALUE...
         json.dump(dict(kv.split("=", 1) for kv in a[1:]), open(a[0], "w"), indent=1)
     elif cmd == "add-throughput":  # FILE KEY=VALUE... (numbers where they parse)

@@ -9,7 +9,8 @@
 #   KIT/data/sst2-{train,dev}.tsv the first 2000 / 500 rows of SST-2
 #   KIT/baton-bundle.tar.gz       kaggle/bundle.sh of a CPU build (--no-bundle: none)
 #   KIT/libbaton-cuda.so          a CUDA 13 backend for PREP_ARCHS (default 90)
-#   KIT/gpu_ops_parity            tests/gpu/ops_parity.c linked against
+#   KIT/gpu_ops_parity, KIT/gpu_engine_parity
+#                                 tests/gpu/{ops,engine}_parity.c linked against
 #                                 libbaton-cuda.so by name (--no-parity-bin: none)
 #   KIT/MANIFEST.txt              what is there, sizes, SHA-256
 # Must not: write outside KIT and build/, or put anything of ../shared/data in
@@ -87,10 +88,10 @@ EOF
         if [ "$PARITY_BIN" = 1 ]; then
             BUILD=$cb CUDA_ARCHS="$archs" CUDA_LIB="$cb/libbaton-cuda.so" LINK_ONLY=1 sh "$ROOT/tests/gpu/run.sh" ||
                 { say_p "cannot link tests/gpu/ops_parity.c"; return 70; }
-            cp "$cb/tests/gpu_ops_parity" "$KIT/gpu_ops_parity"
+            cp "$cb/tests/gpu_ops_parity" "$cb/tests/gpu_engine_parity" "$KIT/"
         fi
     else
-        say_p "no nvcc here: the kit gets no libbaton-cuda.so and no gpu_ops_parity"
+        say_p "no nvcc here: the kit gets no libbaton-cuda.so and no parity programs"
     fi
     (cd "$KIT" && find . -type f ! -name MANIFEST.txt | LC_ALL=C sort | while read -r f; do
         printf '%12s  %s  %s\n' "$(wc -c <"$f")" "$(sha256sum "$f" | cut -c1-64)" "$f"; done) >"$KIT/MANIFEST.txt"
