@@ -371,11 +371,15 @@ static st_diff diff_of(const st_trace *t, const float *d, const float *r, const 
     return out;
 }
 
-/* Keeps the worst of a measure: *err the judged figure (per tensor, or
- * model-wide where r->model_wide), *tensor_err the worst tensor's, and where. */
-static void keep(bt_selftest_result *res, st_diff df, double *err, double *tensor_err, char *at, size_t cap,
-                 const char *where, const char *name)
+/* Keeps the worst of the gradients (weights = 0) or weight updates (1): the
+ * judged figure (per tensor, or model-wide where res->model_wide), the worst
+ * tensor's, and where. */
+static void keep(bt_selftest_result *res, st_diff df, int weights, const char *where, const char *name)
 {
+    double *err = weights ? &res->weight_err : &res->grad_err;
+    double *tensor_err = weights ? &res->weight_tensor_err : &res->grad_tensor_err;
+    char *at = weights ? res->weight_at : res->grad_at;
+    size_t cap = weights ? sizeof res->weight_at : sizeof res->grad_at;
     double judged = res->model_wide ? df.model : df.tensor;
     if (!(df.tensor <= *tensor_err)) *tensor_err = df.tensor;
     if (judged <= *err) return;
@@ -414,13 +418,11 @@ static void compare_case(int ci, const st_trace *d, const st_trace *r, bt_selfte
         }
         st_diff df = diff_of(r, d->g[s], r->g[s], NULL, NULL);
         snprintf(where, sizeof where, "%s step %d", cn, s + 1);
-        keep(res, df, &res->grad_err, &res->grad_tensor_err, res->grad_at, sizeof res->grad_at, where,
-             r->names[df.worst]);
+        keep(res, df, 0, where, r->names[df.worst]);
     }
     st_diff df = diff_of(r, d->w1, r->w1, d->w0, r->w0);
     snprintf(where, sizeof where, "%s after %d steps", cn, STEPS);
-    keep(res, df, &res->weight_err, &res->weight_tensor_err, res->weight_at, sizeof res->weight_at, where,
-         r->names[df.worst]);
+    keep(res, df, 1, where, r->names[df.worst]);
 }
 
 static void remove_model(const char *dir)

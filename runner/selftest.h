@@ -117,7 +117,10 @@ typedef struct {
  * is recorded in both places and *be kept; a mismatch is reported and, for
  * device = cuda, *be is destroyed and BT_EINTERNAL returned (exit 70);
  * for device = auto, a loud warning, *be destroyed and set to NULL: the
- * caller trains on the CPU. */
+ * caller trains on the CPU. A check that cannot run because of the job or the
+ * machine (a precision the GPU cannot compute: BT_ECONFIG; no temporary
+ * directory: BT_EIO) returns that error, *be kept; any other failure to run
+ * counts as a mismatch. */
 int bt_selftest_gate(bt_backend **be, const bt_selftest_gate_opts *o);
 
 /* `baton doctor`'s line: whether ~/.cache/baton holds a pass for GPU 0 (or

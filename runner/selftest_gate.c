@@ -201,6 +201,8 @@ int bt_selftest_gate(bt_backend **be, const bt_selftest_gate_opts *o)
     }
     free(out);
     free(cache);
+    /* not the device's fault: a precision it cannot compute (the engine says what to use), no temp dir */
+    if (rc == BT_ECONFIG || rc == BT_EIO) return bt_fail_context(rc, "first-contact self-check");
     char *rep = report(&k, &r, rc);
     dev->destroy(dev);
     *be = NULL;

@@ -318,6 +318,16 @@ static void test_gate(void **state)
     setenv("BATON_FAKE_GPU", "none", 1);
     assert_int_equal(bt_selfcheck_find(cache, &k, NULL, NULL, 0), 1); /* rewritten whole */
 
+    /* a precision the device cannot compute is the job's error (78), not a mismatch: the backend is kept */
+    setenv("BATON_FAKE_GPU", "none", 1);
+    be = bt_selftest_gpu_backend(0);
+    bt_selftest_gate_opts ot = {.device_setting = BT_JOB_DEVICE_CUDA, .precision = BT_PREC_TF32, .out_dir = out,
+                                .write_out_dir = 1, .threads = 2};
+    assert_int_equal(bt_selftest_gate(&be, &ot), BT_ECONFIG);
+    assert_non_null(be);
+    assert_non_null(strstr(bt_errmsg(), "tf32"));
+    be->destroy(be);
+
     /* the CPU backend itself is never gated */
     bt_backend *cpu = bt_backend_cpu_create(1);
     bt_selftest_gate_opts o = {.device_setting = BT_JOB_DEVICE_CUDA, .precision = BT_PREC_FP32};
