@@ -101,10 +101,14 @@ is_cuda() {
 is_driver() { case "$1" in libcuda.so*|libnvidia*) return 0 ;; esac; return 1; }
 
 # The GPU backend library: --cuda-lib, beside the binary, the portable build
-# of this tree, or where `make` put it (the paths are compiled into the binary).
+# of this tree, or where `make` put it. The binary says which one it loads
+# (`baton version`: "(from PATH)"); the compiled-in paths are not reliably
+# greppable (the compiler may store a constant path as immediate stores).
 if [ -z "$cuda_so" ]; then
     d=$(dirname "$bin")
-    for c in "$d/lib/libbaton-cuda.so" "$d/libbaton-cuda.so" "$root/build/cuda-portable/libbaton-cuda.so" \
+    loaded=$("$bin" version 2>/dev/null | sed -n 's/^ *(from \(.*libbaton-cuda\.so\))$/\1/p' | head -n 1)
+    for c in "$d/lib/libbaton-cuda.so" "$d/libbaton-cuda.so" ${loaded:+"$loaded"} \
+             "$root/build/cuda-portable/libbaton-cuda.so" "$d/build/libbaton-cuda.so" \
              $(grep -a -o '/[[:print:]]*/libbaton-cuda\.so' "$bin" 2>/dev/null || true); do
         [ -f "$c" ] && { cuda_so=$c; break; }
     done

@@ -33,7 +33,8 @@
 # Exit codes: 0 the job is complete (its final output is in the state dataset
 # and in DIR/latest); 75 --max-sessions reached, not complete (run again to
 # continue); 64 usage; 69 kaggle CLI or python3 missing; 70 --max-failures
-# sessions in a row made no progress (see DIR/chain.log and the session logs);
+# sessions in a row made no progress (see DIR/chain.log and the session logs),
+# or an input dataset never finished processing;
 # 74 a kaggle command failed (network, credentials, quota).
 set -uo pipefail
 
@@ -175,14 +176,16 @@ wait_session() { # -> final status on stdout
     done
 }
 
-wait_dataset_ready() {
-    local i st
+# Wait until Kaggle has processed a dataset version (a session pushed before
+# that mounts the previous version, or none at all).
+wait_dataset_ready() { # USER/SLUG
+    local ds=$1 i st
     for i in $(seq 1 120); do
-        st=$(kaggle datasets status "$state" 2>&1 | tr 'A-Z' 'a-z')
-        case "$st" in *ready*) return 0 ;; *error*|*fail*) log "dataset $state: $st"; return 1 ;; esac
+        st=$(kaggle datasets status "$ds" 2>&1 | tr 'A-Z' 'a-z')
+        case "$st" in *ready*) return 0 ;; *error*|*fail*) log "dataset $ds: $st"; return 1 ;; esac
         sleep "$(( poll < 10 ? poll : 10 ))"
     done
-    log "dataset $state still not ready after 120 polls"
+    log "dataset $ds still not ready after 120 polls"
     return 1
 }
 
@@ -202,7 +205,7 @@ publish() { # dir-with-status.json step complete
         kaggle_retry datasets create -p "$work/publish" -r skip -q >/dev/null || return 1
         jset "$chainstate" published true
     fi
-    wait_dataset_ready || return 1
+    wait_dataset_ready "$state" || return 1
     jset "$chainstate" published_step "$step"
     rm -rf "$work/latest" && cp -a "$work/publish" "$work/latest"
     log "published step $step as a new version of $state"
@@ -210,6 +213,16 @@ publish() { # dir-with-status.json step complete
 
 session=$(jget "$chainstate" session 0)
 log "chain of $kernel, state $state, work $work (max $max_sessions sessions)"
+# The inputs (bundle, model, data) may have been uploaded just now: a session
+# started while one is still processing runs without it and fails. Only a
+# dataset that says "pending" is waited for (one of another owner's may not
+# answer a status query at all).
+for ds in "${datasets[@]+"${datasets[@]}"}"; do
+    case "$(kaggle datasets status "$ds" 2>&1 | tr 'A-Z' 'a-z')" in
+        *pending*) log "input dataset $ds is still being processed; waiting"
+                   wait_dataset_ready "$ds" || { log "error: input dataset $ds is not ready; check it on Kaggle and rerun"; exit 70; } ;;
+    esac
+done
 pushed=0 failures=0
 while [ "$pushed" -lt "$max_sessions" ]; do
     session=$((session + 1)); pushed=$((pushed + 1))
