@@ -12,6 +12,7 @@
 #include "util/file.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/str.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -210,14 +211,6 @@ static void list_push(bt_job_list *l, const char *s)
     l->v[l->n++] = bt_xstrdup(s);
 }
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s)) s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
-    return s;
-}
-
 static char *resolve_path(const char *base, const char *p)
 {
     if (!*p) return bt_xstrdup("");
@@ -291,196 +284,172 @@ static int check_range(parse_ctx *c, const bt_job_key *k, const char *v, double 
     return 0;
 }
 
-static const char *example_of(bt_job_type t)
+/* ---- one parser per value type: the schema entry says everything else
+ * (range, allowed words, characters, "auto"); no key has code of its own.
+ * Each parses v (trimmed, quotes removed) into f, or returns value_error. */
+
+typedef int (*parse_fn)(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append);
+
+static int bad_value(parse_ctx *c, const bt_job_key *k, const char *v, const char *example)
 {
-    switch (t) {
-    case BT_JT_INT: return "a whole number, e.g. 32";
-    case BT_JT_FLOAT: return "a number, e.g. 3e-5 or 0.1";
-    case BT_JT_BOOL: return "true or false (also yes/no, on/off, 1/0)";
-    case BT_JT_DURATION: return "a duration such as 45s, 10m, 1h30m (a bare number is seconds)";
-    case BT_JT_BUDGET: return "none, a duration such as 90m or 1h30m, or session:12h";
-    case BT_JT_EVERY: return "a number of steps (500), a duration (10m), or 0 for off";
-    case BT_JT_BYTES: return "a size such as 14G, 12000M or 14.5GiB, a share of the device such as 90%, or 0";
-    default: return "a value";
-    }
+    int auto_ok = k->type == BT_JT_FLOAT && !strcmp(k->def, "auto");
+    return value_error(c, k, v, BT_ECONFIG, "not %s%s", example, auto_ok ? ", or auto" : "");
 }
 
-/* Parses v into key k of c->job. append: a continuation line of a list. */
+static int parse_string(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append)
+{
+    if (k->chars && strspn(v, k->chars) != strlen(v))
+        return value_error(c, k, v, BT_ECONFIG, "a [%s] %s may contain only %s", k->section, k->name, k->chars_why);
+    free(*(char **)f);
+    *(char **)f = bt_xstrdup(v);
+    return 0;
+}
+
+static int parse_path(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append)
+{
+    free(*(char **)f);
+    *(char **)f = resolve_path(c->base_dir, v);
+    return 0;
+}
+
+static int parse_int(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end || errno) return bad_value(c, k, v, "a whole number, e.g. 32");
+    int rc = check_range(c, k, v, (double)x);
+    if (!rc) *(int64_t *)f = x;
+    return rc;
+}
+
+static int parse_float(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append)
+{
+    if (!strcmp(k->def, "auto") && !strcasecmp(v, "auto")) {
+        *(double *)f = -1;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (!*v || *end || errno || !isfinite(x) || isalpha((unsigned char)v[0]))
+        return bad_value(c, k, v, "a number, e.g. 3e-5 or 0.1");
+    int rc = check_range(c, k, v, x);
+    if (!rc) *(double *)f = x;
+    return rc;
+}
+
+static int parse_bool(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append)
+{
+    static const char *const t[] = {"true", "yes", "on", "1"}, *const fa[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcasecmp(v, t[i])) return *(int *)f = 1, 0;
+        if (!strcasecmp(v, fa[i])) return *(int *)f = 0, 0;
+    }
+    return bad_value(c, k, v, "true or false (also yes/no, on/off, 1/0)");
+}
+
+static int parse_duration(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append)
+{
+    if (bt_parse_duration(v, f) != 0)
+        return bad_value(c, k, v, "a duration such as 45s, 10m, 1h30m (a bare number is seconds)");
+    return 0;
+}
+
+static int parse_enum(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append)
+{
+    int e = enum_lookup(k->allowed, v);
+    if (e >= 0) return *(int *)f = e, 0;
+    char allowed[256];
+    snprintf(allowed, sizeof allowed, "%s", k->allowed);
+    for (char *p = allowed; *p; p++)
+        if (*p == '|') *p = ',';
+    return value_error(c, k, v, BT_ECONFIG, "must be one of: %s", allowed);
+}
+
+/* One item of a list (quotes removed) into l: a path resolved, or a label
+ * (each at most once). */
+static int list_item(parse_ctx *c, const bt_job_key *k, const char *raw, char *t, bt_job_list *l)
+{
+    size_t tl = strlen(t);
+    if (tl >= 2 && ((t[0] == '"' && t[tl - 1] == '"') || (t[0] == '\'' && t[tl - 1] == '\''))) {
+        t[tl - 1] = '\0';
+        t++;
+    }
+    if (!*t) return 0;
+    if (k->type == BT_JT_PATHS) {
+        char *p = resolve_path(c->base_dir, t);
+        list_push(l, p);
+        free(p);
+        return 0;
+    }
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], t)) return value_error(c, k, raw, BT_ECONFIG, "'%s' is listed twice; each label once", t);
+    list_push(l, t);
+    return 0;
+}
+
+static int parse_list(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append)
+{
+    bt_job_list *l = f;
+    if (!append) list_free(l);
+    char *raw = bt_xstrdup(v), *save = NULL;
+    int rc = 0;
+    for (char *tok = strtok_r(v, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save))
+        rc = list_item(c, k, raw, bt_str_trim(tok), l);
+    free(raw);
+    return rc;
+}
+
+static int parse_budget(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append)
+{
+    if (bt_budget_parse(v, f) != 0) return bad_value(c, k, v, "none, a duration such as 90m or 1h30m, or session:12h");
+    return 0;
+}
+
+static int parse_bytes(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append)
+{
+    if (bt_job_parse_bytes(v, f) != 0)
+        return bad_value(c, k, v, "a size such as 14G, 12000M or 14.5GiB, a share of the device such as 90%, or 0");
+    return 0;
+}
+
+static int parse_every(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append)
+{
+    bt_job_every *e = f;
+    e->steps = 0;
+    e->seconds = 0;
+    if (!strcasecmp(v, "off") || !strcasecmp(v, "none")) return 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (*v && !*end && !errno && x >= 0) return e->steps = x, 0;
+    if (bt_parse_duration(v, &e->seconds) != 0)
+        return bad_value(c, k, v, "a number of steps (500), a duration (10m), or 0 for off");
+    return 0;
+}
+
+static const parse_fn parsers[] = {
+    [BT_JT_STRING] = parse_string, [BT_JT_INT] = parse_int,       [BT_JT_FLOAT] = parse_float,
+    [BT_JT_BOOL] = parse_bool,     [BT_JT_DURATION] = parse_duration, [BT_JT_ENUM] = parse_enum,
+    [BT_JT_PATH] = parse_path,     [BT_JT_PATHS] = parse_list,    [BT_JT_LIST] = parse_list,
+    [BT_JT_BUDGET] = parse_budget, [BT_JT_EVERY] = parse_every,   [BT_JT_BYTES] = parse_bytes,
+};
+
+/* Parses raw into key ki of c->job by its type's parser. append: a
+ * continuation line of a list. */
 static int set_value(parse_ctx *c, int ki, const char *raw, int append)
 {
     const bt_job_key *k = &bt_job_schema(NULL)[ki];
     char *dup = bt_xstrdup(raw);
-    char *v = trim(dup);
+    char *v = bt_str_trim(dup);
     size_t vl = strlen(v);
     int is_list = k->type == BT_JT_PATHS || k->type == BT_JT_LIST;
     if (!is_list && vl >= 2 && ((v[0] == '"' && v[vl - 1] == '"') || (v[0] == '\'' && v[vl - 1] == '\''))) {
         v[vl - 1] = '\0';
         v++;
     }
-    int rc = 0;
-    void *f = field(c->job, k);
-    switch (k->type) {
-    case BT_JT_STRING: {
-        char **s = f;
-        if (!strcmp(k->name, "name") && *v) {
-            for (const char *p = v; *p; p++)
-                if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-') {
-                    rc = value_error(c, k, v, BT_ECONFIG,
-                                     "a job name may contain only letters, digits, '.', '_' and '-' "
-                                     "(it names the output directory)");
-                    goto out;
-                }
-        }
-        free(*s);
-        *s = bt_xstrdup(v);
-        break;
-    }
-    case BT_JT_PATH: {
-        char **s = f;
-        free(*s);
-        *s = resolve_path(c->base_dir, v);
-        break;
-    }
-    case BT_JT_INT: {
-        char *end;
-        errno = 0;
-        long long x = strtoll(v, &end, 10);
-        if (!*v || *end || errno) {
-            rc = value_error(c, k, v, BT_ECONFIG, "not %s", example_of(k->type));
-            goto out;
-        }
-        if ((rc = check_range(c, k, v, (double)x))) goto out;
-        *(int64_t *)f = x;
-        break;
-    }
-    case BT_JT_FLOAT: {
-        if (!strcmp(k->def, "auto") && !strcasecmp(v, "auto")) {
-            *(double *)f = -1;
-            break;
-        }
-        char *end;
-        errno = 0;
-        double x = strtod(v, &end);
-        if (!*v || *end || errno || !isfinite(x) || isalpha((unsigned char)v[0])) {
-            rc = value_error(c, k, v, BT_ECONFIG, "not %s%s", example_of(k->type),
-                             !strcmp(k->def, "auto") ? ", or auto" : "");
-            goto out;
-        }
-        if ((rc = check_range(c, k, v, x))) goto out;
-        *(double *)f = x;
-        break;
-    }
-    case BT_JT_BOOL: {
-        static const char *const t[] = {"true", "yes", "on", "1"}, *const fa[] = {"false", "no", "off", "0"};
-        int val = -1;
-        for (int i = 0; i < 4; i++) {
-            if (!strcasecmp(v, t[i])) val = 1;
-            if (!strcasecmp(v, fa[i])) val = 0;
-        }
-        if (val < 0) {
-            rc = value_error(c, k, v, BT_ECONFIG, "not %s", example_of(k->type));
-            goto out;
-        }
-        *(int *)f = val;
-        break;
-    }
-    case BT_JT_DURATION: {
-        double s;
-        if (bt_parse_duration(v, &s) != 0) {
-            rc = value_error(c, k, v, BT_ECONFIG, "not %s", example_of(k->type));
-            goto out;
-        }
-        *(double *)f = s;
-        break;
-    }
-    case BT_JT_ENUM: {
-        int e = enum_lookup(k->allowed, v);
-        if (e < 0) {
-            char allowed[256];
-            snprintf(allowed, sizeof allowed, "%s", k->allowed);
-            for (char *p = allowed; *p; p++)
-                if (*p == '|') *p = ',';
-            rc = value_error(c, k, v, BT_ECONFIG, "must be one of: %s", allowed);
-            goto out;
-        }
-        *(int *)f = e;
-        break;
-    }
-    case BT_JT_PATHS:
-    case BT_JT_LIST: {
-        bt_job_list *l = f;
-        if (!append) list_free(l);
-        char *save = NULL;
-        int items = 0;
-        for (char *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            char *t = trim(tok);
-            size_t tl = strlen(t);
-            if (tl >= 2 && ((t[0] == '"' && t[tl - 1] == '"') || (t[0] == '\'' && t[tl - 1] == '\''))) {
-                t[tl - 1] = '\0';
-                t++;
-            }
-            if (!*t) continue;
-            items++;
-            if (k->type == BT_JT_PATHS) {
-                char *p = resolve_path(c->base_dir, t);
-                list_push(l, p);
-                free(p);
-            } else {
-                for (int i = 0; i < l->n; i++)
-                    if (!strcmp(l->v[i], t)) {
-                        rc = value_error(c, k, raw, BT_ECONFIG, "'%s' is listed twice; each label once", t);
-                        goto out;
-                    }
-                list_push(l, t);
-            }
-        }
-        (void)items;
-        break;
-    }
-    case BT_JT_BUDGET: {
-        bt_budget b;
-        if (bt_budget_parse(v, &b) != 0) {
-            rc = value_error(c, k, v, BT_ECONFIG, "not %s", example_of(k->type));
-            goto out;
-        }
-        *(bt_budget *)f = b;
-        break;
-    }
-    case BT_JT_BYTES: {
-        double b;
-        if (bt_job_parse_bytes(v, &b) != 0) {
-            rc = value_error(c, k, v, BT_ECONFIG, "not %s", example_of(k->type));
-            goto out;
-        }
-        *(double *)f = b;
-        break;
-    }
-    case BT_JT_EVERY: {
-        bt_job_every *e = f;
-        char *end;
-        errno = 0;
-        if (!strcasecmp(v, "off") || !strcasecmp(v, "none")) {
-            e->steps = 0;
-            e->seconds = 0;
-            break;
-        }
-        long long x = strtoll(v, &end, 10);
-        if (*v && !*end && !errno && x >= 0) {
-            e->steps = x;
-            e->seconds = 0;
-            break;
-        }
-        double s;
-        if (bt_parse_duration(v, &s) != 0) {
-            rc = value_error(c, k, v, BT_ECONFIG, "not %s", example_of(k->type));
-            goto out;
-        }
-        e->steps = 0;
-        e->seconds = s;
-        break;
-    }
-    }
-out:
+    int rc = parsers[k->type](c, k, v, field(c->job, k), append);
     free(dup);
     return rc;
 }
@@ -557,7 +526,7 @@ static char *reader(char *str, int num, void *stream)
         char sec[64];
         size_t sl = (size_t)(close - q - 1);
         snprintf(sec, sizeof sec, "%.*s", (int)(sl < sizeof sec ? sl : sizeof sec - 1), q + 1);
-        char *t = trim(sec);
+        char *t = bt_str_trim(sec);
         int known = 0;
         for (int i = 0; i < N_SECTIONS; i++) known |= !strcmp(t, sections[i]);
         if (!known) {
@@ -663,10 +632,9 @@ static int apply_defaults(bt_job *j, int kaggle)
     parse_ctx c = {.job = j, .file = "default", .base_dir = j->dir, .set_line = set};
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        const char *def = k[i].def;
+        const char *def = kaggle && k[i].kaggle_def ? k[i].kaggle_def : k[i].def;
         char *kd = NULL;
-        if (kaggle && !strcmp(k[i].name, "resume_from")) def = kd = bt_path_join(bt_job_kaggle_root(), "input");
-        if (kaggle && !strcmp(k[i].name, "budget")) def = "session:11h30m";
+        if (!strncmp(def, "$KAGGLE", 7)) def = kd = bt_xasprintf("%s%s", bt_job_kaggle_root(), def + 7);
         rc = set_value(&c, (int)i, def, 0);
         free(kd);
     }
@@ -683,7 +651,7 @@ static int apply_override(bt_job *j, const char *ov, int index, const char *cwd)
         return bt_fail(BT_EUSAGE, "command line: -s '%s': expected -s section.key=value, e.g. -s train.lr=3e-5", ov);
     char *sec = bt_xstrndup(ov, (size_t)(dot - ov));
     char *name = bt_xstrndup(dot + 1, (size_t)(eq - dot - 1));
-    char *s = trim(sec), *nm = trim(name);
+    char *s = bt_str_trim(sec), *nm = bt_str_trim(name);
     int rc = 0;
     int ki = bt_job_key_index(s, nm);
     if (ki < 0) {
@@ -1011,36 +979,26 @@ char *bt_job_to_ini(const bt_job *j)
 {
     size_t n;
     const bt_job_key *k = bt_job_schema(&n);
-    size_t cap = 4096, len = 0;
-    char *out = bt_xmalloc(cap);
-    out[0] = '\0';
-#define APPEND(...)                                                          \
-    do {                                                                     \
-        int need_ = snprintf(NULL, 0, __VA_ARGS__);                          \
-        while (len + (size_t)need_ + 1 > cap) out = bt_xrealloc(out, cap *= 2); \
-        snprintf(out + len, cap - len, __VA_ARGS__);                         \
-        len += (size_t)need_;                                                \
-    } while (0)
-    APPEND("# effective job: every key with its value after defaults and overrides (baton)\n");
+    bt_strbuf b = {0};
+    bt_strbuf_puts(&b, "# effective job: every key with its value after defaults and overrides (baton)\n");
     const char *cur = "";
     for (size_t i = 0; i < n; i++) {
         if (strcmp(cur, k[i].section)) {
-            APPEND("%s[%s]\n", *cur ? "\n" : "", k[i].section);
+            bt_strbuf_printf(&b, "%s[%s]\n", *cur ? "\n" : "", k[i].section);
             cur = k[i].section;
         }
         if (k[i].type == BT_JT_PATHS || k[i].type == BT_JT_LIST) {
             /* one item per line: long path lists stay under inih's line limit */
             const bt_job_list *l = cfield(j, &k[i]);
-            APPEND("%s =%s%s\n", k[i].name, l->n ? " " : "", l->n ? l->v[0] : "");
-            for (int m = 1; m < l->n; m++) APPEND("    %s\n", l->v[m]);
+            bt_strbuf_printf(&b, "%s =%s%s\n", k[i].name, l->n ? " " : "", l->n ? l->v[0] : "");
+            for (int m = 1; m < l->n; m++) bt_strbuf_printf(&b, "    %s\n", l->v[m]);
             continue;
         }
         char *v = bt_job_value_text(j, (int)i);
-        APPEND("%s =%s%s\n", k[i].name, *v ? " " : "", v);
+        bt_strbuf_printf(&b, "%s =%s%s\n", k[i].name, *v ? " " : "", v);
         free(v);
     }
-#undef APPEND
-    return out;
+    return bt_strbuf_take(&b);
 }
 
 /* ------------------------------------------------------------ fingerprint */
@@ -1119,6 +1077,15 @@ static char *diff_text(json_t *v)
     return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 }
 
+/* A job key that the schema no longer counts as training-relevant (its
+ * fingerprint flag is 0 now, e.g. train.precision): archives written when it
+ * was still in the fingerprint hold it; it is no difference. */
+static int retired_key(const char *key)
+{
+    int ki = bt_job_key_index(key, NULL);
+    return ki >= 0 && !bt_job_schema(NULL)[ki].fingerprint;
+}
+
 int bt_job_fingerprint_diff(const char *a, const char *b, char **text, int *n_diff)
 {
     *text = NULL;
@@ -1153,17 +1120,12 @@ int bt_job_fingerprint_diff(const char *a, const char *b, char **text, int *n_di
             keys[m] = keys[m - 1];
             keys[m - 1] = t;
         }
-    size_t ocap = 256, olen = 0;
-    char *out = bt_xmalloc(ocap);
-    out[0] = '\0';
+    bt_strbuf out = {0};
     for (size_t i = 0; i < nk; i++) {
         json_t *x = json_object_get(ja, keys[i]), *y = json_object_get(jb, keys[i]);
-        if (x && y && json_equal(x, y)) continue;
+        if ((x && y && json_equal(x, y)) || retired_key(keys[i])) continue;
         char *sx = diff_text(x), *sy = diff_text(y);
-        int need = snprintf(NULL, 0, "%s: %s -> %s\n", keys[i], sx, sy);
-        while (olen + (size_t)need + 1 > ocap) out = bt_xrealloc(out, ocap *= 2);
-        snprintf(out + olen, ocap - olen, "%s: %s -> %s\n", keys[i], sx, sy);
-        olen += (size_t)need;
+        bt_strbuf_printf(&out, "%s: %s -> %s\n", keys[i], sx, sy);
         free(sx);
         free(sy);
         (*n_diff)++;
@@ -1171,7 +1133,7 @@ int bt_job_fingerprint_diff(const char *a, const char *b, char **text, int *n_di
     free(keys);
     json_decref(ja);
     json_decref(jb);
-    *text = out;
+    *text = bt_strbuf_take(&out);
     return 0;
 }
 
@@ -1181,20 +1143,14 @@ char *bt_job_keys_markdown(void)
 {
     size_t n;
     const bt_job_key *k = bt_job_schema(&n);
-    size_t cap = 16384, len = 0;
-    char *out = bt_xmalloc(cap);
-    out[0] = '\0';
+    bt_strbuf out = {0};
     const char *cur = "";
     for (size_t i = 0; i < n; i++) {
         char line[2048], type[256];
         if (strcmp(cur, k[i].section)) {
-            snprintf(line, sizeof line, "%s### [%s]\n\n| key | type | default | fingerprint | meaning |\n|---|---|---|---|---|\n",
-                     *cur ? "\n" : "", k[i].section);
+            bt_strbuf_printf(&out, "%s### [%s]\n\n| key | type | default | fingerprint | meaning |\n|---|---|---|---|---|\n",
+                             *cur ? "\n" : "", k[i].section);
             cur = k[i].section;
-            size_t l = strlen(line);
-            while (len + l + 1 > cap) out = bt_xrealloc(out, cap *= 2);
-            memcpy(out + len, line, l + 1);
-            len += l;
         }
         if (k[i].type == BT_JT_ENUM) {
             snprintf(type, sizeof type, "%s", k[i].allowed);
@@ -1205,29 +1161,16 @@ char *bt_job_keys_markdown(void)
         } else {
             snprintf(type, sizeof type, "%s", bt_job_type_name(k[i].type));
         }
-        char def[256];
-        snprintf(def, sizeof def, "%s", *k[i].def ? k[i].def : "(none)");
-        snprintf(line, sizeof line, "| `%s` | %s | `%s` | %s | %s |\n", k[i].name, type, def,
+        snprintf(line, sizeof line, "| `%s` | %s | `%s` | %s | %s |\n", k[i].name, type, *k[i].def ? k[i].def : "(none)",
                  k[i].fingerprint ? "yes" : "no", k[i].doc);
-        /* a '|' inside a cell (e.g. the separator default) must be escaped */
-        char esc[4096];
-        size_t e = 0, cells = 0;
-        for (const char *p = line; *p && e + 2 < sizeof esc; p++) {
-            if (*p == '|') {
-                cells++;
-                /* the six structural bars are at cell boundaries; others are escaped */
-                if (p != line && p[-1] != ' ' && p[1] != ' ' && p[1] != '\n') esc[e++] = '\\';
-            }
-            esc[e++] = *p;
+        /* a '|' inside a cell (e.g. the separator default) must be escaped; the
+         * structural bars are at cell boundaries (a space on one side) */
+        for (const char *p = line; *p; p++) {
+            if (*p == '|' && p != line && p[-1] != ' ' && p[1] != ' ' && p[1] != '\n') bt_strbuf_puts(&out, "\\");
+            bt_strbuf_put(&out, p, 1);
         }
-        esc[e] = '\0';
-        (void)cells;
-        size_t l = strlen(esc);
-        while (len + l + 1 > cap) out = bt_xrealloc(out, cap *= 2);
-        memcpy(out + len, esc, l + 1);
-        len += l;
     }
-    return out;
+    return bt_strbuf_take(&out);
 }
 
 int bt_job_override_arg(int argc, char **argv, int *i, const char **ovr, int *n_ovr)

@@ -154,6 +154,9 @@ typedef struct {
     int must_exist;      /* PATH: 1 file, 2 directory, 0 no check */
     const char *doc;
     size_t off;          /* offsetof(bt_job, ...) */
+    const char *chars;   /* STRING: the only characters a value may contain (NULL: any) */
+    const char *chars_why; /* ... and how the message says it */
+    const char *kaggle_def; /* the default on Kaggle (a leading "$KAGGLE" = bt_job_kaggle_root()), or NULL */
 } bt_job_key;
 
 const bt_job_key *bt_job_schema(size_t *n);

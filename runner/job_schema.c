@@ -11,16 +11,22 @@
 
 #define O(f) offsetof(bt_job, f)
 
+/* chars, chars_why and kaggle_def are optional: rows that do not name them
+ * leave them NULL */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 static const bt_job_key keys[] = {
     /* [job] */
     {"job", "name", BT_JT_STRING, "", NULL, 0, 0,
-     "Job name ([A-Za-z0-9._-]); default: the job file's name without .ini.", O(job.name)},
+     "Job name ([A-Za-z0-9._-]); default: the job file's name without .ini.", O(job.name),
+     .chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-",
+     .chars_why = "letters, digits, '.', '_' and '-' (it names the output directory)"},
     {"job", "output_dir", BT_JT_PATH, "", NULL, 0, 0,
      "Where archives, status.json and metrics.jsonl go; default `<job dir>/<name>-out` (Kaggle: `/kaggle/working/<name>`).",
      O(job.output_dir)},
     {"job", "resume_from", BT_JT_PATHS, "", NULL, 0, 0,
      "Extra places searched (recursively) for archives to resume from, comma-separated; default none (Kaggle: `/kaggle/input`).",
-     O(job.resume_from)},
+     O(job.resume_from), .kaggle_def = "$KAGGLE/input"},
     {"job", "seed", BT_JT_INT, "42", "0..9223372036854775807", 1, 0,
      "Seed of every random stream (data order, dropout, masking, head init).", O(job.seed)},
     {"job", "task", BT_JT_ENUM, "classify", "classify|classify_long|mlm|token_classify", 1, 0,
@@ -144,7 +150,7 @@ static const bt_job_key keys[] = {
     /* [runtime] */
     {"runtime", "budget", BT_JT_BUDGET, "none", NULL, 0, 0,
      "Time this run may take: none, a duration (90m, 1h30m) from the start, or session:DURATION from the container's start (Kaggle default: session:11h30m).",
-     O(runtime.budget)},
+     O(runtime.budget), .kaggle_def = "session:11h30m"},
     {"runtime", "margin", BT_JT_DURATION, "2m", NULL, 0, 0,
      "Minimum time kept before the budget end to commit; the watchdog raises it to 2 x checkpoint time + 3 x p95 step time.",
      O(runtime.margin)},

@@ -3,6 +3,7 @@
 #include "util/err.h"
 #include "util/file.h"
 #include "util/mem.h"
+#include "util/str.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -128,37 +129,18 @@ static void read_log(chart *c, const char *text, size_t len, int *skipped)
 
 /* ---------------------------------------------------------------- output */
 
-typedef struct {
-    char *b;
-    size_t n, cap;
-} sbuf;
-
-static void put(sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(sbuf *s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int need = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    while (s->n + (size_t)need + 1 > s->cap) s->b = bt_xrealloc(s->b, s->cap = s->cap ? s->cap * 2 : 8192);
-    va_start(ap, fmt);
-    vsnprintf(s->b + s->n, s->cap - s->n, fmt, ap);
-    va_end(ap);
-    s->n += (size_t)need;
-}
-
-static void put_escaped(sbuf *s, const char *t)
+static void put_escaped(bt_strbuf *s, const char *t)
 {
     for (; *t; t++) {
         switch (*t) {
-        case '<': put(s, "&lt;"); break;
-        case '>': put(s, "&gt;"); break;
-        case '&': put(s, "&amp;"); break;
-        case '"': put(s, "&quot;"); break;
-        case '\'': put(s, "&apos;"); break;
+        case '<': bt_strbuf_printf(s, "&lt;"); break;
+        case '>': bt_strbuf_printf(s, "&gt;"); break;
+        case '&': bt_strbuf_printf(s, "&amp;"); break;
+        case '"': bt_strbuf_printf(s, "&quot;"); break;
+        case '\'': bt_strbuf_printf(s, "&apos;"); break;
         default:
-            if ((unsigned char)*t < 0x20) put(s, " "); /* control characters are not allowed in XML 1.0 */
-            else put(s, "%c", *t);
+            if ((unsigned char)*t < 0x20) bt_strbuf_printf(s, " "); /* control characters are not allowed in XML 1.0 */
+            else bt_strbuf_printf(s, "%c", *t);
         }
     }
 }
@@ -190,7 +172,7 @@ static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"
 #define PR 760  /* plot right (legend beyond) */
 #define PH 280  /* panel height */
 
-static void draw_panel(sbuf *s, const chart *c, int panel, int top, double x0, double x1, const char *ylabel)
+static void draw_panel(bt_strbuf *s, const chart *c, int panel, int top, double x0, double x1, const char *ylabel)
 {
     double y0 = INFINITY, y1 = -INFINITY;
     for (int i = 0; i < c->n; i++)
@@ -207,15 +189,15 @@ static void draw_panel(sbuf *s, const chart *c, int panel, int top, double x0, d
     int bottom = top + PH;
 #define SX(x) (PL + ((x) - x0) / (x1 - x0) * (PR - PL))
 #define SY(y) (bottom - ((y) - y0) / (y1 - y0) * PH)
-    put(s, "<g class=\"panel\">\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n",
+    bt_strbuf_printf(s, "<g class=\"panel\">\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n",
         PL, top, PR - PL, PH);
     /* y ticks */
     for (double y = y0; y <= y1 + ys * 1e-6; y += ys) {
         char t[32];
         fmt_tick(y, ys, t, sizeof t);
         double py = SY(y);
-        put(s, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", PL, py, PR, py);
-        put(s, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%s</text>\n", PL - 6, py + 4, t);
+        bt_strbuf_printf(s, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", PL, py, PR, py);
+        bt_strbuf_printf(s, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%s</text>\n", PL - 6, py + 4, t);
     }
     /* x ticks */
     double xs = nice_step(x1 - x0, 8);
@@ -223,18 +205,18 @@ static void draw_panel(sbuf *s, const chart *c, int panel, int top, double x0, d
         char t[32];
         fmt_tick(x, xs, t, sizeof t);
         double px = SX(x);
-        put(s, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#444\"/>\n", px, bottom, px, bottom + 5);
-        put(s, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">%s</text>\n", px, bottom + 18, t);
+        bt_strbuf_printf(s, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#444\"/>\n", px, bottom, px, bottom + 5);
+        bt_strbuf_printf(s, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">%s</text>\n", px, bottom + 18, t);
     }
-    put(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">step</text>\n", (PL + PR) / 2, bottom + 34);
-    put(s, "<text x=\"16\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\" transform=\"rotate(-90 16 %d)\">",
+    bt_strbuf_printf(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">step</text>\n", (PL + PR) / 2, bottom + 34);
+    bt_strbuf_printf(s, "<text x=\"16\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\" transform=\"rotate(-90 16 %d)\">",
         top + PH / 2, top + PH / 2);
     put_escaped(s, ylabel);
-    put(s, "</text>\n");
+    bt_strbuf_printf(s, "</text>\n");
     /* segment boundaries */
     for (size_t k = 0; k < c->n_seg; k++) {
         double px = SX(c->seg[k]);
-        put(s, "<line class=\"segment\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#999\" "
+        bt_strbuf_printf(s, "<line class=\"segment\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#999\" "
                "stroke-dasharray=\"4 3\"/>\n", px, top, px, bottom);
     }
     /* series and legend */
@@ -243,25 +225,25 @@ static void draw_panel(sbuf *s, const chart *c, int panel, int top, double x0, d
         const series *se = &c->s[i];
         if (se->panel != panel || !se->n) continue;
         const char *col = palette[i % 10];
-        put(s, "<polyline class=\"series\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", col);
-        for (size_t k = 0; k < se->n; k++) put(s, "%s%.1f,%.1f", k ? " " : "", SX(se->x[k]), SY(se->y[k]));
-        put(s, "\"/>\n");
-        if (se->n == 1) put(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", SX(se->x[0]), SY(se->y[0]), col);
+        bt_strbuf_printf(s, "<polyline class=\"series\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", col);
+        for (size_t k = 0; k < se->n; k++) bt_strbuf_printf(s, "%s%.1f,%.1f", k ? " " : "", SX(se->x[k]), SY(se->y[k]));
+        bt_strbuf_printf(s, "\"/>\n");
+        if (se->n == 1) bt_strbuf_printf(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", SX(se->x[0]), SY(se->y[0]), col);
         int ly = top + 14 + li * 18;
-        put(s, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", PR + 12, ly - 4,
+        bt_strbuf_printf(s, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/>\n", PR + 12, ly - 4,
             PR + 32, ly - 4, col);
-        put(s, "<text class=\"legend\" x=\"%d\" y=\"%d\" font-size=\"12\">", PR + 38, ly);
+        bt_strbuf_printf(s, "<text class=\"legend\" x=\"%d\" y=\"%d\" font-size=\"12\">", PR + 38, ly);
         put_escaped(s, se->name);
-        put(s, "</text>\n");
+        bt_strbuf_printf(s, "</text>\n");
         li++;
     }
     if (c->n_seg) {
         int ly = top + 14 + li * 18;
-        put(s, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>\n", PR + 12,
+        bt_strbuf_printf(s, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>\n", PR + 12,
             ly - 4, PR + 32, ly - 4);
-        put(s, "<text class=\"legend\" x=\"%d\" y=\"%d\" font-size=\"12\">segment start</text>\n", PR + 38, ly);
+        bt_strbuf_printf(s, "<text class=\"legend\" x=\"%d\" y=\"%d\" font-size=\"12\">segment start</text>\n", PR + 38, ly);
     }
-    put(s, "</g>\n");
+    bt_strbuf_printf(s, "</g>\n");
 #undef SX
 #undef SY
 }
@@ -290,19 +272,19 @@ int bt_plot_svg(const char *jsonl, size_t len, const char *title, char **svg, in
     if (x1 - x0 < 1) x1 = x0 + 1;
     int panels = has[1] ? 2 : 1;
     int height = 50 + panels * (PH + 55);
-    sbuf s = {0};
-    put(&s, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    put(&s, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+    bt_strbuf s = {0};
+    bt_strbuf_printf(&s, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    bt_strbuf_printf(&s, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
             "font-family=\"sans-serif\">\n", W, height, W, height);
-    put(&s, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    put(&s, "<text x=\"%d\" y=\"26\" font-size=\"16\" font-weight=\"bold\">", PL);
+    bt_strbuf_printf(&s, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    bt_strbuf_printf(&s, "<text x=\"%d\" y=\"26\" font-size=\"16\" font-weight=\"bold\">", PL);
     put_escaped(&s, title ? title : "baton training metrics");
-    put(&s, "</text>\n");
+    bt_strbuf_printf(&s, "</text>\n");
     if (!has[0] && !has[1])
-        put(&s, "<text x=\"%d\" y=\"60\" font-size=\"12\" fill=\"#777\">no metrics yet</text>\n", PL);
+        bt_strbuf_printf(&s, "<text x=\"%d\" y=\"60\" font-size=\"12\" fill=\"#777\">no metrics yet</text>\n", PL);
     draw_panel(&s, &c, 0, 45, x0, x1, "loss");
     if (has[1]) draw_panel(&s, &c, 1, 45 + PH + 55, x0, x1, "evaluation");
-    put(&s, "</svg>\n");
+    bt_strbuf_printf(&s, "</svg>\n");
     for (int i = 0; i < c.n; i++) {
         free(c.s[i].name);
         free(c.s[i].x);
@@ -310,7 +292,7 @@ int bt_plot_svg(const char *jsonl, size_t len, const char *title, char **svg, in
     }
     free(c.s);
     free(c.seg);
-    *svg = s.b;
+    *svg = bt_strbuf_take(&s);
     return BT_OK;
 }
 

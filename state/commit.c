@@ -15,6 +15,7 @@
 #include "util/file.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "util/str.h"
 #include "util/sha256.h"
 
 #include <dirent.h>
@@ -217,16 +218,10 @@ out:
     return rc;
 }
 
-static int has_suffix(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 /* "ckpt-<digits>.tar" + suffix? */
 static int is_ckpt_with(const char *name, const char *suffix)
 {
-    if (!has_suffix(name, suffix)) return 0;
+    if (!bt_str_ends_with(name, suffix)) return 0;
     size_t n = strlen(name) - strlen(suffix);
     char base[256];
     if (n >= sizeof base) return 0;

@@ -22,6 +22,7 @@
 #include "util/err.h"
 #include "util/file.h"
 #include "util/mem.h"
+#include "util/str.h"
 
 #include <errno.h>
 #include <float.h>
@@ -551,49 +552,18 @@ const float *bt_st_f32_view(const bt_st_tensor *t)
 
 /* ------------------------------------------------------------------ writer */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap) cap *= 2;
-        b->buf = bt_xrealloc(b->buf, cap);
-        b->cap = cap;
-    }
-    memcpy(b->buf + b->len, s, n);
-    b->len += n;
-    b->buf[b->len] = '\0';
-}
-
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 /* A JSON string literal; s must be valid UTF-8 (checked by the caller). */
-static void sb_json_str(sbuf *b, const char *s)
+static void sb_json_str(bt_strbuf *b, const char *s)
 {
-    sb_puts(b, "\"");
+    bt_strbuf_puts(b, "\"");
     for (const char *p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
-        if (c == '"') sb_puts(b, "\\\"");
-        else if (c == '\\') sb_puts(b, "\\\\");
-        else if (c < 0x20) sb_printf(b, "\\u%04x", c);
-        else sb_put(b, (const char *)&c, 1);
+        if (c == '"') bt_strbuf_puts(b, "\\\"");
+        else if (c == '\\') bt_strbuf_puts(b, "\\\\");
+        else if (c < 0x20) bt_strbuf_printf(b, "\\u%04x", c);
+        else bt_strbuf_put(b, (const char *)&c, 1);
     }
-    sb_puts(b, "\"");
+    bt_strbuf_puts(b, "\"");
 }
 
 static int check_text(const char *what, const char *s)
@@ -611,16 +581,16 @@ static int name_ptr_cmp(const void *a, const void *b)
 }
 
 /* Builds the padded header (without the 8-byte length) and the data size. */
-static int build_header(const bt_st_entry *e, size_t n, const char *const *meta_kv, sbuf *hb,
+static int build_header(const bt_st_entry *e, size_t n, const char *const *meta_kv, bt_strbuf *hb,
                         uint64_t *data_bytes)
 {
     int rc;
     uint64_t off = 0;
     memset(hb, 0, sizeof *hb);
-    sb_puts(hb, "{");
+    bt_strbuf_puts(hb, "{");
     int first = 1;
     if (meta_kv && meta_kv[0]) {
-        sb_puts(hb, "\"__metadata__\":{");
+        bt_strbuf_puts(hb, "\"__metadata__\":{");
         size_t nk = 0;
         for (const char *const *kv = meta_kv; kv[0]; kv += 2, nk++) {
             if ((rc = check_text("metadata key", kv[0])) || (rc = check_text("metadata value", kv[1])))
@@ -630,12 +600,12 @@ static int build_header(const bt_st_entry *e, size_t n, const char *const *meta_
                     rc = bt_fail(BT_EINTERNAL, "safetensors writer: metadata key '%s' given twice", kv[0]);
                     goto fail;
                 }
-            if (nk) sb_puts(hb, ",");
+            if (nk) bt_strbuf_puts(hb, ",");
             sb_json_str(hb, kv[0]);
-            sb_puts(hb, ":");
+            bt_strbuf_puts(hb, ":");
             sb_json_str(hb, kv[1]);
         }
-        sb_puts(hb, "}");
+        bt_strbuf_puts(hb, "}");
         first = 0;
     }
     for (size_t i = 0; i < n; i++) {
@@ -666,15 +636,15 @@ static int build_header(const bt_st_entry *e, size_t n, const char *const *meta_
             rc = bt_fail(BT_EINTERNAL, "safetensors writer: tensor '%s': data is NULL", t->name);
             goto fail;
         }
-        if (!first) sb_puts(hb, ",");
+        if (!first) bt_strbuf_puts(hb, ",");
         first = 0;
         sb_json_str(hb, t->name);
-        sb_printf(hb, ":{\"dtype\":\"%s\",\"shape\":[", dtype_info[t->dtype].name);
-        for (int d = 0; d < t->ndim; d++) sb_printf(hb, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-        sb_printf(hb, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)(off - nbytes),
+        bt_strbuf_printf(hb, ":{\"dtype\":\"%s\",\"shape\":[", dtype_info[t->dtype].name);
+        for (int d = 0; d < t->ndim; d++) bt_strbuf_printf(hb, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        bt_strbuf_printf(hb, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)(off - nbytes),
                   (unsigned long long)off);
     }
-    sb_puts(hb, "}");
+    bt_strbuf_puts(hb, "}");
     /* Duplicate names would make an unreadable file: refuse them here. */
     if (n > 1) {
         const char **names = bt_xcalloc(n, sizeof *names);
@@ -688,7 +658,7 @@ static int build_header(const bt_st_entry *e, size_t n, const char *const *meta_
             }
         free(names);
     }
-    while (hb->len % 8) sb_puts(hb, " ");
+    while (hb->len % 8) bt_strbuf_puts(hb, " ");
     if (hb->len > BT_ST_MAX_HEADER) {
         rc = bt_fail(BT_EINTERNAL, "safetensors writer: header of %zu bytes is over the 100 MB limit",
                      hb->len);
@@ -697,33 +667,33 @@ static int build_header(const bt_st_entry *e, size_t n, const char *const *meta_
     *data_bytes = off;
     return BT_OK;
 fail:
-    free(hb->buf);
+    free(hb->s);
     memset(hb, 0, sizeof *hb);
     return rc;
 }
 
 int bt_st_serialized_size(const bt_st_entry *e, size_t n, const char *const *meta_kv, uint64_t *total)
 {
-    sbuf hb;
+    bt_strbuf hb;
     uint64_t data;
     int rc = build_header(e, n, meta_kv, &hb, &data);
     if (rc) return rc;
     *total = 8 + (uint64_t)hb.len + data;
-    free(hb.buf);
+    free(hb.s);
     return BT_OK;
 }
 
 int bt_st_write(const bt_st_entry *e, size_t n, const char *const *meta_kv, bt_st_sink sink, void *ctx)
 {
-    sbuf hb;
+    bt_strbuf hb;
     uint64_t data;
     int rc = build_header(e, n, meta_kv, &hb, &data);
     if (rc) return rc;
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hb.len >> (8 * i));
     rc = sink(ctx, len8, 8);
-    if (!rc) rc = sink(ctx, hb.buf, hb.len);
-    free(hb.buf);
+    if (!rc) rc = sink(ctx, hb.s, hb.len);
+    free(hb.s);
     for (size_t i = 0; i < n && !rc; i++) {
         size_t nb = dtype_info[e[i].dtype].size;
         for (int d = 0; d < e[i].ndim; d++) nb *= (size_t)e[i].shape[d];

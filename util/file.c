@@ -139,51 +139,64 @@ int bt_fsync_dir(const char *dir)
     return BT_OK;
 }
 
-int bt_write_file_atomic(const char *path, const void *buf, size_t len)
+int bt_publish_begin(bt_publish *p, const char *path)
 {
-    char *tmp = bt_xasprintf("%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        int rc = bt_fail(errno_status(errno), "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    const char *p = buf;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            int rc = bt_fail(BT_EIO, "%s: write failed after %zu of %zu bytes: %s",
-                             tmp, len - left, len, strerror(e));
-            free(tmp);
-            return rc;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        int rc = bt_fail(BT_EIO, "%s: fsync/close failed: %s", tmp, strerror(e));
-        free(tmp);
-        return rc;
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        int rc = bt_fail(BT_EIO, "%s: rename to %s failed: %s", tmp, path, strerror(e));
-        free(tmp);
-        return rc;
-    }
-    free(tmp);
-    char *dcopy = bt_xstrdup(path);
+    p->path = bt_xstrdup(path);
+    p->partial = bt_xasprintf("%s.partial", path);
+    p->f = fopen(p->partial, "wbe");
+    if (p->f) return BT_OK;
+    int e = errno, rc = bt_fail(errno_status(e), "%s: cannot create: %s", p->partial, strerror(e));
+    free(p->path);
+    free(p->partial);
+    p->path = p->partial = NULL;
+    return rc;
+}
+
+/* The publishing steps after the content: 0, or BT_EIO after bt_fail. */
+static int publish_finish(bt_publish *p)
+{
+    int bad = fflush(p->f) != 0 || ferror(p->f);
+    int e = errno;
+    if (!bad && fsync(fileno(p->f)) != 0) bad = 1, e = errno;
+    if (fclose(p->f) != 0 && !bad) bad = 1, e = errno;
+    p->f = NULL;
+    if (bad) return bt_fail(BT_EIO, "%s: write/fsync failed: %s", p->partial, strerror(e));
+    if (rename(p->partial, p->path) != 0)
+        return bt_fail(BT_EIO, "%s: rename to %s failed: %s", p->partial, p->path, strerror(errno));
+    char *dcopy = bt_xstrdup(p->path);
     int rc = bt_fsync_dir(dirname(dcopy));
     free(dcopy);
     return rc;
+}
+
+int bt_publish_end(bt_publish *p, int ok)
+{
+    int rc = BT_OK;
+    if (ok) rc = publish_finish(p);
+    if (p->f) fclose(p->f);
+    p->f = NULL;
+    if (!ok || rc) unlink(p->partial);
+    free(p->path);
+    free(p->partial);
+    p->path = p->partial = NULL;
+    return rc;
+}
+
+int bt_write_file_atomic(const char *path, const void *buf, size_t len)
+{
+    bt_publish p;
+    int rc = bt_publish_begin(&p, path);
+    if (rc) return rc;
+    int ok = fwrite(buf, 1, len, p.f) == len;
+    if (!ok) {
+        int e = errno;
+        bt_publish_end(&p, 0);
+        char *tmp = bt_xasprintf("%s.partial", path);
+        rc = bt_fail(BT_EIO, "%s: write failed (%zu bytes): %s", tmp, len, strerror(e));
+        free(tmp);
+        return rc;
+    }
+    return bt_publish_end(&p, 1);
 }
 
 int bt_mkdirs(const char *path)

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Reads a whole file into a NUL-terminated heap buffer (*out, *len without the
  * NUL). Files over max_bytes are refused (BT_EDATA). Missing: BT_ENOINPUT.
@@ -26,7 +27,24 @@ typedef struct {
 int bt_map_file(const char *path, bt_mapping *m);
 void bt_unmap_file(bt_mapping *m);
 
-/* Writes buf to path atomically: path.tmp, fsync, rename, fsync directory. */
+/* Publishing a file atomically (outside the archive protocol of state/):
+ * the content is written to <path>.partial, then flushed, fsynced, renamed
+ * over path and the directory fsynced, so a reader sees the old file or the
+ * whole new one, never part of one; a failure or an abort removes the
+ * .partial. Every file baton publishes goes through here. */
+typedef struct {
+    FILE *f;        /* write here between begin and end */
+    char *path;     /* the published name */
+    char *partial;  /* <path>.partial */
+} bt_publish;
+/* Creates <path>.partial (truncating one left by a killed run). */
+int bt_publish_begin(bt_publish *p, const char *path);
+/* ok: flush, fsync, close, rename onto path, fsync the directory (any
+ * failure: BT_EIO naming the file and errno, the .partial removed);
+ * !ok: close and remove the .partial, returning 0. Frees p's strings. */
+int bt_publish_end(bt_publish *p, int ok);
+
+/* bt_publish of buf[0..len) in one call. */
 int bt_write_file_atomic(const char *path, const void *buf, size_t len);
 
 /* fsync the directory containing path (or the directory itself). */

@@ -11,6 +11,7 @@
 #include "util/err.h"
 #include "util/file.h"
 #include "util/mem.h"
+#include "util/str.h"
 
 #include <errno.h>
 #include <float.h>
@@ -19,22 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *p, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->s = bt_xrealloc(b->s, b->cap);
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
 
 /* Length of the JSON number token at p (0 if none). *is_int: no '.', 'e'. */
 static size_t number_len(const char *p, const char *end, int *is_int)
@@ -86,7 +71,7 @@ static int word_at(const char *p, const char *end, const char *w)
 /* Rewrites text so that jansson reads it as Python would (see the top). */
 static char *python_compatible(const char *text, size_t len)
 {
-    sbuf b = {0};
+    bt_strbuf b = {0};
     const char *p = text, *end = text + len;
     char buf[64];
     while (p < end) {
@@ -94,7 +79,7 @@ static char *python_compatible(const char *text, size_t len)
             const char *q = p + 1;
             while (q < end && *q != '"') q += (*q == '\\' && q + 1 < end) ? 2 : 1;
             if (q < end) q++;
-            sb_put(&b, p, (size_t)(q - p));
+            bt_strbuf_put(&b, p, (size_t)(q - p));
             p = q;
             continue;
         }
@@ -104,7 +89,7 @@ static char *python_compatible(const char *text, size_t len)
         else if (word_at(p, end, "Infinity")) lit = "1.7976931348623157e308", skip = 8;
         else if (word_at(p, end, "-Infinity")) lit = "-1.7976931348623157e308", skip = 9;
         if (lit) {
-            sb_put(&b, lit, strlen(lit));
+            bt_strbuf_put(&b, lit, strlen(lit));
             p += skip;
             continue;
         }
@@ -112,15 +97,14 @@ static char *python_compatible(const char *text, size_t len)
         size_t n = (*p == '-' || (*p >= '0' && *p <= '9')) ? number_len(p, end, &is_int) : 0;
         if (n) {
             const char *r = rewrite_number(p, n, is_int, buf, sizeof buf);
-            sb_put(&b, r ? r : p, r ? strlen(r) : n);
+            bt_strbuf_put(&b, r ? r : p, r ? strlen(r) : n);
             p += n;
             continue;
         }
-        sb_put(&b, p, 1);
+        bt_strbuf_put(&b, p, 1);
         p++;
     }
-    if (!b.s) sb_put(&b, "", 0);
-    return b.s;
+    return bt_strbuf_take(&b);
 }
 
 json_t *bt_json_loads_py(const char *text, size_t len, json_error_t *err)

@@ -81,8 +81,10 @@ static void test_files(void **state)
     assert_int_equal(m.len, 5);
     assert_memory_equal(m.data, "hello", 5);
     bt_unmap_file(&m);
-    char *tmp = bt_xasprintf("%s.tmp", f);
+    char *tmp = bt_xasprintf("%s.tmp", f), *partial = bt_xasprintf("%s.partial", f);
     assert_false(bt_path_exists(tmp)); /* atomic write leaves no temp file */
+    assert_false(bt_path_exists(partial));
+    free(partial);
     unlink(f);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
