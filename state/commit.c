@@ -248,7 +248,8 @@ int bt_archive_clean_stale(const char *out_dir, int *removed)
     struct dirent *de;
     while ((de = readdir(d))) {
         const char *nm = de->d_name;
-        int stale = is_ckpt_with(nm, ".partial") || is_ckpt_with(nm, ".sha256.tmp");
+        int stale = is_ckpt_with(nm, ".partial") || is_ckpt_with(nm, ".sha256.partial") ||
+                    is_ckpt_with(nm, ".sha256.tmp"); /* the name older builds used */
         char *p = bt_path_join(out_dir, nm);
         if (!stale && is_ckpt_with(nm, ".sha256")) {
             char *tar = bt_xstrndup(p, strlen(p) - strlen(".sha256"));

@@ -83,7 +83,7 @@ static void test_kill_during_commit(void **state)
         while (read(pfd[0], &s, sizeof s) == sizeof s) committed = s;
         close(pfd[0]);
         saw_partial += count_suffix(dir, ".partial") > 0;
-        saw_tmp += count_suffix(dir, ".sha256.tmp") > 0;
+        saw_tmp += count_suffix(dir, ".sha256.partial") > 0;
         /* the next run: discovery first (it must ignore leftovers), then cleanup */
         char found[4096];
         bt_discovery_report rep;
