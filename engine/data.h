@@ -133,6 +133,20 @@ int bt_id_cache_write(const char *path, const uint8_t key[32], const bt_id_table
 int bt_id_cache_read(const char *path, const uint8_t key[32], bt_id_table *t);
 void bt_id_table_free(bt_id_table *t);
 
+/* ---- a held-out evaluation set ([data] eval_split) ---- */
+
+/* Moves a fraction of ds's examples into *held (engine/data_split.c).
+ * Stratified: every class of a BT_LABELS_CLASS set gives round(frac x its
+ * count) examples, never all of them (a class of one stays in training);
+ * other label kinds draw from all examples as one group. Which examples go is
+ * a pure function of (seed, frac, the labels in file order): Fisher-Yates per
+ * group with bt_random4(seed, BT_STREAM_EVAL_SPLIT, group, i, i >> 32, 0).
+ * Both parts keep file order. *held gets its own copy of the texts and
+ * labels, the file's sha256, and path "<path> (held-out N%)". frac in (0, 1).
+ * BT_EDATA (message names the file) when no example would be held out; ds
+ * is unchanged then. */
+int bt_data_split(bt_dataset *ds, double frac, uint64_t seed, bt_dataset *held);
+
 /* ---- deterministic order ---- */
 
 /* perm[0..n) = a permutation of 0..n-1 that is a pure function of (seed,

@@ -12,6 +12,7 @@
  *   BT_STREAM_DROPOUT     counter = (step, micro, layer/site/high bits, element/4)
  *   BT_STREAM_MLM_MASK    counter = (epoch or 0xFFFFFFFF for eval, example, draw)
  *   BT_STREAM_HEAD_INIT   counter = (tensor id, element/4)
+ *   BT_STREAM_EVAL_SPLIT  counter = (label group, draw index)
  */
 #ifndef BATON_KERNELS_PHILOX_H
 #define BATON_KERNELS_PHILOX_H
@@ -30,6 +31,7 @@ enum bt_stream {
     BT_STREAM_MLM_MASK = 3,
     BT_STREAM_HEAD_INIT = 4,
     BT_STREAM_LONGDOC_BUILD = 5, /* composing test/benchmark documents */
+    BT_STREAM_EVAL_SPLIT = 6,    /* [data] eval_split: which training examples are held out */
 };
 
 typedef struct { uint32_t v[4]; } bt_u32x4;

@@ -747,6 +747,13 @@ static int validate(bt_job *j, const bt_job_load_options *o)
                                                           "set format = conll (or auto with a .conll file)");
     if (task != BT_JOB_TASK_TOKEN_CLASSIFY && fmt == BT_JOB_FORMAT_CONLL)
         return key_error(j, BT_ECONFIG, "data", "format", "conll files are for task = token_classify");
+    if (j->data.eval_split > 0 && j->data.eval)
+        return key_error(j, BT_ECONFIG, "data", "eval_split", "is set, and so is [data] eval: evaluate on the "
+                                                              "eval file (remove eval_split) or on a held-out part "
+                                                              "of train (remove eval)");
+    if (j->data.eval_split > 0 && task == BT_JOB_TASK_TOKEN_CLASSIFY)
+        return key_error(j, BT_ECONFIG, "data", "eval_split", "is not supported for task = token_classify: give "
+                                                              "[data] eval a CoNLL file");
     if (metric == BT_JOB_METRIC_PERPLEXITY && task != BT_JOB_TASK_MLM)
         return key_error(j, BT_ECONFIG, "train", "metric", "perplexity is the metric of task = mlm");
     if (metric == BT_JOB_METRIC_ENTITY_F1 && task != BT_JOB_TASK_TOKEN_CLASSIFY)

@@ -79,6 +79,7 @@ typedef struct {
         int skip_malformed;
         int64_t limit_train;     /* 0: all */
         int64_t limit_eval;      /* 0: all */
+        double eval_split;       /* > 0 (no eval file): hold out this fraction of train */
         int64_t stride;          /* classify_long chunk overlap */
         int64_t max_chunks;      /* classify_long: 0 = no cap */
         int chunk_select;        /* bt_job_chunk_select */

@@ -73,6 +73,9 @@ static const bt_job_key keys[] = {
      O(data.limit_train)},
     {"data", "limit_eval", BT_JT_INT, "0", "0..", 1, 0, "Use only the first N evaluation examples; 0: all.",
      O(data.limit_eval)},
+    {"data", "eval_split", BT_JT_FLOAT, "0", "0..0.5", 1, 0,
+     "With no [data] eval: hold out this fraction of train for evaluation (stratified by label, seeded by "
+     "job.seed, the same examples every session); 0: none.", O(data.eval_split)},
     {"data", "stride", BT_JT_INT, "64", "0..8190", 1, 0,
      "classify_long: tokens of overlap between consecutive chunks (< max_seq_len - 2); token_classify: "
      "sub-tokens repeated between the windows of a sentence longer than max_seq_len (< max_seq_len - 2; "

@@ -207,7 +207,7 @@ int bt_plan_input_of(const bt_job *job, const bt_plan_device *dev, bt_plan_input
     in->recompute = (bt_recompute)job->train.recompute;
     in->seq = (int)job->data.max_seq_len;
     if (in->seq > cfg.max_pos) in->seq = cfg.max_pos; /* the runner refuses it; plan what the model allows */
-    int has_eval = job->data.eval && job->data.eval[0];
+    int has_eval = (job->data.eval && job->data.eval[0]) || job->data.eval_split > 0;
     in->eval_batch = !has_eval ? 0 : job->train.eval_batch_size > 0 ? (int)job->train.eval_batch_size : -1;
     in->threads = default_threads((int)job->runtime.threads);
     return 0;

@@ -55,7 +55,7 @@ static void input_of_run(const bt_job *job, const bt_bert_opts *mo, bt_plan_inpu
     in->precision = mo->precision;
     in->recompute = mo->recompute;
     in->seq = mo->max_seq;
-    int has_eval = job->data.eval && job->data.eval[0];
+    int has_eval = (job->data.eval && job->data.eval[0]) || job->data.eval_split > 0;
     in->eval_batch = !has_eval ? 0 : job->train.eval_batch_size > 0 ? (int)job->train.eval_batch_size : -1;
     int t = (int)job->runtime.threads;
 #ifdef _OPENMP

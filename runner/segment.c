@@ -78,6 +78,7 @@ typedef struct {
     bt_tokenizer *tok;
     bt_dataset train, eval;
     int has_eval;
+    char split_tag[64];       /* [data] eval_split in effect: ";split=..." for the token cache keys; else "" */
     int num_labels;
     bt_label_kind kind;
     int mlm;                  /* task = mlm: examples are the blocks of mtrain / meval */
@@ -167,6 +168,8 @@ static int tokenize_dataset(run_ctx *c, bt_dataset *ds, const char *which)
         snprintf(settings, sizeof settings, "max_seq_len=%lld;pair=%d;lower=%d;accents=%d;cjk=%d;limit=%zu",
                  (long long)c->job->data.max_seq_len, ds->has_pair, tc->lowercase, tc->strip_accents,
                  tc->chinese_chars, ds->n);
+    if (c->split_tag[0]) /* a part of the file: which part is in the key */
+        snprintf(settings + strlen(settings), sizeof settings - strlen(settings), "%s;part=%s", c->split_tag, which);
     bt_id_cache_key(ds->sha256, vocab_sha, settings, key);
     char hex[65];
     bt_sha256_hex(key, hex);
@@ -237,6 +240,25 @@ static const char *example_unit(const run_ctx *c, const bt_token_set *ts)
     return "examples";
 }
 
+/* What the evaluation set is called in messages: its file, or "train.csv (held-out 10%)". */
+static const char *eval_name(const run_ctx *c)
+{
+    return c->eval.path ? c->eval.path : c->job->data.eval;
+}
+
+/* [data] eval_split: part of train becomes the evaluation set (engine/data_split.c). */
+static int hold_out_eval(run_ctx *c)
+{
+    const bt_job *job = c->job;
+    int rc = bt_data_split(&c->train, job->data.eval_split, (uint64_t)job->job.seed, &c->eval);
+    if (rc) return rc;
+    if (job->data.limit_eval > 0 && c->eval.n > (size_t)job->data.limit_eval) c->eval.n = (size_t)job->data.limit_eval;
+    c->has_eval = 1;
+    snprintf(c->split_tag, sizeof c->split_tag, ";split=%.17g;seed=%lld", job->data.eval_split,
+             (long long)job->job.seed);
+    return BT_OK;
+}
+
 static int load_data(run_ctx *c)
 {
     bt_job *job = c->job;
@@ -264,6 +286,8 @@ static int load_data(run_ctx *c)
         rc = bt_data_load(job->data.eval, &o, &c->eval);
         if (rc) return rc;
         c->has_eval = c->eval.n > 0;
+    } else if (job->data.eval_split > 0 && (rc = hold_out_eval(c))) {
+        return rc;
     }
     if (c->mlm) c->num_labels = 0;
     else if (c->kind == BT_LABELS_REGRESSION) c->num_labels = 1;
@@ -277,7 +301,7 @@ static int load_data(run_ctx *c)
     if (rc || !c->mlm) return rc;
     /* mlm: the lines become blocks; the token rows are not needed any more */
     rc = bt_mlm_corpus_build(&c->train.tokens, c->tok, job, "train", job->data.train, &c->mtrain);
-    if (!rc && c->has_eval) rc = bt_mlm_corpus_build(&c->eval.tokens, c->tok, job, "eval", job->data.eval, &c->meval);
+    if (!rc && c->has_eval) rc = bt_mlm_corpus_build(&c->eval.tokens, c->tok, job, "eval", c->eval.path, &c->meval);
     bt_id_table_free(&c->train.tokens);
     bt_id_table_free(&c->eval.tokens);
     if (rc) return rc;
@@ -1322,7 +1346,7 @@ static int setup(run_ctx *c)
                                                     (int)job->data.max_seq_len) == 0)
             return bt_fail(BT_EDATA, "%s: the fixed evaluation masks select no token in its %zu blocks, so there is "
                                      "no perplexity to measure; use more evaluation data or a higher [data] "
-                                     "mlm_probability", job->data.eval, c->meval.blocks.n);
+                                     "mlm_probability", eval_name(c), c->meval.blocks.n);
     } else {
         if ((rc = config_labels(c))) return rc;
         bt_model_config_set_problem_type(&c->mcfg, c->token ? BT_PROBLEM_NONE /* one softmax per token */
@@ -1453,6 +1477,9 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
     bt_progress_message(c.progress, "segment %d of job '%s': step %lld of %lld, %zu training %s, %s backend",
                         c.st.segment, job->job.name, (long long)c.st.step, (long long)c.total_steps, c.n_train,
                         example_unit(&c, &c.tk.train), c.be->name);
+    if (c.split_tag[0])
+        bt_progress_message(c.progress, "evaluation: %zu examples held out of %s (eval_split = %g, stratified)",
+                            c.eval.n, job->data.train, job->data.eval_split);
     update_status(&c, "running", NAN, NAN, 1);
 
     const char *stop_reason = NULL;
@@ -1544,7 +1571,7 @@ int bt_segment_eval(bt_job *job, const bt_eval_options *o)
         free(best);
         if (rc) goto out;
     }
-    bt_info("scoring %s (step %lld) on %s", c.latest_archive, (long long)c.st.step, job->data.eval);
+    bt_info("scoring %s (step %lld) on %s", c.latest_archive, (long long)c.st.step, eval_name(&c));
     double t0 = bt_now_mono();
     rc = evaluate(&c, &r);
     if (rc == BT_ETEMPFAIL && c.eval_interrupted)
@@ -1554,7 +1581,7 @@ int bt_segment_eval(bt_job *job, const bt_eval_options *o)
     double dt = bt_now_mono() - t0;
     size_t n_eval = c.mlm ? c.meval.blocks.n : c.eval.n;
     json_t *rec = json_pack("{s:s, s:I, s:s, s:I}", "archive", c.latest_archive, "step", (json_int_t)c.st.step,
-                            "eval", job->data.eval, "examples", (json_int_t)n_eval);
+                            "eval", eval_name(&c), "examples", (json_int_t)n_eval);
     if (isfinite(r.loss)) json_object_set_new(rec, "loss", json_real(r.loss));
     for (int i = 0; i < r.n; i++)
         json_object_set_new(rec, r.v[i].name, isfinite(r.v[i].value) ? json_real(r.v[i].value) : json_null());
@@ -1567,7 +1594,7 @@ int bt_segment_eval(bt_job *job, const bt_eval_options *o)
         free(line);
     } else {
         printf("archive          %s (step %lld)\n", c.latest_archive, (long long)c.st.step);
-        printf("eval             %s (%zu %s, %.1f s)\n", job->data.eval, n_eval,
+        printf("eval             %s (%zu %s, %.1f s)\n", eval_name(&c), n_eval,
                example_unit(&c, &c.tk.eval), dt);
         if (isfinite(r.loss)) printf("%-16s %.6f\n", "loss", r.loss);
         for (int i = 0; i < r.n; i++) printf("%-16s %.6f%s\n", r.v[i].name, r.v[i].value,
