@@ -43,6 +43,8 @@
 #include "util/sha256.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <jansson.h>
@@ -1179,6 +1181,60 @@ static int no_usable_archive(const run_ctx *c, const bt_discovery_report *rep)
     return rc;
 }
 
+/* Copies src to dst through bt_publish (.partial, fsync, rename, fsync dir). */
+static int copy_published(const char *src, const char *dst)
+{
+    FILE *in = fopen(src, "rbe");
+    if (!in) return bt_fail(BT_EIO, "%s: cannot open: %s", src, strerror(errno));
+    bt_publish p;
+    int rc = bt_publish_begin(&p, dst);
+    if (rc) {
+        fclose(in);
+        return rc;
+    }
+    char buf[1 << 16];
+    size_t n;
+    int ok = 1;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, p.f) == n;
+    ok = ok && !ferror(in);
+    fclose(in);
+    rc = bt_publish_end(&p, ok);
+    return ok ? rc : bt_fail(BT_EIO, "copying %s to %s failed", src, dst);
+}
+
+/* A run that resumed from another directory (a previous Kaggle session's
+ * output under /kaggle/input) carries the best archive that run recorded
+ * into its own output, so keep_best keeps it across sessions: verified
+ * first, copied with its sidecar. Failing to carry it is a warning: the
+ * training state is the resumed archive, which is safe. */
+static void carry_best_archive(run_ctx *c, const char *found)
+{
+    if (c->read_only || !c->job->runtime.keep_best || !c->st.best_archive[0]) return;
+    char *dir = bt_xstrdup(found), *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    char *src = bt_path_join(slash ? dir : ".", c->st.best_archive), *dst = bt_path_join(c->out_dir, c->st.best_archive);
+    char rs[PATH_MAX], rd[PATH_MAX];
+    int same = realpath(src, rs) && realpath(dst, rd) && !strcmp(rs, rd);
+    if (!same && !bt_path_exists(dst)) {
+        char *src_side = bt_xasprintf("%s.sha256", src), *dst_side = bt_xasprintf("%s.sha256", dst);
+        int rc = bt_path_exists(src) ? bt_archive_verify(src, NULL, NULL, NULL) : bt_fail(BT_ENOINPUT, "%s: not there", src);
+        if (!rc) rc = copy_published(src, dst);
+        if (!rc && bt_path_exists(src_side)) rc = copy_published(src_side, dst_side);
+        if (rc) {
+            bt_warn("the best archive (step %lld) is not carried into %s: %s", (long long)c->st.best_step,
+                    c->out_dir, bt_errmsg());
+            bt_err_clear();
+            unlink(dst);
+        } else bt_progress_message(c->progress, "carried the best archive %s (step %lld) into %s",
+                                   c->st.best_archive, (long long)c->st.best_step, c->out_dir);
+        free(src_side);
+        free(dst_side);
+    }
+    free(src);
+    free(dst);
+    free(dir);
+}
+
 static int resume(run_ctx *c)
 {
     bt_job *job = c->job;
@@ -1261,6 +1317,7 @@ static int resume(run_ctx *c)
     c->last_commit_step = c->st.step;
     bt_progress_message(c->progress, "resumed from %s at step %lld (epoch %u)", found, (long long)c->st.step,
                         c->st.cursor.epoch);
+    carry_best_archive(c, found);
     return BT_OK;
 }
 
