@@ -77,6 +77,9 @@ $(tail -n 30 "$2")"
 # budget allows.
 term_when() {
     tw_log=$1; tw_cond=$2; shift 2
+    # empty the log first: the background child truncates it only once it
+    # runs, and a condition on a previous run's log would hold at once
+    : >"$tw_log"
     "$BATON" "$@" >"$tw_log" 2>&1 &
     tw_pid=$!; RL_PIDS=$tw_pid
     tw_i=0

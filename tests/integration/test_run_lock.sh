@@ -88,7 +88,10 @@ note "simultaneous runs: pid $W trained, pid $L exited 69"
 "$BATON" run "$T/long.ini" >"$T/a.log" 2>&1 &
 A=$!
 RL_PIDS=$A
-sleep 1
+i=0 # until it holds the lock (a fixed sleep is too short on a loaded machine)
+while [ "$(cat "$OUT/.baton.lock" 2>/dev/null)" != "$A" ] && kill -0 $A 2>/dev/null && [ $i -lt 3000 ]; do
+    i=$((i + 1)); sleep 0.01
+done
 kill -KILL $A
 set +e; wait $A 2>/dev/null; set -e
 RL_PIDS=""
