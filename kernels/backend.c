@@ -108,6 +108,12 @@ static int cuda_load(void)
 {
     if (cuda_handle) return 0;
     if (cuda_load_error[0]) return -1;
+    /* The CUDA runtime dlopens the driver library and, when it cannot use it
+     * (no GPU, a driver older than the runtime), dlcloses it again: the
+     * driver's own start-up allocations are then unreachable, which
+     * LeakSanitizer reports under an unknown module. Pinned here, it stays
+     * loaded for the process (absent: nothing happens). */
+    (void)dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL | RTLD_NODELETE);
     char cands[5][PATH_MAX + 32];
     int n = 0;
     const char *env = getenv("BATON_CUDA_LIB");
