@@ -56,9 +56,9 @@ EOF
 }
 # The default job template (no columns, no eval), sized to outlast a 3 s session; one thread.
 with_params "$TMPD/s1.ipynb" 'BUDGET = "3s"
-RUN_ARGS = ["-s", "train.max_steps=1500", "-s", "train.batch_size=16", "-s", "data.max_seq_len=32", "-s", "runtime.threads=1"]'
+RUN_ARGS = ["-s", "train.max_steps=1500", "-s", "train.batch_size=16", "-s", "data.max_seq_len=32", "-s", "runtime.threads=1", "-s", "runtime.margin=1s"]'
 with_params "$TMPD/s2.ipynb" 'BUDGET = None
-RUN_ARGS = ["-s", "train.max_steps=1500", "-s", "train.batch_size=16", "-s", "data.max_seq_len=32", "-s", "runtime.threads=1"]'
+RUN_ARGS = ["-s", "train.max_steps=1500", "-s", "train.batch_size=16", "-s", "data.max_seq_len=32", "-s", "runtime.threads=1", "-s", "runtime.margin=1s"]'
 
 session() { # NAME NOTEBOOK: one session at the fixed path $TMPD/kaggle, kept as $TMPD/NAME/kaggle
     r="$TMPD/kaggle"
