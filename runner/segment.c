@@ -1401,6 +1401,18 @@ static int resolve_precision(run_ctx *c)
     return rc;
 }
 
+/* train.loss_scale_init set in a job that does not train in fp16 (say auto
+ * on the CPU): accepted, since auto may pick fp16 on another device, but said. */
+static void warn_scale_unused(const run_ctx *c)
+{
+    int k = bt_job_key_index("train", "loss_scale_init");
+    if (c->prec == BT_PREC_FP16 || k < 0 || !c->job->origin || !c->job->origin[k].file) return;
+    char where[256];
+    bt_job_where(c->job, k, where, sizeof where);
+    bt_warn("%s: [train] loss_scale_init applies to fp16 only, and this segment trains in %s: it has no effect here",
+            where, bt_precision_name(c->prec));
+}
+
 static int create_backend(run_ctx *c)
 {
     int dev = c->job->runtime.device;
@@ -1533,6 +1545,7 @@ static int setup(run_ctx *c)
 
     rc = create_backend(c);
     if (rc) return rc;
+    warn_scale_unused(c);
     bt_bert_opts mo = {
         .task = c->mlm ? BT_TASK_MLM : c->token ? BT_TASK_TOKEN_CLS : BT_TASK_SEQ_CLS, .num_labels = c->num_labels,
         .problem = c->kind == BT_LABELS_MULTI ? BT_LOSS_MULTI : c->kind == BT_LABELS_REGRESSION ? BT_LOSS_REGRESSION : BT_LOSS_SINGLE,

@@ -11,7 +11,9 @@
 #      byte-identical to an uninterrupted run of the same precision;
 #   4. a resume in another precision is accepted with one line saying it is
 #      valid but not byte-identical;
-#   5. tf32 on the CPU is refused (exit 78) naming the key and its line.
+#   5. tf32 on the CPU is refused (exit 78) naming the key and its line;
+#      train.loss_scale_init out of range is refused, and outside fp16 it
+#      is said to have no effect (and has none: section 3's bf16 job).
 # BATON_TEST_SEED=N replays the random interrupt moments of a failed run.
 . "$(dirname "$0")/run_lib.sh"
 note "random seed $RL_SEED (BATON_TEST_SEED=$RL_SEED replays it)"
@@ -45,13 +47,16 @@ start=$(now)
 # shellcheck disable=SC2086
 write_job "$T/fp32.ini" $common train.precision=fp32 job.output_dir=fp32-out
 # shellcheck disable=SC2086
-write_job "$T/bf16-ref.ini" $common train.precision=bf16 job.output_dir=bf16-ref-out
+write_job "$T/bf16-ref.ini" $common train.precision=bf16 train.loss_scale_init=1024 job.output_dir=bf16-ref-out
 brun "$T/fp32.log" run "$T/fp32.ini"
 expect_rc 0 "$T/fp32.log" "fp32 run"
 brun "$T/bf16.log" run "$T/bf16-ref.ini"
 expect_rc 0 "$T/bf16.log" "bf16 run"
 grep -q "cpu backend, precision bf16 (requested; on the CPU" "$T/bf16.log" \
     || fail "bf16: the start line does not name the precision: $(head -n 3 "$T/bf16.log")"
+# loss_scale_init is fp16's: said to do nothing here (section 3's bf16 job lacks it and ends the same)
+grep -q "bf16-ref.ini:[0-9]*: \[train\] loss_scale_init applies to fp16 only" "$T/bf16.log" \
+    || fail "bf16: no warning that loss_scale_init has no effect: $(head -n 3 "$T/bf16.log")"
 a32=$(final_of "$T/fp32-out" fp32); a16=$(final_of "$T/bf16-ref-out" bf16)
 sha32=$(member_sha "$a32"); ref_bf16=$(member_sha "$a16")
 [ "$sha32" != "$ref_bf16" ] || fail "fp32 and bf16 end with the same weights ($sha32): the precision changed nothing"
@@ -137,6 +142,9 @@ expect_rc 78 "$T/tf32.log" "tf32 on the CPU"
 grep -q "tf32.ini:[0-9]*: \[train\] precision = tf32: .*use precision = fp32" "$T/tf32.log" \
     || fail "tf32: the message does not name the key and its line: $(cat "$T/tf32.log")"
 ls "$T/tf32-out"/ckpt-*.tar >/dev/null 2>&1 && fail "tf32: an archive was written"
+brun "$T/lsi.log" run "$T/fp16-ref.ini" --fresh -s train.loss_scale_init=0
+expect_rc 78 "$T/lsi.log" "loss_scale_init = 0"
+grep -q "train.loss_scale_init=0: out of range" "$T/lsi.log" || fail "loss_scale_init = 0: $(cat "$T/lsi.log")"
 note "tf32: $(head -n 1 "$T/tf32.log" | cut -c1-110)..."
 
 echo "run precision: all checks passed"
