@@ -14,7 +14,7 @@
 #define SCALE_INIT 65536.0f
 #define SCALE_GROWTH 2.0f
 #define SCALE_BACKOFF 0.5f
-#define SCALE_INTERVAL 2000
+#define SCALE_INTERVAL BT_LOSS_SCALE_INTERVAL
 #define SCALE_FLOOR 5.9604644775390625e-08f /* 2^-24: below it fp16 overflows whatever the scale */
 
 struct bt_trainer {

@@ -31,8 +31,10 @@ typedef struct {
     /* fp16 dynamic loss scaling (only when the model's precision is FP16);
      * the defaults are torch.cuda.amp.GradScaler's */
     double loss_scale_init;        /* <= 0: 65536 (2^16) */
-    int64_t loss_scale_interval;   /* clean steps before the scale doubles; <= 0: 2000 */
+    int64_t loss_scale_interval;   /* clean steps before the scale doubles; <= 0: BT_LOSS_SCALE_INTERVAL */
 } bt_train_config;
+
+#define BT_LOSS_SCALE_INTERVAL 2000 /* the default growth interval (GradScaler's) */
 
 typedef struct {
     float loss;          /* mean of the micro-batch mean losses (what HF Trainer logs) */

@@ -5,11 +5,13 @@
 
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
+#include "engine/train.h"
 #include "runner/task_longdoc.h"
 #include "state/commit.h"
 #include "util/err.h"
 #include "util/mem.h"
 
+#include <float.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -85,6 +87,40 @@ typedef struct {
     json_t *best;
 } tj_vals;
 
+/* The precision and the fp16 loss scaler: "precision", "loss_scale_clean_steps"
+ * and "skipped_steps" are optional (archives from before they were recorded
+ * trained fp32 without scaling); a loss scale is a float > 0 and belongs to
+ * fp16 exactly. */
+static int check_scaler(const tj *t, long long step)
+{
+    json_t *o = t->o, *ls = json_object_get(o, "loss_scale"), *p = json_object_get(o, "precision");
+    const char *ps = json_string_value(p);
+    if (p && (!ps || (strcmp(ps, "fp32") && strcmp(ps, "tf32") && strcmp(ps, "fp16") && strcmp(ps, "bf16"))))
+        return bad(t, "precision", "one of \"fp32\", \"tf32\", \"fp16\", \"bf16\"");
+    double sc = json_number_value(ls);
+    int scaled = json_is_number(ls);
+    /* the scale is a float: exactly representable, and in range before the cast */
+    if (!(json_is_string(ls) && !strcmp(json_string_value(ls), "none")) &&
+        !(scaled && isfinite(sc) && sc > 0 && sc <= FLT_MAX && (double)(float)sc == sc))
+        return bad(t, "loss_scale", "\"none\" or fp16's loss scale (a float > 0)");
+    long long clean = 0, skipped = 0, cmax = step < BT_LOSS_SCALE_INTERVAL - 1 ? step : BT_LOSS_SCALE_INTERVAL - 1;
+    int rc = BT_OK;
+    if (json_object_get(o, "loss_scale_clean_steps")) rc = need_int(t, "loss_scale_clean_steps", 0, cmax, &clean);
+    if (!rc && json_object_get(o, "skipped_steps")) rc = need_int(t, "skipped_steps", 0, step, &skipped);
+    if (rc) return rc;
+    char w[160];
+    if (ps && scaled != !strcmp(ps, "fp16")) {
+        snprintf(w, sizeof w, "precision %s %s a loss scale (only fp16 scales its loss, always)", ps,
+                 scaled ? "with" : "without");
+        return inconsistent(t, w);
+    }
+    if (!scaled && clean) {
+        snprintf(w, sizeof w, "loss_scale_clean_steps %lld without a loss scale", clean);
+        return inconsistent(t, w);
+    }
+    return BT_OK;
+}
+
 static int check_types(const tj *t, int64_t mstep, tj_vals *v)
 {
     json_t *o = t->o;
@@ -137,11 +173,7 @@ static int check_types(const tj *t, int64_t mstep, tj_vals *v)
         }
     }
     if (!rc) rc = need_type(t, "device", json_is_string(json_object_get(o, "device")), "a string");
-    json_t *ls = json_object_get(o, "loss_scale");
-    if (!rc) rc = need_type(t, "loss_scale", json_is_string(ls) || json_is_object(ls) ||
-                                                 (json_is_number(ls) && isfinite(json_number_value(ls)) &&
-                                                  json_number_value(ls) > 0),
-                            "\"none\", a finite number > 0 or the loss scaler's state (an object)");
+    if (!rc) rc = check_scaler(t, v->step);
     json_t *es = json_object_get(o, "eval_seconds");
     if (!rc && es) rc = need_type(t, "eval_seconds", json_is_number(es) && isfinite(json_number_value(es)) &&
                                                          json_number_value(es) >= 0, "a number >= 0");

@@ -6,7 +6,9 @@
  */
 #include "runner/commands.h"
 #include "kernels/backend.h"
+#include "runner/precision.h"
 #include "runner/selftest.h"
+#include "util/err.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,19 @@ static void cpu_line(FILE *f)
             amx ? "AMX-BF16" : bf16 ? "AVX512-BF16" : "no (bf16 is emulated in fp32, exactly rounded)");
 }
 
+/* The precision `auto` trains GPU 0 in, which its first run self-checks
+ * (runner/precision.h); the BATON_FAKE_GPU stand-in is the CPU: fp32. */
+static bt_precision auto_precision(int real_gpu)
+{
+    bt_precision p = BT_PREC_FP32;
+    bt_gpu_identity id;
+    if (!real_gpu) return p;
+    if (bt_backend_cuda_identity(0, &id) == BT_OK)
+        bt_precision_pick(BT_JOB_PREC_AUTO, BT_DEV_CUDA, id.cc_major * 10 + id.cc_minor, NULL, &p, NULL, 0);
+    bt_err_clear();
+    return p;
+}
+
 int cmd_doctor(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -64,8 +79,8 @@ int cmd_doctor(int argc, char **argv)
     const char *fake = getenv("BATON_FAKE_GPU");
     if (fake && *fake)
         printf("  BATON_FAKE_GPU=%s: device = auto/cuda train on a CPU stand-in for the GPU (testing only)\n", fake);
-    /* PRECISION: what training would use; fp32 until the segment loop resolves [train] precision */
-    if (gpus > 0 || (fake && *fake)) bt_selftest_doctor(stdout, BT_PREC_FP32);
+    /* the self-check record of what precision = auto trains in there */
+    if (gpus > 0 || (fake && *fake)) bt_selftest_doctor(stdout, auto_precision(gpus > 0 && !(fake && *fake)));
     if (fake && *fake)
         printf("verdict: device = auto trains on the BATON_FAKE_GPU stand-in (the CPU behind a test wrapper)\n");
     else if (gpus > 0)

@@ -7,7 +7,8 @@
  * "running" while no process holds the output-directory lock is reported as
  * "dead": its run was killed, or could not write its last status. Reads only; never writes (and never takes the lock).
  * Keys of --json that scripts rely on: output_dir, latest_archive, step,
- * epoch, complete (plus state, best_metric, eta_job_s, looked_in, skipped).
+ * epoch, complete (plus state, precision, loss_scale, skipped_steps, best_metric, eta_job_s,
+ * looked_in, skipped).
  */
 #include "runner/archive_check.h"
 #include "runner/commands.h"
@@ -61,30 +62,77 @@ static void print_run(const char *state, long long pid, int dead)
         printf("run          %s (pid %lld)\n", state, pid);
 }
 
+/* The command line: -1 to go on, else the exit code (help: 0, a bad argument: BT_EUSAGE). */
+static int parse_args(int argc, char **argv, const char **job_path, int *as_json, const char **ovr, int *n_ovr)
+{
+    for (int i = 1; i < argc; i++) {
+        /* -s k=v: the same overrides as `baton run` (output_dir, say) */
+        if (bt_job_override_arg(argc, argv, &i, ovr, n_ovr)) continue;
+        else if (!strcmp(argv[i], "--json")) *as_json = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: baton status JOB.ini [-s section.key=value]... [--json]\n"
+                   "  the newest valid archive of the job, its step, epoch, precision, best metric and ETA\n");
+            return 0;
+        } else if (argv[i][0] == '-' || *job_path) {
+            fprintf(stderr, "baton status: unexpected argument '%s'\n", argv[i]);
+            return BT_EUSAGE;
+        } else *job_path = argv[i];
+    }
+    if (!*job_path) {
+        fprintf(stderr, "usage: baton status JOB.ini [-s section.key=value]... [--json]\n");
+        return BT_EUSAGE;
+    }
+    return -1;
+}
+
+/* precision, loss_scale (fp16; else null) and skipped_steps (fp16 overflow)
+ * from the archive's trainer.json (one from before they were recorded
+ * trained fp32), else from the live heartbeat, else null / 0. */
+static void add_precision(json_t *o, json_t *trainer, json_t *live)
+{
+    json_t *src = trainer ? trainer : live;
+    json_t *p = json_object_get(src, "precision"), *ls = json_object_get(src, "loss_scale");
+    json_t *sk = json_object_get(src, "skipped_steps");
+    json_object_set_new(o, "precision", json_is_string(p) ? json_incref(p) : trainer ? json_string("fp32") : json_null());
+    json_object_set_new(o, "loss_scale", json_is_number(ls) ? json_incref(ls) : json_null());
+    json_object_set_new(o, "skipped_steps", json_integer(json_is_integer(sk) ? json_integer_value(sk) : 0));
+}
+
+static void print_precision(json_t *o)
+{
+    const char *p = json_string_value(json_object_get(o, "precision"));
+    json_t *ls = json_object_get(o, "loss_scale");
+    json_int_t sk = json_integer_value(json_object_get(o, "skipped_steps"));
+    if (!p) return;
+    printf("precision    %s", p);
+    if (json_is_number(ls)) printf(" (loss scale %g, %lld step(s) skipped for overflow)", json_number_value(ls),
+                                   (long long)sk);
+    else if (sk > 0) printf(" (%lld step(s) skipped for overflow in earlier fp16 segments)", (long long)sk);
+    printf("\n");
+}
+
+/* looked_in (output_dir, then resume_from) and the archives skipped, with their reasons. */
+static void add_places(json_t *o, const bt_job *job, const bt_discovery_report *rep)
+{
+    json_t *looked = json_array();
+    json_array_append_new(looked, json_string(job->job.output_dir));
+    for (int i = 0; i < job->job.resume_from.n; i++) json_array_append_new(looked, json_string(job->job.resume_from.v[i]));
+    json_object_set_new(o, "looked_in", looked);
+    json_t *skipped = json_array();
+    for (size_t i = 0; i < rep->n_skipped; i++)
+        json_array_append_new(skipped, json_pack("{s:s, s:s}", "path", rep->skipped[i].path, "reason", rep->skipped[i].reason));
+    json_object_set_new(o, "skipped", skipped);
+}
+
 int cmd_status(int argc, char **argv)
 {
     const char *job_path = NULL;
-    int as_json = 0;
     const char **ovr = argc > 1 ? calloc((size_t)argc, sizeof *ovr) : NULL;
-    int n_ovr = 0;
-    for (int i = 1; i < argc; i++) {
-        /* -s k=v: the same overrides as `baton run` (output_dir, say) */
-        if (bt_job_override_arg(argc, argv, &i, ovr, &n_ovr)) continue;
-        else if (!strcmp(argv[i], "--json")) as_json = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: baton status JOB.ini [-s section.key=value]... [--json]\n"
-                   "  the newest valid archive of the job, its step, epoch, best metric and ETA\n");
-            return 0;
-        } else if (argv[i][0] == '-' || job_path) {
-            fprintf(stderr, "baton status: unexpected argument '%s'\n", argv[i]);
-            free(ovr);
-            return BT_EUSAGE;
-        } else job_path = argv[i];
-    }
-    if (!job_path) {
-        fprintf(stderr, "usage: baton status JOB.ini [-s section.key=value]... [--json]\n");
+    int as_json = 0, n_ovr = 0;
+    int prc = parse_args(argc, argv, &job_path, &as_json, ovr, &n_ovr);
+    if (prc >= 0) {
         free(ovr);
-        return BT_EUSAGE;
+        return prc;
     }
     bt_job job;
     bt_job_load_options lo = {.overrides = ovr, .n_overrides = n_ovr, .check_paths = 0};
@@ -134,16 +182,10 @@ int cmd_status(int argc, char **argv)
     json_object_set_new(o, "best_metric", json_is_object(best) ? json_incref(json_object_get(best, "value")) : json_null());
     json_object_set_new(o, "best_metric_name", json_is_object(best) ? json_incref(json_object_get(best, "metric")) : json_null());
     json_object_set_new(o, "state", dead ? json_string("dead") : live_state ? json_string(live_state) : json_null());
+    add_precision(o, trainer, live);
     json_object_set_new(o, "eta_job_s", live && !complete && !dead ? json_incref(json_object_get(live, "eta_job_s"))
                                                                     : json_null());
-    json_t *looked = json_array();
-    json_array_append_new(looked, json_string(out));
-    for (int i = 0; i < job.job.resume_from.n; i++) json_array_append_new(looked, json_string(job.job.resume_from.v[i]));
-    json_object_set_new(o, "looked_in", looked);
-    json_t *skipped = json_array();
-    for (size_t i = 0; i < rep.n_skipped; i++)
-        json_array_append_new(skipped, json_pack("{s:s, s:s}", "path", rep.skipped[i].path, "reason", rep.skipped[i].reason));
-    json_object_set_new(o, "skipped", skipped);
+    add_places(o, &job, &rep);
 
     if (as_json) {
         char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -167,6 +209,7 @@ int cmd_status(int argc, char **argv)
                        json_number_value(json_object_get(best, "value")),
                        (long long)json_integer_value(json_object_get(best, "step")));
         }
+        print_precision(o);
         print_run(live_state, live_pid, dead);
         json_t *eta = json_object_get(o, "eta_job_s");
         if (json_is_number(eta)) printf("eta          %.0f s (from status.json)\n", json_number_value(eta));

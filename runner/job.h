@@ -111,6 +111,7 @@ typedef struct {
         int64_t early_stopping_patience; /* evaluations; 0: off */
         int metric;              /* bt_job_metric */
         int precision;           /* bt_job_precision */
+        double loss_scale_init;  /* fp16: the loss scale a run starts with (a resume keeps the archive's) */
         int micro_batch;         /* bt_job_micro_batch: auto = the largest that fits (runner/plan.h) */
         int recompute;           /* bt_job_recompute: activation checkpointing (engine/bert.h) */
     } train;

@@ -138,9 +138,15 @@ static const bt_job_key keys[] = {
      "auto|accuracy|f1|f1_macro|mse|pearson|perplexity|entity_f1|loss", 1, 0,
      "Metric for best checkpoint and early stopping; auto: accuracy (classify), mse (regression), perplexity (mlm), entity_f1 (token_classify).",
      O(train.metric)},
-    {"train", "precision", BT_JT_ENUM, "auto", "auto|fp32|tf32|fp16|bf16", 1, 0,
-     "Compute precision (master weights are always fp32); auto: bf16 on sm_80+, fp16 on older GPUs, fp32 on CPU.",
+    {"train", "precision", BT_JT_ENUM, "auto", "auto|fp32|tf32|fp16|bf16", 0, 0,
+     "Compute precision (master weights and archives are always fp32, so a job may change it between segments); "
+     "auto: bf16 on sm_80+, fp16 on sm_60-75, fp32 on the CPU. tf32 needs an sm_80+ GPU; fp16 and bf16 also run "
+     "on the CPU (16-bit storage, fp32 arithmetic: slower than fp32). See \"Precision\" below.",
      O(train.precision)},
+    {"train", "loss_scale_init", BT_JT_FLOAT, "65536", "1e-7..1e30", 0, 0,
+     "fp16 only: the dynamic loss scale training starts with (torch's GradScaler default 2^16; halved on overflow, "
+     "doubled after 2000 clean steps); rounded to a float. A resume continues the archive's scale.",
+     O(train.loss_scale_init)},
     {"train", "micro_batch", BT_JT_ENUM, "off", "off|auto", 1, 0,
      "auto: the largest micro-batch that fits the device's free memory (and runtime.memory_limit), a divisor of "
      "batch_size x grad_accum; grad_accum rises so the effective batch stays; chosen at the start, recorded in the "

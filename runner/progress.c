@@ -65,6 +65,7 @@ int bt_progress_format(const bt_progress_info *i, int bar_width, char *buf, size
     else PUT("step %lld", (long long)i->step);
     if (i->epochs > 0) PUT("  epoch %.2f/%lld", i->epoch, (long long)i->epochs);
     if (isfinite(i->loss)) PUT("  loss %.4f", i->loss);
+    if (i->loss_scale > 0) PUT("  fp16 scale %g, %lld skipped", i->loss_scale, (long long)i->skipped);
     if (isfinite(i->examples_per_s)) PUT("  %.1f ex/s", i->examples_per_s);
     if (isfinite(i->eta_job_s) || isfinite(i->eta_segment_s)) {
         char a[32], b[32];

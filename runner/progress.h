@@ -1,7 +1,8 @@
 /* runner/progress.h — what a person sees while a job trains.
  *
  * Owns: on a terminal, one line redrawn in place (at most 4 times a second):
- *   "[#####.....] step 120/900  epoch 1/3  loss 0.4123  85.2 ex/s  ETA 12m (segment 5m)";
+ *   "[#####.....] step 120/900  epoch 1/3  loss 0.4123  85.2 ex/s  ETA 12m (segment 5m)"
+ *   (fp16 adds "  fp16 scale 32768, 2 skipped" after the loss);
  * elsewhere (Kaggle logs, files) a plain line every progress_every seconds;
  * nothing in mode none. Messages in between clear the bar first.
  * Must not: print anything else (baton is quiet by default), or compute
@@ -25,6 +26,8 @@ typedef struct {
     double examples_per_s; /* NAN: not shown */
     double eta_job_s;      /* NAN: not shown */
     double eta_segment_s;  /* NAN: not shown (segment ends by budget before the job) */
+    double loss_scale;     /* > 0: fp16's loss scale, shown with the skipped steps; else neither */
+    int64_t skipped;       /* steps skipped for fp16 overflow so far */
 } bt_progress_info;
 
 typedef struct bt_progress bt_progress;

@@ -27,6 +27,7 @@
 #include "engine/train.h"
 #include "runner/lock.h"
 #include "runner/plan.h"
+#include "runner/precision.h"
 #include "runner/progress.h"
 #include "runner/selftest.h"
 #include "runner/status.h"
@@ -70,6 +71,8 @@ typedef struct {
     double eval_seconds;      /* wall seconds of the last full evaluation (any segment; 0: none) */
     json_t *history;          /* array of metrics.jsonl records */
     json_t *forced;           /* array of accepted fingerprint changes (--force) */
+    char precision[8];        /* the archive's precision ("fp32" when trainer.json predates the key) */
+    bt_loss_scaler scaler;    /* the archive's loss scaler (old archives: {0, 1, 0, 0}) */
 } trainer_state;
 
 typedef struct {
@@ -122,6 +125,8 @@ typedef struct {
     double last_eval_s;       /* wall seconds of this segment's last evaluation (0: none yet) */
     double train_ex_per_s;    /* measured training examples per second (NAN before a step) */
     bt_plan_choice plan;      /* issue 18 hook: train.micro_batch = auto (runner/plan.h) */
+    bt_precision prec;        /* [train] precision resolved for c->be (runner/precision.h) */
+    char prec_line[192];      /* how it was chosen, for the start line: "bf16 (auto: sm_80 GPU)" */
 } run_ctx;
 
 /* ------------------------------------------------------------------ data */
@@ -409,7 +414,10 @@ static char *trainer_json(run_ctx *c, const char *stop_reason)
     if (!isnan(s->best))
         best = json_pack("{s:s, s:f, s:I, s:s}", "metric", c->metric_name, "value", s->best, "step",
                          (json_int_t)s->best_step, "archive", s->best_archive);
-    json_t *o = json_pack("{s:s, s:i, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:i, s:b, s:s?, s:o, s:s, s:i, s:I, s:o, s:O, s:O, s:s, s:s}",
+    bt_loss_scaler ls;
+    bt_trainer_loss_scaler(c->trainer, &ls);
+    json_t *o = json_pack("{s:s, s:i, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:i, s:b, s:s?, s:o, s:s, s:i, s:I, s:o, s:O, s:O, "
+                          "s:s, s:s, s:o, s:I, s:I}",
                           "format", BT_TRAINER_FORMAT, "version", BT_TRAINER_VERSION,
                           "step", (json_int_t)s->step, "epoch", (json_int_t)s->cursor.epoch,
                           "position", (json_int_t)s->cursor.position,
@@ -421,12 +429,29 @@ static char *trainer_json(run_ctx *c, const char *stop_reason)
                                         : c->kind == BT_LABELS_REGRESSION ? "regression" : "class",
                           "bad_evals", s->bad_evals, "last_eval_step", (json_int_t)s->last_eval_step,
                           "best", best, "forced_changes", s->forced, "history", s->history,
-                          "device", c->be->name, "loss_scale", "none");
+                          "device", c->be->name, "precision", bt_precision_name(c->prec),
+                          "loss_scale", ls.enabled ? json_real(ls.scale) : json_string("none"),
+                          "loss_scale_clean_steps", (json_int_t)ls.clean_steps,
+                          "skipped_steps", (json_int_t)ls.skipped_steps);
     bt_plan_hook_record(&c->plan, o); /* issue 18 hook: trainer.json "micro_batch" (runner/plan.h) */
     if (s->eval_seconds > 0) json_object_set_new(o, "eval_seconds", json_real(s->eval_seconds));
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return text;
+}
+
+/* The archive's precision and fp16 loss scaler (trainer.json was checked,
+ * runner/archive_check.c); absent in archives from before they were
+ * recorded: those trained fp32 without scaling, {0, 1, 0, 0}. */
+static void scaler_parse(json_t *o, trainer_state *s)
+{
+    const char *p = json_string_value(json_object_get(o, "precision"));
+    snprintf(s->precision, sizeof s->precision, "%s", p ? p : "fp32");
+    json_t *ls = json_object_get(o, "loss_scale");
+    s->scaler.enabled = json_is_number(ls);
+    s->scaler.scale = json_is_number(ls) ? json_number_value(ls) : 1.0;
+    s->scaler.clean_steps = json_integer_value(json_object_get(o, "loss_scale_clean_steps")); /* absent: 0 */
+    s->scaler.skipped_steps = json_integer_value(json_object_get(o, "skipped_steps"));
 }
 
 static int trainer_state_parse(run_ctx *c, const char *text, const char *where)
@@ -481,6 +506,7 @@ static int trainer_state_parse(run_ctx *c, const char *text, const char *where)
         json_decref(o);
         return prc;
     }
+    scaler_parse(o, s);
     json_t *h = json_object_get(o, "history");
     if (json_is_array(h)) {
         json_decref(s->history);
@@ -920,6 +946,12 @@ static void update_status(run_ctx *c, const char *state, double loss, double ex_
     /* from the trainer state, so a resumed segment reports them before its first eval/commit */
     c->status.best_metric = c->st.best;
     c->status.best_metric_name = isnan(c->st.best) ? NULL : c->metric_name;
+    if (c->trainer) { /* fp16: the loss scale; skipped steps (any precision: an fp16 segment may have left some) */
+        bt_loss_scaler ls;
+        bt_trainer_loss_scaler(c->trainer, &ls);
+        c->status.loss_scale = ls.enabled ? ls.scale : NAN;
+        c->status.skipped_steps = ls.skipped_steps;
+    }
     if (c->latest_archive[0]) c->status.latest_archive = c->latest_archive;
     double steps_left = (double)(c->total_steps - c->st.step);
     double step_s = ex_per_s > 0 ? (double)(c->job->train.batch_size * c->job->train.grad_accum) / ex_per_s : NAN;
@@ -987,6 +1019,52 @@ static int outdir_gone(run_ctx *c)
     return rc;
 }
 
+typedef struct {
+    double loss_acc;      /* sum of finite step losses since the last train record */
+    int n_acc, n_skip;    /* steps with a finite loss / skipped for fp16 overflow since then */
+    double ex_acc, t_acc; /* examples and step seconds of this segment */
+} step_acc;
+
+/* After an optimizer step: the train record every TRAIN_LOG_EVERY steps (the
+ * mean loss of the steps since the last one; fp16 adds the loss scale this
+ * step used and how many of those steps were skipped for overflow; a skipped
+ * step's grad_norm is null), progress and status. */
+static void record_step(run_ctx *c, const bt_step_info *info, int n_ex, double dt, step_acc *a)
+{
+    c->st.step = info->step;
+    bt_watchdog_step_done(c->wd, dt);
+    if (isfinite(info->loss)) {
+        a->loss_acc += info->loss;
+        a->n_acc++;
+    }
+    a->n_skip += info->skipped;
+    a->ex_acc += n_ex;
+    a->t_acc += dt;
+    double ex_per_s = a->ex_acc / (a->t_acc > 0 ? a->t_acc : 1e-9);
+    c->train_ex_per_s = ex_per_s;
+    bt_loss_scaler ls;
+    bt_trainer_loss_scaler(c->trainer, &ls);
+    if (c->st.step % TRAIN_LOG_EVERY == 0 || c->st.step == c->total_steps) {
+        bt_metric_value gn = {"grad_norm", info->grad_norm};
+        json_t *extra = ls.enabled ? json_pack("{s:f, s:i}", "loss_scale", info->loss_scale, "skipped", a->n_skip)
+                                   : NULL;
+        history_add(c, "train", a->n_acc ? a->loss_acc / a->n_acc : NAN, info->lr, &gn, 1, extra);
+        a->loss_acc = 0;
+        a->n_acc = a->n_skip = 0;
+    }
+    bt_progress_info pi = {
+        .step = c->st.step, .total_steps = c->total_steps,
+        .epoch = (double)c->st.step / (double)c->steps_per_epoch, .epochs = c->job->train.epochs,
+        .loss = info->loss, .examples_per_s = ex_per_s,
+        .eta_job_s = (double)(c->total_steps - c->st.step) * (a->t_acc / (a->ex_acc / (double)n_ex)),
+        .eta_segment_s = NAN, .loss_scale = ls.enabled ? ls.scale : 0, .skipped = ls.skipped_steps,
+    };
+    double rem = bt_watchdog_remaining_at(c->wd, bt_now_epoch());
+    if (isfinite(rem) && rem < pi.eta_job_s) pi.eta_segment_s = rem;
+    bt_progress_update(c->progress, &pi, 0);
+    update_status(c, "running", info->loss, ex_per_s, 0);
+}
+
 static int train_loop(run_ctx *c, const char **stop_reason)
 {
     bt_job *job = c->job;
@@ -1006,9 +1084,7 @@ static int train_loop(run_ctx *c, const char **stop_reason)
         lds.idx = idx;
         lds.n = micro_n;
     }
-    double loss_acc = 0, ex_acc = 0, t_acc = 0;
-    int n_acc = 0;
-    double ex_per_s = NAN;
+    step_acc acc = {0};
     int rc = BT_OK, stop_early = 0;
     uint32_t epoch_at_start = c->st.cursor.epoch;
     *stop_reason = NULL;
@@ -1052,32 +1128,7 @@ static int train_loop(run_ctx *c, const char **stop_reason)
         rc = c->longdoc ? bt_train_step_fn(c->trainer, bt_longdoc_step_fb, &lds, n_micro, &info)
                         : bt_train_step(c->trainer, micro, n_micro, &info);
         if (rc) break;
-        double dt = bt_now_mono() - t0;
-        c->st.step = info.step;
-        bt_watchdog_step_done(c->wd, dt);
-        loss_acc += info.loss;
-        ex_acc += n_ex;
-        t_acc += dt;
-        n_acc++;
-        ex_per_s = ex_acc / (t_acc > 0 ? t_acc : 1e-9);
-        c->train_ex_per_s = ex_per_s;
-        if (c->st.step % TRAIN_LOG_EVERY == 0 || c->st.step == c->total_steps) {
-            bt_metric_value gn = {"grad_norm", info.grad_norm};
-            history_add(c, "train", loss_acc / n_acc, info.lr, &gn, 1, NULL);
-            loss_acc = 0;
-            n_acc = 0;
-        }
-        bt_progress_info pi = {
-            .step = c->st.step, .total_steps = c->total_steps,
-            .epoch = (double)c->st.step / (double)c->steps_per_epoch, .epochs = job->train.epochs,
-            .loss = info.loss, .examples_per_s = ex_per_s,
-            .eta_job_s = (double)(c->total_steps - c->st.step) * (t_acc / (ex_acc / (double)n_ex)),
-            .eta_segment_s = NAN,
-        };
-        double rem = bt_watchdog_remaining_at(c->wd, bt_now_epoch());
-        if (isfinite(rem) && rem < pi.eta_job_s) pi.eta_segment_s = rem;
-        bt_progress_update(c->progress, &pi, 0);
-        update_status(c, "running", info.loss, ex_per_s, 0);
+        record_step(c, &info, n_ex, bt_now_mono() - t0, &acc);
 
         int epoch_end = c->st.cursor.epoch != epoch;
         int eval_now = c->has_eval && ((job->train.eval_every > 0 && c->st.step % job->train.eval_every == 0) ||
@@ -1235,6 +1286,23 @@ static void carry_best_archive(run_ctx *c, const char *found)
     free(dir);
 }
 
+/* A resume in another precision than the archive's (a changed [train]
+ * precision, or auto on another device): valid, since archives hold the fp32
+ * master weights and moments, but not byte-identical to a run in one
+ * precision. One line says so. */
+static void precision_change_note(run_ctx *c)
+{
+    const char *now = bt_precision_name(c->prec);
+    if (!strcmp(c->st.precision, now)) return;
+    bt_loss_scaler ls;
+    bt_trainer_loss_scaler(c->trainer, &ls);
+    char scale[64] = "";
+    if (ls.enabled && !c->st.scaler.enabled) snprintf(scale, sizeof scale, "; the fp16 loss scale starts at %g", ls.scale);
+    bt_progress_message(c->progress, "precision: the archive trained in %s, this segment in %s: a valid continuation "
+                        "(archives hold fp32 master weights and moments), not byte-identical to a run in one "
+                        "precision%s", c->st.precision, now, scale);
+}
+
 static int resume(run_ctx *c)
 {
     bt_job *job = c->job;
@@ -1309,6 +1377,7 @@ static int resume(run_ctx *c)
     if (!rc) rc = bt_archive_open_optim(a, &om);
     if (!rc) rc = bt_trainer_restore(c->trainer, wm, om);
     if (!rc) bt_trainer_set_step(c->trainer, c->st.step);
+    if (!rc) rc = bt_trainer_set_loss_scaler(c->trainer, &c->st.scaler); /* after set_step */
     bt_st_close(wm);
     bt_st_close(om);
     bt_archive_close(a);
@@ -1317,8 +1386,31 @@ static int resume(run_ctx *c)
     c->last_commit_step = c->st.step;
     bt_progress_message(c->progress, "resumed from %s at step %lld (epoch %u)", found, (long long)c->st.step,
                         c->st.cursor.epoch);
+    precision_change_note(c);
     carry_best_archive(c, found);
     return BT_OK;
+}
+
+/* [train] precision for the backend c->be: auto's choice, or the request
+ * when the device can honour it (else BT_ECONFIG naming the key, where it was
+ * set and what to use instead; never a silent fallback). */
+static int resolve_precision(run_ctx *c)
+{
+    int rc = bt_precision_resolve(c->job, c->be, &c->prec, c->prec_line, sizeof c->prec_line);
+    if (!rc) c->status.precision = bt_precision_name(c->prec);
+    return rc;
+}
+
+/* train.loss_scale_init set in a job that does not train in fp16 (say auto
+ * on the CPU): accepted, since auto may pick fp16 on another device, but said. */
+static void warn_scale_unused(const run_ctx *c)
+{
+    int k = bt_job_key_index("train", "loss_scale_init");
+    if (c->prec == BT_PREC_FP16 || k < 0 || !c->job->origin || !c->job->origin[k].file) return;
+    char where[256];
+    bt_job_where(c->job, k, where, sizeof where);
+    bt_warn("%s: [train] loss_scale_init applies to fp16 only, and this segment trains in %s: it has no effect here",
+            where, bt_precision_name(c->prec));
 }
 
 static int create_backend(run_ctx *c)
@@ -1326,20 +1418,22 @@ static int create_backend(run_ctx *c)
     int dev = c->job->runtime.device;
     if (dev == BT_JOB_DEVICE_CUDA || dev == BT_JOB_DEVICE_AUTO) {
         c->be = bt_selftest_gpu_backend(0); /* the CUDA backend (or the BATON_FAKE_GPU stand-in) */
-        /* first contact: checked against the CPU (runner/selftest.h); on a mismatch cuda fails, auto gets NULL.
-         * PRECISION: what this loop trains in; fp32 until it resolves [train] precision
-         * (runner/precision.h, bt_precision_resolve on c->be): then pass that here. */
-        bt_selftest_gate_opts so = {.device_setting = dev, .precision = BT_PREC_FP32, .out_dir = c->out_dir,
-                                    .write_out_dir = !c->read_only, .threads = (int)c->job->runtime.threads,
-                                    .progress = c->progress};
         if (c->be) {
-            int rc = bt_selftest_gate(&c->be, &so);
+            /* first contact: checked against the CPU (runner/selftest.h) in the precision this
+             * job trains in on this GPU; on a mismatch cuda fails, auto gets NULL (the CPU) */
+            int rc = resolve_precision(c);
+            if (rc) return rc;
+            bt_selftest_gate_opts so = {.device_setting = dev, .precision = c->prec, .out_dir = c->out_dir,
+                                        .write_out_dir = !c->read_only, .threads = (int)c->job->runtime.threads,
+                                        .progress = c->progress};
+            rc = bt_selftest_gate(&c->be, &so);
             if (rc || c->be) return rc;
         } else if (dev == BT_JOB_DEVICE_CUDA) return bt_fail_context(BT_ECONFIG, "[runtime] device = cuda");
         bt_err_clear();
     }
     c->be = bt_backend_cpu_create((int)c->job->runtime.threads);
-    return c->be ? BT_OK : BT_EINTERNAL;
+    if (!c->be) return BT_EINTERNAL;
+    return resolve_precision(c); /* on the CPU: auto is fp32, tf32 is refused */
 }
 
 /* config.json names one label per classifier output (what a reader of the
@@ -1360,6 +1454,25 @@ static int config_labels(run_ctx *c)
     free(made);
     free(names);
     return rc;
+}
+
+/* The optimizer, schedule, clipping, freezing and (fp16) loss scaler of the job. */
+static int create_trainer(run_ctx *c)
+{
+    const bt_job *job = c->job;
+    int64_t warm = job->train.warmup_steps;
+    if (warm <= 0 && job->train.warmup_ratio > 0) warm = (int64_t)ceil(job->train.warmup_ratio * (double)c->total_steps);
+    bt_train_config tc = {
+        .optim = {.lr = (float)job->train.lr, .head_lr = (float)job->train.head_lr,
+                  .layer_decay = (float)job->train.layer_lr_decay, .weight_decay = (float)job->train.weight_decay,
+                  .beta1 = (float)job->train.adam_beta1, .beta2 = (float)job->train.adam_beta2,
+                  .eps = (float)job->train.adam_eps},
+        .schedule = (bt_sched_kind)job->train.schedule, .warmup_steps = warm, .total_steps = c->total_steps,
+        .max_grad_norm = (float)job->train.max_grad_norm,
+        .freeze_embeddings = job->train.freeze_embeddings, .freeze_layers = (int)job->train.freeze_layers,
+        .loss_scale_init = job->train.loss_scale_init, /* fp16 only; a resume restores the archive's scale */
+    };
+    return bt_trainer_create(c->model, &tc, &c->trainer);
 }
 
 static int setup(run_ctx *c)
@@ -1432,11 +1545,13 @@ static int setup(run_ctx *c)
 
     rc = create_backend(c);
     if (rc) return rc;
+    warn_scale_unused(c);
     bt_bert_opts mo = {
         .task = c->mlm ? BT_TASK_MLM : c->token ? BT_TASK_TOKEN_CLS : BT_TASK_SEQ_CLS, .num_labels = c->num_labels,
         .problem = c->kind == BT_LABELS_MULTI ? BT_LOSS_MULTI : c->kind == BT_LABELS_REGRESSION ? BT_LOSS_REGRESSION : BT_LOSS_SINGLE,
         .max_batch = (int)(job->train.batch_size > job->train.eval_batch_size ? job->train.batch_size : job->train.eval_batch_size),
         .max_seq = (int)job->data.max_seq_len, .training = 1, .seed = (uint64_t)job->job.seed,
+        .precision = c->prec, /* before the plan hook: it sizes the 16-bit copies and activations */
     };
     if (c->longdoc) { /* the encoder sees chunk_batch chunks at a time, whatever the documents' length */
         mo.max_batch = c->ld_opts.chunk_batch;
@@ -1449,20 +1564,7 @@ static int setup(run_ctx *c)
     rc = bt_bert_create(c->be, job->model.path, &mo, &c->model);
     if (rc) return rc;
     if (c->longdoc && (rc = bt_longdoc_create(c->model, &c->ld_opts, &c->ld))) return rc;
-    int64_t warm = job->train.warmup_steps;
-    if (warm <= 0 && job->train.warmup_ratio > 0) warm = (int64_t)ceil(job->train.warmup_ratio * (double)c->total_steps);
-    bt_train_config tc = {
-        .optim = {.lr = (float)job->train.lr, .head_lr = (float)job->train.head_lr,
-                  .layer_decay = (float)job->train.layer_lr_decay, .weight_decay = (float)job->train.weight_decay,
-                  .beta1 = (float)job->train.adam_beta1, .beta2 = (float)job->train.adam_beta2,
-                  .eps = (float)job->train.adam_eps},
-        .schedule = (bt_sched_kind)job->train.schedule, .warmup_steps = warm, .total_steps = c->total_steps,
-        .max_grad_norm = (float)job->train.max_grad_norm,
-        .freeze_embeddings = job->train.freeze_embeddings, .freeze_layers = (int)job->train.freeze_layers,
-    };
-    rc = bt_trainer_create(c->model, &tc, &c->trainer);
-    if (rc) return rc;
-    return BT_OK;
+    return create_trainer(c);
 }
 
 static void teardown(run_ctx *c)
@@ -1531,9 +1633,9 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
     if (rc) goto out;
     bt_watchdog_start_stall_thread(c.wd);
     c.last_commit_mono = bt_now_mono();
-    bt_progress_message(c.progress, "segment %d of job '%s': step %lld of %lld, %zu training %s, %s backend",
-                        c.st.segment, job->job.name, (long long)c.st.step, (long long)c.total_steps, c.n_train,
-                        example_unit(&c, &c.tk.train), c.be->name);
+    bt_progress_message(c.progress, "segment %d of job '%s': step %lld of %lld, %zu training %s, %s backend, "
+                        "precision %s", c.st.segment, job->job.name, (long long)c.st.step, (long long)c.total_steps,
+                        c.n_train, example_unit(&c, &c.tk.train), c.be->name, c.prec_line);
     if (c.split_tag[0])
         bt_progress_message(c.progress, "evaluation: %zu examples held out of %s (eval_split = %g, stratified)",
                             c.eval.n, job->data.train, job->data.eval_split);

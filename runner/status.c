@@ -19,7 +19,7 @@ bt_status bt_status_init(const char *job, const char *output_dir)
     s.job = job;
     s.output_dir = output_dir;
     s.state = "running";
-    s.loss = s.examples_per_s = s.eta_segment_s = s.eta_job_s = s.best_metric = NAN;
+    s.loss = s.examples_per_s = s.eta_segment_s = s.eta_job_s = s.best_metric = s.loss_scale = NAN;
     return s;
 }
 
@@ -62,6 +62,9 @@ char *bt_status_json(const bt_status *s, double now_epoch)
     json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
     json_object_set_new(o, "output_dir", str_or_null(s->output_dir));
     json_object_set_new(o, "complete", json_boolean(s->state && !strcmp(s->state, "complete")));
+    json_object_set_new(o, "precision", str_or_null(s->precision));
+    json_object_set_new(o, "loss_scale", num_or_null(s->loss_scale));
+    json_object_set_new(o, "skipped_steps", json_integer(s->skipped_steps));
     char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);
     if (!txt) return bt_xstrdup("{}\n");

@@ -14,7 +14,8 @@
  *    "latest_archive": str|null, "best_metric": float|null,
  *    "best_metric_name": str|null, "stop_reason": str|null,
  *    "updated_at": str (ISO 8601 UTC), "pid": int, "output_dir": str,
- *    "complete": bool}
+ *    "complete": bool, "precision": str|null, "loss_scale": float|null,
+ *    "skipped_steps": int}
  */
 #ifndef BATON_RUNNER_STATUS_H
 #define BATON_RUNNER_STATUS_H
@@ -39,6 +40,9 @@ typedef struct {
     const char *best_metric_name;
     const char *stop_reason;    /* NULL: null */
     const char *output_dir;
+    const char *precision;      /* resolved [train] precision ("fp16"); NULL: null (not resolved yet) */
+    double loss_scale;          /* fp16's loss scale; NAN: null (no loss scaling) */
+    int64_t skipped_steps;      /* steps skipped for fp16 overflow since the job began */
 } bt_status;
 
 /* A status with every number unknown (NAN / 0) and state "running". */

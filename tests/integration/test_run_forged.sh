@@ -65,6 +65,10 @@ forged "complete, stop_reason complete" 'complete at step' 'trainer.complete=tru
 forged "+inf weight" "holds inf at index 7" 'model:bert.encoder.layer.1.output.dense.weight:set=7,inf'
 forged "all-NaN weights" "holds nan" 'model:*:fill=nan'
 forged "negative second moment" "a second moment must be >= 0" 'optim:classifier.weight.exp_avg_sq:set=3,-0.5'
+# issue 17: the precision and fp16 loss scaler fields (the base ran fp32)
+forged "skipped steps past the step" '"skipped_steps" must be an integer in [0, ' 'trainer.skipped_steps=99999'
+forged "a loss scale in fp32" 'precision fp32 with a loss scale' 'trainer.loss_scale=1024.0'
+forged "precision fp8" '"precision" must be one of' 'trainer.precision="fp8"'
 # finding 10: config.json that disagrees with the tensors (export wrote it)
 forged "config hidden_size" "config.json implies F32 [67,32]" 'config.hidden_size=32' 'config.num_attention_heads=4'
 forged "config labels" "classifier.weight is F32 [2,64], config.json implies F32 [3,64]" \

@@ -80,7 +80,6 @@ static void test_valid(void **state)
     accepted("stop_reason", "null");
     accepted("best", "null");
     accepted("loss_scale", "65536.0");
-    accepted("loss_scale", "{\"scale\": 1024, \"good_steps\": 3}");
     accepted("eval_seconds", "-");
 }
 
@@ -125,7 +124,6 @@ static void test_types_and_ranges(void **state)
             "\"best\"");
     refused("best", "{\"metric\": \"accuracy\", \"value\": 0.8, \"step\": 59, \"archive\": \"\"}", "\"best\"");
     refused("best", "{\"metric\": \"accuracy\", \"value\": null, \"step\": 47, \"archive\": \"\"}", "\"best\"");
-    refused("loss_scale", "-1", "\"loss_scale\"");
     refused("eval_seconds", "\"x\"", "\"eval_seconds\"");
     refused("device", "3", "\"device\"");
     refused("seed", "\"7\"", "\"seed\"");
@@ -135,6 +133,89 @@ static void test_types_and_ranges(void **state)
     refused("epochs_done", "\"1.2\"", "\"epochs_done\"");
     const char *nojson = "[1, 2]";
     assert_int_equal(check(nojson, 60), BT_EDATA);
+}
+
+/* BASE with several top-level keys set: pairs of key, JSON value, then NULL */
+static char *with_all(const char *k, ...)
+{
+    json_t *o = json_loads(BASE, 0, NULL);
+    va_list ap;
+    va_start(ap, k);
+    for (; k; k = va_arg(ap, const char *)) {
+        json_t *v = json_loads(va_arg(ap, const char *), JSON_DECODE_ANY, NULL);
+        assert_non_null(v);
+        json_object_set_new(o, k, v);
+    }
+    va_end(ap);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
+}
+
+/* the precision and the fp16 loss scaler (issue 17): optional (archives from
+ * before them), typed, in range, and a loss scale exactly when fp16 */
+static void test_precision_and_scaler(void **state)
+{
+    (void)state;
+    char *t = with_all("precision", "\"fp16\"", "loss_scale", "32768.0", "loss_scale_clean_steps", "5",
+                       "skipped_steps", "2", NULL);
+    assert_int_equal(check(t, 60), BT_OK);
+    free(t);
+    t = with_all("precision", "\"bf16\"", "loss_scale", "\"none\"", "loss_scale_clean_steps", "0",
+                 "skipped_steps", "3", NULL); /* skips left by an earlier fp16 segment */
+    assert_int_equal(check(t, 60), BT_OK);
+    free(t);
+    accepted("precision", "\"tf32\"");
+    accepted("loss_scale", "65536.0");      /* no precision recorded: not checked against it */
+    accepted("loss_scale", "5.9604644775390625e-08"); /* 2^-24, a float */
+    accepted("skipped_steps", "60");
+    accepted("loss_scale_clean_steps", "-");
+    refused("precision", "\"fp8\"", "\"precision\" must be one of");
+    refused("precision", "16", "\"precision\"");
+    refused("loss_scale", "-1", "\"loss_scale\"");
+    refused("loss_scale", "0", "\"loss_scale\"");
+    refused("loss_scale", "0.1", "a float > 0");   /* not a float: never written by the scaler */
+    refused("loss_scale", "1e39", "\"loss_scale\""); /* beyond the float range */
+    refused("loss_scale", "\"auto\"", "\"loss_scale\"");
+    refused("loss_scale", "{\"scale\": 1024}", "\"loss_scale\"");
+    refused("loss_scale", "-", "\"loss_scale\"");
+    refused("skipped_steps", "61", "\"skipped_steps\" must be an integer in [0, 60]");
+    refused("skipped_steps", "-1", "\"skipped_steps\"");
+    refused("skipped_steps", "\"2\"", "\"skipped_steps\"");
+    refused("loss_scale_clean_steps", "61", "\"loss_scale_clean_steps\" must be an integer in [0, 60]");
+    refused("loss_scale_clean_steps", "1.5", "\"loss_scale_clean_steps\"");
+    /* consistency: fp16 always scales, nothing else does */
+    t = with_all("precision", "\"bf16\"", "loss_scale", "1024.0", NULL);
+    assert_int_equal(check(t, 60), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "precision bf16 with a loss scale"));
+    free(t);
+    t = with_all("precision", "\"fp16\"", "loss_scale", "\"none\"", NULL);
+    assert_int_equal(check(t, 60), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "precision fp16 without a loss scale"));
+    free(t);
+    t = with_all("loss_scale_clean_steps", "4", NULL); /* BASE: "none" */
+    assert_int_equal(check(t, 60), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "loss_scale_clean_steps 4 without a loss scale"));
+    free(t);
+    /* the growth interval bounds the clean steps of a long run */
+    json_t *o = json_loads(BASE, 0, NULL);
+    json_object_set_new(o, "step", json_integer(4747));
+    json_object_set_new(o, "epoch", json_integer(101));
+    json_object_set_new(o, "position", json_integer(0));
+    json_object_set_new(o, "epochs_done", json_real(101.0));
+    json_object_set_new(o, "total_steps", json_integer(9400));
+    json_object_set_new(o, "loss_scale", json_real(8.0));
+    json_object_set_new(o, "loss_scale_clean_steps", json_integer(1999));
+    char *fp = "{\"train.batch_size\":32,\"train.grad_accum\":1,\"train.epochs\":200,\"train.max_steps\":0}";
+    t = json_dumps(o, JSON_COMPACT);
+    assert_int_equal(bt_trainer_json_check(t, strlen(t), 4747, fp, "ckpt-x.tar"), BT_OK);
+    free(t);
+    json_object_set_new(o, "loss_scale_clean_steps", json_integer(2000));
+    t = json_dumps(o, JSON_COMPACT);
+    assert_int_equal(bt_trainer_json_check(t, strlen(t), 4747, fp, "ckpt-x.tar"), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "[0, 1999]"));
+    free(t);
+    json_decref(o);
 }
 
 /* step, epoch, cursor, total and `complete` agree */
@@ -204,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_types_and_ranges),
+        cmocka_unit_test(test_precision_and_scaler),
         cmocka_unit_test(test_consistency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -307,6 +307,14 @@ static void test_progress(void **state)
     i.eta_job_s = i.eta_segment_s = NAN;
     bt_progress_format(&i, 0, b, sizeof b);
     assert_string_equal(b, "step 120/900  epoch 0.40/3  85.2 ex/s");
+    /* fp16: the loss scale and the steps skipped for overflow (issue 17) */
+    i.loss = 0.5;
+    i.loss_scale = 32768;
+    i.skipped = 3;
+    bt_progress_format(&i, 0, b, sizeof b);
+    assert_string_equal(b, "step 120/900  epoch 0.40/3  loss 0.5000  fp16 scale 32768, 3 skipped  85.2 ex/s");
+    i.loss = NAN;
+    i.loss_scale = 0;
     /* plain mode: rate-limited to every_s */
     FILE *f = tmpfile();
     bt_progress *p = bt_progress_create(BT_PROGRESS_AUTO, 10, f);
