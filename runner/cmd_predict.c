@@ -1,11 +1,14 @@
 /* runner/cmd_predict.c — `baton predict (MODEL_DIR | ARCHIVE | JOB.ini)
- * --input FILE`: sequence-classification predictions for each input line.
+ * --input FILE`: sequence-classification predictions for each input line,
+ * or each row of a table (runner/predict_table.c).
  *
  * Owns: argument parsing, finding the model (a directory; an archive, exported
  * to a temporary directory first; a job's best archive, else its newest valid
- * one), reading lines, batching, and writing one result per input line in
- * input order: labels and probabilities (TSV or JSONL) or raw logits.
- * Must not: implement model or tokenizer logic (engine/ does).
+ * one, saying which), loading it, reading text lines, batching, and writing
+ * one result per input line in input order: labels and probabilities (TSV or
+ * JSONL) or raw logits.
+ * Must not: implement model or tokenizer logic (engine/ does), parse tables
+ * or write their output (runner/predict_table.c does).
  * A line holding a TAB is encoded as a (first, second) pair, as a
  * two-column data set would be.
  */
@@ -39,17 +42,32 @@
 
 static const char *const usage_text =
     "usage: baton predict (MODEL_DIR | ARCHIVE | JOB.ini) --input FILE [--output FILE]\n"
-    "                     [--format tsv|jsonl|logits] [--batch-size N] [--max-length N]\n"
-    "                     [--stride N] [--threads N] [--device cpu|cuda]\n"
-    "Predicts each line of FILE ('-' = stdin) with a sequence-classification model,\n"
-    "one output line per input line, in order. A line with a TAB is a text pair.\n"
+    "                     [--input-format F] [--format tsv|jsonl|logits] [--id-column NAME] [--proba]\n"
+    "                     [--batch-size N] [--max-length N] [--stride N] [--threads N] [--device cpu|cuda]\n"
+    "Predicts FILE ('-' = stdin) with a sequence-classification model, in input order.\n"
     "The model: a Hugging Face directory, a checkpoint archive, or a job file (its\n"
-    "best archive when the job keeps one, else its newest valid archive).\n"
-    "  --output FILE    write there (atomically) instead of stdout\n"
-    "  --format F       tsv (default): a header, then label, its probability and every\n"
-    "                   label's probability (softmax; multi-label: sigmoid, labels at\n"
-    "                   >= 0.5 joined by ','; regression: the value); jsonl: the same\n"
-    "                   as JSON objects; logits: the raw logits, tab-separated\n"
+    "best archive when the job keeps one, else its newest valid archive; it says which).\n"
+    "Text input (.txt, other names, stdin): one example per line; a line with a TAB\n"
+    "is a text pair; one output line per input line.\n"
+    "Table input (.csv, .tsv, .jsonl): rows read as the job reads its data (its\n"
+    "[data] text_column, text_pair_column, header; quoted CSV fields may hold commas\n"
+    "and line breaks; a header row is never a text); one output row per input row:\n"
+    "  <id>,<label column>  the id column (see --id-column) and the predicted label\n"
+    "                   under the job's label column name (label names as trained;\n"
+    "                   multi-label: the labels at >= 0.5 joined by the job's\n"
+    "                   label_separator; regression: the value)\n"
+    "  --proba          instead of the label: one probability column per class,\n"
+    "                   named by its label (softmax; multi-label: sigmoid)\n"
+    "  --id-column NAME the column (JSON key) of row ids passed through (default: id\n"
+    "                   when the input has one; without one, no id column is written)\n"
+    "  The output is CSV, TSV or JSONL by --output's extension (else as the input).\n"
+    "  --input-format F auto (default: by extension; conll for .conll/.bio/.iob),\n"
+    "                   text, csv, tsv, jsonl or conll\n"
+    "  --output FILE    write there (atomically: nothing on any error) instead of stdout\n"
+    "  --format F       text input: tsv (default): a header, then label, its probability\n"
+    "                   and every label's probability (softmax; multi-label: sigmoid,\n"
+    "                   labels at >= 0.5 joined by ','; regression: the value); jsonl:\n"
+    "                   the same as JSON objects; logits: the raw logits, tab-separated\n"
     "  --batch-size N   examples per forward pass (default 16)\n"
     "  --max-length N   tokens per example incl. [CLS]/[SEP] (default: the job's\n"
     "                   max_seq_len for a model trained by baton, else 512, or the\n"
@@ -58,19 +76,18 @@ static const char *const usage_text =
     "  --device D       cpu (default) or cuda\n"
     "A token-classification model (task = token_classify) tags words instead: the\n"
     "input is one sentence per line (words split on whitespace) or a CoNLL file\n"
-    "(one word per line, blank line between sentences); the output is word<TAB>tag\n"
-    "lines with a blank line after each sentence (jsonl: one object per sentence;\n"
-    "logits: word<TAB>the logits of its first sub-token). A sentence longer than\n"
-    "--max-length is cut into overlapping windows of whole words; each word is\n"
-    "tagged by one window (the first half of two windows' shared words by the\n"
-    "earlier one, the rest by the later one).\n"
+    "(one word per line, blank line between sentences; tables are refused); the\n"
+    "output is word<TAB>tag lines with a blank line after each sentence (jsonl: one\n"
+    "object per sentence; logits: word<TAB>the logits of its first sub-token). A\n"
+    "sentence longer than --max-length is cut into overlapping windows of whole\n"
+    "words; each word is tagged by one window (the first half of two windows' shared\n"
+    "words by the earlier one, the rest by the later one).\n"
     "  --stride N       sub-tokens repeated between windows (default: the job's\n"
     "                   [data] stride as training used it, else a quarter of a window)\n"
-    "  --input-format F auto (default: conll for .conll/.bio/.iob files, else text),\n"
-    "                   text or conll\n"
     "FILE must be a regular file, or '-' to read a stream (a pipe) from stdin.\n"
     "SIGTERM or SIGINT stops predict within one batch: exit 75, no --output file\n"
-    "(its .partial is removed); on stdout, the lines before stay written.\n";
+    "(its .partial is removed); on stdout, the lines before stay written (a table's\n"
+    "output is written at the end: nothing).\n";
 
 typedef enum { FMT_TSV, FMT_JSONL, FMT_LOGITS } out_format;
 
