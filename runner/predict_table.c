@@ -191,7 +191,10 @@ static int table_logits(const bt_predict_model *pm, const bt_dataset *ds, float 
             rc = bt_fail_context(rc, "%s:%u", ds->path, ds->ex[i].line);
             break;
         }
-        if (pm->ld) continue;
+        if (pm->ld) {
+            rc = stopped(i + 1);
+            continue;
+        }
         if (++nb == pm->batch || i + 1 == ds->n) {
             rc = eval_rows(pm, enc, nb, logits + start * (size_t)pm->C);
             start = i + 1;
