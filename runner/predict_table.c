@@ -16,6 +16,8 @@
 #include "util/str.h"
 
 #include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +60,31 @@ char *bt_predict_field(bt_data_format f, const char *s)
 
 /* ------------------------------------------------------------ the job */
 
+/* The job recorded in an archive, its relative paths resolved as the job
+ * file's were: against the directory that holds the archive's output
+ * directory (<job dir>/<output_dir>/ckpt-*.tar) when that is where the job's
+ * output_dir points, else against the current directory. */
+static int archive_job(const char *archive, const char *text, const char *name, bt_job *job)
+{
+    bt_job_load_options lo = {.check_paths = 0};
+    char *abs = realpath(archive, NULL);
+    char *out_dir = abs ? bt_xstrdup(dirname(abs)) : NULL;
+    char *job_dir = out_dir ? bt_path_join(out_dir, "..") : NULL;
+    int rc = job_dir ? bt_job_load_string(text, name, job_dir, &lo, job) : BT_EDATA;
+    if (!rc) {
+        char *got = realpath(job->job.output_dir, NULL);
+        int same = got && !strcmp(got, out_dir);
+        free(got);
+        if (!same) bt_job_free(job), rc = BT_EDATA;
+    }
+    bt_err_clear();
+    if (rc) rc = bt_job_load_string(text, name, NULL, &lo, job);
+    free(abs);
+    free(out_dir);
+    free(job_dir);
+    return rc;
+}
+
 /* The job whose [data] settings read the table: a job file (src), or the
  * job.ini recorded in the archive; *have = 0 for a model directory. */
 static int load_job(const bt_predict_table_opts *o, bt_job *job, int *have)
@@ -74,7 +101,7 @@ static int load_job(const bt_predict_table_opts *o, bt_job *job, int *have)
     int rc = bt_archive_verify(o->archive, NULL, NULL, &a);
     if (!rc) {
         char *name = bt_xasprintf("%s:job.ini", o->archive);
-        rc = bt_job_load_string(bt_archive_text(a, BT_M_JOB), name, NULL, &lo, job);
+        rc = archive_job(o->archive, bt_archive_text(a, BT_M_JOB), name, job);
         free(name);
         *have = !rc;
     }

@@ -5,7 +5,9 @@
 # texts with commas, doubled quotes and line breaks; a header) into a
 # submission: the ids of test.csv in order, one row each, labels from the
 # job's label set, equal to the plain-text predictions of the same texts;
-# --proba rows sum to 1; JSONL input, --id-column, TSV/JSONL output; and
+# --proba rows sum to 1; JSONL input, --id-column, TSV/JSONL output; an
+# archive predicts as its job (from another directory); a text-pair job
+# reads its pair column as TAB-separated lines are read; and
 # errors (a missing text column, an unknown --id-column, a short row, an
 # empty file) that name the file and leave no output file.
 . "$(dirname "$0")/run_lib.sh"
@@ -103,7 +105,48 @@ expect_rc 0 "$T/n.log" "no id column"
 [ "$(tr '\n' ' ' <"$T/noid.out.csv" | cut -d' ' -f1)" = target ] && [ "$(wc -l <"$T/noid.out.csv")" = 3 ] ||
     fail "no id column: $(cat "$T/noid.out.csv")"
 
-# ---- 5. errors: exit status, file and what, no output file
+# ---- 5. an archive instead of the job (from another directory): its job.ini's columns
+A=$(newest_archive "$T/out")
+(cd / && "$BATON" predict "$A" --input "$T/test.csv" --output "$T/arch.csv") >"$T/a.log" 2>&1 || fail "predict ARCHIVE: $(cat "$T/a.log")"
+cmp -s "$T/arch.csv" "$T/sub.csv" || fail "the archive predicts otherwise than the job: $(cat "$T/arch.csv")"
+
+# ---- 6. a text-pair job: the pair column of the job, equal to TAB-separated lines
+awk -F, 'NR == 1 { print "id,text,text2,target"; next } NR <= 201 { print $1 "," $3 ",extra words," $NF }' "$T/train.csv" >"$T/pair.csv"
+cat >"$T/pair.ini" <<EOF
+[job]
+name = pair
+output_dir = pout
+seed = 7
+[model]
+path = d/model
+[data]
+train = pair.csv
+text_pair_column = text2
+max_seq_len = 32
+[train]
+max_steps = 6
+batch_size = 32
+[runtime]
+threads = 1
+progress = none
+EOF
+brun "$T/prun.log" run "$T/pair.ini"
+expect_rc 0 "$T/prun.log" "training the pair job"
+printf 'text2,id,text\n"good, fine",p1,excellent film\nweak,p2,"bad\nplot"\n' >"$T/ptest.csv"
+printf 'excellent film\tgood, fine\nbad plot\tweak\n' >"$T/ptest.txt"
+brun "$T/pp1.log" predict "$T/pair.ini" --input "$T/ptest.csv" --proba --output "$T/pair.out.csv"
+expect_rc 0 "$T/pp1.log" "predict a pair table"
+brun "$T/pp2.log" predict "$T/pair.ini" --input "$T/ptest.txt" --output "$T/pair.out.tsv"
+expect_rc 0 "$T/pp2.log" "predict pair lines"
+[ "$(cut -d, -f1 "$T/pair.out.csv" | tr '\n' ' ')" = "id p1 p2 " ] || fail "pair ids: $(cat "$T/pair.out.csv")"
+tail -n +2 "$T/pair.out.tsv" | cut -f3,4 >"$T/pair.p1"
+tail -n +2 "$T/pair.out.csv" | cut -d, -f2,3 | tr , '\t' >"$T/pair.p2"
+[ "$(wc -l <"$T/pair.p2")" = 2 ] || fail "pair rows: $(cat "$T/pair.out.csv")"
+paste "$T/pair.p1" "$T/pair.p2" | awk -F'\t' '{ for (c = 1; c <= 2; c++) { d = $c - $(c + 2); if (d < 0) d = -d; if (d > 1e-6) exit 1 } }' ||
+    fail "pair table differs from pair lines: $(paste "$T/pair.p1" "$T/pair.p2")"
+note "an archive predicts as its job; a pair job reads its text_pair_column"
+
+# ---- 7. errors: exit status, file and what, no output file
 err_case() { # WHAT WANT_RC PATTERN ARGS...
     ec_what=$1; ec_rc=$2; ec_pat=$3; shift 3
     brun "$T/e.log" predict "$T/job.ini" "$@" --output "$T/bad.csv"
