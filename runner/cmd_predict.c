@@ -501,9 +501,16 @@ static int create_model(predict_ctx *c, writer *w)
 }
 
 /* One input line: classified at once (long documents) or added to the batch. */
-static int predict_line(const predict_ctx *c, const writer *w, char *line, size_t n, long lineno, item *it,
-                        float *logits)
+/* Where one line's result goes: its batch slot, or (long documents) the logits written at once. */
+typedef struct {
+    item *it;
+    float *logits; /* [C] */
+} line_out;
+
+static int predict_line(const predict_ctx *c, const writer *w, char *line, size_t n, long lineno, line_out lo)
 {
+    item *it = lo.it;
+    float *logits = lo.logits;
     const char *input = c->a.input;
     char *tab = memchr(line, '\t', n);
     bt_encoding enc;
@@ -542,7 +549,7 @@ static int predict_lines(const predict_ctx *c, const writer *w, FILE *in, long *
     while (!rc && (n = getline(&line, &cap, in)) >= 0) {
         ++*lineno;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-        rc = predict_line(c, w, line, (size_t)n, *lineno, &items[nb], logits);
+        rc = predict_line(c, w, line, (size_t)n, *lineno, (line_out){&items[nb], logits});
         if (!rc && !c->longdoc && ++nb == batch) {
             rc = flush_batch(c->m, items, nb, logits, w);
             nb = 0;
