@@ -591,7 +591,7 @@ static int predict_text(const predict_ctx *c, writer *w)
 static int predict_table(const predict_ctx *c, const writer *w, bt_data_format in_fmt)
 {
     bt_predict_model pm = {.tok = c->tok, .m = c->m, .ld = c->ld, .max_len = c->a.max_len, .batch = c->a.batch,
-                           .C = w->C, .problem = w->problem, .labels = w->labels};
+                           .C = w->C, .problem = w->problem, .labels = w->labels, .mc = &c->mc};
     bt_predict_table_opts o = {.src = c->a.src, .archive = c->archive, .input = c->a.input, .format = in_fmt,
                                .id_column = c->a.id_column, .output = c->a.output, .proba = c->a.proba};
     return bt_predict_table(&pm, &o);

@@ -117,13 +117,21 @@ static int is_column_name(const char *s)
     return 0;
 }
 
-/* The names the job's training file resolves its text and label columns
- * to (its header, or its JSONL keys): names[BT_DATA_COL_*], heap, NULL when
- * the job has none or the file cannot be read. */
-static void train_columns(const bt_job *job, int have, char *names[4])
+/* The names training resolved its text, pair and label columns to:
+ * names[BT_DATA_COL_*] (heap, NULL when unknown), from config.json's
+ * "baton_columns" (archives record them), else from the job's training file
+ * when it can be read. */
+static int train_columns(const bt_predict_model *pm, const bt_job *job, int have, char *names[4])
 {
     memset(names, 0, 4 * sizeof *names);
-    if (!have || !job->data.train || !bt_path_exists(job->data.train)) return;
+    const char *rec[3];
+    int rc = pm->mc ? bt_model_config_columns(pm->mc, rec) : (rec[0] = rec[1] = rec[2] = NULL, BT_OK);
+    if (rc) return rc;
+    if (rec[0] || rec[2]) {
+        for (int k = 0; k < 3; k++) names[k] = rec[k] ? bt_xstrdup(rec[k]) : NULL;
+        return BT_OK;
+    }
+    if (!have || !job->data.train || !bt_path_exists(job->data.train)) return BT_OK;
     bt_data_options d = {.format = (bt_data_format)job->data.format, .header = (bt_data_header)job->data.header,
                          .text_column = job->data.text_column, .label_column = job->data.label_column,
                          .label_kind = BT_LABELS_CLASS, .skip_malformed = 1, .limit = 1};
@@ -133,17 +141,18 @@ static void train_columns(const bt_job *job, int have, char *names[4])
         bt_data_free(&ds);
     }
     bt_err_clear();
+    return BT_OK;
 }
 
 /* The output's label column: the job's [data] label_column when it is a
- * name, else the one its training file resolves to, else "label". */
+ * name, else the one training resolved, else "label". */
 static char *label_name(const bt_job *job, int have, char *const names[4])
 {
     if (have && is_column_name(job->data.label_column)) return bt_xstrdup(job->data.label_column);
     return bt_xstrdup(names[BT_DATA_COL_LABEL] ? names[BT_DATA_COL_LABEL] : "label");
 }
 
-/* Reads the input table with the job's column settings. */
+/* Reads the input table with the job's column settings (and the names training resolved). */
 static int read_table(const bt_predict_table_opts *o, const bt_job *job, int have, char *const names[4],
                       bt_dataset *ds)
 {
@@ -152,11 +161,13 @@ static int read_table(const bt_predict_table_opts *o, const bt_job *job, int hav
                          .row_hint = "fix the row (predict writes one output row per input row)"};
     if (have) {
         d.header = (bt_data_header)job->data.header;
-        /* auto: the column auto-detection found in the training file */
-        d.text_column = !strcmp(job->data.text_column, "auto") && names[BT_DATA_COL_TEXT] ? names[BT_DATA_COL_TEXT]
-                                                                                       : job->data.text_column;
+        d.text_column = job->data.text_column;
         d.pair_column = job->data.text_pair_column && job->data.text_pair_column[0] ? job->data.text_pair_column : NULL;
+    } else {
+        d.pair_column = names[BT_DATA_COL_PAIR]; /* a model directory exported by baton */
     }
+    /* auto: the column training's auto-detection found */
+    if (!strcmp(d.text_column, "auto") && names[BT_DATA_COL_TEXT]) d.text_column = names[BT_DATA_COL_TEXT];
     if (strcmp(o->input, "-")) return bt_data_load(o->input, &d, ds);
     bt_strbuf b = {0};
     char chunk[65536];
@@ -372,7 +383,10 @@ int bt_predict_table(const bt_predict_model *pm, const bt_predict_table_opts *o)
     if (rc) return rc;
     bt_dataset ds;
     char *names[4];
-    train_columns(&job, have, names);
+    if ((rc = train_columns(pm, &job, have, names))) {
+        bt_job_free(&job);
+        return rc;
+    }
     rc = read_table(o, &job, have, names, &ds);
     char *label = label_name(&job, have, names);
     for (int k = 0; k < 4; k++) free(names[k]);

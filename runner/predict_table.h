@@ -45,6 +45,7 @@ typedef struct {
     int C;                    /* logits per example */
     bt_problem_type problem;  /* never BT_PROBLEM_NONE */
     char **labels;            /* [C] label names (config.json's id2label) */
+    const bt_model_config *mc; /* its config.json: the columns training read ("baton_columns") */
 } bt_predict_model;
 
 typedef struct {

@@ -6,7 +6,8 @@
 # submission: the ids of test.csv in order, one row each, labels from the
 # job's label set, equal to the plain-text predictions of the same texts;
 # --proba rows sum to 1; JSONL input, --id-column, TSV/JSONL output; an
-# archive predicts as its job (from another directory); a text-pair job
+# archive predicts as its job (from another directory, and with its
+# training file gone: config.json's "baton_columns"); a text-pair job
 # reads its pair column as TAB-separated lines are read; and
 # errors (a missing text column, an unknown --id-column, a short row, an
 # empty file) that name the file and leave no output file.
@@ -109,6 +110,12 @@ expect_rc 0 "$T/n.log" "no id column"
 A=$(newest_archive "$T/out")
 (cd / && "$BATON" predict "$A" --input "$T/test.csv" --output "$T/arch.csv") >"$T/a.log" 2>&1 || fail "predict ARCHIVE: $(cat "$T/a.log")"
 cmp -s "$T/arch.csv" "$T/sub.csv" || fail "the archive predicts otherwise than the job: $(cat "$T/arch.csv")"
+# the archive's config.json records training's columns: the same without train.csv (a later session)
+mv "$T/train.csv" "$T/train.away"
+brun "$T/a2.log" predict "$A" --input "$T/test.csv" --output "$T/arch2.csv"
+expect_rc 0 "$T/a2.log" "predict ARCHIVE without its training file"
+mv "$T/train.away" "$T/train.csv"
+cmp -s "$T/arch2.csv" "$T/sub.csv" || fail "without train.csv the archive predicts otherwise: $(cat "$T/arch2.csv")"
 
 # ---- 6. a text-pair job: the pair column of the job, equal to TAB-separated lines
 awk -F, 'NR == 1 { print "id,text,text2,target"; next } NR <= 201 { print $1 "," $3 ",extra words," $NF }' "$T/train.csv" >"$T/pair.csv"
