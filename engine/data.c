@@ -79,7 +79,7 @@ typedef struct {
     size_t n_lab, lab_cap;
     int fatal;              /* set on a non-skippable error */
     int rc;
-    int label_col, text_col, pair_col; /* TSV/CSV indices (-1 none) */
+    int label_col, text_col, pair_col, id_col; /* TSV/CSV indices (-1 none) */
     const char *sep;
     /* JSONL keys */
     char *text_key, *pair_key, *label_key;
@@ -100,7 +100,8 @@ static int row_error(pctx *c, uint32_t line, const char *fmt, ...)
         if (!c->ds->first_skip) c->ds->first_skip = bt_xasprintf("%s:%u: %s", c->name, line, why);
         return 0;
     }
-    return bt_fail(BT_EDATA, "%s:%u: %s; fix the row or set [data] skip_malformed = true", c->name, line, why);
+    return bt_fail(BT_EDATA, "%s:%u: %s; %s", c->name, line, why,
+                   c->o->row_hint ? c->o->row_hint : "fix the row or set [data] skip_malformed = true");
 }
 
 static size_t add_text(pctx *c, const char *s, size_t n)
@@ -408,20 +409,20 @@ static int resolve_col(pctx *c, const rowrd *r, int header, const char *spec, co
     if (is_index(spec)) {
         long i = strtol(spec, NULL, 10);
         if (i >= r->nf) {
-            *rc = bt_fail(BT_ECONFIG, "%s:%u: [data] %s = %s, but rows have %d columns (0-based: 0..%d)",
+            *rc = bt_fail(BT_ECONFIG, "%s:%u: %s = %s, but rows have %d columns (0-based: 0..%d)",
                           c->name, r->row_line, key, spec, r->nf, r->nf - 1);
             return -1;
         }
         return (int)i;
     }
     if (!header) {
-        *rc = bt_fail(BT_ECONFIG, "%s:%u: [data] %s = '%s' names a column, but the file has no header row; "
+        *rc = bt_fail(BT_ECONFIG, "%s:%u: %s = '%s' names a column, but the file has no header row; "
                                   "use a 0-based column index or set header = true",
                       c->name, r->row_line, key, spec);
         return -1;
     }
     char *cols = header_list(r);
-    *rc = bt_fail(BT_ECONFIG, "%s:%u: no column '%s' in the header (columns: %s); set [data] %s",
+    *rc = bt_fail(BT_ECONFIG, "%s:%u: no column '%s' in the header (columns: %s); set %s",
                   c->name, r->row_line, spec, cols, key);
     free(cols);
     return -1;
@@ -429,8 +430,9 @@ static int resolve_col(pctx *c, const rowrd *r, int header, const char *spec, co
 
 static int header_auto(const rowrd *r, const bt_data_options *o)
 {
-    const char *specs[3] = {o->text_column, o->pair_column, o->label_column};
-    for (int s = 0; s < 3; s++)
+    const char *specs[4] = {o->text_column, o->pair_column, o->label_column, o->id_column};
+    if (is_auto(o->id_column) && o->id_column && find_col(r, "id") >= 0) return 1;
+    for (int s = 0; s < 4; s++)
         if (!is_auto(specs[s]) && !is_none(specs[s]) && !is_index(specs[s]) && find_col(r, specs[s]) >= 0)
             return 1;
     for (int k = 0; known_text[k]; k++)
@@ -438,6 +440,46 @@ static int header_auto(const rowrd *r, const bt_data_options *o)
     for (int k = 0; known_label[k]; k++)
         if (find_col(r, known_label[k]) >= 0) return 1;
     return 0;
+}
+
+/* The text, pair, label and id columns from the first row (the header, when
+ * there is one); their names go to ds->column_names. */
+static int resolve_columns(pctx *c, const rowrd *r, int header)
+{
+    int rc = 0, want_label = c->o->label_kind != BT_LABELS_NONE;
+    c->text_col = resolve_col(c, r, header, c->o->text_column, "[data] text_column", known_text, 0, &rc);
+    if (rc) return rc;
+    c->pair_col = -1;
+    if (!is_none(c->o->pair_column)) {
+        c->pair_col = resolve_col(c, r, header, c->o->pair_column, "[data] text_pair_column", known_text, 1, &rc);
+        if (rc) return rc;
+    }
+    c->label_col = -1;
+    if (want_label) {
+        if (r->nf < 2 && is_auto(c->o->label_column))
+            return bt_fail(BT_ECONFIG, "%s:%u: the rows have one column, so there is no label column; "
+                                       "use a file with text and label columns (or task = mlm)", c->name, r->row_line);
+        c->label_col = resolve_col(c, r, header, c->o->label_column, "[data] label_column", known_label, r->nf - 1, &rc);
+        if (rc) return rc;
+        if (c->label_col == c->text_col)
+            return bt_fail(BT_ECONFIG, "%s: text and label are the same column (%d); set [data] text_column and "
+                                       "label_column", c->name, c->text_col);
+    }
+    c->id_col = -1;
+    if (!is_none(c->o->id_column)) {
+        static const char *const known_id[] = {"id", NULL};
+        c->id_col = resolve_col(c, r, header, c->o->id_column, "--id-column", known_id, -1, &rc);
+        if (rc) return rc;
+        if (c->id_col >= 0 && (c->id_col == c->text_col || c->id_col == c->pair_col))
+            return bt_fail(BT_ECONFIG, "%s:%u: the id column '%s' is also the text column; give the id column "
+                                       "with --id-column, or the text column with [data] text_column", c->name,
+                           r->row_line, header ? r->buf + r->fo[c->id_col] : c->o->id_column);
+    }
+    c->ds->has_id = c->id_col >= 0;
+    int cols[4] = {c->text_col, c->pair_col, c->label_col, c->id_col};
+    for (int k = 0; k < 4 && header; k++)
+        if (cols[k] >= 0) c->ds->column_names[k] = bt_xstrdup(r->buf + r->fo[cols[k]]);
+    return BT_OK;
 }
 
 static int parse_delimited(pctx *c, const char *buf, size_t len, int csv)
@@ -452,30 +494,8 @@ static int parse_delimited(pctx *c, const char *buf, size_t len, int csv)
         goto out;
     }
     int header = c->o->header == BT_HEADER_YES ? 1 : c->o->header == BT_HEADER_NO ? 0 : header_auto(&r, c->o);
-    int want_label = c->o->label_kind != BT_LABELS_NONE;
     c->ncols = r.nf;
-    c->text_col = resolve_col(c, &r, header, c->o->text_column, "text_column", known_text, 0, &rc);
-    if (rc) goto out;
-    c->pair_col = -1;
-    if (!is_none(c->o->pair_column)) {
-        c->pair_col = resolve_col(c, &r, header, c->o->pair_column, "text_pair_column", known_text, 1, &rc);
-        if (rc) goto out;
-    }
-    c->label_col = -1;
-    if (want_label) {
-        if (r.nf < 2 && is_auto(c->o->label_column)) {
-            rc = bt_fail(BT_ECONFIG, "%s:%u: the rows have one column, so there is no label column; "
-                                     "use a file with text and label columns (or task = mlm)", c->name, r.row_line);
-            goto out;
-        }
-        c->label_col = resolve_col(c, &r, header, c->o->label_column, "label_column", known_label, r.nf - 1, &rc);
-        if (rc) goto out;
-        if (c->label_col == c->text_col) {
-            rc = bt_fail(BT_ECONFIG, "%s: text and label are the same column (%d); set [data] text_column and "
-                                     "label_column", c->name, c->text_col);
-            goto out;
-        }
-    }
+    if ((rc = resolve_columns(c, &r, header))) goto out;
     c->ds->has_pair = c->pair_col >= 0;
     int first = !header;
     for (;;) {
@@ -496,8 +516,12 @@ static int parse_delimited(pctx *c, const char *buf, size_t len, int csv)
                 goto out;
             continue;
         }
-        bt_example e = {.pair = BT_DATA_NO_TEXT, .line = r.row_line, .label = -1};
+        bt_example e = {.pair = BT_DATA_NO_TEXT, .id = BT_DATA_NO_TEXT, .line = r.row_line, .label = -1};
         const char *t = r.buf + r.fo[c->text_col];
+        if (c->id_col >= 0 && blank(r.buf + r.fo[c->id_col], r.fl[c->id_col])) {
+            if ((rc = row_error(c, r.row_line, "empty id (column %d)", c->id_col + 1))) goto out;
+            continue;
+        }
         int k = check_text(c, r.row_line, "text", t, r.fl[c->text_col]);
         if (k < 0) { rc = BT_EDATA; goto out; }
         if (k > 0) continue;
@@ -514,6 +538,7 @@ static int parse_delimited(pctx *c, const char *buf, size_t len, int csv)
         }
         e.text = add_text(c, t, r.fl[c->text_col]);
         if (c->pair_col >= 0) e.pair = add_text(c, r.buf + r.fo[c->pair_col], r.fl[c->pair_col]);
+        if (c->id_col >= 0) e.id = add_text(c, r.buf + r.fo[c->id_col], r.fl[c->id_col]);
         push_example(c, &e);
     }
 out:
@@ -624,6 +649,30 @@ static int json_text(pctx *c, uint32_t line, json_t *o, const char *key, const c
     return k;
 }
 
+/* A row id: a non-empty string or an integer (written into buf[32]). */
+static int json_id(pctx *c, uint32_t line, json_t *o, const char *key, char *buf, const char **s, size_t *n)
+{
+    json_t *v = json_object_get(o, key);
+    if (json_is_integer(v)) {
+        *n = (size_t)snprintf(buf, 32, "%lld", (long long)json_integer_value(v));
+        *s = buf;
+        return 0;
+    }
+    if (json_is_string(v) && !blank(json_string_value(v), json_string_length(v)) &&
+        !memchr(json_string_value(v), '\0', json_string_length(v))) {
+        *s = json_string_value(v);
+        *n = json_string_length(v);
+        return 0;
+    }
+    if (!v) {
+        char *ks = keys_of(o);
+        int rc = row_error(c, line, "no key \"%s\" for the id (keys: %s)", key, ks);
+        free(ks);
+        return rc ? -1 : 1;
+    }
+    return row_error(c, line, "the id \"%s\" is not a non-empty string or an integer", key) ? -1 : 1;
+}
+
 static int parse_jsonl(pctx *c, const char *buf, size_t len)
 {
     if (!is_none(c->o->text_column) && !is_auto(c->o->text_column) && is_index(c->o->text_column))
@@ -632,8 +681,8 @@ static int parse_jsonl(pctx *c, const char *buf, size_t len)
     const char *p = buf, *end = buf + len;
     uint32_t line = 0;
     int resolved = 0, rc = 0;
-    const char *tkey = NULL, *pkey = NULL, *lkey = NULL;
-    char *tk = NULL, *lk = NULL;
+    const char *tkey = NULL, *pkey = NULL, *lkey = NULL, *ikey = NULL;
+    char **names = c->ds->column_names; /* the resolved keys (freed with the dataset) */
     while (p < end && !at_limit(c)) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
@@ -664,20 +713,26 @@ static int parse_jsonl(pctx *c, const char *buf, size_t len)
                 json_decref(o);
                 break;
             }
-            tk = bt_xstrdup(tkey);
-            lk = lkey ? bt_xstrdup(lkey) : NULL;
-            tkey = tk;
-            lkey = lk;
-            pkey = is_none(c->o->pair_column) ? NULL : c->o->pair_column;
+            tkey = names[BT_DATA_COL_TEXT] = bt_xstrdup(tkey);
+            lkey = names[BT_DATA_COL_LABEL] = lkey ? bt_xstrdup(lkey) : NULL;
+            pkey = names[BT_DATA_COL_PAIR] = is_none(c->o->pair_column) ? NULL : bt_xstrdup(c->o->pair_column);
+            ikey = is_none(c->o->id_column) ? NULL : is_auto(c->o->id_column) ? (json_object_get(o, "id") ? "id" : NULL)
+                                                                                : c->o->id_column;
+            ikey = names[BT_DATA_COL_ID] = ikey ? bt_xstrdup(ikey) : NULL;
             c->ds->has_pair = pkey != NULL;
+            c->ds->has_id = ikey != NULL;
             resolved = 1;
         }
-        bt_example e = {.pair = BT_DATA_NO_TEXT, .line = line, .label = -1};
+        bt_example e = {.pair = BT_DATA_NO_TEXT, .id = BT_DATA_NO_TEXT, .line = line, .label = -1};
+        char idbuf[32];
+        const char *is = NULL;
+        size_t in = 0;
         const char *ts = NULL, *ps = NULL;
         size_t tn = 0, pn = 0;
         size_t save = c->n_lab;
         int k = json_text(c, line, o, tkey, "text", &ts, &tn);
         if (!k && pkey) k = json_text(c, line, o, pkey, "second text (text_pair_column)", &ps, &pn);
+        if (!k && ikey) k = json_id(c, line, o, ikey, idbuf, &is, &in);
         if (!k && lkey) {
             json_t *lv = json_object_get(o, lkey);
             if (!lv) {
@@ -693,6 +748,7 @@ static int parse_jsonl(pctx *c, const char *buf, size_t len)
         if (k == 0) {
             e.text = add_text(c, ts, tn);
             if (ps) e.pair = add_text(c, ps, pn);
+            if (is) e.id = add_text(c, is, in);
             push_example(c, &e);
         } else {
             c->n_lab = save;
@@ -703,8 +759,6 @@ static int parse_jsonl(pctx *c, const char *buf, size_t len)
             break;
         }
     }
-    free(tk);
-    free(lk);
     return rc;
 }
 
@@ -725,7 +779,7 @@ static int parse_textfile(pctx *c, const char *buf, size_t len)
         int k = check_text(c, line, "text", l, n);
         if (k < 0) return BT_EDATA;
         if (k > 0) continue;
-        bt_example e = {.pair = BT_DATA_NO_TEXT, .line = line, .label = -1};
+        bt_example e = {.pair = BT_DATA_NO_TEXT, .id = BT_DATA_NO_TEXT, .line = line, .label = -1};
         e.text = add_text(c, l, n);
         push_example(c, &e);
     }
@@ -925,6 +979,7 @@ void bt_data_free(bt_dataset *ds)
     free(ds->labels);
     free(ds->multi);
     free(ds->first_skip);
+    for (int k = 0; k < 4; k++) free(ds->column_names[k]);
     bt_id_table_free(&ds->tokens);
     memset(ds, 0, sizeof *ds);
 }

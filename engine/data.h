@@ -52,9 +52,19 @@ typedef struct {
     const char *label_separator;/* MULTI within one field; NULL: "|" */
     int skip_malformed;         /* 1: skip and count bad rows instead of failing */
     int64_t limit;              /* > 0: keep only the first N examples */
+    /* Prediction input (`baton predict` on a table): a column of row ids
+     * passed through to the output. NULL or "": none; "auto": the column (or
+     * JSON key) `id` when there is one; else a header name, JSON key or
+     * 0-based index that must exist. Ids must be non-empty (JSON: a string
+     * or an integer). */
+    const char *id_column;
+    /* What a row error tells the user to do (NULL: "fix the row or set
+     * [data] skip_malformed = true"). */
+    const char *row_hint;
 } bt_data_options;
 
 #define BT_DATA_NO_TEXT SIZE_MAX
+enum { BT_DATA_COL_TEXT = 0, BT_DATA_COL_PAIR, BT_DATA_COL_LABEL, BT_DATA_COL_ID };
 
 typedef struct {
     size_t text;          /* offset of the NUL-terminated text in ds->text */
@@ -64,6 +74,7 @@ typedef struct {
     float target;         /* BT_LABELS_REGRESSION */
     uint32_t labels_off;  /* BT_LABELS_MULTI: ds->multi[labels_off .. labels_off+n_labels) */
     uint32_t n_labels;
+    size_t id;            /* offset of the NUL-terminated row id in ds->text, or BT_DATA_NO_TEXT */
 } bt_example;
 
 /* Rows of int32 ids: row r = ids[off[r] .. off[r+1]). The payload of the
@@ -87,6 +98,9 @@ typedef struct {
     int32_t *multi;         /* [n_multi] MULTI label ids */
     size_t n_multi;
     int has_pair;
+    int has_id;             /* examples carry ex.id (id_column) */
+    char *column_names[4];  /* resolved column names (header name or JSON key; NULL when the
+                             * file has no header): BT_DATA_COL_TEXT, _PAIR, _LABEL, _ID */
     size_t n_skipped;       /* malformed rows skipped (skip_malformed) */
     char *first_skip;       /* message of the first skipped row, or NULL */
     uint8_t sha256[32];     /* of the file's bytes */
@@ -106,6 +120,10 @@ static inline const char *bt_example_text(const bt_dataset *ds, size_t i) { retu
 static inline const char *bt_example_pair(const bt_dataset *ds, size_t i)
 {
     return ds->ex[i].pair == BT_DATA_NO_TEXT ? NULL : ds->text + ds->ex[i].pair;
+}
+static inline const char *bt_example_id(const bt_dataset *ds, size_t i)
+{
+    return ds->ex[i].id == BT_DATA_NO_TEXT ? NULL : ds->text + ds->ex[i].id;
 }
 
 /* Format from a file name's extension (BT_DATA_AUTO when unknown). */

@@ -393,6 +393,35 @@ int bt_model_config_inference(const bt_model_config *c, int *max_seq_len, int *s
     return BT_OK;
 }
 
+static const char *const column_keys[3] = {"text", "text_pair", "label"};
+
+void bt_model_config_set_columns(bt_model_config *c, const char *const names[3])
+{
+    json_t *o = json_object();
+    for (int k = 0; k < 3; k++)
+        if (names[k]) json_object_set_new(o, column_keys[k], json_string(names[k]));
+    if (json_object_size(o)) json_object_set_new((json_t *)c->json, BT_COLUMNS_CONFIG_KEY, o);
+    else json_decref(o);
+}
+
+int bt_model_config_columns(const bt_model_config *c, const char *names[3])
+{
+    for (int k = 0; k < 3; k++) names[k] = NULL;
+    const json_t *o = c->json ? json_object_get((const json_t *)c->json, BT_COLUMNS_CONFIG_KEY) : NULL;
+    if (!o) return BT_OK;
+    int ok = json_is_object(o);
+    for (int k = 0; k < 3 && ok; k++) {
+        const json_t *v = json_object_get(o, column_keys[k]);
+        ok = !v || (json_is_string(v) && json_string_length(v) > 0);
+        names[k] = v ? json_string_value(v) : NULL;
+    }
+    if (ok) return BT_OK;
+    for (int k = 0; k < 3; k++) names[k] = NULL;
+    return bt_fail(BT_EDATA, "%s: \"%s\" must be {\"text\": name, \"text_pair\": name, \"label\": name} (each "
+                             "optional); remove the key or re-export the model from its archive",
+                   c->path ? c->path : "config.json", BT_COLUMNS_CONFIG_KEY);
+}
+
 void bt_model_config_remove_key(bt_model_config *c, const char *key)
 {
     if (c->json) json_object_del((json_t *)c->json, key);

@@ -85,6 +85,20 @@ int bt_model_config_inference(const bt_model_config *c, int *max_seq_len, int *s
  * {"do_lower_case", "strip_accents", "tokenize_chinese_chars"} (booleans). */
 #define BT_TOKENIZER_CONFIG_KEY "baton_tokenizer"
 void bt_model_config_set_tokenizer(bt_model_config *c, int lowercase, int strip_accents, int chinese_chars);
+/* The data columns training read, kept in config.json of archives and
+ * exports of classifiers so that `baton predict` on a table finds the text
+ * column and names its output's label column as the training file did, even
+ * where that file is gone: {"text": name, "text_pair": name, "label": name}
+ * (a key only when training's file named that column: a header name or a
+ * JSONL key). */
+#define BT_COLUMNS_CONFIG_KEY "baton_columns"
+/* Sets it from names[0..3) (text, text pair, label; NULL: not named); no key
+ * when none is named. */
+void bt_model_config_set_columns(bt_model_config *c, const char *const names[3]);
+/* Reads it: names[k] borrowed from the config (NULL when absent). BT_EDATA
+ * (naming the file and key) when present but not an object of strings. */
+int bt_model_config_columns(const bt_model_config *c, const char *names[3]);
+
 /* Removes a top-level key (e.g. a baton key inherited from the base model). */
 void bt_model_config_remove_key(bt_model_config *c, const char *key);
 

@@ -128,8 +128,43 @@ static int close_enough(int dist, const char *name)
     return dist <= (len <= 4 ? 1 : len <= 8 ? 2 : 3);
 }
 
+/* Hugging Face TrainingArguments (and common script argument) names with a
+ * baton key of another name: "did you mean [train] lr (Hugging Face's
+ * learning_rate)?". Names that are the same in baton (warmup_ratio,
+ * weight_decay, max_grad_norm, seed, ...) are found by the search below. */
+static const struct {
+    const char *hf, *section, *key;
+} hf_names[] = {
+    {"learning_rate", "train", "lr"},
+    {"num_train_epochs", "train", "epochs"},
+    {"per_device_train_batch_size", "train", "batch_size"},
+    {"per_gpu_train_batch_size", "train", "batch_size"},
+    {"train_batch_size", "train", "batch_size"},
+    {"per_device_eval_batch_size", "train", "eval_batch_size"},
+    {"per_gpu_eval_batch_size", "train", "eval_batch_size"},
+    {"gradient_accumulation_steps", "train", "grad_accum"},
+    {"lr_scheduler_type", "train", "schedule"},
+    {"adam_epsilon", "train", "adam_eps"},
+    {"eval_steps", "train", "eval_every"},
+    {"metric_for_best_model", "train", "metric"},
+    {"fp16", "train", "precision"},
+    {"bf16", "train", "precision"},
+    {"gradient_checkpointing", "train", "recompute"},
+    {"save_steps", "runtime", "checkpoint_every"},
+    {"save_total_limit", "runtime", "keep_last"},
+    {"max_length", "data", "max_seq_len"},
+    {"model_name_or_path", "model", "path"},
+    {"train_file", "data", "train"},
+    {"validation_file", "data", "eval"},
+};
+
 const char *bt_job_suggest_key(const char *section, const char *name, char *buf, size_t n)
 {
+    for (size_t i = 0; i < sizeof hf_names / sizeof hf_names[0]; i++)
+        if (!strcasecmp(name, hf_names[i].hf)) {
+            snprintf(buf, n, "[%s] %s (Hugging Face's %s)", hf_names[i].section, hf_names[i].key, hf_names[i].hf);
+            return buf;
+        }
     size_t nk;
     const bt_job_key *k = bt_job_schema(&nk);
     int best = -1, bestd = 99;

@@ -1500,6 +1500,7 @@ static int setup(run_ctx *c)
     /* a base model exported by baton carries how its own training saw inputs: this job sets its own below */
     bt_model_config_remove_key(&c->mcfg, BT_LONGDOC_CONFIG_KEY);
     bt_model_config_remove_key(&c->mcfg, BT_INFERENCE_CONFIG_KEY);
+    bt_model_config_remove_key(&c->mcfg, BT_COLUMNS_CONFIG_KEY);
     const bt_tokenizer_config *tcfg = bt_tokenizer_get_config(c->tok);
     bt_model_config_set_tokenizer(&c->mcfg, tcfg->lowercase, tcfg->strip_accents, tcfg->chinese_chars);
     if (c->mlm) {
@@ -1533,6 +1534,8 @@ static int setup(run_ctx *c)
                                 (json_t *)bt_task_longdoc_describe(&c->ld_opts, bt_task_longdoc_attn_dim(job)));
         else
             bt_model_config_set_inference(&c->mcfg, (int)job->data.max_seq_len, c->token ? c->tk.overlap : -1);
+        if (!c->token) /* the columns predict reads a table by (runner/predict_table.c) */
+            bt_model_config_set_columns(&c->mcfg, (const char *const *)c->train.column_names);
     }
     rc = make_fingerprint(c);
     if (rc) return rc;

@@ -15,7 +15,8 @@ printf 'a fine film\nterrible\tsecond text of a pair\n\n' >"$T/in.txt"
 # job file: the best archive (named in the newest one's trainer.json)
 brun "$T/p.tsv" predict "$T/job.ini" --input "$T/in.txt"
 expect_rc 0 "$T/p.tsv" "predict JOB.ini"
-grep -q "predicting with the best archive\|^label" "$T/p.tsv" || fail "no output: $(cat "$T/p.tsv")"
+grep -q "^baton: predicting with ckpt-[0-9]*\.tar (best accuracy [0-9.]* at step [0-9]*)$" "$T/p.tsv" ||
+    fail "predict JOB.ini does not say which archive: $(cat "$T/p.tsv")"
 grep -v "^baton:" "$T/p.tsv" >"$T/p.clean"
 [ "$(head -n 1 "$T/p.clean")" = "$(printf 'label\tprob\tprob_negative\tprob_positive')" ] ||
     fail "tsv header: $(head -n 1 "$T/p.clean")"

@@ -218,6 +218,13 @@ printf 'the director was very good\n\nquite awful  music\n' >"$T/in.txt"
 head -n 1 "$T/pred3.log" | grep -q '^{"words":\["the","director","was","very","good"\],"tags":\["O","B-ROLE","O","B-POS","I-POS"\],"probs":\[' \
     || fail "predict jsonl: $(head -n 1 "$T/pred3.log")"
 sed -n 2p "$T/pred3.log" | grep -q '^{"words":\[\],"tags":\[\],"probs":\[\]}$' || fail "predict jsonl, empty line: $(sed -n 2p "$T/pred3.log")"
+# a table is refused: a token classifier tags sentences
+printf 'id,text\n1,the director was very good\n' >"$T/in.csv"
+brun "$T/pred5.log" predict "$RA" --input "$T/in.csv" --threads 1 --output "$T/never.csv"
+expect_rc 64 "$T/pred5.log" "predict a table with a token classifier"
+grep -q "in.csv: a token-classification model (task = token_classify) tags sentences" "$T/pred5.log" ||
+    fail "predict a table with a token classifier: $(cat "$T/pred5.log")"
+[ ! -e "$T/never.csv" ] || fail "predict a table with a token classifier wrote an output"
 # a sequence classifier refuses CoNLL input
 write_job "$T/cls.ini" job.output_dir=cls-out train.max_steps=2 data.limit_train=64
 brun "$T/cls.log" run "$T/cls.ini"

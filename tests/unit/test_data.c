@@ -118,6 +118,69 @@ static void test_columns(void **state)
     bt_data_free(&ds);
 }
 
+/* Prediction input: an id column passed through, the header never a text. */
+static void test_id_column(void **state)
+{
+    (void)state;
+    bt_dataset ds;
+    bt_data_options o = {.format = BT_DATA_CSV, .label_kind = BT_LABELS_NONE, .id_column = "auto",
+                         .row_hint = "fix the row (predict)"};
+    const char *t = "id,text,extra\n7,\"a, b\",x\n3,\"two\nlines\",y\n7,plain,z\n";
+    assert_int_equal(bt_data_parse(t, strlen(t), "t.csv", &o, &ds), BT_OK);
+    assert_int_equal(ds.n, 3);
+    assert_true(ds.has_id);
+    assert_string_equal(bt_example_id(&ds, 0), "7");
+    assert_string_equal(bt_example_id(&ds, 1), "3");
+    assert_string_equal(bt_example_id(&ds, 2), "7"); /* duplicate ids are kept */
+    assert_string_equal(bt_example_text(&ds, 1), "two\nlines");
+    assert_string_equal(ds.column_names[BT_DATA_COL_ID], "id");
+    assert_string_equal(ds.column_names[BT_DATA_COL_TEXT], "text");
+    assert_null(ds.column_names[BT_DATA_COL_LABEL]);
+    bt_data_free(&ds);
+    /* auto without an `id` column: no ids; a header of unknown names is still a header when it names the id */
+    const char *u = "text\nfirst\n";
+    assert_int_equal(bt_data_parse(u, strlen(u), "u.csv", &o, &ds), BT_OK);
+    assert_false(ds.has_id);
+    assert_null(bt_example_id(&ds, 0));
+    bt_data_free(&ds);
+    o.id_column = "qid";
+    o.text_column = "body";
+    const char *v = "qid,body\nq1,hello\n";
+    assert_int_equal(bt_data_parse(v, strlen(v), "v.csv", &o, &ds), BT_OK);
+    assert_int_equal(ds.n, 1);
+    assert_string_equal(bt_example_id(&ds, 0), "q1");
+    bt_data_free(&ds);
+    /* errors: an unknown id column, an empty id, the id as the text, a short row */
+    o.text_column = "auto";
+    assert_int_equal(bt_data_parse(t, strlen(t), "t.csv", &o, &ds), BT_ECONFIG);
+    assert_non_null(strstr(bt_errmsg(), "t.csv:1: no column 'qid' in the header (columns: id, text, extra); set --id-column"));
+    o.id_column = "auto";
+    const char *w = "id,text\n,hello\n";
+    assert_int_equal(bt_data_parse(w, strlen(w), "w.csv", &o, &ds), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "w.csv:2: empty id (column 1); fix the row (predict)"));
+    o.id_column = "text";
+    assert_int_equal(bt_data_parse(t, strlen(t), "t.csv", &o, &ds), BT_ECONFIG);
+    assert_non_null(strstr(bt_errmsg(), "also the text column"));
+    o.id_column = "auto";
+    const char *x = "id,text\n1,a\n2\n";
+    assert_int_equal(bt_data_parse(x, strlen(x), "x.csv", &o, &ds), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "x.csv:3: 1 columns, expected 2"));
+    /* JSONL: integer and string ids, a missing or bad id */
+    o.format = BT_DATA_JSONL;
+    const char *j = "{\"id\": 5, \"text\": \"a\"}\n{\"id\": \"b\", \"text\": \"c\"}\n";
+    assert_int_equal(bt_data_parse(j, strlen(j), "j.jsonl", &o, &ds), BT_OK);
+    assert_string_equal(bt_example_id(&ds, 0), "5");
+    assert_string_equal(bt_example_id(&ds, 1), "b");
+    assert_string_equal(ds.column_names[BT_DATA_COL_ID], "id");
+    bt_data_free(&ds);
+    const char *k = "{\"id\": 5, \"text\": \"a\"}\n{\"text\": \"c\"}\n";
+    assert_int_equal(bt_data_parse(k, strlen(k), "k.jsonl", &o, &ds), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "k.jsonl:2: no key \"id\" for the id"));
+    const char *l = "{\"id\": 1.5, \"text\": \"a\"}\n";
+    assert_int_equal(bt_data_parse(l, strlen(l), "l.jsonl", &o, &ds), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "l.jsonl:1: the id \"id\" is not a non-empty string or an integer"));
+}
+
 static void test_csv_quoting(void **state)
 {
     (void)state;
@@ -376,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_bad_data),  cmocka_unit_test(test_columns),    cmocka_unit_test(test_csv_quoting),
         cmocka_unit_test(test_skip_malformed), cmocka_unit_test(test_labels), cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_cache),     cmocka_unit_test(test_permutation), cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_id_column),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,7 +79,8 @@ static const struct {
     {BASE "[train]\nbatch_size = 0\n", BT_ECONFIG, {"job.ini:6:", "batch_size", "between 1 and 65536"}},
     {BASE "[train]\nbatch_size = 12x\n", BT_ECONFIG, {"job.ini:6:", "not a whole number", NULL}},
     {BASE "[train]\nschedule = cosin\n", BT_ECONFIG, {"job.ini:6:", "must be one of: linear,cosine,constant", NULL}},
-    {BASE "[train]\nlearning_rate = 1e-5\n", BT_ECONFIG, {"job.ini:6:", "unknown key 'learning_rate'", NULL}},
+    {BASE "[train]\nlearning_rate = 1e-5\n", BT_ECONFIG, {"job.ini:6:", "unknown key 'learning_rate'", "did you mean [train] lr (Hugging Face's learning_rate)?"}},
+    {BASE "[train]\nnum_train_epochs = 3\n", BT_ECONFIG, {"job.ini:6:", "did you mean [train] epochs (Hugging Face's num_train_epochs)?", NULL}},
     {BASE "[train]\nepoch = 3\n", BT_ECONFIG, {"job.ini:6:", "did you mean [train] epochs?", NULL}},
     {BASE "[trian]\nepochs = 3\n", BT_ECONFIG, {"job.ini:5:", "unknown section [trian]", "did you mean [train]?"}},
     {BASE "[optimizer]\nlr = 3\n", BT_ECONFIG, {"job.ini:5:", "unknown section [optimizer]", "[runtime]"}},
@@ -255,6 +256,20 @@ static void test_suggest(void **state)
     assert_string_equal(bt_job_suggest_key("data", "max_seq_length", b, sizeof b), "[data] max_seq_len");
     assert_string_equal(bt_job_suggest_key("train", "budget", b, sizeof b), "[runtime] budget");
     assert_null(bt_job_suggest_key("train", "completely_unrelated", b, sizeof b));
+    /* Hugging Face argument names */
+    assert_string_equal(bt_job_suggest_key("train", "learning_rate", b, sizeof b),
+                        "[train] lr (Hugging Face's learning_rate)");
+    assert_string_equal(bt_job_suggest_key("train", "per_device_train_batch_size", b, sizeof b),
+                        "[train] batch_size (Hugging Face's per_device_train_batch_size)");
+    assert_string_equal(bt_job_suggest_key("runtime", "gradient_accumulation_steps", b, sizeof b),
+                        "[train] grad_accum (Hugging Face's gradient_accumulation_steps)");
+    assert_string_equal(bt_job_suggest_key("data", "max_length", b, sizeof b),
+                        "[data] max_seq_len (Hugging Face's max_length)");
+    assert_string_equal(bt_job_suggest_key("model", "model_name_or_path", b, sizeof b),
+                        "[model] path (Hugging Face's model_name_or_path)");
+    /* the same name in another section */
+    assert_string_equal(bt_job_suggest_key("runtime", "warmup_ratio", b, sizeof b), "[train] warmup_ratio");
+    assert_string_equal(bt_job_suggest_key("model", "weight_decay", b, sizeof b), "[train] weight_decay");
 }
 
 static void test_kaggle_defaults(void **state)

@@ -289,6 +289,42 @@ static void test_inference(void **state)
     }
 }
 
+/* baton_columns: absent, set and read back (only named columns), malformed */
+static void test_columns(void **state)
+{
+    (void)state;
+    bt_model_config c;
+    const char *names[3];
+    assert_int_equal(parse(MINILM, &c), BT_OK);
+    assert_int_equal(bt_model_config_columns(&c, names), BT_OK);
+    assert_true(!names[0] && !names[1] && !names[2]);
+    const char *none[3] = {NULL, NULL, NULL}, *some[3] = {"review", NULL, "target"};
+    bt_model_config_set_columns(&c, none);
+    char *d0 = bt_model_config_dumps(&c);
+    assert_null(strstr(d0, "baton_columns"));
+    free(d0);
+    bt_model_config_set_columns(&c, some);
+    assert_int_equal(bt_model_config_columns(&c, names), BT_OK);
+    assert_string_equal(names[0], "review");
+    assert_null(names[1]);
+    assert_string_equal(names[2], "target");
+    char *d = bt_model_config_dumps(&c);
+    assert_non_null(strstr(d, "\"baton_columns\": {\n    \"label\": \"target\",\n    \"text\": \"review\"\n  }"));
+    free(d);
+    bt_model_config_free(&c);
+    const char *bad[] = {"\"baton_columns\": \"text\"", "\"baton_columns\": {\"text\": 1}",
+                         "\"baton_columns\": {\"label\": \"\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "{\"model_type\": \"bert\", %s}", bad[i]);
+        assert_int_equal(parse(text, &c), BT_OK);
+        assert_int_equal(bt_model_config_columns(&c, names), BT_EDATA);
+        assert_non_null(strstr(bt_errmsg(), "m/config.json: \"baton_columns\" must be"));
+        assert_null(names[0]);
+        bt_model_config_free(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_export),
         cmocka_unit_test(test_inference),
+        cmocka_unit_test(test_columns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
