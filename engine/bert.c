@@ -517,9 +517,17 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
         rc = bt_fail(BT_EUSAGE, "max_batch %d / max_seq %d: both must be >= 1", o->max_batch, o->max_seq);
         goto fail;
     }
-    if (o->max_seq > c->max_pos) {
-        rc = bt_fail(BT_ECONFIG, "max_seq %d exceeds the model's max_position_embeddings %d (%s/config.json); "
-                                 "lower max_length", o->max_seq, c->max_pos, model_dir);
+    if (o->max_seq > bt_bert_max_seq_len(c)) {
+        rc = bt_fail(BT_ECONFIG, "max_seq %d exceeds the %d positions of the model's max_position_embeddings %d "
+                                 "(%s/config.json); lower max_length", o->max_seq, bt_bert_max_seq_len(c),
+                     c->max_pos, model_dir);
+        goto fail;
+    }
+    if (c->family != BT_FAMILY_BERT && (o->doc_attn_dim > 0 || (m->task != BT_TASK_SEQ_CLS &&
+                                                                  m->task != BT_TASK_ENCODER))) {
+        rc = bt_fail(BT_ECONFIG, "%s/config.json: baton has only the sequence-classification head (task = "
+                                 "classify) for this model_type; task = mlm, token_classify and classify_long "
+                                 "need model_type \"bert\" for now", model_dir);
         goto fail;
     }
     m->max_B = o->max_batch;
@@ -560,7 +568,7 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
     }
     char *st = NULL; /* model.safetensors, else pytorch_model.bin */
     rc = bt_model_weights_path(model_dir, &st);
-    if (!rc) rc = bt_load_hf_weights(st, pl, m->ntab);
+    if (!rc) rc = bt_load_hf_weights_path_family(st, c->family, pl, m->ntab);
     free(st);
     if (!rc) init_missing(m, host, pl);
     free(pl);
@@ -747,20 +755,21 @@ static int stage_batch(bt_bert *m, const bt_batch *b, int need_labels)
         return bt_fail(BT_EDATA, "%s batch without per-token labels (use -100 for tokens without one)",
                        m->task == BT_TASK_MLM ? "masked-LM" : "token-classification");
     int B = b->n, N = B * S, C = m->C;
-    int pad = c->pad_id >= 0 ? c->pad_id : 0;
+    int pad = c->pad_id >= 0 ? c->pad_id : 0, roberta = c->family == BT_FAMILY_ROBERTA;
     m->nm = 0;
     for (int i = 0; i < B; i++) {
         m->h_rows[i] = i * S;
+        int32_t npos = pad; /* RoBERTa: cumsum(id != pad) * (id != pad) + pad */
         for (int s = 0; s < S; s++) {
             int r = i * S + s, real = s < b->len[i];
             int32_t id = real ? b->ids[i][s] : pad;
-            int32_t ty = real && b->type_ids ? b->type_ids[i][s] : 0;
+            int32_t ty = real && b->type_ids && !roberta ? b->type_ids[i][s] : 0;
             if (id < 0 || id >= c->vocab)
                 return bt_fail(BT_EDATA, "example %d token %d: id %d outside the vocabulary [0,%d)", i, s, id, c->vocab);
             if (ty < 0 || ty >= c->type_vocab)
                 return bt_fail(BT_EDATA, "example %d token %d: token type %d outside [0,%d)", i, s, ty, c->type_vocab);
             m->h_ids[r] = id;
-            m->h_pos[r] = s;
+            m->h_pos[r] = !roberta ? s : id != pad ? ++npos : pad;
             m->h_tt[r] = ty;
             m->h_mask[r] = real;
             m->h_lab[r] = -100;
@@ -889,6 +898,9 @@ static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
     if (m->task == BT_TASK_SEQ_CLS) {
         bt_tensor src = V2(m, xL, N, D), rows = I1(m, m->rows, B), cls = V2(m, m->cls, B, D);
         be->gather_rows(be, &src, &rows, &cls);
+        if (c->family == BT_FAMILY_ROBERTA) /* RobertaClassificationHead: dropout before its dense */
+            dropout(m, m->cls, m->cls, B * D, BT_F32, train ? c->p_classifier : 0.0f,
+                    dkey(m, step, micro, 0, BT_SITE_HEAD_IN));
         linear(m, gemm_in(m, m->cls, B * D, m->clsr), B, D, W(m, m->o_pw), P(m, m->o_pb), D, m->ppre, m->rdt,
                BT_EPI_NONE, NULL);
         bt_tensor pp = R2(m, m->ppre, B, D), po = R2(m, m->pooled, B, D);
@@ -1032,6 +1044,10 @@ static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
     bt_tensor dw = V2(m, G(m, m->o_word), c->vocab, D), dp = V2(m, G(m, m->o_pos), c->max_pos, D),
               dt = V2(m, G(m, m->o_type), c->type_vocab, D);
     be->embed_bwd(be, &ids, &pos, &tt, &dH, c->pad_id, &dw, &dp, &dt);
+    /* RoBERTa's position table is nn.Embedding(padding_idx = pad): row pad (the
+     * position of pad ids) gets no gradient, in any micro-batch */
+    if (c->family == BT_FAMILY_ROBERTA)
+        be->memset0(be, G(m, m->o_pos) + (size_t)c->pad_id * (size_t)D, (size_t)D * sizeof(float));
 }
 
 /* SEQ_CLS from dB1 = d(pooled) [B,D] (rdt): tanh, pooler, [CLS] rows -> dX, encoder. */
@@ -1045,6 +1061,8 @@ static void backward_from_pooled(bt_bert *m, uint32_t step, uint32_t micro)
     /* the pooler's input as its forward GEMM read it (clsr: the forward's cast) */
     linear_wgrad(m, m->dB2, B, D, m->clsr ? m->clsr : (void *)m->cls, D, G(m, m->o_pw), G(m, m->o_pb));
     linear_dgrad(m, m->dB2, B, D, W(m, m->o_pw), D, m->dB3, BT_F32, 0.0f);
+    if (m->cfg.family == BT_FAMILY_ROBERTA)
+        dropout(m, m->dB3, m->dB3, B * D, BT_F32, m->cfg.p_classifier, dkey(m, step, micro, 0, BT_SITE_HEAD_IN));
     be->memset0(be, m->dX, (size_t)N * D * sizeof(float));
     bt_tensor d3 = V2(m, m->dB3, B, D), rows = I1(m, m->rows, B);
     be->gather_rows_bwd(be, &d3, &rows, &dX);
@@ -1171,6 +1189,8 @@ int bt_bert_encode_pooled(bt_bert *m, const bt_batch *b, int train, uint32_t ste
 {
     if (m->task != BT_TASK_SEQ_CLS)
         return bt_fail(BT_EINTERNAL, "bt_bert_encode_pooled needs a sequence-classification model");
+    if (m->cfg.family != BT_FAMILY_BERT)
+        return bt_fail(BT_ECONFIG, "long documents (task = classify_long) need model_type \"bert\" for now");
     if (train && !m->training) return bt_fail(BT_EINTERNAL, "bt_bert_encode_pooled(train) on an inference model");
     int rc = stage_batch(m, b, 0);
     if (rc) return rc;

@@ -11,6 +11,7 @@
  * file from asking for absurd allocations; they are far above any BERT.
  */
 #include "engine/model_config.h"
+#include "engine/init.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -46,6 +47,13 @@ const char *bt_activation_name(bt_activation a)
     case BT_HIDDEN_ACT_SILU: return "silu";
     }
     return "?";
+}
+
+int bt_model_family(const char *model_type)
+{
+    if (!model_type || !strcmp(model_type, "bert")) return BT_FAMILY_BERT;
+    if (!strcmp(model_type, "roberta") || !strcmp(model_type, "xlm-roberta")) return BT_FAMILY_ROBERTA;
+    return -1;
 }
 
 static const char *problem_names[] = {
@@ -210,11 +218,12 @@ static int parse_root(bt_model_config *c, json_t *root, const char *label)
     int rc;
     const char *s;
     if ((rc = get_string(root, label, "model_type", &s))) return rc;
-    if (s && strcmp(s, "bert"))
-        return bt_fail(BT_ECONFIG, "%s: model_type \"%s\" is not supported; baton reads BERT-family "
-                       "checkpoints with model_type \"bert\" (e.g. bert-base-uncased, all-MiniLM-L6-v2)",
-                       label, s);
-    c->model_type = bt_xstrdup("bert");
+    if (s && bt_model_family(s) < 0)
+        return bt_fail(BT_ECONFIG, "%s: model_type \"%s\" is not supported; baton reads model_type %s "
+                       "(e.g. bert-base-uncased, all-MiniLM-L6-v2, roberta-base, xlm-roberta-base); not yet: "
+                       "distilbert, electra, deberta-v2 (docs/model-directories.md)", label, s,
+                       BT_SUPPORTED_MODEL_TYPES);
+    c->model_type = bt_xstrdup(s ? s : "bert");
     if ((rc = get_string(root, label, "position_embedding_type", &s))) return rc;
     if (s && strcmp(s, "absolute"))
         return bt_fail(BT_ECONFIG, "%s: position_embedding_type \"%s\" is not supported (only "

@@ -365,7 +365,7 @@ int cmd_predict(int argc, char **argv)
         long mml = bt_tokenizer_get_config(tok)->model_max_length;
         if (mml > 0 && mml < max_len) max_len = (int)mml;
     }
-    if (max_len > cfg.max_pos) max_len = cfg.max_pos;
+    if (max_len > bt_bert_max_seq_len(&cfg)) max_len = bt_bert_max_seq_len(&cfg);
     /* a long-document classifier (task = classify_long): each line is a whole
      * document, chunked and pooled as in training (config.json says how) */
     if ((rc = bt_task_longdoc_from_config(mc.json, tok, src, &lopts, &attn_dim, &longdoc))) goto out;

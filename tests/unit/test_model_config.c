@@ -164,7 +164,9 @@ static void test_invalid(void **state)
     refused("{\"layer_norm_eps\":0}", "\"layer_norm_eps\" is 0");
     refused("{\"classifier_dropout\":-0.1}", "\"classifier_dropout\"");
     refused("{\"pad_token_id\":30522}", "\"pad_token_id\" is 30522");
-    refused("{\"model_type\":\"roberta\"}", "model_type \"roberta\" is not supported");
+    refused("{\"model_type\":\"deberta-v2\"}", "model_type \"deberta-v2\" is not supported; baton reads "
+                                               "model_type \"bert\", \"roberta\", \"xlm-roberta\"");
+    refused("{\"model_type\":\"distilbert\"}", "model_type \"distilbert\" is not supported");
     refused("{\"position_embedding_type\":\"relative_key\"}", "position_embedding_type \"relative_key\"");
     refused("{\"is_decoder\":true}", "encoders only");
     refused("{\"problem_type\":\"ranking\"}", "problem_type \"ranking\"");

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "engine/init.h"
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
 #include "state/safetensors.h"
@@ -57,6 +58,32 @@ static void test_canonical_names(void **state)
     assert_string_equal(small, "");
 }
 
+static void test_roberta_names(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *out; int kind; } cases[] = {
+        {"roberta.embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight", BT_NAME_CANONICAL},
+        {"embeddings.position_embeddings.weight", "embeddings.position_embeddings.weight", BT_NAME_CANONICAL},
+        {"roberta.encoder.layer.3.attention.self.key.bias", "encoder.layer.3.attention.self.key.bias", BT_NAME_CANONICAL},
+        {"classifier.dense.weight", "pooler.dense.weight", BT_NAME_CANONICAL},
+        {"classifier.out_proj.bias", "classifier.bias", BT_NAME_CANONICAL},
+        {"roberta.pooler.dense.weight", "pooler.dense.weight", BT_NAME_IGNORED},
+        {"pooler.dense.bias", "pooler.dense.bias", BT_NAME_IGNORED},
+        {"lm_head.dense.weight", "lm_head.dense.weight", BT_NAME_IGNORED},
+        {"roberta.embeddings.position_ids", "embeddings.position_ids", BT_NAME_IGNORED},
+        {"classifier.weight", "classifier.weight", BT_NAME_UNKNOWN},
+        {"bert.embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight", BT_NAME_UNKNOWN},
+    };
+    char b[256];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int k = bt_canonical_name_family(cases[i].in, BT_FAMILY_ROBERTA, b, sizeof b);
+        if (k != cases[i].kind || strcmp(b, cases[i].out)) {
+            fprintf(stderr, "%s -> %d '%s', want %d '%s'\n", cases[i].in, k, b, cases[i].kind, cases[i].out);
+            fail();
+        }
+    }
+}
+
 static void test_hf_names(void **state)
 {
     (void)state;
@@ -71,7 +98,14 @@ static void test_hf_names(void **state)
     assert_string_equal(bt_hf_name("encoder.layer.0.output.dense.weight", "BertModel", b, sizeof b),
                         "encoder.layer.0.output.dense.weight");
     assert_string_equal(bt_hf_name("embeddings.word_embeddings.weight", NULL, b, sizeof b), "embeddings.word_embeddings.weight");
-    assert_null(bt_hf_name("classifier.weight", "RobertaForSequenceClassification", b, sizeof b));
+    assert_string_equal(bt_hf_name("classifier.weight", "RobertaForSequenceClassification", b, sizeof b),
+                        "classifier.out_proj.weight");
+    assert_string_equal(bt_hf_name("pooler.dense.bias", "XLMRobertaForSequenceClassification", b, sizeof b),
+                        "classifier.dense.bias");
+    assert_string_equal(bt_hf_name("encoder.layer.1.output.dense.weight", "RobertaForSequenceClassification", b,
+                                   sizeof b), "roberta.encoder.layer.1.output.dense.weight");
+    assert_null(bt_hf_name("cls.predictions.bias", "RobertaForSequenceClassification", b, sizeof b));
+    assert_null(bt_hf_name("classifier.weight", "RobertaForMaskedLM", b, sizeof b));
     assert_null(bt_hf_name("embeddings.word_embeddings.weight", "BertForMaskedLM", b, 10));
 }
 
@@ -386,6 +420,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_canonical_names),
         cmocka_unit_test(test_hf_names),
+        cmocka_unit_test(test_roberta_names),
         cmocka_unit_test_setup_teardown(test_schemes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_misshaped, setup, teardown),
     };
