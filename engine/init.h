@@ -52,8 +52,12 @@ typedef struct {
  *           create_position_ids_from_input_ids: cumsum(id != pad) * (id != pad)
  *           + pad), token types all 0 (RoBERTa tokenizers return none), and
  *           RobertaClassificationHead: dropout -> dense -> tanh -> dropout ->
- *           out_proj on <s> (canonical pooler.dense.* / classifier.*). */
-enum { BT_FAMILY_BERT = 0, BT_FAMILY_ROBERTA = 1 };
+ *           out_proj on <s> (canonical pooler.dense.* / classifier.*);
+ *  DISTILBERT "distilbert": positions 0.., no token type table (type ids
+ *           ignored), no dropout after the attention's out_lin, and the head
+ *           pre_classifier -> ReLU -> dropout -> classifier on [CLS]
+ *           (canonical pooler.dense.* / classifier.*). */
+enum { BT_FAMILY_BERT = 0, BT_FAMILY_ROBERTA = 1, BT_FAMILY_DISTILBERT = 2 };
 /* Longest sequence the position table allows: max_pos, less pad_id + 1 for RoBERTa. */
 int bt_bert_max_seq_len(const bt_bert_config *c);
 

@@ -106,8 +106,56 @@ static int roberta_name(const char *hf_name, char *buf, size_t bufsz, const char
     return -1;
 }
 
+/* DistilBERT spellings (DistilBertModel, DistilBertFor*): "distilbert." prefix,
+ * transformer.layer.N.{attention.{q,k,v,out}_lin, sa_layer_norm, ffn.lin1,
+ * ffn.lin2, output_layer_norm}; pre_classifier -> pooler.dense; the MLM head
+ * (vocab_transform, vocab_layer_norm, vocab_projector) ignored. */
+static const char *const distil_layer[][2] = {
+    {"attention.q_lin.", "attention.self.query."},   {"attention.k_lin.", "attention.self.key."},
+    {"attention.v_lin.", "attention.self.value."},   {"attention.out_lin.", "attention.output.dense."},
+    {"sa_layer_norm.", "attention.output.LayerNorm."}, {"ffn.lin1.", "intermediate.dense."},
+    {"ffn.lin2.", "output.dense."},                  {"output_layer_norm.", "output.LayerNorm."},
+};
+#define N_DISTIL_LAYER (sizeof distil_layer / sizeof *distil_layer)
+
+static int distil_name(const char *hf_name, char *buf, size_t bufsz)
+{
+    const char *s = hf_name;
+    if (starts_with(s, "distilbert.")) s += strlen("distilbert.");
+    int n = -1;
+    if (starts_with(s, "vocab_transform.") || starts_with(s, "vocab_layer_norm.") ||
+        starts_with(s, "vocab_projector.") || !strcmp(s, "embeddings.position_ids")) {
+        snprintf(buf, bufsz, "%s", s);
+        return BT_NAME_IGNORED;
+    }
+    if (starts_with(s, "pre_classifier.")) {
+        n = snprintf(buf, bufsz, "pooler.dense.%s", s + strlen("pre_classifier."));
+    } else if (starts_with(s, "transformer.layer.")) {
+        const char *p = s + strlen("transformer.layer.");
+        const char *dot = strchr(p, '.');
+        for (size_t i = 0; dot && i < N_DISTIL_LAYER; i++)
+            if (starts_with(dot + 1, distil_layer[i][0]))
+                n = snprintf(buf, bufsz, "encoder.layer.%.*s.%s%s", (int)(dot - p), p, distil_layer[i][1],
+                             dot + 1 + strlen(distil_layer[i][0]));
+    } else if (starts_with(s, "embeddings.token_type_embeddings.") || starts_with(s, "cls.") ||
+               starts_with(s, "encoder.") || starts_with(s, "pooler.")) {
+        n = -1; /* BERT names: not DistilBERT's */
+    } else {
+        n = snprintf(buf, bufsz, "%s", s);
+    }
+    if (n < 0 || (size_t)n >= bufsz) {
+        snprintf(buf, bufsz, "%s", s);
+        return BT_NAME_UNKNOWN;
+    }
+    return is_canonical(buf) ? BT_NAME_CANONICAL : BT_NAME_UNKNOWN;
+}
+
 int bt_canonical_name_family(const char *hf_name, int family, char *buf, size_t bufsz)
 {
+    if (family == BT_FAMILY_DISTILBERT) {
+        if (bufsz) buf[0] = '\0';
+        return distil_name(hf_name, buf, bufsz);
+    }
     const char *s = hf_name;
     if (bufsz) buf[0] = '\0';
     if (family == BT_FAMILY_ROBERTA) {
@@ -166,9 +214,29 @@ static const char *roberta_hf_name(const char *canonical, char *buf, size_t bufs
     return n < 0 || (size_t)n >= bufsz ? NULL : buf;
 }
 
+static const char *distil_hf_name(const char *canonical, char *buf, size_t bufsz)
+{
+    int n = -1;
+    if (starts_with(canonical, "pooler.dense.")) {
+        n = snprintf(buf, bufsz, "pre_classifier.%s", canonical + strlen("pooler.dense."));
+    } else if (starts_with(canonical, "classifier.")) {
+        n = snprintf(buf, bufsz, "%s", canonical);
+    } else if (starts_with(canonical, "embeddings.") && !starts_with(canonical, "embeddings.token_type")) {
+        n = snprintf(buf, bufsz, "distilbert.%s", canonical);
+    } else if (starts_with(canonical, "encoder.layer.")) {
+        const char *p = canonical + strlen("encoder.layer."), *dot = strchr(p, '.');
+        for (size_t i = 0; dot && i < N_DISTIL_LAYER; i++)
+            if (starts_with(dot + 1, distil_layer[i][1]))
+                n = snprintf(buf, bufsz, "distilbert.transformer.layer.%.*s.%s%s", (int)(dot - p), p,
+                             distil_layer[i][0], dot + 1 + strlen(distil_layer[i][1]));
+    }
+    return n < 0 || (size_t)n >= bufsz ? NULL : buf;
+}
+
 const char *bt_hf_name(const char *canonical, const char *arch, char *buf, size_t bufsz)
 {
     int prefix = 0;
+    if (arch && !strcmp(arch, "DistilBertForSequenceClassification")) return distil_hf_name(canonical, buf, bufsz);
     for (size_t i = 0; arch && i < sizeof roberta_archs / sizeof *roberta_archs; i++)
         if (!strcmp(arch, roberta_archs[i])) return roberta_hf_name(canonical, buf, bufsz);
     if (arch && strcmp(arch, "BertModel")) {
@@ -419,7 +487,8 @@ bt_param_load *bt_bert_param_list(const struct bt_model_config *c, unsigned head
     bt_param_load *p = bt_xcalloc(cap, sizeof *p);
     add(p, &n, 0, 2, V, D, "embeddings.word_embeddings.weight");
     add(p, &n, 0, 2, P, D, "embeddings.position_embeddings.weight");
-    add(p, &n, 0, 2, T, D, "embeddings.token_type_embeddings.weight");
+    if (bt_model_family(c->model_type) != BT_FAMILY_DISTILBERT) /* DistilBERT has no token types */
+        add(p, &n, 0, 2, T, D, "embeddings.token_type_embeddings.weight");
     add(p, &n, 0, 1, D, 0, "embeddings.LayerNorm.weight");
     add(p, &n, 0, 1, D, 0, "embeddings.LayerNorm.bias");
     for (int l = 0; l < c->num_hidden_layers; l++) {

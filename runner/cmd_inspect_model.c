@@ -104,9 +104,11 @@ static int check_heads(const bt_model_config *c, const bt_param_load *params, si
                c->num_hidden_layers, pooler == 2 ? "yes" : pooler ? "partial" : "no",
                classifier == 2 ? "yes" : classifier ? "partial" : "no", mlm == 5 ? "yes" : mlm ? "partial" : "no",
                unknown ? "; some tensors are unknown to baton and will not be used" : "");
-    else /* RobertaClassificationHead: classifier.dense (pooler slot) + classifier.out_proj */
-        printf("check: encoder matches config.json (%d layers); heads: classification head (classifier.dense, "
-               "classifier.out_proj) %s%s\n", c->num_hidden_layers,
+    else /* RobertaClassificationHead (classifier.dense, classifier.out_proj), DistilBERT's
+          * pre_classifier + classifier: the pooler and classifier slots */
+        printf("check: encoder matches config.json (%d layers); heads: classification head (%s) %s%s\n",
+               c->num_hidden_layers, bt_model_family(c->model_type) == BT_FAMILY_ROBERTA
+                                         ? "classifier.dense, classifier.out_proj" : "pre_classifier, classifier",
                pooler + classifier == 4 ? "yes" : pooler + classifier ? "partial" : "no",
                unknown ? "; some tensors are unknown to baton and will not be used" : "");
     printf("support: %s\n", bert ? "train (classify, classify_long, mlm, token_classify), predict, export"
@@ -114,7 +116,7 @@ static int check_heads(const bt_model_config *c, const bt_param_load *params, si
                                     "classification not yet");
     if ((pooler && pooler != 2) || (classifier && classifier != 2) || (mlm && mlm != 5))
         return bt_fail(BT_EDATA, "%s: a head is only partly present (%s %d/2, classifier %d/2, mlm %d/5 "
-                       "tensors); the checkpoint is incomplete", st_path, bert ? "pooler" : "classifier.dense",
+                       "tensors); the checkpoint is incomplete", st_path, bert ? "pooler" : "head dense layer",
                        pooler, classifier, mlm);
     return BT_OK;
 }

@@ -110,12 +110,13 @@ def predict_case(baton, work, name, path, tok, cls):
     return ok, err
 
 
-def cli_case(baton, work, path):
+def cli_case(baton, work, path, family="roberta"):
     """`baton inspect-model` names the family's head; `baton run` refuses to
     train it (archives are BERT-only) with exit 78 and a message saying so."""
     r = subprocess.run([baton, "inspect-model", path], capture_output=True, text=True)
-    ok = r.returncode == 0 and "model_type roberta" in r.stdout and \
-        "classification head (classifier.dense, classifier.out_proj) yes" in r.stdout and \
+    head = "classifier.dense, classifier.out_proj" if family == "roberta" else "pre_classifier, classifier"
+    ok = r.returncode == 0 and ("model_type %s," % family) in r.stdout and \
+        ("classification head (%s) yes" % head) in r.stdout and \
         "support: predict (sequence classification)" in r.stdout
     data = os.path.join(work, "train.tsv")
     with open(data, "w") as fh:
@@ -126,7 +127,7 @@ def cli_case(baton, work, path):
                  % (path, data, os.path.join(work, "out")))
     r2 = subprocess.run([baton, "run", job], capture_output=True, text=True)
     ok2 = r2.returncode == 78 and "cannot fine-tune it yet" in r2.stderr
-    print("%-5s %-26s inspect-model exit %d; run exit %d: %s" % ("ok" if ok and ok2 else "FAIL", "cli (roberta)",
+    print("%-5s %-26s inspect-model exit %d; run exit %d: %s" % ("ok" if ok and ok2 else "FAIL", "cli (%s)" % family,
                                                                 r.returncode, r2.returncode, r2.stderr.strip()))
     return ok and ok2, 0.0
 

@@ -84,6 +84,42 @@ static void test_roberta_names(void **state)
     }
 }
 
+static void test_distilbert_names(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *out; int kind; } cases[] = {
+        {"distilbert.embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight", BT_NAME_CANONICAL},
+        {"embeddings.LayerNorm.bias", "embeddings.LayerNorm.bias", BT_NAME_CANONICAL},
+        {"distilbert.transformer.layer.0.attention.q_lin.weight", "encoder.layer.0.attention.self.query.weight", BT_NAME_CANONICAL},
+        {"transformer.layer.11.attention.out_lin.bias", "encoder.layer.11.attention.output.dense.bias", BT_NAME_CANONICAL},
+        {"distilbert.transformer.layer.1.sa_layer_norm.weight", "encoder.layer.1.attention.output.LayerNorm.weight", BT_NAME_CANONICAL},
+        {"distilbert.transformer.layer.1.ffn.lin1.bias", "encoder.layer.1.intermediate.dense.bias", BT_NAME_CANONICAL},
+        {"distilbert.transformer.layer.1.ffn.lin2.weight", "encoder.layer.1.output.dense.weight", BT_NAME_CANONICAL},
+        {"distilbert.transformer.layer.1.output_layer_norm.bias", "encoder.layer.1.output.LayerNorm.bias", BT_NAME_CANONICAL},
+        {"pre_classifier.weight", "pooler.dense.weight", BT_NAME_CANONICAL},
+        {"classifier.bias", "classifier.bias", BT_NAME_CANONICAL},
+        {"vocab_projector.bias", "vocab_projector.bias", BT_NAME_IGNORED},
+        {"distilbert.transformer.layer.1.ffn.lin3.weight", "transformer.layer.1.ffn.lin3.weight", BT_NAME_UNKNOWN},
+        {"embeddings.token_type_embeddings.weight", "embeddings.token_type_embeddings.weight", BT_NAME_UNKNOWN},
+        {"encoder.layer.0.output.dense.weight", "encoder.layer.0.output.dense.weight", BT_NAME_UNKNOWN},
+    };
+    char b[256];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int k = bt_canonical_name_family(cases[i].in, BT_FAMILY_DISTILBERT, b, sizeof b);
+        if (k != cases[i].kind || strcmp(b, cases[i].out)) {
+            fprintf(stderr, "%s -> %d '%s', want %d '%s'\n", cases[i].in, k, b, cases[i].kind, cases[i].out);
+            fail();
+        }
+        if (k != BT_NAME_CANONICAL || !strncmp(cases[i].in, "transformer.", 12) ||
+            !strncmp(cases[i].in, "embeddings.", 11))
+            continue;
+        char back[256]; /* export names: the inverse */
+        assert_non_null(bt_hf_name(b, "DistilBertForSequenceClassification", back, sizeof back));
+        assert_string_equal(back, cases[i].in);
+    }
+    assert_null(bt_hf_name("embeddings.token_type_embeddings.weight", "DistilBertForSequenceClassification", b, sizeof b));
+}
+
 static void test_hf_names(void **state)
 {
     (void)state;
@@ -421,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_canonical_names),
         cmocka_unit_test(test_hf_names),
         cmocka_unit_test(test_roberta_names),
+        cmocka_unit_test(test_distilbert_names),
         cmocka_unit_test_setup_teardown(test_schemes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_misshaped, setup, teardown),
     };
