@@ -527,11 +527,13 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
                      c->max_pos, model_dir);
         goto fail;
     }
-    if (c->family != BT_FAMILY_BERT && (o->doc_attn_dim > 0 || (m->task != BT_TASK_SEQ_CLS &&
-                                                                  m->task != BT_TASK_ENCODER))) {
-        rc = bt_fail(BT_ECONFIG, "%s/config.json: baton has only the sequence-classification head (task = "
+    if (c->family != BT_FAMILY_BERT && (o->doc_attn_dim > 0 || strstr(c->arch, "TokenClassification") ||
+                                        (m->task != BT_TASK_SEQ_CLS && m->task != BT_TASK_ENCODER))) {
+        rc = bt_fail(BT_ECONFIG, "%s/config.json: %s%sbaton has only the sequence-classification head (task = "
                                  "classify) for this model_type; task = mlm, token_classify and classify_long "
-                                 "need model_type \"bert\" for now", model_dir);
+                                 "need model_type \"bert\" for now", model_dir,
+                     strstr(c->arch, "TokenClassification") ? c->arch : "",
+                     strstr(c->arch, "TokenClassification") ? " is a token classifier: " : "");
         goto fail;
     }
     m->max_B = o->max_batch;

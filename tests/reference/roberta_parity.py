@@ -127,8 +127,21 @@ def cli_case(baton, work, path, family="roberta"):
                  % (path, data, os.path.join(work, "out")))
     r2 = subprocess.run([baton, "run", job], capture_output=True, text=True)
     ok2 = r2.returncode == 78 and "cannot fine-tune it yet" in r2.stderr
+    # a token classifier of the family: refused, never predicted through a fresh sequence head
+    import json
+    import shutil
+    tc = os.path.join(work, family + "-token")
+    shutil.copytree(path, tc)
+    with open(os.path.join(tc, "config.json")) as fh:
+        cfg = json.load(fh)
+    cfg["architectures"] = [cfg["architectures"][0].replace("SequenceClassification", "TokenClassification")]
+    with open(os.path.join(tc, "config.json"), "w") as fh:
+        json.dump(cfg, fh)
+    r3 = subprocess.run([baton, "predict", tc, "--input", data], capture_output=True, text=True)
+    ok2 = ok2 and r3.returncode == 78 and "is a token classifier" in r3.stderr
     print("%-5s %-26s inspect-model exit %d; run exit %d: %s" % ("ok" if ok and ok2 else "FAIL", "cli (%s)" % family,
                                                                 r.returncode, r2.returncode, r2.stderr.strip()))
+    print("      token classifier: predict exit %d: %s" % (r3.returncode, r3.stderr.strip()))
     return ok and ok2, 0.0
 
 
