@@ -111,6 +111,7 @@ struct bt_bert {
     int32_t *ids, *pos, *tt, *mask, *rows, *lab, *mrows; /* [N] each ([B] rows) */
     float *targ;      /* [B,C] */
     float *emb_h, *emb_mean, *emb_rstd; /* [N,D], [N], [N] */
+    float *ztype, *dztype; /* DistilBERT: [1,D] zero token-type row and its discarded gradient (no parameter) */
     float **x;        /* x[0..L] [N,D] */
     layer_act *la;
     float *cls;       /* [B,D] gathered [CLS] rows */
@@ -178,7 +179,9 @@ static void build_table(bt_bert *m)
 #define ALIGN() (cur = align_up(cur))
     m->o_word = add_param(m, &cur, 2, V, D, BT_PART_EMBED, 0, "embeddings.word_embeddings.weight"); ALIGN();
     m->o_pos = add_param(m, &cur, 2, P, D, BT_PART_EMBED, 0, "embeddings.position_embeddings.weight"); ALIGN();
-    m->o_type = add_param(m, &cur, 2, T, D, BT_PART_EMBED, 0, "embeddings.token_type_embeddings.weight"); ALIGN();
+    if (c->family != BT_FAMILY_DISTILBERT) { /* DistilBERT has no token types */
+        m->o_type = add_param(m, &cur, 2, T, D, BT_PART_EMBED, 0, "embeddings.token_type_embeddings.weight"); ALIGN();
+    }
     m->o_eg = add_param(m, &cur, 1, D, 0, BT_PART_EMBED, 1, "embeddings.LayerNorm.weight"); ALIGN();
     m->o_eb = add_param(m, &cur, 1, D, 0, BT_PART_EMBED, 1, "embeddings.LayerNorm.bias"); ALIGN();
     m->lo = bt_xcalloc((size_t)c->layers, sizeof *m->lo);
@@ -251,6 +254,7 @@ static void layout_arena(bt_bert *m, bump *b)
     m->rows = TAKEI(b, Bm); m->lab = TAKEI(b, N); m->mrows = TAKEI(b, N);
     m->targ = TAKEF(b, Bm * C);
     m->emb_h = TAKEF(b, N * D); m->emb_mean = TAKEF(b, N); m->emb_rstd = TAKEF(b, N);
+    if (m->cfg.family == BT_FAMILY_DISTILBERT) { m->ztype = TAKEF(b, D); m->dztype = TAKEF(b, D); }
     /* training keeps every layer's activations (recompute: some are one set
      * shared by all layers, see bt_recompute); inference shares one set and
      * ping-pongs x between two buffers */
@@ -517,9 +521,19 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
         rc = bt_fail(BT_EUSAGE, "max_batch %d / max_seq %d: both must be >= 1", o->max_batch, o->max_seq);
         goto fail;
     }
-    if (o->max_seq > c->max_pos) {
-        rc = bt_fail(BT_ECONFIG, "max_seq %d exceeds the model's max_position_embeddings %d (%s/config.json); "
-                                 "lower max_length", o->max_seq, c->max_pos, model_dir);
+    if (o->max_seq > bt_bert_max_seq_len(c)) {
+        rc = bt_fail(BT_ECONFIG, "max_seq %d exceeds the %d positions of the model's max_position_embeddings %d "
+                                 "(%s/config.json); lower max_length", o->max_seq, bt_bert_max_seq_len(c),
+                     c->max_pos, model_dir);
+        goto fail;
+    }
+    if (c->family != BT_FAMILY_BERT && (o->doc_attn_dim > 0 || strstr(c->arch, "TokenClassification") ||
+                                        (m->task != BT_TASK_SEQ_CLS && m->task != BT_TASK_ENCODER))) {
+        rc = bt_fail(BT_ECONFIG, "%s/config.json: %s%sbaton has only the sequence-classification head (task = "
+                                 "classify) for this model_type; task = mlm, token_classify and classify_long "
+                                 "need model_type \"bert\" for now", model_dir,
+                     strstr(c->arch, "TokenClassification") ? c->arch : "",
+                     strstr(c->arch, "TokenClassification") ? " is a token classifier: " : "");
         goto fail;
     }
     m->max_B = o->max_batch;
@@ -560,7 +574,7 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
     }
     char *st = NULL; /* model.safetensors, else pytorch_model.bin */
     rc = bt_model_weights_path(model_dir, &st);
-    if (!rc) rc = bt_load_hf_weights(st, pl, m->ntab);
+    if (!rc) rc = bt_load_hf_weights_path_family(st, c->family, pl, m->ntab);
     free(st);
     if (!rc) init_missing(m, host, pl);
     free(pl);
@@ -587,6 +601,7 @@ weights_done:
     b.base = m->arena;
     b.off = 0;
     layout_arena(m, &b);
+    if (m->ztype) be->memset0(be, m->ztype, (size_t)c->hidden * sizeof(float));
     size_t N = (size_t)m->max_B * m->max_S;
     m->h_ids = bt_xcalloc(N, 4); m->h_pos = bt_xcalloc(N, 4); m->h_tt = bt_xcalloc(N, 4);
     m->h_mask = bt_xcalloc(N, 4); m->h_rows = bt_xcalloc((size_t)m->max_B, 4); m->h_lab = bt_xcalloc(N, 4);
@@ -747,20 +762,22 @@ static int stage_batch(bt_bert *m, const bt_batch *b, int need_labels)
         return bt_fail(BT_EDATA, "%s batch without per-token labels (use -100 for tokens without one)",
                        m->task == BT_TASK_MLM ? "masked-LM" : "token-classification");
     int B = b->n, N = B * S, C = m->C;
-    int pad = c->pad_id >= 0 ? c->pad_id : 0;
+    int pad = c->pad_id >= 0 ? c->pad_id : 0, roberta = c->family == BT_FAMILY_ROBERTA,
+        types = c->family == BT_FAMILY_BERT; /* RoBERTa and DistilBERT: all 0 */
     m->nm = 0;
     for (int i = 0; i < B; i++) {
         m->h_rows[i] = i * S;
+        int32_t npos = pad; /* RoBERTa: cumsum(id != pad) * (id != pad) + pad */
         for (int s = 0; s < S; s++) {
             int r = i * S + s, real = s < b->len[i];
             int32_t id = real ? b->ids[i][s] : pad;
-            int32_t ty = real && b->type_ids ? b->type_ids[i][s] : 0;
+            int32_t ty = real && b->type_ids && types ? b->type_ids[i][s] : 0;
             if (id < 0 || id >= c->vocab)
                 return bt_fail(BT_EDATA, "example %d token %d: id %d outside the vocabulary [0,%d)", i, s, id, c->vocab);
             if (ty < 0 || ty >= c->type_vocab)
                 return bt_fail(BT_EDATA, "example %d token %d: token type %d outside [0,%d)", i, s, ty, c->type_vocab);
             m->h_ids[r] = id;
-            m->h_pos[r] = s;
+            m->h_pos[r] = !roberta ? s : id != pad ? ++npos : pad;
             m->h_tt[r] = ty;
             m->h_mask[r] = real;
             m->h_lab[r] = -100;
@@ -850,7 +867,9 @@ static void layer_forward(bt_bert *m, int l, int train, uint32_t step, uint32_t 
      * buffer holds the projection until LN overwrites it */
     void *tmp = lp ? m->proj : (void *)a->a;
     linear(m, a->ctx, N, D, W(m, o->wo), P(m, o->bo), D, tmp, m->rdt, BT_EPI_NONE, NULL);
-    dropout(m, tmp, tmp, N * D, m->rdt, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_OUT));
+    /* DistilBERT has no dropout after out_lin */
+    dropout(m, tmp, tmp, N * D, m->rdt, c->family == BT_FAMILY_DISTILBERT ? 0.0f : ph,
+            dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_OUT));
     bt_tensor tT = R2(m, tmp, N, D), xT = V2(m, x, N, D), h1 = V2(m, a->h1, N, D), aT = V2(m, a->a, N, D);
     bt_tensor g1 = V1(m, P(m, o->g1), D), b1 = V1(m, P(m, o->b1), D);
     bt_tensor m1 = V1(m, a->m1, N), r1 = V1(m, a->r1, N);
@@ -866,6 +885,13 @@ static void layer_forward(bt_bert *m, int l, int train, uint32_t step, uint32_t 
     be->layernorm_fwd(be, &pT, &aT, &g2, &b2, c->ln_eps, &xo, &m2, &r2, &h2);
 }
 
+/* The activation after the pooler's dense layer: BERT's pooler and RoBERTa's
+ * head tanh, DistilBERT's pre_classifier ReLU. */
+static int head_act(const bt_bert *m)
+{
+    return m->cfg.family == BT_FAMILY_DISTILBERT ? BT_ACT_RELU : BT_ACT_TANH;
+}
+
 static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
 {
     bt_backend *be = m->be;
@@ -876,7 +902,7 @@ static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
 
     bt_tensor ids = I1(m, m->ids, N), pos = I1(m, m->pos, N), tt = I1(m, m->tt, N);
     bt_tensor wv = V2(m, P(m, m->o_word), c->vocab, D), wp = V2(m, P(m, m->o_pos), c->max_pos, D),
-              wt = V2(m, P(m, m->o_type), c->type_vocab, D);
+              wt = V2(m, m->ztype ? m->ztype : P(m, m->o_type), c->type_vocab, D);
     bt_tensor e = V2(m, m->emb_h, N, D), x0 = V2(m, m->x[0], N, D);
     bt_tensor eg = V1(m, P(m, m->o_eg), D), eb = V1(m, P(m, m->o_eb), D);
     bt_tensor em = V1(m, m->emb_mean, N), er = V1(m, m->emb_rstd, N);
@@ -889,10 +915,13 @@ static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
     if (m->task == BT_TASK_SEQ_CLS) {
         bt_tensor src = V2(m, xL, N, D), rows = I1(m, m->rows, B), cls = V2(m, m->cls, B, D);
         be->gather_rows(be, &src, &rows, &cls);
+        if (c->family == BT_FAMILY_ROBERTA) /* RobertaClassificationHead: dropout before its dense */
+            dropout(m, m->cls, m->cls, B * D, BT_F32, train ? c->p_classifier : 0.0f,
+                    dkey(m, step, micro, 0, BT_SITE_HEAD_IN));
         linear(m, gemm_in(m, m->cls, B * D, m->clsr), B, D, W(m, m->o_pw), P(m, m->o_pb), D, m->ppre, m->rdt,
                BT_EPI_NONE, NULL);
         bt_tensor pp = R2(m, m->ppre, B, D), po = R2(m, m->pooled, B, D);
-        be->act_fwd(be, BT_ACT_TANH, &pp, &po);
+        be->act_fwd(be, head_act(m), &pp, &po);
         dropout(m, m->pooled, m->pd, B * D, m->rdt, train ? c->p_classifier : 0.0f,
                 dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
         linear(m, m->pd, B, D, W(m, m->o_cw), P(m, m->o_cb), C, m->logits, m->rdt, BT_EPI_NONE, NULL);
@@ -980,7 +1009,8 @@ static void layer_backward(bt_bert *m, int l, int want_dx, uint32_t step, uint32
     bt_tensor h1 = V2(m, a->h1, N, D), g1 = V1(m, P(m, o->g1), D), m1 = V1(m, a->m1, N), r1 = V1(m, a->r1, N);
     bt_tensor dg1 = V1(m, tr ? G(m, o->g1) : sg, D), db1 = V1(m, tr ? G(m, o->b1) : sb, D);
     be->layernorm_bwd(be, &h1, &dA, &g1, &m1, &r1, &dH, &dg1, &db1);
-    dropout_to_r(m, m->dH, m->dP, N * D, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_OUT));
+    dropout_to_r(m, m->dH, m->dP, N * D, c->family == BT_FAMILY_DISTILBERT ? 0.0f : ph,
+                 dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_OUT));
     if (tr) linear_wgrad(m, m->dP, N, D, a->ctx, D, G(m, o->wo), G(m, o->bo));
     linear_dgrad(m, m->dP, N, D, W(m, o->wo), D, m->dC, m->rdt, 0.0f);
     /* attention */
@@ -1030,21 +1060,27 @@ static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
     be->layernorm_bwd(be, &e, &dX, &eg, &em, &er, &dH, &deg, &deb);
     bt_tensor ids = I1(m, m->ids, N), pos = I1(m, m->pos, N), tt = I1(m, m->tt, N);
     bt_tensor dw = V2(m, G(m, m->o_word), c->vocab, D), dp = V2(m, G(m, m->o_pos), c->max_pos, D),
-              dt = V2(m, G(m, m->o_type), c->type_vocab, D);
+              dt = V2(m, m->dztype ? m->dztype : G(m, m->o_type), c->type_vocab, D);
     be->embed_bwd(be, &ids, &pos, &tt, &dH, c->pad_id, &dw, &dp, &dt);
+    /* RoBERTa's position table is nn.Embedding(padding_idx = pad): row pad (the
+     * position of pad ids) gets no gradient, in any micro-batch */
+    if (c->family == BT_FAMILY_ROBERTA)
+        be->memset0(be, G(m, m->o_pos) + (size_t)c->pad_id * (size_t)D, (size_t)D * sizeof(float));
 }
 
-/* SEQ_CLS from dB1 = d(pooled) [B,D] (rdt): tanh, pooler, [CLS] rows -> dX, encoder. */
+/* SEQ_CLS from dB1 = d(pooled) [B,D] (rdt): tanh (DistilBERT's ReLU), pooler, [CLS] rows -> dX, encoder. */
 static void backward_from_pooled(bt_bert *m, uint32_t step, uint32_t micro)
 {
     bt_backend *be = m->be;
     int64_t B = m->B, N = (int64_t)m->B * m->S, D = m->cfg.hidden;
     bt_tensor dX = V2(m, m->dX, N, D);
     bt_tensor pp = R2(m, m->ppre, B, D), d1 = R2(m, m->dB1, B, D), d2 = R2(m, m->dB2, B, D);
-    be->act_bwd(be, BT_ACT_TANH, &pp, &d1, &d2, 0);
+    be->act_bwd(be, head_act(m), &pp, &d1, &d2, 0);
     /* the pooler's input as its forward GEMM read it (clsr: the forward's cast) */
     linear_wgrad(m, m->dB2, B, D, m->clsr ? m->clsr : (void *)m->cls, D, G(m, m->o_pw), G(m, m->o_pb));
     linear_dgrad(m, m->dB2, B, D, W(m, m->o_pw), D, m->dB3, BT_F32, 0.0f);
+    if (m->cfg.family == BT_FAMILY_ROBERTA)
+        dropout(m, m->dB3, m->dB3, B * D, BT_F32, m->cfg.p_classifier, dkey(m, step, micro, 0, BT_SITE_HEAD_IN));
     be->memset0(be, m->dX, (size_t)N * D * sizeof(float));
     bt_tensor d3 = V2(m, m->dB3, B, D), rows = I1(m, m->rows, B);
     be->gather_rows_bwd(be, &d3, &rows, &dX);
@@ -1171,6 +1207,8 @@ int bt_bert_encode_pooled(bt_bert *m, const bt_batch *b, int train, uint32_t ste
 {
     if (m->task != BT_TASK_SEQ_CLS)
         return bt_fail(BT_EINTERNAL, "bt_bert_encode_pooled needs a sequence-classification model");
+    if (m->cfg.family != BT_FAMILY_BERT)
+        return bt_fail(BT_ECONFIG, "long documents (task = classify_long) need model_type \"bert\" for now");
     if (train && !m->training) return bt_fail(BT_EINTERNAL, "bt_bert_encode_pooled(train) on an inference model");
     int rc = stage_batch(m, b, 0);
     if (rc) return rc;

@@ -60,9 +60,23 @@ int bt_bert_config_load(const char *model_dir, bt_bert_config *out)
     default: out->problem = BT_LOSS_AUTO; break;
     }
     if (c.architecture) snprintf(out->arch, sizeof out->arch, "%s", c.architecture);
+    out->family = bt_model_family(c.model_type);
+    if (out->family == BT_FAMILY_ROBERTA && (out->pad_id < 0 || out->pad_id + 2 > out->max_pos)) {
+        rc = bt_fail(BT_ECONFIG, "%s: model_type \"%s\" numbers positions from pad_token_id + 1, so it "
+                                 "needs pad_token_id (got %d) and max_position_embeddings %d > pad_token_id + 1; "
+                                 "fix config.json", path, c.model_type, out->pad_id, out->max_pos);
+        bt_model_config_free(&c);
+        free(path);
+        return rc;
+    }
     bt_model_config_free(&c);
     free(path);
     return 0;
+}
+
+int bt_bert_max_seq_len(const bt_bert_config *c)
+{
+    return c->family == BT_FAMILY_ROBERTA ? c->max_pos - c->pad_id - 1 : c->max_pos;
 }
 
 void bt_init_normal(float *dst, int64_t n, uint64_t seed, uint32_t tensor_id, float std)

@@ -42,7 +42,24 @@ typedef struct {
     int num_labels;     /* from config (the caller may override) */
     int problem;        /* BT_LOSS_* from config.json's problem_type */
     char arch[64];      /* architectures[0], "" when absent */
+    int family;         /* BT_FAMILY_*: from model_type */
 } bt_bert_config;
+
+/* Model families (config.json's model_type). Same encoder; they differ in
+ * parameter names (engine/model_weights.h), embeddings and heads:
+ *  BERT     "bert": positions 0.., token types as given, pooler -> classifier;
+ *  ROBERTA  "roberta", "xlm-roberta": positions pad_id + 1 + i (HF's
+ *           create_position_ids_from_input_ids: cumsum(id != pad) * (id != pad)
+ *           + pad), token types all 0 (RoBERTa tokenizers return none), and
+ *           RobertaClassificationHead: dropout -> dense -> tanh -> dropout ->
+ *           out_proj on <s> (canonical pooler.dense.* / classifier.*);
+ *  DISTILBERT "distilbert": positions 0.., no token type table (type ids
+ *           ignored), no dropout after the attention's out_lin, and the head
+ *           pre_classifier -> ReLU -> dropout -> classifier on [CLS]
+ *           (canonical pooler.dense.* / classifier.*). */
+enum { BT_FAMILY_BERT = 0, BT_FAMILY_ROBERTA = 1, BT_FAMILY_DISTILBERT = 2 };
+/* Longest sequence the position table allows: max_pos, less pad_id + 1 for RoBERTa. */
+int bt_bert_max_seq_len(const bt_bert_config *c);
 
 /* Reads MODEL_DIR/config.json into *c. Errors: BT_ENOINPUT (missing),
  * BT_ECONFIG (invalid, or an activation baton has no kernel for). */

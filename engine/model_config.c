@@ -11,6 +11,7 @@
  * file from asking for absurd allocations; they are far above any BERT.
  */
 #include "engine/model_config.h"
+#include "engine/init.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -46,6 +47,14 @@ const char *bt_activation_name(bt_activation a)
     case BT_HIDDEN_ACT_SILU: return "silu";
     }
     return "?";
+}
+
+int bt_model_family(const char *model_type)
+{
+    if (!model_type || !strcmp(model_type, "bert")) return BT_FAMILY_BERT;
+    if (!strcmp(model_type, "roberta") || !strcmp(model_type, "xlm-roberta")) return BT_FAMILY_ROBERTA;
+    if (!strcmp(model_type, "distilbert")) return BT_FAMILY_DISTILBERT;
+    return -1;
 }
 
 static const char *problem_names[] = {
@@ -205,16 +214,30 @@ static int parse_labels(bt_model_config *c, const json_t *root, const char *labe
     return BT_OK;
 }
 
-static int parse_root(bt_model_config *c, json_t *root, const char *label)
+static int parse_act(const json_t *root, const char *label, const char *key, bt_activation *out)
+{
+    const char *s;
+    int rc = get_string(root, label, key, &s);
+    if (rc) return rc;
+    if (!s) {
+        *out = BT_HIDDEN_ACT_GELU;
+        return BT_OK;
+    }
+    size_t i;
+    for (i = 0; i < sizeof act_names / sizeof *act_names; i++)
+        if (!strcmp(s, act_names[i].name)) break;
+    if (i == sizeof act_names / sizeof *act_names)
+        return bt_fail(BT_ECONFIG, "%s: %s \"%s\" is not supported (supported: gelu, gelu_python, gelu_new, "
+                       "gelu_pytorch_tanh, gelu_fast, relu, silu, swish)", label, key, s);
+    *out = act_names[i].act;
+    return BT_OK;
+}
+
+/* BertConfig / RobertaConfig keys (HF BertConfig's defaults). */
+static int parse_bert_sizes(bt_model_config *c, json_t *root, const char *label)
 {
     int rc;
     const char *s;
-    if ((rc = get_string(root, label, "model_type", &s))) return rc;
-    if (s && strcmp(s, "bert"))
-        return bt_fail(BT_ECONFIG, "%s: model_type \"%s\" is not supported; baton reads BERT-family "
-                       "checkpoints with model_type \"bert\" (e.g. bert-base-uncased, all-MiniLM-L6-v2)",
-                       label, s);
-    c->model_type = bt_xstrdup("bert");
     if ((rc = get_string(root, label, "position_embedding_type", &s))) return rc;
     if (s && strcmp(s, "absolute"))
         return bt_fail(BT_ECONFIG, "%s: position_embedding_type \"%s\" is not supported (only "
@@ -237,19 +260,7 @@ static int parse_root(bt_model_config *c, json_t *root, const char *label)
         return bt_fail(BT_ECONFIG, "%s: hidden_size %d is not a multiple of num_attention_heads %d; fix "
                        "config.json", label, c->hidden_size, c->num_attention_heads);
 
-    if ((rc = get_string(root, label, "hidden_act", &s))) return rc;
-    if (!s) {
-        c->hidden_act = BT_HIDDEN_ACT_GELU;
-    } else {
-        size_t i;
-        for (i = 0; i < sizeof act_names / sizeof *act_names; i++)
-            if (!strcmp(s, act_names[i].name)) break;
-        if (i == sizeof act_names / sizeof *act_names)
-            return bt_fail(BT_ECONFIG, "%s: hidden_act \"%s\" is not supported (supported: gelu, "
-                           "gelu_python, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, silu, swish)",
-                           label, s);
-        c->hidden_act = act_names[i].act;
-    }
+    if ((rc = parse_act(root, label, "hidden_act", &c->hidden_act))) return rc;
     if ((rc = get_float(root, label, "hidden_dropout_prob", 0.1, 0, 0, 0.99, &c->hidden_dropout_prob)) ||
         (rc = get_float(root, label, "attention_probs_dropout_prob", 0.1, 0, 0, 0.99,
                         &c->attention_probs_dropout_prob)) ||
@@ -265,6 +276,58 @@ static int parse_root(bt_model_config *c, json_t *root, const char *label)
     if (pad && json_is_null(pad)) c->pad_token_id = -1;
     else if ((rc = get_int(root, label, "pad_token_id", 0, 0, c->vocab_size - 1, &c->pad_token_id)))
         return rc;
+    return BT_OK;
+}
+
+/* DistilBertConfig keys (its defaults) in the same fields: dim, n_layers,
+ * n_heads, hidden_dim, activation, dropout, attention_dropout,
+ * seq_classif_dropout; LayerNorm eps is 1e-12 and there are no token types
+ * (type_vocab_size 1: the engine keeps no table). Sinusoidal positions are refused. */
+static int parse_distil_sizes(bt_model_config *c, json_t *root, const char *label)
+{
+    int rc;
+    if (json_is_true(json_object_get(root, "sinusoidal_pos_embds")))
+        return bt_fail(BT_ECONFIG, "%s: sinusoidal_pos_embds is true: baton reads DistilBERT with learned "
+                       "position embeddings only (sinusoidal_pos_embds false, as distilbert-base-*)", label);
+    if ((rc = get_int(root, label, "vocab_size", 30522, 1, 50000000, &c->vocab_size)) ||
+        (rc = get_int(root, label, "dim", 768, 1, 65536, &c->hidden_size)) ||
+        (rc = get_int(root, label, "n_layers", 6, 1, 1024, &c->num_hidden_layers)) ||
+        (rc = get_int(root, label, "n_heads", 12, 1, 65536, &c->num_attention_heads)) ||
+        (rc = get_int(root, label, "hidden_dim", 3072, 1, 1 << 20, &c->intermediate_size)) ||
+        (rc = get_int(root, label, "max_position_embeddings", 512, 1, 1 << 20, &c->max_position_embeddings)))
+        return rc;
+    if (c->hidden_size % c->num_attention_heads)
+        return bt_fail(BT_ECONFIG, "%s: dim %d is not a multiple of n_heads %d; fix config.json", label,
+                       c->hidden_size, c->num_attention_heads);
+    c->type_vocab_size = 1;
+    c->layer_norm_eps = 1e-12f;
+    if ((rc = parse_act(root, label, "activation", &c->hidden_act))) return rc;
+    if ((rc = get_float(root, label, "dropout", 0.1, 0, 0, 0.99, &c->hidden_dropout_prob)) ||
+        (rc = get_float(root, label, "attention_dropout", 0.1, 0, 0, 0.99, &c->attention_probs_dropout_prob)) ||
+        (rc = get_float(root, label, "seq_classif_dropout", 0.2, 0, 0, 0.99, &c->classifier_dropout)) ||
+        (rc = get_float(root, label, "initializer_range", 0.02, 0, 1, 10.0, &c->initializer_range)))
+        return rc;
+    const json_t *pad = json_object_get(root, "pad_token_id");
+    if (pad && json_is_null(pad)) c->pad_token_id = -1;
+    else if ((rc = get_int(root, label, "pad_token_id", 0, 0, c->vocab_size - 1, &c->pad_token_id)))
+        return rc;
+    return BT_OK;
+}
+
+static int parse_root(bt_model_config *c, json_t *root, const char *label)
+{
+    int rc;
+    const char *s;
+    if ((rc = get_string(root, label, "model_type", &s))) return rc;
+    if (s && bt_model_family(s) < 0)
+        return bt_fail(BT_ECONFIG, "%s: model_type \"%s\" is not supported; baton reads model_type %s "
+                       "(e.g. bert-base-uncased, all-MiniLM-L6-v2, roberta-base, xlm-roberta-base, distilbert-base-uncased); "
+                       "not yet: electra, deberta-v2 (docs/model-directories.md)", label, s,
+                       BT_SUPPORTED_MODEL_TYPES);
+    c->model_type = bt_xstrdup(s ? s : "bert");
+    rc = bt_model_family(c->model_type) == BT_FAMILY_DISTILBERT ? parse_distil_sizes(c, root, label)
+                                                                : parse_bert_sizes(c, root, label);
+    if (rc) return rc;
 
     if ((rc = get_string(root, label, "problem_type", &s))) return rc;
     c->problem_type = BT_PROBLEM_NONE;

@@ -46,11 +46,16 @@ typedef struct bt_model_config {
     char **labels;               /* [num_labels] id -> label (always filled: LABEL_i by default) */
     bt_problem_type problem_type;
     char *architecture;          /* architectures[0], or NULL */
-    char *model_type;            /* "bert" */
+    char *model_type;            /* "bert", "roberta", "xlm-roberta" or "distilbert" (bt_model_family) */
     char *path;                  /* the file read, for messages */
 
     void *json;                  /* the parsed json_t, kept for re-export */
 } bt_model_config;
+
+/* The family (BT_FAMILY_* of engine/init.h) of a config.json model_type
+ * (NULL: "bert"); -1 when baton does not read that model_type. */
+int bt_model_family(const char *model_type);
+#define BT_SUPPORTED_MODEL_TYPES "\"bert\", \"roberta\", \"xlm-roberta\", \"distilbert\""
 
 /* Parses and validates path (a config.json). BT_ENOINPUT missing, BT_ECONFIG
  * invalid (message names the file and key). On failure *c is zeroed. */

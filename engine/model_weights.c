@@ -9,6 +9,7 @@
  */
 #include "engine/model_weights.h"
 #include "engine/model_config.h"
+#include "engine/init.h"
 #include "state/safetensors.h"
 #include "state/torch_bin.h"
 #include "util/err.h"
@@ -77,11 +78,91 @@ static int is_canonical(const char *s)
     return 0;
 }
 
-int bt_canonical_name(const char *hf_name, char *buf, size_t bufsz)
+/* RoBERTa / XLM-R spellings (RobertaModel, RobertaFor*): "roberta." prefix;
+ * RobertaClassificationHead's classifier.dense -> pooler.dense and
+ * classifier.out_proj -> classifier; RobertaModel's pooler and the MLM head
+ * (lm_head.*) are unused by RobertaForSequenceClassification: ignored. */
+static int roberta_name(const char *hf_name, char *buf, size_t bufsz, const char **rest)
 {
     const char *s = hf_name;
+    if (starts_with(s, "roberta.")) s += 8;
+    if (starts_with(s, "pooler.") || starts_with(s, "lm_head.") || !strcmp(s, "embeddings.token_type_ids")) {
+        snprintf(buf, bufsz, "%s", s);
+        return BT_NAME_IGNORED;
+    }
+    if (starts_with(s, "classifier.dense.")) {
+        snprintf(buf, bufsz, "pooler.dense.%s", s + strlen("classifier.dense."));
+        return is_canonical(buf) ? BT_NAME_CANONICAL : BT_NAME_UNKNOWN;
+    }
+    if (starts_with(s, "classifier.out_proj.")) {
+        snprintf(buf, bufsz, "classifier.%s", s + strlen("classifier.out_proj."));
+        return is_canonical(buf) ? BT_NAME_CANONICAL : BT_NAME_UNKNOWN;
+    }
+    if (starts_with(s, "classifier.") || starts_with(s, "cls.")) { /* BERT head names: not RoBERTa's */
+        snprintf(buf, bufsz, "%s", s);
+        return BT_NAME_UNKNOWN;
+    }
+    *rest = s;
+    return -1;
+}
+
+/* DistilBERT spellings (DistilBertModel, DistilBertFor*): "distilbert." prefix,
+ * transformer.layer.N.{attention.{q,k,v,out}_lin, sa_layer_norm, ffn.lin1,
+ * ffn.lin2, output_layer_norm}; pre_classifier -> pooler.dense; the MLM head
+ * (vocab_transform, vocab_layer_norm, vocab_projector) ignored. */
+static const char *const distil_layer[][2] = {
+    {"attention.q_lin.", "attention.self.query."},   {"attention.k_lin.", "attention.self.key."},
+    {"attention.v_lin.", "attention.self.value."},   {"attention.out_lin.", "attention.output.dense."},
+    {"sa_layer_norm.", "attention.output.LayerNorm."}, {"ffn.lin1.", "intermediate.dense."},
+    {"ffn.lin2.", "output.dense."},                  {"output_layer_norm.", "output.LayerNorm."},
+};
+#define N_DISTIL_LAYER (sizeof distil_layer / sizeof *distil_layer)
+
+static int distil_name(const char *hf_name, char *buf, size_t bufsz)
+{
+    const char *s = hf_name;
+    if (starts_with(s, "distilbert.")) s += strlen("distilbert.");
+    int n = -1;
+    if (starts_with(s, "vocab_transform.") || starts_with(s, "vocab_layer_norm.") ||
+        starts_with(s, "vocab_projector.") || !strcmp(s, "embeddings.position_ids")) {
+        snprintf(buf, bufsz, "%s", s);
+        return BT_NAME_IGNORED;
+    }
+    if (starts_with(s, "pre_classifier.")) {
+        n = snprintf(buf, bufsz, "pooler.dense.%s", s + strlen("pre_classifier."));
+    } else if (starts_with(s, "transformer.layer.")) {
+        const char *p = s + strlen("transformer.layer.");
+        const char *dot = strchr(p, '.');
+        for (size_t i = 0; dot && i < N_DISTIL_LAYER; i++)
+            if (starts_with(dot + 1, distil_layer[i][0]))
+                n = snprintf(buf, bufsz, "encoder.layer.%.*s.%s%s", (int)(dot - p), p, distil_layer[i][1],
+                             dot + 1 + strlen(distil_layer[i][0]));
+    } else if (starts_with(s, "embeddings.token_type_embeddings.") || starts_with(s, "cls.") ||
+               starts_with(s, "encoder.") || starts_with(s, "pooler.")) {
+        n = -1; /* BERT names: not DistilBERT's */
+    } else {
+        n = snprintf(buf, bufsz, "%s", s);
+    }
+    if (n < 0 || (size_t)n >= bufsz) {
+        snprintf(buf, bufsz, "%s", s);
+        return BT_NAME_UNKNOWN;
+    }
+    return is_canonical(buf) ? BT_NAME_CANONICAL : BT_NAME_UNKNOWN;
+}
+
+int bt_canonical_name_family(const char *hf_name, int family, char *buf, size_t bufsz)
+{
+    if (family == BT_FAMILY_DISTILBERT) {
+        if (bufsz) buf[0] = '\0';
+        return distil_name(hf_name, buf, bufsz);
+    }
+    const char *s = hf_name;
     if (bufsz) buf[0] = '\0';
-    if (starts_with(s, "bert.")) s += 5;
+    if (family == BT_FAMILY_ROBERTA) {
+        int k = roberta_name(hf_name, buf, bufsz, &s);
+        if (k >= 0) return k;
+    }
+    if (family == BT_FAMILY_BERT && starts_with(s, "bert.")) s += 5;
     if (!strcmp(s, "embeddings.position_ids") || starts_with(s, "cls.seq_relationship.")) {
         snprintf(buf, bufsz, "%s", s);
         return BT_NAME_IGNORED;
@@ -102,6 +183,11 @@ int bt_canonical_name(const char *hf_name, char *buf, size_t bufsz)
     return is_canonical(buf) ? BT_NAME_CANONICAL : BT_NAME_UNKNOWN;
 }
 
+int bt_canonical_name(const char *hf_name, char *buf, size_t bufsz)
+{
+    return bt_canonical_name_family(hf_name, BT_FAMILY_BERT, buf, bufsz);
+}
+
 /* ---- export names ---- */
 
 static const char *const prefixed_archs[] = {
@@ -110,9 +196,49 @@ static const char *const prefixed_archs[] = {
     "BertForNextSentencePrediction", "BertLMHeadModel",
 };
 
+static const char *const roberta_archs[] = {
+    "RobertaForSequenceClassification", "XLMRobertaForSequenceClassification",
+};
+
+static const char *roberta_hf_name(const char *canonical, char *buf, size_t bufsz)
+{
+    int n;
+    if (starts_with(canonical, "pooler.dense."))
+        n = snprintf(buf, bufsz, "classifier.dense.%s", canonical + strlen("pooler.dense."));
+    else if (starts_with(canonical, "classifier."))
+        n = snprintf(buf, bufsz, "classifier.out_proj.%s", canonical + strlen("classifier."));
+    else if (starts_with(canonical, "embeddings.") || starts_with(canonical, "encoder."))
+        n = snprintf(buf, bufsz, "roberta.%s", canonical);
+    else
+        return NULL;
+    return n < 0 || (size_t)n >= bufsz ? NULL : buf;
+}
+
+static const char *distil_hf_name(const char *canonical, char *buf, size_t bufsz)
+{
+    int n = -1;
+    if (starts_with(canonical, "pooler.dense.")) {
+        n = snprintf(buf, bufsz, "pre_classifier.%s", canonical + strlen("pooler.dense."));
+    } else if (starts_with(canonical, "classifier.")) {
+        n = snprintf(buf, bufsz, "%s", canonical);
+    } else if (starts_with(canonical, "embeddings.") && !starts_with(canonical, "embeddings.token_type")) {
+        n = snprintf(buf, bufsz, "distilbert.%s", canonical);
+    } else if (starts_with(canonical, "encoder.layer.")) {
+        const char *p = canonical + strlen("encoder.layer."), *dot = strchr(p, '.');
+        for (size_t i = 0; dot && i < N_DISTIL_LAYER; i++)
+            if (starts_with(dot + 1, distil_layer[i][1]))
+                n = snprintf(buf, bufsz, "distilbert.transformer.layer.%.*s.%s%s", (int)(dot - p), p,
+                             distil_layer[i][0], dot + 1 + strlen(distil_layer[i][1]));
+    }
+    return n < 0 || (size_t)n >= bufsz ? NULL : buf;
+}
+
 const char *bt_hf_name(const char *canonical, const char *arch, char *buf, size_t bufsz)
 {
     int prefix = 0;
+    if (arch && !strcmp(arch, "DistilBertForSequenceClassification")) return distil_hf_name(canonical, buf, bufsz);
+    for (size_t i = 0; arch && i < sizeof roberta_archs / sizeof *roberta_archs; i++)
+        if (!strcmp(arch, roberta_archs[i])) return roberta_hf_name(canonical, buf, bufsz);
     if (arch && strcmp(arch, "BertModel")) {
         size_t i;
         for (i = 0; i < sizeof prefixed_archs / sizeof *prefixed_archs; i++)
@@ -179,15 +305,25 @@ int bt_weights_open(const char *path, bt_st_file **out)
 
 int bt_load_hf_weights(const char *path, bt_param_load *params, size_t n)
 {
+    return bt_load_hf_weights_path_family(path, BT_FAMILY_BERT, params, n);
+}
+
+int bt_load_hf_weights_path_family(const char *path, int family, bt_param_load *params, size_t n)
+{
     bt_st_file *f;
     int rc = bt_weights_open(path, &f);
     if (rc) return rc;
-    rc = bt_load_hf_weights_st(f, params, n);
+    rc = bt_load_hf_weights_family(f, family, params, n);
     bt_st_close(f);
     return rc;
 }
 
 int bt_load_hf_weights_st(const bt_st_file *f, bt_param_load *params, size_t n)
+{
+    return bt_load_hf_weights_family(f, BT_FAMILY_BERT, params, n);
+}
+
+int bt_load_hf_weights_family(const bt_st_file *f, int family, bt_param_load *params, size_t n)
 {
     const char *path = bt_st_label(f);
     int rc = BT_OK;
@@ -212,7 +348,7 @@ int bt_load_hf_weights_st(const bt_st_file *f, bt_param_load *params, size_t n)
     for (size_t i = 0; i < nt; i++) {
         char buf[NAME_MAX_LEN];
         const char *hf = bt_st_get(f, i)->name;
-        kind[i] = bt_canonical_name(hf, buf, sizeof buf);
+        kind[i] = bt_canonical_name_family(hf, family, buf, sizeof buf);
         canon[i] = bt_xstrdup(buf);
         if (kind[i] == BT_NAME_TIED) tied = (long)i;
         if (kind[i] != BT_NAME_CANONICAL) continue;
@@ -351,7 +487,8 @@ bt_param_load *bt_bert_param_list(const struct bt_model_config *c, unsigned head
     bt_param_load *p = bt_xcalloc(cap, sizeof *p);
     add(p, &n, 0, 2, V, D, "embeddings.word_embeddings.weight");
     add(p, &n, 0, 2, P, D, "embeddings.position_embeddings.weight");
-    add(p, &n, 0, 2, T, D, "embeddings.token_type_embeddings.weight");
+    if (bt_model_family(c->model_type) != BT_FAMILY_DISTILBERT) /* DistilBERT has no token types */
+        add(p, &n, 0, 2, T, D, "embeddings.token_type_embeddings.weight");
     add(p, &n, 0, 1, D, 0, "embeddings.LayerNorm.weight");
     add(p, &n, 0, 1, D, 0, "embeddings.LayerNorm.bias");
     for (int l = 0; l < c->num_hidden_layers; l++) {

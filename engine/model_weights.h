@@ -66,6 +66,8 @@ int bt_load_hf_weights(const char *path, bt_param_load *params, size_t n);
  * "BertModel" (or NULL) → unprefixed. Known prefixed archs: BertFor{Sequence,Token}
  * Classification, BertForMaskedLM, BertForPreTraining, BertForMultipleChoice,
  * BertForQuestionAnswering, BertForNextSentencePrediction, BertLMHeadModel.
+ * {Roberta,XLMRoberta}ForSequenceClassification: "roberta." + encoder names,
+ * pooler.dense.* -> classifier.dense.*, classifier.* -> classifier.out_proj.*.
  * Returns buf, or NULL when arch is unknown or buf is too small. */
 const char *bt_hf_name(const char *canonical, const char *arch, char *buf, size_t bufsz);
 
@@ -82,6 +84,16 @@ int bt_load_hf_weights_st(const bt_st_file *f, bt_param_load *params, size_t n);
  *   BT_NAME_UNKNOWN    not a BERT tensor baton knows (buf holds the name, prefix stripped). */
 enum { BT_NAME_CANONICAL = 0, BT_NAME_TIED = 1, BT_NAME_IGNORED = 2, BT_NAME_UNKNOWN = 3 };
 int bt_canonical_name(const char *hf_name, char *buf, size_t bufsz);
+/* The same for a model family (BT_FAMILY_* of engine/init.h; bt_canonical_name
+ * is BERT's). RoBERTa / XLM-R: "roberta." prefix; classifier.dense.* ->
+ * pooler.dense.*, classifier.out_proj.* -> classifier.* (RobertaClassificationHead
+ * kept in the BERT pooler's slots); pooler.*, lm_head.* and
+ * embeddings.token_type_ids ignored (RobertaForSequenceClassification has no
+ * pooler); BERT head names (cls.*, plain classifier.weight) unknown. */
+int bt_canonical_name_family(const char *hf_name, int family, char *buf, size_t bufsz);
+/* bt_load_hf_weights_st with the family's spellings. */
+int bt_load_hf_weights_family(const bt_st_file *f, int family, bt_param_load *params, size_t n);
+int bt_load_hf_weights_path_family(const char *path, int family, bt_param_load *params, size_t n);
 
 /* Which heads bt_bert_param_list includes. */
 enum { BT_HEAD_POOLER = 1, BT_HEAD_CLASSIFIER = 2, BT_HEAD_MLM = 4 };

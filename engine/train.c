@@ -354,7 +354,7 @@ int bt_trainer_restore(bt_trainer *t, const bt_st_file *wf, const bt_st_file *mf
         pl[i].shape[1] = p->shape[1];
         pl[i].dst = host + p->off;
     }
-    int rc = bt_load_hf_weights_st(wf, pl, np);
+    int rc = bt_load_hf_weights_family(wf, bt_bert_cfg(m)->family, pl, np);
     free(pl);
     if (rc) goto out;
     int64_t *steps = NULL;

@@ -64,6 +64,7 @@ enum bt_dropout_site {
     BT_SITE_EMBED = 1, BT_SITE_ATTN_PROBS = 2, BT_SITE_ATTN_OUT = 3,
     BT_SITE_FFN_OUT = 4, BT_SITE_CLASSIFIER = 5,
     BT_SITE_DOC_CLASSIFIER = 6, /* long documents: the pooled document vector (host, engine/longdoc_model.c) */
+    BT_SITE_HEAD_IN = 7,        /* RoBERTa's classification head: <s> before its dense layer (engine/bert.c) */
 };
 
 /* torch.optim.AdamW semantics for one step t (1-based):

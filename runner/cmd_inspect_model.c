@@ -8,6 +8,7 @@
  * Must not: modify anything, or load tensor data (the check is shapes only;
  * a pytorch_model.bin is read as state/torch_bin.c reads it, CRCs included).
  */
+#include "engine/init.h"
 #include "engine/model_config.h"
 #include "engine/model_dir.h"
 #include "engine/model_weights.h"
@@ -86,6 +87,40 @@ static const char *shape_text(const bt_st_tensor *t, char *buf, size_t sz)
     return buf;
 }
 
+/* The heads found (canonical names of params[0..np) loaded from the checkpoint)
+ * and what baton does with the family; BT_EDATA for a head only partly there. */
+static int check_heads(const bt_model_config *c, const bt_param_load *params, size_t np, size_t unknown,
+                       const char *st_path)
+{
+    int pooler = 0, classifier = 0, mlm = 0, bert = bt_model_family(c->model_type) == BT_FAMILY_BERT;
+    for (size_t i = 0; i < np; i++) {
+        if (!params[i].found) continue;
+        if (!strncmp(params[i].name, "pooler.", 7)) pooler++;
+        if (!strncmp(params[i].name, "classifier.", 11)) classifier++;
+        if (!strncmp(params[i].name, "cls.", 4)) mlm++;
+    }
+    if (bert)
+        printf("check: encoder matches config.json (%d layers); heads: pooler %s, classifier %s, mlm %s%s\n",
+               c->num_hidden_layers, pooler == 2 ? "yes" : pooler ? "partial" : "no",
+               classifier == 2 ? "yes" : classifier ? "partial" : "no", mlm == 5 ? "yes" : mlm ? "partial" : "no",
+               unknown ? "; some tensors are unknown to baton and will not be used" : "");
+    else /* RobertaClassificationHead (classifier.dense, classifier.out_proj), DistilBERT's
+          * pre_classifier + classifier: the pooler and classifier slots */
+        printf("check: encoder matches config.json (%d layers); heads: classification head (%s) %s%s\n",
+               c->num_hidden_layers, bt_model_family(c->model_type) == BT_FAMILY_ROBERTA
+                                         ? "classifier.dense, classifier.out_proj" : "pre_classifier, classifier",
+               pooler + classifier == 4 ? "yes" : pooler + classifier ? "partial" : "no",
+               unknown ? "; some tensors are unknown to baton and will not be used" : "");
+    printf("support: %s\n", bert ? "train (classify, classify_long, mlm, token_classify), predict, export"
+                                  : "predict (sequence classification); training, mlm and token "
+                                    "classification not yet");
+    if ((pooler && pooler != 2) || (classifier && classifier != 2) || (mlm && mlm != 5))
+        return bt_fail(BT_EDATA, "%s: a head is only partly present (%s %d/2, classifier %d/2, mlm %d/5 "
+                       "tensors); the checkpoint is incomplete", st_path, bert ? "pooler" : "head dense layer",
+                       pooler, classifier, mlm);
+    return BT_OK;
+}
+
 int cmd_inspect_model(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -113,7 +148,11 @@ int cmd_inspect_model(int argc, char **argv)
 
     print_config(dir, &c);
     long vl = count_lines(vocab_path);
-    if (vl < 0) printf("vocab.txt: missing (needed to tokenize text)\n");
+    char *tj = bt_path_join(dir, "tokenizer.json");
+    int has_tj = bt_path_exists(tj);
+    free(tj);
+    if (has_tj) printf("tokenizer.json: present (the tokenizer)\n");
+    if (vl < 0) printf("vocab.txt: missing%s\n", has_tj ? "" : " (needed to tokenize text)");
     else printf("vocab.txt: %ld lines%s\n", vl, vl == c.vocab_size ? "" : " (differs from vocab_size)");
 
     size_t nt = bt_st_count(f);
@@ -132,7 +171,7 @@ int cmd_inspect_model(int argc, char **argv)
     for (size_t i = 0; i < nt; i++) {
         const bt_st_tensor *t = bt_st_get(f, i);
         char sb[160], cn[256];
-        int k = bt_canonical_name(t->name, cn, sizeof cn);
+        int k = bt_canonical_name_family(t->name, bt_model_family(c.model_type), cn, sizeof cn);
         const char *note = k == BT_NAME_CANONICAL ? (strcmp(cn, t->name) ? cn : "=")
                            : k == BT_NAME_TIED    ? "(tied to word embeddings)"
                            : k == BT_NAME_IGNORED ? "(ignored)"
@@ -147,23 +186,9 @@ int cmd_inspect_model(int argc, char **argv)
            (double)bytes / 1e6);
 
     params = bt_bert_param_list(&c, BT_HEAD_POOLER | BT_HEAD_CLASSIFIER | BT_HEAD_MLM, &np);
-    rc = bt_load_hf_weights_st(f, params, np);
+    rc = bt_load_hf_weights_family(f, bt_model_family(c.model_type), params, np);
     if (rc) goto out;
-    int pooler = 0, classifier = 0, mlm = 0;
-    for (size_t i = 0; i < np; i++) {
-        if (!params[i].found) continue;
-        if (!strncmp(params[i].name, "pooler.", 7)) pooler++;
-        if (!strncmp(params[i].name, "classifier.", 11)) classifier++;
-        if (!strncmp(params[i].name, "cls.", 4)) mlm++;
-    }
-    printf("check: encoder matches config.json (%d layers); heads: pooler %s, classifier %s, mlm %s%s\n",
-           c.num_hidden_layers, pooler == 2 ? "yes" : pooler ? "partial" : "no",
-           classifier == 2 ? "yes" : classifier ? "partial" : "no",
-           mlm == 5 ? "yes" : mlm ? "partial" : "no",
-           unknown ? "; some tensors are unknown to baton and will not be used" : "");
-    if ((pooler && pooler != 2) || (classifier && classifier != 2) || (mlm && mlm != 5))
-        rc = bt_fail(BT_EDATA, "%s: a head is only partly present (pooler %d/2, classifier %d/2, mlm %d/5 "
-                     "tensors); the checkpoint is incomplete", st_path, pooler, classifier, mlm);
+    rc = check_heads(&c, params, np, unknown, st_path);
 out:
     bt_param_list_free(params, np);
     if (f) bt_st_close(f);

@@ -441,7 +441,7 @@ static int load_config(predict_ctx *c)
         long mml = bt_tokenizer_get_config(c->tok)->model_max_length;
         if (mml > 0 && mml < *max_len) *max_len = (int)mml;
     }
-    if (*max_len > c->cfg.max_pos) *max_len = c->cfg.max_pos;
+    if (*max_len > bt_bert_max_seq_len(&c->cfg)) *max_len = bt_bert_max_seq_len(&c->cfg);
     /* a long-document classifier (task = classify_long): each line is a whole
      * document, chunked and pooled as in training (config.json says how) */
     if ((rc = bt_task_longdoc_from_config(c->mc.json, c->tok, c->a.src, &c->lopts, &c->attn_dim, &c->longdoc)))

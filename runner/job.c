@@ -7,6 +7,7 @@
  * otherwise split silently.
  */
 #include "runner/job.h"
+#include "engine/model_config.h"
 #include "engine/model_dir.h"
 #include "util/err.h"
 #include "util/file.h"
@@ -747,6 +748,30 @@ static int check_path(const bt_job *j, const char *sec, const char *name, const 
     return 0;
 }
 
+/* Training reads model_type "bert" only: archives, resume and export of the
+ * other families `baton predict` reads (RoBERTa / XLM-R) are not built yet.
+ * An unreadable config.json is left to the step that reads it. */
+static int refuse_untrainable_family(bt_job *j)
+{
+    char *cp = bt_path_join(j->model.path, "config.json"), where[512];
+    bt_model_config c;
+    int rc = bt_model_config_load(cp, &c);
+    free(cp);
+    if (rc) {
+        bt_err_clear();
+        return BT_OK;
+    }
+    if (c.model_type && strcmp(c.model_type, "bert")) {
+        bt_job_where(j, bt_job_key_index("model", "path"), where, sizeof where);
+        rc = bt_fail(BT_ECONFIG, "%s: [model] path %s has model_type \"%s\": baton predicts with it (baton "
+                                 "predict %s) but cannot fine-tune it yet (archives, resume and export are "
+                                 "model_type \"bert\" only; docs/model-directories.md); use a BERT model",
+                     where, j->model.path, c.model_type, j->model.path);
+    }
+    bt_model_config_free(&c);
+    return rc;
+}
+
 /* [model] path: a folder holding exactly one model directory below it means
  * that directory (engine/model_dir.c says so on stderr). */
 static int resolve_model_dir(bt_job *j)
@@ -759,7 +784,7 @@ static int resolve_model_dir(bt_job *j)
     }
     free(j->model.path);
     j->model.path = dir;
-    return BT_OK;
+    return refuse_untrainable_family(j);
 }
 
 static int validate(bt_job *j, const bt_job_load_options *o)

@@ -183,11 +183,12 @@ def grad_case(driver, work, name, task, model_dir, d, problem="auto", num_labels
             sys.exit("%s: driver output lacks %s" % (name, key))
         g = t2np(p.grad) if p.grad is not None else np.zeros(p.shape, np.float32)
         floor = 0.0
-        if pn.endswith("attention.self.key.bias"):
+        if canonical(pn).endswith("attention.self.key.bias"):
             # softmax is shift-invariant per query row, so d(loss)/d(key bias)
             # is exactly 0 and both sides hold rounding noise: measure it
             # against the scale of the same layer's query-bias gradient
-            floor = np.linalg.norm(t2np(params[pn.replace(".key.", ".query.")].grad))
+            qn = canonical(pn).replace(".key.", ".query.")
+            floor = np.linalg.norm(t2np([p for q, p in params.items() if canonical(q) == qn][0].grad))
         errs[pn] = rel(out[key], g, floor)
         n += 1
     for k, v in errs.items():

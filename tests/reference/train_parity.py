@@ -95,7 +95,7 @@ def train_case(driver, work, name, task, model_dir, d, **kw):
         if key not in out:
             sys.exit("%s: driver output lacks %s" % (name, key))
         moved += int(not torch.equal(p, init_params[pn]))
-        if pn.endswith("attention.self.key.bias"):
+        if key.endswith("attention.self.key.bias"):
             # d(loss)/d(key bias) is exactly 0 (softmax is shift-invariant per
             # query row); both sides feed rounding noise to AdamW, which turns
             # it into steps of up to ~lr of random sign. Only the bound holds.

@@ -164,7 +164,11 @@ static void test_invalid(void **state)
     refused("{\"layer_norm_eps\":0}", "\"layer_norm_eps\" is 0");
     refused("{\"classifier_dropout\":-0.1}", "\"classifier_dropout\"");
     refused("{\"pad_token_id\":30522}", "\"pad_token_id\" is 30522");
-    refused("{\"model_type\":\"roberta\"}", "model_type \"roberta\" is not supported");
+    refused("{\"model_type\":\"deberta-v2\"}", "model_type \"deberta-v2\" is not supported; baton reads "
+                                               "model_type \"bert\", \"roberta\", \"xlm-roberta\"");
+    refused("{\"model_type\":\"electra\"}", "model_type \"electra\" is not supported");
+    refused("{\"model_type\":\"distilbert\",\"sinusoidal_pos_embds\":true}", "sinusoidal_pos_embds is true");
+    refused("{\"model_type\":\"distilbert\",\"dim\":100,\"n_heads\":3}", "dim 100 is not a multiple of n_heads 3");
     refused("{\"position_embedding_type\":\"relative_key\"}", "position_embedding_type \"relative_key\"");
     refused("{\"is_decoder\":true}", "encoders only");
     refused("{\"problem_type\":\"ranking\"}", "problem_type \"ranking\"");

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "engine/init.h"
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
 #include "state/safetensors.h"
@@ -57,6 +58,68 @@ static void test_canonical_names(void **state)
     assert_string_equal(small, "");
 }
 
+static void test_roberta_names(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *out; int kind; } cases[] = {
+        {"roberta.embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight", BT_NAME_CANONICAL},
+        {"embeddings.position_embeddings.weight", "embeddings.position_embeddings.weight", BT_NAME_CANONICAL},
+        {"roberta.encoder.layer.3.attention.self.key.bias", "encoder.layer.3.attention.self.key.bias", BT_NAME_CANONICAL},
+        {"classifier.dense.weight", "pooler.dense.weight", BT_NAME_CANONICAL},
+        {"classifier.out_proj.bias", "classifier.bias", BT_NAME_CANONICAL},
+        {"roberta.pooler.dense.weight", "pooler.dense.weight", BT_NAME_IGNORED},
+        {"pooler.dense.bias", "pooler.dense.bias", BT_NAME_IGNORED},
+        {"lm_head.dense.weight", "lm_head.dense.weight", BT_NAME_IGNORED},
+        {"roberta.embeddings.position_ids", "embeddings.position_ids", BT_NAME_IGNORED},
+        {"classifier.weight", "classifier.weight", BT_NAME_UNKNOWN},
+        {"bert.embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight", BT_NAME_UNKNOWN},
+    };
+    char b[256];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int k = bt_canonical_name_family(cases[i].in, BT_FAMILY_ROBERTA, b, sizeof b);
+        if (k != cases[i].kind || strcmp(b, cases[i].out)) {
+            fprintf(stderr, "%s -> %d '%s', want %d '%s'\n", cases[i].in, k, b, cases[i].kind, cases[i].out);
+            fail();
+        }
+    }
+}
+
+static void test_distilbert_names(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *out; int kind; } cases[] = {
+        {"distilbert.embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight", BT_NAME_CANONICAL},
+        {"embeddings.LayerNorm.bias", "embeddings.LayerNorm.bias", BT_NAME_CANONICAL},
+        {"distilbert.transformer.layer.0.attention.q_lin.weight", "encoder.layer.0.attention.self.query.weight", BT_NAME_CANONICAL},
+        {"transformer.layer.11.attention.out_lin.bias", "encoder.layer.11.attention.output.dense.bias", BT_NAME_CANONICAL},
+        {"distilbert.transformer.layer.1.sa_layer_norm.weight", "encoder.layer.1.attention.output.LayerNorm.weight", BT_NAME_CANONICAL},
+        {"distilbert.transformer.layer.1.ffn.lin1.bias", "encoder.layer.1.intermediate.dense.bias", BT_NAME_CANONICAL},
+        {"distilbert.transformer.layer.1.ffn.lin2.weight", "encoder.layer.1.output.dense.weight", BT_NAME_CANONICAL},
+        {"distilbert.transformer.layer.1.output_layer_norm.bias", "encoder.layer.1.output.LayerNorm.bias", BT_NAME_CANONICAL},
+        {"pre_classifier.weight", "pooler.dense.weight", BT_NAME_CANONICAL},
+        {"classifier.bias", "classifier.bias", BT_NAME_CANONICAL},
+        {"vocab_projector.bias", "vocab_projector.bias", BT_NAME_IGNORED},
+        {"distilbert.transformer.layer.1.ffn.lin3.weight", "transformer.layer.1.ffn.lin3.weight", BT_NAME_UNKNOWN},
+        {"embeddings.token_type_embeddings.weight", "embeddings.token_type_embeddings.weight", BT_NAME_UNKNOWN},
+        {"encoder.layer.0.output.dense.weight", "encoder.layer.0.output.dense.weight", BT_NAME_UNKNOWN},
+    };
+    char b[256];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int k = bt_canonical_name_family(cases[i].in, BT_FAMILY_DISTILBERT, b, sizeof b);
+        if (k != cases[i].kind || strcmp(b, cases[i].out)) {
+            fprintf(stderr, "%s -> %d '%s', want %d '%s'\n", cases[i].in, k, b, cases[i].kind, cases[i].out);
+            fail();
+        }
+        if (k != BT_NAME_CANONICAL || !strncmp(cases[i].in, "transformer.", 12) ||
+            !strncmp(cases[i].in, "embeddings.", 11))
+            continue;
+        char back[256]; /* export names: the inverse */
+        assert_non_null(bt_hf_name(b, "DistilBertForSequenceClassification", back, sizeof back));
+        assert_string_equal(back, cases[i].in);
+    }
+    assert_null(bt_hf_name("embeddings.token_type_embeddings.weight", "DistilBertForSequenceClassification", b, sizeof b));
+}
+
 static void test_hf_names(void **state)
 {
     (void)state;
@@ -71,7 +134,14 @@ static void test_hf_names(void **state)
     assert_string_equal(bt_hf_name("encoder.layer.0.output.dense.weight", "BertModel", b, sizeof b),
                         "encoder.layer.0.output.dense.weight");
     assert_string_equal(bt_hf_name("embeddings.word_embeddings.weight", NULL, b, sizeof b), "embeddings.word_embeddings.weight");
-    assert_null(bt_hf_name("classifier.weight", "RobertaForSequenceClassification", b, sizeof b));
+    assert_string_equal(bt_hf_name("classifier.weight", "RobertaForSequenceClassification", b, sizeof b),
+                        "classifier.out_proj.weight");
+    assert_string_equal(bt_hf_name("pooler.dense.bias", "XLMRobertaForSequenceClassification", b, sizeof b),
+                        "classifier.dense.bias");
+    assert_string_equal(bt_hf_name("encoder.layer.1.output.dense.weight", "RobertaForSequenceClassification", b,
+                                   sizeof b), "roberta.encoder.layer.1.output.dense.weight");
+    assert_null(bt_hf_name("cls.predictions.bias", "RobertaForSequenceClassification", b, sizeof b));
+    assert_null(bt_hf_name("classifier.weight", "RobertaForMaskedLM", b, sizeof b));
     assert_null(bt_hf_name("embeddings.word_embeddings.weight", "BertForMaskedLM", b, 10));
 }
 
@@ -386,6 +456,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_canonical_names),
         cmocka_unit_test(test_hf_names),
+        cmocka_unit_test(test_roberta_names),
+        cmocka_unit_test(test_distilbert_names),
         cmocka_unit_test_setup_teardown(test_schemes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_misshaped, setup, teardown),
     };

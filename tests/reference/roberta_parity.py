@@ -1,0 +1,189 @@
+"""tests/reference/roberta_parity.py — RoBERTa / XLM-R in baton against HF.
+
+  python3 roberta_parity.py BATON DRIVER WORKDIR SST2_TRAIN_TSV
+
+1. A byte-level BPE tokenizer (RobertaProcessing) trained with `tokenizers`
+   on 400 SST-2 sentences, saved as RobertaTokenizerFast; random
+   {Roberta,XLMRoberta}ForSequenceClassification models (hidden 36, 3 heads,
+   2 layers, intermediate 52, type_vocab_size 1, pad_token_id 1, every
+   parameter perturbed) beside it: `baton predict DIR --format logits` on
+   singles and TAB pairs (whose RoBERTa type ids are all 0) equals the
+   reference's logits within TOL.
+2. The engine driver's logits, loss and every gradient (grad mode) on padded
+   batches whose type ids are NOT zero (RoBERTa ignores them) and that hold
+   pad ids inside the text (position = cumsum(id != pad) * (id != pad) + pad).
+3. 12 AdamW steps (train mode) through engine_parity / train_parity's helpers.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import engine_parity  # noqa: E402
+import train_parity  # noqa: E402
+from engine_parity import TOL, make_inputs, rel, t2np  # noqa: E402
+from transformers import (RobertaConfig, RobertaForSequenceClassification, RobertaTokenizerFast,  # noqa: E402
+                          XLMRobertaConfig, XLMRobertaForSequenceClassification)
+
+
+def canonical(hf_name):
+    """HF RoBERTa name -> baton's canonical name (engine/model_weights.h)."""
+    s = hf_name[8:] if hf_name.startswith("roberta.") else hf_name
+    if s.startswith("classifier.dense."):
+        return "pooler.dense." + s[len("classifier.dense."):]
+    if s.startswith("classifier.out_proj."):
+        return "classifier." + s[len("classifier.out_proj."):]
+    return s
+
+
+def hf_batch(d, first=0, count=None):
+    b = ORIG_HF_BATCH(d, first, count)
+    del b["token_type_ids"]  # RobertaTokenizerFast returns none: all 0 in the model
+    return b
+
+
+ORIG_HF_BATCH = engine_parity.hf_batch
+engine_parity.hf_batch = hf_batch
+train_parity.hf_batch = hf_batch
+engine_parity.canonical = canonical
+train_parity.canonical = canonical
+
+
+def write_model(path, cls, cfg_cls, vocab, seed, num_labels):
+    torch.manual_seed(seed)
+    cfg = cfg_cls(vocab_size=vocab, hidden_size=36, num_hidden_layers=2, num_attention_heads=3,
+                  intermediate_size=52, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1,
+                  bos_token_id=0, eos_token_id=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                  initializer_range=0.05, num_labels=num_labels)
+    model = cls(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def write_tokenizer(path, sst2):
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+    with open(sst2, encoding="utf-8") as fh:
+        lines = [ln.split("\t")[0] for ln in fh.read().split("\n")[1:401] if ln]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(lines, vocab_size=420, min_frequency=2,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+    bpe._tokenizer.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0))
+    tok = RobertaTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>",
+                               sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>",
+                               mask_token="<mask>", model_max_length=38)
+    tok.save_pretrained(path)
+    return tok
+
+
+def predict_case(baton, work, name, path, tok, cls):
+    lines = ["a great movie", "terrible , awful film\twith a second part that goes on and on",
+             "Ünïcode, émoji 🎬 and punctuation!?", "x " * 30, "short", "the end\tof it"]
+    inp = os.path.join(work, name + ".txt")
+    with open(inp, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    r = subprocess.run([baton, "predict", path, "--input", inp, "--batch-size", "4", "--format", "logits"],
+                       capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        print("FAIL  %-26s exit %d: %s" % (name, r.returncode, r.stderr.strip()))
+        return False, float("inf")
+    ours = np.array([[float(x) for x in ln.split("\t")] for ln in r.stdout.strip().split("\n")])
+    model = cls.from_pretrained(path, attn_implementation="eager")
+    model.eval()
+    ref = []
+    for ln in lines:
+        a, _, b = ln.partition("\t")
+        enc = tok(a, b if b else None, truncation=True, max_length=38, return_tensors="pt")
+        with torch.no_grad():
+            ref.append(t2np(model(**enc).logits)[0])
+    ref = np.array(ref)
+    err = rel(ours, ref)
+    ok = ours.shape == ref.shape and err <= TOL
+    print("%-5s %-26s %d lines, max rel err %.2e" % ("ok" if ok else "FAIL", name, len(lines), err))
+    return ok, err
+
+
+def cli_case(baton, work, path, family="roberta"):
+    """`baton inspect-model` names the family's head; `baton run` refuses to
+    train it (archives are BERT-only) with exit 78 and a message saying so."""
+    r = subprocess.run([baton, "inspect-model", path], capture_output=True, text=True)
+    head = "classifier.dense, classifier.out_proj" if family == "roberta" else "pre_classifier, classifier"
+    ok = r.returncode == 0 and ("model_type %s," % family) in r.stdout and \
+        ("classification head (%s) yes" % head) in r.stdout and \
+        "support: predict (sequence classification)" in r.stdout
+    data = os.path.join(work, "train.tsv")
+    with open(data, "w") as fh:
+        fh.write("sentence\tlabel\ngood\t1\nbad\t0\n")
+    job = os.path.join(work, "job.ini")
+    with open(job, "w") as fh:
+        fh.write("[model]\npath = %s\n[data]\ntrain = %s\n[job]\noutput_dir = %s\n"
+                 % (path, data, os.path.join(work, "out")))
+    r2 = subprocess.run([baton, "run", job], capture_output=True, text=True)
+    ok2 = r2.returncode == 78 and "cannot fine-tune it yet" in r2.stderr
+    # a token classifier of the family: refused, never predicted through a fresh sequence head
+    import json
+    import shutil
+    tc = os.path.join(work, family + "-token")
+    shutil.copytree(path, tc)
+    with open(os.path.join(tc, "config.json")) as fh:
+        cfg = json.load(fh)
+    cfg["architectures"] = [cfg["architectures"][0].replace("SequenceClassification", "TokenClassification")]
+    with open(os.path.join(tc, "config.json"), "w") as fh:
+        json.dump(cfg, fh)
+    r3 = subprocess.run([baton, "predict", tc, "--input", data], capture_output=True, text=True)
+    ok2 = ok2 and r3.returncode == 78 and "is a token classifier" in r3.stderr
+    print("%-5s %-26s inspect-model exit %d; run exit %d: %s" % ("ok" if ok and ok2 else "FAIL", "cli (%s)" % family,
+                                                                r.returncode, r2.returncode, r2.stderr.strip()))
+    print("      token classifier: predict exit %d: %s" % (r3.returncode, r3.stderr.strip()))
+    return ok and ok2, 0.0
+
+
+def main():
+    baton, driver, work, sst2 = sys.argv[1:5]
+    rng = np.random.default_rng(22)
+    ok_all, worst = True, 0.0
+
+    def note(res):
+        nonlocal ok_all, worst
+        ok_all &= res[0]
+        worst = max(worst, res[1])
+
+    for name, cls, cfg_cls, arch in (("roberta", RobertaForSequenceClassification, RobertaConfig, "roberta"),
+                                     ("xlm-roberta", XLMRobertaForSequenceClassification, XLMRobertaConfig,
+                                      "xlm-roberta")):
+        path = os.path.join(work, name)
+        tok = write_tokenizer(path, sst2)
+        write_model(path, cls, cfg_cls, len(tok), 31 if arch == "roberta" else 32, 3)
+        note(predict_case(baton, work, "predict (%s)" % name, path, tok, cls))
+    note(cli_case(baton, work, os.path.join(work, "roberta")))
+
+    engine_parity.CLASSES["seq"] = RobertaForSequenceClassification
+    path = write_model(os.path.join(work, "tiny"), RobertaForSequenceClassification, RobertaConfig, 99, 33, 3)
+    lens = [12, 5, 9, 16, 3, 7, 14, 10]
+    d = make_inputs(rng, lens, 99, "seq", 3, "single")
+    for i, L in enumerate(lens):  # pad ids inside the text: HF gives them position pad_token_id
+        if L > 4:
+            d["ids"][i, L // 2] = 1
+    note(engine_parity.grad_case(driver, work, "roberta-grad-single", "seq", path, d, problem="single"))
+    path1 = write_model(os.path.join(work, "tiny1"), RobertaForSequenceClassification, RobertaConfig, 99, 34, 1)
+    dr = make_inputs(rng, lens, 99, "seq", 1, "regression")
+    note(engine_parity.grad_case(driver, work, "roberta-grad-regression", "seq", path1, dr, problem="regression",
+                                 num_labels=1))
+    dt = make_inputs(rng, [12, 5, 9, 16, 3, 7, 14, 10, 4, 8, 11, 6, 15, 2, 13, 9], 99, "seq", 3, "single")
+    note(train_parity.train_case(driver, work, "roberta-train", "seq", path, dt, lr=1e-3, head_lr=0,
+                                 layer_decay=1.0, freeze_layers=0, freeze_emb=0, sched="linear", problem="single",
+                                 steps=12, accum=2, micro=4, wd=0.01, warmup=3, total=12, clip=1.0))
+    print("roberta parity: %s, max relative error %.2e (tolerance %.0e)" % ("PASS" if ok_all else "FAIL", worst,
+                                                                            TOL))
+    sys.exit(0 if ok_all else 1)
+
+
+if __name__ == "__main__":
+    main()
