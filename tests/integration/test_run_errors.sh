@@ -106,6 +106,8 @@ check "job file missing" 66 "$T/nope.ini" "$T/nope.ini"
 CK_JOB="$T/bad.ini"
 bad model.path=d/no-model
 check "model dir missing" 66 "'$T/d/no-model' does not exist" "$J:$(line_of '^path')"
+bad model.path=build/models/all-MiniLM-L6-v2
+check "example model not fetched" 66 "run it, or point path at" "\`make models\` fetches"
 bad model.path=d/model/vocab.txt
 check "model path is a file" 66 "is not a directory" "$J:$(line_of '^path')"
 bad data.train=data/no.tsv
