@@ -173,6 +173,9 @@ static int check_types(const tj *t, int64_t mstep, tj_vals *v)
         }
     }
     if (!rc) rc = need_type(t, "device", json_is_string(json_object_get(o, "device")), "a string");
+    json_t *dm = json_object_get(o, "device_model"); /* absent in archives from before it was recorded */
+    if (!rc && dm) rc = need_type(t, "device_model", json_is_string(dm) && json_string_length(dm) < 200,
+                                  "a string of under 200 bytes");
     if (!rc) rc = check_scaler(t, v->step);
     json_t *es = json_object_get(o, "eval_seconds");
     if (!rc && es) rc = need_type(t, "eval_seconds", json_is_number(es) && isfinite(json_number_value(es)) &&

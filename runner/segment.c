@@ -72,6 +72,7 @@ typedef struct {
     json_t *history;          /* array of metrics.jsonl records */
     json_t *forced;           /* array of accepted fingerprint changes (--force) */
     char precision[8];        /* the archive's precision ("fp32" when trainer.json predates the key) */
+    char device_model[200];   /* the archive's device_model ("" when trainer.json predates the key) */
     bt_loss_scaler scaler;    /* the archive's loss scaler (old archives: {0, 1, 0, 0}) */
 } trainer_state;
 
@@ -83,6 +84,7 @@ typedef struct {
     bt_tokenizer *tok;
     bt_dataset train, eval;
     int has_eval;
+    char device_model[200];   /* what trains: "cpu", or the GPU's name and compute capability (trainer.json) */
     char split_tag[64];       /* [data] eval_split in effect: ";split=..." for the token cache keys; else "" */
     int num_labels;
     bt_label_kind kind;
@@ -433,6 +435,7 @@ static char *trainer_json(run_ctx *c, const char *stop_reason)
                           "loss_scale", ls.enabled ? json_real(ls.scale) : json_string("none"),
                           "loss_scale_clean_steps", (json_int_t)ls.clean_steps,
                           "skipped_steps", (json_int_t)ls.skipped_steps);
+    json_object_set_new(o, "device_model", json_string(c->device_model));
     bt_plan_hook_record(&c->plan, o); /* issue 18 hook: trainer.json "micro_batch" (runner/plan.h) */
     if (s->eval_seconds > 0) json_object_set_new(o, "eval_seconds", json_real(s->eval_seconds));
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -447,6 +450,8 @@ static void scaler_parse(json_t *o, trainer_state *s)
 {
     const char *p = json_string_value(json_object_get(o, "precision"));
     snprintf(s->precision, sizeof s->precision, "%s", p ? p : "fp32");
+    const char *dm = json_string_value(json_object_get(o, "device_model"));
+    snprintf(s->device_model, sizeof s->device_model, "%s", dm ? dm : "");
     json_t *ls = json_object_get(o, "loss_scale");
     s->scaler.enabled = json_is_number(ls);
     s->scaler.scale = json_is_number(ls) ? json_number_value(ls) : 1.0;
@@ -1303,6 +1308,31 @@ static void precision_change_note(run_ctx *c)
                         "precision%s", c->st.precision, now, scale);
 }
 
+/* Resuming on another device (a T4 archive on a P100, a GPU run continued on
+ * the CPU): valid for the same reason as another precision, but the kernels
+ * sum in another order, so not byte-identical. One line says so. */
+static void device_change_note(run_ctx *c)
+{
+    if (!c->st.device_model[0] || !strcmp(c->st.device_model, c->device_model)) return;
+    bt_progress_message(c->progress, "device: the archive trained on %s, this segment on %s: a valid continuation "
+                        "(archives hold fp32 master weights and moments), not byte-identical to a run on one device",
+                        c->st.device_model, c->device_model);
+}
+
+/* "cpu", or the GPU as the self-check names it: "Tesla T4 (compute capability 7.5)". */
+static void describe_device(run_ctx *c)
+{
+    bt_selftest_key k;
+    if (!strcmp(c->be->name, "cpu") && !bt_selftest_is_fake(c->be)) {
+        snprintf(c->device_model, sizeof c->device_model, "cpu");
+    } else if (bt_selftest_key_for(c->be, 0, c->prec, &k) == BT_OK) {
+        snprintf(c->device_model, sizeof c->device_model, "%.120s (compute capability %.16s)", k.gpu, k.cc);
+    } else {
+        bt_err_clear();
+        snprintf(c->device_model, sizeof c->device_model, "%s", c->be->name);
+    }
+}
+
 static int resume(run_ctx *c)
 {
     bt_job *job = c->job;
@@ -1387,6 +1417,7 @@ static int resume(run_ctx *c)
     bt_progress_message(c->progress, "resumed from %s at step %lld (epoch %u)", found, (long long)c->st.step,
                         c->st.cursor.epoch);
     precision_change_note(c);
+    device_change_note(c);
     carry_best_archive(c, found);
     return BT_OK;
 }
@@ -1548,6 +1579,7 @@ static int setup(run_ctx *c)
 
     rc = create_backend(c);
     if (rc) return rc;
+    describe_device(c);
     warn_scale_unused(c);
     bt_bert_opts mo = {
         .task = c->mlm ? BT_TASK_MLM : c->token ? BT_TASK_TOKEN_CLS : BT_TASK_SEQ_CLS, .num_labels = c->num_labels,
