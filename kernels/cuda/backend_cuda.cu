@@ -241,6 +241,9 @@ void *cuda_scratch(bt_backend *be, size_t bytes)
     if (bytes <= im->scratch_bytes) return im->scratch;
     size_t want = bt_ws_cuda_grow(im->scratch_bytes, bytes);
     if (im->scratch) {
+        /* kernels queued on the stream may still read the old arena: wait for
+         * them before freeing it (cudaFree's implicit sync is not promised) */
+        if (CU_CHECK(be, cudaStreamSynchronize(im->stream))) return NULL;
         CU_CHECK(be, cudaFree(im->scratch));
         im->cur_bytes -= im->scratch_bytes;
         im->scratch = NULL;
