@@ -397,6 +397,12 @@ static int lt_matmul(bt_backend *be, int ta, int tb, int64_t m, int64_t n, int64
         if (LT_CHECK(be, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                               &im->lt_ws_bytes, sizeof im->lt_ws_bytes)))
             goto out;
+        /* determinism: no split-K reduction (its partial sums may be added in
+         * any order); with the algorithm cached per shape, a run repeats bit for bit */
+        uint32_t no_reduction = CUBLASLT_REDUCTION_SCHEME_NONE;
+        if (LT_CHECK(be, cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                              &no_reduction, sizeof no_reduction)))
+            goto out;
         cublasLtMatmulHeuristicResult_t res;
         int nres = 0;
         memset(&res, 0, sizeof res);
