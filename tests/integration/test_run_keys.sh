@@ -4,7 +4,10 @@
 # set away from its default, changes the trained weights of a short run on the
 # demo model (and only that key differs between the two runs). Setting a key
 # to its default value explicitly gives the same weights as leaving it out,
-# so a difference is the key's doing and not run-to-run noise.
+# so a difference is the key's doing and not run-to-run noise. Also:
+# data.label_separator decides the label list of a multi-label file,
+# data.chunk_select the weights of a classify_long job with max_chunks, and
+# runtime.progress_every the number of plain progress lines. CPU, seconds.
 . "$(dirname "$0")/run_lib.sh"
 
 # 2 epochs of 4 steps (128 examples, batch 32), no eval, one archive at the end
@@ -68,4 +71,47 @@ weights train.epochs=3 train.freeze_layers=1; FROZEN=$SHA
 weights train.epochs=3 train.freeze_layers=1 train.unfreeze_at_epoch=2
 [ "$SHA" != "$FROZEN" ] || fail "train.unfreeze_at_epoch=2 did not change the weights of a freeze_layers=1 job"
 note "train.unfreeze_at_epoch=2: weights changed"
+# ---- data.label_separator: a multi-label file whose labels are joined by
+# ';' has 2 labels with label_separator = ';' and 3 (one of them
+# "negative;positive") with the default '|' — the archive's config.json says
+awk -F'\t' 'NR == 1 { print; next } NR <= 200 { if (NR % 3 == 0) $2 = "negative;positive"; print $1 "\t" $2 }' \
+    "$T/d/data/train.tsv" >"$T/ml.tsv"
+ml_labels() { # OUT — the label names in config.json of OUT's archive, sorted, one a line
+    tar -xOf "$(newest_archive "$1")" config.json | tr ',{}' '\n\n\n' \
+        | sed -n 's/^ *"[0-9]*": *"\([^"]*\)".*$/\1/p' | sort -u
+}
+brun "$T/ml1.log" run "$T/k.ini" -s job.output_dir="$T/ml1" -s data.train="$T/ml.tsv" \
+    -s model.problem_type=multi_label_classification -s "data.label_separator=;"
+expect_rc 0 "$T/ml1.log" "multi-label run with label_separator ;"
+brun "$T/ml2.log" run "$T/k.ini" -s job.output_dir="$T/ml2" -s data.train="$T/ml.tsv" \
+    -s model.problem_type=multi_label_classification
+expect_rc 0 "$T/ml2.log" "multi-label run with the default label_separator"
+[ "$(ml_labels "$T/ml1" | tr '\n' ' ')" = "negative positive " ] || fail "label_separator ';': labels $(ml_labels "$T/ml1" | tr '\n' ' ')"
+[ "$(ml_labels "$T/ml2" | tr '\n' ' ')" = "negative negative;positive positive " ] \
+    || fail "label_separator '|': labels $(ml_labels "$T/ml2" | tr '\n' ' ')"
+note "data.label_separator: the label list follows it"
+
+# ---- data.chunk_select: classify_long with max_chunks = 2 over documents of
+# 3..30 chunks keeps different chunks, so the weights differ
+awk -F'\t' 'BEGIN { k = 12; print "text\tlabel" }
+    NR > 1 { s[$2] = s[$2] (s[$2] == "" ? "" : " ") $1; n[$2]++
+             if (n[$2] >= k) { print s[$2] "\t" $2; s[$2] = ""; n[$2] = 0; k = 5 + (k * 7) % 41 } }' \
+    "$T/d/data/train.tsv" >"$T/docs.tsv"
+weights job.task=classify_long data.train="$T/docs.tsv" data.text_column=text data.limit_train=40 \
+    train.batch_size=4 train.epochs=1 data.stride=8 data.max_chunks=2; FIRST=$SHA
+weights job.task=classify_long data.train="$T/docs.tsv" data.text_column=text data.limit_train=40 \
+    train.batch_size=4 train.epochs=1 data.stride=8 data.max_chunks=2 data.chunk_select=even
+[ "$SHA" != "$FIRST" ] || fail "data.chunk_select=even did not change the weights"
+note "data.chunk_select=even: weights changed"
+
+# ---- runtime.progress_every: plain progress lines come at that interval
+brun "$T/p1.log" run "$T/k.ini" -s job.output_dir="$T/p1" -s train.epochs=4 \
+    -s runtime.progress=plain -s runtime.progress_every=0.05s
+expect_rc 0 "$T/p1.log" "run with progress_every 0.05s"
+brun "$T/p2.log" run "$T/k.ini" -s job.output_dir="$T/p2" -s train.epochs=4 \
+    -s runtime.progress=plain -s runtime.progress_every=1h
+expect_rc 0 "$T/p2.log" "run with progress_every 1h"
+P1=$(grep -c '^baton: step ' "$T/p1.log" || true); P2=$(grep -c '^baton: step ' "$T/p2.log" || true)
+[ "$P1" -gt "$P2" ] || fail "progress_every 0.05s gave $P1 progress lines, 1h gave $P2"
+note "runtime.progress_every: $P1 lines at 0.05s, $P2 at 1h"
 echo "ok"
