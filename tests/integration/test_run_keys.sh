@@ -6,7 +6,8 @@
 # to its default value explicitly gives the same weights as leaving it out,
 # so a difference is the key's doing and not run-to-run noise. Also:
 # data.label_separator decides the label list of a multi-label file,
-# data.chunk_select the weights of a classify_long job with max_chunks, and
+# data.chunk_select the weights of a classify_long job with max_chunks,
+# data.mlm_probability / whole_word_mask / mlm_grouping those of an mlm job, and
 # runtime.progress_every the number of plain progress lines. CPU, seconds.
 . "$(dirname "$0")/run_lib.sh"
 
@@ -103,6 +104,24 @@ weights job.task=classify_long data.train="$T/docs.tsv" data.text_column=text da
     train.batch_size=4 train.epochs=1 data.stride=8 data.max_chunks=2 data.chunk_select=even
 [ "$SHA" != "$FIRST" ] || fail "data.chunk_select=even did not change the weights"
 note "data.chunk_select=even: weights changed"
+
+# ---- mlm keys: the masking and the blocks change the weights of an mlm job
+weights job.task=mlm train.batch_size=16 train.epochs=1; MLM=$SHA
+for kv in data.mlm_probability=0.3 data.mlm_grouping=line; do
+    weights job.task=mlm train.batch_size=16 train.epochs=1 "$kv"
+    [ "$SHA" != "$MLM" ] || fail "$kv did not change the weights of an mlm job"
+    note "$kv: mlm weights changed"
+done
+# whole_word_mask needs words of several pieces: the demo vocabulary has
+# none, so a copy of the model turns 4 of its words into pieces (same size):
+# "fresh" -> fre ##sh, "gripping" -> grip ##ping
+cp -r "$T/d/model" "$T/wp"
+sed -i 's/^fresh$/fre/; s/^bland$/##sh/; s/^gripping$/grip/; s/^touching$/##ping/' "$T/wp/vocab.txt"
+[ "$(grep -c '^##' "$T/wp/vocab.txt")" = 2 ] || fail "the demo vocabulary changed: no word pieces made"
+weights job.task=mlm model.path="$T/wp" train.batch_size=16 train.epochs=1; WP=$SHA
+weights job.task=mlm model.path="$T/wp" train.batch_size=16 train.epochs=1 data.whole_word_mask=true
+[ "$SHA" != "$WP" ] || fail "data.whole_word_mask=true did not change the weights of an mlm job with word pieces"
+note "data.whole_word_mask=true: mlm weights changed"
 
 # ---- runtime.progress_every: plain progress lines come at that interval
 brun "$T/p1.log" run "$T/k.ini" -s job.output_dir="$T/p1" -s train.epochs=4 \
