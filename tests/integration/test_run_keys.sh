@@ -8,7 +8,7 @@
 # data.label_separator decides the label list of a multi-label file,
 # data.chunk_select the weights of a classify_long job with max_chunks,
 # data.mlm_probability / whole_word_mask / mlm_grouping those of an mlm job, and
-# runtime.progress_every the number of plain progress lines. CPU, seconds.
+# runtime.progress_every the number of plain progress lines (none: no line). CPU, seconds.
 . "$(dirname "$0")/run_lib.sh"
 
 # 2 epochs of 4 steps (128 examples, batch 32), no eval, one archive at the end
@@ -133,4 +133,11 @@ expect_rc 0 "$T/p2.log" "run with progress_every 1h"
 P1=$(grep -c '^baton: step ' "$T/p1.log" || true); P2=$(grep -c '^baton: step ' "$T/p2.log" || true)
 [ "$P1" -gt "$P2" ] || fail "progress_every 0.05s gave $P1 progress lines, 1h gave $P2"
 note "runtime.progress_every: $P1 lines at 0.05s, $P2 at 1h"
+# runtime.progress = none: no progress line at all (p2 had its final one)
+[ "$P2" -ge 1 ] || fail "progress plain: no progress line at all"
+brun "$T/p3.log" run "$T/k.ini" -s job.output_dir="$T/p3" -s train.epochs=4 \
+    -s runtime.progress=none -s runtime.progress_every=0.05s
+expect_rc 0 "$T/p3.log" "run with progress none"
+! grep -q '^baton: step ' "$T/p3.log" || fail "progress none printed progress lines: $(head -n 3 "$T/p3.log")"
+note "runtime.progress=none: no progress lines"
 echo "ok"
