@@ -4,11 +4,14 @@
 # set away from its default, changes the trained weights of a short run on the
 # demo model (and only that key differs between the two runs). Setting a key
 # to its default value explicitly gives the same weights as leaving it out,
-# so a difference is the key's doing and not run-to-run noise. Also:
-# data.label_separator decides the label list of a multi-label file,
-# data.chunk_select the weights of a classify_long job with max_chunks,
-# data.mlm_probability / whole_word_mask / mlm_grouping those of an mlm job, and
-# runtime.progress_every the number of plain progress lines (none: no line). CPU, seconds.
+# so a difference is the key's doing and not run-to-run noise. Also: job.name
+# sets the default output directory, data.label_separator the label list of a
+# multi-label file, data.chunk_select the weights of a classify_long job with
+# max_chunks, data.mlm_probability / whole_word_mask / mlm_grouping those of an
+# mlm job, runtime.progress_every the number of plain progress lines and
+# runtime.progress = none prints none. CPU, about 10 s.
+#
+# Owns: its temp dir ($T, via run_lib.sh). Must not: assert speed.
 . "$(dirname "$0")/run_lib.sh"
 
 # 2 epochs of 4 steps (128 examples, batch 32), no eval, one archive at the end
@@ -122,6 +125,12 @@ weights job.task=mlm model.path="$T/wp" train.batch_size=16 train.epochs=1; WP=$
 weights job.task=mlm model.path="$T/wp" train.batch_size=16 train.epochs=1 data.whole_word_mask=true
 [ "$SHA" != "$WP" ] || fail "data.whole_word_mask=true did not change the weights of an mlm job with word pieces"
 note "data.whole_word_mask=true: mlm weights changed"
+
+# ---- job.name: with no output_dir, the archives go to <job dir>/<name>-out
+brun "$T/n.log" run "$T/k.ini" -s job.name=named -s job.output_dir= -s train.max_steps=2
+expect_rc 0 "$T/n.log" "run with job.name=named and no output_dir"
+[ -n "$(newest_archive "$T/named-out")" ] || fail "job.name=named: no archive in $T/named-out: $(ls "$T")"
+note "job.name: output in named-out"
 
 # ---- runtime.progress_every: plain progress lines come at that interval
 brun "$T/p1.log" run "$T/k.ini" -s job.output_dir="$T/p1" -s train.epochs=4 \
