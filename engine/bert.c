@@ -515,6 +515,8 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
     if (rc) goto fail;
     rc = bt_bert_config_load(model_dir, &m->cfg);
     if (rc) goto fail;
+    if (o->dropout_set) /* [train] dropout: one probability for every dropout site */
+        m->cfg.p_hidden = m->cfg.p_attn = m->cfg.p_classifier = o->dropout;
     const bt_bert_config *c = &m->cfg;
     if ((rc = resolve_labels(m, o))) goto fail;
     if (o->max_batch < 1 || o->max_seq < 1) {

@@ -103,6 +103,8 @@ typedef struct {
                           and doc_pooler.score.weight [A] (engine/longdoc_model.h) */
     bt_precision precision; /* default (0) FP32; resolve "auto" first (runner/precision.h) */
     bt_recompute recompute; /* default (0) NONE; only matters with training = 1 */
+    int dropout_set;   /* 1: dropout replaces config.json's hidden, attention and classifier dropout */
+    float dropout;     /* with dropout_set: the probability for all three */
     int no_weights;    /* 1: read only config.json, upload nothing (parameters left as the
                           backend's alloc gives them): memory planning on the counting
                           backend (kernels/backend.h), which runs no compute */

@@ -123,7 +123,7 @@ static const bt_job_key keys[] = {
     {"train", "adam_beta2", BT_JT_FLOAT, "0.999", "0..0.999999999", 1, 0, "AdamW beta2.", O(train.adam_beta2)},
     {"train", "adam_eps", BT_JT_FLOAT, "1e-08", "0..1", 1, 0, "AdamW epsilon.", O(train.adam_eps)},
     {"train", "dropout", BT_JT_FLOAT, "auto", "0..0.99", 1, 0,
-     "Override the model's hidden and attention dropout; auto: config.json's.", O(train.dropout)},
+     "One dropout probability for the model's hidden, attention and classifier dropout; auto: config.json's.", O(train.dropout)},
     {"train", "freeze_embeddings", BT_JT_BOOL, "false", NULL, 1, 0, "Do not train the embeddings.",
      O(train.freeze_embeddings)},
     {"train", "freeze_layers", BT_JT_INT, "0", "0..1000", 1, 0, "Do not train the first N encoder layers.",

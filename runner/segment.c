@@ -878,7 +878,8 @@ static void refresh_perm(run_ctx *c)
 static void apply_freezing(run_ctx *c)
 {
     bt_job *job = c->job;
-    int unfrozen = job->train.unfreeze_at_epoch > 0 && (int64_t)c->st.cursor.epoch >= job->train.unfreeze_at_epoch;
+    /* unfreeze_at_epoch is 1-based (the first epoch is 1), cursor.epoch 0-based */
+    int unfrozen = job->train.unfreeze_at_epoch > 0 && (int64_t)c->st.cursor.epoch + 1 >= job->train.unfreeze_at_epoch;
     if (unfrozen) bt_trainer_set_frozen(c->trainer, 0, 0);
     else bt_trainer_set_frozen(c->trainer, job->train.freeze_embeddings, (int)job->train.freeze_layers);
 }
@@ -1587,6 +1588,7 @@ static int setup(run_ctx *c)
         .max_batch = (int)(job->train.batch_size > job->train.eval_batch_size ? job->train.batch_size : job->train.eval_batch_size),
         .max_seq = (int)job->data.max_seq_len, .training = 1, .seed = (uint64_t)job->job.seed,
         .precision = c->prec, /* before the plan hook: it sizes the 16-bit copies and activations */
+        .dropout_set = job->train.dropout >= 0, .dropout = (float)job->train.dropout,
     };
     if (c->longdoc) { /* the encoder sees chunk_batch chunks at a time, whatever the documents' length */
         mo.max_batch = c->ld_opts.chunk_batch;

@@ -60,21 +60,25 @@ note "train.max_grad_norm=0: no clipping"
 differs train.adam_beta1=0.5
 differs train.adam_beta2=0.5
 differs train.adam_eps=0.1
-# train.dropout is not here: it is parsed and fingerprinted but nothing
-# reads it (a silent no-op, reported in issue 17; the lead decides)
+# train.dropout: one probability for every site; the demo's config.json has
+# 0.1 for hidden and attention (classifier_dropout null: 0.1), so 0.1 is the base
+differs train.dropout=0.5
+weights train.dropout=0.1
+[ "$SHA" = "$BASE" ] || fail "train.dropout=0.1 (config.json's own values) changed the weights"
+note "train.dropout=0.1: the config's own weights"
 differs train.freeze_embeddings=true
 differs train.freeze_layers=1
 
-# unfreeze_at_epoch: against the same frozen job without it, over 3 epochs
-# (the frozen layer trains in the later epochs only when the key is set).
-# Not asserted: which epoch it starts at. unfreeze_at_epoch = 1 should equal
-# no freezing (docs: 1-based) but today unfreezes from the 2nd epoch
-# (runner/segment.c apply_freezing compares the 0-based cursor.epoch);
-# reported in issue 17.
+# unfreeze_at_epoch (1-based): against the same frozen job without it, over
+# 3 epochs (the frozen layer trains in the later epochs only when the key is
+# set); and 1 unfreezes from the first epoch: the weights of no freezing
 weights train.epochs=3 train.freeze_layers=1; FROZEN=$SHA
 weights train.epochs=3 train.freeze_layers=1 train.unfreeze_at_epoch=2
 [ "$SHA" != "$FROZEN" ] || fail "train.unfreeze_at_epoch=2 did not change the weights of a freeze_layers=1 job"
-note "train.unfreeze_at_epoch=2: weights changed"
+weights train.epochs=3; UNFROZEN=$SHA
+weights train.epochs=3 train.freeze_layers=1 train.unfreeze_at_epoch=1
+[ "$SHA" = "$UNFROZEN" ] || fail "train.unfreeze_at_epoch=1 is not 'from the first epoch': weights differ from no freezing"
+note "train.unfreeze_at_epoch: 2 changes the weights, 1 equals no freezing"
 # ---- data.label_separator: a multi-label file whose labels are joined by
 # ';' has 2 labels with label_separator = ';' and 3 (one of them
 # "negative;positive") with the default '|' — the archive's config.json says
