@@ -153,4 +153,20 @@ brun "$T/p3.log" run "$T/k.ini" -s job.output_dir="$T/p3" -s train.epochs=4 \
 expect_rc 0 "$T/p3.log" "run with progress none"
 ! grep -q '^baton: step ' "$T/p3.log" || fail "progress none printed progress lines: $(head -n 3 "$T/p3.log")"
 note "runtime.progress=none: no progress lines"
+
+# ---- keys that change memory, not results: the exact plan's peak
+# (baton plan runs the engine's allocation sequence; a T4 profile)
+peak() { # ARGS... — peak_bytes of `baton plan k.ini --device t4 ARGS`
+    brun "$T/plan.log" plan "$T/k.ini" --device t4 --json "$@"
+    expect_rc 0 "$T/plan.log" "plan $*"
+    PEAK=$(sed -n 's/.*"peak_bytes": *\([0-9]*\).*/\1/p' "$T/plan.log" | head -n 1)
+    [ -n "$PEAK" ] || fail "plan $*: no peak_bytes: $(head -c 300 "$T/plan.log")"
+}
+peak; P0=$PEAK
+peak -s data.eval=d/data/eval.tsv -s train.eval_batch_size=512; P1=$PEAK
+peak -s data.eval=d/data/eval.tsv; P2=$PEAK
+[ "$P1" -gt "$P2" ] || fail "train.eval_batch_size=512 did not raise the planned peak ($P1 vs $P2)"
+peak -s train.recompute=full; P3=$PEAK
+[ "$P3" -lt "$P0" ] || fail "train.recompute=full did not lower the planned peak ($P3 vs $P0)"
+note "train.eval_batch_size=512: peak $P2 -> $P1 bytes; train.recompute=full: $P0 -> $P3"
 echo "ok"
