@@ -44,39 +44,11 @@ with open(sys.argv[2] + "/test.csv", "w", newline="") as f:
         w.writerow(["t%03d" % (997 - 13 * i), text])   # ids in no sorted order
 EOF
 
-with_params() { # OUT.ipynb PYTHON-LINES: the notebook with a cell after the parameters cell
-    python3 - "$NB" "$1" "$2" <<'EOF'
-import json, sys
-nb = json.load(open(sys.argv[1]))
-i = next(i for i, c in enumerate(nb["cells"]) if "parameters" in c["metadata"].get("tags", []))
-nb["cells"].insert(i + 1, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
-                           "source": sys.argv[3]})
-json.dump(nb, open(sys.argv[2], "w"))
-EOF
-}
 # The default job template (no columns, no eval), sized to outlast a 3 s session; one thread.
 with_params "$TMPD/s1.ipynb" 'BUDGET = "3s"
 RUN_ARGS = ["-s", "train.max_steps=1500", "-s", "train.batch_size=16", "-s", "data.max_seq_len=32", "-s", "runtime.threads=1", "-s", "runtime.margin=1s"]'
 with_params "$TMPD/s2.ipynb" 'BUDGET = None
 RUN_ARGS = ["-s", "train.max_steps=1500", "-s", "train.batch_size=16", "-s", "data.max_seq_len=32", "-s", "runtime.threads=1", "-s", "runtime.margin=1s"]'
-
-session() { # NAME NOTEBOOK: one session at the fixed path $TMPD/kaggle, kept as $TMPD/NAME/kaggle
-    r="$TMPD/kaggle"
-    mkdir -p "$TMPD/$1/kaggle/working" "$TMPD/$1/kaggle/input" "$TMPD/$1/tmp"
-    mv "$TMPD/$1/kaggle" "$r"
-    chmod -R a-w "$r/input"
-    ( cd "$r/working" && BATON_KAGGLE_ROOT="$r" KAGGLE_KERNEL_RUN_TYPE=Batch TMPDIR="$TMPD/$1/tmp" \
-        python3 "$SIM/run_notebook.py" "$2" ) >"$TMPD/$1.log" 2>&1
-    src=$?
-    mv "$r" "$TMPD/$1/kaggle"
-    sed 's/^/   | /' "$TMPD/$1.log" | tail -n 25
-    return $src
-}
-attach() { # session dataset files...
-    d="$TMPD/$1/kaggle/input/$2"; shift 2
-    mkdir -p "$d"
-    cp -r "$@" "$d/"
-}
 
 echo "== session 1: bundle, model, competition data; budget 3 s"
 attach s1 baton-bundle "$TMPD/baton-bundle.tar.gz"

@@ -108,3 +108,41 @@ model_sha() {
     python3 -c 'import hashlib,sys,tarfile
 t=tarfile.open(sys.argv[1]); print(hashlib.sha256(t.extractfile("model.safetensors").read()).hexdigest())' "$1"
 }
+
+# ---- running kaggle/baton.ipynb's cells in a simulated /kaggle tree
+# (test_kaggle_notebook.sh, test_kaggle_competition.sh)
+
+# with_params OUT.ipynb PYTHON-LINES: the notebook $NB with a cell injected
+# after the parameters cell, as kaggle/chain.sh does.
+with_params() {
+    python3 - "$NB" "$1" "$2" <<'EOF'
+import json, sys
+nb = json.load(open(sys.argv[1]))
+i = next(i for i, c in enumerate(nb["cells"]) if "parameters" in c["metadata"].get("tags", []))
+nb["cells"].insert(i + 1, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                           "source": sys.argv[3]})
+json.dump(nb, open(sys.argv[2], "w"))
+EOF
+}
+
+# session NAME NOTEBOOK: runs the notebook in a /kaggle tree whose inputs the
+# caller set up in $TMPD/NAME/kaggle/input. Like Kaggle's /kaggle, the tree
+# runs at one fixed path ($TMPD/kaggle) in every session; afterwards it is
+# moved back to $TMPD/NAME/kaggle for inspection.
+session() {
+    r="$TMPD/kaggle"
+    mkdir -p "$TMPD/$1/kaggle/working" "$TMPD/$1/kaggle/input" "$TMPD/$1/tmp"
+    mv "$TMPD/$1/kaggle" "$r"
+    chmod -R a-w "$r/input"
+    ( cd "$r/working" && BATON_KAGGLE_ROOT="$r" KAGGLE_KERNEL_RUN_TYPE=Batch TMPDIR="$TMPD/$1/tmp" \
+        python3 "$SIM/run_notebook.py" "$2" ) >"$TMPD/$1.log" 2>&1
+    src=$?
+    mv "$r" "$TMPD/$1/kaggle"
+    sed 's/^/   | /' "$TMPD/$1.log" | tail -n 30
+    return $src
+}
+attach() { # session-name dataset-name files...
+    d="$TMPD/$1/kaggle/input/$2"; shift 2
+    mkdir -p "$d"
+    cp -r "$@" "$d/"
+}
