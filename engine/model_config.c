@@ -490,6 +490,17 @@ void bt_model_config_remove_key(bt_model_config *c, const char *key)
     if (c->json) json_object_del((json_t *)c->json, key);
 }
 
+void bt_model_config_remove_baton_keys(bt_model_config *c)
+{
+    const char *key;
+    json_t *v, *o = (json_t *)c->json;
+    void *tmp;
+    if (!o) return;
+    json_object_foreach_safe(o, tmp, key, v) {
+        if (!strncmp(key, "baton_", 6)) json_object_del(o, key);
+    }
+}
+
 /* Smallest %.{15,16,17}g precision that reproduces every real in v exactly. */
 static int reals_need(const json_t *v, int prec)
 {

@@ -106,6 +106,9 @@ int bt_model_config_columns(const bt_model_config *c, const char *names[3]);
 
 /* Removes a top-level key (e.g. a baton key inherited from the base model). */
 void bt_model_config_remove_key(bt_model_config *c, const char *key);
+/* Removes every key baton adds (baton_*): how a baton export of a base model
+ * saw inputs in its own training, which a new job sets anew. */
+void bt_model_config_remove_baton_keys(bt_model_config *c);
 
 /* The config as HF writes it (indent 2, sorted keys, trailing newline) with
  * the current id2label/label2id (when has_labels), num_labels (only if the

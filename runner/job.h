@@ -17,13 +17,16 @@
 #ifndef BATON_RUNNER_JOB_H
 #define BATON_RUNNER_JOB_H
 
+#include "runner/tasks.h"
 #include "runner/watchdog.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 /* ---- enumerations: the order is the order of the schema's allowed list ---- */
-typedef enum { BT_JOB_TASK_CLASSIFY, BT_JOB_TASK_CLASSIFY_LONG, BT_JOB_TASK_MLM, BT_JOB_TASK_TOKEN_CLASSIFY } bt_job_task;
+/* [job] task: one value per line of runner/tasks.h */
+#define BT_JOB_TASK_ENUM_(value, ENUM, ops) BT_JOB_TASK_##ENUM,
+typedef enum { BT_TASKS(BT_JOB_TASK_ENUM_) BT_JOB_TASK_COUNT_ } bt_job_task;
 typedef enum { BT_JOB_PROBLEM_AUTO, BT_JOB_PROBLEM_SINGLE, BT_JOB_PROBLEM_MULTI, BT_JOB_PROBLEM_REGRESSION } bt_job_problem;
 typedef enum { BT_JOB_POOL_MEAN, BT_JOB_POOL_MAX, BT_JOB_POOL_ATTENTION } bt_job_pooling;
 typedef enum { BT_JOB_FORMAT_AUTO, BT_JOB_FORMAT_TSV, BT_JOB_FORMAT_CSV, BT_JOB_FORMAT_JSONL, BT_JOB_FORMAT_TEXT, BT_JOB_FORMAT_CONLL } bt_job_format;
@@ -194,6 +197,10 @@ int bt_job_override_arg(int argc, char **argv, int *i, const char **ovr, int *n_
 
 /* "job.ini:12" / "command line (-s #2)" / "default" for key index k. */
 void bt_job_where(const bt_job *job, int key, char *buf, size_t n);
+/* bt_fail(code, "<where the key was set>: [sec] name: <fmt...>"): a key whose
+ * value does not fit (another key, the task, the data). */
+int bt_job_key_error(const bt_job *job, int code, const char *sec, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* Kaggle detection: <root>/working is a directory and KAGGLE_KERNEL_RUN_TYPE
  * is set; root = $BATON_KAGGLE_ROOT or "/kaggle". */

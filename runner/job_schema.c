@@ -6,6 +6,7 @@
  * Must not: contain logic; the enum orders in job.h follow the allowed lists.
  */
 #include "runner/job.h"
+#include "runner/tasks.h"
 
 #include <stddef.h>
 
@@ -29,8 +30,8 @@ static const bt_job_key keys[] = {
      O(job.resume_from), .kaggle_def = "$KAGGLE/input"},
     {"job", "seed", BT_JT_INT, "42", "0..9223372036854775807", 1, 0,
      "Seed of every random stream (data order, dropout, masking, head init).", O(job.seed)},
-    {"job", "task", BT_JT_ENUM, "classify", "classify|classify_long|mlm|token_classify", 1, 0,
-     "What to train: sequence classification/regression, long-document classification, masked LM, token classification.",
+    {"job", "task", BT_JT_ENUM, "classify", BT_TASK_NAMES, 1, 0,
+     "What to train; docs/tasks.md describes each task: its data, head, metrics and predictions.",
      O(job.task)},
     /* [model] */
     {"model", "path", BT_JT_PATH, "", NULL, 0, 2,
@@ -136,7 +137,8 @@ static const bt_job_key keys[] = {
      "Stop after N evaluations without improving the metric; 0: off.", O(train.early_stopping_patience)},
     {"train", "metric", BT_JT_ENUM, "auto",
      "auto|accuracy|f1|f1_macro|mse|pearson|perplexity|entity_f1|loss", 1, 0,
-     "Metric for best checkpoint and early stopping; auto: accuracy (classify), mse (regression), perplexity (mlm), entity_f1 (token_classify).",
+     "Metric for best checkpoint and early stopping (each task accepts its own: docs/tasks.md); auto: the task's "
+     "default (accuracy for classify, mse for regression, perplexity for mlm, entity_f1 for token_classify, ...).",
      O(train.metric)},
     {"train", "precision", BT_JT_ENUM, "auto", "auto|fp32|tf32|fp16|bf16", 0, 0,
      "Compute precision (master weights and archives are always fp32, so a job may change it between segments); "

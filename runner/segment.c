@@ -9,12 +9,9 @@
  * A step never straddles epochs: the last step of an epoch takes the
  * micro-batches that are left (as HF Trainer does), so steps per epoch =
  * ceil(ceil(n / batch) / grad_accum) and the cursor is always at a step edge.
- * task = classify: examples are the data rows; task = mlm: the blocks of
- * runner/task_mlm.c (masked per (seed, epoch, block)), evaluated by perplexity;
- * task = classify_long: examples are whole documents, each a micro-batch
- * member encoded chunk by chunk (runner/task_longdoc.c, engine/longdoc_model.c);
- * task = token_classify: examples are CoNLL sentences, tokenized word by word
- * and aligned once at set-up, scored by entity F1 (runner/task_token.c).
+ * Everything task-specific (the data and what an example is, the batches,
+ * the head, evaluation and its metric, config.json's task keys) is the job's
+ * task's, behind runner/task.h: this file holds no branch on the task.
  */
 #include "runner/segment.h"
 
@@ -31,9 +28,7 @@
 #include "runner/progress.h"
 #include "runner/selftest.h"
 #include "runner/status.h"
-#include "runner/task_longdoc.h"
-#include "runner/task_mlm.h"
-#include "runner/task_token.h"
+#include "runner/task.h"
 #include "runner/watchdog.h"
 #include "state/commit.h"
 #include "state/discovery.h"
@@ -82,21 +77,8 @@ typedef struct {
     char *out_dir;
     int read_only;            /* baton eval: write nothing under out_dir (not even the token cache) */
     bt_tokenizer *tok;
-    bt_dataset train, eval;
-    int has_eval;
+    bt_task_state task;             /* the job's task: its data, batches, head and evaluation (runner/task.h) */
     char device_model[200];   /* what trains: "cpu", or the GPU's name and compute capability (trainer.json) */
-    char split_tag[64];       /* [data] eval_split in effect: ";split=..." for the token cache keys; else "" */
-    int num_labels;
-    bt_label_kind kind;
-    int mlm;                  /* task = mlm: examples are the blocks of mtrain / meval */
-    bt_mlm_corpus mtrain, meval;
-    bt_mlm_config mlm_cfg;
-    size_t n_train;           /* training examples (mlm: blocks), what epochs permute */
-    int longdoc;              /* task = classify_long: rows are whole documents */
-    bt_longdoc_opts ld_opts;
-    bt_longdoc *ld;
-    int token;                /* task = token_classify: examples are CoNLL sentences (runner/task_token.c) */
-    bt_token_task tk;
     bt_backend *be;
     bt_bert *model;
     bt_trainer *trainer;
@@ -104,8 +86,6 @@ typedef struct {
     char *vocab_text;
     char *fingerprint;
     char *job_ini;
-    const char *metric_name;
-    int higher_better;
     int64_t steps_per_epoch, total_steps;
     uint32_t *perm;
     uint32_t perm_epoch;
@@ -131,264 +111,6 @@ typedef struct {
     char prec_line[192];      /* how it was chosen, for the start line: "bf16 (auto: sm_80 GPU)" */
 } run_ctx;
 
-/* ------------------------------------------------------------------ data */
-
-static bt_label_kind label_kind_for(const bt_job *job)
-{
-    if (job->job.task == BT_JOB_TASK_MLM) return BT_LABELS_NONE;
-    switch (job->model.problem_type) {
-    case BT_JOB_PROBLEM_MULTI: return BT_LABELS_MULTI;
-    case BT_JOB_PROBLEM_REGRESSION: return BT_LABELS_REGRESSION;
-    default: return BT_LABELS_CLASS;
-    }
-}
-
-static void data_options(const bt_job *job, bt_label_kind kind, const char *const *labels, int n_labels,
-                         int64_t limit, bt_data_options *o)
-{
-    memset(o, 0, sizeof *o);
-    o->format = (bt_data_format)job->data.format;
-    o->header = (bt_data_header)job->data.header;
-    o->text_column = job->data.text_column;
-    o->pair_column = job->data.text_pair_column && job->data.text_pair_column[0] ? job->data.text_pair_column : NULL;
-    o->label_column = job->data.label_column;
-    o->label_kind = kind;
-    o->labels = labels;
-    o->n_labels = n_labels;
-    o->label_separator = job->data.label_separator;
-    o->skip_malformed = job->data.skip_malformed;
-    o->limit = limit;
-}
-
-/* Tokenizes every example of ds into ds->tokens, through the id cache. */
-static int tokenize_dataset(run_ctx *c, bt_dataset *ds, const char *which)
-{
-    uint8_t vocab_sha[32], key[32];
-    bt_sha256(c->vocab_text, strlen(c->vocab_text), vocab_sha);
-    const bt_tokenizer_config *tc = bt_tokenizer_get_config(c->tok);
-    char settings[256];
-    if (c->mlm) /* whole lines, untruncated: the grouping cuts them (same ids for every max_seq_len) */
-        snprintf(settings, sizeof settings, "task=mlm;truncation=none;lower=%d;accents=%d;cjk=%d;limit=%zu",
-                 tc->lowercase, tc->strip_accents, tc->chinese_chars, ds->n);
-    else if (c->longdoc) /* whole documents: chunked at batching time (same ids for every max_seq_len) */
-        snprintf(settings, sizeof settings, "task=classify_long;truncation=none;lower=%d;accents=%d;cjk=%d;limit=%zu",
-                 tc->lowercase, tc->strip_accents, tc->chinese_chars, ds->n);
-    else
-        snprintf(settings, sizeof settings, "max_seq_len=%lld;pair=%d;lower=%d;accents=%d;cjk=%d;limit=%zu",
-                 (long long)c->job->data.max_seq_len, ds->has_pair, tc->lowercase, tc->strip_accents,
-                 tc->chinese_chars, ds->n);
-    if (c->split_tag[0]) /* a part of the file: which part is in the key */
-        snprintf(settings + strlen(settings), sizeof settings - strlen(settings), "%s;part=%s", c->split_tag, which);
-    bt_id_cache_key(ds->sha256, vocab_sha, settings, key);
-    char hex[65];
-    bt_sha256_hex(key, hex);
-    char *cache_dir = bt_path_join(c->out_dir, "cache");
-    char *name = bt_xasprintf("%s-%.16s.ids", which, hex);
-    char *path = bt_path_join(cache_dir, name);
-    free(name);
-    int rc = bt_id_cache_read(path, key, &ds->tokens);
-    if (rc == BT_OK && ds->tokens.n_rows == ds->n) {
-        bt_info("%s: %zu examples from the token cache %s", which, ds->n, path);
-        free(path);
-        free(cache_dir);
-        return BT_OK;
-    }
-    if (rc == BT_OK) bt_id_table_free(&ds->tokens);
-    bt_err_clear();
-
-    bt_encode_opts eo = {.max_length = c->mlm || c->longdoc ? 0 : (int)c->job->data.max_seq_len,
-                         .truncation = BT_TRUNC_LONGEST_FIRST};
-    bt_encoding enc;
-    bt_encoding_init(&enc);
-    bt_id_table *t = &ds->tokens;
-    t->n_rows = ds->n;
-    t->off = bt_xmalloc((ds->n + 1) * sizeof *t->off);
-    size_t cap = ds->n * 16 + 16, used = 0;
-    t->ids = bt_xmalloc(cap * sizeof *t->ids);
-    t->off[0] = 0;
-    rc = BT_OK;
-    for (size_t i = 0; i < ds->n && rc == BT_OK; i++) {
-        const char *a = bt_example_text(ds, i), *b = bt_example_pair(ds, i);
-        rc = b ? bt_encode_pair(c->tok, a, strlen(a), b, strlen(b), &eo, &enc)
-               : bt_encode(c->tok, a, strlen(a), &eo, &enc);
-        if (rc) {
-            bt_fail_context(rc, "%s:%u", ds->path, ds->ex[i].line);
-            break;
-        }
-        if (used + enc.len > cap) {
-            cap = (used + enc.len) * 2;
-            t->ids = bt_xrealloc(t->ids, cap * sizeof *t->ids);
-        }
-        for (size_t k = 0; k < enc.len; k++) {
-            t->ids[used + k] = enc.input_ids[k];
-        }
-        /* token type ids are recomputed from [SEP] positions when batching */
-        used += enc.len;
-        t->off[i + 1] = used;
-    }
-    bt_encoding_free(&enc);
-    if (rc == BT_OK && !c->read_only) {
-        int wrc = bt_mkdirs(cache_dir);
-        if (!wrc) wrc = bt_id_cache_write(path, key, t);
-        if (wrc) {
-            bt_warn("could not write the token cache (%s); continuing without it", bt_errmsg());
-            bt_err_clear();
-        }
-    }
-    free(path);
-    free(cache_dir);
-    return rc;
-}
-
-/* What one example of the task is, for messages; ts: the token set counted (token_classify). */
-static const char *example_unit(const run_ctx *c, const bt_token_set *ts)
-{
-    if (c->mlm) return "blocks";
-    if (c->longdoc) return "documents";
-    if (c->token) return ts->n_split_sents ? "sentence windows" : "sentences";
-    return "examples";
-}
-
-/* What the evaluation set is called in messages: its file, or "train.csv (held-out 10%)". */
-static const char *eval_name(const run_ctx *c)
-{
-    return c->eval.path ? c->eval.path : c->job->data.eval;
-}
-
-/* [data] eval_split: part of train becomes the evaluation set (engine/data_split.c). */
-static int hold_out_eval(run_ctx *c)
-{
-    const bt_job *job = c->job;
-    int rc = bt_data_split(&c->train, job->data.eval_split, (uint64_t)job->job.seed, &c->eval);
-    if (rc) return rc;
-    if (job->data.limit_eval > 0 && c->eval.n > (size_t)job->data.limit_eval) c->eval.n = (size_t)job->data.limit_eval;
-    c->has_eval = 1;
-    snprintf(c->split_tag, sizeof c->split_tag, ";split=%.17g;seed=%lld", job->data.eval_split,
-             (long long)job->job.seed);
-    return BT_OK;
-}
-
-static int load_data(run_ctx *c)
-{
-    bt_job *job = c->job;
-    c->kind = label_kind_for(job);
-    if (c->token) { /* CoNLL sentences; train/eval get their count, label list and hash for the generic parts */
-        /* read-only: no cache at all (words tokenize quickly) */
-        char *cache_dir = c->read_only ? NULL : bt_path_join(c->out_dir, "cache");
-        int trc = bt_task_token_load(&c->tk, job, c->tok, cache_dir, c->vocab_text, &c->train, &c->eval);
-        free(cache_dir);
-        c->has_eval = c->tk.has_eval;
-        c->num_labels = c->tk.num_labels;
-        c->n_train = c->train.n;
-        return trc;
-    }
-    bt_data_options o;
-    data_options(job, c->kind, (const char *const *)job->data.labels.v, job->data.labels.n, job->data.limit_train, &o);
-    int rc = bt_data_load(job->data.train, &o, &c->train);
-    if (rc) return rc;
-    if (c->train.n == 0) return bt_fail(BT_EDATA, "%s: no training examples; check [data] train and its columns", job->data.train);
-    if (c->train.n_skipped)
-        bt_warn("%s: skipped %zu malformed rows (first: %s)", job->data.train, c->train.n_skipped,
-                c->train.first_skip ? c->train.first_skip : "?");
-    if (job->data.eval && job->data.eval[0]) {
-        data_options(job, c->kind, (const char *const *)c->train.labels, c->train.n_labels, job->data.limit_eval, &o);
-        rc = bt_data_load(job->data.eval, &o, &c->eval);
-        if (rc) return rc;
-        c->has_eval = c->eval.n > 0;
-    } else if (job->data.eval_split > 0 && (rc = hold_out_eval(c))) {
-        return rc;
-    }
-    if (c->mlm) c->num_labels = 0;
-    else if (c->kind == BT_LABELS_REGRESSION) c->num_labels = 1;
-    else c->num_labels = job->model.num_labels > 0 ? (int)job->model.num_labels : c->train.n_labels;
-    if (!c->mlm && c->kind != BT_LABELS_REGRESSION && c->num_labels < c->train.n_labels)
-        return bt_fail(BT_ECONFIG, "[model] num_labels = %d but %s has %d labels; raise num_labels or remove it",
-                       c->num_labels, job->data.train, c->train.n_labels);
-    rc = tokenize_dataset(c, &c->train, "train");
-    if (!rc && c->has_eval) rc = tokenize_dataset(c, &c->eval, "eval");
-    c->n_train = c->train.n;
-    if (rc || !c->mlm) return rc;
-    /* mlm: the lines become blocks; the token rows are not needed any more */
-    rc = bt_mlm_corpus_build(&c->train.tokens, c->tok, job, "train", job->data.train, &c->mtrain);
-    if (!rc && c->has_eval) rc = bt_mlm_corpus_build(&c->eval.tokens, c->tok, job, "eval", c->eval.path, &c->meval);
-    bt_id_table_free(&c->train.tokens);
-    bt_id_table_free(&c->eval.tokens);
-    if (rc) return rc;
-    c->n_train = c->mtrain.blocks.n;
-    bt_info("mlm: %zu training blocks from %zu lines (%zu tokens)%s", c->mtrain.blocks.n, c->train.n,
-            c->mtrain.n_ids, c->has_eval ? "" : ", no evaluation data");
-    return BT_OK;
-}
-
-/* Batch assembly: pointers into the id table; type ids 1 after the first [SEP]. */
-typedef struct {
-    const int32_t **ids, **types;
-    int *len;
-    int32_t *label;
-    float *target;
-    int32_t *type_buf;
-    size_t type_cap;
-} batch_buf;
-
-static void batch_buf_free(batch_buf *b)
-{
-    free(b->ids); free(b->types); free(b->len); free(b->label); free(b->target); free(b->type_buf);
-    memset(b, 0, sizeof *b);
-}
-
-static void make_batch(run_ctx *c, const bt_dataset *ds, const uint32_t *idx, int n, batch_buf *bb, bt_batch *out)
-{
-    int C = c->num_labels;
-    if (!bb->ids) {
-        int cap = (int)(c->job->train.batch_size > c->job->train.eval_batch_size ? c->job->train.batch_size
-                                                                                  : c->job->train.eval_batch_size);
-        if (cap < 1) cap = 1;
-        bb->ids = bt_xcalloc((size_t)cap, sizeof *bb->ids);
-        bb->types = bt_xcalloc((size_t)cap, sizeof *bb->types);
-        bb->len = bt_xcalloc((size_t)cap, sizeof *bb->len);
-        bb->label = bt_xcalloc((size_t)cap, sizeof *bb->label);
-        bb->target = bt_xcalloc((size_t)cap * (size_t)C, sizeof *bb->target);
-    }
-    size_t need = 0;
-    for (int i = 0; i < n; i++) need += ds->tokens.off[idx[i] + 1] - ds->tokens.off[idx[i]];
-    if (need > bb->type_cap) {
-        bb->type_cap = need * 2;
-        bb->type_buf = bt_xrealloc(bb->type_buf, bb->type_cap * sizeof *bb->type_buf);
-    }
-    int32_t sep = bt_tokenizer_special_ids(c->tok).sep;
-    size_t used = 0;
-    for (int i = 0; i < n; i++) {
-        uint32_t e = idx[i];
-        const int32_t *ids = ds->tokens.ids + ds->tokens.off[e];
-        int len = (int)(ds->tokens.off[e + 1] - ds->tokens.off[e]);
-        int32_t *ty = bb->type_buf + used;
-        int seg = 0;
-        for (int k = 0; k < len; k++) {
-            ty[k] = seg;
-            if (ids[k] == sep && ds->has_pair) seg = 1;
-        }
-        used += (size_t)len;
-        bb->ids[i] = ids;
-        bb->types[i] = ty;
-        bb->len[i] = len;
-        const bt_example *ex = &ds->ex[e];
-        bb->label[i] = ex->label;
-        float *tg = bb->target + (size_t)i * (size_t)C;
-        if (c->kind == BT_LABELS_REGRESSION) tg[0] = ex->target;
-        else if (c->kind == BT_LABELS_MULTI) {
-            for (int k = 0; k < C; k++) tg[k] = 0.0f;
-            for (uint32_t k = 0; k < ex->n_labels; k++) tg[ds->multi[ex->labels_off + k]] = 1.0f;
-        }
-    }
-    memset(out, 0, sizeof *out);
-    out->n = n;
-    out->ids = bb->ids;
-    out->type_ids = bb->types;
-    out->len = bb->len;
-    out->label = c->kind == BT_LABELS_CLASS ? bb->label : NULL;
-    out->target = c->kind == BT_LABELS_CLASS ? NULL : bb->target;
-}
-
 /* ---------------------------------------------------------- trainer.json */
 
 static void trainer_state_init(trainer_state *s)
@@ -411,10 +133,10 @@ static char *trainer_json(run_ctx *c, const char *stop_reason)
 {
     trainer_state *s = &c->st;
     json_t *labels = json_array();
-    for (int i = 0; i < c->train.n_labels; i++) json_array_append_new(labels, json_string(c->train.labels[i]));
+    for (int i = 0; i < c->task.n_labels; i++) json_array_append_new(labels, json_string(c->task.labels[i]));
     json_t *best = json_null();
     if (!isnan(s->best))
-        best = json_pack("{s:s, s:f, s:I, s:s}", "metric", c->metric_name, "value", s->best, "step",
+        best = json_pack("{s:s, s:f, s:I, s:s}", "metric", c->task.metric, "value", s->best, "step",
                          (json_int_t)s->best_step, "archive", s->best_archive);
     bt_loss_scaler ls;
     bt_trainer_loss_scaler(c->trainer, &ls);
@@ -427,8 +149,7 @@ static char *trainer_json(run_ctx *c, const char *stop_reason)
                           "total_steps", (json_int_t)c->total_steps, "steps_per_epoch", (json_int_t)c->steps_per_epoch,
                           "seed", (json_int_t)c->job->job.seed, "segment", s->segment, "complete", s->complete,
                           "stop_reason", stop_reason, "labels", labels,
-                          "label_kind", c->mlm ? "none" : c->kind == BT_LABELS_MULTI ? "multi"
-                                        : c->kind == BT_LABELS_REGRESSION ? "regression" : "class",
+                          "label_kind", c->task.label_kind,
                           "bad_evals", s->bad_evals, "last_eval_step", (json_int_t)s->last_eval_step,
                           "best", best, "forced_changes", s->forced, "history", s->history,
                           "device", c->be->name, "precision", bt_precision_name(c->prec),
@@ -492,17 +213,17 @@ static int trainer_state_parse(run_ctx *c, const char *text, const char *where)
         snprintf(s->best_archive, sizeof s->best_archive, "%s", a ? a : "");
     }
     json_t *labels = json_object_get(o, "labels");
-    if (json_is_array(labels) && c->kind != BT_LABELS_REGRESSION) {
-        int same = (int)json_array_size(labels) == c->train.n_labels;
-        for (int i = 0; same && i < c->train.n_labels; i++) {
+    if (json_is_array(labels) && strcmp(c->task.label_kind, "regression")) {
+        int same = (int)json_array_size(labels) == c->task.n_labels;
+        for (int i = 0; same && i < c->task.n_labels; i++) {
             const char *l = json_string_value(json_array_get(labels, (size_t)i));
-            same = l && !strcmp(l, c->train.labels[i]);
+            same = l && !strcmp(l, c->task.labels[i]);
         }
         if (!same) {
             json_decref(o);
             return bt_fail(BT_ECONFIG, "%s: the archive's label list differs from the data's (%d labels now); "
                                        "set [data] labels to the archive's list, or start over with --fresh",
-                           where, c->train.n_labels);
+                           where, c->task.n_labels);
         }
     }
     /* issue 18 hook: the archive's micro_batch = auto choice again (runner/plan.h) */
@@ -528,21 +249,30 @@ static int trainer_state_parse(run_ctx *c, const char *text, const char *where)
 
 /* --------------------------------------------------------------- metrics */
 
-/* One record into the history (kept in archives) and metrics.jsonl. extra:
- * NULL, or an object whose members are added (e.g. the confusion matrix); the
- * reference is taken over. */
-static void history_add(run_ctx *c, const char *split, double loss, double lr, const bt_metric_value *v, int n,
-                        json_t *extra)
+/* A record of the history: a train or eval split's loss, learning rate
+ * (NAN: none) and values; extra: NULL, or an object whose members are added
+ * (e.g. the confusion matrix). */
+typedef struct {
+    const char *split;
+    double loss, lr;
+    const bt_metric_value *v;
+    int n;
+    json_t *extra;
+} history_rec;
+
+/* One record into the history (kept in archives) and metrics.jsonl; the
+ * reference to h->extra is taken over. */
+static void history_add(run_ctx *c, const history_rec *h)
 {
     double epoch = c->steps_per_epoch ? (double)c->st.step / (double)c->steps_per_epoch : 0;
     double now = bt_now_epoch();
-    json_t *r = json_pack("{s:I, s:f, s:s}", "step", (json_int_t)c->st.step, "epoch", epoch, "split", split);
-    if (!isnan(loss) && isfinite(loss)) json_object_set_new(r, "loss", json_real(loss));
-    if (!isnan(lr)) json_object_set_new(r, "lr", json_real(lr));
-    for (int i = 0; i < n; i++)
-        json_object_set_new(r, v[i].name, isfinite(v[i].value) ? json_real(v[i].value) : json_null());
-    if (extra) json_object_update(r, extra);
-    json_decref(extra);
+    json_t *r = json_pack("{s:I, s:f, s:s}", "step", (json_int_t)c->st.step, "epoch", epoch, "split", h->split);
+    if (!isnan(h->loss) && isfinite(h->loss)) json_object_set_new(r, "loss", json_real(h->loss));
+    if (!isnan(h->lr)) json_object_set_new(r, "lr", json_real(h->lr));
+    for (int i = 0; i < h->n; i++)
+        json_object_set_new(r, h->v[i].name, isfinite(h->v[i].value) ? json_real(h->v[i].value) : json_null());
+    if (h->extra) json_object_update(r, h->extra);
+    json_decref(h->extra);
     json_object_set_new(r, "time", json_real(now));
     json_array_append_new(c->st.history, r);
     if (c->mlog && bt_metrics_log_write_json(c->mlog, json_incref(r)) != BT_OK) {
@@ -582,30 +312,6 @@ static int metrics_log_restore(run_ctx *c)
     return rc;
 }
 
-typedef struct {
-    double loss;
-    double value; /* the job's metric */
-    bt_metric_value v[6];
-    int n;
-    json_t *extra; /* {"confusion": {"labels": [...], "matrix": [[gold x predicted]]}} or NULL */
-} eval_result;
-
-/* The confusion matrix as JSON: rows are gold labels, columns predictions. */
-static json_t *confusion_json(const run_ctx *c, const bt_confusion *cm)
-{
-    json_t *labels = json_array(), *rows = json_array();
-    for (int g = 0; g < cm->n_classes; g++) {
-        const char *name = g < c->train.n_labels && c->train.labels ? c->train.labels[g] : NULL;
-        if (name) json_array_append_new(labels, json_string(name));
-        else json_array_append_new(labels, json_integer(g));
-        json_t *row = json_array();
-        for (int p = 0; p < cm->n_classes; p++)
-            json_array_append_new(row, json_integer((json_int_t)cm->cm[(size_t)g * (size_t)cm->n_classes + (size_t)p]));
-        json_array_append_new(rows, row);
-    }
-    return json_pack("{s:{s:o, s:o}}", "confusion", "labels", labels, "matrix", rows);
-}
-
 /* After each evaluation batch: progress for the stall detector, and a stop
  * request (SIGTERM, SIGINT, ...) ends the evaluation there. Its partial
  * result is discarded (docs/jobs.md): the step is evaluated again, whole, by
@@ -621,129 +327,12 @@ static int eval_heartbeat(void *ctx)
     return bt_fail(BT_ETEMPFAIL, "evaluation interrupted by %s", bt_stop_reason_name(why));
 }
 
-/* mlm: mean loss per masked token with the fixed eval masks, and perplexity. */
-static int evaluate_mlm(run_ctx *c, eval_result *r)
+/* The job's task's evaluation of the model as it is now. */
+static int evaluate(run_ctx *c, bt_task_eval *r)
 {
-    int bs = (int)(c->job->train.eval_batch_size > 0 ? c->job->train.eval_batch_size : c->job->train.batch_size);
-    int64_t nm = 0;
-    int rc = bt_mlm_evaluate(c->model, &c->meval, &c->mlm_cfg, (uint64_t)c->job->job.seed, bs,
-                             (int)c->job->data.max_seq_len, eval_heartbeat, c, &r->loss, &nm);
-    if (rc) return rc;
-    r->v[r->n++] = (bt_metric_value){"perplexity", bt_metric_perplexity(r->loss)};
-    r->extra = json_pack("{s:I}", "masked_tokens", (json_int_t)nm);
-    r->value = !strcmp(c->metric_name, "loss") ? r->loss : r->v[0].value;
-    return BT_OK;
-}
-
-/* token_classify: loss per labelled token, entity P/R/F1 (seqeval default), word accuracy. */
-static int evaluate_token(run_ctx *c, eval_result *r)
-{
-    int bs = (int)(c->job->train.eval_batch_size > 0 ? c->job->train.eval_batch_size : c->job->train.batch_size);
-    void *extra = NULL;
-    int rc = bt_task_token_evaluate(&c->tk, c->model, bs, eval_heartbeat, c, &r->loss, r->v, &r->n, &extra);
-    r->extra = extra;
-    if (rc) return rc;
-    r->value = !strcmp(c->metric_name, "loss") ? r->loss : NAN;
-    for (int i = 0; i < r->n; i++)
-        if (!strcmp(r->v[i].name, c->metric_name)) r->value = r->v[i].value;
-    return BT_OK;
-}
-
-static int evaluate(run_ctx *c, eval_result *r)
-{
-    memset(r, 0, sizeof *r);
-    if (c->mlm) return evaluate_mlm(c, r);
-    if (c->token) return evaluate_token(c, r);
-    const bt_dataset *ds = &c->eval;
-    int bs = (int)(c->job->train.eval_batch_size > 0 ? c->job->train.eval_batch_size : c->job->train.batch_size);
-    int C = c->num_labels;
-    float *logits = bt_xmalloc((size_t)bs * (size_t)C * sizeof *logits);
-    float *pred = c->kind == BT_LABELS_REGRESSION ? bt_xmalloc(ds->n * sizeof *pred) : NULL;
-    float *gold = c->kind == BT_LABELS_REGRESSION ? bt_xmalloc(ds->n * sizeof *gold) : NULL;
-    uint32_t *idx = bt_xmalloc((size_t)bs * sizeof *idx);
-    bt_confusion cm;
-    bt_confusion_init(&cm, C > 1 ? C : 2);
-    bt_multilabel_counts ml = {0};
-    batch_buf bb = {0};
-    double loss_sum = 0;
-    int rc = BT_OK;
-    for (size_t start = 0; start < ds->n && rc == BT_OK; start += (size_t)bs) {
-        int n = (int)(ds->n - start < (size_t)bs ? ds->n - start : (size_t)bs);
-        for (int i = 0; i < n; i++) idx[i] = (uint32_t)(start + (size_t)i);
-        bt_batch b = {0};
-        if (c->longdoc) { /* one document at a time, chunk by chunk */
-            for (int i = 0; i < n && rc == BT_OK; i++) {
-                double dl = 0;
-                rc = bt_task_longdoc_eval_doc(c->ld, ds, idx[i], C, logits + (size_t)i * (size_t)C, &dl);
-                loss_sum += dl;
-            }
-            if (rc) break;
-        } else {
-            make_batch(c, ds, idx, n, &bb, &b);
-            float loss = 0;
-            rc = bt_bert_eval(c->model, &b, &loss, logits);
-            if (rc) break;
-            loss_sum += (double)loss * n;
-        }
-        for (int i = 0; i < n; i++) {
-            const float *lg = logits + (size_t)i * (size_t)C;
-            if (c->kind == BT_LABELS_CLASS) bt_confusion_add(&cm, ds->ex[idx[i]].label, bt_argmax(lg, C));
-            else if (c->kind == BT_LABELS_MULTI) bt_multilabel_add(&ml, lg, b.target + (size_t)i * (size_t)C, C);
-            else {
-                pred[start + (size_t)i] = lg[0];
-                gold[start + (size_t)i] = ds->ex[idx[i]].target;
-            }
-        }
-        if (eval_heartbeat(c)) {
-            rc = BT_ETEMPFAIL;
-            break;
-        }
-    }
-    if (rc == BT_OK) {
-        r->loss = loss_sum / (double)ds->n;
-        if (c->kind == BT_LABELS_CLASS) {
-            bt_cls_metrics m;
-            bt_confusion_metrics(&cm, &m);
-            r->v[r->n++] = (bt_metric_value){"accuracy", m.accuracy};
-            r->v[r->n++] = (bt_metric_value){"f1_macro", m.f1};
-            r->v[r->n++] = (bt_metric_value){"precision_macro", m.precision};
-            r->v[r->n++] = (bt_metric_value){"recall_macro", m.recall};
-            if (C == 2) r->v[r->n++] = (bt_metric_value){"f1", m.f1_binary};
-            r->extra = confusion_json(c, &cm);
-        } else if (c->kind == BT_LABELS_MULTI) {
-            r->v[r->n++] = (bt_metric_value){"f1", bt_multilabel_micro_f1(&ml)};
-            r->v[r->n++] = (bt_metric_value){"accuracy", bt_multilabel_subset_accuracy(&ml)};
-        } else {
-            r->v[r->n++] = (bt_metric_value){"mse", bt_metric_mse(pred, gold, ds->n)};
-            r->v[r->n++] = (bt_metric_value){"pearson", bt_metric_pearson(pred, gold, ds->n)};
-        }
-        r->value = NAN;
-        for (int i = 0; i < r->n; i++)
-            if (!strcmp(r->v[i].name, c->metric_name)) r->value = r->v[i].value;
-        if (!strcmp(c->metric_name, "loss")) r->value = r->loss;
-    }
-    bt_confusion_free(&cm);
-    batch_buf_free(&bb);
-    free(logits); free(pred); free(gold); free(idx);
-    return rc;
-}
-
-static const char *metric_name_for(const run_ctx *c)
-{
-    if (c->mlm) return c->job->train.metric == BT_JOB_METRIC_LOSS ? "loss" : "perplexity";
-    if (c->token) return c->tk.metric; /* f1 (entities), accuracy (words) or loss */
-    switch (c->job->train.metric) {
-    case BT_JOB_METRIC_ACCURACY: return "accuracy";
-    case BT_JOB_METRIC_F1: return c->kind == BT_LABELS_MULTI || c->num_labels == 2 ? "f1" : "f1_macro";
-    case BT_JOB_METRIC_F1_MACRO: return "f1_macro";
-    case BT_JOB_METRIC_MSE: return "mse";
-    case BT_JOB_METRIC_PEARSON: return "pearson";
-    case BT_JOB_METRIC_LOSS: return "loss";
-    default: break;
-    }
-    if (c->kind == BT_LABELS_REGRESSION) return "mse";
-    if (c->kind == BT_LABELS_MULTI) return "f1";
-    return "accuracy";
+    bt_task_eval_args a = {.model = c->model, .batch_size = bt_task_eval_batch(c->job), .heartbeat = eval_heartbeat,
+                           .hb_ctx = c};
+    return bt_task_evaluate(&c->task, &a, r);
 }
 
 /* ---------------------------------------------------------------- commit */
@@ -870,8 +459,8 @@ static int commit(run_ctx *c, const char *stop_reason)
 static void refresh_perm(run_ctx *c)
 {
     if (c->perm && c->perm_epoch == c->st.cursor.epoch) return;
-    if (!c->perm) c->perm = bt_xmalloc(c->n_train * sizeof *c->perm);
-    bt_data_permutation((uint64_t)c->job->job.seed, c->st.cursor.epoch, c->n_train, c->perm);
+    if (!c->perm) c->perm = bt_xmalloc(c->task.n_train * sizeof *c->perm);
+    bt_data_permutation((uint64_t)c->job->job.seed, c->st.cursor.epoch, c->task.n_train, c->perm);
     c->perm_epoch = c->st.cursor.epoch;
 }
 
@@ -888,7 +477,7 @@ static void apply_freezing(run_ctx *c)
  * patience runs out. A new best is committed at once when keep_best. */
 static int eval_and_track(run_ctx *c, int *stop_early)
 {
-    eval_result r;
+    bt_task_eval r;
     double t0 = bt_now_mono();
     c->eval_interrupted = 0;
     int rc = evaluate(c, &r);
@@ -908,10 +497,10 @@ static int eval_and_track(run_ctx *c, int *stop_early)
     c->last_eval_s = bt_now_mono() - t0;
     c->st.eval_seconds = c->last_eval_s;
     c->st.last_eval_step = c->st.step;
-    history_add(c, "eval", r.loss, NAN, r.v, r.n, r.extra);
-    int better = isnan(c->st.best) || (c->higher_better ? r.value > c->st.best : r.value < c->st.best);
+    history_add(c, &(history_rec){"eval", r.loss, NAN, r.v, r.n, r.extra});
+    int better = isnan(c->st.best) || (c->task.higher_better ? r.value > c->st.best : r.value < c->st.best);
     bt_progress_message(c->progress, "eval at step %lld: loss %.4f, %s %.4f%s", (long long)c->st.step, r.loss,
-                        c->metric_name, r.value, better ? " (best so far)" : "");
+                        c->task.metric, r.value, better ? " (best so far)" : "");
     if (better && !isnan(r.value)) {
         c->st.best = r.value;
         c->st.best_step = c->st.step;
@@ -951,7 +540,7 @@ static void update_status(run_ctx *c, const char *state, double loss, double ex_
     c->status.examples_per_s = ex_per_s;
     /* from the trainer state, so a resumed segment reports them before its first eval/commit */
     c->status.best_metric = c->st.best;
-    c->status.best_metric_name = isnan(c->st.best) ? NULL : c->metric_name;
+    c->status.best_metric_name = isnan(c->st.best) ? NULL : c->task.metric;
     if (c->trainer) { /* fp16: the loss scale; skipped steps (any precision: an fp16 segment may have left some) */
         bt_loss_scaler ls;
         bt_trainer_loss_scaler(c->trainer, &ls);
@@ -990,7 +579,7 @@ static int eval_fits(run_ctx *c, double *need_s)
 {
     double est = c->last_eval_s > 0 ? 1.25 * c->last_eval_s
                : c->st.eval_seconds > 0 ? 1.25 * c->st.eval_seconds /* measured by an earlier segment */
-               : c->train_ex_per_s > 0 ? (double)(c->mlm ? c->meval.blocks.n : c->eval.n) / c->train_ex_per_s
+               : c->train_ex_per_s > 0 ? (double)c->task.n_eval / c->train_ex_per_s
                : 0;
     *need_s = est;
     double rem = bt_watchdog_remaining_at(c->wd, bt_now_epoch());
@@ -1002,7 +591,7 @@ static int eval_fits(run_ctx *c, double *need_s)
 static int eval_due_at_resume(const run_ctx *c)
 {
     const bt_job *job = c->job;
-    if (!c->has_eval || c->st.step == 0 || c->st.last_eval_step == c->st.step || c->st.step >= c->total_steps)
+    if (!c->task.n_eval || c->st.step == 0 || c->st.last_eval_step == c->st.step || c->st.step >= c->total_steps)
         return 0;
     return job->train.eval_every > 0 ? c->st.step % job->train.eval_every == 0 : c->st.cursor.position == 0;
 }
@@ -1054,7 +643,7 @@ static void record_step(run_ctx *c, const bt_step_info *info, int n_ex, double d
         bt_metric_value gn = {"grad_norm", info->grad_norm};
         json_t *extra = ls.enabled ? json_pack("{s:f, s:i}", "loss_scale", info->loss_scale, "skipped", a->n_skip)
                                    : NULL;
-        history_add(c, "train", a->n_acc ? a->loss_acc / a->n_acc : NAN, info->lr, &gn, 1, extra);
+        history_add(c, &(history_rec){"train", a->n_acc ? a->loss_acc / a->n_acc : NAN, info->lr, &gn, 1, extra});
         a->loss_acc = 0;
         a->n_acc = a->n_skip = 0;
     }
@@ -1071,25 +660,54 @@ static void record_step(run_ctx *c, const bt_step_info *info, int n_ex, double d
     update_status(c, "running", info->loss, ex_per_s, 0);
 }
 
+/* The examples of the next step at the cursor: micro-batches of one epoch
+ * into idx / n (a step never straddles epochs). Returns its examples. */
+static int next_step_examples(run_ctx *c, uint32_t *idx, int *n, bt_task_step_args *a)
+{
+    int accum = (int)c->job->train.grad_accum, bs = (int)c->job->train.batch_size, n_ex = 0;
+    *a = (bt_task_step_args){.idx = idx, .n = n, .n_micro = 0, .batch_size = bs, .epoch = c->st.cursor.epoch};
+    while (a->n_micro < accum && c->st.cursor.epoch == a->epoch) {
+        uint32_t *mi = idx + (size_t)a->n_micro * (size_t)bs;
+        size_t got = bt_data_next_batch(c->perm, c->task.n_train, &c->st.cursor, (size_t)bs, mi);
+        if (got == 0) break;
+        n[a->n_micro++] = (int)got;
+        n_ex += (int)got;
+    }
+    return n_ex;
+}
+
+/* After a step: evaluation when due (or a stop when it would overrun the
+ * budget), then a commit when due. */
+static int after_step(run_ctx *c, int epoch_end, int *stop_early, const char **stop_reason)
+{
+    const bt_job *job = c->job;
+    int eval_now = c->task.n_eval && ((job->train.eval_every > 0 && c->st.step % job->train.eval_every == 0) ||
+                                      (job->train.eval_every <= 0 && epoch_end));
+    if (eval_now) {
+        double need;
+        if (!eval_fits(c, &need)) {
+            /* it would run past the budget: stop here; the next segment
+             * evaluates this step first (eval_due_at_resume), so the
+             * results, best archive and early stopping are the same */
+            bt_progress_message(c->progress, "evaluation at step %lld (~%.0fs) would overrun the budget: "
+                                "deferred to the next segment", (long long)c->st.step, need);
+            *stop_reason = "deadline";
+            return BT_OK;
+        }
+        int rc = eval_stopped(c, eval_and_track(c, stop_early), stop_reason);
+        if (rc || *stop_early || *stop_reason) return rc; /* interrupted: the step is committed unevaluated */
+    }
+    return checkpoint_due(c) ? commit(c, "periodic") : BT_OK;
+}
+
+/* The segment's steps: stop? -> the step's examples -> the task's step ->
+ * record -> evaluate / commit when due. */
 static int train_loop(run_ctx *c, const char **stop_reason)
 {
-    bt_job *job = c->job;
+    const bt_job *job = c->job;
     int accum = (int)job->train.grad_accum, bs = (int)job->train.batch_size;
     uint32_t *idx = bt_xmalloc((size_t)accum * (size_t)bs * sizeof *idx);
-    batch_buf *bbs = bt_xcalloc((size_t)accum, sizeof *bbs);
-    bt_mlm_batcher *mbs = NULL;
-    if (c->mlm) {
-        mbs = bt_xcalloc((size_t)accum, sizeof *mbs);
-        for (int i = 0; i < accum; i++) bt_mlm_batcher_init(&mbs[i], bs, (int)job->data.max_seq_len);
-    }
-    bt_batch *micro = bt_xcalloc((size_t)accum, sizeof *micro);
     int *micro_n = bt_xcalloc((size_t)accum, sizeof *micro_n);
-    bt_longdoc_step lds = {0};
-    if (c->longdoc) {
-        bt_longdoc_step_init(&lds, c->ld, &c->train, bs);
-        lds.idx = idx;
-        lds.n = micro_n;
-    }
     step_acc acc = {0};
     int rc = BT_OK, stop_early = 0;
     uint32_t epoch_at_start = c->st.cursor.epoch;
@@ -1112,59 +730,15 @@ static int train_loop(run_ctx *c, const char **stop_reason)
             epoch_at_start = c->st.cursor.epoch;
         }
         refresh_perm(c);
-        uint32_t epoch = c->st.cursor.epoch;
-        int n_micro = 0, n_ex = 0;
-        while (n_micro < accum && c->st.cursor.epoch == epoch) {
-            uint32_t *mi = idx + (size_t)n_micro * (size_t)bs;
-            size_t got = bt_data_next_batch(c->perm, c->n_train, &c->st.cursor, (size_t)bs, mi);
-            if (got == 0) break;
-            if (c->mlm) /* masks keyed by the epoch the batch belongs to (the cursor may have moved on) */
-                bt_mlm_batch(&mbs[n_micro], &c->mtrain, &c->mlm_cfg, (uint64_t)job->job.seed, epoch, mi, (int)got,
-                             &micro[n_micro]);
-            else if (c->token) /* the sentences' aligned rows, fixed at set-up */
-                bt_task_token_batch(&c->tk, n_micro, mi, (int)got, &micro[n_micro]);
-            else if (!c->longdoc) /* long documents: the trainer callback reads idx / micro_n */
-                make_batch(c, &c->train, mi, (int)got, &bbs[n_micro], &micro[n_micro]);
-            micro_n[n_micro] = (int)got;
-            n_ex += (int)got;
-            n_micro++;
-        }
+        bt_task_step_args a;
+        int n_ex = next_step_examples(c, idx, micro_n, &a);
         double t0 = bt_now_mono();
         bt_step_info info;
-        rc = c->longdoc ? bt_train_step_fn(c->trainer, bt_longdoc_step_fb, &lds, n_micro, &info)
-                        : bt_train_step(c->trainer, micro, n_micro, &info);
-        if (rc) break;
+        if ((rc = bt_task_step(&c->task, c->trainer, &a, &info))) break;
         record_step(c, &info, n_ex, bt_now_mono() - t0, &acc);
-
-        int epoch_end = c->st.cursor.epoch != epoch;
-        int eval_now = c->has_eval && ((job->train.eval_every > 0 && c->st.step % job->train.eval_every == 0) ||
-                                       (job->train.eval_every <= 0 && epoch_end));
-        if (eval_now) {
-            double need;
-            if (!eval_fits(c, &need)) {
-                /* it would run past the budget: stop here; the next segment
-                 * evaluates this step first (eval_due_at_resume), so the
-                 * results, best archive and early stopping are the same */
-                bt_progress_message(c->progress, "evaluation at step %lld (~%.0fs) would overrun the budget: "
-                                    "deferred to the next segment", (long long)c->st.step, need);
-                *stop_reason = "deadline";
-                break;
-            }
-            rc = eval_stopped(c, eval_and_track(c, &stop_early), stop_reason);
-            if (rc || stop_early || *stop_reason) break; /* interrupted: the step is committed unevaluated */
-        }
-        if (checkpoint_due(c)) {
-            rc = commit(c, "periodic");
-            if (rc) break;
-        }
+        rc = after_step(c, c->st.cursor.epoch != a.epoch, &stop_early, stop_reason);
     }
-    for (int i = 0; i < accum; i++) batch_buf_free(&bbs[i]);
-    free(bbs);
-    for (int i = 0; mbs && i < accum; i++) bt_mlm_batcher_free(&mbs[i]);
-    free(mbs);
-    free(micro);
     free(micro_n);
-    if (c->longdoc) bt_longdoc_step_free(&lds);
     free(idx);
     if (rc) return rc;
     if (stop_early) *stop_reason = "early stopping";
@@ -1176,8 +750,8 @@ static int train_loop(run_ctx *c, const char **stop_reason)
 static int make_fingerprint(run_ctx *c)
 {
     char d1[65], d2[65] = "";
-    bt_sha256_hex(c->train.sha256, d1);
-    if (c->has_eval) bt_sha256_hex(c->eval.sha256, d2);
+    bt_sha256_hex(c->task.train_sha256, d1);
+    if (c->task.n_eval) bt_sha256_hex(c->task.eval_sha256, d2);
     /* The model enters by what decides the training: its shape and tokenizer
      * (the vocabulary's content hash), not by its path or file formatting. */
     char vocab_hex[65], shape[160];
@@ -1189,7 +763,7 @@ static int make_fingerprint(run_ctx *c)
              m->num_hidden_layers, m->hidden_size, m->num_attention_heads, m->intermediate_size, m->vocab_size,
              m->max_position_embeddings, m->type_vocab_size, bt_activation_name(m->hidden_act));
     json_t *extra = json_pack("{s:s, s:s, s:i, s:s, s:s}", "data.train.sha256", d1, "data.eval.sha256", d2,
-                              "model.num_labels", c->num_labels, "model.vocab.sha256", vocab_hex,
+                              "model.num_labels", c->task.num_labels, "model.vocab.sha256", vocab_hex,
                               "model.shape", shape);
     char *ex = json_dumps(extra, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(extra);
@@ -1214,7 +788,7 @@ static void remember_damaged(run_ctx *c, const bt_discovery_report *rep)
 
 /* Archives were found but none is usable: the run stops (it does not start
  * over from the model on its own), listing every candidate's reason. */
-static int no_usable_archive(const run_ctx *c, const bt_discovery_report *rep)
+static int no_usable_archive(const char *resume_path, const bt_discovery_report *rep)
 {
     size_t cap = 1024, len = 0;
     char *list = bt_xmalloc(cap);
@@ -1226,8 +800,8 @@ static int no_usable_archive(const run_ctx *c, const bt_discovery_report *rep)
         len += (size_t)snprintf(list + len, cap - len, "\n  - %s", r);
     }
     int rc;
-    if (c->opt->resume_path)
-        rc = bt_fail(BT_EDATA, "--resume %s: no usable archive there (%zu candidate%s, each refused):%s", c->opt->resume_path,
+    if (resume_path)
+        rc = bt_fail(BT_EDATA, "--resume %s: no usable archive there (%zu candidate%s, each refused):%s", resume_path,
                      rep->n_candidates, rep->n_candidates == 1 ? "" : "s", list);
     else
         rc = bt_fail(BT_EDATA, "no usable checkpoint archive: %zu candidate%s, each refused:%s\nresume from a good "
@@ -1334,15 +908,17 @@ static void describe_device(run_ctx *c)
     }
 }
 
-static int resume(run_ctx *c)
+/* Restores the newest valid archive: of resume_path (--resume, `baton eval
+ * --archive`), else of the output directory and [job] resume_from. */
+static int resume(run_ctx *c, const char *resume_path)
 {
     bt_job *job = c->job;
     const char **paths = NULL;
     size_t n_paths = 0;
     const char *out_dir = c->out_dir;
-    if (c->opt->resume_path) {
+    if (resume_path) {
         paths = bt_xcalloc(1, sizeof *paths);
-        paths[0] = c->opt->resume_path;
+        paths[0] = resume_path;
         n_paths = 1;
         out_dir = NULL;
     } else {
@@ -1361,9 +937,9 @@ static int resume(run_ctx *c)
     remember_damaged(c, &rep);
     if (rc == BT_ENOINPUT) {
         bt_err_clear();
-        if (rep.n_skipped) rc = no_usable_archive(c, &rep);
-        else if (c->opt->resume_path)
-            rc = bt_fail(BT_ENOINPUT, "--resume %s: no checkpoint archive there", c->opt->resume_path);
+        if (rep.n_skipped) rc = no_usable_archive(resume_path, &rep);
+        else if (resume_path)
+            rc = bt_fail(BT_ENOINPUT, "--resume %s: no checkpoint archive there", resume_path);
         else rc = BT_OK; /* nothing to resume: the pretrained model */
         bt_discovery_report_free(&rep);
         return rc;
@@ -1396,10 +972,10 @@ static int resume(run_ctx *c)
     free(diff);
     /* --force with less training data: the cursor may lie past the new end of
      * its epoch; that epoch is over (a step with no micro-batch is an error) */
-    if (!rc && c->st.cursor.position >= c->n_train) {
+    if (!rc && c->st.cursor.position >= c->task.n_train) {
         bt_warn("%s: the data cursor (epoch %u, position %llu) is past the %zu training examples; "
                 "continuing with the next epoch", found, c->st.cursor.epoch,
-                (unsigned long long)c->st.cursor.position, c->n_train);
+                (unsigned long long)c->st.cursor.position, c->task.n_train);
         c->st.cursor.epoch++;
         c->st.cursor.position = 0;
     }
@@ -1468,26 +1044,6 @@ static int create_backend(run_ctx *c)
     return resolve_precision(c); /* on the CPU: auto is fp32, tf32 is refused */
 }
 
-/* config.json names one label per classifier output (what a reader of the
- * archive builds the head from, runner/archive_check.h): [model] num_labels
- * above the data's labels adds LABEL_<id> names; regression has one output. */
-static int config_labels(run_ctx *c)
-{
-    if (c->kind != BT_LABELS_REGRESSION && c->train.n_labels <= 0) return BT_OK;
-    int n = c->kind == BT_LABELS_REGRESSION ? 1 : c->num_labels;
-    const char **names = bt_xcalloc((size_t)n, sizeof *names);
-    char **made = bt_xcalloc((size_t)n, sizeof *made);
-    for (int i = 0; i < n; i++) {
-        if (c->kind != BT_LABELS_REGRESSION && i < c->train.n_labels) names[i] = c->train.labels[i];
-        else names[i] = made[i] = bt_xasprintf("LABEL_%d", i);
-    }
-    int rc = bt_model_config_set_labels(&c->mcfg, names, n);
-    for (int i = 0; i < n; i++) free(made[i]);
-    free(made);
-    free(names);
-    return rc;
-}
-
 /* The optimizer, schedule, clipping, freezing and (fp16) loss scaler of the job. */
 static int create_trainer(run_ctx *c)
 {
@@ -1507,19 +1063,14 @@ static int create_trainer(run_ctx *c)
     return bt_trainer_create(c->model, &tc, &c->trainer);
 }
 
-static int setup(run_ctx *c)
+/* The tokenizer, its vocabulary (the token cache and fingerprint key) and the
+ * base model's config.json, less what a baton export of it says about its own
+ * training (this job's task sets its own). */
+static int load_model_dir(run_ctx *c)
 {
-    bt_job *job = c->job;
-    c->mlm = job->job.task == BT_JOB_TASK_MLM;
-    c->longdoc = job->job.task == BT_JOB_TASK_CLASSIFY_LONG;
-    c->token = job->job.task == BT_JOB_TASK_TOKEN_CLASSIFY;
-    if (job->job.task != BT_JOB_TASK_CLASSIFY && !c->mlm && !c->longdoc && !c->token)
-        return bt_fail(BT_ECONFIG, "[job] task = %s is not supported by this version of the runner yet; "
-                                   "use task = classify, classify_long, mlm or token_classify",
-                       bt_job_enum_name(bt_job_key_index("job", "task"), job->job.task));
+    const bt_job *job = c->job;
     int rc = bt_tokenizer_load(job->model.path, &c->tok);
     if (rc) return rc;
-    if (c->longdoc && (rc = bt_task_longdoc_opts(job, c->tok, &c->ld_opts))) return rc;
     char *vp = bt_path_join(job->model.path, "vocab.txt");
     size_t vlen;
     rc = bt_read_file(vp, 256u << 20, &c->vocab_text, &vlen);
@@ -1529,78 +1080,52 @@ static int setup(run_ctx *c)
     rc = bt_model_config_load(cp, &c->mcfg);
     free(cp);
     if (rc) return rc;
-    /* a base model exported by baton carries how its own training saw inputs: this job sets its own below */
-    bt_model_config_remove_key(&c->mcfg, BT_LONGDOC_CONFIG_KEY);
-    bt_model_config_remove_key(&c->mcfg, BT_INFERENCE_CONFIG_KEY);
-    bt_model_config_remove_key(&c->mcfg, BT_COLUMNS_CONFIG_KEY);
+    bt_model_config_remove_baton_keys(&c->mcfg);
     const bt_tokenizer_config *tcfg = bt_tokenizer_get_config(c->tok);
     bt_model_config_set_tokenizer(&c->mcfg, tcfg->lowercase, tcfg->strip_accents, tcfg->chinese_chars);
-    if (c->mlm) {
-        rc = bt_mlm_job_config(job, c->tok, c->mcfg.vocab_size, &c->mlm_cfg);
-        if (rc) return rc;
-    }
-    rc = load_data(c);
-    if (rc) return rc;
-    if (c->mlm) {
-        /* a masked LM: no label map and no classification problem type in config.json */
-        bt_model_config_set_problem_type(&c->mcfg, BT_PROBLEM_NONE);
-        bt_model_config_set_architecture(&c->mcfg, "BertForMaskedLM");
-        if (c->has_eval && bt_mlm_count_eval_masked(&c->meval, &c->mlm_cfg, (uint64_t)job->job.seed,
-                                                    (int)job->data.max_seq_len) == 0)
-            return bt_fail(BT_EDATA, "%s: the fixed evaluation masks select no token in its %zu blocks, so there is "
-                                     "no perplexity to measure; use more evaluation data or a higher [data] "
-                                     "mlm_probability", eval_name(c), c->meval.blocks.n);
-    } else {
-        if ((rc = config_labels(c))) return rc;
-        bt_model_config_set_problem_type(&c->mcfg, c->token ? BT_PROBLEM_NONE /* one softmax per token */
-                                                   : c->kind == BT_LABELS_MULTI ? BT_PROBLEM_MULTI_LABEL
-                                                   : c->kind == BT_LABELS_REGRESSION ? BT_PROBLEM_REGRESSION
-                                                                                     : BT_PROBLEM_SINGLE_LABEL);
-        bt_model_config_set_architecture(&c->mcfg, c->token ? "BertForTokenClassification"
-                                                            : "BertForSequenceClassification");
-        /* how predict must see inputs, kept in config.json of archives and
-         * exports: chunking and pooling of long documents, else the sequence
-         * length (and a token classifier's window overlap) of training */
-        if (c->longdoc)
-            json_object_set_new((json_t *)c->mcfg.json, BT_LONGDOC_CONFIG_KEY,
-                                (json_t *)bt_task_longdoc_describe(&c->ld_opts, bt_task_longdoc_attn_dim(job)));
-        else
-            bt_model_config_set_inference(&c->mcfg, (int)job->data.max_seq_len, c->token ? c->tk.overlap : -1);
-        if (!c->token) /* the columns predict reads a table by (runner/predict_table.c) */
-            bt_model_config_set_columns(&c->mcfg, (const char *const *)c->train.column_names);
-    }
-    rc = make_fingerprint(c);
-    if (rc) return rc;
-    c->metric_name = metric_name_for(c);
-    c->higher_better = bt_metric_higher_is_better(c->metric_name);
+    return BT_OK;
+}
 
-    int64_t batches = (int64_t)((c->n_train + (size_t)job->train.batch_size - 1) / (size_t)job->train.batch_size);
-    c->steps_per_epoch = (batches + job->train.grad_accum - 1) / job->train.grad_accum;
-    c->total_steps = job->train.max_steps > 0 ? job->train.max_steps : c->steps_per_epoch * job->train.epochs;
-
-    rc = create_backend(c);
-    if (rc) return rc;
-    describe_device(c);
-    warn_scale_unused(c);
-    bt_bert_opts mo = {
-        .task = c->mlm ? BT_TASK_MLM : c->token ? BT_TASK_TOKEN_CLS : BT_TASK_SEQ_CLS, .num_labels = c->num_labels,
-        .problem = c->kind == BT_LABELS_MULTI ? BT_LOSS_MULTI : c->kind == BT_LABELS_REGRESSION ? BT_LOSS_REGRESSION : BT_LOSS_SINGLE,
-        .max_batch = (int)(job->train.batch_size > job->train.eval_batch_size ? job->train.batch_size : job->train.eval_batch_size),
-        .max_seq = (int)job->data.max_seq_len, .training = 1, .seed = (uint64_t)job->job.seed,
-        .precision = c->prec, /* before the plan hook: it sizes the 16-bit copies and activations */
-        .dropout_set = job->train.dropout >= 0, .dropout = (float)job->train.dropout,
-    };
-    if (c->longdoc) { /* the encoder sees chunk_batch chunks at a time, whatever the documents' length */
-        mo.max_batch = c->ld_opts.chunk_batch;
-        mo.doc_attn_dim = bt_task_longdoc_attn_dim(job);
-    }
+/* The model the task asked for, trained as the job says. */
+static int create_model(run_ctx *c)
+{
+    bt_job *job = c->job;
+    bt_bert_opts mo = c->task.model; /* the task's head: task, num_labels, problem, doc_attn_dim, max_batch */
+    if (!mo.max_batch)
+        mo.max_batch = (int)(job->train.batch_size > job->train.eval_batch_size ? job->train.batch_size
+                                                                                : job->train.eval_batch_size);
+    mo.max_seq = (int)job->data.max_seq_len;
+    mo.training = 1;
+    mo.seed = (uint64_t)job->job.seed;
+    mo.precision = c->prec; /* before the plan hook: it sizes the 16-bit copies and activations */
+    mo.dropout_set = job->train.dropout >= 0;
+    mo.dropout = (float)job->train.dropout;
     /* issue 18 hook (runner/plan.h): train.recompute into mo; micro_batch = auto may lower
      * job->train.batch_size (raising grad_accum) and mo.max_batch; job.ini keeps the job as written */
     if (!c->job_ini) c->job_ini = c->opt->job_text ? bt_xstrdup(c->opt->job_text) : bt_job_to_ini(job);
-    if ((rc = bt_plan_hook_setup(job, c->be, &mo, &c->plan))) return rc;
-    rc = bt_bert_create(c->be, job->model.path, &mo, &c->model);
+    int rc = bt_plan_hook_setup(job, c->be, &mo, &c->plan);
+    if (!rc) rc = bt_bert_create(c->be, job->model.path, &mo, &c->model);
+    if (!rc) rc = bt_task_attach(&c->task, c->model);
+    return rc;
+}
+
+/* model directory -> the task's data -> fingerprint -> backend -> model -> trainer */
+static int setup(run_ctx *c)
+{
+    bt_job *job = c->job;
+    int rc = load_model_dir(c);
     if (rc) return rc;
-    if (c->longdoc && (rc = bt_longdoc_create(c->model, &c->ld_opts, &c->ld))) return rc;
+    bt_task_env env = {.job = job, .tok = c->tok, .mcfg = &c->mcfg, .out_dir = c->out_dir,
+                       .read_only = c->read_only, .vocab_text = c->vocab_text};
+    if ((rc = bt_task_open(&c->task, &env))) return rc;
+    if ((rc = make_fingerprint(c))) return rc;
+    int64_t batches = (int64_t)((c->task.n_train + (size_t)job->train.batch_size - 1) / (size_t)job->train.batch_size);
+    c->steps_per_epoch = (batches + job->train.grad_accum - 1) / job->train.grad_accum;
+    c->total_steps = job->train.max_steps > 0 ? job->train.max_steps : c->steps_per_epoch * job->train.epochs;
+    if ((rc = create_backend(c))) return rc;
+    describe_device(c);
+    warn_scale_unused(c);
+    if ((rc = create_model(c))) return rc;
     return create_trainer(c);
 }
 
@@ -1611,14 +1136,9 @@ static void teardown(run_ctx *c)
     bt_watchdog_free(c->wd);
     bt_status_writer_free(&c->sw);
     bt_trainer_free(c->trainer);
-    bt_longdoc_free(c->ld);
-    bt_task_token_free(&c->tk);
+    bt_task_close(&c->task);
     bt_bert_free(c->model);
     if (c->be) c->be->destroy(c->be);
-    bt_data_free(&c->train);
-    bt_data_free(&c->eval);
-    bt_mlm_corpus_free(&c->mtrain);
-    bt_mlm_corpus_free(&c->meval);
     bt_tokenizer_free(c->tok);
     bt_model_config_free(&c->mcfg);
     trainer_state_free(&c->st);
@@ -1644,7 +1164,7 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
     c.progress = bt_progress_create((bt_progress_mode)job->runtime.progress, job->runtime.progress_every, stderr);
 
     int rc = setup(&c);
-    if (!rc && !o->fresh) rc = resume(&c);
+    if (!rc && !o->fresh) rc = resume(&c, o->resume_path);
     /* discovery has warned about anything in out_dir named like an archive
      * that is not one; retention does not again */
     c.warned_irregular = !o->fresh && !o->resume_path;
@@ -1672,10 +1192,8 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
     c.last_commit_mono = bt_now_mono();
     bt_progress_message(c.progress, "segment %d of job '%s': step %lld of %lld, %zu training %s, %s backend, "
                         "precision %s", c.st.segment, job->job.name, (long long)c.st.step, (long long)c.total_steps,
-                        c.n_train, example_unit(&c, &c.tk.train), c.be->name, c.prec_line);
-    if (c.split_tag[0])
-        bt_progress_message(c.progress, "evaluation: %zu examples held out of %s (eval_split = %g, stratified)",
-                            c.eval.n, job->data.train, job->data.eval_split);
+                        c.task.n_train, c.task.unit, c.be->name, c.prec_line);
+    if (c.task.eval_note[0]) bt_progress_message(c.progress, "%s", c.task.eval_note);
     update_status(&c, "running", NAN, NAN, 1);
 
     const char *stop_reason = NULL;
@@ -1686,13 +1204,13 @@ int bt_segment_run(bt_job *job, const bt_segment_options *o)
     }
     int finished = stop_reason == NULL || !strcmp(stop_reason, "early stopping");
     double eval_need = 0;
-    if (finished && stop_reason == NULL && c.has_eval && c.st.last_eval_step != c.st.step && !eval_fits(&c, &eval_need)) {
+    if (finished && stop_reason == NULL && c.task.n_eval && c.st.last_eval_step != c.st.step && !eval_fits(&c, &eval_need)) {
         bt_progress_message(c.progress, "the final evaluation (~%.0fs) would overrun the budget: "
                             "deferred to the next segment", eval_need);
         finished = 0;
         stop_reason = "deadline";
     }
-    if (finished && c.has_eval && c.st.last_eval_step != c.st.step) {
+    if (finished && c.task.n_eval && c.st.last_eval_step != c.st.step) {
         int dummy = 0;
         rc = eval_and_track(&c, &dummy);
         if (rc == BT_ETEMPFAIL && c.eval_interrupted) { /* the final evaluation: the next segment runs it */
@@ -1730,11 +1248,53 @@ out:
 
 /* ------------------------------------------------------------------ eval */
 
+/* The archive `baton eval` scores: --archive, else the best one recorded (when
+ * it is there and not --latest), else the newest. */
+static int eval_restore(run_ctx *c, const bt_eval_options *o)
+{
+    int rc = resume(c, o->archive);
+    if (rc) return rc;
+    if (!c->latest_archive[0])
+        return bt_fail(BT_ENOINPUT, "%s: no valid archive of job '%s' to score; run the job first, or name an "
+                                    "archive with --archive", c->out_dir, c->job->job.name);
+    if (o->archive || o->latest || !c->st.best_archive[0]) return BT_OK;
+    char *best = bt_path_join(c->out_dir, c->st.best_archive);
+    if (strcmp(best, c->latest_archive) && bt_path_exists(best)) rc = resume(c, best);
+    free(best);
+    return rc;
+}
+
+/* The scores of an evaluation: one JSON line, or "name value" lines. */
+static void print_scores(const run_ctx *c, const bt_task_eval *r, double dt, int as_json)
+{
+    const bt_task_state *t = &c->task;
+    json_t *rec = json_pack("{s:s, s:I, s:s, s:I}", "archive", c->latest_archive, "step", (json_int_t)c->st.step,
+                            "eval", t->eval_name, "examples", (json_int_t)t->n_eval);
+    if (isfinite(r->loss)) json_object_set_new(rec, "loss", json_real(r->loss));
+    for (int i = 0; i < r->n; i++)
+        json_object_set_new(rec, r->v[i].name, isfinite(r->v[i].value) ? json_real(r->v[i].value) : json_null());
+    json_object_set_new(rec, "metric", json_string(t->metric));
+    if (r->extra) json_object_update(rec, r->extra);
+    json_object_set_new(rec, "seconds", json_real(dt));
+    if (as_json) {
+        char *line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("%s\n", line);
+        free(line);
+    } else {
+        printf("archive          %s (step %lld)\n", c->latest_archive, (long long)c->st.step);
+        printf("eval             %s (%zu %s, %.1f s)\n", t->eval_name, t->n_eval, t->eval_unit, dt);
+        if (isfinite(r->loss)) printf("%-16s %.6f\n", "loss", r->loss);
+        for (int i = 0; i < r->n; i++) printf("%-16s %.6f%s\n", r->v[i].name, r->v[i].value,
+                                             !strcmp(r->v[i].name, t->metric) ? "   (the job's metric)" : "");
+    }
+    json_decref(rec);
+}
+
 int bt_segment_eval(bt_job *job, const bt_eval_options *o)
 {
     run_ctx c;
     memset(&c, 0, sizeof c);
-    bt_segment_options so = {.resume_path = o->archive, .force = 1};
+    bt_segment_options so = {.force = 1};
     c.job = job;
     c.opt = &so;
     c.out_dir = job->job.output_dir;
@@ -1742,61 +1302,21 @@ int bt_segment_eval(bt_job *job, const bt_eval_options *o)
     c.last_commit_step = -1;
     trainer_state_init(&c.st);
     c.progress = bt_progress_create(BT_PROGRESS_NONE, 0, stderr);
-    eval_result r = {0};
+    bt_task_eval r = {0};
     int rc = setup(&c);
-    if (rc) goto out;
-    if (!c.has_eval) {
+    if (!rc && !c.task.n_eval)
         rc = bt_fail(BT_ECONFIG, "[data] eval: the job has no evaluation data to score; set it "
                                  "(e.g. -s data.eval=dev.tsv)");
-        goto out;
-    }
-    rc = resume(&c);
+    if (!rc) rc = eval_restore(&c, o);
     if (rc) goto out;
-    if (!c.latest_archive[0]) {
-        rc = bt_fail(BT_ENOINPUT, "%s: no valid archive of job '%s' to score; run the job first, or name an archive "
-                                  "with --archive", c.out_dir, job->job.name);
-        goto out;
-    }
-    if (!o->archive && !o->latest && c.st.best_archive[0]) {
-        char *best = bt_path_join(c.out_dir, c.st.best_archive);
-        if (strcmp(best, c.latest_archive) && bt_path_exists(best)) {
-            so.resume_path = best;
-            rc = resume(&c);
-        }
-        so.resume_path = NULL;
-        free(best);
-        if (rc) goto out;
-    }
-    bt_info("scoring %s (step %lld) on %s", c.latest_archive, (long long)c.st.step, eval_name(&c));
+    bt_info("scoring %s (step %lld) on %s", c.latest_archive, (long long)c.st.step, c.task.eval_name);
     double t0 = bt_now_mono();
     rc = evaluate(&c, &r);
     if (rc == BT_ETEMPFAIL && c.eval_interrupted)
         bt_fail_context(rc, "%s: no scores printed (a partial evaluation is discarded, never reported); run "
                             "`baton eval` again", c.latest_archive);
     if (rc) goto out;
-    double dt = bt_now_mono() - t0;
-    size_t n_eval = c.mlm ? c.meval.blocks.n : c.eval.n;
-    json_t *rec = json_pack("{s:s, s:I, s:s, s:I}", "archive", c.latest_archive, "step", (json_int_t)c.st.step,
-                            "eval", eval_name(&c), "examples", (json_int_t)n_eval);
-    if (isfinite(r.loss)) json_object_set_new(rec, "loss", json_real(r.loss));
-    for (int i = 0; i < r.n; i++)
-        json_object_set_new(rec, r.v[i].name, isfinite(r.v[i].value) ? json_real(r.v[i].value) : json_null());
-    json_object_set_new(rec, "metric", json_string(c.metric_name));
-    if (r.extra) json_object_update(rec, r.extra);
-    json_object_set_new(rec, "seconds", json_real(dt));
-    if (o->json) {
-        char *line = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        printf("%s\n", line);
-        free(line);
-    } else {
-        printf("archive          %s (step %lld)\n", c.latest_archive, (long long)c.st.step);
-        printf("eval             %s (%zu %s, %.1f s)\n", eval_name(&c), n_eval,
-               example_unit(&c, &c.tk.eval), dt);
-        if (isfinite(r.loss)) printf("%-16s %.6f\n", "loss", r.loss);
-        for (int i = 0; i < r.n; i++) printf("%-16s %.6f%s\n", r.v[i].name, r.v[i].value,
-                                             !strcmp(r.v[i].name, c.metric_name) ? "   (the job's metric)" : "");
-    }
-    json_decref(rec);
+    print_scores(&c, &r, bt_now_mono() - t0, o->json);
     if (fflush(stdout) != 0) rc = bt_fail(BT_EIO, "cannot write the scores to stdout");
 out:
     json_decref(r.extra);

@@ -1,6 +1,9 @@
-/* runner/task_longdoc.c — `task = classify_long` in the segment loop (see
- * task_longdoc.h). */
+/* runner/task_longdoc.c — `task = classify_long`: whole documents, each read
+ * in overlapping chunks and pooled (see task_longdoc.h), and its entry of the
+ * task interface (runner/task.h) at the end of the file. */
 #include "runner/task_longdoc.h"
+#include "runner/task.h"
+#include "runner/task_text.h"
 
 #include "util/err.h"
 #include "util/mem.h"
@@ -164,3 +167,105 @@ int bt_task_longdoc_from_config(const void *config_json, const bt_tokenizer *tok
     *found = 1;
     return BT_OK;
 }
+
+/* ------------------------------------------------- the task interface */
+
+typedef struct {
+    bt_text_data d;              /* whole documents, one per row */
+    bt_longdoc_opts opts;
+    bt_longdoc *ld;              /* made by attach */
+    bt_longdoc_step lds;         /* the step callback's state, made by the first step */
+} longdoc_task;
+
+static const char *const longdoc_metrics[] = {"accuracy", "f1", "f1_macro", "loss", NULL};
+
+static int longdoc_check_job(const bt_job *j)
+{
+    int rc = bt_text_check_job(j);
+    if (!rc) rc = bt_text_check_classes(j);
+    if (rc) return rc;
+    if (j->data.stride >= j->data.max_seq_len - 2)
+        return bt_job_key_error(j, BT_ECONFIG, "data", "stride", "%lld must be below max_seq_len - 2 = %lld",
+                                (long long)j->data.stride, (long long)(j->data.max_seq_len - 2));
+    if (j->train.micro_batch == BT_JOB_MICRO_AUTO)
+        return bt_job_key_error(j, BT_ECONFIG, "train", "micro_batch", "auto does not apply to task = classify_long: "
+                                "the encoder holds data.chunk_batch chunks per pass whatever the documents per step; "
+                                "lower chunk_batch to use less memory (`baton plan` shows the largest that fits)");
+    return BT_OK;
+}
+
+static int longdoc_load(bt_task_state *t, const bt_task_env *env)
+{
+    longdoc_task *L = bt_xcalloc(1, sizeof *L);
+    t->impl = L;
+    int rc = bt_task_longdoc_opts(t->job, env->tok, &L->opts);
+    if (rc) return rc;
+    L->d.kind = BT_LABELS_CLASS;
+    rc = bt_text_load(&L->d, t, env, "classify_long"); /* whole documents: chunked at batching time */
+    if (!rc) rc = bt_text_num_labels(&L->d, t);
+    if (!rc) rc = bt_text_config_labels(&L->d, env->mcfg);
+    if (rc) return rc;
+    bt_model_config_set_architecture(env->mcfg, "BertForSequenceClassification");
+    /* how predict must see inputs: chunking and pooling, kept in config.json */
+    json_object_set_new((json_t *)env->mcfg->json, BT_LONGDOC_CONFIG_KEY,
+                        (json_t *)bt_task_longdoc_describe(&L->opts, bt_task_longdoc_attn_dim(t->job)));
+    bt_model_config_set_columns(env->mcfg, (const char *const *)L->d.train.column_names);
+    bt_text_model_opts(&L->d, t);
+    /* the encoder sees chunk_batch chunks at a time, whatever the documents' length */
+    t->model.max_batch = L->opts.chunk_batch;
+    t->model.doc_attn_dim = bt_task_longdoc_attn_dim(t->job);
+    t->unit = t->eval_unit = "documents";
+    bt_task_set_metric(t, bt_text_metric(&L->d, t->job));
+    return BT_OK;
+}
+
+static int longdoc_attach(bt_task_state *t, bt_bert *model)
+{
+    longdoc_task *L = t->impl;
+    return bt_longdoc_create(model, &L->opts, &L->ld);
+}
+
+static int longdoc_step(bt_task_state *t, bt_trainer *tr, const bt_task_step_args *a, bt_step_info *info)
+{
+    longdoc_task *L = t->impl;
+    if (!L->lds.ld) bt_longdoc_step_init(&L->lds, L->ld, &L->d.train, a->batch_size);
+    L->lds.idx = a->idx;
+    L->lds.n = a->n;
+    return bt_train_step_fn(tr, bt_longdoc_step_fb, &L->lds, a->n_micro, info);
+}
+
+/* One document at a time, chunk by chunk. */
+static int doc_logits(void *ctx, const bt_batch *b, const uint32_t *idx, int n, float *logits, double *loss_sum)
+{
+    longdoc_task *L = ctx;
+    int C = L->d.num_labels;
+    (void)b;
+    for (int i = 0; i < n; i++) {
+        double dl = 0;
+        int rc = bt_task_longdoc_eval_doc(L->ld, &L->d.eval, idx[i], C, logits + (size_t)i * (size_t)C, &dl);
+        if (rc) return rc;
+        *loss_sum += dl;
+    }
+    return BT_OK;
+}
+
+static int longdoc_evaluate(bt_task_state *t, const bt_task_eval_args *a, bt_task_eval *r)
+{
+    longdoc_task *L = t->impl;
+    return bt_text_evaluate(&L->d, a, doc_logits, L, r);
+}
+
+static void longdoc_free(bt_task_state *t)
+{
+    longdoc_task *L = t->impl;
+    if (!L) return;
+    if (L->lds.ld) bt_longdoc_step_free(&L->lds);
+    bt_longdoc_free(L->ld);
+    bt_text_free(&L->d);
+    free(L);
+}
+
+const bt_task_ops bt_task_classify_long = {
+    .name = "classify_long", .metrics = longdoc_metrics, .check_job = longdoc_check_job, .load = longdoc_load,
+    .attach = longdoc_attach, .step = longdoc_step, .evaluate = longdoc_evaluate, .free = longdoc_free,
+};

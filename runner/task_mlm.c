@@ -1,14 +1,22 @@
-/* runner/task_mlm.c — `task = mlm` corpus, batches and evaluation (see task_mlm.h).
+/* runner/task_mlm.c — `task = mlm`: corpus, batches and evaluation (see
+ * task_mlm.h), and its entry of the task interface (runner/task.h).
  *
- * Owns: the glue between the job, the token rows and engine/mlm.c.
+ * Owns: the glue between the job, the token rows and engine/mlm.c: lines
+ * become blocks, masked per (seed, epoch, block); BertForMaskedLM in
+ * config.json; evaluation by loss per masked token and perplexity with fixed
+ * evaluation masks.
  * Must not: make any random draw of its own (masks come from bt_mlm_mask only,
  * keyed by (seed, epoch, block id)) or depend on batch composition.
  */
 #include "runner/task_mlm.h"
+#include "runner/task.h"
+#include "runner/task_text.h"
 
 #include "util/err.h"
+#include "util/log.h"
 #include "util/mem.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,9 +130,20 @@ void bt_mlm_batcher_free(bt_mlm_batcher *b)
     memset(b, 0, sizeof *b);
 }
 
-int bt_mlm_batch(bt_mlm_batcher *b, const bt_mlm_corpus *c, const bt_mlm_config *cfg, uint64_t seed, uint32_t epoch,
-                 const uint32_t *idx, int n, bt_batch *out)
+/* What masks a block: the corpus, the masking settings and the job's seed. */
+typedef struct {
+    const bt_mlm_corpus *c;
+    const bt_mlm_config *cfg;
+    uint64_t seed;
+} mlm_masker;
+
+/* Blocks idx[0..n) wrapped in [CLS]/[SEP] and masked for epoch (masks keyed
+ * by (seed, epoch, block)); returns the masked tokens. */
+static int mlm_batch(bt_mlm_batcher *b, const mlm_masker *mk, uint32_t epoch, const uint32_t *idx, int n,
+                     bt_batch *out)
 {
+    const bt_mlm_corpus *c = mk->c;
+    const bt_mlm_config *cfg = mk->cfg;
     int masked = 0;
     for (int i = 0; i < n; i++) {
         bt_mlm_span sp = c->blocks.spans[idx[i]];
@@ -132,7 +151,7 @@ int bt_mlm_batch(bt_mlm_batcher *b, const bt_mlm_corpus *c, const bt_mlm_config 
         int32_t *lab = b->labels + (size_t)i * (size_t)b->max_seq;
         /* spans hold at most max_seq - 2 tokens (bt_mlm_make_blocks) */
         int len = bt_mlm_wrap(c->ids, c->cont, sp, cfg->cls_id, cfg->sep_id, ids, cfg->whole_word ? b->cont : NULL);
-        masked += bt_mlm_mask(cfg, seed, epoch, idx[i], ids, cfg->whole_word ? b->cont : NULL, len, lab);
+        masked += bt_mlm_mask(cfg, mk->seed, epoch, idx[i], ids, cfg->whole_word ? b->cont : NULL, len, lab);
         b->ids_p[i] = ids;
         b->lab_p[i] = lab;
         b->len[i] = len;
@@ -145,50 +164,164 @@ int bt_mlm_batch(bt_mlm_batcher *b, const bt_mlm_corpus *c, const bt_mlm_config 
     return masked;
 }
 
-int bt_mlm_evaluate(bt_bert *m, const bt_mlm_corpus *c, const bt_mlm_config *cfg, uint64_t seed, int batch_size,
-                    int max_seq, int (*heartbeat)(void *), void *hb_ctx, double *mean_loss, int64_t *n_masked)
+/* Mean loss per masked token over every eval block with the fixed eval masks. */
+static int mlm_evaluate(const mlm_masker *mk, const bt_task_eval_args *a, int max_seq, double *mean_loss,
+                        int64_t *n_masked)
 {
+    const bt_mlm_corpus *c = mk->c;
+    int bs = a->batch_size;
     bt_mlm_batcher b;
-    bt_mlm_batcher_init(&b, batch_size, max_seq);
-    uint32_t *idx = bt_xmalloc((size_t)batch_size * sizeof *idx);
+    bt_mlm_batcher_init(&b, bs, max_seq);
+    uint32_t *idx = bt_xmalloc((size_t)bs * sizeof *idx);
     double sum = 0;
     int64_t nm = 0;
     int rc = BT_OK;
-    for (size_t start = 0; start < c->blocks.n; start += (size_t)batch_size) {
-        int n = (int)(c->blocks.n - start < (size_t)batch_size ? c->blocks.n - start : (size_t)batch_size);
+    for (size_t start = 0; start < c->blocks.n && rc == BT_OK; start += (size_t)bs) {
+        int n = (int)(c->blocks.n - start < (size_t)bs ? c->blocks.n - start : (size_t)bs);
         for (int i = 0; i < n; i++) idx[i] = (uint32_t)(start + (size_t)i);
         bt_batch batch;
-        int k = bt_mlm_batch(&b, c, cfg, seed, BT_MLM_EVAL_EPOCH, idx, n, &batch);
+        int k = mlm_batch(&b, mk, BT_MLM_EVAL_EPOCH, idx, n, &batch);
         if (k > 0) {
             float loss = 0;
-            rc = bt_bert_eval(m, &batch, &loss, NULL);
+            rc = bt_bert_eval(a->model, &batch, &loss, NULL);
             if (rc) break;
             sum += (double)loss * (double)k;
             nm += k;
         }
-        if (heartbeat && heartbeat(hb_ctx)) {
-            rc = BT_ETEMPFAIL;
-            break;
-        }
+        if (a->heartbeat && a->heartbeat(a->hb_ctx)) rc = BT_ETEMPFAIL;
     }
     free(idx);
     bt_mlm_batcher_free(&b);
     if (rc) return rc;
     *mean_loss = nm > 0 ? sum / (double)nm : NAN;
-    if (n_masked) *n_masked = nm;
+    *n_masked = nm;
     return BT_OK;
 }
 
-int64_t bt_mlm_count_eval_masked(const bt_mlm_corpus *c, const bt_mlm_config *cfg, uint64_t seed, int max_seq)
+/* Tokens the fixed evaluation masks select (0: no perplexity to measure). */
+static int64_t count_eval_masked(const mlm_masker *mk, int max_seq)
 {
     bt_mlm_batcher b;
     bt_mlm_batcher_init(&b, 1, max_seq);
     int64_t nm = 0;
-    for (size_t i = 0; i < c->blocks.n; i++) {
+    for (size_t i = 0; i < mk->c->blocks.n; i++) {
         uint32_t id = (uint32_t)i;
         bt_batch batch;
-        nm += bt_mlm_batch(&b, c, cfg, seed, BT_MLM_EVAL_EPOCH, &id, 1, &batch);
+        nm += mlm_batch(&b, mk, BT_MLM_EVAL_EPOCH, &id, 1, &batch);
     }
     bt_mlm_batcher_free(&b);
     return nm;
 }
+
+/* ------------------------------------------------- the task interface */
+
+typedef struct {
+    bt_text_data d;              /* the lines (their token rows are freed once the blocks exist) */
+    bt_mlm_corpus train, eval;
+    bt_mlm_config cfg;
+    bt_mlm_batcher *mbs;         /* [grad_accum] */
+    bt_batch *micro;             /* [grad_accum] */
+    int n_mbs;
+} mlm_task;
+
+static const char *const mlm_metrics[] = {"perplexity", "loss", NULL};
+
+static int mlm_check_job(const bt_job *j)
+{
+    int rc = bt_text_check_job(j);
+    if (rc) return rc;
+    if (!(j->data.mlm_probability > 0))
+        return bt_job_key_error(j, BT_ECONFIG, "data", "mlm_probability", "task mlm needs a probability above 0 "
+                                                                         "(0 masks nothing; HF default 0.15)");
+    if (j->data.text_pair_column && j->data.text_pair_column[0])
+        return bt_job_key_error(j, BT_ECONFIG, "data", "text_pair_column", "task mlm reads one text per example; "
+                                                                          "remove text_pair_column");
+    return BT_OK;
+}
+
+/* The lines become blocks; the token rows are not needed any more. */
+static int build_corpora(mlm_task *M, const bt_task_env *env, bt_task_state *t)
+{
+    const bt_job *job = t->job;
+    int rc = bt_mlm_corpus_build(&M->d.train.tokens, env->tok, job, "train", job->data.train, &M->train);
+    if (!rc && M->d.has_eval)
+        rc = bt_mlm_corpus_build(&M->d.eval.tokens, env->tok, job, "eval", M->d.eval.path, &M->eval);
+    bt_id_table_free(&M->d.train.tokens);
+    bt_id_table_free(&M->d.eval.tokens);
+    if (rc) return rc;
+    t->n_train = M->train.blocks.n;
+    t->n_eval = M->d.has_eval ? M->eval.blocks.n : 0;
+    bt_info("mlm: %zu training blocks from %zu lines (%zu tokens)%s", M->train.blocks.n, M->d.train.n,
+            M->train.n_ids, M->d.has_eval ? "" : ", no evaluation data");
+    return BT_OK;
+}
+
+static int mlm_load(bt_task_state *t, const bt_task_env *env)
+{
+    mlm_task *M = bt_xcalloc(1, sizeof *M);
+    t->impl = M;
+    const bt_job *job = t->job;
+    int rc = bt_mlm_job_config(job, env->tok, env->mcfg->vocab_size, &M->cfg);
+    if (!rc) rc = bt_text_load(&M->d, t, env, "mlm"); /* whole lines: the grouping cuts them */
+    if (!rc) rc = build_corpora(M, env, t);
+    if (rc) return rc;
+    /* a masked LM: no label map and no classification problem type in config.json */
+    bt_model_config_set_problem_type(env->mcfg, BT_PROBLEM_NONE);
+    bt_model_config_set_architecture(env->mcfg, "BertForMaskedLM");
+    mlm_masker mk = {&M->eval, &M->cfg, (uint64_t)job->job.seed};
+    if (M->d.has_eval && count_eval_masked(&mk, (int)job->data.max_seq_len) == 0)
+        return bt_fail(BT_EDATA, "%s: the fixed evaluation masks select no token in its %zu blocks, so there is "
+                                 "no perplexity to measure; use more evaluation data or a higher [data] "
+                                 "mlm_probability", t->eval_name, M->eval.blocks.n);
+    t->model.task = BT_TASK_MLM;
+    t->unit = t->eval_unit = "blocks";
+    bt_task_set_metric(t, job->train.metric == BT_JOB_METRIC_LOSS ? "loss" : "perplexity");
+    return BT_OK;
+}
+
+static int mlm_step(bt_task_state *t, bt_trainer *tr, const bt_task_step_args *a, bt_step_info *info)
+{
+    mlm_task *M = t->impl;
+    const bt_job *job = t->job;
+    if (!M->mbs) {
+        M->n_mbs = (int)job->train.grad_accum;
+        M->mbs = bt_xcalloc((size_t)M->n_mbs, sizeof *M->mbs);
+        M->micro = bt_xcalloc((size_t)M->n_mbs, sizeof *M->micro);
+        for (int i = 0; i < M->n_mbs; i++) bt_mlm_batcher_init(&M->mbs[i], a->batch_size, (int)job->data.max_seq_len);
+    }
+    mlm_masker mk = {&M->train, &M->cfg, (uint64_t)job->job.seed};
+    for (int k = 0; k < a->n_micro; k++) /* masks keyed by the epoch the batch belongs to */
+        mlm_batch(&M->mbs[k], &mk, a->epoch, a->idx + (size_t)k * (size_t)a->batch_size, a->n[k], &M->micro[k]);
+    return bt_train_step(tr, M->micro, a->n_micro, info);
+}
+
+/* Mean loss per masked token with the fixed eval masks, and perplexity. */
+static int mlm_eval(bt_task_state *t, const bt_task_eval_args *a, bt_task_eval *r)
+{
+    mlm_task *M = t->impl;
+    mlm_masker mk = {&M->eval, &M->cfg, (uint64_t)t->job->job.seed};
+    int64_t nm = 0;
+    int rc = mlm_evaluate(&mk, a, (int)t->job->data.max_seq_len, &r->loss, &nm);
+    if (rc) return rc;
+    r->v[r->n++] = (bt_metric_value){"perplexity", bt_metric_perplexity(r->loss)};
+    r->extra = json_pack("{s:I}", "masked_tokens", (json_int_t)nm);
+    return BT_OK;
+}
+
+static void mlm_free(bt_task_state *t)
+{
+    mlm_task *M = t->impl;
+    if (!M) return;
+    for (int i = 0; i < M->n_mbs; i++) bt_mlm_batcher_free(&M->mbs[i]);
+    free(M->mbs);
+    free(M->micro);
+    bt_mlm_corpus_free(&M->train);
+    bt_mlm_corpus_free(&M->eval);
+    bt_text_free(&M->d);
+    free(M);
+}
+
+const bt_task_ops bt_task_mlm = {
+    .name = "mlm", .metrics = mlm_metrics, .check_job = mlm_check_job, .load = mlm_load,
+    .step = mlm_step, .evaluate = mlm_eval, .free = mlm_free,
+};

@@ -56,23 +56,4 @@ typedef struct {
 void bt_mlm_batcher_init(bt_mlm_batcher *b, int max_batch, int max_seq);
 void bt_mlm_batcher_free(bt_mlm_batcher *b);
 
-/* The micro-batch of blocks idx[0..n) (n <= max_batch): each block wrapped
- * [CLS] ... [SEP] and masked with key (seed, epoch, block id). out points
- * into b (valid until its next use). Returns the number of masked positions. */
-int bt_mlm_batch(bt_mlm_batcher *b, const bt_mlm_corpus *c, const bt_mlm_config *cfg, uint64_t seed, uint32_t epoch,
-                 const uint32_t *idx, int n, bt_batch *out);
-
-/* Evaluates every block of c in order, batch_size at a time, with the fixed
- * masks (epoch BT_MLM_EVAL_EPOCH). *mean_loss = the sum over batches of
- * (batch mean loss x its masked positions) / all masked positions (the mean
- * cross-entropy per masked token); NAN when no position is masked.
- * heartbeat (may be NULL) is called after each batch; when it returns
- * non-zero (a stop request: it has called bt_fail), the evaluation stops
- * there and returns BT_ETEMPFAIL. */
-int bt_mlm_evaluate(bt_bert *m, const bt_mlm_corpus *c, const bt_mlm_config *cfg, uint64_t seed, int batch_size,
-                    int max_seq, int (*heartbeat)(void *), void *hb_ctx, double *mean_loss, int64_t *n_masked);
-
-/* How many positions the fixed eval masks select over the whole corpus. */
-int64_t bt_mlm_count_eval_masked(const bt_mlm_corpus *c, const bt_mlm_config *cfg, uint64_t seed, int max_seq);
-
 #endif

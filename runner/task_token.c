@@ -8,6 +8,7 @@
  * aligned row is fixed at set-up.
  */
 #include "runner/task_token.h"
+#include "runner/task.h"
 #include "runner/watchdog.h"
 
 #include "engine/model_config.h"
@@ -30,20 +31,6 @@
 
 #define CONLL_MAX_BYTES ((size_t)4 << 30)
 
-/* "job.ini:12: [data] key: why" (BT_ECONFIG) */
-static int key_fail(const bt_job *j, const char *sec, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int key_fail(const bt_job *j, const char *sec, const char *name, const char *fmt, ...)
-{
-    char why[1024], where[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    bt_job_where(j, bt_job_key_index(sec, name), where, sizeof where);
-    return bt_fail(BT_ECONFIG, "%s: [%s] %s: %s", where, sec, name, why);
-}
-
 /* The job's CoNLL reading options; labels: the job's list, or NULL (collect). */
 static int conll_options(const bt_job *job, bt_conll_options *o)
 {
@@ -55,7 +42,7 @@ static int conll_options(const bt_job *job, bt_conll_options *o)
         errno = 0;
         long v = strtol(lc, &end, 10);
         if (*end || errno || v < 1 || v > 63)
-            return key_fail(job, "data", "label_column",
+            return bt_job_key_error(job, BT_ECONFIG, "data", "label_column",
                             "'%s': a CoNLL file has no header; give the 0-based column of the tag (1..63; column 0 is "
                             "the word, e.g. 3 for CoNLL-2003's NER tags), or auto for the last column", lc);
         o->tag_column = (int)v;
@@ -73,19 +60,19 @@ static int check_keys(const bt_job *job)
 {
     const char *tc = job->data.text_column;
     if (tc && *tc && strcmp(tc, "auto") && strcmp(tc, "0"))
-        return key_fail(job, "data", "text_column", "'%s': in a CoNLL file the word is column 0; remove the key", tc);
+        return bt_job_key_error(job, BT_ECONFIG, "data", "text_column", "'%s': in a CoNLL file the word is column 0; remove the key", tc);
     if (job->data.text_pair_column && job->data.text_pair_column[0])
-        return key_fail(job, "data", "text_pair_column", "task = token_classify reads one sentence per example; remove it");
+        return bt_job_key_error(job, BT_ECONFIG, "data", "text_pair_column", "task = token_classify reads one sentence per example; remove it");
     if (job->model.problem_type == BT_JOB_PROBLEM_MULTI || job->model.problem_type == BT_JOB_PROBLEM_REGRESSION)
-        return key_fail(job, "model", "problem_type", "task = token_classify has one tag per word (a softmax over the "
+        return bt_job_key_error(job, BT_ECONFIG, "model", "problem_type", "task = token_classify has one tag per word (a softmax over the "
                                                      "labels); use auto or single_label_classification");
     if (job->data.skip_malformed)
-        return key_fail(job, "data", "skip_malformed", "CoNLL files are read whole: a malformed line is always an "
+        return bt_job_key_error(job, BT_ECONFIG, "data", "skip_malformed", "CoNLL files are read whole: a malformed line is always an "
                                                        "error (file:line); fix the line and set it to false");
     int m = job->train.metric;
     if (m != BT_JOB_METRIC_AUTO && m != BT_JOB_METRIC_ENTITY_F1 && m != BT_JOB_METRIC_F1 &&
         m != BT_JOB_METRIC_ACCURACY && m != BT_JOB_METRIC_LOSS)
-        return key_fail(job, "train", "metric", "task token_classify supports entity_f1 (= f1, entity level), accuracy "
+        return bt_job_key_error(job, BT_ECONFIG, "train", "metric", "task token_classify supports entity_f1 (= f1, entity level), accuracy "
                                                 "(words) or loss");
     return BT_OK;
 }
@@ -173,11 +160,21 @@ static void token_set_free(bt_token_set *s)
     memset(s, 0, sizeof *s);
 }
 
+/* How a set is read: its CoNLL options, the tokenizer and its cache, the windows. */
+typedef struct {
+    const bt_conll_options *o;
+    const bt_tokenizer *tok;
+    const char *cache_dir;       /* NULL: no token cache */
+    const char *vocab_text;      /* keys the cache */
+    int max_seq, overlap;
+} token_src;
+
 /* Reads path into s: parse, limit, tokenize, cut into windows, align. */
-static int token_set_load(bt_token_set *s, const char *path, const bt_conll_options *o, int64_t limit,
-                          const bt_tokenizer *tok, int max_seq, int overlap, const char *cache_dir,
-                          const char *vocab_text, const char *which)
+static int token_set_load(bt_token_set *s, const char *path, int64_t limit, const char *which, const token_src *src)
 {
+    const bt_conll_options *o = src->o;
+    const bt_tokenizer *tok = src->tok;
+    int max_seq = src->max_seq, overlap = src->overlap;
     memset(s, 0, sizeof *s);
     char *text;
     size_t len;
@@ -198,7 +195,7 @@ static int token_set_load(bt_token_set *s, const char *path, const bt_conll_opti
             return bt_fail(BT_EDATA, "%s:%u: a sentence of %zu words: split it", path, c->sent_line[si],
                            c->sent[si + 1] - c->sent[si]);
     bt_id_table t;
-    rc = tokenize_words(s, tok, cache_dir, vocab_text, which, &t);
+    rc = tokenize_words(s, tok, src->cache_dir, src->vocab_text, which, &t);
     if (rc) return rc;
     bt_special_ids sp = bt_tokenizer_special_ids(tok);
     s->word_ntok = bt_xmalloc((s->n_words ? s->n_words : 1) * sizeof *s->word_ntok);
@@ -310,15 +307,15 @@ static void make_batch(bt_token_batcher *b, const bt_token_set *s, const uint32_
     out->token_labels = b->labels;
 }
 
-int bt_task_token_load(bt_token_task *t, const bt_job *job, const bt_tokenizer *tok, const char *cache_dir,
-                       const char *vocab_text, bt_dataset *train_view, bt_dataset *eval_view)
+int bt_task_token_load(bt_token_task *t, const bt_task_env *env, const char *cache_dir, bt_dataset *train_view,
+                       bt_dataset *eval_view)
 {
+    const bt_job *job = env->job;
     memset(t, 0, sizeof *t);
     memset(train_view, 0, sizeof *train_view);
     memset(eval_view, 0, sizeof *eval_view);
-    int rc = check_keys(job);
     bt_conll_options o;
-    if (!rc) rc = conll_options(job, &o);
+    int rc = conll_options(job, &o);
     if (rc) return rc;
     t->max_seq = (int)job->data.max_seq_len;
     /* the overlap of the windows of a long sentence: [data] stride when the job
@@ -327,21 +324,22 @@ int bt_task_token_load(bt_token_task *t, const bt_job *job, const bt_tokenizer *
     t->overlap = (int)job->data.stride;
     if (job->origin[stride_key].file) {
         if (t->overlap >= t->max_seq - 2)
-            return key_fail(job, "data", "stride", "%d: the overlap of the windows of a long sentence must be "
+            return bt_job_key_error(job, BT_ECONFIG, "data", "stride", "%d: the overlap of the windows of a long sentence must be "
                                                    "below max_seq_len - 2 = %d sub-tokens",
                             t->overlap, t->max_seq - 2);
     } else if (t->overlap > (t->max_seq - 2) / 2) {
         t->overlap = (t->max_seq - 2) / 2;
     }
-    rc = token_set_load(&t->train, job->data.train, &o, job->data.limit_train, tok, t->max_seq, t->overlap,
-                        cache_dir, vocab_text, "train");
+    token_src src = {.o = &o, .tok = env->tok, .cache_dir = cache_dir, .vocab_text = env->vocab_text,
+                     .max_seq = t->max_seq, .overlap = t->overlap};
+    rc = token_set_load(&t->train, job->data.train, job->data.limit_train, "train", &src);
     if (rc) return rc;
     bt_conll *tc = &t->train.conll;
     if (tc->n_sents == 0)
         return bt_fail(BT_EDATA, "%s: no training sentences; check [data] train", job->data.train);
     t->num_labels = tc->n_labels;
     if (job->model.num_labels > 0 && job->model.num_labels != tc->n_labels)
-        return key_fail(job, "model", "num_labels", "%lld, but the label list has %d tags (%s ... ); for "
+        return bt_job_key_error(job, BT_ECONFIG, "model", "num_labels", "%lld, but the label list has %d tags (%s ... ); for "
                                                     "token_classify they must agree: remove num_labels, or list every "
                                                     "tag in [data] labels",
                         (long long)job->model.num_labels, tc->n_labels, tc->labels[0]);
@@ -349,8 +347,8 @@ int bt_task_token_load(bt_token_task *t, const bt_job *job, const bt_tokenizer *
         bt_conll_options eo = o;
         eo.labels = (const char *const *)tc->labels; /* the training list: an unknown tag is an error at its line */
         eo.n_labels = tc->n_labels;
-        rc = token_set_load(&t->eval, job->data.eval, &eo, job->data.limit_eval, tok, t->max_seq, t->overlap,
-                            cache_dir, vocab_text, "eval");
+        src.o = &eo;
+        rc = token_set_load(&t->eval, job->data.eval, job->data.limit_eval, "eval", &src);
         if (rc) return rc;
         t->has_eval = t->eval.conll.n_sents > 0;
     }
@@ -362,7 +360,7 @@ int bt_task_token_load(bt_token_task *t, const bt_job *job, const bt_tokenizer *
         char why[512];
         snprintf(why, sizeof why, "%s", bt_errmsg());
         bt_err_clear();
-        return key_fail(job, "train", "metric", "%s needs entity tags (O, B-TYPE, I-TYPE, ...) but %s has others "
+        return bt_job_key_error(job, BT_ECONFIG, "train", "metric", "%s needs entity tags (O, B-TYPE, I-TYPE, ...) but %s has others "
                                                 "(%s); use metric = accuracy (words) for these tags",
                         bt_job_enum_name(bt_job_key_index("train", "metric"), m), job->data.train, why);
     } else {
@@ -376,10 +374,6 @@ int bt_task_token_load(bt_token_task *t, const bt_job *job, const bt_tokenizer *
     t->metric = m == BT_JOB_METRIC_LOSS ? "loss"
               : m == BT_JOB_METRIC_ACCURACY || !t->has_scheme ? "accuracy"
                                                               : "f1";
-    int bs = (int)job->train.batch_size;
-    t->n_micro = (int)job->train.grad_accum;
-    t->micro = bt_xcalloc((size_t)t->n_micro, sizeof *t->micro);
-    for (int k = 0; k < t->n_micro; k++) batcher_init(&t->micro[k], bs);
     fill_view(&t->train, job->data.train, train_view);
     if (job->data.eval && job->data.eval[0]) fill_view(&t->eval, job->data.eval, eval_view);
     bt_info("token_classify: %zu training sentences (%zu words), %d tags%s%s", tc->n_sents, t->train.n_words,
@@ -399,14 +393,11 @@ void bt_task_token_free(bt_token_task *t)
     memset(t, 0, sizeof *t);
 }
 
-void bt_task_token_batch(bt_token_task *t, int k, const uint32_t *idx, int n, bt_batch *out)
+int bt_task_token_evaluate(bt_token_task *t, const bt_task_eval_args *a, double *loss, bt_metric_value *v, int *n,
+                           void **extra)
 {
-    make_batch(&t->micro[k], &t->train, idx, n, out);
-}
-
-int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, int (*heartbeat)(void *), void *hb_ctx,
-                           double *loss, bt_metric_value *v, int *n, void **extra)
-{
+    bt_bert *m = a->model;
+    int batch_size = a->batch_size;
     *n = 0;
     *extra = NULL;
     *loss = NAN;
@@ -461,7 +452,7 @@ int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, int (*h
             n_words += ns;
             if (t->has_scheme) rc = bt_entity_count(&cnt, &t->scheme, c->tag + w0, word_pred, ns);
         }
-        if (rc == BT_OK && heartbeat && heartbeat(hb_ctx)) rc = BT_ETEMPFAIL;
+        if (rc == BT_OK && a->heartbeat && a->heartbeat(a->hb_ctx)) rc = BT_ETEMPFAIL;
     }
     if (rc == BT_OK) {
         *loss = n_lab > 0 ? loss_sum / (double)n_lab : NAN;
@@ -496,359 +487,98 @@ int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, int (*h
     return rc;
 }
 
-/* ------------------------------------------------------------------ predict */
+/* ------------------------------------------------- the task interface */
 
 typedef struct {
-    char **w;   /* words (pointers into the input text) */
-    int n;
-    long line;  /* input line of the first word (or of the sentence) */
-} sentence;
+    bt_token_task tk;
+    bt_dataset train, eval;      /* the generic views: paths, sentence windows, label list, hashes */
+    bt_batch *micro;             /* [grad_accum] */
+} token_task;
 
-/* Splits the input into sentences in place. */
-static void split_input(char *text, size_t len, int conll, sentence **out, size_t *n_out)
+static const char *const token_metrics[] = {"entity_f1", "f1", "accuracy", "loss", NULL};
+
+static int token_check_job(const bt_job *j)
 {
-    size_t cap = 64, n = 0, wcap = 0;
-    sentence *s = bt_xmalloc(cap * sizeof *s);
-    char *p = text, *end = text + len;
-    long line = 0;
-    int open = 0; /* conll: a sentence is being filled */
-    while (p < end) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        char *le = nl ? nl : end;
-        char *next = nl ? nl + 1 : end;
-        line++;
-        if (le > p && le[-1] == '\r') le--;
-        *le = '\0';
-        if (conll) {
-            char *q = p;
-            while (*q == ' ' || *q == '\t') q++;
-            if (!*q || !strncmp(q, "-DOCSTART-", 10)) {
-                open = 0;
-                p = next;
-                continue;
-            }
-            /* the word: up to the first TAB when there is one, else the first whitespace field */
-            char *word = strchr(p, '\t') ? p : q;
-            char *e = word;
-            if (strchr(p, '\t')) e = strchr(p, '\t');
-            else
-                while (*e && *e != ' ') e++;
-            *e = '\0';
-            if (!open) {
-                if (n == cap) s = bt_xrealloc(s, (cap *= 2) * sizeof *s);
-                s[n++] = (sentence){NULL, 0, line};
-                wcap = 0;
-                open = 1;
-            }
-            sentence *cur = &s[n - 1];
-            if (cur->n == (int)wcap) cur->w = bt_xrealloc(cur->w, (wcap = wcap ? wcap * 2 : 16) * sizeof *cur->w);
-            cur->w[cur->n++] = word;
-        } else {
-            if (n == cap) s = bt_xrealloc(s, (cap *= 2) * sizeof *s);
-            sentence *cur = &s[n++];
-            *cur = (sentence){NULL, 0, line};
-            size_t wc = 0;
-            for (char *q = p;;) {
-                while (*q == ' ' || *q == '\t') q++;
-                if (!*q) break;
-                char *w = q;
-                while (*q && *q != ' ' && *q != '\t') q++;
-                if (*q) *q++ = '\0';
-                if (cur->n == (int)wc) cur->w = bt_xrealloc(cur->w, (wc = wc ? wc * 2 : 16) * sizeof *cur->w);
-                cur->w[cur->n++] = w;
-            }
-        }
-        p = next;
-    }
-    *out = s;
-    *n_out = n;
+    int fmt = j->data.format;
+    if (fmt != BT_JOB_FORMAT_AUTO && fmt != BT_JOB_FORMAT_CONLL)
+        return bt_job_key_error(j, BT_ECONFIG, "data", "format", "task token_classify reads CoNLL files: "
+                                                                "set format = conll (or auto with a .conll file)");
+    if (j->data.eval_split > 0)
+        return bt_job_key_error(j, BT_ECONFIG, "data", "eval_split", "is not supported for task = token_classify: "
+                                                                    "give [data] eval a CoNLL file");
+    return check_keys(j);
 }
 
-/* Reads a whole file, or stdin for "-". */
-static int read_input(const char *input, char **text, size_t *len)
+static int token_load(bt_task_state *t, const bt_task_env *env)
 {
-    if (strcmp(input, "-")) {
-        int rc = bt_read_file(input, CONLL_MAX_BYTES, text, len);
-        if (rc == BT_ENOINPUT) return bt_fail(BT_ENOINPUT, "%s: cannot open the input file", input);
-        return rc;
-    }
-    size_t cap = 65536, n = 0;
-    char *b = bt_xmalloc(cap);
-    for (;;) {
-        if (n + 1 >= cap) b = bt_xrealloc(b, cap *= 2);
-        size_t r = fread(b + n, 1, cap - n - 1, stdin);
-        n += r;
-        if (r == 0) break;
-    }
-    if (ferror(stdin)) {
-        free(b);
-        return bt_fail(BT_EIO, "stdin: read error");
-    }
-    b[n] = '\0';
-    *text = b;
-    *len = n;
+    token_task *T = bt_xcalloc(1, sizeof *T);
+    t->impl = T;
+    /* read-only: no cache at all (words tokenize quickly) */
+    char *cache_dir = env->read_only ? NULL : bt_path_join(env->out_dir, "cache");
+    int rc = bt_task_token_load(&T->tk, env, cache_dir, &T->train, &T->eval);
+    free(cache_dir);
+    if (rc) return rc;
+    t->n_train = T->train.n;
+    t->n_eval = T->tk.has_eval ? T->eval.n : 0;
+    memcpy(t->train_sha256, T->train.sha256, 32);
+    if (T->tk.has_eval) memcpy(t->eval_sha256, T->eval.sha256, 32);
+    t->labels = T->train.labels;
+    t->n_labels = T->train.n_labels;
+    t->label_kind = "class";
+    t->num_labels = T->tk.num_labels;
+    t->eval_name = t->job->data.eval;
+    t->unit = T->tk.train.n_split_sents ? "sentence windows" : "sentences";
+    t->eval_unit = T->tk.eval.n_split_sents ? "sentence windows" : "sentences";
+    rc = bt_task_config_labels(env->mcfg, t->labels, t->n_labels, t->num_labels, 0);
+    if (rc) return rc;
+    bt_model_config_set_problem_type(env->mcfg, BT_PROBLEM_NONE); /* one softmax per token */
+    bt_model_config_set_architecture(env->mcfg, "BertForTokenClassification");
+    bt_model_config_set_inference(env->mcfg, (int)t->job->data.max_seq_len, T->tk.overlap);
+    t->model.task = BT_TASK_TOKEN_CLS;
+    t->model.num_labels = t->num_labels;
+    t->model.problem = BT_LOSS_SINGLE;
+    bt_task_set_metric(t, T->tk.metric); /* f1 (entities), accuracy (words) or loss */
     return BT_OK;
 }
 
-typedef struct {
-    int fmt; /* 0 tsv, 1 jsonl, 2 logits */
-    char **labels;
-    int C;
-    int32_t fill;
-    FILE *out;
-} pwriter;
-
-/* Output of one sentence: its words and, for each, the logits [C] at its
- * first sub-token in the window that owns it (NULL: a word without pieces). */
-static void write_sentence(const pwriter *pw, const sentence *s, const float *const *word_logits)
+/* The sentences' aligned rows, fixed at set-up. */
+static int token_step(bt_task_state *t, bt_trainer *tr, const bt_task_step_args *a, bt_step_info *info)
 {
-    int C = pw->C;
-    json_t *words = pw->fmt == 1 ? json_array() : NULL, *tags = words ? json_array() : NULL,
-           *probs = words ? json_array() : NULL;
-    for (int w = 0; w < s->n; w++) {
-        const float *x = word_logits[w];
-        if (pw->fmt == 2) {
-            fputs(s->w[w], pw->out);
-            for (int k = 0; k < C; k++) {
-                if (x) fprintf(pw->out, "\t%.7g", x[k]);
-                else fputs("\tnan", pw->out);
-            }
-            fputc('\n', pw->out);
-            continue;
-        }
-        int best = x ? bt_argmax(x, C) : pw->fill;
-        double p = NAN;
-        if (x) {
-            double mx = x[best], z = 0;
-            for (int k = 0; k < C; k++) z += exp((double)x[k] - mx);
-            p = 1.0 / z;
-        }
-        if (words) {
-            json_array_append_new(words, json_string(s->w[w]));
-            json_array_append_new(tags, json_string(pw->labels[best]));
-            json_array_append_new(probs, isfinite(p) ? json_real(p) : json_null());
-        } else {
-            fprintf(pw->out, "%s\t%s\n", s->w[w], pw->labels[best]);
-        }
+    token_task *T = t->impl;
+    bt_token_task *tk = &T->tk;
+    if (!T->micro) { /* [train] batch_size and grad_accum are final now (micro_batch = auto sets them) */
+        tk->n_micro = (int)t->job->train.grad_accum;
+        tk->micro = bt_xcalloc((size_t)tk->n_micro, sizeof *tk->micro);
+        for (int k = 0; k < tk->n_micro; k++) batcher_init(&tk->micro[k], a->batch_size);
+        T->micro = bt_xcalloc((size_t)tk->n_micro, sizeof *T->micro);
     }
-    if (words) {
-        json_t *o = json_pack("{s:o, s:o, s:o}", "words", words, "tags", tags, "probs", probs);
-        char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
-        fprintf(pw->out, "%s\n", line ? line : "{}");
-        free(line);
-        json_decref(o);
-    } else {
-        fputc('\n', pw->out);
-    }
+    for (int k = 0; k < a->n_micro; k++)
+        make_batch(&tk->micro[k], &tk->train, a->idx + (size_t)k * (size_t)a->batch_size, a->n[k], &T->micro[k]);
+    return bt_train_step(tr, T->micro, a->n_micro, info);
 }
 
-int bt_task_token_predict(const char *dir, const char *src, const char *input, int conll, const char *output,
-                          const char *format, int batch, int max_len, int overlap, int threads, const char *device)
+/* Loss per labelled token, entity P/R/F1 (seqeval default), word accuracy. */
+static int token_eval(bt_task_state *t, const bt_task_eval_args *a, bt_task_eval *r)
 {
-    bt_tokenizer *tok = NULL;
-    bt_model_config mc;
-    memset(&mc, 0, sizeof mc);
-    bt_backend *be = NULL;
-    bt_bert *m = NULL;
-    char *text = NULL, *out_tmp = NULL;
-    sentence *sents = NULL;
-    size_t n_sents = 0;
-    FILE *out = NULL;
-    bt_encoding enc;
-    bt_encoding_init(&enc);
-    int32_t *flat = NULL, *ntok = NULL, *ids = NULL;
-    size_t *woff = NULL, *row_word0 = NULL, *sent_row = NULL;
-    float *logits = NULL;
-    int *lens = NULL;
-    size_t *row_pos = NULL;
-    const int32_t **idp = NULL;
-    const float **word_logits = NULL;
-    bt_conll_window *win = NULL;
-    int32_t *labels_scratch = NULL;
-    int rc = bt_tokenizer_load(dir, &tok);
-    if (rc) goto out;
-    char *cp = bt_path_join(dir, "config.json");
-    rc = bt_model_config_load(cp, &mc);
-    free(cp);
-    if (rc) goto out;
-    if (max_len < 3) max_len = 3;
-    if (overlap < 0 || overlap >= max_len - 2) overlap = (max_len - 2) / 4;
-    be = !strcmp(device, "cuda") ? bt_backend_cuda_create(0) : bt_backend_cpu_create(threads);
-    if (!be) {
-        rc = bt_fail_context(BT_ECONFIG, "predict --device %s", device);
-        goto out;
-    }
-    bt_bert_opts o = {.task = BT_TASK_TOKEN_CLS, .max_batch = batch, .max_seq = max_len, .training = 0, .seed = 0};
-    if ((rc = bt_bert_create(be, dir, &o, &m))) goto out;
-    if (bt_bert_heads_initialised(m))
-        bt_warn("%s has no trained token classifier (%d head tensors freshly initialised): the predictions are not "
-                "meaningful; point predict at a fine-tuned model, an archive or a job",
-                src, bt_bert_heads_initialised(m));
-    int C = bt_bert_logits_cols(m);
-    if (mc.num_labels != C) {
-        rc = bt_fail(BT_EDATA, "%s: config.json names %d labels but the token classifier has %d outputs", src,
-                     mc.num_labels, C);
-        goto out;
-    }
-    pwriter pw = {.fmt = !strcmp(format, "jsonl") ? 1 : !strcmp(format, "logits") ? 2 : 0, .labels = mc.labels, .C = C};
-    pw.fill = 0;
-    for (int k = 0; k < C; k++)
-        if (!strcmp(mc.labels[k], "O")) {
-            pw.fill = k;
-            break;
-        }
-    size_t len;
-    if ((rc = read_input(input, &text, &len))) goto out;
-    split_input(text, len, conll, &sents, &n_sents);
-    if (output) {
-        out_tmp = bt_xasprintf("%s.partial", output);
-        out = fopen(out_tmp, "wb");
-        if (!out) {
-            rc = bt_fail(BT_EIO, "%s: cannot create the output file: %s", out_tmp, strerror(errno));
-            goto out;
-        }
-    } else {
-        out = stdout;
-    }
-    pw.out = out;
-    labels_scratch = bt_xmalloc((size_t)max_len * sizeof *labels_scratch);
-    sent_row = bt_xcalloc((size_t)batch + 1, sizeof *sent_row);
-    /* per group of `batch` sentences: words (ntok, woff: sub-token counts and
-     * offsets into flat), windows (win, row_word0: the row's first word in the
-     * group), rows (ids, lens, row_pos: first logits row) */
-    size_t ntok_cap = 0, flat_cap = 0, row_cap = 0;
-    size_t *ntok_off = bt_xcalloc((size_t)batch + 1, sizeof *ntok_off);
-    bt_special_ids sp = bt_tokenizer_special_ids(tok);
-    size_t n_split = 0, n_long = 0;
-    for (size_t start = 0; start < n_sents && !rc; start += (size_t)batch) {
-        bt_stop_reason why = bt_signal_pending(); /* a stop request: within one batch */
-        if (why != BT_STOP_NONE) {
-            rc = bt_fail(BT_ETEMPFAIL, "predict interrupted by %s after %zu of %zu sentences: %s; run it again",
-                         bt_stop_reason_name(why), start, n_sents,
-                         output ? "nothing was written to the output (its .partial is removed)"
-                                : "the tags of those sentences were written to stdout, the rest were not");
-            break;
-        }
-        int nb = (int)(n_sents - start < (size_t)batch ? n_sents - start : (size_t)batch);
-        size_t nw_all = 0;
-        for (int i = 0; i < nb; i++) nw_all += (size_t)sents[start + (size_t)i].n;
-        if (nw_all + 1 > ntok_cap) {
-            ntok_cap = nw_all + 1;
-            ntok = bt_xrealloc(ntok, ntok_cap * sizeof *ntok);
-            woff = bt_xrealloc(woff, (ntok_cap + 1) * sizeof *woff);
-            word_logits = bt_xrealloc(word_logits, ntok_cap * sizeof *word_logits);
-        }
-        /* rows: at most one window per word, one for an empty sentence */
-        if (nw_all + (size_t)nb > row_cap) {
-            row_cap = nw_all + (size_t)nb;
-            win = bt_xrealloc(win, row_cap * sizeof *win);
-            row_word0 = bt_xrealloc(row_word0, row_cap * sizeof *row_word0);
-            row_pos = bt_xrealloc(row_pos, (row_cap + 1) * sizeof *row_pos);
-            lens = bt_xrealloc(lens, row_cap * sizeof *lens);
-            idp = bt_xrealloc(idp, row_cap * sizeof *idp);
-            ids = bt_xrealloc(ids, row_cap * (size_t)max_len * sizeof *ids);
-            logits = bt_xrealloc(logits, row_cap * (size_t)max_len * (size_t)C * sizeof *logits);
-        }
-        ntok_off[0] = 0;
-        woff[0] = 0;
-        size_t used = 0, nrows = 0;
-        for (int i = 0; i < nb && !rc; i++) {
-            const sentence *s = &sents[start + (size_t)i];
-            for (int w = 0; w < s->n; w++) {
-                rc = bt_encode(tok, s->w[w], strlen(s->w[w]), NULL, &enc);
-                if (rc) {
-                    bt_fail_context(rc, "%s:%ld", input, conll ? s->line + w : s->line);
-                    break;
-                }
-                size_t k = enc.len >= 2 ? enc.len - 2 : 0;
-                if (used + k > flat_cap) flat = bt_xrealloc(flat, (flat_cap = (used + k) * 2 + 64) * sizeof *flat);
-                if (k) memcpy(flat + used, enc.input_ids + 1, k * sizeof *flat);
-                used += k;
-                size_t gw = ntok_off[i] + (size_t)w;
-                ntok[gw] = (int32_t)k;
-                woff[gw + 1] = used;
-            }
-            if (rc) break;
-            ntok_off[i + 1] = ntok_off[i] + (size_t)s->n;
-            sent_row[i] = nrows;
-            int k = bt_conll_windows(ntok + ntok_off[i], s->n, max_len, overlap, win + nrows);
-            n_split += k > 1;
-            for (int r = 0; r < k; r++) row_word0[nrows + (size_t)r] = ntok_off[i] + (size_t)win[nrows + (size_t)r].begin;
-            nrows += (size_t)k;
-        }
-        if (rc) break;
-        sent_row[nb] = nrows;
-        row_pos[0] = 0;
-        for (size_t r = 0; r < nrows && !rc; r++) {
-            int32_t *row = ids + r * (size_t)max_len;
-            int nw = win[r].end - win[r].begin, kept = 0;
-            size_t gw = row_word0[r];
-            rc = bt_conll_align(flat + woff[gw], ntok + gw, NULL, nw, max_len, sp.cls, sp.sep, row, labels_scratch,
-                                &lens[r], &kept);
-            if (!rc && nw == 1 && ntok[gw] > max_len - 2) n_long++;
-            idp[r] = row;
-            row_pos[r + 1] = row_pos[r] + (size_t)lens[r];
-        }
-        /* the model sees at most `batch` rows at a time */
-        for (size_t r = 0; r < nrows && !rc; r += (size_t)batch) {
-            int nr = (int)(nrows - r < (size_t)batch ? nrows - r : (size_t)batch);
-            bt_batch b = {.n = nr, .ids = idp + r, .len = lens + r};
-            rc = bt_bert_eval(m, &b, NULL, logits + row_pos[r] * (size_t)C);
-        }
-        for (int i = 0; i < nb && !rc; i++) {
-            for (size_t r = sent_row[i]; r < sent_row[i + 1]; r++) {
-                const float *lg = logits + row_pos[r] * (size_t)C;
-                int pos = 1; /* after [CLS] */
-                for (int w = win[r].begin; w < win[r].end; w++) {
-                    size_t gw = ntok_off[i] + (size_t)w;
-                    if (w >= win[r].own_begin && w < win[r].own_end)
-                        word_logits[gw] = ntok[gw] > 0 ? lg + (size_t)pos * (size_t)C : NULL;
-                    pos += ntok[gw];
-                }
-            }
-            write_sentence(&pw, &sents[start + (size_t)i], word_logits + ntok_off[i]);
-        }
-    }
-    free(ntok_off);
-    if (!rc && n_split)
-        bt_info("%zu sentences longer than %d sub-tokens were cut into windows overlapping by %d", n_split, max_len,
-                overlap);
-    if (!rc && n_long)
-        bt_warn("%zu words are longer than %d sub-tokens on their own: tagged from their first %d pieces", n_long,
-                max_len, max_len - 2);
-    if (!rc && (fflush(out) || ferror(out)))
-        rc = bt_fail(BT_EIO, "cannot write the predictions to %s", output ? out_tmp : "stdout");
-    if (!rc && output) {
-        if (fsync(fileno(out)) != 0 || fclose(out) != 0) rc = bt_fail(BT_EIO, "%s: %s", out_tmp, strerror(errno));
-        out = NULL;
-        if (!rc && rename(out_tmp, output) != 0)
-            rc = bt_fail(BT_EIO, "cannot rename %s to %s: %s", out_tmp, output, strerror(errno));
-        if (!rc) fprintf(stderr, "wrote the tags of %zu sentences to %s\n", n_sents, output);
-    }
-out:
-    if (out && out != stdout) fclose(out);
-    if (rc && out_tmp) unlink(out_tmp);
-    free(out_tmp);
-    for (size_t i = 0; i < n_sents; i++) free(sents[i].w);
-    free(sents);
-    free(text);
-    free(flat);
-    free(ntok);
-    free(woff);
-    free(word_logits);
-    free(win);
-    free(row_word0);
-    free(row_pos);
-    free(sent_row);
-    free(labels_scratch);
-    free(ids);
-    free(logits);
-    free(lens);
-    free(idp);
-    bt_encoding_free(&enc);
-    bt_bert_free(m);
-    if (be) be->destroy(be);
-    bt_tokenizer_free(tok);
-    bt_model_config_free(&mc);
+    token_task *T = t->impl;
+    void *extra = NULL;
+    int rc = bt_task_token_evaluate(&T->tk, a, &r->loss, r->v, &r->n, &extra);
+    r->extra = extra;
     return rc;
 }
+
+static void token_free(bt_task_state *t)
+{
+    token_task *T = t->impl;
+    if (!T) return;
+    bt_task_token_free(&T->tk);
+    bt_data_free(&T->train);
+    bt_data_free(&T->eval);
+    free(T->micro);
+    free(T);
+}
+
+const bt_task_ops bt_task_token_classify = {
+    .name = "token_classify", .metrics = token_metrics, .check_job = token_check_job, .load = token_load,
+    .step = token_step, .evaluate = token_eval, .free = token_free,
+};

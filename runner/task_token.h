@@ -1,7 +1,9 @@
-/* runner/task_token.h — `task = token_classify` in the segment loop: CoNLL
- * sentences -> aligned model inputs, labelled micro-batches, and the
- * entity-level evaluation; and `baton predict` with a token-classification
- * model (see docs/tasks.md, "In baton run (task = token_classify)").
+/* runner/task_token.h — `task = token_classify` (runner/task_token.c, its
+ * entry of the task interface runner/task.h): CoNLL sentences -> aligned
+ * model inputs, labelled micro-batches, and the entity-level evaluation; and
+ * `baton predict` with a token-classification model
+ * (runner/task_token_predict.c; see docs/tasks.md, "In baton run (task =
+ * token_classify)").
  *
  * Owns: the job keys -> bt_conll_options mapping (label_column = the tag
  * column, conll_separator, labels) and the checks of the keys that do not
@@ -31,6 +33,7 @@
 #include "engine/metrics.h"
 #include "engine/tokenizer.h"
 #include "runner/job.h"
+#include "runner/task.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -73,31 +76,28 @@ typedef struct {
     int n_micro;
 } bt_token_task;
 
-/* Reads, tokenizes and aligns the job's train (and eval) files. cache_dir
- * (may be NULL: no cache) holds the token cache; vocab_text keys it. The
+/* Reads, tokenizes and aligns the job's train (and eval) files with env's
+ * tokenizer. cache_dir (may be NULL: no cache) holds the token cache;
+ * env->vocab_text keys it. The
  * runner's generic machinery reads the views: train_view / eval_view get the
  * path, n (sentences), label list (heap copies, freed by bt_data_free) and
  * the files' sha256, so the fingerprint, the label check on resume and the
  * evaluation estimate work as for classify. Errors: BT_ECONFIG for keys that
  * do not fit (naming the key), BT_EDATA for malformed data (file:line). */
-int bt_task_token_load(bt_token_task *t, const bt_job *job, const bt_tokenizer *tok, const char *cache_dir,
-                       const char *vocab_text, bt_dataset *train_view, bt_dataset *eval_view);
+int bt_task_token_load(bt_token_task *t, const bt_task_env *env, const char *cache_dir, bt_dataset *train_view,
+                       bt_dataset *eval_view);
 void bt_task_token_free(bt_token_task *t);
 
-/* The micro-batch k (< the job's grad_accum) of sentences idx[0..n) of the
- * training set: out points into t (valid until batcher k is used again). */
-void bt_task_token_batch(bt_token_task *t, int k, const uint32_t *idx, int n, bt_batch *out);
-
-/* Evaluates every eval sentence in order, batch_size at a time (dropout off).
+/* Evaluates every eval sentence in order, a->batch_size at a time (dropout off).
  * *loss = the mean cross-entropy per labelled token (NAN if none); v[0..*n)
  * (room for 6) = f1, precision, recall (entity level, micro; only with an
  * entity tag scheme) and accuracy (words); *extra = a new json_t * (as void
  * *) {"entities": {TYPE: {"precision","recall","f1","support"}...},
- * "support": gold entities, "words": N} or NULL. heartbeat may be NULL; it
- * is called after each batch, and a non-zero return (a stop request; it has
+ * "support": gold entities, "words": N} or NULL. a->heartbeat may be NULL;
+ * it is called after each batch, and a non-zero return (a stop request; it has
  * called bt_fail) stops the evaluation there with BT_ETEMPFAIL. */
-int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, int (*heartbeat)(void *), void *hb_ctx,
-                           double *loss, bt_metric_value *v, int *n, void **extra);
+int bt_task_token_evaluate(bt_token_task *t, const bt_task_eval_args *a, double *loss, bt_metric_value *v, int *n,
+                           void **extra);
 
 /* `baton predict` with a BertForTokenClassification model directory dir
  * (src names it in messages): input is a CoNLL file (one word per line: the
@@ -112,7 +112,16 @@ int bt_task_token_evaluate(bt_token_task *t, bt_bert *m, int batch_size, int (*h
  * quarter of the window); each word is tagged by the window that owns it.
  * Words without sub-tokens get "O" (else label 0); batch = rows (windows) per
  * forward pass. output NULL: stdout, else written atomically. */
-int bt_task_token_predict(const char *dir, const char *src, const char *input, int conll, const char *output,
-                          const char *format, int batch, int max_len, int overlap, int threads, const char *device);
+typedef struct {
+    const char *dir, *src;       /* the model directory; what the user named (messages) */
+    const char *input;           /* a file, or "-" (stdin) */
+    int conll;                   /* 1: input is a CoNLL file; 0: one sentence per line */
+    const char *output;          /* NULL: stdout */
+    const char *format;          /* "tsv", "jsonl", "logits" */
+    int batch, max_len, overlap; /* rows per forward pass; window length; sub-tokens repeated between windows */
+    int threads;
+    const char *device;          /* "cpu", "cuda" */
+} bt_token_predict_args;
+int bt_task_token_predict(const bt_token_predict_args *a);
 
 #endif
