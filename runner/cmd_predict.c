@@ -68,6 +68,7 @@ static const char *const usage_text =
     "                   and every label's probability (softmax; multi-label: sigmoid,\n"
     "                   labels at >= 0.5 joined by ','; regression: the value); jsonl:\n"
     "                   the same as JSON objects; logits: the raw logits, tab-separated\n"
+    "                   (9 significant digits: each float exactly)\n"
     "  --batch-size N   examples per forward pass (default 16)\n"
     "  --max-length N   tokens per example incl. [CLS]/[SEP] (default: the job's\n"
     "                   max_seq_len for a model trained by baton, else 512, or the\n"
@@ -117,7 +118,7 @@ static void write_result(const writer *w, const float *lg)
 {
     int C = w->C;
     if (w->fmt == FMT_LOGITS) {
-        for (int c = 0; c < C; c++) fprintf(w->out, c ? "\t%.7g" : "%.7g", lg[c]);
+        for (int c = 0; c < C; c++) fprintf(w->out, c ? "\t%.9g" : "%.9g", lg[c]);
         fputc('\n', w->out);
         return;
     }

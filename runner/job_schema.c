@@ -136,7 +136,7 @@ static const bt_job_key keys[] = {
     {"train", "early_stopping_patience", BT_JT_INT, "0", "0..", 1, 0,
      "Stop after N evaluations without improving the metric; 0: off.", O(train.early_stopping_patience)},
     {"train", "metric", BT_JT_ENUM, "auto",
-     "auto|accuracy|f1|f1_macro|mse|pearson|perplexity|entity_f1|loss", 1, 0,
+     "auto|accuracy|f1|f1_macro|mse|pearson|perplexity|entity_f1|loss|spearman", 1, 0,
      "Metric for best checkpoint and early stopping (each task accepts its own: docs/tasks.md); auto: the task's "
      "default (accuracy for classify, mse for regression, perplexity for mlm, entity_f1 for token_classify, ...).",
      O(train.metric)},

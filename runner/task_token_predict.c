@@ -142,7 +142,7 @@ static void write_sentence(const pwriter *pw, const sentence *s, const float *co
         if (pw->fmt == 2) {
             fputs(s->w[w], pw->out);
             for (int k = 0; k < C; k++) {
-                if (x) fprintf(pw->out, "\t%.7g", x[k]);
+                if (x) fprintf(pw->out, "\t%.9g", x[k]);
                 else fputs("\tnan", pw->out);
             }
             fputc('\n', pw->out);

@@ -14,6 +14,7 @@
     X(classify_long, CLASSIFY_LONG, bt_task_classify_long)     \
     X(mlm, MLM, bt_task_mlm)                                   \
     X(token_classify, TOKEN_CLASSIFY, bt_task_token_classify)  \
+    X(similarity, SIMILARITY, bt_task_similarity)              \
     /* a new task: one X(...) line above this one */
 
 /* "classify|classify_long|..." for the job schema */
