@@ -1,16 +1,13 @@
 /* runner/cmd_predict.c — `baton predict (MODEL_DIR | ARCHIVE | JOB.ini)
- * --input FILE`: sequence-classification predictions for each input line,
- * or each row of a table (runner/predict_table.c).
+ * --input FILE`: predictions for each input line, row or sentence.
  *
  * Owns: argument parsing, finding the model (a directory; an archive, exported
  * to a temporary directory first; a job's best archive, else its newest valid
- * one, saying which), loading it, reading text lines, batching, and writing
- * one result per input line in input order: labels and probabilities (TSV or
- * JSONL) or raw logits.
- * Must not: implement model or tokenizer logic (engine/ does), parse tables
- * or write their output (runner/predict_table.c does).
- * A line holding a TAB is encoded as a (first, second) pair, as a
- * two-column data set would be.
+ * one, saying which), reading its tokenizer and configs, resolving
+ * --max-length, and handing the request (runner/predict.h) to the task whose
+ * models config.json names (runner/task.h): sequence models to
+ * runner/predict_seq.c, token classifiers to runner/task_token_predict.c.
+ * Must not: know any task's output: the task predicts.
  */
 #include "engine/bert.h"
 #include "engine/model_config.h"
@@ -20,9 +17,9 @@
 #include "runner/archive_check.h"
 #include "runner/commands.h"
 #include "runner/job.h"
+#include "runner/predict.h"
 #include "runner/predict_table.h"
-#include "runner/task_longdoc.h"
-#include "runner/task_token.h"
+#include "runner/task.h"
 #include "runner/watchdog.h"
 #include "state/archive.h"
 #include "state/discovery.h"
@@ -90,87 +87,6 @@ static const char *const usage_text =
     "(its .partial is removed); on stdout, the lines before stay written (a table's\n"
     "output is written at the end: nothing).\n";
 
-typedef enum { FMT_TSV, FMT_JSONL, FMT_LOGITS } out_format;
-
-/* What the output needs to know about the model. */
-typedef struct {
-    out_format fmt;
-    bt_problem_type problem;
-    char **labels; /* [C] */
-    int C;
-    FILE *out;
-} writer;
-
-static void write_header(const writer *w)
-{
-    if (w->fmt != FMT_TSV) return;
-    if (w->problem == BT_PROBLEM_REGRESSION) {
-        fputs("value\n", w->out);
-        return;
-    }
-    fputs(w->problem == BT_PROBLEM_MULTI_LABEL ? "labels\tprob" : "label\tprob", w->out);
-    for (int c = 0; c < w->C; c++) fprintf(w->out, "\tprob_%s", w->labels[c]);
-    fputc('\n', w->out);
-}
-
-/* One input's result from its C logits. */
-static void write_result(const writer *w, const float *lg)
-{
-    int C = w->C;
-    if (w->fmt == FMT_LOGITS) {
-        for (int c = 0; c < C; c++) fprintf(w->out, c ? "\t%.9g" : "%.9g", lg[c]);
-        fputc('\n', w->out);
-        return;
-    }
-    if (w->problem == BT_PROBLEM_REGRESSION) {
-        if (w->fmt == FMT_TSV) fprintf(w->out, "%.7g\n", lg[0]);
-        else fprintf(w->out, "{\"value\":%.7g}\n", lg[0]);
-        return;
-    }
-    double p[C > 0 ? C : 1];
-    int best = 0;
-    if (w->problem == BT_PROBLEM_MULTI_LABEL) {
-        for (int c = 0; c < C; c++) p[c] = 1.0 / (1.0 + exp(-(double)lg[c]));
-    } else {
-        double mx = lg[0], z = 0;
-        for (int c = 1; c < C; c++) mx = lg[c] > mx ? lg[c] : mx;
-        for (int c = 0; c < C; c++) z += (p[c] = exp((double)lg[c] - mx));
-        for (int c = 0; c < C; c++) p[c] /= z;
-    }
-    for (int c = 1; c < C; c++)
-        if (p[c] > p[best]) best = c;
-    json_t *o = w->fmt == FMT_JSONL ? json_object() : NULL, *probs = o ? json_object() : NULL;
-    if (w->problem == BT_PROBLEM_MULTI_LABEL) {
-        json_t *on = o ? json_array() : NULL;
-        int first = 1;
-        for (int c = 0; c < C; c++) {
-            if (p[c] < 0.5) continue;
-            if (on) json_array_append_new(on, json_string(w->labels[c]));
-            else fprintf(w->out, "%s%s", first ? "" : ",", w->labels[c]);
-            first = 0;
-        }
-        if (o) json_object_set_new(o, "labels", on);
-        else fprintf(w->out, "\t%.6f", p[best]);
-    } else if (o) {
-        json_object_set_new(o, "label", json_string(w->labels[best]));
-        json_object_set_new(o, "prob", json_real(p[best]));
-    } else {
-        fprintf(w->out, "%s\t%.6f", w->labels[best], p[best]);
-    }
-    for (int c = 0; c < C; c++) {
-        if (probs) json_object_set_new(probs, w->labels[c], json_real(p[c]));
-        else fprintf(w->out, "\t%.6f", p[c]);
-    }
-    if (o) {
-        json_object_set_new(o, "probs", probs);
-        char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7));
-        fputs(line ? line : "{}", w->out);
-        free(line);
-        json_decref(o);
-    }
-    fputc('\n', w->out);
-}
-
 static int parse_int(const char *flag, const char *v, int lo, int hi, int *out)
 {
     char *end;
@@ -179,33 +95,6 @@ static int parse_int(const char *flag, const char *v, int lo, int hi, int *out)
         return bt_fail(BT_EUSAGE, "%s needs an integer in [%d, %d] (got '%s')", flag, lo, hi, v ? v : "");
     *out = (int)x;
     return 0;
-}
-
-typedef struct {
-    int32_t *ids, *tt;
-    int len;
-} item;
-
-static int flush_batch(bt_bert *m, item *it, int n, float *logits, const writer *w)
-{
-    const int32_t **ids = bt_xcalloc((size_t)n, sizeof *ids), **tt = bt_xcalloc((size_t)n, sizeof *tt);
-    int *len = bt_xcalloc((size_t)n, sizeof *len);
-    for (int i = 0; i < n; i++) {
-        ids[i] = it[i].ids;
-        tt[i] = it[i].tt;
-        len[i] = it[i].len;
-    }
-    bt_batch b = {.n = n, .ids = ids, .type_ids = tt, .len = len};
-    int rc = bt_bert_eval(m, &b, NULL, logits);
-    for (int i = 0; i < n && !rc; i++) write_result(w, logits + (size_t)i * (size_t)w->C);
-    for (int i = 0; i < n; i++) {
-        free(it[i].ids);
-        free(it[i].tt);
-    }
-    free(ids);
-    free(tt);
-    free(len);
-    return rc;
 }
 
 /* "best accuracy 0.91 at step 120" from trainer.json's "best" (heap), or NULL. */
@@ -270,17 +159,6 @@ static int input_is_file(const char *input)
     return BT_OK;
 }
 
-/* A stop signal since predict started: BT_ETEMPFAIL saying what was done. */
-static int stop_requested(long lines, const char *output)
-{
-    bt_stop_reason why = bt_signal_pending();
-    if (why == BT_STOP_NONE) return BT_OK;
-    return bt_fail(BT_ETEMPFAIL, "predict interrupted by %s after %ld input line%s: %s; run it again",
-                   bt_stop_reason_name(why), lines, lines == 1 ? "" : "s",
-                   output ? "nothing was written to the output (its .partial is removed)"
-                          : "the predictions of those lines were written to stdout, the rest were not");
-}
-
 static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);
@@ -290,7 +168,7 @@ static int ends_with(const char *s, const char *suffix)
 typedef struct {
     const char *src, *input, *device, *output, *input_format, *id_column;
     int batch, max_len, threads, stride, proba, fmt_given;
-    out_format fmt;
+    bt_predict_format fmt;
 } predict_args;
 
 /* One option at argv[*i] (its value at argv[*i + 1]); 1 when it printed the help. */
@@ -322,9 +200,9 @@ static int parse_option(int argc, char **argv, int *i, predict_args *a, int *rc)
         a->device = v;
     } else { /* --format */
         a->fmt_given = 1;
-        if (!strcmp(v, "tsv")) a->fmt = FMT_TSV;
-        else if (!strcmp(v, "jsonl")) a->fmt = FMT_JSONL;
-        else if (!strcmp(v, "logits")) a->fmt = FMT_LOGITS;
+        if (!strcmp(v, "tsv")) a->fmt = BT_PREDICT_TSV;
+        else if (!strcmp(v, "jsonl")) a->fmt = BT_PREDICT_JSONL;
+        else if (!strcmp(v, "logits")) a->fmt = BT_PREDICT_LOGITS;
         else *rc = bt_fail(BT_EUSAGE, "--format is tsv, jsonl or logits (got '%s'); the input's format is "
                                       "--input-format", v);
     }
@@ -334,7 +212,7 @@ static int parse_option(int argc, char **argv, int *i, predict_args *a, int *rc)
 /* The command line: BT_OK, an error, or -1 after printing the help. */
 static int parse_args(int argc, char **argv, predict_args *a)
 {
-    *a = (predict_args){.device = "cpu", .batch = 16, .stride = -1, .fmt = FMT_TSV};
+    *a = (predict_args){.device = "cpu", .batch = 16, .stride = -1, .fmt = BT_PREDICT_TSV};
     int rc = BT_OK;
     for (int i = 1; i < argc && !rc; i++) {
         if (argv[i][0] == '-' && argv[i][1]) {
@@ -407,7 +285,7 @@ static void remove_tmpdir(const char *tmpdir)
     rmdir(tmpdir);
 }
 
-/* Everything predict holds while it runs. */
+/* What predict holds: the arguments, the model directory and what was read of it. */
 typedef struct {
     predict_args a;
     const char *dir;      /* the model directory */
@@ -415,17 +293,14 @@ typedef struct {
     bt_tokenizer *tok;
     bt_model_config mc;
     bt_bert_config cfg;
-    bt_backend *be;
-    bt_bert *m;
-    bt_longdoc *ld;
-    bt_longdoc_opts lopts;
-    int longdoc, attn_dim, trained_stride;
+    bt_data_format in_fmt;
 } predict_ctx;
 
-/* The tokenizer and configs; --max-length from training when not given. */
-static int load_config(predict_ctx *c)
+/* The tokenizer and configs; the request with --max-length from training
+ * when not given (else 512 / the tokenizer's limit). */
+static int load_model(predict_ctx *c, bt_predict_request *r)
 {
-    int rc, trained_len;
+    int rc, trained_len, trained_stride;
     if ((rc = bt_tokenizer_load(c->dir, &c->tok))) return rc;
     if ((rc = bt_bert_config_load(c->dir, &c->cfg))) return rc;
     char *cp = bt_path_join(c->dir, "config.json");
@@ -433,191 +308,38 @@ static int load_config(predict_ctx *c)
     free(cp);
     if (rc) return rc;
     /* the sequence length (and window overlap) of training, when the model
-     * was trained by baton; else 512 / the tokenizer's limit */
-    if ((rc = bt_model_config_inference(&c->mc, &trained_len, &c->trained_stride))) return rc;
-    int *max_len = &c->a.max_len;
-    if (!*max_len && trained_len) *max_len = trained_len;
-    if (!*max_len) {
-        *max_len = 512;
+     * was trained by baton */
+    if ((rc = bt_model_config_inference(&c->mc, &trained_len, &trained_stride))) return rc;
+    const predict_args *a = &c->a;
+    int max_len = a->max_len ? a->max_len : trained_len;
+    if (!max_len) {
+        max_len = 512;
         long mml = bt_tokenizer_get_config(c->tok)->model_max_length;
-        if (mml > 0 && mml < *max_len) *max_len = (int)mml;
+        if (mml > 0 && mml < max_len) max_len = (int)mml;
     }
-    if (*max_len > bt_bert_max_seq_len(&c->cfg)) *max_len = bt_bert_max_seq_len(&c->cfg);
-    /* a long-document classifier (task = classify_long): each line is a whole
-     * document, chunked and pooled as in training (config.json says how) */
-    if ((rc = bt_task_longdoc_from_config(c->mc.json, c->tok, c->a.src, &c->lopts, &c->attn_dim, &c->longdoc)))
-        return rc;
-    /* an archive of task = mlm has no classifier: refuse rather than print logits of a random head */
-    if (c->archive[0] && c->mc.architecture && !strcmp(c->mc.architecture, "BertForMaskedLM"))
-        return bt_fail(BT_EUSAGE, "%s is a masked-LM checkpoint (task = mlm, BertForMaskedLM): it has no classifier "
-                                  "to predict with; export it (baton export) and fine-tune that directory with "
-                                  "task = classify", c->archive);
-    return BT_OK;
-}
-
-/* A token classifier (task = token_classify) tags per word (runner/task_token.c). */
-static int predict_tokens(const predict_ctx *c, bt_data_format in_fmt)
-{
-    const predict_args *a = &c->a;
-    if (in_fmt != BT_DATA_TEXT && in_fmt != BT_DATA_CONLL)
-        return bt_fail(BT_EUSAGE, "%s: a token-classification model (task = token_classify) tags sentences: give "
-                                  "one sentence per line (.txt) or a CoNLL file, not a %s table", a->input,
-                       bt_data_format_name(in_fmt));
-    if (a->stride >= a->max_len - 2)
-        return bt_fail(BT_EUSAGE, "--stride %d: a window of a long sentence holds %d sub-tokens with --max-length "
-                                  "%d and must repeat fewer; give a smaller --stride or a larger --max-length",
-                       a->stride, a->max_len - 2, a->max_len);
-    int overlap = a->stride >= 0 ? a->stride : c->trained_stride < a->max_len - 2 ? c->trained_stride : -1;
-    bt_token_predict_args ta = {
-        .dir = c->dir, .src = a->src, .input = a->input, .conll = in_fmt == BT_DATA_CONLL, .output = a->output,
-        .format = a->fmt == FMT_JSONL ? "jsonl" : a->fmt == FMT_LOGITS ? "logits" : "tsv", .batch = a->batch,
-        .max_len = a->max_len, .overlap = overlap, .threads = a->threads, .device = a->device,
+    if (max_len > bt_bert_max_seq_len(&c->cfg)) max_len = bt_bert_max_seq_len(&c->cfg);
+    *r = (bt_predict_request){
+        .src = a->src, .dir = c->dir, .archive = c->archive, .tok = c->tok, .mc = &c->mc, .cfg = &c->cfg,
+        .input = a->input, .in_fmt = c->in_fmt, .output = a->output, .fmt = a->fmt, .id_column = a->id_column,
+        .proba = a->proba, .batch = a->batch, .max_len = max_len, .stride = a->stride,
+        .trained_stride = trained_stride, .threads = a->threads, .device = a->device,
     };
-    return bt_task_token_predict(&ta);
-}
-
-/* The sequence classifier on the device; its problem type and width in w. */
-static int create_model(predict_ctx *c, writer *w)
-{
-    const predict_args *a = &c->a;
-    int rc;
-    c->be = !strcmp(a->device, "cuda") ? bt_backend_cuda_create(0) : bt_backend_cpu_create(a->threads);
-    if (!c->be) return BT_ECONFIG;
-    bt_bert_opts o = {.task = BT_TASK_SEQ_CLS, .max_batch = a->batch, .max_seq = a->max_len, .training = 0, .seed = 0};
-    if (c->longdoc) {
-        o.max_batch = c->lopts.chunk_batch;
-        o.max_seq = c->lopts.chunk.max_seq_len;
-        o.doc_attn_dim = c->attn_dim;
-    }
-    if ((rc = bt_bert_create(c->be, c->dir, &o, &c->m))) return rc;
-    if (c->longdoc && (rc = bt_longdoc_create(c->m, &c->lopts, &c->ld))) return rc;
-    if (bt_bert_heads_initialised(c->m))
-        bt_warn("%s has no trained classifier (%d head tensors freshly initialised): the predictions are not "
-                "meaningful; point predict at a fine-tuned model, an archive or a job",
-                a->src, bt_bert_heads_initialised(c->m));
-    int C = bt_bert_logits_cols(c->m);
-    *w = (writer){.fmt = a->fmt, .problem = c->mc.problem_type, .labels = c->mc.labels, .C = C};
-    if (w->problem == BT_PROBLEM_NONE) w->problem = C == 1 ? BT_PROBLEM_REGRESSION : BT_PROBLEM_SINGLE_LABEL;
-    if (c->mc.num_labels != C && w->problem != BT_PROBLEM_REGRESSION && a->fmt != FMT_LOGITS)
-        return bt_fail(BT_EDATA, "%s: config.json names %d labels but the classifier has %d outputs", a->src,
-                       c->mc.num_labels, C);
     return BT_OK;
 }
 
-/* One input line: classified at once (long documents) or added to the batch. */
-/* Where one line's result goes: its batch slot, or (long documents) the logits written at once. */
-typedef struct {
-    item *it;
-    float *logits; /* [C] */
-} line_out;
-
-static int predict_line(const predict_ctx *c, const writer *w, char *line, size_t n, long lineno, line_out lo)
+/* The task whose models config.json names predicts (runner/task.h): a
+ * baton archive of a task without predictions is refused saying why; a base
+ * model directory gets the sequence predictor's fresh head (with a warning). */
+static int predict_with(predict_ctx *c)
 {
-    item *it = lo.it;
-    float *logits = lo.logits;
-    const char *input = c->a.input;
-    char *tab = memchr(line, '\t', n);
-    bt_encoding enc;
-    bt_encoding_init(&enc);
-    bt_encode_opts eo = {.max_length = c->longdoc ? 0 : c->a.max_len, .truncation = BT_TRUNC_LONGEST_FIRST};
-    int rc;
-    if (c->longdoc && tab) /* one document per line, encoded whole and classified at once */
-        return bt_fail(BT_EDATA, "%s:%ld: a TAB in a document: a long-document model reads one text per "
-                                 "line; replace the TABs with spaces", input, lineno);
-    rc = tab ? bt_encode_pair(c->tok, line, (size_t)(tab - line), tab + 1, n - (size_t)(tab + 1 - line), &eo, &enc)
-             : bt_encode(c->tok, line, n, &eo, &enc);
-    if (!rc && c->longdoc) {
-        rc = bt_longdoc_logits(c->ld, enc.input_ids + 1, enc.len >= 2 ? enc.len - 2 : 0, logits);
-        if (!rc) write_result(w, logits);
-    } else if (!rc) {
-        it->len = (int)enc.len;
-        it->ids = bt_xmalloc(enc.len * sizeof(int32_t));
-        it->tt = bt_xmalloc(enc.len * sizeof(int32_t));
-        memcpy(it->ids, enc.input_ids, enc.len * sizeof(int32_t));
-        memcpy(it->tt, enc.token_type_ids, enc.len * sizeof(int32_t));
-    }
-    bt_encoding_free(&enc);
-    return rc ? bt_fail_context(rc, "%s:%ld", input, lineno) : BT_OK;
-}
-
-/* Every line of in, one result each, in order, to w->out. */
-static int predict_lines(const predict_ctx *c, const writer *w, FILE *in, long *lineno)
-{
-    int batch = c->a.batch, nb = 0, rc = BT_OK;
-    float *logits = bt_xcalloc((size_t)batch * w->C, sizeof *logits);
-    item *items = bt_xcalloc((size_t)batch, sizeof *items);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    write_header(w);
-    while (!rc && (n = getline(&line, &cap, in)) >= 0) {
-        ++*lineno;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-        rc = predict_line(c, w, line, (size_t)n, *lineno, (line_out){&items[nb], logits});
-        if (!rc && !c->longdoc && ++nb == batch) {
-            rc = flush_batch(c->m, items, nb, logits, w);
-            nb = 0;
-        }
-        if (!rc && (c->longdoc || nb == 0)) rc = stop_requested(*lineno, c->a.output);
-    }
-    if (!rc && ferror(in)) rc = bt_fail(BT_EIO, "%s: read error after line %ld", c->a.input, *lineno);
-    if (!rc && nb) rc = flush_batch(c->m, items, nb, logits, w);
-    else
-        for (int i = 0; i < nb; i++) free(items[i].ids), free(items[i].tt);
-    free(line);
-    free(items);
-    free(logits);
-    return rc;
-}
-
-/* Text input: one result per line, to --output (published atomically) or stdout. */
-static int predict_text(const predict_ctx *c, writer *w)
-{
-    const char *input = c->a.input, *output = c->a.output;
-    FILE *in = strcmp(input, "-") ? fopen(input, "rb") : stdin;
-    if (!in) return bt_fail(BT_ENOINPUT, "%s: cannot open the input file: %s", input, strerror(errno));
-    bt_publish pub = {0};
-    int rc = output ? bt_publish_begin(&pub, output) : BT_OK;
-    long lineno = 0;
-    w->out = output ? pub.f : stdout;
-    if (!rc) rc = predict_lines(c, w, in, &lineno);
-    if (!rc && !output && (fflush(stdout) || ferror(stdout))) rc = bt_fail(BT_EIO, "cannot write the predictions to stdout");
-    if (output && pub.f) {
-        int prc = bt_publish_end(&pub, !rc);
-        if (!rc && !prc) fprintf(stderr, "wrote %ld predictions to %s\n", lineno, output);
-        rc = rc ? rc : prc;
-    }
-    if (in != stdin) fclose(in);
-    return rc;
-}
-
-/* Table input (CSV/TSV/JSONL): runner/predict_table.c. */
-static int predict_table(const predict_ctx *c, const writer *w, bt_data_format in_fmt)
-{
-    bt_predict_model pm = {.tok = c->tok, .m = c->m, .ld = c->ld, .max_len = c->a.max_len, .batch = c->a.batch,
-                           .C = w->C, .problem = w->problem, .labels = w->labels, .mc = &c->mc};
-    bt_predict_table_opts o = {.src = c->a.src, .archive = c->archive, .input = c->a.input, .format = in_fmt,
-                               .id_column = c->a.id_column, .output = c->a.output, .proba = c->a.proba};
-    return bt_predict_table(&pm, &o);
-}
-
-/* A loaded model's predictions for the input. */
-static int predict_with(predict_ctx *c, bt_data_format in_fmt)
-{
-    int rc = load_config(c);
+    bt_predict_request r;
+    int rc = load_model(c, &r);
     if (rc) return rc;
-    if (c->mc.architecture && !strcmp(c->mc.architecture, "BertForTokenClassification"))
-        return predict_tokens(c, in_fmt);
-    if (c->a.stride >= 0)
-        return bt_fail(BT_EUSAGE, "--stride applies to token-classification models (task = token_classify); %s is "
-                                  "a sequence classifier%s", c->a.src,
-                       c->longdoc ? " whose chunk stride is fixed by training" : "");
-    if (in_fmt == BT_DATA_CONLL)
-        return bt_fail(BT_EUSAGE, "%s: a CoNLL input needs a token-classification model (task = token_classify); "
-                                  "%s is a sequence classifier: give one text per line", c->a.input, c->a.src);
-    writer w;
-    if ((rc = create_model(c, &w))) return rc;
-    return in_fmt == BT_DATA_TEXT ? predict_text(c, &w) : predict_table(c, &w, in_fmt);
+    const bt_task_ops *t = bt_task_for_architecture(c->mc.architecture);
+    if (t && t->predict) return t->predict(&r);
+    if (t && c->archive[0])
+        return bt_fail(BT_EUSAGE, "%s is a %s", c->archive, t->no_predict);
+    return bt_predict_sequence(&r);
 }
 
 int cmd_predict(int argc, char **argv)
@@ -626,19 +348,16 @@ int cmd_predict(int argc, char **argv)
     memset(&c, 0, sizeof c);
     int rc = parse_args(argc, argv, &c.a);
     if (rc) return rc < 0 ? 0 : bt_report_error(rc);
-    bt_data_format in_fmt;
-    if ((rc = bt_predict_input_format(c.a.input_format, c.a.input, &in_fmt))) return bt_report_error(rc);
-    if ((rc = check_table_options(&c.a, in_fmt != BT_DATA_TEXT && in_fmt != BT_DATA_CONLL))) return bt_report_error(rc);
+    if ((rc = bt_predict_input_format(c.a.input_format, c.a.input, &c.in_fmt))) return bt_report_error(rc);
+    rc = check_table_options(&c.a, c.in_fmt != BT_DATA_TEXT && c.in_fmt != BT_DATA_CONLL);
+    if (rc) return bt_report_error(rc);
     bt_signals_install(); /* a stop request ends predict within one batch, cleaning up */
     /* the model directory: given, or exported from an archive into a
      * temporary directory removed at the end */
     char tmpdir[4096] = "";
     char *resolved = NULL; /* a model directory, or the one below a folder without config.json */
     rc = model_dir(c.a.src, c.archive, tmpdir, sizeof tmpdir, &resolved, &c.dir);
-    if (!rc) rc = predict_with(&c, in_fmt);
-    bt_longdoc_free(c.ld);
-    bt_bert_free(c.m);
-    if (c.be) c.be->destroy(c.be);
+    if (!rc) rc = predict_with(&c);
     bt_tokenizer_free(c.tok);
     bt_model_config_free(&c.mc);
     remove_tmpdir(tmpdir);

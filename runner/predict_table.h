@@ -38,7 +38,7 @@ char *bt_predict_field(bt_data_format f, const char *s);
 
 /* The model, ready to predict (owned by the caller). */
 typedef struct {
-    bt_tokenizer *tok;
+    const bt_tokenizer *tok;
     bt_bert *m;
     bt_longdoc *ld;           /* a long-document classifier, else NULL */
     int max_len, batch;       /* tokens per example; examples per forward pass */

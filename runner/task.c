@@ -27,6 +27,17 @@ const bt_task_ops *bt_task_of_job(const bt_job *job)
     return (size_t)job->job.task < N_TASKS ? table[job->job.task] : NULL;
 }
 
+const bt_task_ops *bt_task_for_architecture(const char *architecture)
+{
+    size_t n = architecture ? strlen(architecture) : 0;
+    for (size_t i = 0; i < N_TASKS; i++) {
+        const char *h = table[i]->head;
+        size_t k = h ? strlen(h) : 0;
+        if (k && n >= k && !strcmp(architecture + n - k, h)) return table[i];
+    }
+    return NULL;
+}
+
 static int lists(const char *const *names, const char *name)
 {
     for (int i = 0; names && names[i]; i++)

@@ -1,7 +1,8 @@
 /* runner/task.h — the task interface: what one kind of training (sequence
  * classification, long documents, masked LM, token classification, sentence
- * similarity, ...) provides to the segment loop, the way kernels/backend.h is
- * what a compute backend provides to the engine.
+ * similarity, ...) provides to the segment loop, `baton eval` and `baton
+ * predict`, the way kernels/backend.h is what a compute backend provides to
+ * the engine.
  *
  * Owns: the vtable bt_task_ops (one static instance per task, in its own
  * runner/task_<name>.c), the state every task fills for the loop (bt_task_state),
@@ -10,7 +11,8 @@
  * A task owns everything task-specific: the job keys that do not fit it, its
  * data (reading, tokenizing, batching), its head and loss (the model options,
  * and config.json's architecture, labels and baton keys, which archives and
- * exports carry), evaluation and its metrics.
+ * exports carry), evaluation and its metrics, and predictions with its
+ * models.
  * Must not: choose the batch order, commit archives, or touch the watchdog:
  * the segment loop (runner/segment.c) does those for every task alike and
  * calls only this interface. Determinism: a batch depends only on the
@@ -28,6 +30,7 @@
 #include "engine/tokenizer.h"
 #include "engine/train.h"
 #include "runner/job.h"
+#include "runner/predict.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -109,10 +112,18 @@ struct bt_task_ops {
     /* The whole evaluation set: loss, values, extra (r is zeroed). */
     int (*evaluate)(bt_task_state *t, const bt_task_eval_args *a, bt_task_eval *r);
     void (*free)(bt_task_state *t);
+
+    /* ---- `baton predict` (runner/cmd_predict.c) ---- */
+    const char *head;            /* the architecture suffix its models' config.json names
+                                    ("ForSequenceClassification"): predict picks the first task that matches */
+    int (*predict)(const bt_predict_request *r); /* NULL: its archives are refused, saying no_predict */
+    const char *no_predict;      /* "<what it is>: <why no predictions>; <what to do>" */
 };
 
 /* ---- the registry (runner/tasks.h) ---- */
 const bt_task_ops *bt_task_of_job(const bt_job *job);
+/* The first task whose models' architecture ends in its head (NULL: none). */
+const bt_task_ops *bt_task_for_architecture(const char *architecture);
 /* The job's task's check_job, then [train] metric against the task's list
  * (runner/job.c calls it while validating). */
 int bt_task_check_job(const bt_job *job);

@@ -268,4 +268,5 @@ static void longdoc_free(bt_task_state *t)
 const bt_task_ops bt_task_classify_long = {
     .name = "classify_long", .metrics = longdoc_metrics, .check_job = longdoc_check_job, .load = longdoc_load,
     .attach = longdoc_attach, .step = longdoc_step, .evaluate = longdoc_evaluate, .free = longdoc_free,
+    .head = "ForSequenceClassification", .predict = bt_predict_sequence, /* chunking from config.json */
 };

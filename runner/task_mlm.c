@@ -324,4 +324,7 @@ static void mlm_free(bt_task_state *t)
 const bt_task_ops bt_task_mlm = {
     .name = "mlm", .metrics = mlm_metrics, .check_job = mlm_check_job, .load = mlm_load,
     .step = mlm_step, .evaluate = mlm_eval, .free = mlm_free,
+    .head = "ForMaskedLM",
+    .no_predict = "masked-LM checkpoint (task = mlm, BertForMaskedLM): it has no classifier to predict with; export "
+                  "it (baton export) and fine-tune that directory with task = classify",
 };

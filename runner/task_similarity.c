@@ -119,4 +119,5 @@ static void task_free(bt_task_state *t)
 const bt_task_ops bt_task_similarity = {
     .name = "similarity", .metrics = metrics, .check_job = check_job, .load = load,
     .step = step, .evaluate = evaluate, .free = task_free,
+    .head = "ForSequenceClassification", .predict = bt_predict_sequence,
 };

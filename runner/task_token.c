@@ -581,4 +581,5 @@ static void token_free(bt_task_state *t)
 const bt_task_ops bt_task_token_classify = {
     .name = "token_classify", .metrics = token_metrics, .check_job = token_check_job, .load = token_load,
     .step = token_step, .evaluate = token_eval, .free = token_free,
+    .head = "ForTokenClassification", .predict = bt_task_token_predict_request,
 };

@@ -33,6 +33,7 @@
 #include "engine/metrics.h"
 #include "engine/tokenizer.h"
 #include "runner/job.h"
+#include "runner/predict.h"
 #include "runner/task.h"
 
 #include <stddef.h>
@@ -123,5 +124,9 @@ typedef struct {
     const char *device;          /* "cpu", "cuda" */
 } bt_token_predict_args;
 int bt_task_token_predict(const bt_token_predict_args *a);
+/* The same for `baton predict`'s request: text (a sentence per line) or
+ * CoNLL input; the window overlap: --stride, else training's, else a quarter
+ * of a window. */
+int bt_task_token_predict_request(const bt_predict_request *r);
 
 #endif

@@ -427,3 +427,22 @@ int bt_task_token_predict(const bt_token_predict_args *a)
     tagger_free(&g);
     return rc;
 }
+
+int bt_task_token_predict_request(const bt_predict_request *r)
+{
+    if (r->in_fmt != BT_DATA_TEXT && r->in_fmt != BT_DATA_CONLL)
+        return bt_fail(BT_EUSAGE, "%s: a token-classification model (task = token_classify) tags sentences: give "
+                                  "one sentence per line (.txt) or a CoNLL file, not a %s table", r->input,
+                       bt_data_format_name(r->in_fmt));
+    if (r->stride >= r->max_len - 2)
+        return bt_fail(BT_EUSAGE, "--stride %d: a window of a long sentence holds %d sub-tokens with --max-length "
+                                  "%d and must repeat fewer; give a smaller --stride or a larger --max-length",
+                       r->stride, r->max_len - 2, r->max_len);
+    int overlap = r->stride >= 0 ? r->stride : r->trained_stride < r->max_len - 2 ? r->trained_stride : -1;
+    bt_token_predict_args ta = {
+        .dir = r->dir, .src = r->src, .input = r->input, .conll = r->in_fmt == BT_DATA_CONLL, .output = r->output,
+        .format = r->fmt == BT_PREDICT_JSONL ? "jsonl" : r->fmt == BT_PREDICT_LOGITS ? "logits" : "tsv",
+        .batch = r->batch, .max_len = r->max_len, .overlap = overlap, .threads = r->threads, .device = r->device,
+    };
+    return bt_task_token_predict(&ta);
+}
