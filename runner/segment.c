@@ -213,7 +213,7 @@ static int trainer_state_parse(run_ctx *c, const char *text, const char *where)
         snprintf(s->best_archive, sizeof s->best_archive, "%s", a ? a : "");
     }
     json_t *labels = json_object_get(o, "labels");
-    if (json_is_array(labels) && strcmp(c->task.label_kind, "regression")) {
+    if (json_is_array(labels) && c->task.keep_labels) {
         int same = (int)json_array_size(labels) == c->task.n_labels;
         for (int i = 0; same && i < c->task.n_labels; i++) {
             const char *l = json_string_value(json_array_get(labels, (size_t)i));

@@ -64,6 +64,7 @@ typedef struct {
     char **labels;               /* [n_labels] label names by id (trainer.json); owned by impl */
     int n_labels;
     const char *label_kind;      /* trainer.json "label_kind": "none", "class", "multi", "regression" */
+    int keep_labels;             /* 1: a resume must find the archive's label list again (not regression) */
     int num_labels;              /* outputs of the head (the fingerprint's model.num_labels) */
     bt_bert_opts model;          /* task, num_labels, problem, doc_attn_dim; max_batch when not the default */
     const char *metric;          /* the job's metric as evaluations name it ("accuracy", "perplexity", ...) */

@@ -201,6 +201,7 @@ int bt_text_load(bt_text_data *d, bt_task_state *t, const bt_task_env *env, cons
     t->n_labels = d->train.n_labels;
     t->label_kind = d->kind == BT_LABELS_NONE ? "none" : d->kind == BT_LABELS_MULTI ? "multi"
                   : d->kind == BT_LABELS_REGRESSION ? "regression" : "class";
+    t->keep_labels = d->kind != BT_LABELS_REGRESSION;
     t->eval_name = d->eval.path ? d->eval.path : t->job->data.eval;
     return BT_OK;
 }

@@ -525,6 +525,7 @@ static int token_load(bt_task_state *t, const bt_task_env *env)
     t->labels = T->train.labels;
     t->n_labels = T->train.n_labels;
     t->label_kind = "class";
+    t->keep_labels = 1;
     t->num_labels = T->tk.num_labels;
     t->eval_name = t->job->data.eval;
     t->unit = T->tk.train.n_split_sents ? "sentence windows" : "sentences";
