@@ -122,6 +122,7 @@ typedef struct {
     int batch, max_len, overlap; /* rows per forward pass; window length; sub-tokens repeated between windows */
     int threads;
     const char *device;          /* "cpu", "cuda" */
+    const char *table;           /* the input is a table of this format (refused after the model loads), or NULL */
 } bt_token_predict_args;
 int bt_task_token_predict(const bt_token_predict_args *a);
 /* The same for `baton predict`'s request: text (a sentence per line) or

@@ -416,7 +416,10 @@ int bt_task_token_predict(const bt_token_predict_args *a)
     bt_encoding_init(&g.enc);
     g.max_len = a->max_len < 3 ? 3 : a->max_len;
     g.overlap = a->overlap < 0 || a->overlap >= g.max_len - 2 ? (g.max_len - 2) / 4 : a->overlap;
-    int rc = open_model(&g);
+    int rc = open_model(&g); /* first: a model the engine cannot build is refused as such (78) */
+    if (!rc && a->table)
+        rc = bt_fail(BT_EUSAGE, "%s: a token-classification model (task = token_classify) tags sentences: give one "
+                                "sentence per line (.txt) or a CoNLL file, not a %s table", a->input, a->table);
     if (!rc) rc = open_output(&g);
     int opened = !rc && a->output;
     if (!rc) rc = tag_all(&g);
@@ -430,10 +433,6 @@ int bt_task_token_predict(const bt_token_predict_args *a)
 
 int bt_task_token_predict_request(const bt_predict_request *r)
 {
-    if (r->in_fmt != BT_DATA_TEXT && r->in_fmt != BT_DATA_CONLL)
-        return bt_fail(BT_EUSAGE, "%s: a token-classification model (task = token_classify) tags sentences: give "
-                                  "one sentence per line (.txt) or a CoNLL file, not a %s table", r->input,
-                       bt_data_format_name(r->in_fmt));
     if (r->stride >= r->max_len - 2)
         return bt_fail(BT_EUSAGE, "--stride %d: a window of a long sentence holds %d sub-tokens with --max-length "
                                   "%d and must repeat fewer; give a smaller --stride or a larger --max-length",
@@ -443,6 +442,7 @@ int bt_task_token_predict_request(const bt_predict_request *r)
         .dir = r->dir, .src = r->src, .input = r->input, .conll = r->in_fmt == BT_DATA_CONLL, .output = r->output,
         .format = r->fmt == BT_PREDICT_JSONL ? "jsonl" : r->fmt == BT_PREDICT_LOGITS ? "logits" : "tsv",
         .batch = r->batch, .max_len = r->max_len, .overlap = overlap, .threads = r->threads, .device = r->device,
+        .table = r->in_fmt != BT_DATA_TEXT && r->in_fmt != BT_DATA_CONLL ? bt_data_format_name(r->in_fmt) : NULL,
     };
     return bt_task_token_predict(&ta);
 }
