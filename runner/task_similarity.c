@@ -39,26 +39,12 @@ static int check_job(const bt_job *job)
 
 static int load(bt_task_state *t, const bt_task_env *env)
 {
-    bt_text_data *d = bt_xcalloc(1, sizeof *d);
-    t->impl = d;
-    d->kind = BT_LABELS_REGRESSION;
-    int rc = bt_text_load(d, t, env, NULL);
-    if (!rc) rc = bt_text_num_labels(d, t);
-    if (!rc) rc = bt_text_config_labels(d, env->mcfg);
+    int rc = bt_text_sequence_load(t, env, BT_LABELS_REGRESSION);
     if (rc) return rc;
-    bt_model_config_set_architecture(env->mcfg, "BertForSequenceClassification");
-    bt_model_config_set_inference(env->mcfg, (int)t->job->data.max_seq_len, -1);
-    bt_model_config_set_columns(env->mcfg, (const char *const *)d->train.column_names);
-    bt_text_model_opts(d, t);
     const char *m = bt_task_job_metric(t->job);
     bt_task_set_metric(t, !strcmp(m, "auto") ? "spearman" : m);
     t->unit = t->eval_unit = "pairs";
     return BT_OK;
-}
-
-static int step(bt_task_state *t, bt_trainer *tr, const bt_task_step_args *a, bt_step_info *info)
-{
-    return bt_text_train_step(t->impl, tr, a, info);
 }
 
 typedef struct {
@@ -110,14 +96,8 @@ static int evaluate(bt_task_state *t, const bt_task_eval_args *a, bt_task_eval *
     return BT_OK;
 }
 
-static void task_free(bt_task_state *t)
-{
-    if (t->impl) bt_text_free(t->impl);
-    free(t->impl);
-}
-
 const bt_task_ops bt_task_similarity = {
     .name = "similarity", .metrics = metrics, .check_job = check_job, .load = load,
-    .step = step, .evaluate = evaluate, .free = task_free,
+    .step = bt_text_sequence_step, .evaluate = evaluate, .free = bt_text_sequence_free,
     .head = "ForSequenceClassification", .predict = bt_predict_sequence,
 };

@@ -473,3 +473,33 @@ int bt_text_train_step(bt_text_data *d, bt_trainer *tr, const bt_task_step_args 
         bt_text_batch(d, k, &d->train, a->idx + (size_t)k * (size_t)a->batch_size, a->n[k], &d->steps[k]);
     return bt_train_step(tr, d->steps, a->n_micro, info);
 }
+
+/* ------------------------------------------- a sequence task's entries */
+
+int bt_text_sequence_load(bt_task_state *t, const bt_task_env *env, bt_label_kind kind)
+{
+    bt_text_data *d = bt_xcalloc(1, sizeof *d);
+    t->impl = d;
+    d->kind = kind;
+    int rc = bt_text_load(d, t, env, NULL);
+    if (!rc) rc = bt_text_num_labels(d, t);
+    if (!rc) rc = bt_text_config_labels(d, env->mcfg);
+    if (rc) return rc;
+    bt_model_config_set_architecture(env->mcfg, "BertForSequenceClassification");
+    /* how predict must see inputs, kept in config.json of archives and exports */
+    bt_model_config_set_inference(env->mcfg, (int)t->job->data.max_seq_len, -1);
+    bt_model_config_set_columns(env->mcfg, (const char *const *)d->train.column_names);
+    bt_text_model_opts(d, t);
+    return BT_OK;
+}
+
+int bt_text_sequence_step(bt_task_state *t, bt_trainer *tr, const bt_task_step_args *a, bt_step_info *info)
+{
+    return bt_text_train_step(t->impl, tr, a, info);
+}
+
+void bt_text_sequence_free(bt_task_state *t)
+{
+    if (t->impl) bt_text_free(t->impl);
+    free(t->impl);
+}

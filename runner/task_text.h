@@ -57,6 +57,14 @@ int bt_text_check_job(const bt_job *job);
 /* A classifier's metric against [model] problem_type (classify, classify_long). */
 int bt_text_check_classes(const bt_job *job);
 
+/* A task whose impl is a bt_text_data of a sequence model over [CLS]
+ * (classify, similarity): load with labels of kind (rows cut at max_seq_len;
+ * config.json: BertForSequenceClassification, labels, problem type, sequence
+ * length, columns; t->model), step, free. The caller sets the metric. */
+int bt_text_sequence_load(bt_task_state *t, const bt_task_env *env, bt_label_kind kind);
+int bt_text_sequence_step(bt_task_state *t, bt_trainer *tr, const bt_task_step_args *a, bt_step_info *info);
+void bt_text_sequence_free(bt_task_state *t);
+
 /* A training step of a sequence model over rows of d->train. */
 int bt_text_train_step(bt_text_data *d, bt_trainer *tr, const bt_task_step_args *a, bt_step_info *info);
 
