@@ -662,6 +662,12 @@ const bt_bert_param *bt_bert_param_at(const bt_bert *m, size_t i) { return i < m
 size_t bt_bert_total_floats(const bt_bert *m) { return m->total; }
 float *bt_bert_params_dev(bt_bert *m) { return m->params; }
 float *bt_bert_grads_dev(bt_bert *m) { return m->grads; }
+float *bt_bert_swap_grads(bt_bert *m, float *g)
+{
+    float *old = m->grads;
+    if (old && g) m->grads = g;
+    return old;
+}
 int bt_bert_heads_initialised(const bt_bert *m) { return m->heads_init; }
 int bt_bert_logits_cols(const bt_bert *m) { return m->C; }
 

@@ -142,6 +142,11 @@ const bt_bert_param *bt_bert_find(const bt_bert *m, const char *canonical); /* N
 size_t bt_bert_total_floats(const bt_bert *m);       /* size of the parameter allocation */
 float *bt_bert_params_dev(bt_bert *m);               /* device base of parameters */
 float *bt_bert_grads_dev(bt_bert *m);                /* device base of gradients (NULL if !training) */
+/* Points the model's gradients at g (bt_bert_total_floats floats on the
+ * model's backend) and returns the buffer they were in; the trainer computes
+ * a micro-batch's gradients into a buffer of their own this way and swaps
+ * back (engine/train.c). No-op (returns NULL) for an inference model. */
+float *bt_bert_swap_grads(bt_bert *m, float *g);
 /* Reports how many heads were freshly initialised (for messages). */
 int bt_bert_heads_initialised(const bt_bert *m);
 

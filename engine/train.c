@@ -27,7 +27,17 @@ struct bt_trainer {
     int scaling;
     float scale;
     int64_t clean, skipped, interval;
+    /* data parallelism (train.h): reps[0] = m; replica j takes micro-batches
+     * j, j + nrep, ...; scratch[j]: one micro-batch's gradients when replica j
+     * gets more than one in a step (allocated on first use) */
+    bt_bert *reps[BT_MAX_REPLICAS];
+    float *scratch[BT_MAX_REPLICAS];
+    int nrep;
+    bt_grad_reduce reduce;
+    void *reduce_ctx;
 };
+
+static int reduce_in_order(void *ctx, bt_bert *const *reps, int n);
 
 int bt_trainer_create(bt_bert *m, const bt_train_config *c, bt_trainer **out)
 {
@@ -50,6 +60,10 @@ int bt_trainer_create(bt_bert *m, const bt_train_config *c, bt_trainer **out)
     t->scaling = bt_bert_precision(m) == BT_PREC_FP16;
     t->scale = t->scaling ? (c->loss_scale_init > 0 ? (float)c->loss_scale_init : SCALE_INIT) : 1.0f;
     t->interval = c->loss_scale_interval > 0 ? c->loss_scale_interval : SCALE_INTERVAL;
+    t->reps[0] = m;
+    t->nrep = 1;
+    t->reduce = reduce_in_order;
+    t->reduce_ctx = t;
     *out = t;
     return 0;
 }
@@ -58,6 +72,10 @@ void bt_trainer_free(bt_trainer *t)
 {
     if (!t) return;
     bt_adamw_free(t->opt);
+    for (int j = 0; j < t->nrep; j++) {
+        bt_backend *be = bt_bert_backend(t->reps[j]);
+        if (t->scratch[j]) be->free(be, t->scratch[j]);
+    }
     free(t->gviews);
     free(t);
 }
@@ -117,21 +135,156 @@ void bt_trainer_set_frozen(bt_trainer *t, int freeze_embeddings, int freeze_laye
 {
     t->c.freeze_embeddings = freeze_embeddings;
     t->c.freeze_layers = freeze_layers;
-    bt_bert_set_frozen(t->m, freeze_embeddings, freeze_layers);
+    for (int j = 0; j < t->nrep; j++) bt_bert_set_frozen(t->reps[j], freeze_embeddings, freeze_layers);
 }
 
-typedef struct { bt_bert *m; const bt_batch *micro; } plain_ctx;
+/* ------------------------------------------------------------- replicas */
 
-static int plain_fb(void *ctx, int k, float grad_scale, uint32_t step, float *loss)
+/* Replicas 1.. get replica 0's weights (after every update and a restore):
+ * a device copy on a shared backend, else through host memory. */
+static void broadcast(bt_trainer *t)
+{
+    bt_backend *be0 = bt_bert_backend(t->m);
+    size_t total = bt_bert_total_floats(t->m);
+    float *host = NULL;
+    for (int j = 1; j < t->nrep; j++) {
+        bt_bert *r = t->reps[j];
+        if (bt_bert_backend(r) == be0) {
+            be0->copy(be0, bt_bert_params_dev(r), bt_bert_params_dev(t->m), total * sizeof(float));
+            bt_bert_params_changed(r);
+            continue;
+        }
+        if (!host) {
+            host = bt_xaligned_alloc(total * sizeof(float));
+            bt_bert_download_params(t->m, host);
+        }
+        bt_bert_upload_params(r, host);
+    }
+    bt_aligned_free(host);
+}
+
+/* The default gradient sum: replica 0's gradients += replica 1's, += replica
+ * 2's, ... in that order, elementwise in F32 (on replica 0's backend; a
+ * replica on another backend goes through host memory into its scratch). */
+static int reduce_in_order(void *ctx, bt_bert *const *reps, int n)
+{
+    bt_trainer *t = ctx;
+    bt_backend *be0 = bt_bert_backend(reps[0]);
+    size_t total = bt_bert_total_floats(reps[0]);
+    bt_tensor acc = bt_view1(bt_bert_grads_dev(reps[0]), BT_F32, be0->device, (int64_t)total);
+    float *host = NULL;
+    for (int j = 1; j < n; j++) {
+        float *g = bt_bert_grads_dev(reps[j]);
+        bt_backend *be = bt_bert_backend(reps[j]);
+        if (be != be0) {
+            if (!t->scratch[0] && !(t->scratch[0] = be0->alloc(be0, total * sizeof(float))))
+                return bt_fail(BT_EINTERNAL, "gradient sum: out of device memory for %zu floats", total);
+            if (!host) host = bt_xaligned_alloc(total * sizeof(float));
+            be->download(be, host, g, total * sizeof(float));
+            be0->upload(be0, t->scratch[0], host, total * sizeof(float));
+            g = t->scratch[0];
+        }
+        bt_tensor b = bt_view1(g, BT_F32, be0->device, (int64_t)total);
+        be0->add(be0, &acc, &b, &acc);
+    }
+    bt_aligned_free(host);
+    return 0;
+}
+
+int bt_trainer_set_replicas(bt_trainer *t, bt_bert *const *extra, int n_extra)
+{
+    if (t->nrep != 1 || n_extra < 0 || n_extra + 1 > BT_MAX_REPLICAS)
+        return bt_fail(BT_EINTERNAL, "bt_trainer_set_replicas: %d replicas (1..%d, once)", n_extra + 1,
+                       BT_MAX_REPLICAS);
+    for (int j = 0; j < n_extra; j++) {
+        bt_bert *r = extra[j];
+        if (!bt_bert_grads_dev(r) || bt_bert_total_floats(r) != bt_bert_total_floats(t->m) ||
+            bt_bert_nparams(r) != bt_bert_nparams(t->m) || bt_bert_precision(r) != bt_bert_precision(t->m) ||
+            bt_bert_task(r) != bt_bert_task(t->m))
+            return bt_fail(BT_EINTERNAL, "bt_trainer_set_replicas: replica %d is not a training model of the same "
+                                         "layout, task and precision as replica 0", j + 1);
+    }
+    for (int j = 0; j < n_extra; j++) {
+        t->reps[j + 1] = extra[j];
+        bt_bert_set_frozen(extra[j], t->c.freeze_embeddings, t->c.freeze_layers);
+    }
+    t->nrep = n_extra + 1;
+    broadcast(t);
+    return 0;
+}
+
+int bt_trainer_replicas(const bt_trainer *t) { return t->nrep; }
+
+void bt_trainer_set_reduce(bt_trainer *t, bt_grad_reduce fn, void *ctx)
+{
+    t->reduce = fn ? fn : reduce_in_order;
+    t->reduce_ctx = fn ? ctx : t;
+}
+
+/* A micro-batch's forward/backward on replica m (its gradients are where the
+ * call must add them). */
+typedef int (*rep_fb)(void *ctx, bt_bert *m, int k, float grad_scale, uint32_t step, float *loss);
+
+/* Micro-batch k on replica j. Its first one of the step goes straight into
+ * the replica's (zeroed) gradients; each later one into the replica's
+ * scratch (zeroed), which is then added: g_j = ((g_k0 + g_k1) + g_k2) ...
+ * Every micro-batch's gradient is thus computed from zero, whichever replica
+ * or accumulation slot it lands in, which is what makes devices = 2 equal to
+ * grad_accum = 2 bit for bit (train.h). */
+static int replica_micro(bt_trainer *t, int j, int first, rep_fb fb, void *ctx, int k, float scale, float *loss)
+{
+    bt_bert *r = t->reps[j];
+    bt_backend *be = bt_bert_backend(r);
+    size_t total = bt_bert_total_floats(r);
+    if (first) {
+        bt_bert_zero_grads(r);
+        return fb(ctx, r, k, scale, (uint32_t)t->step, loss);
+    }
+    if (!t->scratch[j] && !(t->scratch[j] = be->alloc(be, total * sizeof(float))))
+        return bt_fail(BT_EINTERNAL, "gradient accumulation: out of %s memory for %zu floats", be->name, total);
+    be->memset0(be, t->scratch[j], total * sizeof(float));
+    float *acc = bt_bert_swap_grads(r, t->scratch[j]);
+    int rc = fb(ctx, r, k, scale, (uint32_t)t->step, loss);
+    bt_bert_swap_grads(r, acc);
+    if (rc) return rc;
+    bt_tensor a = bt_view1(acc, BT_F32, be->device, (int64_t)total);
+    bt_tensor g = bt_view1(t->scratch[j], BT_F32, be->device, (int64_t)total);
+    be->add(be, &a, &g, &a);
+    return 0;
+}
+
+typedef struct { const bt_batch *micro; } plain_ctx;
+
+static int plain_fb(void *ctx, bt_bert *m, int k, float grad_scale, uint32_t step, float *loss)
 {
     plain_ctx *p = ctx;
-    return bt_bert_forward_backward(p->m, &p->micro[k], grad_scale, step, (uint32_t)k, loss);
+    return bt_bert_forward_backward(m, &p->micro[k], grad_scale, step, (uint32_t)k, loss);
 }
+
+typedef struct { bt_micro_fb fb; void *ctx; } user_ctx;
+
+static int user_fb(void *ctx, bt_bert *m, int k, float grad_scale, uint32_t step, float *loss)
+{
+    (void)m; /* the callback knows its model: replica 0, the only one (checked) */
+    user_ctx *u = ctx;
+    return u->fb(u->ctx, k, grad_scale, step, loss);
+}
+
+static int train_step(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info);
 
 int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_info *info)
 {
-    plain_ctx p = {t->m, micro};
-    return bt_train_step_fn(t, plain_fb, &p, n_micro, info);
+    plain_ctx p = {micro};
+    return train_step(t, plain_fb, &p, n_micro, info);
+}
+
+int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_step_info *info)
+{
+    if (t->nrep > 1)
+        return bt_fail(BT_ECONFIG, "a training step with a custom forward/backward (long documents) runs on one "
+                                   "device only; set [runtime] devices = 1");
+    user_ctx u = {fb, ctx};
+    return train_step(t, user_fb, &u, n_micro, info);
 }
 
 /* After the update: every weight still finite? Else the divergence error of
@@ -160,20 +313,28 @@ static int check_weights(bt_trainer *t)
                    (long long)t->step + 1, name);
 }
 
-int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_step_info *info)
+static int train_step(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info)
 {
     bt_bert *m = t->m;
     bt_backend *be = bt_bert_backend(m);
     if (n_micro < 1) return bt_fail(BT_EINTERNAL, "bt_train_step: no micro-batches");
-    bt_bert_zero_grads(m);
     double loss_sum = 0.0;
     float lscale = t->scale; /* 1 without loss scaling */
     float scale = lscale * (1.0f / (float)n_micro);
+    /* micro-batch k on replica k % nrep, in k order (replicas run one after
+     * another here; the losses are summed in k order whatever the schedule) */
     for (int k = 0; k < n_micro; k++) {
         float l = 0.0f;
-        int rc = fb(ctx, k, scale, (uint32_t)t->step, &l);
-        if (rc) return bt_fail_context(rc, "step %lld micro-batch %d", (long long)t->step + 1, k);
+        int rc = replica_micro(t, k % t->nrep, k < t->nrep, fb, ctx, k, scale, &l);
+        if (rc) return bt_fail_context(rc, "step %lld micro-batch %d (replica %d)", (long long)t->step + 1, k,
+                                       k % t->nrep);
         loss_sum += l;
+    }
+    int used = n_micro < t->nrep ? n_micro : t->nrep;
+    if (used > 1) {
+        int rc = t->reduce(t->reduce_ctx, t->reps, used);
+        if (rc) return bt_fail_context(rc, "step %lld: summing the gradients of %d replicas", (long long)t->step + 1,
+                                       used);
     }
     /* global norm over trainable gradients (torch clip_grad_norm_) */
     int nv = 0;
@@ -222,6 +383,7 @@ int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_s
         if (cf < 1.0) coef = (float)cf;
     }
     bt_adamw_step(t->opt, f, t->scaling ? inv * coef : coef);
+    broadcast(t); /* every replica trains on the updated weights */
     int rc = check_weights(t); /* (the scaler's skip above handles fp16 overflow of gradients) */
     if (rc) return rc;
     if (t->scaling) update_scale(t, 0);
@@ -388,6 +550,7 @@ int bt_trainer_restore(bt_trainer *t, const bt_st_file *wf, const bt_st_file *mf
         }
     }
     if (!rc) bt_bert_upload_params(m, host);
+    if (!rc) broadcast(t);
     bt_aligned_free(mh);
     free(steps);
 out:

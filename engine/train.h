@@ -2,8 +2,9 @@
  * schedule, AdamW, fp16 dynamic loss scaling; and the trainer's tensors for
  * checkpoints.
  *
- * Owns: the order of a step (zero grads -> for each micro-batch forward/
- * backward with loss scaled 1/n_micro (x the fp16 loss scale) -> global-norm
+ * Owns: the order of a step (for each micro-batch forward/backward into a
+ * zeroed gradient buffer with loss scaled 1/n_micro (x the fp16 loss scale),
+ * summed in micro-batch order, across replicas too (below) -> global-norm
  * clip over the unscaled trainable gradients -> AdamW with lr = group base *
  * schedule(step - skipped steps)), the step counter that keys dropout, the
  * loss scaler (torch.cuda.amp.GradScaler's rules) and its state, freezing,
@@ -82,9 +83,38 @@ int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_inf
 /* The same step with the forward/backward of each micro-batch done by fb
  * (e.g. long documents, engine/longdoc_model.h): fb(ctx, k, grad_scale, step,
  * &loss) must ADD the gradients of micro-batch k, scaled by grad_scale, into
- * the model's gradients and report its mean loss (unscaled). step keys dropout. */
+ * the model's gradients (bt_bert_grads_dev at the time of the call: the
+ * trainer points them at a zeroed buffer per micro-batch) and report its mean
+ * loss (unscaled). step keys dropout. One replica only (BT_ECONFIG else). */
 typedef int (*bt_micro_fb)(void *ctx, int k, float grad_scale, uint32_t step, float *loss);
 int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_step_info *info);
+
+/* ---- data parallelism (runtime.devices; docs/engine.md "Replicas") ----
+ * A trainer has N >= 1 replicas: replica 0 is the model it was created with,
+ * replicas 1..N-1 further models of the same layout, task and precision
+ * (created the same way; the trainer does not own them). In a step:
+ *  - micro-batch k goes to replica k % N (fixed; dropout is keyed by k, so a
+ *    micro-batch's numbers do not depend on the replica it lands on);
+ *  - replica j's gradient is g_j = ((G_j0 + G_j1) + G_j2) ... over its
+ *    micro-batches j, j+N, j+2N, ... in order, where each G is computed from
+ *    zero in its own buffer (never accumulated inside the backward's GEMMs);
+ *  - the gradient of the step is ((g_0 + g_1) + g_2) ... (the reduce
+ *    function: by default this fixed-order F32 sum; NCCL's all-reduce on
+ *    GPUs, kernels/cuda/nccl_dl.h);
+ *  - norm, clipping, the fp16 scaler's skip and AdamW run once, on replica 0,
+ *    whose weights are then copied to the others (so all replicas always hold
+ *    the same bits; snapshots and restores are replica 0's).
+ * Consequences, bit for bit on one backend: N devices with grad_accum 1 equal
+ * 1 device with grad_accum N (both sum N micro-batch gradients left to right);
+ * in general N devices x grad_accum A equal M devices x grad_accum B only when
+ * the replica sums coincide (N = M, or A = B = 1 with N x A = M x B).
+ * The replicas run one after another in the calling thread. */
+#define BT_MAX_REPLICAS 64
+int bt_trainer_set_replicas(bt_trainer *t, bt_bert *const *extra, int n_extra); /* once, before the first step */
+int bt_trainer_replicas(const bt_trainer *t);
+/* Sums the gradients of reps[0..n) into reps[0]'s (n >= 2). NULL: the default. */
+typedef int (*bt_grad_reduce)(void *ctx, bt_bert *const *reps, int n);
+void bt_trainer_set_reduce(bt_trainer *t, bt_grad_reduce fn, void *ctx);
 
 int64_t bt_trainer_step(const bt_trainer *t);     /* steps done (skipped ones included) */
 void bt_trainer_set_step(bt_trainer *t, int64_t step); /* on resume */

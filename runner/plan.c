@@ -210,6 +210,7 @@ int bt_plan_input_of(const bt_job *job, const bt_plan_device *dev, bt_plan_input
     int has_eval = (job->data.eval && job->data.eval[0]) || job->data.eval_split > 0;
     in->eval_batch = !has_eval ? 0 : job->train.eval_batch_size > 0 ? (int)job->train.eval_batch_size : -1;
     in->threads = default_threads((int)job->runtime.threads);
+    in->accum = (int)job->train.grad_accum;
     return 0;
 }
 
@@ -248,7 +249,9 @@ static void batch_free(plan_batch *p)
 
 static size_t round_to(size_t x, size_t g) { return g ? (x + g - 1) / g * g : x; }
 
-/* One training step (and one evaluation batch) of the model on be. */
+/* One training step (and one evaluation batch) of the model on be: of two
+ * micro-batches when the job accumulates (the second one's gradients are
+ * computed in a buffer of their own, engine/train.h), else of one. */
 static int run_step(bt_bert *m, const bt_plan_input *in, int micro, int eval_batch)
 {
     bt_train_config tc = {.optim = {.lr = 1e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f},
@@ -260,7 +263,8 @@ static int run_step(bt_bert *m, const bt_plan_input *in, int micro, int eval_bat
     plan_batch pb;
     batch_make(&pb, micro, in->seq, C);
     bt_step_info info;
-    rc = bt_train_step(t, &pb.b, 1, &info);
+    bt_batch two[2] = {pb.b, pb.b};
+    rc = bt_train_step(t, two, in->accum > 1 ? 2 : 1, &info);
     batch_free(&pb);
     if (!rc && eval_batch > 0) {
         float loss;

@@ -60,6 +60,8 @@ typedef struct {
     int seq;                  /* tokens per sequence (every example planned at full length) */
     int eval_batch;           /* 0: no evaluation; -1: the micro-batch */
     int threads;              /* CPU backend threads (the attention scratch depends on them) */
+    int accum;                /* micro-batches per step (grad_accum): > 1 holds one more gradient
+                                 buffer, a micro-batch's own (engine/train.h) */
 } bt_plan_input;
 
 /* The job's input for device dev: precision resolved as runner/precision.h

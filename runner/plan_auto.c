@@ -31,7 +31,9 @@ int bt_plan_pick_micro(const bt_plan_input *in, const bt_plan_device *dev, int64
     for (int64_t m = E; m >= 1; m--) {
         if (E % m) continue;
         bt_plan_memory pm;
-        int rc = bt_plan_memory_at(in, dev, (int)m, &pm);
+        bt_plan_input im = *in;
+        im.accum = (int)(E / m);
+        int rc = bt_plan_memory_at(&im, dev, (int)m, &pm);
         if (rc) return rc;
         if (pm.engine <= engine_budget && pm.peak <= peak_limit) {
             out->active = 1;
@@ -62,6 +64,7 @@ static void input_of_run(const bt_job *job, const bt_bert_opts *mo, bt_plan_inpu
     if (t <= 0) t = omp_get_max_threads();
 #endif
     in->threads = t < 1 ? 1 : t;
+    in->accum = (int)job->train.grad_accum;
 }
 
 /* Prints the plan at micro-batch `micro` to stderr (before a refusal). */

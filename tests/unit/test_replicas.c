@@ -1,0 +1,210 @@
+/* tests/unit/test_replicas.c — data parallelism in the trainer (engine/train.h,
+ * "data parallelism"), on the CPU backend with a small random BERT:
+ *  - 2 replicas given 2 micro-batches per step train to the same bytes
+ *    (weights, AdamW moments, losses, gradient norms) as 1 replica given the
+ *    same 2 (devices = 2 x grad_accum 1 == devices = 1 x grad_accum 2), over
+ *    50 steps with dropout, clipping and a frozen layer; fp32, fp16 (loss
+ *    scaling, with overflow-skipped steps) and bf16; classification and MLM;
+ *  - 3 replicas == 1 replica with 3 micro-batches; a short step (fewer
+ *    micro-batches than replicas, the end of an epoch) too;
+ *  - every replica holds replica 0's weights after each step and a restore;
+ *  - a custom forward/backward (long documents) refuses more than one replica. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "engine/bert.h"
+#include "engine/train.h"
+#include "kernels/backend.h"
+#include "rand_bert.h"
+#include "util/err.h"
+
+#include <math.h>
+#include <string.h>
+
+static const rb_dims DIMS = {.V = 40, .D = 16, .L = 2, .H = 2, .I = 32, .P = 64, .T = 2, .C = 3, .dropout = 0.1f};
+static char *model_dir;
+
+static int setup(void **state) { (void)state; model_dir = rb_write(&DIMS, 1); return 0; }
+static int teardown(void **state) { (void)state; rb_remove(model_dir); return 0; }
+
+#define MB 3 /* examples per micro-batch */
+
+typedef struct {
+    int32_t *ids[MB], *lab[MB];
+    const int32_t *pi[MB], *pl[MB];
+    int len[MB];
+    int32_t cls[MB];
+    bt_batch b;
+} batch_t;
+
+static void batch_make(batch_t *t, bt_task task, int S, int salt)
+{
+    memset(t, 0, sizeof *t);
+    for (int i = 0; i < MB; i++) {
+        int len = S - (i * 5 + salt) % (S / 2);
+        t->len[i] = len;
+        t->ids[i] = bt_xcalloc((size_t)len, sizeof(int32_t));
+        t->lab[i] = bt_xcalloc((size_t)len, sizeof(int32_t));
+        for (int s = 0; s < len; s++) {
+            t->ids[i][s] = 1 + (int32_t)((s * 7 + i * 13 + salt * 5) % (DIMS.V - 1));
+            t->lab[i][s] = s % 3 == 1 ? (int32_t)((s + i + salt) % DIMS.V) : -100;
+        }
+        t->pi[i] = t->ids[i];
+        t->pl[i] = t->lab[i];
+        t->cls[i] = (i + salt) % DIMS.C;
+    }
+    t->b = (bt_batch){.n = MB, .ids = t->pi, .len = t->len, .label = t->cls,
+                      .token_labels = task == BT_TASK_MLM ? t->pl : NULL};
+}
+
+static void batch_free(batch_t *t)
+{
+    for (int i = 0; i < MB; i++) { free(t->ids[i]); free(t->lab[i]); }
+}
+
+static bt_bert *create(bt_backend *be, bt_task task, bt_precision prec)
+{
+    bt_bert_opts o = {.task = task, .num_labels = DIMS.C, .max_batch = MB, .max_seq = 32, .training = 1,
+                      .seed = 11, .precision = prec};
+    bt_bert *m = NULL;
+    if (bt_bert_create(be, model_dir, &o, &m)) fail_msg("bt_bert_create: %s", bt_errmsg());
+    return m;
+}
+
+typedef struct {
+    float *w;          /* weights, then exp_avg, then exp_avg_sq */
+    size_t n;
+    float loss[64];
+    double norm[64];
+    int skipped;       /* skipped steps */
+} run_result;
+
+/* steps optimizer steps of n_micro micro-batches each (every 7th step one
+ * fewer: a short step at an epoch's end) on `replicas` replicas. */
+static void run(bt_task task, bt_precision prec, int replicas, int n_micro, int steps, double scale0, run_result *r)
+{
+    bt_backend *be = bt_backend_cpu_create(2);
+    bt_bert *m = create(be, task, prec), *extra[4] = {0};
+    bt_train_config tc = {.optim = {.lr = 5e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f},
+                          .schedule = BT_SCHED_LINEAR, .warmup_steps = 3, .total_steps = steps,
+                          .max_grad_norm = 0.5f, .freeze_layers = 1, .loss_scale_init = scale0};
+    bt_trainer *t = NULL;
+    assert_int_equal(bt_trainer_create(m, &tc, &t), 0);
+    for (int j = 0; j < replicas - 1; j++) extra[j] = create(be, task, prec);
+    assert_int_equal(bt_trainer_set_replicas(t, extra, replicas - 1), 0);
+    assert_int_equal(bt_trainer_replicas(t), replicas);
+    memset(r, 0, sizeof *r);
+    size_t total = bt_bert_total_floats(m);
+    float *w1 = bt_xmalloc(total * sizeof(float)), *w0 = bt_xmalloc(total * sizeof(float));
+    for (int s = 0; s < steps; s++) {
+        int n = s % 7 == 6 ? n_micro - 1 : n_micro;
+        batch_t mb[4];
+        bt_batch micro[4];
+        for (int k = 0; k < n; k++) {
+            batch_make(&mb[k], task, 24 + k, s * 8 + k);
+            micro[k] = mb[k].b;
+        }
+        bt_step_info info;
+        if (bt_train_step(t, micro, n, &info)) fail_msg("step %d: %s", s, bt_errmsg());
+        r->loss[s] = info.loss;
+        r->norm[s] = info.grad_norm;
+        r->skipped += info.skipped;
+        for (int k = 0; k < n; k++) batch_free(&mb[k]);
+        /* every replica holds replica 0's weights */
+        bt_bert_download_params(m, w0);
+        for (int j = 0; j < replicas - 1; j++) {
+            bt_bert_download_params(extra[j], w1);
+            if (memcmp(w0, w1, total * sizeof(float))) fail_msg("step %d: replica %d's weights differ", s, j + 1);
+        }
+    }
+    r->n = 3 * total;
+    r->w = bt_xmalloc(r->n * sizeof(float));
+    bt_bert_download_params(m, r->w);
+    bt_adamw *o = bt_trainer_optim(t);
+    be->download(be, r->w + total, bt_adamw_exp_avg_dev(o), total * sizeof(float));
+    be->download(be, r->w + 2 * total, bt_adamw_exp_avg_sq_dev(o), total * sizeof(float));
+    free(w0);
+    free(w1);
+    bt_trainer_free(t);
+    for (int j = 0; j < replicas - 1; j++) bt_bert_free(extra[j]);
+    bt_bert_free(m);
+    be->destroy(be);
+}
+
+static void same(bt_task task, bt_precision prec, int replicas, int steps, double scale0, int want_skips)
+{
+    run_result a, b;
+    run(task, prec, 1, replicas, steps, scale0, &a);
+    run(task, prec, replicas, replicas, steps, scale0, &b);
+    for (int s = 0; s < steps; s++) {
+        if (memcmp(&a.loss[s], &b.loss[s], sizeof a.loss[s]) || memcmp(&a.norm[s], &b.norm[s], sizeof a.norm[s]))
+            fail_msg("%s %d replicas, step %d: loss %.9g / %.9g, norm %.17g / %.17g", bt_precision_name(prec), replicas,
+                     s, a.loss[s], b.loss[s], a.norm[s], b.norm[s]);
+    }
+    assert_int_equal(a.skipped, b.skipped);
+    if (want_skips) assert_true(a.skipped > 0 && a.skipped < steps / 2);
+    assert_int_equal(a.n, b.n);
+    if (memcmp(a.w, b.w, a.n * sizeof(float)))
+        fail_msg("task %d %s: %d replicas trained to other weights or moments than 1 replica with %d micro-batches",
+                 (int)task, bt_precision_name(prec), replicas, replicas);
+    /* and training happened */
+    run_result c;
+    run(task, prec, 1, replicas, 1, scale0, &c);
+    assert_true(memcmp(a.w, c.w, a.n * sizeof(float)) != 0);
+    free(a.w); free(b.w); free(c.w);
+}
+
+static void test_two_fp32(void **state) { (void)state; same(BT_TASK_SEQ_CLS, BT_PREC_FP32, 2, 50, 0, 0); }
+static void test_two_bf16(void **state) { (void)state; same(BT_TASK_SEQ_CLS, BT_PREC_BF16, 2, 50, 0, 0); }
+/* fp16 with a loss scale far too large: the first steps overflow and are skipped */
+static void test_two_fp16(void **state) { (void)state; same(BT_TASK_SEQ_CLS, BT_PREC_FP16, 2, 50, 16777216.0, 1); }
+static void test_two_mlm(void **state) { (void)state; same(BT_TASK_MLM, BT_PREC_FP32, 2, 20, 0, 0); }
+static void test_three(void **state) { (void)state; same(BT_TASK_SEQ_CLS, BT_PREC_FP32, 3, 15, 0, 0); }
+
+static int fb_never(void *ctx, int k, float grad_scale, uint32_t step, float *loss)
+{
+    (void)ctx; (void)k; (void)grad_scale; (void)step; (void)loss;
+    fail_msg("a custom forward/backward ran on a trainer with replicas");
+    return 0;
+}
+
+static void test_custom_fb_refused(void **state)
+{
+    (void)state;
+    bt_backend *be = bt_backend_cpu_create(1);
+    bt_bert *m = create(be, BT_TASK_SEQ_CLS, BT_PREC_FP32), *r = create(be, BT_TASK_SEQ_CLS, BT_PREC_FP32);
+    bt_train_config tc = {.optim = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f}, .total_steps = 5};
+    bt_trainer *t = NULL;
+    assert_int_equal(bt_trainer_create(m, &tc, &t), 0);
+    assert_int_equal(bt_trainer_set_replicas(t, &r, 1), 0);
+    bt_step_info info;
+    assert_int_equal(bt_train_step_fn(t, fb_never, NULL, 2, &info), BT_ECONFIG);
+    assert_non_null(strstr(bt_errmsg(), "devices = 1"));
+    bt_err_clear();
+    /* a replica of another task is refused */
+    bt_bert *mlm = create(be, BT_TASK_MLM, BT_PREC_FP32);
+    bt_trainer *t2 = NULL;
+    bt_bert *m2 = create(be, BT_TASK_SEQ_CLS, BT_PREC_FP32);
+    assert_int_equal(bt_trainer_create(m2, &tc, &t2), 0);
+    assert_int_equal(bt_trainer_set_replicas(t2, &mlm, 1), BT_EINTERNAL);
+    bt_err_clear();
+    bt_trainer_free(t2);
+    bt_trainer_free(t);
+    bt_bert_free(m2);
+    bt_bert_free(mlm);
+    bt_bert_free(r);
+    bt_bert_free(m);
+    be->destroy(be);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_fp32), cmocka_unit_test(test_two_bf16), cmocka_unit_test(test_two_fp16),
+        cmocka_unit_test(test_two_mlm),  cmocka_unit_test(test_three),    cmocka_unit_test(test_custom_fb_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
