@@ -2,6 +2,7 @@
  * (see archive_check.h; the rules are listed in docs/checkpoints.md).
  */
 #include "runner/archive_check.h"
+#include "runner/devices.h"
 
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
@@ -217,6 +218,7 @@ static int check_consistency(const tj *t, const tj_vals *v, json_t *fp)
      * (--force records a change in forced_changes and may move it) */
     if (!v->forced) {
         long long in_epoch = v->step % v->spe, bs = fp_int(fp, "train.batch_size"), ga = fp_int(fp, "train.grad_accum");
+        ga *= (long long)bt_devices_batch_factor(t->o); /* runtime.devices: micro-batches per step (runner/devices.h) */
         if (v->epoch != v->step / v->spe) {
             snprintf(w, sizeof w, "epoch %lld at step %lld with %lld steps per epoch (expected epoch %lld)", v->epoch,
                      v->step, v->spe, v->step / v->spe);

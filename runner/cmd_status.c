@@ -7,7 +7,7 @@
  * "running" while no process holds the output-directory lock is reported as
  * "dead": its run was killed, or could not write its last status. Reads only; never writes (and never takes the lock).
  * Keys of --json that scripts rely on: output_dir, latest_archive, step,
- * epoch, complete (plus state, precision, loss_scale, skipped_steps, best_metric, eta_job_s,
+ * epoch, complete (plus state, precision, loss_scale, skipped_steps, devices, device, best_metric, eta_job_s,
  * looked_in, skipped).
  */
 #include "runner/archive_check.h"
@@ -98,6 +98,26 @@ static void add_precision(json_t *o, json_t *trainer, json_t *live)
     json_object_set_new(o, "skipped_steps", json_integer(json_is_integer(sk) ? json_integer_value(sk) : 0));
 }
 
+/* devices (the replica count) and device (device_model: "cpu", a GPU's name)
+ * from the archive's trainer.json (one from before devices were recorded: 1),
+ * else from the live heartbeat (devices only), else null. */
+static void add_devices(json_t *o, json_t *trainer, json_t *live)
+{
+    json_t *dv = trainer ? json_object_get(json_object_get(trainer, "devices"), "count")
+                         : json_object_get(live, "devices");
+    json_t *dm = trainer ? json_object_get(trainer, "device_model") : NULL;
+    json_object_set_new(o, "devices", json_is_integer(dv) ? json_incref(dv) : trainer ? json_integer(1) : json_null());
+    json_object_set_new(o, "device", json_is_string(dm) && *json_string_value(dm) ? json_incref(dm) : json_null());
+}
+
+static void print_devices(json_t *o)
+{
+    json_t *n = json_object_get(o, "devices");
+    const char *dm = json_string_value(json_object_get(o, "device"));
+    if (!json_is_integer(n)) return;
+    printf("devices      %lld x %s\n", (long long)json_integer_value(n), dm ? dm : "(device not recorded)");
+}
+
 static void print_precision(json_t *o)
 {
     const char *p = json_string_value(json_object_get(o, "precision"));
@@ -183,6 +203,7 @@ int cmd_status(int argc, char **argv)
     json_object_set_new(o, "best_metric_name", json_is_object(best) ? json_incref(json_object_get(best, "metric")) : json_null());
     json_object_set_new(o, "state", dead ? json_string("dead") : live_state ? json_string(live_state) : json_null());
     add_precision(o, trainer, live);
+    add_devices(o, trainer, live);
     json_object_set_new(o, "eta_job_s", live && !complete && !dead ? json_incref(json_object_get(live, "eta_job_s"))
                                                                     : json_null());
     add_places(o, &job, &rep);
@@ -210,6 +231,7 @@ int cmd_status(int argc, char **argv)
                        (long long)json_integer_value(json_object_get(best, "step")));
         }
         print_precision(o);
+        print_devices(o);
         print_run(live_state, live_pid, dead);
         json_t *eta = json_object_get(o, "eta_job_s");
         if (json_is_number(eta)) printf("eta          %.0f s (from status.json)\n", json_number_value(eta));

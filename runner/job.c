@@ -351,6 +351,10 @@ static int parse_path(parse_ctx *c, const bt_job_key *k, char *v, void *f, int a
 
 static int parse_int(parse_ctx *c, const bt_job_key *k, char *v, void *f, int append)
 {
+    if (!strcmp(k->def, "auto") && !strcasecmp(v, "auto")) { /* e.g. runtime.devices: auto is 0 */
+        *(int64_t *)f = 0;
+        return 0;
+    }
     char *end;
     errno = 0;
     long long x = strtoll(v, &end, 10);
@@ -966,7 +970,9 @@ char *bt_job_value_text(const bt_job *j, int ki)
         const char *s = *(char *const *)f;
         return bt_xstrdup(s ? s : "");
     }
-    case BT_JT_INT: return bt_xasprintf("%lld", (long long)*(const int64_t *)f);
+    case BT_JT_INT:
+        if (!strcmp(k->def, "auto") && *(const int64_t *)f == 0) return bt_xstrdup("auto");
+        return bt_xasprintf("%lld", (long long)*(const int64_t *)f);
     case BT_JT_FLOAT: {
         double v = *(const double *)f;
         if (!strcmp(k->def, "auto") && v < 0) return bt_xstrdup("auto");

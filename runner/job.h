@@ -125,6 +125,7 @@ typedef struct {
         int64_t keep_last, keep_best;
         int device;              /* bt_job_device */
         int64_t threads;         /* 0: all cores */
+        int64_t devices;         /* data-parallel replicas (runner/devices.h); 0: auto */
         int progress;            /* bt_job_progress */
         double progress_every;   /* seconds */
         double stall_timeout;    /* seconds; 0: no stall detector */

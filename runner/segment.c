@@ -22,6 +22,7 @@
 #include "engine/model_config.h"
 #include "engine/tokenizer.h"
 #include "engine/train.h"
+#include "runner/devices.h"
 #include "runner/lock.h"
 #include "runner/plan.h"
 #include "runner/precision.h"
@@ -107,6 +108,7 @@ typedef struct {
     double last_eval_s;       /* wall seconds of this segment's last evaluation (0: none yet) */
     double train_ex_per_s;    /* measured training examples per second (NAN before a step) */
     bt_plan_choice plan;      /* issue 18 hook: train.micro_batch = auto (runner/plan.h) */
+    bt_devices dev;           /* issue 20 hook: runtime.devices (runner/devices.h) */
     bt_precision prec;        /* [train] precision resolved for c->be (runner/precision.h) */
     char prec_line[192];      /* how it was chosen, for the start line: "bf16 (auto: sm_80 GPU)" */
 } run_ctx;
@@ -158,6 +160,7 @@ static char *trainer_json(run_ctx *c, const char *stop_reason)
                           "skipped_steps", (json_int_t)ls.skipped_steps);
     json_object_set_new(o, "device_model", json_string(c->device_model));
     bt_plan_hook_record(&c->plan, o); /* issue 18 hook: trainer.json "micro_batch" (runner/plan.h) */
+    bt_devices_hook_record(&c->dev, c->job, o); /* issue 20 hook: trainer.json "devices" (runner/devices.h) */
     if (s->eval_seconds > 0) json_object_set_new(o, "eval_seconds", json_real(s->eval_seconds));
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
@@ -908,6 +911,8 @@ static void describe_device(run_ctx *c)
     }
 }
 
+static int devices_regroup(run_ctx *c); /* issue 20 hook */
+
 /* Restores the newest valid archive: of resume_path (--resume, `baton eval
  * --archive`), else of the output directory and [job] resume_from. */
 static int resume(run_ctx *c, const char *resume_path)
@@ -966,6 +971,10 @@ static int resume(run_ctx *c, const char *resume_path)
         bt_warn("--force: resuming %s despite %d changed field(s):\n%s", found, n_diff, diff);
     }
     rc = trainer_state_parse(c, bt_archive_text(a, BT_M_TRAINER), found);
+    /* issue 20 hook: the archive's micro-batches per step on this device count (runner/devices.h) */
+    int regroup = 0;
+    if (!rc) rc = bt_devices_hook_resume(&c->dev, bt_archive_text(a, BT_M_TRAINER), job, found, &regroup);
+    if (!rc && regroup) rc = devices_regroup(c);
     /* recorded after the parse, which replaces st.forced with the archive's list */
     if (!rc && n_diff > 0)
         json_array_append_new(c->st.forced, json_pack("{s:I, s:s}", "step", (json_int_t)bt_archive_step(a), "changes", diff));
@@ -1060,7 +1069,28 @@ static int create_trainer(run_ctx *c)
         .freeze_embeddings = job->train.freeze_embeddings, .freeze_layers = (int)job->train.freeze_layers,
         .loss_scale_init = job->train.loss_scale_init, /* fp16 only; a resume restores the archive's scale */
     };
-    return bt_trainer_create(c->model, &tc, &c->trainer);
+    int rc = bt_trainer_create(c->model, &tc, &c->trainer);
+    if (!rc) rc = bt_devices_hook_trainer(&c->dev, c->trainer); /* issue 20 hook: replicas 1.. (runner/devices.h) */
+    return rc;
+}
+
+/* Steps per epoch and in all from the micro-batches per step (job->train.grad_accum). */
+static void count_steps(run_ctx *c)
+{
+    const bt_job *job = c->job;
+    int64_t batches = (int64_t)((c->task.n_train + (size_t)job->train.batch_size - 1) / (size_t)job->train.batch_size);
+    c->steps_per_epoch = (batches + job->train.grad_accum - 1) / job->train.grad_accum;
+    c->total_steps = job->train.max_steps > 0 ? job->train.max_steps : c->steps_per_epoch * job->train.epochs;
+}
+
+/* issue 20 hook: a resume on another device count changed the micro-batches
+ * per step: the steps and the trainer's schedule follow (runner/devices.h). */
+static int devices_regroup(run_ctx *c)
+{
+    count_steps(c);
+    bt_trainer_free(c->trainer);
+    c->trainer = NULL;
+    return create_trainer(c);
 }
 
 /* The tokenizer, its vocabulary (the token cache and fingerprint key) and the
@@ -1103,9 +1133,16 @@ static int create_model(run_ctx *c)
     /* issue 18 hook (runner/plan.h): train.recompute into mo; micro_batch = auto may lower
      * job->train.batch_size (raising grad_accum) and mo.max_batch; job.ini keeps the job as written */
     if (!c->job_ini) c->job_ini = c->opt->job_text ? bt_xstrdup(c->opt->job_text) : bt_job_to_ini(job);
-    int rc = bt_plan_hook_setup(job, c->be, &mo, &c->plan);
+    /* issue 20 hook: runtime.devices; grad_accum becomes micro-batches per step over all devices */
+    int rc = bt_devices_hook_setup(&c->dev, job, c->be);
+    if (rc) return rc;
+    c->status.devices = c->dev.count;
+    count_steps(c); /* issue 20: after the device count, before micro_batch = auto (as before it) */
+    rc = bt_plan_hook_setup(job, c->be, &mo, &c->plan);
     if (!rc) rc = bt_bert_create(c->be, job->model.path, &mo, &c->model);
     if (!rc) rc = bt_task_attach(&c->task, c->model);
+    /* issue 20 hook: replicas 1..devices-1, created like replica 0 (runner/devices.h) */
+    if (!rc) rc = bt_devices_hook_models(&c->dev, c->be, job->model.path, &mo);
     return rc;
 }
 
@@ -1119,10 +1156,7 @@ static int setup(run_ctx *c)
                        .read_only = c->read_only, .vocab_text = c->vocab_text};
     if ((rc = bt_task_open(&c->task, &env))) return rc;
     if ((rc = make_fingerprint(c))) return rc;
-    int64_t batches = (int64_t)((c->task.n_train + (size_t)job->train.batch_size - 1) / (size_t)job->train.batch_size);
-    c->steps_per_epoch = (batches + job->train.grad_accum - 1) / job->train.grad_accum;
-    c->total_steps = job->train.max_steps > 0 ? job->train.max_steps : c->steps_per_epoch * job->train.epochs;
-    if ((rc = create_backend(c))) return rc;
+    if ((rc = create_backend(c))) return rc; /* (the steps are counted in create_model: issue 20) */
     describe_device(c);
     warn_scale_unused(c);
     if ((rc = create_model(c))) return rc;
@@ -1136,6 +1170,7 @@ static void teardown(run_ctx *c)
     bt_watchdog_free(c->wd);
     bt_status_writer_free(&c->sw);
     bt_trainer_free(c->trainer);
+    bt_devices_free(&c->dev); /* issue 20 hook */
     bt_task_close(&c->task);
     bt_bert_free(c->model);
     if (c->be) c->be->destroy(c->be);

@@ -65,6 +65,7 @@ char *bt_status_json(const bt_status *s, double now_epoch)
     json_object_set_new(o, "precision", str_or_null(s->precision));
     json_object_set_new(o, "loss_scale", num_or_null(s->loss_scale));
     json_object_set_new(o, "skipped_steps", json_integer(s->skipped_steps));
+    json_object_set_new(o, "devices", s->devices > 0 ? json_integer(s->devices) : json_null());
     char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);
     if (!txt) return bt_xstrdup("{}\n");

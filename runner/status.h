@@ -15,7 +15,7 @@
  *    "best_metric_name": str|null, "stop_reason": str|null,
  *    "updated_at": str (ISO 8601 UTC), "pid": int, "output_dir": str,
  *    "complete": bool, "precision": str|null, "loss_scale": float|null,
- *    "skipped_steps": int}
+ *    "skipped_steps": int, "devices": int|null}
  */
 #ifndef BATON_RUNNER_STATUS_H
 #define BATON_RUNNER_STATUS_H
@@ -43,6 +43,7 @@ typedef struct {
     const char *precision;      /* resolved [train] precision ("fp16"); NULL: null (not resolved yet) */
     double loss_scale;          /* fp16's loss scale; NAN: null (no loss scaling) */
     int64_t skipped_steps;      /* steps skipped for fp16 overflow since the job began */
+    int devices;                /* data-parallel replicas (runtime.devices); 0: null (not known yet) */
 } bt_status;
 
 /* A status with every number unknown (NAN / 0) and state "running". */

@@ -1,0 +1,163 @@
+/* runner/devices.c — runtime.devices (see devices.h). */
+#include "runner/devices.h"
+
+#include "util/err.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+/* "job.ini:12: " where the key was set, or "". */
+static void where_of(const bt_job *job, const char *section, const char *name, char *buf, size_t n)
+{
+    buf[0] = 0;
+    int k = bt_job_key_index(section, name);
+    if (k >= 0 && job->origin && job->origin[k].file) {
+        bt_job_where(job, k, buf, n);
+        if (strlen(buf) + 3 < n) strcat(buf, ": ");
+    }
+}
+
+/* The device count for be, or BT_ECONFIG for what is not built. */
+static int resolve_count(const bt_job *job, bt_backend *be, int *out)
+{
+    char w[300];
+    where_of(job, "runtime", "devices", w, sizeof w);
+    int64_t want = job->runtime.devices; /* 0: auto */
+    if (be->device != BT_DEV_CPU) {
+        if (want > 1)
+            return bt_fail(BT_ECONFIG, "%s[runtime] devices = %lld: this baton trains on one GPU per process (the "
+                                       "CUDA backend drives a single device; NCCL is found but replicas on "
+                                       "several GPUs are not built yet); set devices = 1 or auto, and raise "
+                                       "[train] grad_accum for the same effective batch (docs/operations.md)",
+                           w, (long long)want);
+        *out = 1;
+        return 0;
+    }
+    *out = want > 0 ? (int)want : 1;
+    return 0;
+}
+
+int bt_devices_hook_setup(bt_devices *d, bt_job *job, bt_backend *be)
+{
+    memset(d, 0, sizeof *d);
+    d->job_accum = job->train.grad_accum;
+    d->count = 1;
+    d->factor = 1;
+    int n = 1;
+    int rc = resolve_count(job, be, &n);
+    if (rc) return rc;
+    if (n > 1) {
+        char w[300];
+        where_of(job, "runtime", "devices", w, sizeof w);
+        int task = job->job.task;
+        if (task != BT_JOB_TASK_CLASSIFY && task != BT_JOB_TASK_MLM) /* the tested ones (classify_long cannot) */
+            return bt_fail(BT_ECONFIG, "%s[runtime] devices = %d: task = %s trains on one device for now (classify "
+                                       "and mlm take several); set devices = 1 (raise [train] grad_accum for the "
+                                       "same effective batch)",
+                           w, n, bt_job_enum_name(bt_job_key_index("job", "task"), task));
+        if (job->train.micro_batch == BT_JOB_MICRO_AUTO)
+            return bt_fail(BT_ECONFIG, "%s[runtime] devices = %d does not combine with [train] micro_batch = auto "
+                                       "yet; set micro_batch = off (batch_size is then each device's micro-batch)",
+                           w, n);
+        if (job->train.grad_accum * n > 65536)
+            return bt_fail(BT_ECONFIG, "%s[runtime] devices = %d x [train] grad_accum %lld: more than 65536 "
+                                       "micro-batches per step", w, n, (long long)job->train.grad_accum);
+    }
+    d->count = n;
+    d->factor = n;
+    job->train.grad_accum *= n;
+    if (n > 1)
+        fprintf(stderr, "devices = %d: %d %s replicas x grad_accum %lld x batch %lld = %lld examples per step (the "
+                        "replicas run one after another in this process)\n", n, n, be->name,
+                (long long)d->job_accum, (long long)job->train.batch_size,
+                (long long)(job->train.grad_accum * job->train.batch_size));
+    return 0;
+}
+
+int bt_devices_hook_models(bt_devices *d, bt_backend *be, const char *model_dir, const bt_bert_opts *mo)
+{
+    for (int j = 1; j < d->count; j++) {
+        int rc = bt_bert_create(be, model_dir, mo, &d->extra[j - 1]);
+        if (rc) return bt_fail_context(rc, "[runtime] devices = %d: replica %d", d->count, j);
+    }
+    return 0;
+}
+
+int bt_devices_hook_trainer(bt_devices *d, bt_trainer *t)
+{
+    return d->count > 1 ? bt_trainer_set_replicas(t, d->extra, d->count - 1) : 0;
+}
+
+void bt_devices_hook_record(const bt_devices *d, const bt_job *job, void *json)
+{
+    json_object_set_new((json_t *)json, "devices",
+                        json_pack("{s:i, s:I, s:I, s:I}", "count", d->count, "grad_accum",
+                                  (json_int_t)(job->train.grad_accum / d->count), "job_grad_accum",
+                                  (json_int_t)d->job_accum, "batch_factor", (json_int_t)d->factor));
+}
+
+int64_t bt_devices_batch_factor(const void *o)
+{
+    json_t *dv = json_object_get((const json_t *)o, "devices");
+    json_int_t f = json_integer_value(json_object_get(dv, "batch_factor"));
+    return f >= 1 && f <= 65536 * (json_int_t)BT_MAX_REPLICAS ? f : 1; /* out of range: the position check fails */
+}
+
+/* The archive's record: count, job_grad_accum and batch_factor (absent:
+ * one device, this job's grad_accum, factor 1). */
+static int archive_record(const char *text, const bt_devices *d, const char *where, int64_t *count, int64_t *jacc,
+                          int64_t *factor)
+{
+    *count = 1;
+    *jacc = d->job_accum;
+    *factor = 1;
+    json_t *o = json_loads(text, 0, NULL);
+    json_t *dv = json_object_get(o, "devices");
+    int rc = 0;
+    if (json_is_object(dv)) {
+        *count = json_integer_value(json_object_get(dv, "count"));
+        *jacc = json_integer_value(json_object_get(dv, "job_grad_accum"));
+        *factor = json_integer_value(json_object_get(dv, "batch_factor"));
+        if (*count < 1 || *count > BT_MAX_REPLICAS || *jacc < 1 || *jacc > 65536 || *factor < 1 ||
+            *factor * *jacc > 65536 * (int64_t)BT_MAX_REPLICAS)
+            rc = bt_fail(BT_EDATA, "%s: trainer.json's devices {count %lld, job_grad_accum %lld, batch_factor %lld} "
+                                   "is out of range; the archive is damaged", where, (long long)*count,
+                         (long long)*jacc, (long long)*factor);
+    }
+    json_decref(o);
+    return rc;
+}
+
+int bt_devices_hook_resume(bt_devices *d, const char *trainer_json, bt_job *job, const char *where, int *regroup)
+{
+    *regroup = 0;
+    int64_t acount, ajacc, afactor;
+    int rc = archive_record(trainer_json, d, where, &acount, &ajacc, &afactor);
+    if (rc) return rc;
+    /* the job's grad_accum changed (a --force resume): the job's effective batch from now on */
+    if (ajacc != d->job_accum || afactor == d->factor) return 0;
+    int64_t micro = ajacc * afactor;
+    if (job->train.micro_batch == BT_JOB_MICRO_AUTO || micro % d->count)
+        return bt_fail(BT_ECONFIG, "%s was trained with %lld micro-batches of %lld examples per step (%lld device(s) "
+                                   "x grad_accum %lld); %d device(s) cannot take the same effective batch%s: set "
+                                   "[runtime] devices to a divisor of %lld, or change [train] grad_accum and resume "
+                                   "with --force (a new effective batch), or start over with --fresh",
+                       where, (long long)micro, (long long)job->train.batch_size, (long long)acount,
+                       (long long)(micro / acount), d->count,
+                       job->train.micro_batch == BT_JOB_MICRO_AUTO ? " with [train] micro_batch = auto" : "",
+                       (long long)micro);
+    job->train.grad_accum = micro;
+    d->factor = afactor;
+    *regroup = 1;
+    fprintf(stderr, "devices = %d: %s was trained on %lld device(s) x grad_accum %lld; continuing with grad_accum "
+                    "%lld per device (the same %lld examples per step)\n", d->count, where, (long long)acount,
+            (long long)(micro / acount), (long long)(micro / d->count), (long long)(micro * job->train.batch_size));
+    return 0;
+}
+
+void bt_devices_free(bt_devices *d)
+{
+    for (int j = 0; j < BT_MAX_REPLICAS; j++) bt_bert_free(d->extra[j]);
+    memset(d, 0, sizeof *d);
+}

@@ -1,0 +1,96 @@
+#!/bin/sh
+# tests/integration/test_run_devices.sh — runtime.devices (issue 20) through
+# the runner, on the CPU backend (in-process replicas) with the demo model:
+#   1. devices = 2 x grad_accum 1 ends byte-identical to devices = 1 x
+#      grad_accum 2 after 50 steps (19 steps an epoch, the last one of each
+#      epoch a single micro-batch: one replica idle); trainer.json records the
+#      device count and `baton status` shows it;
+#   2. kill/resume switching 2 -> 1 -> 2 devices between segments (one line
+#      says grad_accum was adjusted) ends byte-identical to the uninterrupted
+#      one-device run with grad_accum 2;
+#   3. a device count that does not divide the archive's micro-batches per
+#      step is refused (exit 78) naming the keys; devices with
+#      micro_batch = auto and devices = 0 are refused.
+. "$(dirname "$0")/run_lib.sh"
+
+# 584 examples, batch 16: 37 micro-batches, 19 steps of 2 an epoch; 50 steps in all
+common="data.limit_train=584 data.limit_eval=64 train.batch_size=16 train.max_steps=50 train.epochs=3 runtime.threads=1"
+
+final_of() {
+    fo_a=$(newest_archive "$1")
+    is_complete "$fo_a" || fail "$2: final archive $fo_a is not marked complete"
+    echo "$fo_a"
+}
+
+# ---- 1. two devices == one device with grad_accum doubled
+start=$(now)
+# shellcheck disable=SC2086
+write_job "$T/one.ini" $common train.grad_accum=2 runtime.devices=1 job.output_dir=one-out
+# shellcheck disable=SC2086
+write_job "$T/two.ini" $common train.grad_accum=1 runtime.devices=2 job.output_dir=two-out
+brun "$T/one.log" run "$T/one.ini"
+expect_rc 0 "$T/one.log" "devices = 1, grad_accum 2"
+brun "$T/two.log" run "$T/two.ini"
+expect_rc 0 "$T/two.log" "devices = 2, grad_accum 1"
+grep -q "^devices = 2: 2 cpu replicas x grad_accum 1 x batch 16 = 32 examples per step" "$T/two.log" \
+    || fail "devices = 2: no line saying so: $(head -n 5 "$T/two.log")"
+a1=$(final_of "$T/one-out" "one device"); a2=$(final_of "$T/two-out" "two devices")
+ref=$(member_sha "$a1"); sha2=$(member_sha "$a2")
+[ "$(trainer_field "$a1" step)" = 50 ] && [ "$(trainer_field "$a1" steps_per_epoch)" = 19 ] \
+    || fail "one device: step $(trainer_field "$a1" step), $(trainer_field "$a1" steps_per_epoch) steps an epoch"
+[ "$(trainer_field "$a2" steps_per_epoch)" = 19 ] || fail "two devices: $(trainer_field "$a2" steps_per_epoch) steps an epoch"
+[ "$sha2" = "$ref" ] || fail "devices = 2 ends with $sha2, devices = 1 x grad_accum 2 with $ref"
+[ "$(member_sha "$a2" optimizer.safetensors)" = "$(member_sha "$a1" optimizer.safetensors)" ] \
+    || fail "devices = 2: other AdamW moments than devices = 1 x grad_accum 2"
+tar -xOf "$a2" trainer.json | grep -q '"devices":{"count":2,"grad_accum":1,"job_grad_accum":1,"batch_factor":2}' \
+    || fail "two devices: trainer.json devices: $(tar -xOf "$a2" trainer.json | grep -o '"devices":{[^}]*}')"
+brun "$T/st.log" status "$T/two.ini"
+grep -q "^devices      2 x cpu$" "$T/st.log" || fail "status: no devices line: $(cat "$T/st.log")"
+brun "$T/st.json" status "$T/two.ini" --json
+grep -q '"devices": 2,' "$T/st.json" || fail "status --json: no devices: $(cat "$T/st.json")"
+# and the device count changed what ran: one device with grad_accum 1 trains otherwise
+# shellcheck disable=SC2086
+write_job "$T/half.ini" $common train.grad_accum=1 runtime.devices=1 job.output_dir=half-out
+brun "$T/half.log" run "$T/half.ini"
+expect_rc 0 "$T/half.log" "devices = 1, grad_accum 1"
+[ "$(member_sha "$(final_of "$T/half-out" half)")" != "$ref" ] || fail "devices = 2 changed nothing"
+note "devices = 2 == devices = 1 x grad_accum 2 after 50 steps: $ref ($(elapsed "$start")s)"
+
+# ---- 2. kill/resume 2 -> 1 -> 2 devices: byte-identical to the one-device run
+start=$(now)
+# shellcheck disable=SC2086
+write_job "$T/sw.ini" $common train.grad_accum=1 runtime.devices=2 runtime.checkpoint_every=1 job.output_dir=sw-out
+term_when "$T/sw1.log" 'newest_step_at_least "$T/sw-out" 7' run "$T/sw.ini"
+[ "$RC" = 75 ] || fail "switch: segment 1 (2 devices) exited $RC: $(tail -n 5 "$T/sw1.log")"
+s1=$(archive_step "$(newest_archive "$T/sw-out")")
+term_when "$T/sw2.log" "newest_step_at_least \"\$T/sw-out\" $((s1 + 12))" run "$T/sw.ini" -s runtime.devices=1
+[ "$RC" = 75 ] || fail "switch: segment 2 (1 device) exited $RC: $(tail -n 5 "$T/sw2.log")"
+[ "$(grep -c "^devices = 1: .* was trained on 2 device(s) x grad_accum 1; continuing with grad_accum 2 per device (the same 32 examples per step)" "$T/sw2.log")" = 1 ] \
+    || fail "switch: no (or more than one) line about grad_accum: $(head -n 5 "$T/sw2.log")"
+s2=$(archive_step "$(newest_archive "$T/sw-out")")
+tar -xOf "$(newest_archive "$T/sw-out")" trainer.json \
+    | grep -q '"devices":{"count":1,"grad_accum":2,"job_grad_accum":1,"batch_factor":2}' \
+    || fail "switch: segment 2's trainer.json: $(tar -xOf "$(newest_archive "$T/sw-out")" trainer.json | grep -o '"devices":{[^}]*}')"
+run_to_end "$T/sw.ini" "$T/sw3.log"
+grep -q "continuing with grad_accum" "$T/sw3.log" && fail "switch: 1 -> 2 devices adjusted grad_accum: $(head -n 5 "$T/sw3.log")"
+sha=$(member_sha "$(final_of "$T/sw-out" switch)")
+[ "$sha" = "$ref" ] || fail "switch 2 -> 1 -> 2 (at steps $s1, $s2) ends with $sha, one device x grad_accum 2 with $ref"
+note "2 -> 1 (step $s1) -> 2 (step $s2) devices: final $sha = one device ($(elapsed "$start")s)"
+
+# ---- 3. refusals
+# the archive's 2 micro-batches per step on 3 devices
+brun "$T/three.log" run "$T/two.ini" -s runtime.devices=3 -s train.max_steps=60 --force
+expect_rc 78 "$T/three.log" "3 devices resuming a 2-micro-batch archive"
+grep -q "was trained with 2 micro-batches of 16 examples per step (2 device(s) x grad_accum 1); 3 device(s) cannot take the same effective batch: set \[runtime\] devices to a divisor of 2" "$T/three.log" \
+    || fail "3 devices: $(cat "$T/three.log")"
+# shellcheck disable=SC2086
+write_job "$T/auto.ini" $common runtime.devices=2 train.micro_batch=auto job.output_dir=auto-out
+brun "$T/auto.log" run "$T/auto.ini"
+expect_rc 78 "$T/auto.log" "devices with micro_batch = auto"
+grep -q "auto.ini:[0-9]*: \[runtime\] devices = 2 does not combine with \[train\] micro_batch = auto" "$T/auto.log" \
+    || fail "devices with micro_batch = auto: $(cat "$T/auto.log")"
+brun "$T/bad.log" run "$T/two.ini" -s runtime.devices=0
+expect_rc 78 "$T/bad.log" "devices = 0"
+note "refused: $(grep -o 'set \[runtime\] devices to a divisor of 2' "$T/three.log"); micro_batch = auto; devices = 0"
+
+echo "run devices: all checks passed"
