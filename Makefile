@@ -68,9 +68,11 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 # the CPU there; it takes baton's own symbols from the executable (-rdynamic).
 # It needs no CUDA library at load time: the CUDA runtime is linked
 # statically and cuBLASLt is found and loaded on first use
-# (kernels/cuda/cuda_blas_dl.c), so one build serves CUDA 11, 12 and 13.
+# (kernels/cuda/cuda_blas_dl.c), so one build serves CUDA 11, 12 and 13;
+# NCCL likewise (kernels/cuda/nccl_dl.c), only for several GPUs.
 ifeq ($(CUDA),1)
-CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.cu.o) $(BUILD)/kernels/cuda/cuda_blas_dl.o
+CU_OBJ := $(CU_SRC:%.cu=$(BUILD)/%.cu.o) $(BUILD)/kernels/cuda/cuda_blas_dl.o $(BUILD)/kernels/cuda/cuda_dl_find.o \
+          $(BUILD)/kernels/cuda/nccl_dl.o
 CUDA_SO := $(BUILD)/libbaton-cuda.so
 CUDA_LIBS := -L$(CUDA_LIBDIR) -l:libcudart_static.a -ldl -lrt -lpthread -lstdc++
 CFLAGS += -DBATON_CUDA_LIB_BUILD='"$(abspath $(CUDA_SO))"'
@@ -118,9 +120,10 @@ $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -DBATON_CUDA=1 -MD -MP -MF $(@:.o=.d) -c $< -o $@
 
-$(BUILD)/kernels/cuda/cuda_blas_dl.o: kernels/cuda/cuda_blas_dl.c
+# the run-time loaders of cuBLASLt and NCCL (plain C; -I. for kernels/cuda/cuda_dl_find.h)
+$(BUILD)/kernels/cuda/%.o: kernels/cuda/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -fPIC -I$(CUDA_INC) -MMD -MP -c $< -o $@
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -fPIC -I. -I$(CUDA_INC) -MMD -MP -c $< -o $@
 
 # The portable CUDA backend (docs/building.md): CUDA 11.8 from Debian, code
 # for sm_60 (P100) to sm_90 plus PTX, static runtime, no CUDA library needed

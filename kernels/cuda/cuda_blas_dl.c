@@ -8,12 +8,8 @@
  * libbaton-cuda.so then needs no CUDA library at load time (the CUDA runtime
  * is linked statically), so one build serves any CUDA major the machine has.
  *
- * Search order (the first library that has every symbol wins):
- *   1. $BATON_CUDA_LIBS (a directory): an explicit choice beats discovery;
- *   2. the nvidia/cublas/lib directories of Python packages (site-packages
- *      and dist-packages under /usr/local/lib, /usr/lib, /opt/conda/lib,
- *      ~/.local/lib): where Kaggle's and pip's PyTorch keep cuBLAS;
- *   3. the system library path (dlopen by soname).
+ * Search order (the first library that has every symbol wins): cuda_dl_find.h's
+ * ($BATON_CUDA_LIBS, Python packages' nvidia/cublas/lib, the library path).
  * In each place the majors are tried in the order 12, 11, 13: the CUDA 12
  * driver of Kaggle's image runs 12 and 11; 13 needs a driver >= 580. The
  * prototypes below come from the toolkit's own cublasLt.h, so the compiler
@@ -24,8 +20,9 @@
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
+#include "kernels/cuda/cuda_dl_find.h"
+
 #include <dlfcn.h>
-#include <glob.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -74,41 +71,10 @@ static int try_library(const char *path)
     return 0;
 }
 
-/* Every libcublasLt.so.<major> under the directories matching pattern. */
-static int try_glob(const char *pattern, const char *major)
-{
-    char pat[PATH_MAX];
-    snprintf(pat, sizeof pat, "%s/libcublasLt.so.%s", pattern, major);
-    glob_t g;
-    int found = -1;
-    if (glob(pat, 0, NULL, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc && found; i++) found = try_library(g.gl_pathv[i]);
-        globfree(&g);
-    }
-    return found;
-}
-
 static void load(void)
 {
+    if (bt_cuda_dl_find("cublas", "libcublasLt", majors, 3, try_library) == 0) return;
     const char *env = getenv("BATON_CUDA_LIBS");
-    const char *home = getenv("HOME");
-    char local[PATH_MAX];
-    snprintf(local, sizeof local, "%s/.local/lib/python3*/site-packages/nvidia/cublas/lib", home ? home : "/root");
-    const char *const py_dirs[] = {
-        "/usr/local/lib/python3*/dist-packages/nvidia/cublas/lib", "/usr/local/lib/python3*/site-packages/nvidia/cublas/lib",
-        "/usr/lib/python3*/dist-packages/nvidia/cublas/lib",       "/opt/conda/lib/python3*/site-packages/nvidia/cublas/lib",
-        local,
-    };
-    for (size_t m = 0; m < 3; m++)
-        if (env && *env && try_glob(env, majors[m]) == 0) return;
-    for (size_t m = 0; m < 3; m++)
-        for (size_t d = 0; d < sizeof py_dirs / sizeof *py_dirs; d++)
-            if (try_glob(py_dirs[d], majors[m]) == 0) return;
-    for (size_t m = 0; m < 3; m++) {
-        char so[64];
-        snprintf(so, sizeof so, "libcublasLt.so.%s", majors[m]);
-        if (try_library(so) == 0) return;
-    }
     size_t u = strlen(load_error);
     snprintf(load_error + u, sizeof load_error - u,
              "%sno libcublasLt.so.12, .11 or .13 found in $BATON_CUDA_LIBS%s%s, in Python packages (nvidia/cublas/lib) "

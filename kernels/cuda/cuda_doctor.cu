@@ -14,6 +14,7 @@
 extern "C" const char *bt_cuda_blas_loaded_from(void);
 extern "C" const char *bt_cuda_blas_error(void);
 extern "C" size_t cublasLtGetVersion(void);
+#include "kernels/cuda/nccl_dl.h"
 
 /* A kernel whose attributes tell whether this library has code for a GPU. */
 __global__ static void doctor_probe_k(int *p)
@@ -60,6 +61,14 @@ extern "C" int bt_cuda_impl_doctor(FILE *f, char *why, size_t why_cap)
         fprintf(f, "  cuBLASLt %zu.%zu.%zu from %s\n", v / 10000, (v / 100) % 100, v % 100, lt);
     } else {
         fprintf(f, "  cuBLASLt: not found: %s\n", bt_cuda_blas_error());
+    }
+    const char *nccl = bt_nccl_loaded_from(); /* several GPUs only (kernels/cuda/nccl_dl.h) */
+    if (nccl) {
+        int v = bt_nccl_version();
+        fprintf(f, "  NCCL %d.%d.%d from %s (not used yet: one GPU per process)\n", v / 10000, (v / 100) % 100,
+                v % 100, nccl);
+    } else {
+        fprintf(f, "  NCCL: not found (only needed for several GPUs): %s\n", bt_nccl_error());
     }
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
