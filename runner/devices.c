@@ -104,6 +104,19 @@ int64_t bt_devices_batch_factor(const void *o)
     return f >= 1 && f <= 65536 * (json_int_t)BT_MAX_REPLICAS ? f : 1; /* out of range: the position check fails */
 }
 
+int bt_devices_record_ok(const void *dv)
+{
+    const json_t *o = dv;
+    json_t *c = json_object_get(o, "count"), *a = json_object_get(o, "grad_accum");
+    json_t *j = json_object_get(o, "job_grad_accum"), *f = json_object_get(o, "batch_factor");
+    if (!json_is_object(o) || !json_is_integer(c) || !json_is_integer(a) || !json_is_integer(j) || !json_is_integer(f))
+        return 0;
+    json_int_t nc = json_integer_value(c), na = json_integer_value(a), nj = json_integer_value(j),
+               nf = json_integer_value(f);
+    return nc >= 1 && nc <= BT_MAX_REPLICAS && na >= 1 && na <= 65536 && nj >= 1 && nj <= 65536 && nf >= 1 &&
+           nf <= 65536 * (json_int_t)BT_MAX_REPLICAS && nc * na == nj * nf;
+}
+
 /* The archive's record: count, job_grad_accum and batch_factor (absent:
  * one device, this job's grad_accum, factor 1). */
 static int archive_record(const char *text, const bt_devices *d, const char *where, int64_t *count, int64_t *jacc,

@@ -57,5 +57,7 @@ void bt_devices_free(bt_devices *d);
 /* The batch factor trainer.json records (1 when absent): for the archive
  * check of the data position (runner/archive_check.c). */
 int64_t bt_devices_batch_factor(const void *trainer_json_object);
+/* 1 when a trainer.json "devices" value is well formed (docs/checkpoints.md). */
+int bt_devices_record_ok(const void *devices_json);
 
 #endif

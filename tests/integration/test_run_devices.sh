@@ -10,7 +10,10 @@
 #      one-device run with grad_accum 2;
 #   3. a device count that does not divide the archive's micro-batches per
 #      step is refused (exit 78) naming the keys; devices with
-#      micro_batch = auto and devices = 0 are refused.
+#      micro_batch = auto and devices = 0 are refused;
+#   4. with $BATON_MODELS/all-MiniLM-L6-v2 and $BATON_DATA/sst2 (else this
+#      part says it is skipped): the real model, 2 devices == 1 device x
+#      grad_accum 2 after 50 steps (batch 4, 32 tokens).
 . "$(dirname "$0")/run_lib.sh"
 
 # 584 examples, batch 16: 37 micro-batches, 19 steps of 2 an epoch; 50 steps in all
@@ -92,5 +95,24 @@ grep -q "auto.ini:[0-9]*: \[runtime\] devices = 2 does not combine with \[train\
 brun "$T/bad.log" run "$T/two.ini" -s runtime.devices=0
 expect_rc 78 "$T/bad.log" "devices = 0"
 note "refused: $(grep -o 'set \[runtime\] devices to a divisor of 2' "$T/three.log"); micro_batch = auto; devices = 0"
+
+# ---- 4. the real model
+M=${BATON_MODELS:-}/all-MiniLM-L6-v2; D=${BATON_DATA:-}/sst2
+if [ -n "${BATON_MODELS:-}" ] && [ -f "$M/model.safetensors" ] && [ -n "${BATON_DATA:-}" ] && [ -f "$D/train.tsv" ]; then
+    start=$(now)
+    for n in 1 2; do
+        # shellcheck disable=SC2086
+        write_job "$T/mini$n.ini" model.path="$M" data.train="$D/train.tsv" data.eval="$D/dev.tsv" data.limit_train=400 \
+            data.limit_eval=16 train.batch_size=4 train.grad_accum=$((3 - n)) train.max_steps=50 train.lr=5e-5 \
+            runtime.devices=$n runtime.threads=1 job.output_dir=mini$n-out
+        brun "$T/mini$n.log" run "$T/mini$n.ini"
+        expect_rc 0 "$T/mini$n.log" "all-MiniLM-L6-v2, devices = $n"
+    done
+    m1=$(member_sha "$(final_of "$T/mini1-out" "MiniLM 1 device")"); m2=$(member_sha "$(final_of "$T/mini2-out" "MiniLM 2 devices")")
+    [ "$m1" = "$m2" ] || fail "all-MiniLM-L6-v2: devices = 2 ends with $m2, devices = 1 x grad_accum 2 with $m1"
+    note "all-MiniLM-L6-v2: devices = 2 == devices = 1 x grad_accum 2 after 50 steps: $m1 ($(elapsed "$start")s)"
+else
+    note "part 4 skipped: no \$BATON_MODELS/all-MiniLM-L6-v2 or \$BATON_DATA/sst2 (set BATON_MODELS and BATON_DATA)"
+fi
 
 echo "run devices: all checks passed"

@@ -17,8 +17,9 @@ note "random seed $RL_SEED (BATON_TEST_SEED=$RL_SEED replays it)"
 common="train.epochs=6 train.batch_size=32 runtime.checkpoint_every=1 runtime.threads=1"
 # shellcheck disable=SC2086
 write_job "$T/plan.ini" $common
-peak_at() { # peak_at MICRO — the planned peak of the job at that micro-batch (bytes)
-    "$BATON" plan "$T/plan.ini" --device cpu --json -s train.batch_size="$1" \
+peak_at() { # peak_at MICRO — the planned peak of the job at that micro-batch (bytes), accumulating
+    # 32 / MICRO of them (from 2 on, one more gradient buffer is held: engine/train.h)
+    "$BATON" plan "$T/plan.ini" --device cpu --json -s train.batch_size="$1" -s train.grad_accum=$((32 / $1)) \
         | sed -n 's/.*"peak_bytes":\([0-9]*\).*/\1/p'
 }
 p8=$(peak_at 8); p16=$(peak_at 16); p1=$(peak_at 1)

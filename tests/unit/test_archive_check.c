@@ -218,6 +218,28 @@ static void test_precision_and_scaler(void **state)
     json_decref(o);
 }
 
+/* runtime.devices' record (runner/devices.h): well formed, and the data
+ * position counts its micro-batches per step */
+static void test_devices(void **state)
+{
+    (void)state;
+    accepted("devices", "-");
+    accepted("devices", "{\"count\":1,\"grad_accum\":1,\"job_grad_accum\":1,\"batch_factor\":1}");
+    refused("devices", "2", "\"devices\" must be");
+    refused("devices", "{\"count\":0,\"grad_accum\":1,\"job_grad_accum\":1,\"batch_factor\":1}", "\"devices\"");
+    refused("devices", "{\"count\":65,\"grad_accum\":1,\"job_grad_accum\":65,\"batch_factor\":1}", "\"devices\"");
+    refused("devices", "{\"count\":2,\"grad_accum\":1,\"job_grad_accum\":1,\"batch_factor\":3}",
+            "count x grad_accum = job_grad_accum x batch_factor");
+    refused("devices", "{\"count\":2,\"grad_accum\":1,\"job_grad_accum\":1}", "\"devices\"");
+    /* 2 devices x grad_accum 1: 13 steps into the epoch are 13 x 32 x 2 examples, not 416 */
+    refused("devices", "{\"count\":2,\"grad_accum\":1,\"job_grad_accum\":1,\"batch_factor\":2}",
+            "expected 832");
+    char *t = with_all("devices", "{\"count\":1,\"grad_accum\":2,\"job_grad_accum\":1,\"batch_factor\":2}",
+                       "position", "832", NULL); /* a 2-device archive continued on one device */
+    assert_int_equal(check(t, 60), BT_OK);
+    free(t);
+}
+
 /* step, epoch, cursor, total and `complete` agree */
 static void test_consistency(void **state)
 {
@@ -286,7 +308,7 @@ int main(void)
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_types_and_ranges),
         cmocka_unit_test(test_precision_and_scaler),
-        cmocka_unit_test(test_consistency),
+        cmocka_unit_test(test_devices), cmocka_unit_test(test_consistency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
