@@ -114,7 +114,8 @@ int bt_devices_record_ok(const void *dv)
     json_int_t nc = json_integer_value(c), na = json_integer_value(a), nj = json_integer_value(j),
                nf = json_integer_value(f);
     return nc >= 1 && nc <= BT_MAX_REPLICAS && na >= 1 && na <= 65536 && nj >= 1 && nj <= 65536 && nf >= 1 &&
-           nf <= 65536 * (json_int_t)BT_MAX_REPLICAS && nc * na == nj * nf;
+           nf <= 65536 * (json_int_t)BT_MAX_REPLICAS && (nc == 1 || nc * na == nj * nf);
+    /* (one device: micro_batch = auto may have rescaled grad_accum against the batch size) */
 }
 
 /* The archive's record: count, job_grad_accum and batch_factor (absent:

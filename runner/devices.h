@@ -42,8 +42,10 @@ int bt_devices_hook_setup(bt_devices *d, bt_job *job, bt_backend *be);
 int bt_devices_hook_models(bt_devices *d, bt_backend *be, const char *model_dir, const bt_bert_opts *mo);
 /* After the trainer was created (again): hands it the replicas. */
 int bt_devices_hook_trainer(bt_devices *d, bt_trainer *t);
-/* trainer.json: "devices": {"count": N, "grad_accum": per device, "job_grad_accum": the job's,
- * "batch_factor": micro-batches per step / the job's grad_accum}. */
+/* trainer.json: "devices": {"count": N, "grad_accum": micro-batches per device per step,
+ * "job_grad_accum": the job's, "batch_factor": the effective batch / the job's batch_size x
+ * grad_accum}; count x grad_accum = job_grad_accum x batch_factor when count > 1 (with one
+ * device, micro_batch = auto may trade grad_accum against batch_size, runner/plan.h). */
 void bt_devices_hook_record(const bt_devices *d, const bt_job *job, void *json);
 /* Resume: trainer_json is the archive's trainer.json text. When the archive
  * ran another number of micro-batches per step only because of its device

@@ -72,6 +72,7 @@ static void print_plan(const bt_job *job, const bt_plan_device *dev, const bt_pl
 {
     bt_job j = *job; /* shallow: the report only reads it */
     j.train.batch_size = micro;
+    if (in->accum > 0) j.train.grad_accum = in->accum;
     bt_plan_report r;
     if (bt_plan_report_make(&j, dev, in, &r) == 0) bt_plan_report_print(stderr, &j, &r);
     else bt_err_clear();
@@ -107,6 +108,7 @@ int bt_plan_hook_setup(bt_job *job, bt_backend *be, bt_bert_opts *mo, bt_plan_ch
     size_t budget = (size_t)(AUTO_FREE_SHARE * (double)fr);
     if ((rc = bt_plan_pick_micro(&in, &dev, E, budget, limit, ch))) return rc;
     if (!ch->micro) {
+        in.accum = (int)E; /* a micro-batch of 1: E of them per step */
         print_plan(job, &dev, &in, 1);
         return bt_fail(BT_ECONFIG, "[train] micro_batch = auto: not even a micro-batch of 1 fits (%.2f GiB free on "
                                    "the %s device, limit %.2f GiB; the plan above); lower [data] max_seq_len, set "

@@ -225,6 +225,7 @@ static void test_devices(void **state)
     (void)state;
     accepted("devices", "-");
     accepted("devices", "{\"count\":1,\"grad_accum\":1,\"job_grad_accum\":1,\"batch_factor\":1}");
+    accepted("devices", "{\"count\":1,\"grad_accum\":4,\"job_grad_accum\":1,\"batch_factor\":1}"); /* micro_batch = auto */
     refused("devices", "2", "\"devices\" must be");
     refused("devices", "{\"count\":0,\"grad_accum\":1,\"job_grad_accum\":1,\"batch_factor\":1}", "\"devices\"");
     refused("devices", "{\"count\":65,\"grad_accum\":1,\"job_grad_accum\":65,\"batch_factor\":1}", "\"devices\"");
