@@ -13,7 +13,7 @@
 #      micro_batch = auto and devices = 0 are refused;
 #   4. with $BATON_MODELS/all-MiniLM-L6-v2 and $BATON_DATA/sst2 (else this
 #      part says it is skipped): the real model, 2 devices == 1 device x
-#      grad_accum 2 after 50 steps (batch 4, 32 tokens).
+#      grad_accum 2 after 50 steps (batch 2, 24 tokens).
 . "$(dirname "$0")/run_lib.sh"
 
 # 584 examples, batch 16: 37 micro-batches, 19 steps of 2 an epoch; 50 steps in all
@@ -103,7 +103,7 @@ if [ -n "${BATON_MODELS:-}" ] && [ -f "$M/model.safetensors" ] && [ -n "${BATON_
     for n in 1 2; do
         # shellcheck disable=SC2086
         write_job "$T/mini$n.ini" model.path="$M" data.train="$D/train.tsv" data.eval="$D/dev.tsv" data.limit_train=400 \
-            data.limit_eval=16 train.batch_size=4 train.grad_accum=$((3 - n)) train.max_steps=50 train.lr=5e-5 \
+            data.limit_eval=16 data.max_seq_len=24 train.batch_size=2 train.grad_accum=$((3 - n)) train.max_steps=50 train.lr=5e-5 \
             runtime.devices=$n runtime.threads=1 job.output_dir=mini$n-out
         brun "$T/mini$n.log" run "$T/mini$n.ini"
         expect_rc 0 "$T/mini$n.log" "all-MiniLM-L6-v2, devices = $n"
