@@ -1,7 +1,7 @@
 /* runner/devices.h — runtime.devices: data-parallel replicas of the model.
  *
- * Owns: how many replicas a segment trains with (auto: 1 on the CPU; on
- * CUDA 1 as well until the backend drives several GPUs from one process, see
+ * Owns: how many replicas a segment trains with (auto: 1; on CUDA only 1
+ * until the backend drives several GPUs from one process, see
  * docs/operations.md), what it refuses (tasks and keys it does not combine
  * with yet), creating replicas 1..N-1 and handing them to the trainer
  * (engine/train.h, "data parallelism"), the effective batch (batch_size x
