@@ -104,7 +104,7 @@ if [ -n "${BATON_MODELS:-}" ] && [ -f "$M/model.safetensors" ] && [ -n "${BATON_
         # shellcheck disable=SC2086
         write_job "$T/mini$n.ini" model.path="$M" data.train="$D/train.tsv" data.eval="$D/dev.tsv" data.limit_train=400 \
             data.limit_eval=16 data.max_seq_len=24 train.batch_size=2 train.grad_accum=$((3 - n)) train.max_steps=50 train.lr=5e-5 \
-            runtime.devices=$n runtime.threads=1 job.output_dir=mini$n-out
+            runtime.devices=$n runtime.threads=1 runtime.checkpoint_every=0 job.output_dir=mini$n-out
         brun "$T/mini$n.log" run "$T/mini$n.ini"
         expect_rc 0 "$T/mini$n.log" "all-MiniLM-L6-v2, devices = $n"
     done
