@@ -109,11 +109,14 @@ static inline size_t bt_ws_cuda_layernorm_bwd(int64_t R, int64_t D)
     int64_t W = (R + BT_CUDA_LN_RPW - 1) / BT_CUDA_LN_RPW;
     return sizeof(float) * (size_t)(W * 2 * D);
 }
-/* embed_bwd / gather_rows_bwd: keys and values in and out [N] each, and
- * CUB's radix-sort temporary storage (tmp_bytes, as CUB reports it). */
+/* embed_bwd / gather_rows_bwd: keys and values in and out [N] each (the
+ * inputs hold the run flags and their scan after the sort), the run starts
+ * [N + 2], and CUB's temporary storage (tmp_bytes: the larger of what its
+ * radix sort and its scan report; the sort's is always the larger). */
 static inline size_t bt_ws_cuda_scatter(int64_t N, size_t tmp_bytes)
 {
-    return 4 * bt_ws_align256(sizeof(uint32_t) * (size_t)N) + bt_ws_align256(tmp_bytes);
+    return 4 * bt_ws_align256(sizeof(uint32_t) * (size_t)N) + bt_ws_align256(sizeof(int32_t) * (size_t)(N + 2)) +
+           bt_ws_align256(tmp_bytes);
 }
 /* What `baton plan` assumes CUB asks for to sort N (uint32 key, int32 value)
  * pairs: the double buffers of keys and values plus 1 MiB of histograms and

@@ -20,6 +20,7 @@
 #include "kernels/workspace.h"
 
 #include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_scan.cuh>
 
 #include <float.h>
 #include <math.h>
@@ -558,9 +559,23 @@ static void cu_embed_fwd(bt_backend *be, const bt_tensor *ids, const bt_tensor *
 }
 
 /* Deterministic scatter-add dst[idx[i]] += src[i] (i ascending, idx == skip
- * skipped): stable radix sort of (idx, i), then one block per run of equal
- * keys adds its rows in sorted (= ascending i) order, starting from dst's own
- * value: the same additions in the same order as the CPU backend. */
+ * skipped), without atomics and with a bounded launch:
+ *  1. keys (the index; out-of-range and skipped ones get the sentinel nrows)
+ *     are sorted with their positions by CUB's stable radix sort, so the rows
+ *     of one run of equal keys are in ascending i;
+ *  2. the runs are found (a flag per run start, an inclusive scan of the
+ *     flags, the start of each run written at its run number);
+ *  3. a grid of (run, 32-column tile) blocks, striding over the runs, sums
+ *     each run: a block has RS row slices (RS rows of 32 threads); slice y
+ *     adds the run's rows y, y + RS, y + 2 RS, ... in order (slice 0 starting
+ *     from dst's own value), then one thread per column adds the slices 0..RS-1
+ *     in order and stores. RS is a power of two <= 32 chosen from N and nrows
+ *     only (the expected run length), so the sum order is fixed by the
+ *     problem size and the data: bit-identical run after run.
+ * With RS = 1 (no more tokens than table rows, e.g. word embeddings) these
+ * are the CPU backend's additions in the CPU's order: bit-identical to it;
+ * with RS > 1 (position and token-type tables, long runs) equal to it up to
+ * rounding. */
 __global__ void scatter_keys_k(const int32_t *idx, int64_t N, int32_t skip, int64_t nrows, uint32_t *keys,
                                int32_t *vals, int *flag, int flagbit)
 {
@@ -577,49 +592,118 @@ __global__ void scatter_keys_k(const int32_t *idx, int64_t N, int32_t skip, int6
     }
 }
 
-template <typename T>
-__global__ void scatter_runs_k(const uint32_t *keys, const int32_t *vals, int64_t N, uint32_t sentinel,
-                               const T *src, float *dst, int64_t D)
+/* flags[p] = 1 where sorted position p starts a run of equal keys */
+__global__ void run_flags_k(const uint32_t *keys, int64_t N, uint32_t *flags)
 {
-    for (int64_t p = blockIdx.x; p < N; p += gridDim.x) {
-        uint32_t k = keys[p];
-        if (k == sentinel || (p > 0 && keys[p - 1] == k)) continue;
-        for (int64_t c = threadIdx.x; c < D; c += blockDim.x) {
-            float acc = dst[(int64_t)k * D + c];
-            for (int64_t q = p; q < N && keys[q] == k; q++) acc += cu_ld(src, (int64_t)vals[q] * D + c);
-            dst[(int64_t)k * D + c] = acc;
+    GRID_STRIDE(p, N) flags[p] = (p == 0 || keys[p] != keys[p - 1]) ? 1u : 0u;
+}
+
+/* incl = inclusive scan of the flags: starts[r] = first position of run r,
+ * starts[nruns] = N, starts[N + 1] = nruns (starts holds N + 2 entries) */
+__global__ void run_starts_k(const uint32_t *keys, const uint32_t *incl, int64_t N, int32_t *starts)
+{
+    GRID_STRIDE(p, N)
+    {
+        if (p == 0 || keys[p] != keys[p - 1]) starts[incl[p] - 1] = (int32_t)p;
+        if (p == N - 1) {
+            starts[incl[p]] = (int32_t)N;
+            starts[N + 1] = (int32_t)incl[p];
         }
+    }
+}
+
+#define SCATTER_MAX_RS 32
+/* grid (runs, column tiles of 32), block (32, RS) */
+template <typename T>
+__global__ void scatter_runs_k(const uint32_t *keys, const int32_t *vals, const int32_t *starts, int64_t N,
+                               uint32_t sentinel, const T *src, float *dst, int64_t D)
+{
+    __shared__ float part[SCATTER_MAX_RS][33];
+    const int x = threadIdx.x, y = threadIdx.y, RS = blockDim.y;
+    const int64_t c = (int64_t)blockIdx.y * 32 + x;
+    const int32_t nruns = starts[N + 1];
+    for (int32_t r = blockIdx.x; r < nruns; r += gridDim.x) {
+        int32_t s = starts[r], e = starts[r + 1];
+        uint32_t k = keys[s];
+        if (k == sentinel) continue; /* the same for the whole block */
+        float acc = 0.0f;
+        if (c < D) {
+            if (y == 0) acc = dst[(int64_t)k * D + c];
+            for (int32_t q = s + y; q < e; q += RS) acc += cu_ld(src, (int64_t)vals[q] * D + c);
+        }
+        if (RS == 1) {
+            if (c < D) dst[(int64_t)k * D + c] = acc;
+            continue;
+        }
+        part[y][x] = acc;
+        __syncthreads();
+        if (y == 0 && c < D) {
+            float t = part[0][x];
+            for (int j = 1; j < RS; j++) t += part[j][x];
+            dst[(int64_t)k * D + c] = t;
+        }
+        __syncthreads();
     }
 }
 
 static size_t align256(size_t x) { return (x + 255) & ~(size_t)255; }
 
+/* row slices per block: the expected run length N / nrows, rounded up to a
+ * power of two, at most SCATTER_MAX_RS (problem size only: deterministic) */
+static int scatter_slices(int64_t N, int64_t nrows)
+{
+    int64_t per = nrows > 0 ? (N + nrows - 1) / nrows : N;
+    int rs = 1;
+    while (rs < SCATTER_MAX_RS && rs < per) rs <<= 1;
+    return rs;
+}
+
 static void scatter_add_rows(bt_backend *be, const int32_t *idx, int64_t N, int32_t skip, const bt_tensor *src,
                              float *dst, int64_t nrows, int64_t D, int flagbit)
 {
     if (cu_dead(be) || N == 0 || D == 0) return;
-    CU_REQUIRE(N < INT32_MAX && nrows < INT32_MAX, "scatter: too many rows");
+    CU_REQUIRE(N < INT32_MAX - 2 && nrows < INT32_MAX, "scatter: too many rows");
+    CU_REQUIRE((D + 31) / 32 <= 65535, "scatter: rows of %lld columns are too long", (long long)D);
     int end_bit = 1;
     while (end_bit < 32 && ((uint64_t)1 << end_bit) <= (uint64_t)nrows) end_bit++;
-    size_t tmp_bytes = 0;
-    CU_CHECK(be, cub::DeviceRadixSort::SortPairs(NULL, tmp_bytes, (const uint32_t *)NULL, (uint32_t *)NULL,
-                                                 (const int32_t *)NULL, (int32_t *)NULL, (int)N, 0, end_bit,
-                                                 cu_stream(be)));
+    size_t sort_bytes = 0, scan_bytes = 0;
+    if (CU_CHECK(be, cub::DeviceRadixSort::SortPairs(NULL, sort_bytes, (const uint32_t *)NULL, (uint32_t *)NULL,
+                                                     (const int32_t *)NULL, (int32_t *)NULL, (int)N, 0, end_bit,
+                                                     cu_stream(be))) ||
+        CU_CHECK(be, cub::DeviceScan::InclusiveSum(NULL, scan_bytes, (const uint32_t *)NULL, (uint32_t *)NULL,
+                                                   (int)N, cu_stream(be))))
+        return;
+    size_t tmp_bytes = sort_bytes > scan_bytes ? sort_bytes : scan_bytes;
     size_t a = align256(sizeof(uint32_t) * (size_t)N);
     char *s = (char *)cuda_scratch(be, bt_ws_cuda_scatter(N, tmp_bytes));
     if (!s) return;
     uint32_t *kin = (uint32_t *)s, *kout = (uint32_t *)(s + a);
     int32_t *vin = (int32_t *)(s + 2 * a), *vout = (int32_t *)(s + 3 * a);
-    void *tmp = s + 4 * a;
+    int32_t *starts = (int32_t *)(s + 4 * a); /* N + 2 entries */
+    void *tmp = s + 4 * a + bt_ws_align256(sizeof(int32_t) * (size_t)(N + 2));
     scatter_keys_k<<<cu_blocks(N, TPB), TPB, 0, cu_stream(be)>>>(idx, N, skip, nrows, kin, vin, cu_impl(be)->d_flag,
                                                                  flagbit);
     if (CU_LAUNCHED(be, "scatter keys kernel")) return;
-    if (CU_CHECK(be, cub::DeviceRadixSort::SortPairs(tmp, tmp_bytes, kin, kout, vin, vout, (int)N, 0, end_bit,
+    if (CU_CHECK(be, cub::DeviceRadixSort::SortPairs(tmp, sort_bytes, kin, kout, vin, vout, (int)N, 0, end_bit,
                                                      cu_stream(be))))
         return;
-    unsigned grid = (unsigned)(N < 65535 ? N : 65535);
-    CU_DISPATCH(src->dtype, T, scatter_runs_k<T><<<grid, D < TPB ? 64 : TPB, 0, cu_stream(be)>>>(
-        kout, vout, N, (uint32_t)nrows, (const T *)src->data, dst, D));
+    /* kin and vin are free now: run-start flags and their inclusive scan */
+    uint32_t *flags = kin, *incl = (uint32_t *)vin;
+    run_flags_k<<<cu_blocks(N, TPB), TPB, 0, cu_stream(be)>>>(kout, N, flags);
+    if (CU_LAUNCHED(be, "scatter run flags kernel")) return;
+    if (CU_CHECK(be, cub::DeviceScan::InclusiveSum(tmp, scan_bytes, flags, incl, (int)N, cu_stream(be)))) return;
+    run_starts_k<<<cu_blocks(N, TPB), TPB, 0, cu_stream(be)>>>(kout, incl, N, starts);
+    if (CU_LAUNCHED(be, "scatter run starts kernel")) return;
+    /* at most min(N, nrows + 1) runs (the sentinel's included); the grid
+     * strides over them with about 2^21 threads in all */
+    int rs = scatter_slices(N, nrows);
+    int64_t tiles = (D + 31) / 32, runs = N < nrows + 1 ? N : nrows + 1;
+    int64_t gx = ((int64_t)1 << 21) / (32 * rs * tiles);
+    if (gx > runs) gx = runs;
+    if (gx < 1) gx = 1;
+    dim3 grid((unsigned)gx, (unsigned)tiles), block(32, (unsigned)rs);
+    CU_DISPATCH(src->dtype, T, scatter_runs_k<T><<<grid, block, 0, cu_stream(be)>>>(
+        kout, vout, starts, N, (uint32_t)nrows, (const T *)src->data, dst, D));
     CU_LAUNCHED(be, "scatter runs kernel");
 }
 

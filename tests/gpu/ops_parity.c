@@ -734,8 +734,12 @@ static void t_embed(bt_dtype dt, int N, int D, int V, int P)
         if (!rep) { ow = g2h(&gdw); op = g2h(&gdp); ot = g2h(&gdt); }
         check_det(name, &gdw, &dd[0]); check_det(name, &gdp, &dd[1]); check_det(name, &gdt, &dd[2]);
     }
-    snprintf(n2, sizeof n2, "%s bwd word", name); check(n2, cw.data, ow, (int64_t)V * D, dt == BT_F32 ? 0 : 1e-2);
-    if (dt != BT_F32) { /* a 16-bit dout into F32 tables: the same adds in the same order */
+    /* The GPU sums a table row's tokens in one sequence, as the CPU, when
+     * there are no more tokens than table rows (N <= rows: bit-exact), else
+     * in row slices (kernels/cuda/cuda_ops.cu): the same up to rounding. */
+    double tw = N <= V ? 0 : tol_of(BT_F32), tp = N <= P ? 0 : tol_of(BT_F32), tt = N <= 2 ? 0 : tol_of(BT_F32);
+    snprintf(n2, sizeof n2, "%s bwd word", name); check(n2, cw.data, ow, (int64_t)V * D, dt == BT_F32 ? tw : 1e-2);
+    if (dt != BT_F32 && N <= V) { /* a 16-bit dout into F32 tables: the same adds in the same order */
         float *h0 = g2h(&gw);
         bt_tensor w2 = cpu_from(h0, gw), do16 = cpu_as(&cdo, dt);
         CPU->embed_bwd(CPU, &ci, &cpi, &cti, &do16, 0, &w2, NULL, NULL);
@@ -743,8 +747,8 @@ static void t_embed(bt_dtype dt, int N, int D, int V, int P)
         free(h0);
         rel(CPU, &w2); rel(CPU, &do16);
     }
-    snprintf(n2, sizeof n2, "%s bwd pos", name); check(n2, cp.data, op, (int64_t)P * D, dt == BT_F32 ? 0 : 1e-2);
-    snprintf(n2, sizeof n2, "%s bwd type", name); check(n2, ct.data, ot, 2 * (int64_t)D, dt == BT_F32 ? 0 : 1e-2);
+    snprintf(n2, sizeof n2, "%s bwd pos", name); check(n2, cp.data, op, (int64_t)P * D, dt == BT_F32 ? tp : 1e-2);
+    snprintf(n2, sizeof n2, "%s bwd type", name); check(n2, ct.data, ot, 2 * (int64_t)D, dt == BT_F32 ? tt : 1e-2);
     free(ow); free(op); free(ot);
     /* gather_rows fwd/bwd (rows with repeats) */
     int32_t rows[37];
@@ -1008,6 +1012,7 @@ int main(int argc, char **argv)
             GPU = keep;
         }
         t_embed(dt, 300, 96, 1000, 128);
+        t_embed(dt, 5000, 200, 50, 64); /* long runs (32 row slices), 7 column tiles, the last partial */
         t_losses(dt, 61, 7);
         t_losses(dt, 9, 3000);
     }
