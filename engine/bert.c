@@ -64,6 +64,8 @@ typedef struct {
     void *ctx;    /* [N,D] rdt */
     float *probs; /* [B,H,S,S], NULL unless the backend's backward reads them (keep_probs) */
     float *lse;   /* [B,H,S] (NULL in inference) */
+    void *pos;    /* DeBERTa: [2k,3D] rdt, the relative embeddings through this layer's q|k|v projection */
+    void *reld;   /* DeBERTa: [2k,D] rdt, the relative embeddings as the projection read them (dropout, cast) */
     float *h1;    /* [N,D] residual sum before LN1 */
     float *m1, *r1; /* [N] */
     float *a;     /* [N,D] LN1 output */
@@ -97,6 +99,8 @@ struct bt_bert {
     float *params, *grads;
 
     size_t o_word, o_pos, o_type, o_eg, o_eb;
+    int has_pos, has_type; /* absolute position / token-type tables (DistilBERT: no types; DeBERTa: per config) */
+    size_t o_rel, o_rg, o_rb; /* DeBERTa: encoder.rel_embeddings [2k,D], encoder.LayerNorm (when rel_norm) */
     layer_off *lo;
     int has_pooler, has_cls, has_mlm;
     size_t o_pw, o_pb, o_cw, o_cb, o_tw, o_tb, o_tg, o_tbeta, o_mbias;
@@ -112,6 +116,11 @@ struct bt_bert {
     float *targ;      /* [B,C] */
     float *emb_h, *emb_mean, *emb_rstd; /* [N,D], [N], [N] */
     float *ztype, *dztype; /* DistilBERT: [1,D] zero token-type row and its discarded gradient (no parameter) */
+    int32_t *relidx;  /* DeBERTa: [2 max_S - 1] rel_embeddings row of delta = i - j + max_S - 1 */
+    float *reln, *rel_mean, *rel_rstd; /* DeBERTa: [2k,D] LayerNorm'ed rel_embeddings, [2k] statistics */
+    float *drel;      /* DeBERTa (training): [2k,D] gradient of reln summed over the layers */
+    float *dreld;     /* DeBERTa (training): [2k,D] one layer's share of it; the rel LayerNorm's dh */
+    void *dpos;       /* DeBERTa (training): [2k,3D] rdt gradient of a layer's pos */
     float **x;        /* x[0..L] [N,D] */
     layer_act *la;
     float *cls;       /* [B,D] gathered [CLS] rows */
@@ -178,12 +187,24 @@ static void build_table(bt_bert *m)
     size_t cur = 0;
 #define ALIGN() (cur = align_up(cur))
     m->o_word = add_param(m, &cur, 2, V, D, BT_PART_EMBED, 0, "embeddings.word_embeddings.weight"); ALIGN();
-    m->o_pos = add_param(m, &cur, 2, P, D, BT_PART_EMBED, 0, "embeddings.position_embeddings.weight"); ALIGN();
-    if (c->family != BT_FAMILY_DISTILBERT) { /* DistilBERT has no token types */
+    m->has_pos = c->abs_pos; /* DeBERTa-v3: none */
+    m->has_type = c->family != BT_FAMILY_DISTILBERT && T > 0; /* DistilBERT: none; DeBERTa: type_vocab_size 0 */
+    if (m->has_pos) {
+        m->o_pos = add_param(m, &cur, 2, P, D, BT_PART_EMBED, 0, "embeddings.position_embeddings.weight"); ALIGN();
+    }
+    if (m->has_type) {
         m->o_type = add_param(m, &cur, 2, T, D, BT_PART_EMBED, 0, "embeddings.token_type_embeddings.weight"); ALIGN();
     }
     m->o_eg = add_param(m, &cur, 1, D, 0, BT_PART_EMBED, 1, "embeddings.LayerNorm.weight"); ALIGN();
     m->o_eb = add_param(m, &cur, 1, D, 0, BT_PART_EMBED, 1, "embeddings.LayerNorm.bias"); ALIGN();
+    if (c->family == BT_FAMILY_DEBERTA) { /* shared by every layer; frozen with the embeddings */
+        m->o_rel = add_param(m, &cur, 2, 2 * (int64_t)c->rel_span, D, BT_PART_EMBED, 0, "encoder.rel_embeddings.weight");
+        ALIGN();
+        if (c->rel_norm) {
+            m->o_rg = add_param(m, &cur, 1, D, 0, BT_PART_EMBED, 1, "encoder.LayerNorm.weight"); ALIGN();
+            m->o_rb = add_param(m, &cur, 1, D, 0, BT_PART_EMBED, 1, "encoder.LayerNorm.bias"); ALIGN();
+        }
+    }
     m->lo = bt_xcalloc((size_t)c->layers, sizeof *m->lo);
     for (int l = 0; l < c->layers; l++) {
         layer_off *o = &m->lo[l];
@@ -255,6 +276,12 @@ static void layout_arena(bt_bert *m, bump *b)
     m->targ = TAKEF(b, Bm * C);
     m->emb_h = TAKEF(b, N * D); m->emb_mean = TAKEF(b, N); m->emb_rstd = TAKEF(b, N);
     if (m->cfg.family == BT_FAMILY_DISTILBERT) { m->ztype = TAKEF(b, D); m->dztype = TAKEF(b, D); }
+    size_t K2 = 2 * (size_t)m->cfg.rel_span, deb = m->cfg.family == BT_FAMILY_DEBERTA;
+    if (deb) {
+        m->relidx = TAKEI(b, 2 * Sm - 1);
+        m->reln = TAKEF(b, K2 * D); m->rel_mean = TAKEF(b, K2); m->rel_rstd = TAKEF(b, K2);
+        if (m->training) { m->drel = TAKEF(b, K2 * D); m->dreld = TAKEF(b, K2 * D); m->dpos = TAKER(b, K2 * 3 * D); }
+    }
     /* training keeps every layer's activations (recompute: some are one set
      * shared by all layers, see bt_recompute); inference shares one set and
      * ping-pongs x between two buffers */
@@ -269,11 +296,13 @@ static void layout_arena(bt_bert *m, bump *b)
         if (l >= nsets) { *a = m->la[0]; continue; }
         if (l < nattn) {
             a->qkv = TAKER(b, N * 3 * D); a->ctx = TAKER(b, N * D);
+            if (deb) { a->pos = TAKER(b, K2 * 3 * D); a->reld = TAKER(b, K2 * D); }
             a->probs = m->keep_probs ? TAKEF(b, Bm * H * Sm * Sm) : NULL;
             a->lse = m->training ? TAKEF(b, Bm * H * Sm) : NULL;
             if (a->probs) m->probs_bytes += Bm * H * Sm * Sm * sizeof(float);
         } else {
             a->qkv = m->la[0].qkv; a->ctx = m->la[0].ctx; a->probs = m->la[0].probs; a->lse = m->la[0].lse;
+            a->pos = m->la[0].pos; a->reld = m->la[0].reld;
         }
         a->h1 = TAKEF(b, N * D); a->m1 = TAKEF(b, N); a->r1 = TAKEF(b, N); a->a = TAKEF(b, N * D);
         a->pre = TAKER(b, N * I); a->act = TAKER(b, N * I);
@@ -516,7 +545,7 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
     rc = bt_bert_config_load(model_dir, &m->cfg);
     if (rc) goto fail;
     if (o->dropout_set) /* [train] dropout: one probability for every dropout site */
-        m->cfg.p_hidden = m->cfg.p_attn = m->cfg.p_classifier = o->dropout;
+        m->cfg.p_hidden = m->cfg.p_attn = m->cfg.p_classifier = m->cfg.p_pooler = o->dropout;
     const bt_bert_config *c = &m->cfg;
     if ((rc = resolve_labels(m, o))) goto fail;
     if (o->max_batch < 1 || o->max_seq < 1) {
@@ -553,7 +582,18 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
         goto fail;
     }
     m->recompute = m->training ? o->recompute : BT_RECOMPUTE_NONE;
-    m->keep_probs = m->training && be->attention_wants_probs(be, m->max_S, c->hidden / c->heads);
+    m->keep_probs = m->training && (c->family == BT_FAMILY_DEBERTA || /* its backward reads them */
+                                     be->attention_wants_probs(be, m->max_S, c->hidden / c->heads));
+    if (c->family == BT_FAMILY_DEBERTA && (!be->rel_attention_fwd || (m->training && !be->rel_attention_bwd))) {
+        rc = bt_fail(BT_ECONFIG, "%s/config.json: model_type \"deberta-v2\" needs the disentangled attention, "
+                                 "which the %s backend does not have yet; use device = cpu", model_dir, be->name);
+        goto fail;
+    }
+    if (c->family == BT_FAMILY_DEBERTA && m->recompute != BT_RECOMPUTE_NONE) {
+        rc = bt_fail(BT_ECONFIG, "train.recompute = %s is not available for model_type \"deberta-v2\" yet; use "
+                                 "recompute = none", bt_recompute_name(m->recompute));
+        goto fail;
+    }
     build_table(m);
     if (o->no_weights) {
         rc = alloc_params(m, model_dir);
@@ -604,6 +644,12 @@ weights_done:
     b.off = 0;
     layout_arena(m, &b);
     if (m->ztype) be->memset0(be, m->ztype, (size_t)c->hidden * sizeof(float));
+    if (m->relidx) { /* delta = i - j in [-(max_S-1), max_S-1] */
+        int32_t *ri = bt_xcalloc(2 * (size_t)m->max_S, sizeof *ri);
+        for (int d = 0; d < 2 * m->max_S - 1; d++) ri[d] = bt_bert_rel_index(c, d - (m->max_S - 1));
+        be->upload(be, m->relidx, ri, (2 * (size_t)m->max_S - 1) * sizeof *ri);
+        free(ri);
+    }
     size_t N = (size_t)m->max_B * m->max_S;
     m->h_ids = bt_xcalloc(N, 4); m->h_pos = bt_xcalloc(N, 4); m->h_tt = bt_xcalloc(N, 4);
     m->h_mask = bt_xcalloc(N, 4); m->h_rows = bt_xcalloc((size_t)m->max_B, 4); m->h_lab = bt_xcalloc(N, 4);
@@ -771,7 +817,7 @@ static int stage_batch(bt_bert *m, const bt_batch *b, int need_labels)
                        m->task == BT_TASK_MLM ? "masked-LM" : "token-classification");
     int B = b->n, N = B * S, C = m->C;
     int pad = c->pad_id >= 0 ? c->pad_id : 0, roberta = c->family == BT_FAMILY_ROBERTA,
-        types = c->family == BT_FAMILY_BERT; /* RoBERTa and DistilBERT: all 0 */
+        types = c->family == BT_FAMILY_BERT || (c->family == BT_FAMILY_DEBERTA && m->has_type); /* else all 0 */
     m->nm = 0;
     for (int i = 0; i < B; i++) {
         m->h_rows[i] = i * S;
@@ -782,7 +828,7 @@ static int stage_batch(bt_bert *m, const bt_batch *b, int need_labels)
             int32_t ty = real && b->type_ids && types ? b->type_ids[i][s] : 0;
             if (id < 0 || id >= c->vocab)
                 return bt_fail(BT_EDATA, "example %d token %d: id %d outside the vocabulary [0,%d)", i, s, id, c->vocab);
-            if (ty < 0 || ty >= c->type_vocab)
+            if (types && (ty < 0 || ty >= c->type_vocab))
                 return bt_fail(BT_EDATA, "example %d token %d: token type %d outside [0,%d)", i, s, ty, c->type_vocab);
             m->h_ids[r] = id;
             m->h_pos[r] = !roberta ? s : id != pad ? ++npos : pad;
@@ -840,6 +886,45 @@ static int stage_batch(bt_bert *m, const bt_batch *b, int need_labels)
 
 /* ---------------------------------------------------------------- forward */
 
+/* The DeBERTa args of one layer's attention call. */
+static bt_rel_attn rel_args(const bt_bert *m, int l, int train, uint32_t step, uint32_t micro)
+{
+    const bt_bert_config *c = &m->cfg;
+    bt_rel_attn ra = {m->B, m->S, c->heads, c->hidden / c->heads, 2 * c->rel_span, c->rel_c2p, c->rel_p2c,
+                      0.0f, train ? c->p_attn : 0.0f, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_PROBS)};
+    ra.scale = 1.0f / sqrtf((float)ra.Dh * (float)(1 + c->rel_c2p + c->rel_p2c));
+    return ra;
+}
+
+/* The relative-index table for the current S: a view into the max_S one. */
+static bt_tensor relidx_view(const bt_bert *m)
+{
+    return I1(m, m->relidx + (m->max_S - m->S), 2 * (int64_t)m->S - 1);
+}
+
+/* DeBERTa: pos = dropout(reln) Wqkv^T + bqkv (HF: pos_dropout, then the
+ * shared query/key projections), then the disentangled attention. */
+static void rel_attention_forward(bt_bert *m, int l, int train, uint32_t step, uint32_t micro, bt_tensor *qkv,
+                                  bt_tensor *ctx)
+{
+    bt_backend *be = m->be;
+    const bt_bert_config *c = &m->cfg;
+    int64_t K2 = 2 * (int64_t)c->rel_span, D = c->hidden;
+    const layer_off *o = &m->lo[l];
+    layer_act *a = &m->la[l];
+    bt_tensor rn = V1(m, m->reln, K2 * D), rd = R1(m, a->reld, K2 * D);
+    if (m->rdt == BT_F32) be->copy(be, a->reld, m->reln, (size_t)(K2 * D) * sizeof(float));
+    else be->convert(be, &rn, &rd);
+    dropout(m, a->reld, a->reld, K2 * D, m->rdt, train ? c->p_hidden : 0.0f,
+            dkey(m, step, micro, (uint32_t)l, BT_SITE_REL_EMB));
+    linear(m, a->reld, K2, D, W(m, o->wqkv), P(m, o->bqkv), 3 * D, a->pos, m->rdt, BT_EPI_NONE, NULL);
+    bt_rel_attn ra = rel_args(m, l, train, step, micro);
+    int64_t ps[4] = {m->B, c->heads, m->S, m->S};
+    bt_tensor pos = R2(m, a->pos, K2, 3 * D), ri = relidx_view(m), mask = I2(m, m->mask, m->B, m->S);
+    bt_tensor probs = bt_view(a->probs, BT_F32, m->dev, 4, ps);
+    be->rel_attention_fwd(be, qkv, &pos, &ri, &mask, &ra, ctx, a->probs ? &probs : NULL);
+}
+
 /* qkv = x_l Wqkv^T + bqkv ; ctx = attention(qkv, mask) (probs kept when the
  * arena has them, lse when training). */
 static void attention_forward(bt_bert *m, int l, int train, uint32_t step, uint32_t micro)
@@ -854,6 +939,10 @@ static void attention_forward(bt_bert *m, int l, int train, uint32_t step, uint3
     bt_tensor qkv = R2(m, a->qkv, N, 3 * D), ctx = R2(m, a->ctx, N, D), mask = I2(m, m->mask, B, S);
     int64_t ps[4] = {B, H, S, S}, ls[3] = {B, H, S};
     bt_tensor probs = bt_view(a->probs, BT_F32, m->dev, 4, ps), lse = bt_view(a->lse, BT_F32, m->dev, 3, ls);
+    if (c->family == BT_FAMILY_DEBERTA) {
+        rel_attention_forward(m, l, train, step, micro, &qkv, &ctx);
+        return;
+    }
     be->attention_fwd(be, &qkv, &mask, (int)B, (int)S, (int)H, (int)Dh, 1.0f / sqrtf((float)Dh),
                       train ? c->p_attn : 0.0f, dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_PROBS), &ctx,
                       a->probs ? &probs : NULL, a->lse ? &lse : NULL);
@@ -897,7 +986,25 @@ static void layer_forward(bt_bert *m, int l, int train, uint32_t step, uint32_t 
  * head tanh, DistilBERT's pre_classifier ReLU. */
 static int head_act(const bt_bert *m)
 {
+    if (m->cfg.family == BT_FAMILY_DEBERTA) return m->cfg.pooler_act; /* ContextPooler: pooler_hidden_act */
     return m->cfg.family == BT_FAMILY_DISTILBERT ? BT_ACT_RELU : BT_ACT_TANH;
+}
+
+/* DeBERTa: reln = encoder.LayerNorm(rel_embeddings) (or the table itself),
+ * once per forward: every layer projects it. */
+static void rel_embed_forward(bt_bert *m)
+{
+    bt_backend *be = m->be;
+    const bt_bert_config *c = &m->cfg;
+    int64_t K2 = 2 * (int64_t)c->rel_span, D = c->hidden;
+    if (!c->rel_norm) {
+        be->copy(be, m->reln, P(m, m->o_rel), (size_t)(K2 * D) * sizeof(float));
+        return;
+    }
+    bt_tensor re = V2(m, P(m, m->o_rel), K2, D), rn = V2(m, m->reln, K2, D);
+    bt_tensor g = V1(m, P(m, m->o_rg), D), b = V1(m, P(m, m->o_rb), D);
+    bt_tensor mn = V1(m, m->rel_mean, K2), rs = V1(m, m->rel_rstd, K2);
+    be->layernorm_fwd(be, &re, NULL, &g, &b, c->ln_eps, &rn, &mn, &rs, NULL);
 }
 
 static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
@@ -914,7 +1021,8 @@ static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
     bt_tensor e = V2(m, m->emb_h, N, D), x0 = V2(m, m->x[0], N, D);
     bt_tensor eg = V1(m, P(m, m->o_eg), D), eb = V1(m, P(m, m->o_eb), D);
     bt_tensor em = V1(m, m->emb_mean, N), er = V1(m, m->emb_rstd, N);
-    be->embed_fwd(be, &ids, &pos, &tt, &wv, &wp, &wt, &e);
+    be->embed_fwd(be, &ids, &pos, &tt, &wv, m->has_pos ? &wp : NULL, m->has_type || m->ztype ? &wt : NULL, &e);
+    if (c->family == BT_FAMILY_DEBERTA) rel_embed_forward(m);
     be->layernorm_fwd(be, &e, NULL, &eg, &eb, c->ln_eps, &x0, &em, &er, NULL);
     dropout(m, m->x[0], m->x[0], N * D, BT_F32, ph, dkey(m, step, micro, 0, BT_SITE_EMBED));
     for (int l = 0; l < c->layers; l++) layer_forward(m, l, train, step, micro);
@@ -923,8 +1031,10 @@ static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
     if (m->task == BT_TASK_SEQ_CLS) {
         bt_tensor src = V2(m, xL, N, D), rows = I1(m, m->rows, B), cls = V2(m, m->cls, B, D);
         be->gather_rows(be, &src, &rows, &cls);
-        if (c->family == BT_FAMILY_ROBERTA) /* RobertaClassificationHead: dropout before its dense */
-            dropout(m, m->cls, m->cls, B * D, BT_F32, train ? c->p_classifier : 0.0f,
+        if (c->family == BT_FAMILY_ROBERTA || c->family == BT_FAMILY_DEBERTA) /* dropout before the dense:
+                                         RobertaClassificationHead (classifier dropout), ContextPooler (pooler_dropout) */
+            dropout(m, m->cls, m->cls, B * D, BT_F32,
+                    train ? (c->family == BT_FAMILY_DEBERTA ? c->p_pooler : c->p_classifier) : 0.0f,
                     dkey(m, step, micro, 0, BT_SITE_HEAD_IN));
         linear(m, gemm_in(m, m->cls, B * D, m->clsr), B, D, W(m, m->o_pw), P(m, m->o_pb), D, m->ppre, m->rdt,
                BT_EPI_NONE, NULL);
@@ -986,6 +1096,47 @@ static int compute_loss(bt_bert *m, float grad_scale, float *loss_host)
 
 /* ---------------------------------------------------------------- backward */
 
+/* DeBERTa: dqkv and d(pos) from dctx; pos's gradient goes to the layer's
+ * q|k|v weights (when trainable, tr) and, through the rel dropout, into
+ * drel (when the embeddings train). */
+static void rel_attention_backward(bt_bert *m, int l, int tr, uint32_t step, uint32_t micro, const bt_tensor *qkv,
+                                   const bt_tensor *dctx, bt_tensor *dqkv)
+{
+    bt_backend *be = m->be;
+    const bt_bert_config *c = &m->cfg;
+    int64_t K2 = 2 * (int64_t)c->rel_span, D = c->hidden;
+    const layer_off *o = &m->lo[l];
+    layer_act *a = &m->la[l];
+    bt_rel_attn ra = rel_args(m, l, 1, step, micro);
+    int64_t ps[4] = {m->B, c->heads, m->S, m->S};
+    bt_tensor pos = R2(m, a->pos, K2, 3 * D), dpos = R2(m, m->dpos, K2, 3 * D), ri = relidx_view(m);
+    bt_tensor mask = I2(m, m->mask, m->B, m->S), probs = bt_view(a->probs, BT_F32, m->dev, 4, ps);
+    be->rel_attention_bwd(be, qkv, &pos, &ri, &mask, &ra, &probs, dctx, dqkv, &dpos);
+    if (tr) linear_wgrad(m, m->dpos, K2, 3 * D, a->reld, D, G(m, o->wqkv), G(m, o->bqkv));
+    if (m->freeze_emb) return;
+    linear_dgrad(m, m->dpos, K2, 3 * D, W(m, o->wqkv), D, m->dreld, BT_F32, 0.0f);
+    dropout(m, m->dreld, m->dreld, K2 * D, BT_F32, c->p_hidden, dkey(m, step, micro, (uint32_t)l, BT_SITE_REL_EMB));
+    bt_tensor dr = V1(m, m->drel, K2 * D), dl = V1(m, m->dreld, K2 * D);
+    be->add(be, &dr, &dl, &dr);
+}
+
+/* DeBERTa: rel_embeddings' (and the rel LayerNorm's) gradients from drel. */
+static void rel_embed_backward(bt_bert *m)
+{
+    bt_backend *be = m->be;
+    const bt_bert_config *c = &m->cfg;
+    int64_t K2 = 2 * (int64_t)c->rel_span, D = c->hidden;
+    bt_tensor g = V1(m, G(m, m->o_rel), K2 * D), dr = V1(m, m->drel, K2 * D);
+    if (c->rel_norm) {
+        bt_tensor h = V2(m, P(m, m->o_rel), K2, D), dy = V2(m, m->drel, K2, D), dh = V2(m, m->dreld, K2, D);
+        bt_tensor gm = V1(m, P(m, m->o_rg), D), mn = V1(m, m->rel_mean, K2), rs = V1(m, m->rel_rstd, K2);
+        bt_tensor dg = V1(m, G(m, m->o_rg), D), db = V1(m, G(m, m->o_rb), D);
+        be->layernorm_bwd(be, &h, &dy, &gm, &mn, &rs, &dh, &dg, &db);
+        dr = V1(m, m->dreld, K2 * D);
+    }
+    be->add(be, &g, &dr, &g);
+}
+
 static void layer_backward(bt_bert *m, int l, int want_dx, uint32_t step, uint32_t micro)
 {
     bt_backend *be = m->be;
@@ -1026,9 +1177,12 @@ static void layer_backward(bt_bert *m, int l, int want_dx, uint32_t step, uint32
     bt_tensor dqkv = R2(m, m->dQKV, N, 3 * D), mask = I2(m, m->mask, B, S);
     int64_t ps[4] = {B, H, S, S}, ls[3] = {B, H, S};
     bt_tensor probs = bt_view(a->probs, BT_F32, m->dev, 4, ps), lse = bt_view(a->lse, BT_F32, m->dev, 3, ls);
-    be->attention_bwd(be, &qkv, &mask, (int)B, (int)S, (int)H, (int)Dh, 1.0f / sqrtf((float)Dh), pa,
-                      dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_PROBS), &ctx, a->probs ? &probs : NULL, &lse,
-                      &dctx, &dqkv);
+    if (c->family == BT_FAMILY_DEBERTA)
+        rel_attention_backward(m, l, tr, step, micro, &qkv, &dctx, &dqkv);
+    else
+        be->attention_bwd(be, &qkv, &mask, (int)B, (int)S, (int)H, (int)Dh, 1.0f / sqrtf((float)Dh), pa,
+                          dkey(m, step, micro, (uint32_t)l, BT_SITE_ATTN_PROBS), &ctx, a->probs ? &probs : NULL,
+                          &lse, &dctx, &dqkv);
     if (tr) linear_wgrad(m, m->dQKV, N, 3 * D, gemm_in(m, m->x[l], N * D, m->xr), D, G(m, o->wqkv), G(m, o->bqkv));
     if (want_dx) {
         linear_dgrad(m, m->dQKV, N, 3 * D, W(m, o->wqkv), D, m->dX, BT_F32, 0.0f);
@@ -1054,6 +1208,7 @@ static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
     const bt_bert_config *c = &m->cfg;
     int64_t N = (int64_t)m->B * m->S, D = c->hidden;
     bt_tensor dX = V2(m, m->dX, N, D);
+    if (m->drel) be->memset0(be, m->drel, 2 * (size_t)c->rel_span * (size_t)D * sizeof(float));
     for (int l = c->layers - 1; l >= 0; l--) {
         int below = !m->freeze_emb || l > m->freeze_layers; /* a trainable part under layer l */
         if (!layer_trainable(m, l) && !below) return;
@@ -1061,6 +1216,7 @@ static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
         layer_backward(m, l, below, step, micro);
     }
     if (m->freeze_emb) return;
+    if (m->drel) rel_embed_backward(m);
     dropout(m, m->dX, m->dX, N * D, BT_F32, c->p_hidden, dkey(m, step, micro, 0, BT_SITE_EMBED));
     bt_tensor e = V2(m, m->emb_h, N, D), eg = V1(m, P(m, m->o_eg), D);
     bt_tensor em = V1(m, m->emb_mean, N), er = V1(m, m->emb_rstd, N), dH = V2(m, m->dH, N, D);
@@ -1069,7 +1225,7 @@ static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
     bt_tensor ids = I1(m, m->ids, N), pos = I1(m, m->pos, N), tt = I1(m, m->tt, N);
     bt_tensor dw = V2(m, G(m, m->o_word), c->vocab, D), dp = V2(m, G(m, m->o_pos), c->max_pos, D),
               dt = V2(m, m->dztype ? m->dztype : G(m, m->o_type), c->type_vocab, D);
-    be->embed_bwd(be, &ids, &pos, &tt, &dH, c->pad_id, &dw, &dp, &dt);
+    be->embed_bwd(be, &ids, &pos, &tt, &dH, c->pad_id, &dw, m->has_pos ? &dp : NULL, m->has_type || m->dztype ? &dt : NULL);
     /* RoBERTa's position table is nn.Embedding(padding_idx = pad): row pad (the
      * position of pad ids) gets no gradient, in any micro-batch */
     if (c->family == BT_FAMILY_ROBERTA)

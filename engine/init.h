@@ -43,6 +43,15 @@ typedef struct {
     int problem;        /* BT_LOSS_* from config.json's problem_type */
     char arch[64];      /* architectures[0], "" when absent */
     int family;         /* BT_FAMILY_*: from model_type */
+    /* DeBERTa-v2/v3 (engine/model_config.h has the meaning of each) */
+    int abs_pos;        /* 1: an absolute position table (position_biased_input); the other families: 1 */
+    int rel_span;       /* k: rel_embeddings [2k, D] */
+    int rel_buckets;    /* position_buckets, -1 none */
+    int rel_max;        /* max_relative_positions as resolved */
+    int rel_c2p, rel_p2c;
+    int rel_norm;       /* encoder.LayerNorm on rel_embeddings */
+    float p_pooler;     /* ContextPooler dropout on [CLS] */
+    int pooler_act;     /* BT_BERT_ACT_* of pooler_hidden_act */
 } bt_bert_config;
 
 /* Model families (config.json's model_type). Same encoder; they differ in
@@ -57,7 +66,20 @@ typedef struct {
  *           ignored), no dropout after the attention's out_lin, and the head
  *           pre_classifier -> ReLU -> dropout -> classifier on [CLS]
  *           (canonical pooler.dense.* / classifier.*). */
-enum { BT_FAMILY_BERT = 0, BT_FAMILY_ROBERTA = 1, BT_FAMILY_DISTILBERT = 2 };
+enum { BT_FAMILY_BERT = 0, BT_FAMILY_ROBERTA = 1, BT_FAMILY_DISTILBERT = 2, BT_FAMILY_DEBERTA = 3 };
+/*  DEBERTA  "deberta-v2" (DeBERTa-v2 and v3): word (+ position when
+ *           position_biased_input, + token type when type_vocab_size > 0)
+ *           embeddings -> LayerNorm; disentangled attention in every layer
+ *           (content-to-position and position-to-content scores from the
+ *           shared rel_embeddings, LayerNorm'ed once, projected by each
+ *           layer's query/key weights; scale 1/sqrt(Dh * (1 + #pos_att_type));
+ *           kernels/backend.h rel_attention_*); the ContextPooler head:
+ *           dropout -> dense -> pooler_hidden_act -> dropout -> classifier
+ *           on [CLS] (canonical pooler.dense.* / classifier.*). */
+/* The relative-position bucket of delta = i - j (query i, key j) for
+ * span k = c->rel_span: HF's make_log_bucket_position when rel_buckets > 0,
+ * else delta itself; then the row of rel_embeddings, clamp(bucket + k, 0, 2k-1). */
+int bt_bert_rel_index(const bt_bert_config *c, int delta);
 /* Longest sequence the position table allows: max_pos, less pad_id + 1 for RoBERTa. */
 int bt_bert_max_seq_len(const bt_bert_config *c);
 

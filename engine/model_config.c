@@ -54,6 +54,7 @@ int bt_model_family(const char *model_type)
     if (!model_type || !strcmp(model_type, "bert")) return BT_FAMILY_BERT;
     if (!strcmp(model_type, "roberta") || !strcmp(model_type, "xlm-roberta")) return BT_FAMILY_ROBERTA;
     if (!strcmp(model_type, "distilbert")) return BT_FAMILY_DISTILBERT;
+    if (!strcmp(model_type, "deberta-v2")) return BT_FAMILY_DEBERTA;
     return -1;
 }
 
@@ -314,6 +315,128 @@ static int parse_distil_sizes(bt_model_config *c, json_t *root, const char *labe
     return BT_OK;
 }
 
+/* pos_att_type: a list of strings, or one string "p2c|c2p" (DebertaV2Config
+ * splits it on '|'); only "c2p" and "p2c" are read. */
+static int parse_pos_att(bt_model_config *c, const json_t *root, const char *label)
+{
+    const json_t *v = json_object_get(root, "pos_att_type");
+    char buf[128];
+    const char *items[8];
+    size_t n = 0;
+    if (!v || json_is_null(v)) return BT_OK;
+    if (json_is_string(v)) {
+        snprintf(buf, sizeof buf, "%s", json_string_value(v));
+        for (char *save = NULL, *t = strtok_r(buf, "|", &save); t && n < 8; t = strtok_r(NULL, "|", &save))
+            items[n++] = t;
+    } else if (json_is_array(v) && json_array_size(v) <= 8) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (!json_is_string(json_array_get(v, i)))
+                return bt_fail(BT_ECONFIG, "%s: pos_att_type must hold strings (\"c2p\", \"p2c\"); fix config.json",
+                               label);
+            items[n++] = json_string_value(json_array_get(v, i));
+        }
+    } else {
+        return bt_fail(BT_ECONFIG, "%s: pos_att_type must be a list of \"c2p\"/\"p2c\" or a string like "
+                       "\"p2c|c2p\"; fix config.json", label);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *t = items[i];
+        while (*t == ' ') t++;
+        if (!strncmp(t, "c2p", 3) && !t[3 + strspn(t + 3, " ")]) c->rel_c2p = 1;
+        else if (!strncmp(t, "p2c", 3) && !t[3 + strspn(t + 3, " ")]) c->rel_p2c = 1;
+        else
+            return bt_fail(BT_ECONFIG, "%s: pos_att_type \"%s\" is not supported: baton reads \"c2p\" and \"p2c\" "
+                           "(as deberta-v3-*: \"p2c|c2p\")", label, t);
+    }
+    return BT_OK;
+}
+
+/* Keys of DebertaV2Config that select variants baton does not implement. */
+static int refuse_deberta_variants(const json_t *root, const char *label, const bt_model_config *c)
+{
+    const char *s;
+    int k = 0, rc;
+    if (!json_is_true(json_object_get(root, "relative_attention")))
+        return bt_fail(BT_ECONFIG, "%s: relative_attention is not true: baton reads DeBERTa-v2/v3 with "
+                       "relative attention only (as every released deberta-v2/v3 checkpoint)", label);
+    if (!json_is_true(json_object_get(root, "share_att_key")))
+        return bt_fail(BT_ECONFIG, "%s: share_att_key is not true: baton reads DeBERTa-v2/v3 whose relative "
+                       "embeddings share the query/key projections (as deberta-v3-*); separate pos_key_proj / "
+                       "pos_query_proj are not supported", label);
+    if ((rc = get_int(root, label, "conv_kernel_size", 0, 0, 1 << 16, &k))) return rc;
+    if (k > 0)
+        return bt_fail(BT_ECONFIG, "%s: conv_kernel_size %d: the convolution layer of deberta-v2-xlarge/xxlarge "
+                       "is not supported (deberta-v3-* have none)", label, k);
+    if ((rc = get_int(root, label, "embedding_size", c->hidden_size, 1, 65536, &k))) return rc;
+    if (k != c->hidden_size)
+        return bt_fail(BT_ECONFIG, "%s: embedding_size %d differs from hidden_size %d (embed_proj): not "
+                       "supported", label, k, c->hidden_size);
+    if ((rc = get_int(root, label, "attention_head_size", c->hidden_size / c->num_attention_heads, 1, 65536, &k)))
+        return rc;
+    if (k != c->hidden_size / c->num_attention_heads)
+        return bt_fail(BT_ECONFIG, "%s: attention_head_size %d is not hidden_size / num_attention_heads: not "
+                       "supported", label, k);
+    if ((rc = get_string(root, label, "norm_rel_ebd", &s))) return rc;
+    if (s && strcmp(s, "layer_norm") && strcmp(s, "none"))
+        return bt_fail(BT_ECONFIG, "%s: norm_rel_ebd \"%s\" is not supported (\"layer_norm\" or \"none\")",
+                       label, s);
+    return BT_OK;
+}
+
+/* DebertaV2Config keys (its defaults: type_vocab_size 0, layer_norm_eps 1e-7,
+ * position_biased_input true, pooler_hidden_act gelu, cls_dropout = hidden
+ * dropout). */
+static int parse_deberta_sizes(bt_model_config *c, json_t *root, const char *label)
+{
+    int rc;
+    const char *s;
+    if ((rc = get_int(root, label, "vocab_size", 128100, 1, 50000000, &c->vocab_size)) ||
+        (rc = get_int(root, label, "hidden_size", 1536, 1, 65536, &c->hidden_size)) ||
+        (rc = get_int(root, label, "num_hidden_layers", 24, 1, 1024, &c->num_hidden_layers)) ||
+        (rc = get_int(root, label, "num_attention_heads", 24, 1, 65536, &c->num_attention_heads)) ||
+        (rc = get_int(root, label, "intermediate_size", 6144, 1, 1 << 20, &c->intermediate_size)) ||
+        (rc = get_int(root, label, "max_position_embeddings", 512, 1, 1 << 20, &c->max_position_embeddings)) ||
+        (rc = get_int(root, label, "type_vocab_size", 0, 0, 1 << 16, &c->type_vocab_size)))
+        return rc;
+    if (c->hidden_size % c->num_attention_heads)
+        return bt_fail(BT_ECONFIG, "%s: hidden_size %d is not a multiple of num_attention_heads %d; fix "
+                       "config.json", label, c->hidden_size, c->num_attention_heads);
+    if ((rc = refuse_deberta_variants(root, label, c)) || (rc = parse_pos_att(c, root, label))) return rc;
+    const json_t *pbi = json_object_get(root, "position_biased_input");
+    c->position_biased_input = !pbi || json_is_true(pbi);
+    if ((rc = get_int(root, label, "max_relative_positions", -1, -1, 1 << 20, &c->rel_max_positions)) ||
+        (rc = get_int(root, label, "position_buckets", -1, -1, 1 << 20, &c->rel_buckets)))
+        return rc;
+    if (c->rel_max_positions < 1) c->rel_max_positions = c->max_position_embeddings;
+    if (c->rel_buckets == 0) c->rel_buckets = -1;
+    c->rel_span = c->rel_buckets > 0 ? c->rel_buckets : c->rel_max_positions;
+    if (c->rel_buckets > 0 && (c->rel_buckets < 4 || c->rel_max_positions <= c->rel_buckets / 2 + 1))
+        return bt_fail(BT_ECONFIG, "%s: position_buckets %d needs max_relative_positions (%d) above "
+                       "position_buckets / 2 + 1 and at least 4 buckets; fix config.json", label, c->rel_buckets,
+                       c->rel_max_positions);
+    if ((rc = get_string(root, label, "norm_rel_ebd", &s))) return rc;
+    c->rel_norm = s && !strcmp(s, "layer_norm");
+    if ((rc = parse_act(root, label, "hidden_act", &c->hidden_act)) ||
+        (rc = parse_act(root, label, "pooler_hidden_act", &c->pooler_act)))
+        return rc;
+    if ((rc = get_float(root, label, "hidden_dropout_prob", 0.1, 0, 0, 0.99, &c->hidden_dropout_prob)) ||
+        (rc = get_float(root, label, "attention_probs_dropout_prob", 0.1, 0, 0, 0.99,
+                        &c->attention_probs_dropout_prob)) ||
+        (rc = get_float(root, label, "pooler_dropout", 0, 0, 0, 0.99, &c->pooler_dropout)) ||
+        (rc = get_float(root, label, "layer_norm_eps", 1e-7, 0, 1, 1.0, &c->layer_norm_eps)) ||
+        (rc = get_float(root, label, "initializer_range", 0.02, 0, 1, 10.0, &c->initializer_range)))
+        return rc;
+    const json_t *cd = json_object_get(root, "cls_dropout");
+    if (!cd || json_is_null(cd)) c->classifier_dropout = c->hidden_dropout_prob;
+    else if ((rc = get_float(root, label, "cls_dropout", 0, 0, 0, 0.99, &c->classifier_dropout)))
+        return rc;
+    const json_t *pad = json_object_get(root, "pad_token_id");
+    if (pad && json_is_null(pad)) c->pad_token_id = -1;
+    else if ((rc = get_int(root, label, "pad_token_id", 0, 0, c->vocab_size - 1, &c->pad_token_id)))
+        return rc;
+    return BT_OK;
+}
+
 static int parse_root(bt_model_config *c, json_t *root, const char *label)
 {
     int rc;
@@ -321,12 +444,15 @@ static int parse_root(bt_model_config *c, json_t *root, const char *label)
     if ((rc = get_string(root, label, "model_type", &s))) return rc;
     if (s && bt_model_family(s) < 0)
         return bt_fail(BT_ECONFIG, "%s: model_type \"%s\" is not supported; baton reads model_type %s "
-                       "(e.g. bert-base-uncased, all-MiniLM-L6-v2, roberta-base, xlm-roberta-base, distilbert-base-uncased); "
-                       "not yet: electra, deberta-v2 (docs/model-directories.md)", label, s,
+                       "(e.g. bert-base-uncased, all-MiniLM-L6-v2, roberta-base, xlm-roberta-base, distilbert-base-uncased, "
+                       "microsoft/deberta-v3-base); not yet: electra (docs/model-directories.md)", label, s,
                        BT_SUPPORTED_MODEL_TYPES);
     c->model_type = bt_xstrdup(s ? s : "bert");
-    rc = bt_model_family(c->model_type) == BT_FAMILY_DISTILBERT ? parse_distil_sizes(c, root, label)
-                                                                : parse_bert_sizes(c, root, label);
+    int fam = bt_model_family(c->model_type);
+    c->position_biased_input = 1;
+    rc = fam == BT_FAMILY_DISTILBERT ? parse_distil_sizes(c, root, label)
+         : fam == BT_FAMILY_DEBERTA  ? parse_deberta_sizes(c, root, label)
+                                     : parse_bert_sizes(c, root, label);
     if (rc) return rc;
 
     if ((rc = get_string(root, label, "problem_type", &s))) return rc;

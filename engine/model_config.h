@@ -46,7 +46,19 @@ typedef struct bt_model_config {
     char **labels;               /* [num_labels] id -> label (always filled: LABEL_i by default) */
     bt_problem_type problem_type;
     char *architecture;          /* architectures[0], or NULL */
-    char *model_type;            /* "bert", "roberta", "xlm-roberta" or "distilbert" (bt_model_family) */
+    char *model_type;            /* "bert", "roberta", "xlm-roberta", "distilbert" or "deberta-v2" (bt_model_family) */
+
+    /* DeBERTa-v2/v3 (model_type "deberta-v2"; zero / unused for the others) */
+    int position_biased_input;   /* 1: an absolute position table is added (HF default true; v3: false) */
+    int rel_span;                /* relative attention span k: position_buckets if > 0, else
+                                    max_relative_positions (< 1: max_position_embeddings); the
+                                    encoder's rel_embeddings has 2k rows */
+    int rel_buckets;             /* position_buckets (log buckets), -1 none */
+    int rel_max_positions;       /* max_relative_positions as resolved (the log buckets' range) */
+    int rel_c2p, rel_p2c;        /* 1 when pos_att_type holds "c2p" / "p2c" */
+    int rel_norm;                /* 1: norm_rel_ebd holds "layer_norm" (encoder.LayerNorm on rel_embeddings) */
+    float pooler_dropout;        /* ContextPooler's dropout on the [CLS] row */
+    bt_activation pooler_act;    /* pooler_hidden_act (HF default "gelu") */
     char *path;                  /* the file read, for messages */
 
     void *json;                  /* the parsed json_t, kept for re-export */
@@ -55,7 +67,7 @@ typedef struct bt_model_config {
 /* The family (BT_FAMILY_* of engine/init.h) of a config.json model_type
  * (NULL: "bert"); -1 when baton does not read that model_type. */
 int bt_model_family(const char *model_type);
-#define BT_SUPPORTED_MODEL_TYPES "\"bert\", \"roberta\", \"xlm-roberta\", \"distilbert\""
+#define BT_SUPPORTED_MODEL_TYPES "\"bert\", \"roberta\", \"xlm-roberta\", \"distilbert\", \"deberta-v2\""
 
 /* Parses and validates path (a config.json). BT_ENOINPUT missing, BT_ECONFIG
  * invalid (message names the file and key). On failure *c is zeroed. */

@@ -62,6 +62,9 @@ static const char *const fixed_names[] = {
     "doc_pooler.dense.weight",
     "doc_pooler.dense.bias",
     "doc_pooler.score.weight",
+    "encoder.rel_embeddings.weight", /* DeBERTa-v2/v3 */
+    "encoder.LayerNorm.weight",
+    "encoder.LayerNorm.bias",
 };
 
 static int is_canonical(const char *s)
@@ -150,8 +153,48 @@ static int distil_name(const char *hf_name, char *buf, size_t bufsz)
     return is_canonical(buf) ? BT_NAME_CANONICAL : BT_NAME_UNKNOWN;
 }
 
+/* DeBERTa-v2/v3 spellings (DebertaV2Model, DebertaV2For*): "deberta."
+ * prefix, encoder.layer.N.attention.self.{query,key,value}_proj ->
+ * {query,key,value}; encoder.rel_embeddings and encoder.LayerNorm keep their
+ * names; the ContextPooler (pooler.dense) and classifier as BERT's; the MLM
+ * heads (cls.*, lm_predictions.*, mask_predictions.*) ignored. */
+static int deberta_name(const char *hf_name, char *buf, size_t bufsz)
+{
+    const char *s = hf_name;
+    if (starts_with(s, "deberta.")) s += strlen("deberta.");
+    if (starts_with(s, "cls.") || starts_with(s, "lm_predictions.") || starts_with(s, "mask_predictions.") ||
+        !strcmp(s, "embeddings.position_ids")) {
+        snprintf(buf, bufsz, "%s", s);
+        return BT_NAME_IGNORED;
+    }
+    int n = snprintf(buf, bufsz, "%s", s);
+    if (n < 0 || (size_t)n >= bufsz) {
+        if (bufsz) buf[0] = '\0';
+        return BT_NAME_UNKNOWN;
+    }
+    if (starts_with(s, "encoder.layer.")) {
+        static const char *const proj[] = {"query_proj.", "key_proj.", "value_proj."};
+        char *self = strstr(buf, ".attention.self.");
+        for (size_t i = 0; self && i < 3; i++) {
+            char *p = self + strlen(".attention.self.");
+            if (starts_with(p, proj[i])) {
+                char *u = strstr(p, "_proj.");
+                memmove(u, u + 5, strlen(u + 5) + 1); /* drop "_proj" */
+            }
+        }
+        if (self && (strstr(self, ".query.") || strstr(self, ".key.") || strstr(self, ".value.")) &&
+            !strstr(s, "_proj."))
+            return BT_NAME_UNKNOWN; /* BERT's query/key/value: not DeBERTa's */
+    }
+    return is_canonical(buf) ? BT_NAME_CANONICAL : BT_NAME_UNKNOWN;
+}
+
 int bt_canonical_name_family(const char *hf_name, int family, char *buf, size_t bufsz)
 {
+    if (family == BT_FAMILY_DEBERTA) {
+        if (bufsz) buf[0] = '\0';
+        return deberta_name(hf_name, buf, bufsz);
+    }
     if (family == BT_FAMILY_DISTILBERT) {
         if (bufsz) buf[0] = '\0';
         return distil_name(hf_name, buf, bufsz);
@@ -233,9 +276,31 @@ static const char *distil_hf_name(const char *canonical, char *buf, size_t bufsz
     return n < 0 || (size_t)n >= bufsz ? NULL : buf;
 }
 
+static const char *deberta_hf_name(const char *canonical, char *buf, size_t bufsz)
+{
+    int n = -1;
+    if (starts_with(canonical, "pooler.") || starts_with(canonical, "classifier.")) {
+        n = snprintf(buf, bufsz, "%s", canonical);
+    } else if (starts_with(canonical, "embeddings.") || starts_with(canonical, "encoder.")) {
+        n = snprintf(buf, bufsz, "deberta.%s", canonical);
+        char *self = n > 0 && (size_t)n < bufsz ? strstr(buf, ".attention.self.") : NULL;
+        if (self) { /* query|key|value -> *_proj */
+            char *p = self + strlen(".attention.self."), *dot = strchr(p, '.');
+            if (dot && (size_t)n + 5 < bufsz) {
+                memmove(dot + 5, dot, strlen(dot) + 1);
+                memcpy(dot, "_proj", 5);
+            } else {
+                n = -1;
+            }
+        }
+    }
+    return n < 0 || (size_t)n >= bufsz ? NULL : buf;
+}
+
 const char *bt_hf_name(const char *canonical, const char *arch, char *buf, size_t bufsz)
 {
     int prefix = 0;
+    if (arch && !strcmp(arch, "DebertaV2ForSequenceClassification")) return deberta_hf_name(canonical, buf, bufsz);
     if (arch && !strcmp(arch, "DistilBertForSequenceClassification")) return distil_hf_name(canonical, buf, bufsz);
     for (size_t i = 0; arch && i < sizeof roberta_archs / sizeof *roberta_archs; i++)
         if (!strcmp(arch, roberta_archs[i])) return roberta_hf_name(canonical, buf, bufsz);
@@ -483,12 +548,14 @@ bt_param_load *bt_bert_param_list(const struct bt_model_config *c, unsigned head
 {
     int64_t V = c->vocab_size, D = c->hidden_size, I = c->intermediate_size, P = c->max_position_embeddings,
             T = c->type_vocab_size, L = c->num_labels;
-    size_t cap = 5 + 16 * (size_t)c->num_hidden_layers + 2 + 2 + 5, n = 0;
+    size_t cap = 5 + 16 * (size_t)c->num_hidden_layers + 3 + 2 + 2 + 5, n = 0;
     bt_param_load *p = bt_xcalloc(cap, sizeof *p);
+    int fam = bt_model_family(c->model_type);
     add(p, &n, 0, 2, V, D, "embeddings.word_embeddings.weight");
-    add(p, &n, 0, 2, P, D, "embeddings.position_embeddings.weight");
-    if (bt_model_family(c->model_type) != BT_FAMILY_DISTILBERT) /* DistilBERT has no token types */
-        add(p, &n, 0, 2, T, D, "embeddings.token_type_embeddings.weight");
+    if (fam != BT_FAMILY_DEBERTA || c->position_biased_input) /* DeBERTa-v3: no absolute positions */
+        add(p, &n, 0, 2, P, D, "embeddings.position_embeddings.weight");
+    /* DistilBERT has no token types; DeBERTa when type_vocab_size is 0 */
+    if (fam != BT_FAMILY_DISTILBERT && T > 0) add(p, &n, 0, 2, T, D, "embeddings.token_type_embeddings.weight");
     add(p, &n, 0, 1, D, 0, "embeddings.LayerNorm.weight");
     add(p, &n, 0, 1, D, 0, "embeddings.LayerNorm.bias");
     for (int l = 0; l < c->num_hidden_layers; l++) {
@@ -507,6 +574,13 @@ bt_param_load *bt_bert_param_list(const struct bt_model_config *c, unsigned head
         add(p, &n, 0, 1, D, 0, "encoder.layer.%d.output.dense.bias", l);
         add(p, &n, 0, 1, D, 0, "encoder.layer.%d.output.LayerNorm.weight", l);
         add(p, &n, 0, 1, D, 0, "encoder.layer.%d.output.LayerNorm.bias", l);
+    }
+    if (fam == BT_FAMILY_DEBERTA) {
+        add(p, &n, 0, 2, 2 * (int64_t)c->rel_span, D, "encoder.rel_embeddings.weight");
+        if (c->rel_norm) {
+            add(p, &n, 0, 1, D, 0, "encoder.LayerNorm.weight");
+            add(p, &n, 0, 1, D, 0, "encoder.LayerNorm.bias");
+        }
     }
     if (heads & BT_HEAD_POOLER) {
         add(p, &n, 1, 2, D, D, "pooler.dense.weight");

@@ -65,6 +65,7 @@ enum bt_dropout_site {
     BT_SITE_FFN_OUT = 4, BT_SITE_CLASSIFIER = 5,
     BT_SITE_DOC_CLASSIFIER = 6, /* long documents: the pooled document vector (host, engine/longdoc_model.c) */
     BT_SITE_HEAD_IN = 7,        /* RoBERTa's classification head: <s> before its dense layer (engine/bert.c) */
+    BT_SITE_REL_EMB = 8,        /* DeBERTa: the relative embeddings before a layer projects them (engine/bert.c) */
 };
 
 /* torch.optim.AdamW semantics for one step t (1-based):
@@ -77,6 +78,16 @@ typedef struct {
     float lr, beta1, beta2, eps, weight_decay, grad_scale;
     int64_t step;
 } bt_adamw_args;
+
+/* Sizes and switches of one disentangled (DeBERTa-v2/v3) attention call. */
+typedef struct {
+    int B, S, H, Dh;
+    int R;            /* rows of the projected relative embeddings (2k) */
+    int c2p, p2c;     /* 1: add the content-to-position / position-to-content term */
+    float scale;      /* 1 / sqrt(Dh * (1 + c2p + p2c)) */
+    float p_drop;     /* dropout on the probabilities */
+    bt_dropout_key key;
+} bt_rel_attn;
 
 typedef struct bt_backend bt_backend;
 struct bt_backend {
@@ -199,6 +210,34 @@ struct bt_backend {
      * 0 if it should recompute from lse (CUDA: always). Monotone in S: once 0,
      * 0 for every longer S. */
     int (*attention_wants_probs)(bt_backend *be, int S, int Dh);
+
+    /* ---- disentangled attention (DeBERTa-v2/v3; may be NULL: the backend
+     * has none, and the engine refuses such models on it) ----
+     * qkv [B,S,3,H,Dh] as attention_fwd. pos [R,3,H,Dh]: the relative
+     * embeddings through the same q|k|v projection (pq = its q part, pk its
+     * k part; the v part is not read). relidx int32 [2S-1]: query i and key j
+     * use row r = relidx[i - j + S - 1] (in [0,R)). With a = *args:
+     *   s[i,j] = scale (q_i.k_j + c2p q_i.pk_r + p2c k_j.pq_r) + maskbias_j
+     * (maskbias as attention_fwd: -FLT_MAX for padding keys); P = row softmax;
+     * a padding QUERY row (mask[b,i] == 0) gets P = 0 and ctx 0 (HF's
+     * XSoftmax over mask_i * mask_j). ctx_i = sum_j Pd[i,j] v_j with Pd = P
+     * keep / (1 - p), keep from Philox at the flat index into [B,H,S,S].
+     * probs [B,H,S,S] F32 receives P (NULL allowed in inference only).
+     * Dtypes: qkv, pos, ctx (dctx, dqkv, dpos) share a float dtype; math F32. */
+    void (*rel_attention_fwd)(bt_backend *be, const bt_tensor *qkv, const bt_tensor *pos,
+                              const bt_tensor *relidx, const bt_tensor *mask, const bt_rel_attn *a,
+                              bt_tensor *ctx, bt_tensor *probs);
+    /* dqkv [B,S,3,H,Dh] and dpos [R,3,H,Dh] (both overwritten; dpos's v part
+     * 0) from dctx [B,S,H,Dh] and the forward's probs:
+     *   dV = Pd^T dctx, dP = (dctx v^T) keep/(1-p), dS = P (dP - rowsum(P dP)),
+     *   dq_i = scale sum_j dS_ij (k_j + c2p pk_r), dk_j = scale sum_i dS_ij (q_i + p2c pq_r),
+     *   dpk_r = scale c2p sum dS_ij q_i, dpq_r = scale p2c sum dS_ij k_j
+     * over the (b, i, j) with r(i,j) = r, summed per head in a fixed order
+     * (b ascending; within b as the per-row products), independent of the
+     * thread count. */
+    void (*rel_attention_bwd)(bt_backend *be, const bt_tensor *qkv, const bt_tensor *pos,
+                              const bt_tensor *relidx, const bt_tensor *mask, const bt_rel_attn *a,
+                              const bt_tensor *probs, const bt_tensor *dctx, bt_tensor *dqkv, bt_tensor *dpos);
 
     /* ---- embeddings (tables and their gradients F32; out / dout float) ----
      * out[N,D] = word[ids[i]] + pos[pos_ids[i]] + type[type_ids[i]] (ids int32 [N]). */

@@ -66,6 +66,13 @@ static void print_config(const char *dir, const bt_model_config *c)
            c->attention_probs_dropout_prob, c->classifier_dropout);
     printf("  initializer_range        %g\n", c->initializer_range);
     printf("  pad_token_id             %d\n", c->pad_token_id);
+    if (bt_model_family(c->model_type) == BT_FAMILY_DEBERTA) {
+        printf("  position_biased_input    %s\n", c->position_biased_input ? "true" : "false");
+        printf("  relative attention       span %d (position_buckets %d, max_relative_positions %d), "
+               "pos_att_type%s%s, norm_rel_ebd %s\n", c->rel_span, c->rel_buckets, c->rel_max_positions,
+               c->rel_c2p ? " c2p" : "", c->rel_p2c ? " p2c" : "", c->rel_norm ? "layer_norm" : "none");
+        printf("  pooler                   %s, dropout %g\n", bt_activation_name(c->pooler_act), c->pooler_dropout);
+    }
     const char *pt = bt_problem_type_name(c->problem_type);
     printf("  problem_type             %s\n", pt ? pt : "(not set)");
     if (c->has_labels) {
@@ -85,6 +92,16 @@ static const char *shape_text(const bt_st_tensor *t, char *buf, size_t sz)
         o += (size_t)snprintf(buf + o, sz - o, "%s%lld", d ? "," : "", (long long)t->shape[d]);
     if (o < sz) snprintf(buf + o, sz - o, "]");
     return buf;
+}
+
+/* How a family's checkpoint names its sequence-classification head. */
+static const char *head_names(int family)
+{
+    switch (family) {
+    case BT_FAMILY_ROBERTA: return "classifier.dense, classifier.out_proj";
+    case BT_FAMILY_DISTILBERT: return "pre_classifier, classifier";
+    default: return "pooler.dense, classifier"; /* DeBERTa's ContextPooler */
+    }
 }
 
 /* The heads found (canonical names of params[0..np) loaded from the checkpoint)
@@ -107,8 +124,7 @@ static int check_heads(const bt_model_config *c, const bt_param_load *params, si
     else /* RobertaClassificationHead (classifier.dense, classifier.out_proj), DistilBERT's
           * pre_classifier + classifier: the pooler and classifier slots */
         printf("check: encoder matches config.json (%d layers); heads: classification head (%s) %s%s\n",
-               c->num_hidden_layers, bt_model_family(c->model_type) == BT_FAMILY_ROBERTA
-                                         ? "classifier.dense, classifier.out_proj" : "pre_classifier, classifier",
+               c->num_hidden_layers, head_names(bt_model_family(c->model_type)),
                pooler + classifier == 4 ? "yes" : pooler + classifier ? "partial" : "no",
                unknown ? "; some tensors are unknown to baton and will not be used" : "");
     printf("support: %s\n", bert ? "train (classify, classify_long, mlm, token_classify), predict, export"

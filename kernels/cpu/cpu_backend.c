@@ -1078,6 +1078,8 @@ bt_backend *bt_backend_cpu_create(int threads)
     be->layernorm_bwd = cpu_layernorm_bwd;
     be->attention_fwd = cpu_attention_fwd;
     be->attention_bwd = cpu_attention_bwd;
+    be->rel_attention_fwd = cpu_rel_attention_fwd;
+    be->rel_attention_bwd = cpu_rel_attention_bwd;
     be->attention_wants_probs = cpu_attention_wants_probs;
     be->embed_fwd = cpu_embed_fwd;
     be->embed_bwd = cpu_embed_bwd;

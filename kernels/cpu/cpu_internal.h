@@ -202,4 +202,11 @@ void cpu_attention_bwd(bt_backend *be, const bt_tensor *qkv, const bt_tensor *ma
                        const bt_tensor *ctx, const bt_tensor *probs, const bt_tensor *lse,
                        const bt_tensor *dctx, bt_tensor *dqkv);
 
+/* cpu_relattn.c (kernels/backend.h: rel_attention_fwd / rel_attention_bwd) */
+void cpu_rel_attention_fwd(bt_backend *be, const bt_tensor *qkv, const bt_tensor *pos, const bt_tensor *relidx,
+                           const bt_tensor *mask, const bt_rel_attn *a, bt_tensor *ctx, bt_tensor *probs);
+void cpu_rel_attention_bwd(bt_backend *be, const bt_tensor *qkv, const bt_tensor *pos, const bt_tensor *relidx,
+                           const bt_tensor *mask, const bt_rel_attn *a, const bt_tensor *probs,
+                           const bt_tensor *dctx, bt_tensor *dqkv, bt_tensor *dpos);
+
 #endif

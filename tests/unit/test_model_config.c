@@ -164,8 +164,16 @@ static void test_invalid(void **state)
     refused("{\"layer_norm_eps\":0}", "\"layer_norm_eps\" is 0");
     refused("{\"classifier_dropout\":-0.1}", "\"classifier_dropout\"");
     refused("{\"pad_token_id\":30522}", "\"pad_token_id\" is 30522");
-    refused("{\"model_type\":\"deberta-v2\"}", "model_type \"deberta-v2\" is not supported; baton reads "
-                                               "model_type \"bert\", \"roberta\", \"xlm-roberta\"");
+    refused("{\"model_type\":\"funnel\"}", "model_type \"funnel\" is not supported; baton reads "
+                                           "model_type \"bert\", \"roberta\", \"xlm-roberta\"");
+    refused("{\"model_type\":\"deberta-v2\"}", "relative_attention is not true");
+    refused("{\"model_type\":\"deberta-v2\",\"relative_attention\":true}", "share_att_key is not true");
+    refused("{\"model_type\":\"deberta-v2\",\"relative_attention\":true,\"share_att_key\":true,"
+            "\"conv_kernel_size\":3}", "conv_kernel_size 3");
+    refused("{\"model_type\":\"deberta-v2\",\"relative_attention\":true,\"share_att_key\":true,"
+            "\"pos_att_type\":\"p2c|p2p\"}", "pos_att_type \"p2p\" is not supported");
+    refused("{\"model_type\":\"deberta-v2\",\"relative_attention\":true,\"share_att_key\":true,"
+            "\"position_buckets\":256,\"max_relative_positions\":100}", "position_buckets 256 needs");
     refused("{\"model_type\":\"electra\"}", "model_type \"electra\" is not supported");
     refused("{\"model_type\":\"distilbert\",\"sinusoidal_pos_embds\":true}", "sinusoidal_pos_embds is true");
     refused("{\"model_type\":\"distilbert\",\"dim\":100,\"n_heads\":3}", "dim 100 is not a multiple of n_heads 3");

@@ -120,6 +120,42 @@ static void test_distilbert_names(void **state)
     assert_null(bt_hf_name("embeddings.token_type_embeddings.weight", "DistilBertForSequenceClassification", b, sizeof b));
 }
 
+static void test_deberta_names(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *out; int kind; } cases[] = {
+        {"deberta.embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight", BT_NAME_CANONICAL},
+        {"deberta.embeddings.LayerNorm.bias", "embeddings.LayerNorm.bias", BT_NAME_CANONICAL},
+        {"deberta.encoder.layer.0.attention.self.query_proj.weight", "encoder.layer.0.attention.self.query.weight", BT_NAME_CANONICAL},
+        {"deberta.encoder.layer.11.attention.self.key_proj.bias", "encoder.layer.11.attention.self.key.bias", BT_NAME_CANONICAL},
+        {"deberta.encoder.layer.2.attention.self.value_proj.bias", "encoder.layer.2.attention.self.value.bias", BT_NAME_CANONICAL},
+        {"deberta.encoder.layer.1.attention.output.LayerNorm.weight", "encoder.layer.1.attention.output.LayerNorm.weight", BT_NAME_CANONICAL},
+        {"deberta.encoder.layer.1.output.dense.weight", "encoder.layer.1.output.dense.weight", BT_NAME_CANONICAL},
+        {"deberta.encoder.rel_embeddings.weight", "encoder.rel_embeddings.weight", BT_NAME_CANONICAL},
+        {"deberta.encoder.LayerNorm.weight", "encoder.LayerNorm.weight", BT_NAME_CANONICAL},
+        {"encoder.LayerNorm.bias", "encoder.LayerNorm.bias", BT_NAME_CANONICAL},
+        {"pooler.dense.weight", "pooler.dense.weight", BT_NAME_CANONICAL},
+        {"classifier.bias", "classifier.bias", BT_NAME_CANONICAL},
+        {"lm_predictions.lm_head.bias", "lm_predictions.lm_head.bias", BT_NAME_IGNORED},
+        {"cls.predictions.bias", "cls.predictions.bias", BT_NAME_IGNORED},
+        {"deberta.encoder.layer.0.attention.self.query.weight", "encoder.layer.0.attention.self.query.weight", BT_NAME_UNKNOWN},
+        {"deberta.encoder.layer.0.attention.self.pos_key_proj.weight", "encoder.layer.0.attention.self.pos_key_proj.weight", BT_NAME_UNKNOWN},
+    };
+    char b[256];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int k = bt_canonical_name_family(cases[i].in, BT_FAMILY_DEBERTA, b, sizeof b);
+        if (k != cases[i].kind || strcmp(b, cases[i].out)) {
+            fprintf(stderr, "%s -> %d '%s', want %d '%s'\n", cases[i].in, k, b, cases[i].kind, cases[i].out);
+            fail();
+        }
+        if (k != BT_NAME_CANONICAL || !strncmp(cases[i].in, "encoder.", 8)) continue;
+        char back[256]; /* export names: the inverse */
+        assert_non_null(bt_hf_name(b, "DebertaV2ForSequenceClassification", back, sizeof back));
+        assert_string_equal(back, cases[i].in);
+    }
+    assert_null(bt_hf_name("cls.predictions.bias", "DebertaV2ForSequenceClassification", b, sizeof b));
+}
+
 static void test_hf_names(void **state)
 {
     (void)state;
@@ -458,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_hf_names),
         cmocka_unit_test(test_roberta_names),
         cmocka_unit_test(test_distilbert_names),
+        cmocka_unit_test(test_deberta_names),
         cmocka_unit_test_setup_teardown(test_schemes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_misshaped, setup, teardown),
     };
