@@ -164,6 +164,24 @@ def cli_case(baton, work, path):
     return ok and ok2, 0.0
 
 
+def half_case(driver, work, path, d):
+    """fp16 / bf16 (16-bit qkv, relative projections and ctx through the same
+    op) against the engine's own fp32: logits within 1e-2, every gradient
+    within 5e-2 relative (the precision proof's bounds for tiny models)."""
+    out = {p: engine_parity.run_driver(driver, "grad", path, d, os.path.join(work, "half-%s.safetensors" % p),
+                                       task="seq", problem="single", precision=p)
+           for p in ("fp32", "fp16", "bf16")}
+    ok, worst = True, 0.0
+    for p in ("fp16", "bf16"):
+        el = rel(out[p]["logits"], out["fp32"]["logits"])
+        eg = max(rel(out[p][k], out["fp32"][k], 1e-3) for k in out["fp32"] if k.startswith("grad."))
+        good = el <= 1e-2 and eg <= 5e-2
+        ok &= good
+        print("%-5s %-26s logits %.2e, worst gradient %.2e (of the engine's fp32)" % ("ok" if good else "FAIL",
+                                                                                      "deberta-" + p, el, eg))
+    return ok, worst
+
+
 def main():
     baton, driver, work, sst2 = sys.argv[1:5]
     rng = np.random.default_rng(23)
@@ -200,6 +218,7 @@ def main():
                                          problem="single", steps=12, accum=2, micro=4, wd=0.01, warmup=3,
                                          total=12, clip=1.0))
             engine_parity.TOL = TOL_GRAD
+    note(half_case(driver, work, os.path.join(work, "tiny-v3"), make_inputs(rng, lens, 99, "seq", 3, "single")))
     print("deberta parity: %s, max relative error %.2e" % ("PASS" if ok_all else "FAIL", worst))
     sys.exit(0 if ok_all else 1)
 
