@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -189,6 +190,35 @@ static void test_invalid(void **state)
     refused("", "not valid JSON");
 }
 
+/* DebertaV2Config keys: deberta-v3-base's settings, and v2's defaults */
+static void test_deberta(void **state)
+{
+    (void)state;
+    bt_model_config c;
+    const char *v3 = "{\"model_type\":\"deberta-v2\",\"hidden_size\":768,\"num_attention_heads\":12,"
+                     "\"num_hidden_layers\":12,\"intermediate_size\":3072,\"vocab_size\":128100,"
+                     "\"relative_attention\":true,\"share_att_key\":true,\"position_buckets\":256,"
+                     "\"max_relative_positions\":-1,\"pos_att_type\":\"p2c|c2p\",\"norm_rel_ebd\":\"layer_norm\","
+                     "\"position_biased_input\":false,\"type_vocab_size\":0,\"pooler_hidden_act\":\"gelu\"}";
+    assert_int_equal(parse(v3, &c), 0);
+    assert_string_equal(c.model_type, "deberta-v2");
+    assert_int_equal(c.rel_span, 256);
+    assert_int_equal(c.rel_buckets, 256);
+    assert_int_equal(c.rel_max_positions, 512); /* -1: max_position_embeddings */
+    assert_true(c.rel_c2p && c.rel_p2c && c.rel_norm && !c.position_biased_input);
+    assert_int_equal(c.type_vocab_size, 0);
+    assert_true(fabs(c.layer_norm_eps - 1e-7) < 1e-12);
+    bt_model_config_free(&c);
+    const char *v2 = "{\"model_type\":\"deberta-v2\",\"relative_attention\":true,\"share_att_key\":true,"
+                     "\"pos_att_type\":[\"c2p\"],\"max_relative_positions\":128,\"cls_dropout\":0.3}";
+    assert_int_equal(parse(v2, &c), 0);
+    assert_int_equal(c.rel_span, 128);
+    assert_int_equal(c.rel_buckets, -1);
+    assert_true(c.rel_c2p && !c.rel_p2c && !c.rel_norm && c.position_biased_input);
+    assert_true(fabs(c.classifier_dropout - 0.3) < 1e-6);
+    bt_model_config_free(&c);
+}
+
 static void test_export(void **state)
 {
     (void)state;
@@ -344,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_defaults_and_options),
         cmocka_unit_test(test_labels),
         cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_deberta),
         cmocka_unit_test(test_export),
         cmocka_unit_test(test_inference),
         cmocka_unit_test(test_columns),
