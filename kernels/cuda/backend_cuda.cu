@@ -602,6 +602,7 @@ extern "C" bt_backend *bt_cuda_impl_create(int device)
     be->matmul = cu_matmul;
     cu_ops_install(be);
     cu_attention_install(be);
+    cu_relattn_install(be);
     return be;
 }
 

@@ -182,5 +182,6 @@ void cu_bias_gelu(bt_backend *be, bt_tensor *C, const float *bias, int epi, bt_t
 void cu_fill_scaled(bt_backend *be, bt_tensor *C, float beta);
 void cu_ops_install(bt_backend *be);
 void cu_attention_install(bt_backend *be);
+void cu_relattn_install(bt_backend *be); /* cuda_relattn.cu */
 
 #endif

@@ -26,6 +26,8 @@
  *    backends in fp32, tf32 (vs the CPU's fp32), fp16 and bf16: losses,
  *    loss scale, skipped steps and weights agree, and two GPU runs are
  *    byte-identical (checks named "engine ...");
+ *  - the disentangled (DeBERTa) attention: ctx, probs, dqkv and dpos of the
+ *    GPU's rel_attention_fwd/bwd against the CPU's (checks "rel_attention");
  *  - attention: the GPU backward (always from lse) against both CPU
  *    backwards (stored probabilities; recomputed from lse: "cpu-recompute"),
  *    at lengths on both sides of the CPU's 256 switch, and again on a second
@@ -679,6 +681,61 @@ static void t_attention(bt_dtype dt, int B, int S, int H, int Dh, float p, int d
     for (size_t i = 0; i < sizeof ct / sizeof *ct; i++) rel(CPU, ct[i]);
 }
 
+/* DeBERTa's disentangled attention (rel_attention_fwd/bwd) against the CPU:
+ * ctx, probs, dqkv, dpos; padding keys and padding query rows; a relidx
+ * that clamps (R < 2S - 1). 16-bit: the GPU's rounded inputs in the F32
+ * CPU reference, within the 16-bit tolerances. */
+static void t_relattn(bt_dtype dt, int B, int S, int H, int Dh, int R, int c2p, int p2c, float p)
+{
+    char name[128];
+    snprintf(name, sizeof name, "rel_attention %s B%d S%d H%d Dh%d R%d c2p%d p2c%d p%.1f", dtname(dt), B, S, H, Dh,
+             R, c2p, p2c, p);
+    if (!selected(name)) return;
+    int64_t nq = (int64_t)B * S * 3 * H * Dh, nc = (int64_t)B * S * H * Dh, np = (int64_t)R * 3 * H * Dh;
+    int64_t npr = (int64_t)B * H * S * S;
+    float *hq = hrand(nq, -2, 2), *hp = hrand(np, -1, 1), *hdc = hrand(nc, -1, 1);
+    int32_t *hm = malloc(sizeof(int32_t) * (size_t)B * S), *hr = malloc(sizeof(int32_t) * (size_t)(2 * S - 1));
+    for (int b = 0; b < B; b++)
+        for (int s2 = 0; s2 < S; s2++) hm[b * S + s2] = s2 < S - b * (S / 3);
+    for (int d = 0; d < 2 * S - 1; d++) {
+        int v = d - (S - 1) + R / 2;
+        hr[d] = v < 0 ? 0 : v > R - 1 ? R - 1 : v;
+    }
+    bt_rel_attn a = {B, S, H, Dh, R, c2p, p2c, 1.0f / sqrtf((float)Dh * (float)(1 + c2p + p2c)), p,
+                     {778, 4, 1, 6, BT_SITE_ATTN_PROBS}};
+    bt_tensor gq = gpu_from(hq, dt, SHAPE(B, S, 3, H, Dh)), gp = gpu_from(hp, dt, SHAPE(R, 3, H, Dh));
+    bt_tensor gdc = gpu_from(hdc, dt, SHAPE(B, S, H, Dh)), gm = gpu_i32(hm, (int64_t)B * S), gr = gpu_i32(hr, 2 * S - 1);
+    bt_tensor gc = MK(GPU, dt, B, S, H, Dh), gpr = MK(GPU, BT_F32, B, H, S, S), gdq = MK(GPU, dt, B, S, 3, H, Dh);
+    bt_tensor gdp = MK(GPU, dt, R, 3, H, Dh);
+    bt_tensor cq = cpu_from(hq, gq), cp = cpu_from(hp, gp), cdc = cpu_from(hdc, gdc);
+    bt_tensor cm = cpu_i32(hm, (int64_t)B * S), cr = cpu_i32(hr, 2 * S - 1);
+    bt_tensor cc = MK(CPU, BT_F32, B, S, H, Dh), cpr = MK(CPU, BT_F32, B, H, S, S), cdq = MK(CPU, BT_F32, B, S, 3, H, Dh);
+    bt_tensor cdp = MK(CPU, BT_F32, R, 3, H, Dh);
+    CPU->rel_attention_fwd(CPU, &cq, &cp, &cr, &cm, &a, &cc, &cpr);
+    CPU->rel_attention_bwd(CPU, &cq, &cp, &cr, &cm, &a, &cpr, &cdc, &cdq, &cdp);
+    void *d[4] = {0};
+    float *oc = NULL, *opr = NULL, *odq = NULL, *odp = NULL;
+    for (int rep = 0; rep < 2; rep++) {
+        poison(&gc); poison(&gpr); poison(&gdq); poison(&gdp);
+        GPU->rel_attention_fwd(GPU, &gq, &gp, &gr, &gm, &a, &gc, &gpr);
+        GPU->rel_attention_bwd(GPU, &gq, &gp, &gr, &gm, &a, &gpr, &gdc, &gdq, &gdp);
+        if (!rep) { oc = g2h(&gc); opr = g2h(&gpr); odq = g2h(&gdq); odp = g2h(&gdp); }
+        check_det(name, &gc, &d[0]); check_det(name, &gpr, &d[1]); check_det(name, &gdq, &d[2]);
+        check_det(name, &gdp, &d[3]);
+    }
+    char n2[192];
+    double tol = dt == BT_F32 ? 1e-5 : 1e-2, tolg = dt == BT_F32 ? 1e-5 : 2e-2;
+    snprintf(n2, sizeof n2, "%s ctx", name); check(n2, cc.data, oc, nc, tol);
+    snprintf(n2, sizeof n2, "%s probs", name); check(n2, cpr.data, opr, npr, tol);
+    snprintf(n2, sizeof n2, "%s dqkv", name); check(n2, cdq.data, odq, nq, tolg);
+    snprintf(n2, sizeof n2, "%s dpos", name); check(n2, cdp.data, odp, np, tolg);
+    free(oc); free(opr); free(odq); free(odp); free(hq); free(hp); free(hdc); free(hm); free(hr);
+    bt_tensor *gt[] = {&gq, &gp, &gdc, &gm, &gr, &gc, &gpr, &gdq, &gdp};
+    for (size_t i = 0; i < sizeof gt / sizeof *gt; i++) rel(GPU, gt[i]);
+    bt_tensor *ct[] = {&cq, &cp, &cdc, &cm, &cr, &cc, &cpr, &cdq, &cdp};
+    for (size_t i = 0; i < sizeof ct / sizeof *ct; i++) rel(CPU, ct[i]);
+}
+
 /* ------------------------------------------------------------------------ */
 /* embeddings, gathers                                                       */
 
@@ -1012,6 +1069,9 @@ int main(int argc, char **argv)
             GPU = keep;
         }
         t_embed(dt, 300, 96, 1000, 128);
+        t_relattn(dt, 2, 37, 3, 16, 16, 1, 1, 0.0f); /* R < 2S - 1: clamped rows */
+        t_relattn(dt, 3, 20, 2, 24, 64, 1, 0, 0.1f);
+        t_relattn(dt, 1, 130, 2, 64, 512, 0, 1, 0.0f);
         t_embed(dt, 5000, 200, 50, 64); /* long runs (32 row slices), 7 column tiles, the last partial */
         t_losses(dt, 61, 7);
         t_losses(dt, 9, 3000);
