@@ -89,7 +89,12 @@ int bt_canonical_name(const char *hf_name, char *buf, size_t bufsz);
  * pooler.dense.*, classifier.out_proj.* -> classifier.* (RobertaClassificationHead
  * kept in the BERT pooler's slots); pooler.*, lm_head.* and
  * embeddings.token_type_ids ignored (RobertaForSequenceClassification has no
- * pooler); BERT head names (cls.*, plain classifier.weight) unknown. */
+ * pooler); BERT head names (cls.*, plain classifier.weight) unknown.
+ * DistilBERT: "distilbert." prefix and its layer names (model_weights.c).
+ * DeBERTa-v2/v3: "deberta." prefix, attention.self.{query,key,value}_proj ->
+ * {query,key,value}; encoder.rel_embeddings.weight [2k,D] and
+ * encoder.LayerNorm.* are canonical names of their own; pooler.dense.* and
+ * classifier.* as BERT's; cls.*, lm_predictions.*, mask_predictions.* ignored. */
 int bt_canonical_name_family(const char *hf_name, int family, char *buf, size_t bufsz);
 /* bt_load_hf_weights_st with the family's spellings. */
 int bt_load_hf_weights_family(const bt_st_file *f, int family, bt_param_load *params, size_t n);
