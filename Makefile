@@ -4,6 +4,8 @@
 #   make CUDA=0       CPU-only build
 #   make test         every CMocka unit test, integration script and reference test
 #   make test SAN=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-tsan    the watchdog, signal and stall tests under ThreadSanitizer
+#                     (build/tsan; part of make test); make test TSAN=1: every test
 #   make deps         install missing Debian packages (no-op when present)
 #   make bench        benchmarks against the peers (see docs/performance.md)
 #   make fuzz         build the fuzz targets (clang + libFuzzer)
@@ -15,8 +17,15 @@
 
 CUDA ?= $(if $(shell command -v nvcc 2>/dev/null),1,0)
 SAN ?= 0
+TSAN ?= 0
+ifeq ($(SAN)$(TSAN),11)
+$(error SAN=1 and TSAN=1 exclude each other (AddressSanitizer and ThreadSanitizer cannot share a process): pick one)
+endif
 ifeq ($(SAN),1)
 BUILD ?= build/san
+BIN ?= $(BUILD)/baton
+else ifeq ($(TSAN),1)
+BUILD ?= build/tsan
 BIN ?= $(BUILD)/baton
 else
 BUILD ?= build
@@ -39,8 +48,14 @@ ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
+# ThreadSanitizer (`make test-tsan`, docs/development.md). libgomp is not
+# instrumented: the tests run with OMP_NUM_THREADS=1 under it (tests/run.sh).
+ifeq ($(TSAN),1)
+CFLAGS_BASE += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS_SAN := -fsanitize=thread
+endif
 CFLAGS := $(CFLAGS_BASE) $(PKG_CFLAGS) -DBATON_VERSION='"$(VERSION)"' -DBATON_CUDA=$(CUDA)
-CFLAGS += -DBATON_CFLAGS='"$(strip $(OPT) SAN=$(SAN) CUDA=$(CUDA))"'
+CFLAGS += -DBATON_CFLAGS='"$(strip $(OPT) SAN=$(SAN) $(if $(filter 1,$(TSAN)),TSAN=1 )CUDA=$(CUDA))"'
 LDLIBS := $(PKG_LIBS) -lm -lpthread -fopenmp $(LDFLAGS_SAN)
 
 # CUDA: fatbins for sm_60..90 plus PTX for forward compatibility.
@@ -84,7 +99,8 @@ MAIN_OBJ := $(BUILD)/runner/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-unit bench fuzz demo clean models test-run demo-run bench-run need-pkgs cuda-portable soak soak-run
+.PHONY: all deps test test-unit bench fuzz demo clean models test-run demo-run bench-run need-pkgs cuda-portable soak soak-run \
+        test-tsan test-tsan-run
 all: $(BIN)
 
 # A build without the packages says what to do instead of failing on a header.
@@ -161,8 +177,12 @@ models:
 	@sh tests/reference/fetch_models.sh
 
 # deps first, then a fresh make that sees the installed packages.
+# (a plain `make test` also runs test-tsan, about a minute and a half)
 test: deps
 	@$(MAKE) --no-print-directory test-run
+ifeq ($(SAN)$(TSAN),00)
+	@$(MAKE) --no-print-directory test-tsan
+endif
 demo: deps
 	@$(MAKE) --no-print-directory demo-run
 bench: deps
@@ -171,7 +191,16 @@ soak: deps
 	@$(MAKE) --no-print-directory soak-run
 
 test-run: $(BIN) $(UNIT_BIN)
-	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) SAN=$(SAN) T='$(T)' sh tests/run.sh
+	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) SAN=$(SAN) TSAN=$(TSAN) T='$(T)' sh tests/run.sh
+
+# The tests of the code that runs on more than one thread (the watchdog's stall
+# thread, signal handlers, status.json) under ThreadSanitizer, CPU-only, in
+# build/tsan; any report fails the test it came from (tests/run.sh).
+TSAN_TESTS ?= unit/test_watchdog integration/test_run_signals.sh integration/test_run_stall.sh
+test-tsan:
+	@$(MAKE) --no-print-directory TSAN=1 SAN=0 CUDA=0 BUILD=build/tsan BIN=build/tsan/baton test-tsan-run
+test-tsan-run: $(BIN) $(patsubst unit/%,$(BUILD)/tests/%,$(filter unit/%,$(TSAN_TESTS)))
+	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) SAN=0 TSAN=1 T='$(TSAN_TESTS)' sh tests/run.sh
 
 demo-run: $(BIN)
 	@sh jobs/demo.sh $(abspath $(BIN))

@@ -55,7 +55,8 @@ static bt_precision auto_precision(int real_gpu)
     bt_gpu_identity id;
     if (!real_gpu) return p;
     if (bt_backend_cuda_identity(0, &id) == BT_OK)
-        bt_precision_pick(BT_JOB_PREC_AUTO, BT_DEV_CUDA, id.cc_major * 10 + id.cc_minor, NULL, &p, NULL, 0);
+        bt_precision_pick(BT_JOB_PREC_AUTO, (bt_precision_device){BT_DEV_CUDA, id.cc_major * 10 + id.cc_minor}, NULL, &p,
+                          NULL, 0);
     bt_err_clear();
     return p;
 }

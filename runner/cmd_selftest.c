@@ -83,7 +83,7 @@ int cmd_selftest(int argc, char **argv)
     /* auto: what training picks on this device (runner/precision.h); a precision it cannot do: 78 */
     bt_precision p;
     char how[160];
-    int rc = bt_precision_pick(prec, dev->device, dev->sm, "--precision", &p, how, sizeof how);
+    int rc = bt_precision_pick(prec, (bt_precision_device){dev->device, dev->sm}, "--precision", &p, how, sizeof how);
     if (rc) {
         dev->destroy(dev);
         return bt_report_error(rc);

@@ -190,7 +190,7 @@ int bt_plan_input_of(const bt_job *job, const bt_plan_device *dev, bt_plan_input
     int k = bt_job_key_index("train", "precision");
     if (k >= 0 && job->origin && job->origin[k].file) bt_job_where(job, k, where, sizeof where);
     bt_device d = dev->family == BT_COUNT_CPU ? BT_DEV_CPU : BT_DEV_CUDA;
-    int rc = bt_precision_pick(job->train.precision, d, dev->sm, where, &in->precision, describe, n);
+    int rc = bt_precision_pick(job->train.precision, (bt_precision_device){d, dev->sm}, where, &in->precision, describe, n);
     if (rc) return rc;
     bt_bert_config cfg;
     if ((rc = bt_bert_config_load(job->model.path, &cfg))) return rc;

@@ -172,8 +172,14 @@ static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"
 #define PR 760  /* plot right (legend beyond) */
 #define PH 280  /* panel height */
 
-static void draw_panel(bt_strbuf *s, const chart *c, int panel, int top, double x0, double x1, const char *ylabel)
+/* The steps the x axis spans (shared by both panels). */
+typedef struct {
+    double x0, x1;
+} xspan;
+
+static void draw_panel(bt_strbuf *s, const chart *c, int panel, int top, xspan span, const char *ylabel)
 {
+    const double x0 = span.x0, x1 = span.x1;
     double y0 = INFINITY, y1 = -INFINITY;
     for (int i = 0; i < c->n; i++)
         if (c->s[i].panel == panel)
@@ -282,8 +288,8 @@ int bt_plot_svg(const char *jsonl, size_t len, const char *title, char **svg, in
     bt_strbuf_printf(&s, "</text>\n");
     if (!has[0] && !has[1])
         bt_strbuf_printf(&s, "<text x=\"%d\" y=\"60\" font-size=\"12\" fill=\"#777\">no metrics yet</text>\n", PL);
-    draw_panel(&s, &c, 0, 45, x0, x1, "loss");
-    if (has[1]) draw_panel(&s, &c, 1, 45 + PH + 55, x0, x1, "evaluation");
+    draw_panel(&s, &c, 0, 45, (xspan){x0, x1}, "loss");
+    if (has[1]) draw_panel(&s, &c, 1, 45 + PH + 55, (xspan){x0, x1}, "evaluation");
     bt_strbuf_printf(&s, "</svg>\n");
     for (int i = 0; i < c.n; i++) {
         free(c.s[i].name);

@@ -9,9 +9,11 @@ static void say(char *describe, size_t n, const char *fmt, const char *a, int sm
     if (describe && n) snprintf(describe, n, fmt, a, sm / 10, sm % 10);
 }
 
-int bt_precision_pick(int requested, bt_device device, int sm, const char *where, bt_precision *out,
+int bt_precision_pick(int requested, bt_precision_device dev, const char *where, bt_precision *out,
                       char *describe, size_t n)
 {
+    const bt_device device = dev.device;
+    const int sm = dev.sm;
     const char *w = where && *where ? where : "[train] precision";
     const char *sep = where && *where ? ": [train] precision" : "";
     int gpu = device == BT_DEV_CUDA;
@@ -70,5 +72,6 @@ int bt_precision_resolve(const bt_job *job, const bt_backend *be, bt_precision *
     char where[256] = "";
     int k = bt_job_key_index("train", "precision");
     if (k >= 0 && job->origin && job->origin[k].file) bt_job_where(job, k, where, sizeof where);
-    return bt_precision_pick(job->train.precision, be->device, be->sm, where, out, describe, n);
+    return bt_precision_pick(job->train.precision, (bt_precision_device){be->device, be->sm}, where, out, describe,
+                             n);
 }

@@ -18,13 +18,20 @@
 
 #include <stddef.h>
 
-/* requested: a bt_job_precision (AUTO, FP32, TF32, FP16, BF16); device and sm
- * as the backend reports them (be->device, be->sm); where: the key's origin
+/* The device a precision is picked for, as the backend reports it
+ * (be->device, be->sm; sm = 10 x major + minor compute capability, 0 on the CPU). */
+typedef struct {
+    bt_device device;
+    int sm;
+} bt_precision_device;
+
+/* requested: a bt_job_precision (AUTO, FP32, TF32, FP16, BF16); dev: the
+ * device it runs on; where: the key's origin
  * ("job.ini:12", "command line (-s #1)", "default"; NULL: none). On success
  * *out is the precision and describe (may be NULL) receives e.g.
  * "bf16 (auto: sm_80 GPU)" or "fp16 (requested; on the CPU: 16-bit storage,
  * fp32 arithmetic, slower than fp32)". Errors: BT_ECONFIG. */
-int bt_precision_pick(int requested, bt_device device, int sm, const char *where, bt_precision *out,
+int bt_precision_pick(int requested, bt_precision_device dev, const char *where, bt_precision *out,
                       char *describe, size_t n);
 
 /* The same for a loaded job's train.precision on backend be. */

@@ -105,15 +105,27 @@ typedef struct {
     float center, spread; /* values center + spread * U[-1, 1) */
 } st_spec;
 
-static int spec(st_spec *s, int n, int64_t a, int64_t b, float center, float spread, const char *fmt, int l)
+typedef struct {
+    float center, spread; /* values center + spread * U[-1, 1) */
+} st_values;
+
+/* The tensors of a model being written, in order. */
+typedef struct {
+    st_spec s[96];
+    int n;
+} st_specs;
+
+/* Appends a tensor of shape [a] (b == 0) or [a,b], named fmt with layer l
+ * (fmt may hold one %d), with values v. */
+static void spec(st_specs *t, int64_t a, int64_t b, st_values v, const char *fmt, int l)
 {
-    snprintf(s[n].name, sizeof s[n].name, fmt, l);
-    s[n].ndim = b ? 2 : 1;
-    s[n].s0 = a;
-    s[n].s1 = b;
-    s[n].center = center;
-    s[n].spread = spread;
-    return n + 1;
+    st_spec *s = &t->s[t->n++];
+    snprintf(s->name, sizeof s->name, fmt, l);
+    s->ndim = b ? 2 : 1;
+    s->s0 = a;
+    s->s1 = b;
+    s->center = v.center;
+    s->spread = v.spread;
 }
 
 /* config.json + model.safetensors of case k into dir (every tensor of
@@ -132,46 +144,48 @@ static int write_model(const char *dir, int ci)
     free(cp);
     free(cfg);
     if (rc) return rc;
-    st_spec s[96];
-    int n = 0;
+    st_specs t = {.n = 0};
     const float w = 0.0866f, b = 0.02f; /* U[-w, w) has std 0.05 */
-    n = spec(s, n, k->V, k->D, 0, w, "embeddings.word_embeddings.weight", 0);
-    n = spec(s, n, k->P, k->D, 0, w, "embeddings.position_embeddings.weight", 0);
-    n = spec(s, n, 2, k->D, 0, w, "embeddings.token_type_embeddings.weight", 0);
-    n = spec(s, n, k->D, 0, 1, 0.1f, "embeddings.LayerNorm.weight", 0);
-    n = spec(s, n, k->D, 0, 0, b, "embeddings.LayerNorm.bias", 0);
+    const st_values W = {0, w}, B = {0, b}, G = {1, 0.1f}; /* weights, biases, LayerNorm gains */
+    spec(&t, k->V, k->D, W, "embeddings.word_embeddings.weight", 0);
+    spec(&t, k->P, k->D, W, "embeddings.position_embeddings.weight", 0);
+    spec(&t, 2, k->D, W, "embeddings.token_type_embeddings.weight", 0);
+    spec(&t, k->D, 0, G, "embeddings.LayerNorm.weight", 0);
+    spec(&t, k->D, 0, B, "embeddings.LayerNorm.bias", 0);
     for (int l = 0; l < k->L; l++) {
         static const char *const qkv[] = {"query", "key", "value"};
         for (int j = 0; j < 3; j++) {
             char f[96];
             snprintf(f, sizeof f, "encoder.layer.%%d.attention.self.%s.weight", qkv[j]);
-            n = spec(s, n, k->D, k->D, 0, w, f, l);
+            spec(&t, k->D, k->D, W, f, l);
             snprintf(f, sizeof f, "encoder.layer.%%d.attention.self.%s.bias", qkv[j]);
-            n = spec(s, n, k->D, 0, 0, b, f, l);
+            spec(&t, k->D, 0, B, f, l);
         }
-        n = spec(s, n, k->D, k->D, 0, w, "encoder.layer.%d.attention.output.dense.weight", l);
-        n = spec(s, n, k->D, 0, 0, b, "encoder.layer.%d.attention.output.dense.bias", l);
-        n = spec(s, n, k->D, 0, 1, 0.1f, "encoder.layer.%d.attention.output.LayerNorm.weight", l);
-        n = spec(s, n, k->D, 0, 0, b, "encoder.layer.%d.attention.output.LayerNorm.bias", l);
-        n = spec(s, n, k->I, k->D, 0, w, "encoder.layer.%d.intermediate.dense.weight", l);
-        n = spec(s, n, k->I, 0, 0, b, "encoder.layer.%d.intermediate.dense.bias", l);
-        n = spec(s, n, k->D, k->I, 0, w, "encoder.layer.%d.output.dense.weight", l);
-        n = spec(s, n, k->D, 0, 0, b, "encoder.layer.%d.output.dense.bias", l);
-        n = spec(s, n, k->D, 0, 1, 0.1f, "encoder.layer.%d.output.LayerNorm.weight", l);
-        n = spec(s, n, k->D, 0, 0, b, "encoder.layer.%d.output.LayerNorm.bias", l);
+        spec(&t, k->D, k->D, W, "encoder.layer.%d.attention.output.dense.weight", l);
+        spec(&t, k->D, 0, B, "encoder.layer.%d.attention.output.dense.bias", l);
+        spec(&t, k->D, 0, G, "encoder.layer.%d.attention.output.LayerNorm.weight", l);
+        spec(&t, k->D, 0, B, "encoder.layer.%d.attention.output.LayerNorm.bias", l);
+        spec(&t, k->I, k->D, W, "encoder.layer.%d.intermediate.dense.weight", l);
+        spec(&t, k->I, 0, B, "encoder.layer.%d.intermediate.dense.bias", l);
+        spec(&t, k->D, k->I, W, "encoder.layer.%d.output.dense.weight", l);
+        spec(&t, k->D, 0, B, "encoder.layer.%d.output.dense.bias", l);
+        spec(&t, k->D, 0, G, "encoder.layer.%d.output.LayerNorm.weight", l);
+        spec(&t, k->D, 0, B, "encoder.layer.%d.output.LayerNorm.bias", l);
     }
     if (k->task == BT_TASK_SEQ_CLS) {
-        n = spec(s, n, k->D, k->D, 0, w, "pooler.dense.weight", 0);
-        n = spec(s, n, k->D, 0, 0, b, "pooler.dense.bias", 0);
-        n = spec(s, n, k->C, k->D, 0, w, "classifier.weight", 0);
-        n = spec(s, n, k->C, 0, 0, b, "classifier.bias", 0);
+        spec(&t, k->D, k->D, W, "pooler.dense.weight", 0);
+        spec(&t, k->D, 0, B, "pooler.dense.bias", 0);
+        spec(&t, k->C, k->D, W, "classifier.weight", 0);
+        spec(&t, k->C, 0, B, "classifier.bias", 0);
     } else {
-        n = spec(s, n, k->D, k->D, 0, w, "cls.predictions.transform.dense.weight", 0);
-        n = spec(s, n, k->D, 0, 0, b, "cls.predictions.transform.dense.bias", 0);
-        n = spec(s, n, k->D, 0, 1, 0.1f, "cls.predictions.transform.LayerNorm.weight", 0);
-        n = spec(s, n, k->D, 0, 0, b, "cls.predictions.transform.LayerNorm.bias", 0);
-        n = spec(s, n, k->V, 0, 0, b, "cls.predictions.bias", 0);
+        spec(&t, k->D, k->D, W, "cls.predictions.transform.dense.weight", 0);
+        spec(&t, k->D, 0, B, "cls.predictions.transform.dense.bias", 0);
+        spec(&t, k->D, 0, G, "cls.predictions.transform.LayerNorm.weight", 0);
+        spec(&t, k->D, 0, B, "cls.predictions.transform.LayerNorm.bias", 0);
+        spec(&t, k->V, 0, B, "cls.predictions.bias", 0);
     }
+    const st_spec *s = t.s;
+    const int n = t.n;
     bt_st_entry e[96];
     float *data[96];
     st_rng r = {0x5E1F7E57ull + (uint64_t)ci};

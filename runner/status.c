@@ -5,6 +5,7 @@
 #include "util/file.h"
 #include "util/mem.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -76,25 +77,82 @@ char *bt_status_json(const bt_status *s, double now_epoch)
 
 void bt_status_writer_init(bt_status_writer *w, const char *output_dir, double min_interval_s)
 {
+    memset(w, 0, sizeof *w);
     w->path = bt_path_join(output_dir, BT_STATUS_FILE);
+    w->output_dir = bt_xstrdup(output_dir);
     w->min_interval = min_interval_s;
-    w->last_write = 0;
+    pthread_mutex_init(&w->mu, NULL);
 }
 
 void bt_status_writer_free(bt_status_writer *w)
 {
+    if (!w->path) return;
     free(w->path);
-    w->path = NULL;
+    free(w->output_dir);
+    for (size_t i = 0; i < sizeof w->own / sizeof w->own[0]; i++) free(w->own[i]);
+    pthread_mutex_destroy(&w->mu);
+    memset(w, 0, sizeof *w);
 }
 
-int bt_status_update(bt_status_writer *w, const bt_status *s, int force)
+/* *slot becomes a copy of s (NULL for NULL), reusing it when equal. */
+static const char *keep(char **slot, const char *s)
 {
-    double now = bt_now_mono();
-    if (!force && w->last_write > 0 && now - w->last_write < w->min_interval) return BT_OK;
+    if (s && *slot && !strcmp(*slot, s)) return *slot;
+    free(*slot);
+    *slot = s ? bt_xstrdup(s) : NULL;
+    return *slot;
+}
+
+/* w->last = *s with its strings copied. Under w->mu. */
+static void remember(bt_status_writer *w, const bt_status *s)
+{
+    w->last = *s;
+    const char **str[] = {&w->last.job, &w->last.state, &w->last.latest_archive, &w->last.best_metric_name,
+                          &w->last.stop_reason, &w->last.output_dir, &w->last.precision};
+    for (size_t i = 0; i < sizeof str / sizeof str[0]; i++) *str[i] = keep(&w->own[i], *str[i]);
+    w->have_last = 1;
+}
+
+/* Writes s now. Under w->mu. */
+static int write_locked(bt_status_writer *w, const bt_status *s, double now_mono)
+{
     char *txt = bt_status_json(s, bt_now_epoch());
     int rc = bt_write_file_atomic(w->path, txt, strlen(txt));
     free(txt);
     if (rc) return bt_fail_context(rc, "status heartbeat");
-    w->last_write = now;
+    w->last_write = now_mono;
     return BT_OK;
+}
+
+int bt_status_update(bt_status_writer *w, const bt_status *s, int force)
+{
+    int rc = BT_OK;
+    pthread_mutex_lock(&w->mu);
+    if (!w->stalled) {
+        remember(w, s);
+        double now = bt_now_mono();
+        if (force || w->last_write <= 0 || now - w->last_write >= w->min_interval) rc = write_locked(w, &w->last, now);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+int bt_status_mark_stalled(bt_status_writer *w)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += BT_STATUS_STALL_WAIT_S;
+    int e = pthread_mutex_timedlock(&w->mu, &until);
+    if (e)
+        return bt_fail(BT_EIO, "%s: not marked stalled: the status lock stayed busy for %d s (%s; the training "
+                               "thread is stuck writing it?)", w->path, BT_STATUS_STALL_WAIT_S, strerror(e));
+    if (!w->have_last) {
+        bt_status none = bt_status_init(NULL, w->output_dir);
+        remember(w, &none);
+    }
+    w->last.state = "stalled";
+    int rc = write_locked(w, &w->last, bt_now_mono());
+    w->stalled = 1;
+    pthread_mutex_unlock(&w->mu);
+    return rc;
 }

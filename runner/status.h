@@ -3,7 +3,8 @@
  * Owns: the document's fields and its atomic, rate-limited rewrite, so that a
  * person or a supervisor (cat, jq, a Kaggle cell) can see where a job is at any
  * moment without parsing logs. Written with util/file.h's atomic write, so a
- * reader never sees half a file.
+ * reader never sees half a file, under the writer's lock, so the segment loop
+ * and the watchdog's stall thread never write it at once.
  * Must not: be read back by baton to decide anything (archives are the truth).
  *
  * Document (every key always present; null where not known):
@@ -20,6 +21,7 @@
 #ifndef BATON_RUNNER_STATUS_H
 #define BATON_RUNNER_STATUS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,16 +54,36 @@ bt_status bt_status_init(const char *job, const char *output_dir);
 /* The JSON text (heap, ends with a newline); updated_at = now_epoch. */
 char *bt_status_json(const bt_status *s, double now_epoch);
 
+/* The writer is shared by two threads: the segment loop (bt_status_update)
+ * and the watchdog's stall thread (bt_status_mark_stalled). Its mutex guards
+ * its fields and every write of status.json, and it keeps its own copy of the
+ * last status it was given (strings included), so the stall thread never
+ * reads the caller's bt_status, which the loop keeps changing. */
 typedef struct {
     char *path;          /* <output_dir>/status.json */
+    char *output_dir;    /* for a "stalled" document before any update */
     double min_interval; /* seconds between writes unless forced */
     double last_write;   /* monotonic seconds, 0 = never */
+    pthread_mutex_t mu;  /* guards everything here and the file */
+    bt_status last;      /* the last status given; its strings point into own[] */
+    char *own[7];        /* copies of last's strings (job, state, ...) */
+    int have_last;       /* last holds a status */
+    int stalled;         /* "stalled" was written: the process is exiting, later updates are dropped */
 } bt_status_writer;
 
 void bt_status_writer_init(bt_status_writer *w, const char *output_dir, double min_interval_s);
 void bt_status_writer_free(bt_status_writer *w);
 /* Writes when forced or when min_interval has passed since the last write
- * (state changes should force). Returns 0 (also when skipped) or BT_EIO. */
+ * (state changes should force); keeps a copy of s either way. After
+ * bt_status_mark_stalled it writes nothing. Returns 0 (also when skipped) or
+ * BT_EIO. Thread-safe. */
 int bt_status_update(bt_status_writer *w, const bt_status *s, int force);
+/* For the stall thread, just before it exits the process: rewrites the last
+ * status given with state "stalled" (a document with only output_dir known if
+ * none was given yet) and drops every later update. Waits at most
+ * BT_STATUS_STALL_WAIT_S for the lock (the loop may be stuck in a write while
+ * holding it: the exit must not wait for it); BT_EIO when it could not write. */
+int bt_status_mark_stalled(bt_status_writer *w);
+#define BT_STATUS_STALL_WAIT_S 2
 
 #endif

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,8 +211,13 @@ double bt_process_start(void)
 
 /* --------------------------------------------------------------- signals */
 
-static volatile sig_atomic_t g_stop;      /* bt_stop_reason of the first signal */
-static volatile sig_atomic_t g_sigint_n;  /* SIGINTs seen */
+/* The handlers may run on any thread that does not block the signal (the
+ * stall thread, OpenMP and BLAS workers), and the loop reads the flags on the
+ * main thread: lock-free C11 atomics are both async-signal-safe and ordered
+ * across threads, where a volatile sig_atomic_t is only the former. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the signal flags need lock-free atomic ints");
+static atomic_int g_stop;      /* bt_stop_reason of the first signal */
+static atomic_int g_sigint_n;  /* SIGINTs seen */
 static int g_installed;
 static struct sigaction g_old[4];
 static const int g_sigs[4] = {SIGTERM, SIGINT, SIGUSR1, SIGXCPU};
@@ -221,22 +227,22 @@ static void on_signal(int sig)
     int saved = errno;
     bt_stop_reason r = sig == SIGTERM ? BT_STOP_SIGTERM : sig == SIGINT ? BT_STOP_SIGINT
                      : sig == SIGUSR1 ? BT_STOP_SIGUSR1 : BT_STOP_SIGXCPU;
-    if (sig == SIGINT) {
-        g_sigint_n++;
-        if (g_sigint_n >= 2) {
-            static const char msg[] = "\nbaton: second interrupt: exiting now; the last committed checkpoint is intact\n";
-            ssize_t w = write(2, msg, sizeof msg - 1);
-            (void)w;
-            _exit(BT_EXIT_INTERRUPTED);
-        }
+    if (sig == SIGINT && atomic_fetch_add(&g_sigint_n, 1) + 1 >= 2) {
+        static const char msg[] = "\nbaton: second interrupt: exiting now; the last committed checkpoint is intact\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        _exit(BT_EXIT_INTERRUPTED);
     }
-    if (g_stop == BT_STOP_NONE) g_stop = (sig_atomic_t)r;
+    int none = BT_STOP_NONE; /* the first reason wins, also against a signal on another thread */
+    atomic_compare_exchange_strong(&g_stop, &none, (int)r);
     errno = saved;
 }
 
 int bt_signals_install(void)
 {
     if (g_installed) return BT_OK;
+    atomic_store(&g_stop, BT_STOP_NONE);
+    atomic_store(&g_sigint_n, 0);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -249,8 +255,6 @@ int bt_signals_install(void)
             return bt_fail(BT_EINTERNAL, "sigaction(%d) failed: %s", g_sigs[i], strerror(e));
         }
     g_installed = 1;
-    g_stop = BT_STOP_NONE;
-    g_sigint_n = 0;
     return BT_OK;
 }
 
@@ -259,16 +263,15 @@ void bt_signals_restore(void)
     if (!g_installed) return;
     for (int i = 0; i < 4; i++) sigaction(g_sigs[i], &g_old[i], NULL);
     g_installed = 0;
-    g_stop = BT_STOP_NONE;
-    g_sigint_n = 0;
+    bt_signal_clear();
 }
 
-bt_stop_reason bt_signal_pending(void) { return (bt_stop_reason)g_stop; }
+bt_stop_reason bt_signal_pending(void) { return (bt_stop_reason)atomic_load(&g_stop); }
 
 void bt_signal_clear(void)
 {
-    g_stop = BT_STOP_NONE;
-    g_sigint_n = 0;
+    atomic_store(&g_stop, BT_STOP_NONE);
+    atomic_store(&g_sigint_n, 0);
 }
 
 const char *bt_stop_reason_name(bt_stop_reason r)

@@ -77,7 +77,8 @@ typedef enum {
 const char *bt_stop_reason_name(bt_stop_reason r); /* "deadline", "SIGTERM", ... */
 
 /* Installs the handlers (process-wide, idempotent). The handlers only set a
- * sig_atomic_t flag; a second SIGINT writes one line to stderr and _exit(130). */
+ * lock-free atomic flag (they may run on any thread; the loop reads it on the
+ * main thread); a second SIGINT writes one line to stderr and _exit(130). */
 int bt_signals_install(void);
 /* Restores the previous handlers and clears the flag. */
 void bt_signals_restore(void);
@@ -98,7 +99,9 @@ typedef struct {
     double session_start;   /* epoch seconds for BT_BUDGET_SESSION; 0: bt_session_start() */
     double process_start;   /* epoch seconds for BT_BUDGET_DURATION; 0: bt_process_start() */
     /* Called by the stall thread just before it exits (e.g. to write
-     * status.json state "stalled"); may be NULL. Runs on the stall thread. */
+     * status.json state "stalled"); may be NULL. Runs on the stall thread,
+     * concurrently with the main thread: it may only touch what is locked
+     * or atomic (runner/status.h's bt_status_mark_stalled). */
     void (*on_stall)(void *ctx, double idle_s);
     void *on_stall_ctx;
 } bt_watchdog_config;

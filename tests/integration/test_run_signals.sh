@@ -46,12 +46,16 @@ done
 # run resumes. Long steps (big batches), so that the second SIGINT, 50 ms
 # after the first, lands while the first one's step is still running
 # (signals sent back to back would merge into one).
-write_job "$T/big.ini" runtime.threads=1 train.epochs=20 train.batch_size=1024 data.max_seq_len=64 \
+# (budgets of 6 s: they count from the process start, and this job's start-up,
+# zeroing a 914 MB arena for batch 1024, takes ~0.8 s here, 2-3 s under ASan;
+# under ThreadSanitizer, `make test-tsan`, ~20 s, and steps are ~10 times
+# slower: batch 128 there gives steps as long, and a 10 s budget)
+BIG_BATCH=1024 BIG_BUDGET=6s
+[ "${TSAN:-0}" = 1 ] && BIG_BATCH=128 BIG_BUDGET=10s
+write_job "$T/big.ini" runtime.threads=1 train.epochs=20 train.batch_size=$BIG_BATCH data.max_seq_len=64 \
     runtime.checkpoint_every=1 job.output_dir=big-out
 OUT="$T/big-out"
-# (budgets of 6 s: they count from the process start, and this job's start-up,
-# zeroing a 914 MB arena for batch 1024, takes ~0.8 s here, 2-3 s under ASan)
-brun "$T/big1.log" run "$T/big.ini" -s runtime.budget=6s -s runtime.margin=0.5s
+brun "$T/big1.log" run "$T/big.ini" -s runtime.budget=$BIG_BUDGET -s runtime.margin=0.5s
 [ "$RC" = 75 ] || fail "big job, first segment: exit $RC: $(tail -n 5 "$T/big1.log")"
 before=$(newest_archive "$OUT")
 TRAIN_LINES=$(grep -c '"split":"train"' "$OUT/metrics.jsonl" 2>/dev/null || echo 0)
@@ -74,7 +78,7 @@ note "second SIGINT: exit 130 after $(elapsed "$t0")s"
 brun "$T/v.log" verify "$OUT"
 expect_rc 0 "$T/v.log" "verify after a second SIGINT"
 newest=$(newest_archive "$OUT")
-brun "$T/next.log" run "$T/big.ini" -s runtime.budget=6s -s runtime.margin=0.5s
+brun "$T/next.log" run "$T/big.ini" -s runtime.budget=$BIG_BUDGET -s runtime.margin=0.5s
 [ "$RC" = 75 ] || [ "$RC" = 0 ] || fail "the run after a second SIGINT exited $RC: $(tail -n 5 "$T/next.log")"
 grep -q "resumed from $newest at step $(archive_step "$newest") " "$T/next.log" ||
     fail "the run after a second SIGINT did not resume from $newest: $(grep -m2 'resumed\|segment' "$T/next.log")"

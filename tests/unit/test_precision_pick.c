@@ -18,7 +18,7 @@ static bt_precision pick_ok(int req, bt_device dev, int sm, const char *want_des
 {
     bt_precision p = (bt_precision)-1;
     char d[160];
-    int rc = bt_precision_pick(req, dev, sm, "job.ini:7", &p, d, sizeof d);
+    int rc = bt_precision_pick(req, (bt_precision_device){dev, sm}, "job.ini:7", &p, d, sizeof d);
     if (rc) fail_msg("pick(%d, dev %d, sm %d): %s", req, dev, sm, bt_errmsg());
     if (want_describe && !strstr(d, want_describe)) fail_msg("describe '%s' lacks '%s'", d, want_describe);
     return p;
@@ -27,7 +27,7 @@ static bt_precision pick_ok(int req, bt_device dev, int sm, const char *want_des
 static void pick_err(int req, bt_device dev, int sm, const char *const *must)
 {
     bt_precision p = (bt_precision)-1;
-    assert_int_equal(bt_precision_pick(req, dev, sm, "job.ini:7", &p, NULL, 0), BT_ECONFIG);
+    assert_int_equal(bt_precision_pick(req, (bt_precision_device){dev, sm}, "job.ini:7", &p, NULL, 0), BT_ECONFIG);
     assert_int_equal((int)p, -1); /* nothing chosen */
     const char *e = bt_errmsg();
     for (int i = 0; must[i]; i++)
@@ -72,7 +72,7 @@ static void test_refused(void **state)
              (const char *[]){"[train] precision = bf16", "sm_60", "fp16", NULL});
     /* without an origin the key still leads the message */
     bt_precision p;
-    assert_int_equal(bt_precision_pick(BT_JOB_PREC_TF32, BT_DEV_CPU, 0, NULL, &p, NULL, 0), BT_ECONFIG);
+    assert_int_equal(bt_precision_pick(BT_JOB_PREC_TF32, (bt_precision_device){BT_DEV_CPU, 0}, NULL, &p, NULL, 0), BT_ECONFIG);
     assert_true(strncmp(bt_errmsg(), "[train] precision = tf32", 24) == 0);
 }
 

@@ -1,6 +1,7 @@
 /* tests/unit/test_watchdog.c — durations, budgets, session start, margin,
  * deadline, the signal flag, a second SIGINT, the stall detector, status.json
- * and progress lines. */
+ * (also written by two threads at once: the loop and the stall thread) and
+ * progress lines. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,12 +14,16 @@
 #include "util/err.h"
 #include "util/file.h"
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -293,6 +298,135 @@ static void test_status(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The loop's thread keeps updating status.json while the stall thread marks
+ * it "stalled" (issue 16: both write under the writer's lock; under
+ * ThreadSanitizer, `make test-tsan`, an unlocked access is a reported race). */
+typedef struct {
+    bt_status_writer *w;
+    const char *dir;
+    atomic_int done, stop; /* updates made; set: stop updating */
+    int rc;
+} status_hammer;
+
+static void *hammer_status(void *arg)
+{
+    status_hammer *h = arg;
+    char archive[64];
+    bt_status s = bt_status_init("sst2", h->dir);
+    for (int i = 0; !atomic_load(&h->stop) && !h->rc; i++) {
+        s.step = i;
+        s.loss = 1.0 / (i + 1);
+        snprintf(archive, sizeof archive, "ckpt-%09d.tar", i); /* the caller's buffer changes under the writer */
+        s.latest_archive = archive;
+        h->rc = bt_status_update(h->w, &s, i % 2);
+        atomic_fetch_add(&h->done, 1);
+    }
+    return NULL;
+}
+
+static json_t *status_doc(const bt_status_writer *w)
+{
+    json_t *o = json_load_file(w->path, 0, NULL);
+    assert_non_null(o);
+    return o;
+}
+
+static void test_status_stalled(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/baton-test-stalled-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    bt_status_writer w;
+
+    /* before any update: a document that says stalled, with what is known */
+    bt_status_writer_init(&w, dir, 0);
+    assert_int_equal(bt_status_mark_stalled(&w), BT_OK);
+    json_t *o = status_doc(&w);
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "stalled");
+    assert_string_equal(json_string_value(json_object_get(o, "output_dir")), dir);
+    assert_true(json_is_null(json_object_get(o, "job")));
+    json_decref(o);
+    bt_status_writer_free(&w);
+
+    /* during updates from another thread */
+    bt_status_writer_init(&w, dir, 0);
+    status_hammer h = {&w, dir, 0, 0, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, hammer_status, &h), 0);
+    while (atomic_load(&h.done) < 50) usleep(1000);
+    assert_int_equal(bt_status_mark_stalled(&w), BT_OK); /* while the updates go on, */
+    int after = atomic_load(&h.done);
+    while (atomic_load(&h.done) < after + 50) usleep(1000); /* and go on after it */
+    atomic_store(&h.stop, 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(h.rc, BT_OK);
+    o = status_doc(&w);
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "stalled"); /* no update after it */
+    assert_false(json_is_true(json_object_get(o, "complete")));
+    assert_string_equal(json_string_value(json_object_get(o, "job")), "sst2");
+    char want[64];
+    snprintf(want, sizeof want, "ckpt-%09d.tar", (int)json_integer_value(json_object_get(o, "step")));
+    assert_string_equal(json_string_value(json_object_get(o, "latest_archive")), want); /* one update's copy */
+    json_decref(o);
+    bt_status s = bt_status_init("sst2", dir);
+    s.state = "complete";
+    assert_int_equal(bt_status_update(&w, &s, 1), BT_OK); /* dropped: the process is exiting */
+    o = status_doc(&w);
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "stalled");
+    json_decref(o);
+    bt_status_writer_free(&w);
+
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A loop stuck inside a status write (here: blocked opening a FIFO that
+ * stands where status.json.partial goes) holds the lock; the stall thread
+ * gives up on status.json after BT_STATUS_STALL_WAIT_S instead of never
+ * exiting. */
+static void *stuck_update(void *arg)
+{
+    status_hammer *h = arg;
+    bt_status s = bt_status_init("sst2", h->dir);
+    h->rc = bt_status_update(h->w, &s, 1);
+    return NULL;
+}
+
+static void test_status_stalled_busy(void **state)
+{
+    (void)state;
+    alarm(30); /* a writer without the lock would block on the FIFO too: fail, do not hang */
+    char dir[] = "/tmp/baton-test-stuck-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[128];
+    snprintf(fifo, sizeof fifo, "%s/status.json.partial", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    bt_status_writer w;
+    bt_status_writer_init(&w, dir, 0);
+    status_hammer h = {&w, dir, 0, 0, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stuck_update, &h), 0);
+    usleep(200000); /* the update is blocked in open(), holding the lock */
+    double t0 = bt_now_mono();
+    assert_int_equal(bt_status_mark_stalled(&w), BT_EIO);
+    double took = bt_now_mono() - t0;
+    assert_true(took > BT_STATUS_STALL_WAIT_S - 0.5 && took < BT_STATUS_STALL_WAIT_S + 3);
+    assert_non_null(strstr(bt_errmsg(), "not marked stalled"));
+    /* release the writer: it fails (a FIFO cannot be fsynced) and returns */
+    int fd = open(fifo, O_RDONLY);
+    assert_true(fd >= 0);
+    char buf[4096];
+    while (read(fd, buf, sizeof buf) > 0) {}
+    close(fd);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    alarm(0);
+    bt_status_writer_free(&w);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_progress(void **state)
 {
     (void)state;
@@ -345,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_session_start), cmocka_unit_test(test_process_start),
         cmocka_unit_test(test_margin_and_deadline),
         cmocka_unit_test(test_signal_flag), cmocka_unit_test(test_stall_detector),
+        cmocka_unit_test(test_status_stalled), cmocka_unit_test(test_status_stalled_busy),
         cmocka_unit_test(test_status),      cmocka_unit_test(test_progress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
