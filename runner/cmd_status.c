@@ -144,6 +144,48 @@ static void add_places(json_t *o, const bt_job *job, const bt_discovery_report *
     json_object_set_new(o, "skipped", skipped);
 }
 
+/* What the human-readable status prints from. */
+typedef struct {
+    const bt_job *job;
+    const char *job_path;
+    const char *found;              /* the newest valid archive, or NULL */
+    const bt_discovery_report *rep;
+    json_t *o, *best;               /* the status object; trainer.json's best (or NULL) */
+    const char *live_state;         /* status.json's state, or NULL */
+    json_int_t live_pid, step;
+    int dead, complete;
+} status_view;
+
+static void print_text(const status_view *v)
+{
+    const bt_job *job = v->job;
+    json_t *o = v->o, *best = v->best;
+    printf("job          %s\n", job->job.name);
+    printf("output_dir   %s\n", job->job.output_dir);
+    printf("looked in    %s", job->job.output_dir);
+    for (int i = 0; i < job->job.resume_from.n; i++) printf(", %s", job->job.resume_from.v[i]);
+    printf(" (%zu archive(s) seen)\n", v->rep->n_candidates);
+    if (!v->found) printf("archive      none yet: `baton run %s` starts from the model\n", v->job_path);
+    else {
+        printf("archive      %s\n", v->found);
+        printf("step         %lld of %lld (epoch %.2f)\n", (long long)v->step,
+               (long long)json_integer_value(json_object_get(o, "total_steps")),
+               json_real_value(json_object_get(o, "epoch")));
+        printf("state        %s\n", v->complete ? "complete" : "in progress: `baton run` continues it");
+        if (json_is_object(best))
+            printf("best         %s %.4f at step %lld\n", json_string_value(json_object_get(best, "metric")),
+                   json_number_value(json_object_get(best, "value")),
+                   (long long)json_integer_value(json_object_get(best, "step")));
+    }
+    print_precision(o);
+    print_devices(o);
+    print_run(v->live_state, v->live_pid, v->dead);
+    json_t *eta = json_object_get(o, "eta_job_s");
+    if (json_is_number(eta)) printf("eta          %.0f s (from status.json)\n", json_number_value(eta));
+    for (size_t i = 0; i < v->rep->n_skipped; i++)
+        printf("skipped      %s: %s\n", v->rep->skipped[i].path, v->rep->skipped[i].reason);
+}
+
 int cmd_status(int argc, char **argv)
 {
     const char *job_path = NULL;
@@ -213,30 +255,10 @@ int cmd_status(int argc, char **argv)
         printf("%s\n", text);
         free(text);
     } else {
-        printf("job          %s\n", job.job.name);
-        printf("output_dir   %s\n", out);
-        printf("looked in    %s", out);
-        for (int i = 0; i < job.job.resume_from.n; i++) printf(", %s", job.job.resume_from.v[i]);
-        printf(" (%zu archive(s) seen)\n", rep.n_candidates);
-        if (!a) printf("archive      none yet: `baton run %s` starts from the model\n", job_path);
-        else {
-            printf("archive      %s\n", found);
-            printf("step         %lld of %lld (epoch %.2f)\n", (long long)step,
-                   (long long)json_integer_value(json_object_get(o, "total_steps")),
-                   json_real_value(json_object_get(o, "epoch")));
-            printf("state        %s\n", complete ? "complete" : "in progress: `baton run` continues it");
-            if (json_is_object(best))
-                printf("best         %s %.4f at step %lld\n", json_string_value(json_object_get(best, "metric")),
-                       json_number_value(json_object_get(best, "value")),
-                       (long long)json_integer_value(json_object_get(best, "step")));
-        }
-        print_precision(o);
-        print_devices(o);
-        print_run(live_state, live_pid, dead);
-        json_t *eta = json_object_get(o, "eta_job_s");
-        if (json_is_number(eta)) printf("eta          %.0f s (from status.json)\n", json_number_value(eta));
-        for (size_t i = 0; i < rep.n_skipped; i++)
-            printf("skipped      %s: %s\n", rep.skipped[i].path, rep.skipped[i].reason);
+        status_view v = {.job = &job, .job_path = job_path, .found = a ? found : NULL, .rep = &rep, .o = o,
+                         .best = best, .live_state = live_state, .live_pid = live_pid, .dead = dead,
+                         .complete = complete, .step = step};
+        print_text(&v);
     }
     json_decref(o);
     json_decref(trainer);

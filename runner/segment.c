@@ -567,8 +567,8 @@ static void update_status(run_ctx *c, const char *state, double loss, double ex_
 static void on_stall(void *ctx, double idle_s)
 {
     run_ctx *c = ctx;
-    c->status.state = "stalled";
-    bt_status_update(&c->sw, &c->status, 1);
+    /* the stall thread: the writer's own copy of the last status, under its lock (runner/status.h) */
+    bt_status_mark_stalled(&c->sw);
     (void)idle_s;
 }
 

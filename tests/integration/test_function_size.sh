@@ -1,7 +1,9 @@
 #!/bin/sh
-# tests/integration/test_function_size.sh — the size rule of runner/ (issue
-# 16): no function in runner/*.c longer than 100 lines or with more than 6
-# parameters, checked by tests/lint/function_size.py.
+# tests/integration/test_function_size.sh — the structure rules of runner/
+# (issue 16): no function in runner/*.c longer than 100 lines or with more
+# than 6 parameters, checked by tests/lint/function_size.py; and the segment
+# loop (runner/segment.c) names no task: everything task-specific is behind
+# runner/task.h.
 #
 # Owns: the self-test of that scanner (tests/lint/fixture_sizes.c: a 101-line
 # function and two 7-parameter ones are flagged with their file:line, a
@@ -61,4 +63,15 @@ for rel in $ALLOW; do
     python3 "$LINT" "$ROOT/$rel" >/dev/null 2>&1 && fail "$rel passes now: remove it from ALLOW in $0"
     note "allowed for now (issue 16 refactor): $rel ($(python3 "$LINT" "$ROOT/$rel" | wc -l) findings)"
 done
+
+# 3. the segment loop holds no task-specific branch: no task, task header,
+# label kind or engine head is named in runner/segment.c
+TASKY='BT_JOB_TASK_|BT_TASK_(SEQ|TOKEN|MLM)|BT_LABELS_|BT_LOSS_|task_(classify|longdoc|mlm|token|similarity|text)[.]h|(^|[^a-z_])(mlm|longdoc|token_classify|classify_long|similarity|conll|regression|perplexity|entity)([^a-z_]|$)'
+printf '%s\n' '    if (c->mlm) return 1;' '#include "runner/task_token.h"' '    case BT_JOB_TASK_MLM:' >"$T/tasky.c"
+[ "$(grep -cE "$TASKY" "$T/tasky.c")" = 3 ] || fail "the task-name pattern misses a task-specific line (self-test)"
+if grep -nE "$TASKY" "$ROOT/runner/segment.c" >"$T/seg.out"; then
+    fail "runner/segment.c names a task (move it behind runner/task.h):
+$(cat "$T/seg.out")"
+fi
+note "runner/segment.c names no task"
 exit 0
