@@ -215,6 +215,28 @@ static int parse_labels(bt_model_config *c, const json_t *root, const char *labe
     return BT_OK;
 }
 
+/* pad_token_id: null (-1: none) or a vocabulary id; absent: 0. */
+static int parse_pad(const json_t *root, const char *label, bt_model_config *c)
+{
+    const json_t *pad = json_object_get(root, "pad_token_id");
+    if (pad && json_is_null(pad)) {
+        c->pad_token_id = -1;
+        return BT_OK;
+    }
+    return get_int(root, label, "pad_token_id", 0, 0, c->vocab_size - 1, &c->pad_token_id);
+}
+
+/* The classifier's dropout under key: absent or null: the hidden dropout. */
+static int parse_cls_dropout(const json_t *root, const char *label, const char *key, bt_model_config *c)
+{
+    const json_t *cd = json_object_get(root, key);
+    if (!cd || json_is_null(cd)) {
+        c->classifier_dropout = c->hidden_dropout_prob;
+        return BT_OK;
+    }
+    return get_float(root, label, key, 0, 0, 0, 0.99, &c->classifier_dropout);
+}
+
 static int parse_act(const json_t *root, const char *label, const char *key, bt_activation *out)
 {
     const char *s;
@@ -268,16 +290,9 @@ static int parse_bert_sizes(bt_model_config *c, json_t *root, const char *label)
         (rc = get_float(root, label, "layer_norm_eps", 1e-12, 0, 1, 1.0, &c->layer_norm_eps)) ||
         (rc = get_float(root, label, "initializer_range", 0.02, 0, 1, 10.0, &c->initializer_range)))
         return rc;
-    const json_t *cd = json_object_get(root, "classifier_dropout");
-    if (!cd || json_is_null(cd)) c->classifier_dropout = c->hidden_dropout_prob;
-    else if ((rc = get_float(root, label, "classifier_dropout", 0, 0, 0, 0.99, &c->classifier_dropout)))
-        return rc;
+    if ((rc = parse_cls_dropout(root, label, "classifier_dropout", c))) return rc;
 
-    const json_t *pad = json_object_get(root, "pad_token_id");
-    if (pad && json_is_null(pad)) c->pad_token_id = -1;
-    else if ((rc = get_int(root, label, "pad_token_id", 0, 0, c->vocab_size - 1, &c->pad_token_id)))
-        return rc;
-    return BT_OK;
+    return parse_pad(root, label, c);
 }
 
 /* DistilBertConfig keys (its defaults) in the same fields: dim, n_layers,
@@ -308,11 +323,7 @@ static int parse_distil_sizes(bt_model_config *c, json_t *root, const char *labe
         (rc = get_float(root, label, "seq_classif_dropout", 0.2, 0, 0, 0.99, &c->classifier_dropout)) ||
         (rc = get_float(root, label, "initializer_range", 0.02, 0, 1, 10.0, &c->initializer_range)))
         return rc;
-    const json_t *pad = json_object_get(root, "pad_token_id");
-    if (pad && json_is_null(pad)) c->pad_token_id = -1;
-    else if ((rc = get_int(root, label, "pad_token_id", 0, 0, c->vocab_size - 1, &c->pad_token_id)))
-        return rc;
-    return BT_OK;
+    return parse_pad(root, label, c);
 }
 
 /* pos_att_type: a list of strings, or one string "p2c|c2p" (DebertaV2Config
@@ -426,15 +437,8 @@ static int parse_deberta_sizes(bt_model_config *c, json_t *root, const char *lab
         (rc = get_float(root, label, "layer_norm_eps", 1e-7, 0, 1, 1.0, &c->layer_norm_eps)) ||
         (rc = get_float(root, label, "initializer_range", 0.02, 0, 1, 10.0, &c->initializer_range)))
         return rc;
-    const json_t *cd = json_object_get(root, "cls_dropout");
-    if (!cd || json_is_null(cd)) c->classifier_dropout = c->hidden_dropout_prob;
-    else if ((rc = get_float(root, label, "cls_dropout", 0, 0, 0, 0.99, &c->classifier_dropout)))
-        return rc;
-    const json_t *pad = json_object_get(root, "pad_token_id");
-    if (pad && json_is_null(pad)) c->pad_token_id = -1;
-    else if ((rc = get_int(root, label, "pad_token_id", 0, 0, c->vocab_size - 1, &c->pad_token_id)))
-        return rc;
-    return BT_OK;
+    if ((rc = parse_cls_dropout(root, label, "cls_dropout", c))) return rc;
+    return parse_pad(root, label, c);
 }
 
 static int parse_root(bt_model_config *c, json_t *root, const char *label)
