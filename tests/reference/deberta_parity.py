@@ -31,7 +31,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import engine_parity  # noqa: E402
+import roberta_parity  # noqa: E402  (installs its hf_batch: NO_TYPES says whether HF gets type ids)
 import train_parity  # noqa: E402
+from roberta_parity import PREDICT_LINES, baton_logits, hf_logits, perturb_and_save, sst2_texts  # noqa: E402
 from engine_parity import make_inputs, rel, t2np  # noqa: E402
 from transformers import DebertaV2Config, DebertaV2ForSequenceClassification, PreTrainedTokenizerFast  # noqa: E402
 
@@ -58,19 +60,6 @@ def canonical(hf_name):
     return s
 
 
-NO_TYPES = [False]  # the model under test has no token-type table: HF gets no type ids
-
-
-def hf_batch(d, first=0, count=None):
-    b = ORIG_HF_BATCH(d, first, count)
-    if NO_TYPES[0]:
-        del b["token_type_ids"]
-    return b
-
-
-ORIG_HF_BATCH = engine_parity.hf_batch
-engine_parity.hf_batch = hf_batch
-train_parity.hf_batch = hf_batch
 engine_parity.canonical = canonical
 train_parity.canonical = canonical
 engine_parity.TOL = TOL_GRAD
@@ -83,18 +72,12 @@ def write_model(path, variant, vocab, seed, num_labels):
                           hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pooler_dropout=0.0,
                           initializer_range=0.05, layer_norm_eps=1e-7, num_labels=num_labels,
                           **VARIANTS[variant])
-    model = DebertaV2ForSequenceClassification(cfg)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    model.save_pretrained(path, safe_serialization=True)
-    return path
+    return perturb_and_save(DebertaV2ForSequenceClassification(cfg), path)
 
 
 def write_tokenizer(path, sst2):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, decoders, processors, trainers
-    with open(sst2, encoding="utf-8") as fh:
-        lines = [ln.split("\t")[0] for ln in fh.read().split("\n")[1:401] if ln]
+    lines = sst2_texts(sst2)
     tk = Tokenizer(models.Unigram())
     tk.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(" {2,}", " ")])
     tk.pre_tokenizer = pre_tokenizers.Metaspace()
@@ -113,29 +96,12 @@ def write_tokenizer(path, sst2):
 
 
 def predict_case(baton, work, name, path, tok):
-    lines = ["a great movie", "terrible , awful film\twith a second part that goes on and on",
-             "Ünïcode, émoji 🎬 and punctuation!?", "x " * 30, "short", "the end\tof it",
-             "it is a long , long story about nothing at all , told with great care and no point whatsoever"]
-    inp = os.path.join(work, name + ".txt")
-    with open(inp, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    env = dict(os.environ, OMP_NUM_THREADS="2")
-    r = subprocess.run([baton, "predict", path, "--input", inp, "--batch-size", "4", "--format", "logits"],
-                       capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        print("FAIL  %-26s exit %d: %s" % (name, r.returncode, r.stderr.strip()))
+    lines = PREDICT_LINES + ["it is a long , long story about nothing at all , told with great care and no point "
+                             "whatsoever"]
+    ours = baton_logits(baton, work, name, path, lines)
+    if ours is None:
         return False, float("inf")
-    ours = np.array([[float(x) for x in ln.split("\t")] for ln in r.stdout.strip().split("\n")])
-    model = DebertaV2ForSequenceClassification.from_pretrained(path)
-    model.eval()
-    ref, longest = [], 0
-    for ln in lines:
-        a, _, b = ln.partition("\t")
-        enc = tok(a, b if b else None, truncation=True, max_length=MAXLEN, return_tensors="pt")
-        longest = max(longest, enc["input_ids"].shape[1])
-        with torch.no_grad():
-            ref.append(t2np(model(**enc).logits)[0])
-    ref = np.array(ref)
+    ref, longest = hf_logits(DebertaV2ForSequenceClassification.from_pretrained(path), tok, lines, MAXLEN)
     err = rel(ours, ref)
     ok = ours.shape == ref.shape and err <= TOL_PREDICT and longest > 17
     print("%-5s %-26s %d lines (longest %d tokens), max rel err %.2e" % ("ok" if ok else "FAIL", name, len(lines),
@@ -203,7 +169,7 @@ def main():
     lens = [12, 5, 9, 21, 3, 7, 14, 10]
     for variant, seed in (("v3", 43), ("v2", 44)):
         path = write_model(os.path.join(work, "tiny-" + variant), variant, 99, seed, 3)
-        NO_TYPES[0] = VARIANTS[variant]["type_vocab_size"] == 0
+        roberta_parity.NO_TYPES[0] = VARIANTS[variant]["type_vocab_size"] == 0
         d = make_inputs(rng, lens, 99, "seq", 3, "single")
         note(engine_parity.grad_case(driver, work, "deberta-grad-" + variant, "seq", path, d, problem="single"))
         if variant == "v3":

@@ -54,17 +54,11 @@ def write_model(path, vocab, seed, num_labels):
     cfg = DistilBertConfig(vocab_size=vocab, dim=36, n_layers=2, n_heads=3, hidden_dim=52,
                            max_position_embeddings=40, dropout=0.0, attention_dropout=0.0,
                            seq_classif_dropout=0.0, initializer_range=0.05, pad_token_id=0, num_labels=num_labels)
-    model = DistilBertForSequenceClassification(cfg)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    model.save_pretrained(path, safe_serialization=True)
-    return path
+    return roberta_parity.perturb_and_save(DistilBertForSequenceClassification(cfg), path)
 
 
 def write_tokenizer(path, sst2):
-    with open(sst2, encoding="utf-8") as fh:
-        lines = [ln.split("\t")[0].lower() for ln in fh.read().split("\n")[1:401] if ln]
+    lines = roberta_parity.sst2_texts(sst2, lower=True)
     words = collections.Counter(w for ln in lines for w in ln.split() if w.isalpha())
     letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", ".", "!", "?", "'"] + letters + \

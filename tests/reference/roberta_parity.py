@@ -39,9 +39,13 @@ def canonical(hf_name):
     return s
 
 
+NO_TYPES = [True]  # the model under test reads no type ids (RobertaTokenizerFast returns none: all 0)
+
+
 def hf_batch(d, first=0, count=None):
     b = ORIG_HF_BATCH(d, first, count)
-    del b["token_type_ids"]  # RobertaTokenizerFast returns none: all 0 in the model
+    if NO_TYPES[0]:
+        del b["token_type_ids"]
     return b
 
 
@@ -58,19 +62,65 @@ def write_model(path, cls, cfg_cls, vocab, seed, num_labels):
                   intermediate_size=52, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1,
                   bos_token_id=0, eos_token_id=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
                   initializer_range=0.05, num_labels=num_labels)
-    model = cls(cfg)
+    return perturb_and_save(cls(cfg), path)
+
+
+# ---- helpers the other families' parity scripts share (distilbert_parity, deberta_parity)
+
+def perturb_and_save(model, path, rounds=1):
+    """Every parameter + rounds x N(0, 0.05^2) (random-init heads are too
+    regular to catch a transposed weight), saved as safetensors."""
     with torch.no_grad():
         for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+            for _ in range(rounds):
+                p.add_(0.05 * torch.randn_like(p))
     model.save_pretrained(path, safe_serialization=True)
     return path
+
+
+def sst2_texts(sst2, lower=False):
+    """The first 400 sentences of SST-2's train.tsv (tokenizer training data)."""
+    with open(sst2, encoding="utf-8") as fh:
+        lines = [ln.split("\t")[0] for ln in fh.read().split("\n")[1:401] if ln]
+    return [ln.lower() for ln in lines] if lower else lines
+
+
+PREDICT_LINES = ["a great movie", "terrible , awful film\twith a second part that goes on and on",
+                 "Ünïcode, émoji 🎬 and punctuation!?", "x " * 30, "short", "the end\tof it"]
+
+
+def baton_logits(baton, work, name, path, lines):
+    """`baton predict PATH --format logits` of lines (a TAB makes a pair):
+    the logits [len(lines), C], or None after printing the failure."""
+    inp = os.path.join(work, name.replace(" ", "_").replace("(", "").replace(")", "") + ".txt")
+    with open(inp, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    r = subprocess.run([baton, "predict", path, "--input", inp, "--batch-size", "4", "--format", "logits"],
+                       capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        print("FAIL  %-26s exit %d: %s" % (name, r.returncode, r.stderr.strip()))
+        return None
+    return np.array([[float(x) for x in ln.split("\t")] for ln in r.stdout.strip().split("\n")])
+
+
+def hf_logits(model, tok, lines, max_length):
+    """The reference's logits of the same lines, and the longest encoding."""
+    model.eval()
+    ref, longest = [], 0
+    for ln in lines:
+        a, _, b = ln.partition("\t")
+        enc = tok(a, b if b else None, truncation=True, max_length=max_length, return_tensors="pt")
+        longest = max(longest, enc["input_ids"].shape[1])
+        with torch.no_grad():
+            ref.append(t2np(model(**enc).logits)[0])
+    return np.array(ref), longest
 
 
 def write_tokenizer(path, sst2):
     from tokenizers import ByteLevelBPETokenizer
     from tokenizers.processors import RobertaProcessing
-    with open(sst2, encoding="utf-8") as fh:
-        lines = [ln.split("\t")[0] for ln in fh.read().split("\n")[1:401] if ln]
+    lines = sst2_texts(sst2)
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(lines, vocab_size=420, min_frequency=2,
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
@@ -83,30 +133,13 @@ def write_tokenizer(path, sst2):
 
 
 def predict_case(baton, work, name, path, tok, cls):
-    lines = ["a great movie", "terrible , awful film\twith a second part that goes on and on",
-             "Ünïcode, émoji 🎬 and punctuation!?", "x " * 30, "short", "the end\tof it"]
-    inp = os.path.join(work, name + ".txt")
-    with open(inp, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    env = dict(os.environ, OMP_NUM_THREADS="2")
-    r = subprocess.run([baton, "predict", path, "--input", inp, "--batch-size", "4", "--format", "logits"],
-                       capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        print("FAIL  %-26s exit %d: %s" % (name, r.returncode, r.stderr.strip()))
+    ours = baton_logits(baton, work, name, path, PREDICT_LINES)
+    if ours is None:
         return False, float("inf")
-    ours = np.array([[float(x) for x in ln.split("\t")] for ln in r.stdout.strip().split("\n")])
-    model = cls.from_pretrained(path, attn_implementation="eager")
-    model.eval()
-    ref = []
-    for ln in lines:
-        a, _, b = ln.partition("\t")
-        enc = tok(a, b if b else None, truncation=True, max_length=38, return_tensors="pt")
-        with torch.no_grad():
-            ref.append(t2np(model(**enc).logits)[0])
-    ref = np.array(ref)
+    ref, _ = hf_logits(cls.from_pretrained(path, attn_implementation="eager"), tok, PREDICT_LINES, 38)
     err = rel(ours, ref)
     ok = ours.shape == ref.shape and err <= TOL
-    print("%-5s %-26s %d lines, max rel err %.2e" % ("ok" if ok else "FAIL", name, len(lines), err))
+    print("%-5s %-26s %d lines, max rel err %.2e" % ("ok" if ok else "FAIL", name, len(PREDICT_LINES), err))
     return ok, err
 
 
