@@ -33,7 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import engine_parity  # noqa: E402
 import roberta_parity  # noqa: E402  (installs its hf_batch: NO_TYPES says whether HF gets type ids)
 import train_parity  # noqa: E402
-from roberta_parity import PREDICT_LINES, baton_logits, hf_logits, perturb_and_save, sst2_texts  # noqa: E402
+from roberta_parity import (PREDICT_LINES, baton_logits, hf_logits, perturb_and_save, run_tiny_job,  # noqa: E402
+                            sst2_texts)
 from engine_parity import make_inputs, rel, t2np  # noqa: E402
 from transformers import DebertaV2Config, DebertaV2ForSequenceClassification, PreTrainedTokenizerFast  # noqa: E402
 
@@ -114,14 +115,7 @@ def cli_case(baton, work, path):
     ok = r.returncode == 0 and "model_type deberta-v2," in r.stdout and \
         "classification head (pooler.dense, classifier) yes" in r.stdout and \
         "support: predict (sequence classification)" in r.stdout
-    data = os.path.join(work, "train.tsv")
-    with open(data, "w") as fh:
-        fh.write("sentence\tlabel\ngood\t1\nbad\t0\n")
-    job = os.path.join(work, "job.ini")
-    with open(job, "w") as fh:
-        fh.write("[model]\npath = %s\n[data]\ntrain = %s\n[job]\noutput_dir = %s\n"
-                 % (path, data, os.path.join(work, "out")))
-    r2 = subprocess.run([baton, "run", job], capture_output=True, text=True)
+    r2, _ = run_tiny_job(baton, work, path)
     ok2 = r2.returncode == 78 and "cannot fine-tune it yet" in r2.stderr
     print("%-5s %-26s inspect-model exit %d; run exit %d: %s" % ("ok" if ok and ok2 else "FAIL", "cli (deberta-v2)",
                                                                 r.returncode, r2.returncode, r2.stderr.strip()))

@@ -132,6 +132,19 @@ def write_tokenizer(path, sst2):
     return tok
 
 
+def run_tiny_job(baton, work, path):
+    """`baton run` of a two-row classify job on the model at path: the
+    completed process and the data file."""
+    data = os.path.join(work, "train.tsv")
+    with open(data, "w") as fh:
+        fh.write("sentence\tlabel\ngood\t1\nbad\t0\n")
+    job = os.path.join(work, "job.ini")
+    with open(job, "w") as fh:
+        fh.write("[model]\npath = %s\n[data]\ntrain = %s\n[job]\noutput_dir = %s\n"
+                 % (path, data, os.path.join(work, "out")))
+    return subprocess.run([baton, "run", job], capture_output=True, text=True), data
+
+
 def predict_case(baton, work, name, path, tok, cls):
     ours = baton_logits(baton, work, name, path, PREDICT_LINES)
     if ours is None:
@@ -151,14 +164,7 @@ def cli_case(baton, work, path, family="roberta"):
     ok = r.returncode == 0 and ("model_type %s," % family) in r.stdout and \
         ("classification head (%s) yes" % head) in r.stdout and \
         "support: predict (sequence classification)" in r.stdout
-    data = os.path.join(work, "train.tsv")
-    with open(data, "w") as fh:
-        fh.write("sentence\tlabel\ngood\t1\nbad\t0\n")
-    job = os.path.join(work, "job.ini")
-    with open(job, "w") as fh:
-        fh.write("[model]\npath = %s\n[data]\ntrain = %s\n[job]\noutput_dir = %s\n"
-                 % (path, data, os.path.join(work, "out")))
-    r2 = subprocess.run([baton, "run", job], capture_output=True, text=True)
+    r2, data = run_tiny_job(baton, work, path)
     ok2 = r2.returncode == 78 and "cannot fine-tune it yet" in r2.stderr
     # a token classifier of the family: refused, never predicted through a fresh sequence head
     import json
