@@ -114,6 +114,14 @@ const char *bt_task_job_metric(const bt_job *job)
     return bt_job_enum_name(bt_job_key_index("train", "metric"), job->train.metric);
 }
 
+const char *bt_task_own_metric(const bt_task_state *t, const char *dflt)
+{
+    const char *m = bt_task_job_metric(t->job);
+    for (int i = 0; t->ops->metrics && t->ops->metrics[i]; i++)
+        if (!strcmp(t->ops->metrics[i], m)) return t->ops->metrics[i];
+    return dflt; /* auto (check_job refused any other) */
+}
+
 void bt_task_set_metric(bt_task_state *t, const char *name)
 {
     t->metric = name;

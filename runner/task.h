@@ -139,8 +139,12 @@ int bt_task_evaluate(bt_task_state *t, const bt_task_eval_args *a, bt_task_eval 
 void bt_task_close(bt_task_state *t);
 
 /* ---- helpers tasks share ---- */
-/* The job's [train] metric name ("auto", "accuracy", ...). */
+/* The job's [train] metric name ("auto", "accuracy", ...), in a buffer the
+ * next call reuses: compare it, never keep it. */
 const char *bt_task_job_metric(const bt_job *job);
+/* The job's metric as the task's metrics list spells it (a pointer that
+ * lives as long as the program), or dflt for auto. */
+const char *bt_task_own_metric(const bt_task_state *t, const char *dflt);
 /* t->metric = name (as evaluations name it), t->higher_better from it. */
 void bt_task_set_metric(bt_task_state *t, const char *name);
 /* config.json's id2label/label2id: one name per head output (labels, then

@@ -41,8 +41,7 @@ static int load(bt_task_state *t, const bt_task_env *env)
 {
     int rc = bt_text_sequence_load(t, env, BT_LABELS_REGRESSION);
     if (rc) return rc;
-    const char *m = bt_task_job_metric(t->job);
-    bt_task_set_metric(t, !strcmp(m, "auto") ? "spearman" : m);
+    bt_task_set_metric(t, bt_task_own_metric(t, "spearman"));
     t->unit = t->eval_unit = "pairs";
     return BT_OK;
 }

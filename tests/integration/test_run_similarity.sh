@@ -75,7 +75,17 @@ assert abs(rho - got) < 2e-6, (rho, got)  # eval prints 6 decimals
 assert rho > 0.2, "the regressor learnt nothing (rho %.3f)" % rho
 EOF
 
+# [train] metric picks which of them is the job's: pearson when asked
+brun "$T/ep.log" eval "$T/s.ini" --latest -s train.metric=pearson
+expect_rc 0 "$T/ep.log" "eval with metric = pearson"
+grep -q "^pearson .*(the job's metric)" "$T/ep.log" || fail "metric = pearson is not the job's metric: $(cat "$T/ep.log")"
+
 # keys that do not fit the task
+write_job "$T/cs.ini" train.metric=spearman
+brun "$T/cs.log" run "$T/cs.ini"
+expect_rc 78 "$T/cs.log" "classify with metric spearman"
+grep -q "cs.ini:[0-9]*: \[train\] metric: task classify supports metric .*; spearman is the metric of task = similarity" \
+    "$T/cs.log" || fail "message: $(cat "$T/cs.log")"
 write_job "$T/nopair.ini" job.task=similarity data.train=pairs_train.tsv data.eval=pairs_eval.tsv \
     data.text_column=sentence1 data.label_column=score
 brun "$T/np.log" run "$T/nopair.ini"
