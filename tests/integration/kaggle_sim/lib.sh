@@ -135,7 +135,7 @@ session() {
     mv "$TMPD/$1/kaggle" "$r"
     chmod -R a-w "$r/input"
     ( cd "$r/working" && BATON_KAGGLE_ROOT="$r" KAGGLE_KERNEL_RUN_TYPE=Batch TMPDIR="$TMPD/$1/tmp" \
-        python3 "$SIM/run_notebook.py" "$2" ) >"$TMPD/$1.log" 2>&1
+        BATON_SESSION_START="$(date +%s)" python3 "$SIM/run_notebook.py" "$2" ) >"$TMPD/$1.log" 2>&1
     src=$?
     mv "$r" "$TMPD/$1/kaggle"
     sed 's/^/   | /' "$TMPD/$1.log" | tail -n 30
