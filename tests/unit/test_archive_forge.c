@@ -42,6 +42,7 @@ typedef struct {
     int64_t step;
     char *fingerprint;
     char *version;
+    int format; /* format_version of the archive read (kept) */
 } forge;
 
 static void forge_free(forge *f)
@@ -60,11 +61,12 @@ static int forge_load(forge *f, const char *path)
         fprintf(stderr, "forge: %s: %s\n", path, bt_errmsg());
         return 1;
     }
+    f->format = bt_archive_format_version(a);
     for (int i = 0; i < BT_M_COUNT - 1; i++) {
         size_t n;
         const uint8_t *p = bt_archive_member(a, bt_archive_member_name(i), &n);
         f->data[i] = bt_xmalloc(n + 1);
-        memcpy(f->data[i], p, n);
+        if (n) memcpy(f->data[i], p, n);
         f->data[i][n] = 0;
         f->len[i] = n;
     }
@@ -250,8 +252,10 @@ static int put_member(struct archive *ar, const char *name, const void *data, si
 /* OUT (+ OUT.sha256): the members, a manifest with their sizes and hashes. */
 static int forge_write(const forge *f, const char *out)
 {
-    bt_manifest m = {.step = f->step, .baton_version = f->version, .fingerprint_json = f->fingerprint};
-    for (int i = 0; i < BT_M_COUNT - 1; i++) {
+    bt_manifest m = {.version = f->format, .step = f->step, .baton_version = f->version,
+                     .fingerprint_json = f->fingerprint};
+    int nm = bt_archive_members_of_version(f->format);
+    for (int i = 0; i < nm; i++) {
         uint8_t d[32];
         bt_sha256(f->data[i], f->len[i], d);
         bt_sha256_hex(d, m.sha256[i]);
@@ -266,7 +270,7 @@ static int forge_write(const forge *f, const char *out)
     int rc = archive_write_set_format_pax_restricted(ar) != ARCHIVE_OK ||
              archive_write_set_bytes_per_block(ar, 0) != ARCHIVE_OK ||
              archive_write_open2(ar, &w, NULL, w_cb, NULL, NULL) != ARCHIVE_OK;
-    for (int i = 0; i < BT_M_COUNT - 1 && !rc; i++)
+    for (int i = 0; i < nm && !rc; i++)
         rc = put_member(ar, bt_archive_member_name(i), f->data[i], f->len[i]);
     if (!rc) rc = put_member(ar, "MANIFEST.json", mtext, mlen);
     if (archive_write_close(ar) != ARCHIVE_OK) rc = 1;
