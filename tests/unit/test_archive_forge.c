@@ -18,6 +18,11 @@
  *       MEMBER:NAME:dtype=DT   the dtype relabelled (DT of the same size: I32)
  *       MEMBER:NAME:drop       the tensor removed
  *       MEMBER:hdrlen=N        the safetensors header-length field set to N
+ *       fingerprint.KEY=JSON   a field of MANIFEST.json's job fingerprint
+ *                              ("fingerprint.KEY=-" removes it)
+ *       format=1               written as format version 1 (no tokenizer
+ *                              members; they must be empty): an archive of
+ *                              the baton before archives carried tokenizers
  *     MEMBER is model (model.safetensors) or optim (optimizer.safetensors).
  *     Not a test itself: it never judges, it only forges.
  */
@@ -213,8 +218,29 @@ static int edit_tensors(forge *f, int id, const char *spec)
     return 0;
 }
 
+/* fingerprint.KEY=JSON: the manifest's fingerprint, kept as compact JSON text */
+static int edit_fingerprint(forge *f, const char *kv)
+{
+    forge g = {0};
+    g.data[BT_M_TRAINER] = (uint8_t *)f->fingerprint;
+    g.len[BT_M_TRAINER] = strlen(f->fingerprint);
+    int rc = edit_json(&g, BT_M_TRAINER, kv);
+    f->fingerprint = (char *)g.data[BT_M_TRAINER];
+    return rc;
+}
+
 static int forge_edit(forge *f, const char *ed)
 {
+    if (!strncmp(ed, "fingerprint.", 12)) return edit_fingerprint(f, ed + 12);
+    if (!strcmp(ed, "format=1")) {
+        for (int i = bt_archive_members_of_version(1); i < BT_M_MANIFEST; i++)
+            if (f->len[i]) {
+                fprintf(stderr, "forge: format=1: %s is not empty\n", bt_archive_member_name(i));
+                return 1;
+            }
+        f->format = 1;
+        return 0;
+    }
     if (!strncmp(ed, "trainer.", 8)) return edit_json(f, BT_M_TRAINER, ed + 8);
     if (!strncmp(ed, "config.", 7)) return edit_json(f, BT_M_CONFIG, ed + 7);
     if (!strncmp(ed, "model:", 6)) return edit_tensors(f, BT_M_MODEL, ed + 6);
