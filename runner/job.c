@@ -751,7 +751,7 @@ static int check_path(const bt_job *j, const char *sec, const char *name, const 
     if (want == 2 && !bt_is_dir(path))
         return bt_job_key_error(j, BT_ENOINPUT, sec, name, "'%s' is not a directory; give the model directory "
                                                     "(with config.json, model.safetensors or pytorch_model.bin, "
-                                                    "vocab.txt)", path);
+                                                    "tokenizer.json or vocab.txt)", path);
     if (want == 1 && bt_is_dir(path))
         return bt_job_key_error(j, BT_ENOINPUT, sec, name, "'%s' is a directory; give the data file", path);
     return 0;
