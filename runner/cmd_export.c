@@ -15,6 +15,7 @@
 #include "state/archive.h"
 #include "util/err.h"
 #include "util/file.h"
+#include "util/json.h"
 #include "util/mem.h"
 
 #include <jansson.h>
@@ -165,11 +166,12 @@ static int put_tokenizer_files(const bt_archive *a, json_t *config, const char *
     if (rc) return rc;
     const char *ct = bt_archive_text(a, BT_M_TOKCONFIG);
     json_error_t je;
-    json_t *tc = ct[0] ? json_loads(ct, 0, &je) : json_object();
+    /* as Transformers wrote it: Python's JSON (a model_max_length of 1e30 as an integer) */
+    json_t *tc = ct[0] ? bt_json_loads_py(ct, strlen(ct), &je) : json_object();
     if (!json_is_object(tc)) {
         json_decref(tc);
-        return bt_fail(BT_EDATA, "%s: tokenizer_config.json is not a JSON object: the archive cannot be exported",
-                       bt_archive_path(a));
+        return bt_fail(BT_EDATA, "%s: tokenizer_config.json is not a JSON object (%s): the archive cannot be exported",
+                       bt_archive_path(a), tc ? "another JSON type" : je.text);
     }
     set_max_length(tc, config);
     rc = put_json(out, "tokenizer_config.json", tc, force);
