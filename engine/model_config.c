@@ -58,6 +58,18 @@ int bt_model_family(const char *model_type)
     return -1;
 }
 
+const char *bt_model_type_arch(const char *model_type, const char *head, char *buf, size_t cap)
+{
+    const char *prefix = !model_type || !strcmp(model_type, "bert") ? "Bert"
+                         : !strcmp(model_type, "roberta")           ? "Roberta"
+                         : !strcmp(model_type, "xlm-roberta")       ? "XLMRoberta"
+                         : !strcmp(model_type, "distilbert")        ? "DistilBert"
+                                                                    : NULL;
+    if (!prefix || !head) return NULL;
+    int n = snprintf(buf, cap, "%sFor%s", prefix, head);
+    return n < 0 || (size_t)n >= cap ? NULL : buf;
+}
+
 static const char *problem_names[] = {
     [BT_PROBLEM_NONE] = NULL,
     [BT_PROBLEM_SINGLE_LABEL] = "single_label_classification",

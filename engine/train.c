@@ -397,8 +397,10 @@ static int train_step(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_
 
 /* ---------------------------------------------------------------- snapshot */
 
-const char *bt_task_arch(bt_task task)
+const char *bt_task_arch(bt_task task, int family)
 {
+    if (task == BT_TASK_SEQ_CLS && family == BT_FAMILY_ROBERTA) return "RobertaForSequenceClassification";
+    if (task == BT_TASK_SEQ_CLS && family == BT_FAMILY_DISTILBERT) return "DistilBertForSequenceClassification";
     switch (task) {
     case BT_TASK_SEQ_CLS: return "BertForSequenceClassification";
     case BT_TASK_TOKEN_CLS: return "BertForTokenClassification";
@@ -442,7 +444,7 @@ int bt_trainer_snapshot(bt_trainer *t, const char *arch, bt_tensor_set *w, bt_te
     bt_bert *m = t->m;
     bt_backend *be = bt_bert_backend(m);
     size_t np = bt_bert_nparams(m), total = bt_bert_total_floats(m);
-    if (!arch) arch = bt_task_arch(bt_bert_task(m));
+    if (!arch) arch = bt_task_arch(bt_bert_task(m), bt_bert_cfg(m)->family);
     memset(w, 0, sizeof *w);
     /* host memory (the CPU backend): the entries point at the blocks themselves, no copy */
     float *wsrc = be->host_memory ? bt_bert_params_dev(m) : (w->host = bt_xaligned_alloc(total * sizeof(float)));
@@ -504,7 +506,7 @@ int bt_trainer_restore(bt_trainer *t, const bt_st_file *wf, const bt_st_file *mf
     bt_bert *m = t->m;
     bt_backend *be = bt_bert_backend(m);
     size_t np = bt_bert_nparams(m), total = bt_bert_total_floats(m);
-    const char *arch = bt_task_arch(bt_bert_task(m));
+    const char *arch = bt_task_arch(bt_bert_task(m), bt_bert_cfg(m)->family);
     float *host = bt_xaligned_alloc(total * sizeof(float));
     memset(host, 0, total * sizeof(float));
     bt_param_load *pl = bt_xcalloc(np, sizeof *pl);

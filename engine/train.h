@@ -148,8 +148,11 @@ typedef struct {
 } bt_tensor_set;
 int bt_trainer_snapshot(bt_trainer *t, const char *arch, bt_tensor_set *weights, bt_tensor_set *moments);
 void bt_tensor_set_free(bt_tensor_set *s);
-/* HF class name of the model's task ("BertForSequenceClassification", ...). */
-const char *bt_task_arch(bt_task task);
+/* HF class name whose tensor names a snapshot of the model's task and family
+ * (BT_FAMILY_* of engine/init.h) uses: "BertForSequenceClassification", ...,
+ * "RobertaForSequenceClassification" (RoBERTa and XLM-R name tensors alike),
+ * "DistilBertForSequenceClassification". */
+const char *bt_task_arch(bt_task task, int family);
 
 /* Restores weights (HF or canonical names; every parameter required) and,
  * if moments is not NULL, the AdamW moments and step counts written by

@@ -358,12 +358,18 @@ static int expect_init(expect *e, const bt_archive *a)
     free(where);
     if (rc) return bt_fail(BT_EDATA, "%s; the archive is invalid", bt_errmsg());
     e->arch = e->cfg.architecture ? e->cfg.architecture : "";
-    int seq = !strcmp(e->arch, "BertForSequenceClassification"), tok = !strcmp(e->arch, "BertForTokenClassification"),
-        mlm = !strcmp(e->arch, "BertForMaskedLM");
+    /* the heads baton trains, named for the family of model_type (issue 22:
+     * RoBERTa / XLM-R / DistilBERT archives hold sequence classifiers only) */
+    char sa[64], ta[64], ma[64];
+    const char *mt = e->cfg.model_type, *sq = bt_model_type_arch(mt, "SequenceClassification", sa, sizeof sa);
+    int bert = bt_model_family(mt) == BT_FAMILY_BERT;
+    int seq = sq && !strcmp(e->arch, sq),
+        tok = bert && !strcmp(e->arch, bt_model_type_arch(mt, "TokenClassification", ta, sizeof ta)),
+        mlm = bert && !strcmp(e->arch, bt_model_type_arch(mt, "MaskedLM", ma, sizeof ma));
     if (!seq && !tok && !mlm)
-        return bt_fail(BT_EDATA, "%s: config.json: architecture \"%s\" is not one baton trains "
-                                 "(BertForSequenceClassification, BertForTokenClassification, BertForMaskedLM): the "
-                                 "archive is invalid", e->label, e->arch);
+        return bt_fail(BT_EDATA, "%s: config.json: architecture \"%s\" is not one baton trains for model_type "
+                                 "\"%s\" (%s%s): the archive is invalid", e->label, e->arch, mt ? mt : "bert",
+                       sq ? sq : "none", bert ? ", BertForTokenClassification, BertForMaskedLM" : "");
     e->heads = seq ? BT_HEAD_POOLER | BT_HEAD_CLASSIFIER : tok ? BT_HEAD_CLASSIFIER : BT_HEAD_MLM;
     /* the classifier: one output for regression, else one per label */
     if (e->cfg.problem_type == BT_PROBLEM_REGRESSION) e->cfg.num_labels = 1;

@@ -1,7 +1,12 @@
 /* runner/cmd_export.c — `baton export ARCHIVE OUTDIR`: a Hugging Face model
  * directory from a verified checkpoint: config.json (id2label/label2id from
  * trainer.json's label map when there is one), model.safetensors (the
- * member, byte for byte), vocab.txt, tokenizer_config.json.
+ * member, byte for byte: tensors under the family's names), and the
+ * tokenizer: the archive's tokenizer.json, tokenizer_config.json (its
+ * model_max_length set to the training length), special_tokens_map.json and
+ * vocab.txt as the model directory had them; archives of a vocab.txt-only
+ * model (and format-1 archives): vocab.txt and a tokenizer_config.json made
+ * from the settings config.json keeps.
  * Must not: overwrite files in OUTDIR unless --force; write the optimizer.
  */
 #include "runner/archive_check.h"
@@ -10,6 +15,7 @@
 #include "state/archive.h"
 #include "util/err.h"
 #include "util/file.h"
+#include "util/json.h"
 #include "util/mem.h"
 
 #include <jansson.h>
@@ -20,7 +26,8 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: baton export [--force] ARCHIVE OUTDIR\n"
-               "  writes OUTDIR/{config.json, model.safetensors, vocab.txt, tokenizer_config.json}\n"
+               "  writes OUTDIR/{config.json, model.safetensors, tokenizer_config.json} and the tokenizer's files\n"
+               "  (tokenizer.json, special_tokens_map.json, vocab.txt: those the trained model directory had)\n"
                "  --force: overwrite those files if they exist\n");
 }
 
@@ -106,12 +113,20 @@ static int tokenizer_flag(json_t *config, json_t *trainer, const char *key, int 
     return json_is_boolean(v) ? json_is_true(v) : dflt;
 }
 
-/* tokenizer_config.json of the export: the tokenizer of training, and
- * model_max_length = the length the model predicts at: the max_seq_len of
+/* model_max_length = the length the model predicts at: the max_seq_len of
  * training when config.json records it ("baton_inference"), else the
  * position table. Transformers truncates there (truncation=True) as baton
- * predict does (docs/model-directories.md). Removes the baton_tokenizer key
- * from config (it lives in tokenizer_config.json now). */
+ * predict does (docs/model-directories.md). */
+static void set_max_length(json_t *tok, json_t *config)
+{
+    json_t *len = json_object_get(json_object_get(config, BT_INFERENCE_CONFIG_KEY), "max_seq_len");
+    if (!json_is_integer(len)) len = json_object_get(config, "max_position_embeddings");
+    if (json_is_integer(len)) json_object_set(tok, "model_max_length", len);
+}
+
+/* tokenizer_config.json of the export: the tokenizer of training (see
+ * set_max_length). Removes the baton_tokenizer key from config (it lives in
+ * tokenizer_config.json now). */
 static json_t *export_tokenizer_config(json_t *config, json_t *trainer)
 {
     int lower = tokenizer_flag(config, trainer, "do_lower_case", 1);
@@ -120,20 +135,48 @@ static json_t *export_tokenizer_config(json_t *config, json_t *trainer)
     json_object_del(config, "do_lower_case");
     json_object_del(config, BT_TOKENIZER_CONFIG_KEY);
     json_t *tok = json_object();
-    json_object_set_new(tok, "tokenizer_class", json_string("BertTokenizer"));
+    /* DistilBERT's tokenizer is BERT's without token types (its model takes none) */
+    const char *mt = json_string_value(json_object_get(config, "model_type"));
+    json_object_set_new(tok, "tokenizer_class",
+                        json_string(mt && !strcmp(mt, "distilbert") ? "DistilBertTokenizer" : "BertTokenizer"));
     json_object_set_new(tok, "do_lower_case", json_boolean(lower));
     /* HF: null means "as do_lower_case"; written only when it differs */
     json_object_set_new(tok, "strip_accents", strip == lower ? json_null() : json_boolean(strip));
     json_object_set_new(tok, "tokenize_chinese_chars", json_boolean(cjk));
-    json_t *len = json_object_get(json_object_get(config, BT_INFERENCE_CONFIG_KEY), "max_seq_len");
-    if (!json_is_integer(len)) len = json_object_get(config, "max_position_embeddings");
-    if (json_is_integer(len)) json_object_set(tok, "model_max_length", len);
+    set_max_length(tok, config);
     json_object_set_new(tok, "unk_token", json_string("[UNK]"));
     json_object_set_new(tok, "sep_token", json_string("[SEP]"));
     json_object_set_new(tok, "pad_token", json_string("[PAD]"));
     json_object_set_new(tok, "cls_token", json_string("[CLS]"));
     json_object_set_new(tok, "mask_token", json_string("[MASK]"));
     return tok;
+}
+
+/* The tokenizer of an archive that carries tokenizer.json (format 2):
+ * its files as the model directory had them, tokenizer_config.json with
+ * model_max_length set (issue 22). */
+static int put_tokenizer_files(const bt_archive *a, json_t *config, const char *out, int force)
+{
+    static const int member[] = {BT_M_TOKJSON, BT_M_SPECIAL, BT_M_VOCAB};
+    int rc = BT_OK;
+    for (size_t i = 0; i < sizeof member / sizeof *member && !rc; i++) {
+        const char *t = bt_archive_text(a, member[i]);
+        if (t[0]) rc = put(out, bt_archive_member_name(member[i]), t, strlen(t), force);
+    }
+    if (rc) return rc;
+    const char *ct = bt_archive_text(a, BT_M_TOKCONFIG);
+    json_error_t je;
+    /* as Transformers wrote it: Python's JSON (a model_max_length of 1e30 as an integer) */
+    json_t *tc = ct[0] ? bt_json_loads_py(ct, strlen(ct), &je) : json_object();
+    if (!json_is_object(tc)) {
+        json_decref(tc);
+        return bt_fail(BT_EDATA, "%s: tokenizer_config.json is not a JSON object (%s): the archive cannot be exported",
+                       bt_archive_path(a), tc ? "another JSON type" : je.text);
+    }
+    set_max_length(tc, config);
+    rc = put_json(out, "tokenizer_config.json", tc, force);
+    json_decref(tc);
+    return rc;
 }
 
 /* Writes the HF model directory of the archive at path into out (see
@@ -159,8 +202,10 @@ int bt_export_archive(const char *path, const char *out, int force, long long *s
     trainer = json_loads(bt_archive_text(a, BT_M_TRAINER), 0, NULL);
     rc = apply_label_map(config, trainer, path);
     if (rc) goto out;
-    tok = export_tokenizer_config(config, trainer);
-    if (!bt_archive_member_size(a, BT_M_VOCAB)) {
+    int tokjson = bt_archive_member_size(a, BT_M_TOKJSON) > 0; /* issue 22: format 2 with tokenizer.json */
+    if (!tokjson) tok = export_tokenizer_config(config, trainer);
+    else json_object_del(config, BT_TOKENIZER_CONFIG_KEY); /* a vocab.txt tokenizer's settings: not this one's */
+    if (!tokjson && !bt_archive_member_size(a, BT_M_VOCAB)) {
         rc = bt_fail(BT_EDATA, "%s: vocab.txt is empty: this archive cannot be exported as a model directory", path);
         goto out;
     }
@@ -170,8 +215,9 @@ int bt_export_archive(const char *path, const char *out, int force, long long *s
     if (!rc) rc = put(out, "model.safetensors", mb, len, force);
     if (!rc) rc = put_json(out, "config.json", config, force);
     const char *vocab = bt_archive_text(a, BT_M_VOCAB);
-    if (!rc) rc = put(out, "vocab.txt", vocab, strlen(vocab), force);
-    if (!rc) rc = put_json(out, "tokenizer_config.json", tok, force);
+    if (!rc && tokjson) rc = put_tokenizer_files(a, config, out, force);
+    if (!rc && !tokjson) rc = put(out, "vocab.txt", vocab, strlen(vocab), force);
+    if (!rc && !tokjson) rc = put_json(out, "tokenizer_config.json", tok, force);
     if (!rc && step) *step = (long long)bt_archive_step(a);
 out:
     json_decref(config);
@@ -203,7 +249,7 @@ int cmd_export(int argc, char **argv)
     long long step = 0;
     int rc = bt_export_archive(args[0], args[1], force, &step);
     if (rc) return bt_report_error(rc);
-    printf("exported step %lld of %s to %s (config.json, model.safetensors, vocab.txt, tokenizer_config.json)\n",
-           step, args[0], args[1]);
+    printf("exported step %lld of %s to %s (config.json, model.safetensors, tokenizer_config.json and the "
+           "tokenizer's files)\n", step, args[0], args[1]);
     return 0;
 }

@@ -62,7 +62,7 @@ int cmd_inspect(int argc, char **argv)
     }
     printf("archive        %s (%llu bytes, %s)\n", path, (unsigned long long)bt_archive_file_size(a),
            bt_archive_sidecar_checked(a) ? "verified with sidecar" : "verified, no sidecar");
-    printf("format         %s version %d, written by baton %s\n", BT_ARCHIVE_FORMAT, BT_ARCHIVE_VERSION,
+    printf("format         %s version %d, written by baton %s\n", BT_ARCHIVE_FORMAT, bt_archive_format_version(a),
            bt_archive_baton_version(a));
     printf("step           %lld\n", (long long)bt_archive_step(a));
     printf("contents       %s%s\n", judged ? "INVALID: " : "valid (trainer.json, tensors against config.json)", why);
@@ -75,7 +75,8 @@ int cmd_inspect(int argc, char **argv)
     }
     printf("members\n");
     for (int i = 0; i < BT_M_COUNT; i++)
-        printf("  %-22s %12llu  %s\n", bt_archive_member_name(i), (unsigned long long)bt_archive_member_size(a, i),
+        if (i < bt_archive_members_of_version(bt_archive_format_version(a)) || i == BT_M_MANIFEST)
+            printf("  %-23s %12llu  %s\n", bt_archive_member_name(i), (unsigned long long)bt_archive_member_size(a, i),
                bt_archive_member_sha256(a, i));
     printf("fingerprint\n");
     json_t *fj = json_loads(bt_archive_fingerprint_json(a), 0, NULL);

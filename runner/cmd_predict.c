@@ -276,7 +276,8 @@ static int model_dir(const char *src, char *archive, char *tmpdir, size_t cap, c
 static void remove_tmpdir(const char *tmpdir)
 {
     if (!tmpdir[0]) return;
-    static const char *const files[] = {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"};
+    static const char *const files[] = {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
+                                        "tokenizer.json", "special_tokens_map.json"}; /* issue 22 hook */
     for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
         char *f = bt_path_join(tmpdir, files[k]);
         unlink(f);

@@ -9,6 +9,7 @@
 #include "runner/job.h"
 #include "runner/task.h"
 #include "engine/model_config.h"
+#include "engine/init.h"
 #include "engine/model_dir.h"
 #include "util/err.h"
 #include "util/file.h"
@@ -750,15 +751,16 @@ static int check_path(const bt_job *j, const char *sec, const char *name, const 
     if (want == 2 && !bt_is_dir(path))
         return bt_job_key_error(j, BT_ENOINPUT, sec, name, "'%s' is not a directory; give the model directory "
                                                     "(with config.json, model.safetensors or pytorch_model.bin, "
-                                                    "vocab.txt)", path);
+                                                    "tokenizer.json or vocab.txt)", path);
     if (want == 1 && bt_is_dir(path))
         return bt_job_key_error(j, BT_ENOINPUT, sec, name, "'%s' is a directory; give the data file", path);
     return 0;
 }
 
-/* Training reads model_type "bert" only: archives, resume and export of the
- * other families `baton predict` reads (RoBERTa / XLM-R) are not built yet.
- * An unreadable config.json is left to the step that reads it. */
+/* RoBERTa / XLM-R and DistilBERT train as sequence classifiers (task =
+ * classify) only, DeBERTa-v2/v3 not yet: the other tasks' heads, tokenization (word pieces by "##",
+ * per-word encoding) and long-document pooling are BERT's (issue 22). An
+ * unreadable config.json is left to the step that reads it. */
 static int refuse_untrainable_family(bt_job *j)
 {
     char *cp = bt_path_join(j->model.path, "config.json"), where[512];
@@ -769,12 +771,19 @@ static int refuse_untrainable_family(bt_job *j)
         bt_err_clear();
         return BT_OK;
     }
-    if (c.model_type && strcmp(c.model_type, "bert")) {
+    if (bt_model_family(c.model_type) == BT_FAMILY_DEBERTA) {
         bt_job_where(j, bt_job_key_index("model", "path"), where, sizeof where);
         rc = bt_fail(BT_ECONFIG, "%s: [model] path %s has model_type \"%s\": baton predicts with it (baton "
-                                 "predict %s) but cannot fine-tune it yet (archives, resume and export are "
-                                 "model_type \"bert\" only; docs/model-directories.md); use a BERT model",
+                                 "predict %s) but cannot fine-tune it yet (its archives, resume and export are not "
+                                 "built; docs/model-directories.md); use a BERT, RoBERTa, XLM-R or DistilBERT model",
                      where, j->model.path, c.model_type, j->model.path);
+    } else if (bt_model_family(c.model_type) != BT_FAMILY_BERT && j->job.task != BT_JOB_TASK_CLASSIFY) {
+        bt_job_where(j, bt_job_key_index("job", "task"), where, sizeof where);
+        rc = bt_fail(BT_ECONFIG, "%s: [job] task = %s with model_type \"%s\" (%s): baton trains this model_type "
+                                 "as a sequence classifier only (task = classify); task = %s needs model_type "
+                                 "\"bert\" for now (docs/model-directories.md)",
+                     where, bt_job_enum_name(bt_job_key_index("job", "task"), j->job.task), c.model_type,
+                     j->model.path, bt_job_enum_name(bt_job_key_index("job", "task"), j->job.task));
     }
     bt_model_config_free(&c);
     return rc;

@@ -35,8 +35,8 @@ static const bt_job_key keys[] = {
      O(job.task)},
     /* [model] */
     {"model", "path", BT_JT_PATH, "", NULL, 0, 2,
-     "Hugging Face model directory (config.json, model.safetensors or pytorch_model.bin, vocab.txt); a folder "
-     "holding exactly one below it means that one. Required.", O(model.path)},
+     "Hugging Face model directory (config.json, model.safetensors or pytorch_model.bin, tokenizer.json or "
+     "vocab.txt); a folder holding exactly one below it means that one. Required.", O(model.path)},
     {"model", "num_labels", BT_JT_INT, "0", "0..1000000", 1, 0,
      "Number of labels; 0: from the data's label list (or config.json).", O(model.num_labels)},
     {"model", "problem_type", BT_JT_ENUM, "auto",

@@ -24,6 +24,7 @@
 #include "engine/train.h"
 #include "runner/devices.h"
 #include "runner/lock.h"
+#include "runner/model_tokenizer.h" /* issue 22 hook */
 #include "runner/plan.h"
 #include "runner/precision.h"
 #include "runner/progress.h"
@@ -84,7 +85,8 @@ typedef struct {
     bt_bert *model;
     bt_trainer *trainer;
     bt_model_config mcfg;
-    char *vocab_text;
+    bt_tokenizer_files tf;    /* issue 22 hook: the tokenizer's files, for archives (engine/tokenizer_files.h) */
+    char tok_hex[65];         /* issue 22 hook: bt_tokenizer_fingerprint in hex (token caches, job fingerprint) */
     char *fingerprint;
     char *job_ini;
     int64_t steps_per_epoch, total_steps;
@@ -407,9 +409,10 @@ static int commit(run_ctx *c, const char *stop_reason)
     char *cfg = bt_model_config_dumps(&c->mcfg);
     bt_snapshot s = {
         .model = w.e, .n_model = w.n, .optim = m.e, .n_optim = m.n,
-        .trainer_json = tj, .job_ini = c->job_ini, .config_json = cfg, .vocab_txt = c->vocab_text,
+        .trainer_json = tj, .job_ini = c->job_ini, .config_json = cfg,
         .fingerprint_json = c->fingerprint, .step = c->st.step, .baton_version = NULL,
     };
+    bt_run_snapshot_tokenizer(&s, &c->tf); /* issue 22 hook: vocab.txt, tokenizer.json, ... */
     if (c->mlog) bt_metrics_log_sync(c->mlog);
     /* into a buffer of its own: a failed commit leaves latest_archive (and
      * status.json's) naming the newest valid archive, not "" */
@@ -756,17 +759,14 @@ static int make_fingerprint(run_ctx *c)
     bt_sha256_hex(c->task.train_sha256, d1);
     if (c->task.n_eval) bt_sha256_hex(c->task.eval_sha256, d2);
     /* The model enters by what decides the training: its shape and tokenizer
-     * (the vocabulary's content hash), not by its path or file formatting. */
-    char vocab_hex[65], shape[160];
-    uint8_t vd[32];
-    bt_sha256(c->vocab_text, strlen(c->vocab_text), vd);
-    bt_sha256_hex(vd, vocab_hex);
+     * (the tokenizer files' content hash), not by its path or file formatting. */
+    char shape[160];
     const bt_model_config *m = &c->mcfg;
     snprintf(shape, sizeof shape, "layers=%d hidden=%d heads=%d intermediate=%d vocab=%d positions=%d types=%d act=%s",
              m->num_hidden_layers, m->hidden_size, m->num_attention_heads, m->intermediate_size, m->vocab_size,
              m->max_position_embeddings, m->type_vocab_size, bt_activation_name(m->hidden_act));
     json_t *extra = json_pack("{s:s, s:s, s:i, s:s, s:s}", "data.train.sha256", d1, "data.eval.sha256", d2,
-                              "model.num_labels", c->task.num_labels, "model.vocab.sha256", vocab_hex,
+                              "model.num_labels", c->task.num_labels, BT_FP_TOKENIZER_KEY, c->tok_hex /* issue 22 hook */,
                               "model.shape", shape);
     char *ex = json_dumps(extra, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(extra);
@@ -955,7 +955,11 @@ static int resume(run_ctx *c, const char *resume_path)
     const char *afp = bt_archive_fingerprint_json(a);
     char *diff = NULL;
     int n_diff = 0;
-    if (bt_job_fingerprint_diff(afp, c->fingerprint, &diff, &n_diff) < 0) {
+    /* issue 22 hook: an archive from before format 2 fingerprinted vocab.txt alone */
+    char *cmp = bt_run_fingerprint_for_archive(afp, c->fingerprint, c->tf.text[BT_TOKFILE_VOCAB]);
+    int drc = cmp ? bt_job_fingerprint_diff(afp, cmp, &diff, &n_diff) : -1;
+    free(cmp);
+    if (drc < 0) {
         bt_archive_close(a);
         return bt_fail(BT_EDATA, "%s: its job fingerprint is not valid JSON", found);
     }
@@ -1101,11 +1105,9 @@ static int load_model_dir(run_ctx *c)
     const bt_job *job = c->job;
     int rc = bt_tokenizer_load(job->model.path, &c->tok);
     if (rc) return rc;
-    char *vp = bt_path_join(job->model.path, "vocab.txt");
-    size_t vlen;
-    rc = bt_read_file(vp, 256u << 20, &c->vocab_text, &vlen);
-    free(vp);
-    if (rc) return rc;
+    /* issue 22 hook: the tokenizer's files (archives carry them) and fingerprint */
+    if ((rc = bt_tokenizer_files_read(job->model.path, c->tok, &c->tf))) return rc;
+    bt_run_tokenizer_hex(c->tok, c->tok_hex);
     char *cp = bt_path_join(job->model.path, "config.json");
     rc = bt_model_config_load(cp, &c->mcfg);
     free(cp);
@@ -1153,7 +1155,8 @@ static int setup(run_ctx *c)
     int rc = load_model_dir(c);
     if (rc) return rc;
     bt_task_env env = {.job = job, .tok = c->tok, .mcfg = &c->mcfg, .out_dir = c->out_dir,
-                       .read_only = c->read_only, .vocab_text = c->vocab_text};
+                       .read_only = c->read_only,
+                       .vocab_text = c->tok_hex /* issue 22 hook: the tokenizer fingerprint keys token caches */};
     if ((rc = bt_task_open(&c->task, &env))) return rc;
     if ((rc = make_fingerprint(c))) return rc;
     if ((rc = create_backend(c))) return rc; /* (the steps are counted in create_model: issue 20) */
@@ -1180,7 +1183,7 @@ static void teardown(run_ctx *c)
     free(c->perm);
     for (size_t i = 0; i < c->n_damaged; i++) free(c->damaged[i]);
     free(c->damaged);
-    free(c->vocab_text);
+    bt_tokenizer_files_free(&c->tf); /* issue 22 hook */
     free(c->fingerprint);
     free(c->job_ini);
 }

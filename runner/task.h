@@ -46,7 +46,8 @@ typedef struct {
                                     problem type and own keys */
     const char *out_dir;         /* the token cache is <out_dir>/cache */
     int read_only;               /* 1 (baton eval): write nothing, not even the token cache */
-    const char *vocab_text;      /* the tokenizer's vocabulary: keys the token cache */
+    const char *vocab_text;      /* keys the token cache: the segment gives the tokenizer fingerprint in
+                                    hex (issue 22; vocab.txt's text before) */
 } bt_task_env;
 
 /* A task in a run. load fills the generic fields; impl is the task's own. */

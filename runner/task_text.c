@@ -1,4 +1,5 @@
 /* runner/task_text.c — rows of text for the sequence tasks (see task_text.h). */
+#include "runner/model_tokenizer.h" /* issue 22 hook */
 #include "runner/task_text.h"
 
 #include "util/err.h"
@@ -188,7 +189,8 @@ static int read_rows(bt_text_data *d, bt_task_state *t)
 int bt_text_load(bt_text_data *d, bt_task_state *t, const bt_task_env *env, const char *whole)
 {
     d->job = env->job;
-    d->sep = bt_tokenizer_special_ids(env->tok).sep;
+    /* issue 22 hook: pair type ids for BERT only (RoBERTa/XLM-R one type, DistilBERT none): -1 matches no id */
+    d->sep = bt_run_pair_types(env->mcfg) ? bt_tokenizer_special_ids(env->tok).sep : -1;
     int rc = read_rows(d, t);
     if (!rc) rc = tokenize_dataset(d, env, &d->train, whole, "train");
     if (!rc && d->has_eval) rc = tokenize_dataset(d, env, &d->eval, whole, "eval");
@@ -485,7 +487,9 @@ int bt_text_sequence_load(bt_task_state *t, const bt_task_env *env, bt_label_kin
     if (!rc) rc = bt_text_num_labels(d, t);
     if (!rc) rc = bt_text_config_labels(d, env->mcfg);
     if (rc) return rc;
-    bt_model_config_set_architecture(env->mcfg, "BertForSequenceClassification");
+    char arch[64]; /* issue 22 hook: the family's class (RobertaForSequenceClassification, ...) */
+    bt_model_config_set_architecture(env->mcfg, bt_model_type_arch(env->mcfg->model_type, "SequenceClassification",
+                                                                   arch, sizeof arch));
     /* how predict must see inputs, kept in config.json of archives and exports */
     bt_model_config_set_inference(env->mcfg, (int)t->job->data.max_seq_len, -1);
     bt_model_config_set_columns(env->mcfg, (const char *const *)d->train.column_names);

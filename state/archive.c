@@ -35,8 +35,14 @@
 
 static const char *const member_names[BT_M_COUNT] = {
     "model.safetensors", "optimizer.safetensors", "trainer.json", "job.ini",
-    "config.json",       "vocab.txt",             "MANIFEST.json",
+    "config.json",       "vocab.txt",             "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "MANIFEST.json",
 };
+
+int bt_archive_members_of_version(int v)
+{
+    return v == 1 ? BT_M_VOCAB + 1 : v == 2 ? BT_M_MANIFEST : 0;
+}
 
 const char *bt_archive_member_name(int id)
 {
@@ -76,8 +82,8 @@ static uint64_t limit_of(const bt_archive_limits *lim, int id)
     case BT_M_MODEL: return lim->model;
     case BT_M_OPTIM: return lim->optim;
     case BT_M_TRAINER: return lim->trainer;
-    case BT_M_JOB: case BT_M_CONFIG: return lim->text;
-    case BT_M_VOCAB: return lim->vocab;
+    case BT_M_JOB: case BT_M_CONFIG: case BT_M_TOKCONFIG: case BT_M_SPECIAL: return lim->text;
+    case BT_M_VOCAB: case BT_M_TOKJSON: return lim->vocab;
     default: return lim->manifest;
     }
 }
@@ -215,14 +221,23 @@ static int write_all(const bt_snapshot *s, const char *label, bt_archive_out out
     int rc = check_json_object(s->trainer_json, "trainer.json");
     if (!rc) rc = check_json_object(s->fingerprint_json, "the job fingerprint");
     if (rc) return rc;
-    const char *texts[BT_M_COUNT] = {NULL, NULL, s->trainer_json, s->job_ini ? s->job_ini : "",
-                                     s->config_json ? s->config_json : "", s->vocab_txt ? s->vocab_txt : "",
-                                     NULL};
+#define T_(x) ((x) ? (x) : "")
+    const char *texts[BT_M_COUNT] = {NULL, NULL, s->trainer_json, T_(s->job_ini), T_(s->config_json),
+                                     T_(s->vocab_txt), T_(s->tokenizer_json), T_(s->tokenizer_config_json),
+                                     T_(s->special_tokens_map_json), NULL};
+#undef T_
+    int version = s->format_version ? s->format_version : BT_ARCHIVE_VERSION;
+    int nm = bt_archive_members_of_version(version);
+    if (!nm) return bt_fail(BT_EINTERNAL, "checkpoint snapshot: format version %d is not one baton writes", version);
+    for (int i = nm; i < BT_M_MANIFEST; i++)
+        if (texts[i][0])
+            return bt_fail(BT_EINTERNAL, "checkpoint snapshot: format version %d has no %s member (a bug in the "
+                                         "caller)", version, member_names[i]);
     uint64_t sizes[BT_M_COUNT] = {0};
     rc = bt_st_serialized_size(s->model, s->n_model, model_meta, &sizes[BT_M_MODEL]);
     if (!rc) rc = bt_st_serialized_size(s->optim, s->n_optim, NULL, &sizes[BT_M_OPTIM]);
     if (rc) return bt_fail_context(rc, "%s", label);
-    for (int i = BT_M_TRAINER; i < BT_M_MANIFEST; i++) sizes[i] = strlen(texts[i]);
+    for (int i = BT_M_TRAINER; i < nm; i++) sizes[i] = strlen(texts[i]);
 
     wctx w = {.label = label, .out = out, .octx = octx};
     w.a = archive_write_new();
@@ -235,10 +250,10 @@ static int write_all(const bt_snapshot *s, const char *label, bt_archive_out out
         return rc;
     }
     if (out) w.file_h = bt_sha256_new();
-    bt_manifest m = {.step = s->step,
+    bt_manifest m = {.version = version, .step = s->step,
                      .baton_version = (char *)(s->baton_version ? s->baton_version : BATON_VERSION),
                      .fingerprint_json = (char *)s->fingerprint_json};
-    for (int i = 0; i < BT_M_MANIFEST && !rc; i++) {
+    for (int i = 0; i < nm && !rc; i++) {
         m.size[i] = sizes[i];
         rc = begin_member(&w, member_names[i], sizes[i]);
         if (rc) break;
@@ -353,6 +368,7 @@ static int check_entry(struct archive_entry *e, const char *label, const bt_arch
     if (id < 0) {
         bt_fail(BT_EDATA, "%s: unknown member '%.200s' (a baton checkpoint holds only model.safetensors, "
                           "optimizer.safetensors, trainer.json, job.ini, config.json, vocab.txt, "
+                          "tokenizer.json, tokenizer_config.json, special_tokens_map.json, "
                           "MANIFEST.json): damaged or not a baton checkpoint",
                 label, name);
         return -1;
@@ -592,15 +608,23 @@ static int read_core(const uint8_t *buf, size_t len, const char *label, const bt
             goto out;
         }
     }
-    for (int i = 0; i < BT_M_COUNT; i++)
-        if (!seen[i]) {
+    for (int i = 0; i < BT_M_COUNT; i++) /* the members of every version */
+        if (!seen[i] && (i < bt_archive_members_of_version(1) || i == BT_M_MANIFEST)) {
             rc = bt_fail(BT_EDATA, "%s: member %s is missing: incomplete or damaged; use an older checkpoint",
                          label, member_names[i]);
             goto out;
         }
     rc = bt_manifest_parse((const char *)A->data[BT_M_MANIFEST], A->size[BT_M_MANIFEST], label, &A->man);
     if (rc) goto out;
-    for (int i = 0; i < BT_M_MANIFEST; i++) {
+    int nm = bt_archive_members_of_version(A->man.version);
+    for (int i = bt_archive_members_of_version(1); i < BT_M_MANIFEST; i++)
+        if (seen[i] != (i < nm)) {
+            rc = bt_fail(BT_EDATA, "%s: member %s is %s in an archive of format version %d: %s; use an older "
+                                   "checkpoint", label, member_names[i], seen[i] ? "present" : "missing",
+                         A->man.version, seen[i] ? "damaged or not written by baton" : "incomplete or damaged");
+            goto out;
+        }
+    for (int i = 0; i < nm; i++) {
         if (A->man.size[i] != A->size[i]) {
             rc = bt_fail(BT_EDATA, "%s: %s is %llu bytes, MANIFEST.json says %llu: damaged; use an older checkpoint",
                          label, member_names[i], (unsigned long long)A->size[i], (unsigned long long)A->man.size[i]);
@@ -789,6 +813,7 @@ const char *bt_archive_text(const bt_archive *a, int id)
 }
 
 int64_t bt_archive_step(const bt_archive *a) { return a->man.step; }
+int bt_archive_format_version(const bt_archive *a) { return a->man.version; }
 const char *bt_archive_path(const bt_archive *a) { return a->path; }
 const char *bt_archive_baton_version(const bt_archive *a) { return a->man.baton_version; }
 const char *bt_archive_fingerprint_json(const bt_archive *a) { return a->man.fingerprint_json; }

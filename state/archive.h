@@ -22,7 +22,8 @@
 #include <stdint.h>
 
 #define BT_ARCHIVE_FORMAT "baton-checkpoint"
-#define BT_ARCHIVE_VERSION 1
+#define BT_ARCHIVE_VERSION 2     /* what this baton writes */
+#define BT_ARCHIVE_MIN_VERSION 1 /* the oldest it reads (version 1: no tokenizer members) */
 
 /* The members, in archive order (MANIFEST.json last). */
 enum bt_member_id {
@@ -31,11 +32,17 @@ enum bt_member_id {
     BT_M_TRAINER,     /* trainer.json          step, epoch, cursor, ... (runner's)  */
     BT_M_JOB,         /* job.ini                                                     */
     BT_M_CONFIG,      /* config.json           HF model config                       */
-    BT_M_VOCAB,       /* vocab.txt                                                   */
+    BT_M_VOCAB,       /* vocab.txt             (empty: the tokenizer is tokenizer.json) */
+    BT_M_TOKJSON,     /* tokenizer.json        (version 2; empty when the model has none) */
+    BT_M_TOKCONFIG,   /* tokenizer_config.json (version 2; empty when absent)         */
+    BT_M_SPECIAL,     /* special_tokens_map.json (version 2; empty when absent)       */
     BT_M_MANIFEST,    /* MANIFEST.json                                               */
     BT_M_COUNT
 };
 const char *bt_archive_member_name(int id); /* "model.safetensors", ...; NULL out of range */
+/* Members before MANIFEST.json in an archive of format version v: 6 in
+ * version 1 (model .. vocab.txt), 9 in version 2; 0 for another version. */
+int bt_archive_members_of_version(int v);
 
 /* What to commit. Tensor memory is only read, never copied as a whole: the
  * writer streams it straight into the tar. Text members may be NULL (stored
@@ -48,9 +55,14 @@ typedef struct {
     const char *job_ini;
     const char *config_json;
     const char *vocab_txt;
+    const char *tokenizer_json;                 /* version 2: the model directory's tokenizer files, */
+    const char *tokenizer_config_json;          /* as read (NULL or "": it has none)                */
+    const char *special_tokens_map_json;
     const char *fingerprint_json;
     int64_t step;                               /* >= 0; names the file */
     const char *baton_version;                  /* NULL: this build's BATON_VERSION */
+    int format_version;                         /* 0: BT_ARCHIVE_VERSION; 1: the old layout (tests of
+                                                   old archives; the tokenizer members must be empty) */
 } bt_snapshot;
 
 /* Upper bounds on member sizes (bytes), checked against the tar header before
@@ -61,12 +73,13 @@ typedef struct {
     uint64_t optim;      /* optimizer.safetensors */
     uint64_t trainer;    /* trainer.json */
     uint64_t text;       /* job.ini, config.json */
-    uint64_t vocab;      /* vocab.txt */
+    uint64_t vocab;      /* vocab.txt, tokenizer.json */
     uint64_t manifest;   /* MANIFEST.json */
 } bt_archive_limits;
 
 /* Defaults: model 8 GiB, optimizer 16 GiB, trainer.json 256 MiB, job.ini and
- * config.json 4 MiB each, vocab.txt 64 MiB, MANIFEST.json 1 MiB. */
+ * config.json 4 MiB each (also tokenizer_config.json, special_tokens_map.json),
+ * vocab.txt and tokenizer.json 64 MiB each, MANIFEST.json 1 MiB. */
 void bt_archive_limits_default(bt_archive_limits *lim);
 /* Tight limits for a model whose fp32 weights take model_bytes: model
  * model_bytes + 16 MiB of header slack, optimizer twice that; the rest default. */
@@ -121,6 +134,7 @@ void bt_archive_close(bt_archive *a);
 const uint8_t *bt_archive_member(const bt_archive *a, const char *name, size_t *len);
 const char *bt_archive_text(const bt_archive *a, int member_id); /* text members; "" if empty */
 int64_t bt_archive_step(const bt_archive *a);
+int bt_archive_format_version(const bt_archive *a); /* MANIFEST.json's format_version (1 or 2) */
 const char *bt_archive_path(const bt_archive *a);           /* or the buffer label */
 const char *bt_archive_baton_version(const bt_archive *a);
 const char *bt_archive_fingerprint_json(const bt_archive *a); /* compact JSON object */

@@ -61,12 +61,18 @@ int bt_manifest_build(const bt_manifest *m, char **text, size_t *len)
     }
     json_t *root = json_object();
     json_object_set_new(root, "format", json_string(BT_ARCHIVE_FORMAT));
-    json_object_set_new(root, "format_version", json_integer(BT_ARCHIVE_VERSION));
+    int version = m->version ? m->version : BT_ARCHIVE_VERSION, nm = bt_archive_members_of_version(version);
+    if (!nm) {
+        json_decref(fp);
+        json_decref(root);
+        return bt_fail(BT_EINTERNAL, "manifest: format version %d is not one baton writes", version);
+    }
+    json_object_set_new(root, "format_version", json_integer(version));
     json_object_set_new(root, "step", json_integer((json_int_t)m->step));
     json_object_set_new(root, "baton_version", json_string(m->baton_version ? m->baton_version : ""));
     json_object_set_new(root, "fingerprint", fp);
     json_t *arr = json_array();
-    for (int i = 0; i < BT_M_COUNT - 1; i++) {
+    for (int i = 0; i < nm; i++) {
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(bt_archive_member_name(i)));
         json_object_set_new(o, "size", json_integer((json_int_t)m->size[i]));
@@ -127,16 +133,19 @@ int bt_manifest_parse(const char *text, size_t len, const char *label, bt_manife
     json_t *ver = json_object_get(root, "format_version");
     if (!json_is_integer(ver))
         MFAIL("%s: MANIFEST.json: format_version is missing or not an integer: the archive is damaged", label);
-    if (json_integer_value(ver) != BT_ARCHIVE_VERSION)
-        MFAIL("%s: MANIFEST.json: unknown format version %lld (this baton reads version %d): "
+    if (json_integer_value(ver) < BT_ARCHIVE_MIN_VERSION || json_integer_value(ver) > BT_ARCHIVE_VERSION)
+        MFAIL("%s: MANIFEST.json: unknown format version %lld (this baton reads versions %d to %d): "
               "use the baton that wrote it, or a newer one",
-              label, (long long)json_integer_value(ver), BT_ARCHIVE_VERSION);
+              label, (long long)json_integer_value(ver), BT_ARCHIVE_MIN_VERSION, BT_ARCHIVE_VERSION);
+    m->version = (int)json_integer_value(ver);
+    int nm = bt_archive_members_of_version(m->version);
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val) {
         size_t k = 0;
         while (k < N_TOP && strcmp(key, top_keys[k]) != 0) k++;
-        if (k == N_TOP) MFAIL("%s: MANIFEST.json: unknown key \"%.64s\" in a version-1 manifest: damaged", label, key);
+        if (k == N_TOP)
+            MFAIL("%s: MANIFEST.json: unknown key \"%.64s\" in a version-%d manifest: damaged", label, key, m->version);
     }
     if (json_object_size(root) != N_TOP)
         MFAIL("%s: MANIFEST.json: %zu of the %zu keys are present: the archive is damaged", label,
@@ -150,9 +159,10 @@ int bt_manifest_parse(const char *text, size_t len, const char *label, bt_manife
     json_t *fp = json_object_get(root, "fingerprint");
     if (!json_is_object(fp)) MFAIL("%s: MANIFEST.json: fingerprint is not an object: damaged", label);
     json_t *mem = json_object_get(root, "members");
-    if (!json_is_array(mem) || json_array_size(mem) != BT_M_COUNT - 1)
-        MFAIL("%s: MANIFEST.json: members is not a list of %d entries: damaged", label, BT_M_COUNT - 1);
-    for (int i = 0; i < BT_M_COUNT - 1; i++) {
+    if (!json_is_array(mem) || json_array_size(mem) != (size_t)nm)
+        MFAIL("%s: MANIFEST.json: members is not a list of %d entries (format version %d): damaged", label, nm,
+              m->version);
+    for (int i = 0; i < nm; i++) {
         json_t *o = json_array_get(mem, (size_t)i);
         const char *want = bt_archive_member_name(i);
         if (!json_is_object(o) || json_object_size(o) != 3)

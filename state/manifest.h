@@ -13,17 +13,19 @@
 #include <stdint.h>
 
 typedef struct {
+    int version;             /* format_version: 0 when building means BT_ARCHIVE_VERSION */
     int64_t step;
     char *baton_version;     /* heap */
     char *fingerprint_json;  /* heap, compact JSON object */
-    uint64_t size[BT_M_COUNT - 1];     /* every member but the manifest, archive order */
+    uint64_t size[BT_M_COUNT - 1];     /* every member but the manifest, archive order (the
+                                          first bt_archive_members_of_version(version) used) */
     char sha256[BT_M_COUNT - 1][65];   /* lowercase hex */
 } bt_manifest;
 
 /* Canonical text (heap, NUL-terminated) with "manifest_sha256" filled in. */
 int bt_manifest_build(const bt_manifest *m, char **text, size_t *len);
 /* Strict parse of text (len bytes, need not be NUL-terminated): the format
- * name, version 1, exactly the known keys, the six members in order with
+ * name, version 1 or 2, exactly the known keys, the version's members in order with
  * sizes and 64-hex hashes, and a matching manifest_sha256. label names the
  * archive in errors. On success fills *m (free with bt_manifest_free). */
 int bt_manifest_parse(const char *text, size_t len, const char *label, bt_manifest *m);

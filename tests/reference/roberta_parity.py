@@ -132,17 +132,18 @@ def write_tokenizer(path, sst2):
     return tok
 
 
-def run_tiny_job(baton, work, path):
-    """`baton run` of a two-row classify job on the model at path: the
-    completed process and the data file."""
+def run_tiny_job(baton, work, path, rows="good\t1\nbad\t0\n", train="", out="out", job=""):
+    """`baton run` of a tiny classify job on the model at path (rows: the
+    TSV's lines after its header; train and job: extra [train] and [job]
+    lines): the completed process and the data file."""
     data = os.path.join(work, "train.tsv")
     with open(data, "w") as fh:
-        fh.write("sentence\tlabel\ngood\t1\nbad\t0\n")
-    job = os.path.join(work, "job.ini")
-    with open(job, "w") as fh:
-        fh.write("[model]\npath = %s\n[data]\ntrain = %s\n[job]\noutput_dir = %s\n"
-                 % (path, data, os.path.join(work, "out")))
-    return subprocess.run([baton, "run", job], capture_output=True, text=True), data
+        fh.write("sentence\tlabel\n" + rows)
+    job_path = os.path.join(work, "job.ini")
+    with open(job_path, "w") as fh:
+        fh.write("[model]\npath = %s\n[data]\ntrain = %s\nmax_seq_len = 16\n[job]\noutput_dir = %s\n%s\n[train]\n%s\n"
+                 % (path, data, os.path.join(work, out), job, train))
+    return subprocess.run([baton, "run", job_path], capture_output=True, text=True), data
 
 
 def predict_case(baton, work, name, path, tok, cls):
@@ -157,15 +158,20 @@ def predict_case(baton, work, name, path, tok, cls):
 
 
 def cli_case(baton, work, path, family="roberta"):
-    """`baton inspect-model` names the family's head; `baton run` refuses to
-    train it (archives are BERT-only) with exit 78 and a message saying so."""
+    """`baton inspect-model` names the family's head and says it trains;
+    `baton run` trains a sequence classifier of it (exit 0; the training
+    itself is proven by test_roberta_distilbert_train.sh) and refuses task =
+    token_classify with exit 78 naming the task and model_type."""
     r = subprocess.run([baton, "inspect-model", path], capture_output=True, text=True)
     head = "classifier.dense, classifier.out_proj" if family == "roberta" else "pre_classifier, classifier"
     ok = r.returncode == 0 and ("model_type %s," % family) in r.stdout and \
         ("classification head (%s) yes" % head) in r.stdout and \
-        "support: predict (sequence classification)" in r.stdout
-    r2, data = run_tiny_job(baton, work, path)
-    ok2 = r2.returncode == 78 and "cannot fine-tune it yet" in r2.stderr
+        "support: train (classify), predict, export (sequence classification)" in r.stdout
+    rows = "good\t1\nbad\t0\nmeh\t2\n"  # the models' 3 labels
+    r2, data = run_tiny_job(baton, work, path, rows, "max_steps = 2", "out-" + family)
+    ok2 = r2.returncode == 0
+    r4, _ = run_tiny_job(baton, work, path, rows, "max_steps = 2", "out-" + family, "task = token_classify")
+    ok2 = ok2 and r4.returncode == 78 and ('task = token_classify with model_type "%s"' % family) in r4.stderr
     # a token classifier of the family: refused, never predicted through a fresh sequence head
     import json
     import shutil
@@ -178,8 +184,9 @@ def cli_case(baton, work, path, family="roberta"):
         json.dump(cfg, fh)
     r3 = subprocess.run([baton, "predict", tc, "--input", data], capture_output=True, text=True)
     ok2 = ok2 and r3.returncode == 78 and "is a token classifier" in r3.stderr
-    print("%-5s %-26s inspect-model exit %d; run exit %d: %s" % ("ok" if ok and ok2 else "FAIL", "cli (%s)" % family,
-                                                                r.returncode, r2.returncode, r2.stderr.strip()))
+    print("%-5s %-26s inspect-model exit %d; run exit %d%s; token_classify: exit %d: %s"
+          % ("ok" if ok and ok2 else "FAIL", "cli (%s)" % family, r.returncode, r2.returncode,
+             (" (" + r2.stderr.strip()[-300:] + ")") if r2.returncode else "", r4.returncode, r4.stderr.strip()))
     print("      token classifier: predict exit %d: %s" % (r3.returncode, r3.stderr.strip()))
     return ok and ok2, 0.0
 

@@ -76,7 +76,7 @@ static void load_ref(ref_archive *r, const char *path)
     for (int i = 0; i < BT_M_COUNT; i++) {
         const uint8_t *m = bt_archive_member(a, bt_archive_member_name(i), &r->mlen[i]);
         r->member[i] = bt_xmalloc(r->mlen[i] + 1);
-        memcpy(r->member[i], m, r->mlen[i]);
+        if (r->mlen[i]) memcpy(r->member[i], m, r->mlen[i]);
     }
     bt_archive_close(a);
 }
@@ -185,6 +185,9 @@ static void snapshot_of(const bt_archive *a, bt_st_file **m, bt_st_file **o, bt_
     *s = (bt_snapshot){.model = e, .n_model = nm, .optim = e + nm, .n_optim = no,
                        .trainer_json = bt_archive_text(a, BT_M_TRAINER), .job_ini = bt_archive_text(a, BT_M_JOB),
                        .config_json = bt_archive_text(a, BT_M_CONFIG), .vocab_txt = bt_archive_text(a, BT_M_VOCAB),
+                       .tokenizer_json = bt_archive_text(a, BT_M_TOKJSON),
+                       .tokenizer_config_json = bt_archive_text(a, BT_M_TOKCONFIG),
+                       .special_tokens_map_json = bt_archive_text(a, BT_M_SPECIAL),
                        .fingerprint_json = bt_archive_fingerprint_json(a), .step = bt_archive_step(a),
                        .baton_version = bt_archive_baton_version(a)};
 }

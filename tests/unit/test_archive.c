@@ -95,7 +95,7 @@ static void test_roundtrip(void **state)
     pclose(p);
     free(cmd);
     assert_string_equal(line, "model.safetensors optimizer.safetensors trainer.json job.ini config.json vocab.txt "
-                              "MANIFEST.json ");
+                              "tokenizer.json tokenizer_config.json special_tokens_map.json MANIFEST.json ");
     /* deterministic bytes: the same snapshot committed elsewhere is identical */
     char *dir2 = fx_tmpdir("ar-rt2");
     char path2[4096];
@@ -179,7 +179,9 @@ static void build_tar(const char *path, const hent *e, size_t n, int gzip)
 }
 
 static const char *M[] = {"model.safetensors", "optimizer.safetensors", "trainer.json", "job.ini",
-                          "config.json", "vocab.txt", "MANIFEST.json"};
+                          "config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                          "special_tokens_map.json", "MANIFEST.json"};
+#define NM 10 /* members of a format-2 archive, MANIFEST.json (M[NM - 1]) included */
 
 static void expect_refused(const char *path, const char *needle, const char *cwd_dir)
 {
@@ -206,89 +208,89 @@ static void test_hostile(void **state)
     assert_int_equal(bt_archive_commit(dir, &f.s, path, sizeof path), 0);
     assert_int_equal(bt_archive_read(path, NULL, NULL, &g_base), 0);
     char *t = bt_xasprintf("%s/h.tar", dir);
-    hent e[9];
-    for (int i = 0; i < 7; i++) e[i] = (hent){.name = M[i], .from = M[i]};
+    hent e[NM + 2];
+    for (int i = 0; i < NM; i++) e[i] = (hent){.name = M[i], .from = M[i]};
 
     /* the hand-built copy itself is accepted (so the refusals below are the tweaks) */
-    build_tar(t, e, 7, 0);
+    build_tar(t, e, NM, 0);
     assert_int_equal(bt_archive_read(t, NULL, NULL, NULL), 0);
 
     static const char *bad_names[] = {"../model.safetensors", "/etc/passwd", "sub/model.safetensors", "..", "a/../b"};
     for (size_t k = 0; k < sizeof bad_names / sizeof *bad_names; k++) {
-        hent x[8];
-        memcpy(x, e, sizeof(hent) * 7);
-        x[7] = (hent){.name = bad_names[k], .data = "x", .len = 1};
-        build_tar(t, x, 8, 0);
+        hent x[NM + 1];
+        memcpy(x, e, sizeof(hent) * NM);
+        x[NM] = (hent){.name = bad_names[k], .data = "x", .len = 1};
+        build_tar(t, x, NM + 1, 0);
         expect_refused(t, "has a path", cwd);
         /* and as the first entry */
         x[0] = (hent){.name = bad_names[k], .from = M[0]};
-        build_tar(t, x, 7, 0);
+        build_tar(t, x, NM, 0);
         expect_refused(t, "has a path", cwd);
     }
-    hent x[9];
-    memcpy(x, e, sizeof(hent) * 7);
+    hent x[NM + 2];
+    memcpy(x, e, sizeof(hent) * NM);
     x[0] = (hent){.name = M[0], .type = AE_IFLNK, .link = "/etc/passwd"};
-    build_tar(t, x, 7, 0);
+    build_tar(t, x, NM, 0);
     expect_refused(t, "symbolic link", cwd);
     x[0] = (hent){.name = M[0], .type = AE_IFCHR};
-    build_tar(t, x, 7, 0);
+    build_tar(t, x, NM, 0);
     expect_refused(t, "character device", cwd);
     x[0] = (hent){.name = M[0], .type = AE_IFDIR};
-    build_tar(t, x, 7, 0);
+    build_tar(t, x, NM, 0);
     expect_refused(t, "directory", cwd);
     x[0] = (hent){.name = M[0], .type = AE_IFIFO};
-    build_tar(t, x, 7, 0);
+    build_tar(t, x, NM, 0);
     expect_refused(t, "FIFO", cwd);
-    memcpy(x, e, sizeof(hent) * 7);
-    x[7] = (hent){.name = "vocab.txt", .link = "config.json"};
-    build_tar(t, x, 8, 0);
+    memcpy(x, e, sizeof(hent) * NM);
+    x[NM] = (hent){.name = "vocab.txt", .link = "config.json"};
+    build_tar(t, x, NM + 1, 0);
     expect_refused(t, "vocab.txt", cwd);
     /* duplicate, unknown, missing */
-    memcpy(x, e, sizeof(hent) * 7);
-    x[7] = (hent){.name = "trainer.json", .from = "trainer.json"};
-    build_tar(t, x, 8, 0);
+    memcpy(x, e, sizeof(hent) * NM);
+    x[NM] = (hent){.name = "trainer.json", .from = "trainer.json"};
+    build_tar(t, x, NM + 1, 0);
     expect_refused(t, "appears twice", cwd);
-    x[7] = (hent){.name = "evil.sh", .data = "rm -rf /\n", .len = 9};
-    build_tar(t, x, 8, 0);
+    x[NM] = (hent){.name = "evil.sh", .data = "rm -rf /\n", .len = 9};
+    build_tar(t, x, NM + 1, 0);
     expect_refused(t, "unknown member 'evil.sh'", cwd);
-    memcpy(x, e, sizeof(hent) * 7);
-    x[5] = x[6];
-    build_tar(t, x, 6, 0);
+    memcpy(x, e, sizeof(hent) * NM);
+    memmove(x + 5, x + 6, sizeof(hent) * (NM - 6));
+    build_tar(t, x, NM - 1, 0);
     expect_refused(t, "member vocab.txt is missing", cwd);
     /* hash mismatch: same size, other bytes */
     size_t vl;
     const uint8_t *vb = bt_archive_member(g_base, "vocab.txt", &vl);
     char *v2 = bt_xstrndup((const char *)vb, vl);
     v2[0] ^= 1;
-    memcpy(x, e, sizeof(hent) * 7);
+    memcpy(x, e, sizeof(hent) * NM);
     x[5] = (hent){.name = "vocab.txt", .data = v2, .len = vl};
-    build_tar(t, x, 7, 0);
+    build_tar(t, x, NM, 0);
     expect_refused(t, "vocab.txt: SHA-256 mismatch", cwd);
     x[5] = (hent){.name = "vocab.txt", .data = v2, .len = vl - 1};
-    build_tar(t, x, 7, 0);
+    build_tar(t, x, NM, 0);
     expect_refused(t, "MANIFEST.json says", cwd);
     free(v2);
     /* unknown format version */
     size_t ml;
     const char *mb = (const char *)bt_archive_member(g_base, "MANIFEST.json", &ml);
     char *m2 = bt_xstrndup(mb, ml);
-    char *pv = strstr(m2, "\"format_version\": 1");
+    char *pv = strstr(m2, "\"format_version\": 2");
     assert_non_null(pv);
-    pv[strlen("\"format_version\": ")] = '2';
-    memcpy(x, e, sizeof(hent) * 7);
-    x[6] = (hent){.name = "MANIFEST.json", .data = m2, .len = ml};
-    build_tar(t, x, 7, 0);
-    expect_refused(t, "unknown format version 2", cwd);
+    pv[strlen("\"format_version\": ")] = '3';
+    memcpy(x, e, sizeof(hent) * NM);
+    x[NM - 1] = (hent){.name = "MANIFEST.json", .data = m2, .len = ml};
+    build_tar(t, x, NM, 0);
+    expect_refused(t, "unknown format version 3", cwd);
     /* an edited manifest (step changed) fails its self-hash */
     memcpy(m2, mb, ml);
     char *ps = strstr(m2, "\"step\": 5");
     assert_non_null(ps);
     ps[strlen("\"step\": ")] = '6';
-    build_tar(t, x, 7, 0);
+    build_tar(t, x, NM, 0);
     expect_refused(t, "manifest is damaged", cwd);
     free(m2);
     /* gzip-compressed tar: refused, never inflated */
-    build_tar(t, e, 7, 1);
+    build_tar(t, e, NM, 1);
     expect_refused(t, "gzip-compressed", cwd);
     /* compressed input whose first 512 bytes also pass as a tar header (CI met
      * a gzip stream that did): refused by its magic before libarchive parses it */
@@ -323,7 +325,7 @@ static void test_hostile(void **state)
     {
         size_t tl;
         char *tb;
-        build_tar(t, e, 7, 0);
+        build_tar(t, e, NM, 0);
         assert_int_equal(bt_read_file(t, 1u << 30, &tb, &tl), 0);
         unsigned char *h = (unsigned char *)tb;
         memset(h + 124, 0, 12);
@@ -388,7 +390,7 @@ static void test_manifest_strict(void **state)
 {
     (void)state;
     bt_manifest m = {.step = 3, .baton_version = "v", .fingerprint_json = "{\"a\": 1}"};
-    for (int i = 0; i < 6; i++) memset(m.sha256[i], 'a', 64), m.sha256[i][64] = 0, m.size[i] = (uint64_t)i;
+    for (int i = 0; i < BT_M_COUNT - 1; i++) memset(m.sha256[i], 'a', 64), m.sha256[i][64] = 0, m.size[i] = (uint64_t)i;
     char *t;
     size_t n;
     assert_int_equal(bt_manifest_build(&m, &t, &n), 0);
@@ -564,6 +566,76 @@ static void test_discovery(void **state)
     free(root);
 }
 
+/* Format 2 carries the tokenizer files; format-1 archives (no tokenizer
+ * members) stay readable; each version's member set is exact. */
+static void test_format_versions(void **state)
+{
+    (void)state;
+    char *dir = fx_tmpdir("ar-ver");
+    fx_snap f;
+    fx_make(&f, 9, 64, 5);
+    f.s.tokenizer_json = "{\"model\": {\"type\": \"BPE\"}}";
+    f.s.tokenizer_config_json = "{\"model_max_length\": 38}";
+    char path[4096];
+    assert_int_equal(bt_archive_commit(dir, &f.s, path, sizeof path), 0);
+    bt_archive *a;
+    assert_int_equal(bt_archive_read(path, NULL, NULL, &a), 0);
+    assert_int_equal(bt_archive_format_version(a), 2);
+    assert_string_equal(bt_archive_text(a, BT_M_TOKJSON), f.s.tokenizer_json);
+    assert_string_equal(bt_archive_text(a, BT_M_TOKCONFIG), f.s.tokenizer_config_json);
+    assert_string_equal(bt_archive_text(a, BT_M_SPECIAL), "");
+    assert_non_null(strstr(bt_archive_manifest_json(a), "\"format_version\": 2"));
+    bt_archive_close(a);
+    /* a format-1 writer refuses tokenizer members; without them it writes the old layout */
+    f.s.format_version = 1;
+    assert_int_equal(bt_archive_commit(dir, &f.s, path, sizeof path), BT_EINTERNAL);
+    f.s.tokenizer_json = f.s.tokenizer_config_json = NULL;
+    char *d1 = bt_xasprintf("%s/v1", dir), *d2 = bt_xasprintf("%s/v2", dir);
+    assert_int_equal(bt_archive_commit(d1, &f.s, path, sizeof path), 0);
+    assert_int_equal(bt_archive_read(path, NULL, NULL, &a), 0);
+    assert_int_equal(bt_archive_format_version(a), 1);
+    assert_string_equal(bt_archive_text(a, BT_M_TOKJSON), "");
+    assert_int_equal(bt_archive_member_size(a, BT_M_TOKJSON), 0);
+    assert_non_null(strstr(bt_archive_manifest_json(a), "\"format_version\": 1"));
+    assert_null(strstr(bt_archive_manifest_json(a), "tokenizer.json"));
+    g_base = a;
+    /* format 1 with a tokenizer member, format 2 without one: refused */
+    char *t = bt_xasprintf("%s/v.tar", dir);
+    hent e[8];
+    for (int i = 0; i < 6; i++) e[i] = (hent){.name = M[i], .from = M[i]};
+    e[6] = (hent){.name = "tokenizer.json", .data = "{}", .len = 2};
+    e[7] = (hent){.name = "MANIFEST.json", .from = "MANIFEST.json"};
+    build_tar(t, e, 8, 0);
+    assert_int_equal(bt_archive_read(t, NULL, NULL, NULL), BT_EDATA);
+    assert_msg_has("tokenizer.json is present in an archive of format version 1");
+    e[6] = e[7];
+    build_tar(t, e, 7, 0);
+    assert_int_equal(bt_archive_read(t, NULL, NULL, NULL), 0);
+    bt_archive_close(a);
+    g_base = NULL;
+    assert_int_equal(bt_archive_read(path, NULL, NULL, &a), 0); /* unchanged */
+    bt_archive_close(a);
+    char p9[4096];
+    f.s.format_version = 0;
+    assert_int_equal(bt_archive_commit(d2, &f.s, p9, sizeof p9), 0);
+    assert_int_equal(bt_archive_read(p9, NULL, NULL, &g_base), 0);
+    hent e2[9];
+    for (int i = 0; i < 7; i++) e2[i] = (hent){.name = M[i], .from = M[i]}; /* no tokenizer_config.json */
+    e2[7] = (hent){.name = M[8], .from = M[8]};
+    e2[8] = (hent){.name = "MANIFEST.json", .from = "MANIFEST.json"};
+    build_tar(t, e2, 9, 0);
+    assert_int_equal(bt_archive_read(t, NULL, NULL, NULL), BT_EDATA);
+    assert_msg_has("tokenizer_config.json is missing in an archive of format version 2");
+    bt_archive_close(g_base);
+    g_base = NULL;
+    free(t);
+    free(d1);
+    free(d2);
+    fx_free(&f);
+    fx_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -571,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_fingerprint),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_manifest_strict),
+        cmocka_unit_test(test_format_versions),
         cmocka_unit_test(test_retention_and_stale),
         cmocka_unit_test(test_discovery),
     };

@@ -18,6 +18,11 @@
  *       MEMBER:NAME:dtype=DT   the dtype relabelled (DT of the same size: I32)
  *       MEMBER:NAME:drop       the tensor removed
  *       MEMBER:hdrlen=N        the safetensors header-length field set to N
+ *       fingerprint.KEY=JSON   a field of MANIFEST.json's job fingerprint
+ *                              ("fingerprint.KEY=-" removes it)
+ *       format=1               written as format version 1 (no tokenizer
+ *                              members; they must be empty): an archive of
+ *                              the baton before archives carried tokenizers
  *     MEMBER is model (model.safetensors) or optim (optimizer.safetensors).
  *     Not a test itself: it never judges, it only forges.
  */
@@ -42,6 +47,7 @@ typedef struct {
     int64_t step;
     char *fingerprint;
     char *version;
+    int format; /* format_version of the archive read (kept) */
 } forge;
 
 static void forge_free(forge *f)
@@ -60,11 +66,12 @@ static int forge_load(forge *f, const char *path)
         fprintf(stderr, "forge: %s: %s\n", path, bt_errmsg());
         return 1;
     }
+    f->format = bt_archive_format_version(a);
     for (int i = 0; i < BT_M_COUNT - 1; i++) {
         size_t n;
         const uint8_t *p = bt_archive_member(a, bt_archive_member_name(i), &n);
         f->data[i] = bt_xmalloc(n + 1);
-        memcpy(f->data[i], p, n);
+        if (n) memcpy(f->data[i], p, n);
         f->data[i][n] = 0;
         f->len[i] = n;
     }
@@ -211,8 +218,29 @@ static int edit_tensors(forge *f, int id, const char *spec)
     return 0;
 }
 
+/* fingerprint.KEY=JSON: the manifest's fingerprint, kept as compact JSON text */
+static int edit_fingerprint(forge *f, const char *kv)
+{
+    forge g = {0};
+    g.data[BT_M_TRAINER] = (uint8_t *)f->fingerprint;
+    g.len[BT_M_TRAINER] = strlen(f->fingerprint);
+    int rc = edit_json(&g, BT_M_TRAINER, kv);
+    f->fingerprint = (char *)g.data[BT_M_TRAINER];
+    return rc;
+}
+
 static int forge_edit(forge *f, const char *ed)
 {
+    if (!strncmp(ed, "fingerprint.", 12)) return edit_fingerprint(f, ed + 12);
+    if (!strcmp(ed, "format=1")) {
+        for (int i = bt_archive_members_of_version(1); i < BT_M_MANIFEST; i++)
+            if (f->len[i]) {
+                fprintf(stderr, "forge: format=1: %s is not empty\n", bt_archive_member_name(i));
+                return 1;
+            }
+        f->format = 1;
+        return 0;
+    }
     if (!strncmp(ed, "trainer.", 8)) return edit_json(f, BT_M_TRAINER, ed + 8);
     if (!strncmp(ed, "config.", 7)) return edit_json(f, BT_M_CONFIG, ed + 7);
     if (!strncmp(ed, "model:", 6)) return edit_tensors(f, BT_M_MODEL, ed + 6);
@@ -250,8 +278,10 @@ static int put_member(struct archive *ar, const char *name, const void *data, si
 /* OUT (+ OUT.sha256): the members, a manifest with their sizes and hashes. */
 static int forge_write(const forge *f, const char *out)
 {
-    bt_manifest m = {.step = f->step, .baton_version = f->version, .fingerprint_json = f->fingerprint};
-    for (int i = 0; i < BT_M_COUNT - 1; i++) {
+    bt_manifest m = {.version = f->format, .step = f->step, .baton_version = f->version,
+                     .fingerprint_json = f->fingerprint};
+    int nm = bt_archive_members_of_version(f->format);
+    for (int i = 0; i < nm; i++) {
         uint8_t d[32];
         bt_sha256(f->data[i], f->len[i], d);
         bt_sha256_hex(d, m.sha256[i]);
@@ -266,7 +296,7 @@ static int forge_write(const forge *f, const char *out)
     int rc = archive_write_set_format_pax_restricted(ar) != ARCHIVE_OK ||
              archive_write_set_bytes_per_block(ar, 0) != ARCHIVE_OK ||
              archive_write_open2(ar, &w, NULL, w_cb, NULL, NULL) != ARCHIVE_OK;
-    for (int i = 0; i < BT_M_COUNT - 1 && !rc; i++)
+    for (int i = 0; i < nm && !rc; i++)
         rc = put_member(ar, bt_archive_member_name(i), f->data[i], f->len[i]);
     if (!rc) rc = put_member(ar, "MANIFEST.json", mtext, mlen);
     if (archive_write_close(ar) != ARCHIVE_OK) rc = 1;
