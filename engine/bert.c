@@ -9,8 +9,9 @@
  * H heads, Dh = D/H, I intermediate, V vocab, C labels, L layers.
  *
  * Forward (post-LN, as HF BertModel):
- *   e      = word[ids] + pos[s] + type[tt]                  [N,D]  (emb_h)
+ *   e      = word[ids] + pos[s] + type[tt]                  [N,E]  (emb_h; E = D but for ELECTRA)
  *   x0     = dropout(LN(e))                                  [N,D]
+ *            ELECTRA with E != D: x0 = dropout(LN(e)) Wproj^T + bproj (embx [N,E])
  *   per layer l, x = x_l:
  *     qkv  = x Wqkv^T + bqkv                                 [N,3D] = [B,S,3,H,Dh]
  *     ctx  = attention(qkv, mask)  (probs saved)             [N,D]
@@ -99,6 +100,8 @@ struct bt_bert {
     float *params, *grads;
 
     size_t o_word, o_pos, o_type, o_eg, o_eb;
+    int has_proj;     /* ELECTRA, embedding_size != hidden_size: embeddings_project [D,E] + [D] */
+    size_t o_jw, o_jb;
     int has_pos, has_type; /* absolute position / token-type tables (DistilBERT: no types; DeBERTa: per config) */
     size_t o_rel, o_rg, o_rb; /* DeBERTa: encoder.rel_embeddings [2k,D], encoder.LayerNorm (when rel_norm) */
     layer_off *lo;
@@ -114,7 +117,10 @@ struct bt_bert {
     size_t arena_bytes;
     int32_t *ids, *pos, *tt, *mask, *rows, *lab, *mrows; /* [N] each ([B] rows) */
     float *targ;      /* [B,C] */
-    float *emb_h, *emb_mean, *emb_rstd; /* [N,D], [N], [N] */
+    float *emb_h, *emb_mean, *emb_rstd; /* [N,E], [N], [N] */
+    float *embx;      /* has_proj: [N,E] the embeddings' LayerNorm + dropout, embeddings_project's input */
+    void *embr;       /* has_proj, 16-bit: [N,E] rdt cast of embx */
+    float *demb, *demb2; /* has_proj, training: [N,E] d(embx), d(e) */
     float *ztype, *dztype; /* DistilBERT: [1,D] zero token-type row and its discarded gradient (no parameter) */
     int32_t *relidx;  /* DeBERTa: [2 max_S - 1] rel_embeddings row of delta = i - j + max_S - 1 */
     float *reln, *rel_mean, *rel_rstd; /* DeBERTa: [2k,D] LayerNorm'ed rel_embeddings, [2k] statistics */
@@ -180,23 +186,31 @@ static size_t add_param(bt_bert *m, size_t *cursor, int ndim, int64_t s0, int64_
 
 static size_t align_up(size_t x) { return (x + ALIGNF - 1) / ALIGNF * ALIGNF; }
 
+/* E: the embedding tables' width (ELECTRA's embedding_size; D otherwise). */
+static int64_t emb_width(const bt_bert_config *c) { return c->emb > 0 ? c->emb : c->hidden; }
+
 static void build_table(bt_bert *m)
 {
     const bt_bert_config *c = &m->cfg;
-    int64_t V = c->vocab, D = c->hidden, I = c->inter, P = c->max_pos, T = c->type_vocab;
+    int64_t V = c->vocab, D = c->hidden, I = c->inter, P = c->max_pos, T = c->type_vocab, E = emb_width(c);
     size_t cur = 0;
 #define ALIGN() (cur = align_up(cur))
-    m->o_word = add_param(m, &cur, 2, V, D, BT_PART_EMBED, 0, "embeddings.word_embeddings.weight"); ALIGN();
+    m->o_word = add_param(m, &cur, 2, V, E, BT_PART_EMBED, 0, "embeddings.word_embeddings.weight"); ALIGN();
     m->has_pos = c->abs_pos; /* DeBERTa-v3: none */
     m->has_type = c->family != BT_FAMILY_DISTILBERT && T > 0; /* DistilBERT: none; DeBERTa: type_vocab_size 0 */
     if (m->has_pos) {
-        m->o_pos = add_param(m, &cur, 2, P, D, BT_PART_EMBED, 0, "embeddings.position_embeddings.weight"); ALIGN();
+        m->o_pos = add_param(m, &cur, 2, P, E, BT_PART_EMBED, 0, "embeddings.position_embeddings.weight"); ALIGN();
     }
     if (m->has_type) {
-        m->o_type = add_param(m, &cur, 2, T, D, BT_PART_EMBED, 0, "embeddings.token_type_embeddings.weight"); ALIGN();
+        m->o_type = add_param(m, &cur, 2, T, E, BT_PART_EMBED, 0, "embeddings.token_type_embeddings.weight"); ALIGN();
     }
-    m->o_eg = add_param(m, &cur, 1, D, 0, BT_PART_EMBED, 1, "embeddings.LayerNorm.weight"); ALIGN();
-    m->o_eb = add_param(m, &cur, 1, D, 0, BT_PART_EMBED, 1, "embeddings.LayerNorm.bias"); ALIGN();
+    m->o_eg = add_param(m, &cur, 1, E, 0, BT_PART_EMBED, 1, "embeddings.LayerNorm.weight"); ALIGN();
+    m->o_eb = add_param(m, &cur, 1, E, 0, BT_PART_EMBED, 1, "embeddings.LayerNorm.bias"); ALIGN();
+    m->has_proj = E != D;
+    if (m->has_proj) { /* ELECTRA's embeddings_project: trained, frozen and decayed with the embeddings */
+        m->o_jw = add_param(m, &cur, 2, D, E, BT_PART_EMBED, 0, "embeddings_project.weight"); ALIGN();
+        m->o_jb = add_param(m, &cur, 1, D, 0, BT_PART_EMBED, 1, "embeddings_project.bias"); ALIGN();
+    }
     if (c->family == BT_FAMILY_DEBERTA) { /* shared by every layer; frozen with the embeddings */
         m->o_rel = add_param(m, &cur, 2, 2 * (int64_t)c->rel_span, D, BT_PART_EMBED, 0, "encoder.rel_embeddings.weight");
         ALIGN();
@@ -274,7 +288,13 @@ static void layout_arena(bt_bert *m, bump *b)
     m->ids = TAKEI(b, N); m->pos = TAKEI(b, N); m->tt = TAKEI(b, N); m->mask = TAKEI(b, N);
     m->rows = TAKEI(b, Bm); m->lab = TAKEI(b, N); m->mrows = TAKEI(b, N);
     m->targ = TAKEF(b, Bm * C);
-    m->emb_h = TAKEF(b, N * D); m->emb_mean = TAKEF(b, N); m->emb_rstd = TAKEF(b, N);
+    size_t E = (size_t)emb_width(&m->cfg);
+    m->emb_h = TAKEF(b, N * E); m->emb_mean = TAKEF(b, N); m->emb_rstd = TAKEF(b, N);
+    if (m->has_proj) {
+        m->embx = TAKEF(b, N * E);
+        if (m->rdt != BT_F32) m->embr = TAKER(b, N * E);
+        if (m->training) { m->demb = TAKEF(b, N * E); m->demb2 = TAKEF(b, N * E); }
+    }
     if (m->cfg.family == BT_FAMILY_DISTILBERT) { m->ztype = TAKEF(b, D); m->dztype = TAKEF(b, D); }
     size_t K2 = 2 * (size_t)m->cfg.rel_span, deb = m->cfg.family == BT_FAMILY_DEBERTA;
     if (deb) {
@@ -817,7 +837,8 @@ static int stage_batch(bt_bert *m, const bt_batch *b, int need_labels)
                        m->task == BT_TASK_MLM ? "masked-LM" : "token-classification");
     int B = b->n, N = B * S, C = m->C;
     int pad = c->pad_id >= 0 ? c->pad_id : 0, roberta = c->family == BT_FAMILY_ROBERTA,
-        types = c->family == BT_FAMILY_BERT || (c->family == BT_FAMILY_DEBERTA && m->has_type); /* else all 0 */
+        types = c->family == BT_FAMILY_BERT || c->family == BT_FAMILY_ELECTRA ||
+                (c->family == BT_FAMILY_DEBERTA && m->has_type); /* else all 0 */
     m->nm = 0;
     for (int i = 0; i < B; i++) {
         m->h_rows[i] = i * S;
@@ -983,10 +1004,11 @@ static void layer_forward(bt_bert *m, int l, int train, uint32_t step, uint32_t 
 }
 
 /* The activation after the pooler's dense layer: BERT's pooler and RoBERTa's
- * head tanh, DistilBERT's pre_classifier ReLU. */
+ * head tanh, DistilBERT's pre_classifier ReLU, ELECTRA's head GELU. */
 static int head_act(const bt_bert *m)
 {
     if (m->cfg.family == BT_FAMILY_DEBERTA) return m->cfg.pooler_act; /* ContextPooler: pooler_hidden_act */
+    if (m->cfg.family == BT_FAMILY_ELECTRA) return BT_ACT_GELU_ERF;   /* ElectraClassificationHead: "gelu" */
     return m->cfg.family == BT_FAMILY_DISTILBERT ? BT_ACT_RELU : BT_ACT_TANH;
 }
 
@@ -1015,24 +1037,30 @@ static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
     float ph = train ? c->p_hidden : 0.0f;
     refresh_weights(m);
 
+    int64_t E = emb_width(c);
+    float *ex = m->has_proj ? m->embx : m->x[0]; /* the embeddings' output, [N,E] */
     bt_tensor ids = I1(m, m->ids, N), pos = I1(m, m->pos, N), tt = I1(m, m->tt, N);
-    bt_tensor wv = V2(m, P(m, m->o_word), c->vocab, D), wp = V2(m, P(m, m->o_pos), c->max_pos, D),
-              wt = V2(m, m->ztype ? m->ztype : P(m, m->o_type), c->type_vocab, D);
-    bt_tensor e = V2(m, m->emb_h, N, D), x0 = V2(m, m->x[0], N, D);
-    bt_tensor eg = V1(m, P(m, m->o_eg), D), eb = V1(m, P(m, m->o_eb), D);
+    bt_tensor wv = V2(m, P(m, m->o_word), c->vocab, E), wp = V2(m, P(m, m->o_pos), c->max_pos, E),
+              wt = V2(m, m->ztype ? m->ztype : P(m, m->o_type), c->type_vocab, E);
+    bt_tensor e = V2(m, m->emb_h, N, E), x0 = V2(m, ex, N, E);
+    bt_tensor eg = V1(m, P(m, m->o_eg), E), eb = V1(m, P(m, m->o_eb), E);
     bt_tensor em = V1(m, m->emb_mean, N), er = V1(m, m->emb_rstd, N);
     be->embed_fwd(be, &ids, &pos, &tt, &wv, m->has_pos ? &wp : NULL, m->has_type || m->ztype ? &wt : NULL, &e);
     if (c->family == BT_FAMILY_DEBERTA) rel_embed_forward(m);
     be->layernorm_fwd(be, &e, NULL, &eg, &eb, c->ln_eps, &x0, &em, &er, NULL);
-    dropout(m, m->x[0], m->x[0], N * D, BT_F32, ph, dkey(m, step, micro, 0, BT_SITE_EMBED));
+    dropout(m, ex, ex, N * E, BT_F32, ph, dkey(m, step, micro, 0, BT_SITE_EMBED));
+    if (m->has_proj) /* ELECTRA: x0 = embeddings_project(dropout(LN(e))), F32 (the residual stream) */
+        linear(m, gemm_in(m, m->embx, N * E, m->embr), N, E, W(m, m->o_jw), P(m, m->o_jb), D, m->x[0], BT_F32,
+               BT_EPI_NONE, NULL);
     for (int l = 0; l < c->layers; l++) layer_forward(m, l, train, step, micro);
     float *xL = m->x[c->layers];
     int64_t C = m->C;
     if (m->task == BT_TASK_SEQ_CLS) {
         bt_tensor src = V2(m, xL, N, D), rows = I1(m, m->rows, B), cls = V2(m, m->cls, B, D);
         be->gather_rows(be, &src, &rows, &cls);
-        if (c->family == BT_FAMILY_ROBERTA || c->family == BT_FAMILY_DEBERTA) /* dropout before the dense:
-                                         RobertaClassificationHead (classifier dropout), ContextPooler (pooler_dropout) */
+        if (c->family == BT_FAMILY_ROBERTA || c->family == BT_FAMILY_DEBERTA || c->family == BT_FAMILY_ELECTRA)
+            /* dropout before the dense: RobertaClassificationHead and ElectraClassificationHead (classifier
+             * dropout), ContextPooler (pooler_dropout) */
             dropout(m, m->cls, m->cls, B * D, BT_F32,
                     train ? (c->family == BT_FAMILY_DEBERTA ? c->p_pooler : c->p_classifier) : 0.0f,
                     dkey(m, step, micro, 0, BT_SITE_HEAD_IN));
@@ -1200,6 +1228,18 @@ static void recompute_layer(bt_bert *m, int l, uint32_t step, uint32_t micro)
     else attention_forward(m, l, 1, step, micro);
 }
 
+/* ELECTRA's embeddings_project from dX = d(x0) [N,D] F32: its weight and bias
+ * gradients, and demb = d(embx) [N,E] F32. A 16-bit GEMM reads dX cast into
+ * dP (free here), as the layers' output projections read their gradients. */
+static void project_backward(bt_bert *m)
+{
+    int64_t N = (int64_t)m->B * m->S, D = m->cfg.hidden, E = emb_width(&m->cfg);
+    void *dy = m->dX;
+    if (m->rdt != BT_F32) dy = gemm_in(m, m->dX, N * D, m->dP);
+    linear_wgrad(m, dy, N, D, m->embr ? m->embr : (void *)m->embx, E, G(m, m->o_jw), G(m, m->o_jb));
+    linear_dgrad(m, dy, N, D, W(m, m->o_jw), E, m->demb, BT_F32, 0.0f);
+}
+
 /* Encoder (and embeddings) backward from dX = d(x_L), top down; stops where
  * nothing below is trainable. */
 static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
@@ -1207,7 +1247,6 @@ static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
     bt_backend *be = m->be;
     const bt_bert_config *c = &m->cfg;
     int64_t N = (int64_t)m->B * m->S, D = c->hidden;
-    bt_tensor dX = V2(m, m->dX, N, D);
     if (m->drel) be->memset0(be, m->drel, 2 * (size_t)c->rel_span * (size_t)D * sizeof(float));
     for (int l = c->layers - 1; l >= 0; l--) {
         int below = !m->freeze_emb || l > m->freeze_layers; /* a trainable part under layer l */
@@ -1217,19 +1256,23 @@ static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
     }
     if (m->freeze_emb) return;
     if (m->drel) rel_embed_backward(m);
-    dropout(m, m->dX, m->dX, N * D, BT_F32, c->p_hidden, dkey(m, step, micro, 0, BT_SITE_EMBED));
-    bt_tensor e = V2(m, m->emb_h, N, D), eg = V1(m, P(m, m->o_eg), D);
-    bt_tensor em = V1(m, m->emb_mean, N), er = V1(m, m->emb_rstd, N), dH = V2(m, m->dH, N, D);
-    bt_tensor deg = V1(m, G(m, m->o_eg), D), deb = V1(m, G(m, m->o_eb), D);
-    be->layernorm_bwd(be, &e, &dX, &eg, &em, &er, &dH, &deg, &deb);
+    int64_t E = emb_width(c);
+    float *dex = m->dX, *dh = m->dH; /* d(the embeddings' output) and d(e), [N,E] */
+    if (m->has_proj) project_backward(m);
+    if (m->has_proj) dex = m->demb, dh = m->demb2;
+    dropout(m, dex, dex, N * E, BT_F32, c->p_hidden, dkey(m, step, micro, 0, BT_SITE_EMBED));
+    bt_tensor e = V2(m, m->emb_h, N, E), eg = V1(m, P(m, m->o_eg), E), dEx = V2(m, dex, N, E);
+    bt_tensor em = V1(m, m->emb_mean, N), er = V1(m, m->emb_rstd, N), dH = V2(m, dh, N, E);
+    bt_tensor deg = V1(m, G(m, m->o_eg), E), deb = V1(m, G(m, m->o_eb), E);
+    be->layernorm_bwd(be, &e, &dEx, &eg, &em, &er, &dH, &deg, &deb);
     bt_tensor ids = I1(m, m->ids, N), pos = I1(m, m->pos, N), tt = I1(m, m->tt, N);
-    bt_tensor dw = V2(m, G(m, m->o_word), c->vocab, D), dp = V2(m, G(m, m->o_pos), c->max_pos, D),
-              dt = V2(m, m->dztype ? m->dztype : G(m, m->o_type), c->type_vocab, D);
+    bt_tensor dw = V2(m, G(m, m->o_word), c->vocab, E), dp = V2(m, G(m, m->o_pos), c->max_pos, E),
+              dt = V2(m, m->dztype ? m->dztype : G(m, m->o_type), c->type_vocab, E);
     be->embed_bwd(be, &ids, &pos, &tt, &dH, c->pad_id, &dw, m->has_pos ? &dp : NULL, m->has_type || m->dztype ? &dt : NULL);
     /* RoBERTa's position table is nn.Embedding(padding_idx = pad): row pad (the
      * position of pad ids) gets no gradient, in any micro-batch */
     if (c->family == BT_FAMILY_ROBERTA)
-        be->memset0(be, G(m, m->o_pos) + (size_t)c->pad_id * (size_t)D, (size_t)D * sizeof(float));
+        be->memset0(be, G(m, m->o_pos) + (size_t)c->pad_id * (size_t)E, (size_t)E * sizeof(float));
 }
 
 /* SEQ_CLS from dB1 = d(pooled) [B,D] (rdt): tanh (DistilBERT's ReLU), pooler, [CLS] rows -> dX, encoder. */
@@ -1243,7 +1286,7 @@ static void backward_from_pooled(bt_bert *m, uint32_t step, uint32_t micro)
     /* the pooler's input as its forward GEMM read it (clsr: the forward's cast) */
     linear_wgrad(m, m->dB2, B, D, m->clsr ? m->clsr : (void *)m->cls, D, G(m, m->o_pw), G(m, m->o_pb));
     linear_dgrad(m, m->dB2, B, D, W(m, m->o_pw), D, m->dB3, BT_F32, 0.0f);
-    if (m->cfg.family == BT_FAMILY_ROBERTA)
+    if (m->cfg.family == BT_FAMILY_ROBERTA || m->cfg.family == BT_FAMILY_ELECTRA)
         dropout(m, m->dB3, m->dB3, B * D, BT_F32, m->cfg.p_classifier, dkey(m, step, micro, 0, BT_SITE_HEAD_IN));
     be->memset0(be, m->dX, (size_t)N * D * sizeof(float));
     bt_tensor d3 = V2(m, m->dB3, B, D), rows = I1(m, m->rows, B);

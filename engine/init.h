@@ -27,6 +27,7 @@ enum { BT_LOSS_AUTO = 0, BT_LOSS_SINGLE = 1, BT_LOSS_MULTI = 2, BT_LOSS_REGRESSI
 typedef struct {
     int vocab;          /* V */
     int hidden;         /* D */
+    int emb;            /* E: width of the embedding tables (ELECTRA's embedding_size; D for the others) */
     int layers;         /* L */
     int heads;          /* H, D % H == 0 */
     int inter;          /* I */
@@ -66,7 +67,8 @@ typedef struct {
  *           ignored), no dropout after the attention's out_lin, and the head
  *           pre_classifier -> ReLU -> dropout -> classifier on [CLS]
  *           (canonical pooler.dense.* / classifier.*). */
-enum { BT_FAMILY_BERT = 0, BT_FAMILY_ROBERTA = 1, BT_FAMILY_DISTILBERT = 2, BT_FAMILY_DEBERTA = 3 };
+enum { BT_FAMILY_BERT = 0, BT_FAMILY_ROBERTA = 1, BT_FAMILY_DISTILBERT = 2, BT_FAMILY_DEBERTA = 3,
+       BT_FAMILY_ELECTRA = 4 };
 /*  DEBERTA  "deberta-v2" (DeBERTa-v2 and v3): word (+ position when
  *           position_biased_input, + token type when type_vocab_size > 0)
  *           embeddings -> LayerNorm; disentangled attention in every layer
@@ -75,7 +77,13 @@ enum { BT_FAMILY_BERT = 0, BT_FAMILY_ROBERTA = 1, BT_FAMILY_DISTILBERT = 2, BT_F
  *           layer's query/key weights; scale 1/sqrt(Dh * (1 + #pos_att_type));
  *           kernels/backend.h rel_attention_*); the ContextPooler head:
  *           dropout -> dense -> pooler_hidden_act -> dropout -> classifier
- *           on [CLS] (canonical pooler.dense.* / classifier.*). */
+ *           on [CLS] (canonical pooler.dense.* / classifier.*).
+ *  ELECTRA  "electra" (discriminators): BERT's encoder and embeddings, the
+ *           tables E = embedding_size wide (LayerNorm over E), then, when E !=
+ *           D, embeddings_project (Linear E -> D) after the embeddings'
+ *           dropout; ElectraClassificationHead on [CLS]: dropout -> dense ->
+ *           GELU (erf) -> dropout -> out_proj (canonical pooler.dense.* /
+ *           classifier.*, as RoBERTa's). */
 /* The relative-position bucket of delta = i - j (query i, key j) for
  * span k = c->rel_span: HF's make_log_bucket_position when rel_buckets > 0,
  * else delta itself; then the row of rel_embeddings, clamp(bucket + k, 0, 2k-1). */

@@ -55,6 +55,7 @@ int bt_model_family(const char *model_type)
     if (!strcmp(model_type, "roberta") || !strcmp(model_type, "xlm-roberta")) return BT_FAMILY_ROBERTA;
     if (!strcmp(model_type, "distilbert")) return BT_FAMILY_DISTILBERT;
     if (!strcmp(model_type, "deberta-v2")) return BT_FAMILY_DEBERTA;
+    if (!strcmp(model_type, "electra")) return BT_FAMILY_ELECTRA;
     return -1;
 }
 
@@ -64,6 +65,7 @@ const char *bt_model_type_arch(const char *model_type, const char *head, char *b
                          : !strcmp(model_type, "roberta")           ? "Roberta"
                          : !strcmp(model_type, "xlm-roberta")       ? "XLMRoberta"
                          : !strcmp(model_type, "distilbert")        ? "DistilBert"
+                         : !strcmp(model_type, "electra")           ? "Electra"
                                                                     : NULL;
     if (!prefix || !head) return NULL;
     int n = snprintf(buf, cap, "%sFor%s", prefix, head);
@@ -461,7 +463,8 @@ static int parse_root(bt_model_config *c, json_t *root, const char *label)
     if (s && bt_model_family(s) < 0)
         return bt_fail(BT_ECONFIG, "%s: model_type \"%s\" is not supported; baton reads model_type %s "
                        "(e.g. bert-base-uncased, all-MiniLM-L6-v2, roberta-base, xlm-roberta-base, distilbert-base-uncased, "
-                       "microsoft/deberta-v3-base); not yet: electra (docs/model-directories.md)", label, s,
+                       "microsoft/deberta-v3-base, google/electra-base-discriminator); others are not read yet "
+                       "(docs/model-directories.md)", label, s,
                        BT_SUPPORTED_MODEL_TYPES);
     c->model_type = bt_xstrdup(s ? s : "bert");
     int fam = bt_model_family(c->model_type);
@@ -470,6 +473,11 @@ static int parse_root(bt_model_config *c, json_t *root, const char *label)
          : fam == BT_FAMILY_DEBERTA  ? parse_deberta_sizes(c, root, label)
                                      : parse_bert_sizes(c, root, label);
     if (rc) return rc;
+    c->embedding_size = c->hidden_size;
+    /* ElectraConfig: the embedding tables are embedding_size wide (its default 128) */
+    if (fam == BT_FAMILY_ELECTRA &&
+        (rc = get_int(root, label, "embedding_size", 128, 1, 65536, &c->embedding_size)))
+        return rc;
 
     if ((rc = get_string(root, label, "problem_type", &s))) return rc;
     c->problem_type = BT_PROBLEM_NONE;

@@ -28,6 +28,8 @@ typedef enum {
 typedef struct bt_model_config {
     int vocab_size;              /* V */
     int hidden_size;             /* D */
+    int embedding_size;          /* E: ELECTRA's embedding width (embeddings_project E -> D when they
+                                    differ); hidden_size for the other families */
     int num_hidden_layers;
     int num_attention_heads;     /* H; D % H == 0 */
     int intermediate_size;       /* I */
@@ -46,7 +48,8 @@ typedef struct bt_model_config {
     char **labels;               /* [num_labels] id -> label (always filled: LABEL_i by default) */
     bt_problem_type problem_type;
     char *architecture;          /* architectures[0], or NULL */
-    char *model_type;            /* "bert", "roberta", "xlm-roberta", "distilbert" or "deberta-v2" (bt_model_family) */
+    char *model_type;            /* "bert", "roberta", "xlm-roberta", "distilbert", "deberta-v2" or "electra"
+                                    (bt_model_family) */
 
     /* DeBERTa-v2/v3 (model_type "deberta-v2"; zero / unused for the others) */
     int position_biased_input;   /* 1: an absolute position table is added (HF default true; v3: false) */
@@ -70,11 +73,12 @@ int bt_model_family(const char *model_type);
 /* The architecture name (config.json's architectures[0]) of a head of
  * model_type's family, into buf: head "SequenceClassification" gives
  * "BertForSequenceClassification", "RobertaForSequenceClassification",
- * "XLMRobertaForSequenceClassification" or "DistilBertForSequenceClassification"
+ * "XLMRobertaForSequenceClassification", "DistilBertForSequenceClassification" or
+ * "ElectraForSequenceClassification"
  * (model_type NULL: "bert"). NULL for a model_type baton does not train
  * (deberta-v2: predicted, not trained yet). */
 const char *bt_model_type_arch(const char *model_type, const char *head, char *buf, size_t cap);
-#define BT_SUPPORTED_MODEL_TYPES "\"bert\", \"roberta\", \"xlm-roberta\", \"distilbert\", \"deberta-v2\""
+#define BT_SUPPORTED_MODEL_TYPES "\"bert\", \"roberta\", \"xlm-roberta\", \"distilbert\", \"deberta-v2\", \"electra\""
 
 /* Parses and validates path (a config.json). BT_ENOINPUT missing, BT_ECONFIG
  * invalid (message names the file and key). On failure *c is zeroed. */

@@ -65,6 +65,8 @@ static const char *const fixed_names[] = {
     "encoder.rel_embeddings.weight", /* DeBERTa-v2/v3 */
     "encoder.LayerNorm.weight",
     "encoder.LayerNorm.bias",
+    "embeddings_project.weight", /* ELECTRA, when embedding_size != hidden_size */
+    "embeddings_project.bias",
 };
 
 static int is_canonical(const char *s)
@@ -103,6 +105,33 @@ static int roberta_name(const char *hf_name, char *buf, size_t bufsz, const char
     }
     if (starts_with(s, "classifier.") || starts_with(s, "cls.")) { /* BERT head names: not RoBERTa's */
         snprintf(buf, bufsz, "%s", s);
+        return BT_NAME_UNKNOWN;
+    }
+    *rest = s;
+    return -1;
+}
+
+/* ELECTRA spellings (ElectraModel, ElectraForSequenceClassification, the
+ * discriminator and generator checkpoints): "electra." prefix, BERT's layer
+ * names, embeddings_project; ElectraClassificationHead's classifier.dense ->
+ * pooler.dense and classifier.out_proj -> classifier (as RoBERTa's); the
+ * pre-training heads (discriminator_predictions.*, generator_predictions.*,
+ * generator_lm_head.*) are unused by a sequence classifier: ignored. */
+static int electra_name(const char *hf_name, char *buf, size_t bufsz, const char **rest)
+{
+    const char *s = hf_name;
+    if (starts_with(s, "electra.")) s += strlen("electra.");
+    if (starts_with(s, "discriminator_predictions.") || starts_with(s, "generator_predictions.") ||
+        starts_with(s, "generator_lm_head.") || !strcmp(s, "embeddings.token_type_ids")) {
+        snprintf(buf, bufsz, "%s", s);
+        return BT_NAME_IGNORED;
+    }
+    if (starts_with(s, "classifier.dense.") || starts_with(s, "classifier.out_proj.")) {
+        const char *r;
+        return roberta_name(s, buf, bufsz, &r); /* the same head names */
+    }
+    if (starts_with(s, "classifier.") || starts_with(s, "cls.") || starts_with(s, "pooler.")) {
+        snprintf(buf, bufsz, "%s", s); /* BERT head names: not ELECTRA's */
         return BT_NAME_UNKNOWN;
     }
     *rest = s;
@@ -201,8 +230,9 @@ int bt_canonical_name_family(const char *hf_name, int family, char *buf, size_t 
     }
     const char *s = hf_name;
     if (bufsz) buf[0] = '\0';
-    if (family == BT_FAMILY_ROBERTA) {
-        int k = roberta_name(hf_name, buf, bufsz, &s);
+    if (family == BT_FAMILY_ROBERTA || family == BT_FAMILY_ELECTRA) {
+        int k = family == BT_FAMILY_ROBERTA ? roberta_name(hf_name, buf, bufsz, &s)
+                                            : electra_name(hf_name, buf, bufsz, &s);
         if (k >= 0) return k;
     }
     if (family == BT_FAMILY_BERT && starts_with(s, "bert.")) s += 5;
@@ -257,6 +287,20 @@ static const char *roberta_hf_name(const char *canonical, char *buf, size_t bufs
     return n < 0 || (size_t)n >= bufsz ? NULL : buf;
 }
 
+static const char *electra_hf_name(const char *canonical, char *buf, size_t bufsz)
+{
+    int n;
+    if (starts_with(canonical, "pooler.dense."))
+        n = snprintf(buf, bufsz, "classifier.dense.%s", canonical + strlen("pooler.dense."));
+    else if (starts_with(canonical, "classifier."))
+        n = snprintf(buf, bufsz, "classifier.out_proj.%s", canonical + strlen("classifier."));
+    else if (starts_with(canonical, "embeddings") || starts_with(canonical, "encoder."))
+        n = snprintf(buf, bufsz, "electra.%s", canonical); /* embeddings.*, embeddings_project.* */
+    else
+        return NULL;
+    return n < 0 || (size_t)n >= bufsz ? NULL : buf;
+}
+
 static const char *distil_hf_name(const char *canonical, char *buf, size_t bufsz)
 {
     int n = -1;
@@ -302,6 +346,7 @@ const char *bt_hf_name(const char *canonical, const char *arch, char *buf, size_
     int prefix = 0;
     if (arch && !strcmp(arch, "DebertaV2ForSequenceClassification")) return deberta_hf_name(canonical, buf, bufsz);
     if (arch && !strcmp(arch, "DistilBertForSequenceClassification")) return distil_hf_name(canonical, buf, bufsz);
+    if (arch && !strcmp(arch, "ElectraForSequenceClassification")) return electra_hf_name(canonical, buf, bufsz);
     for (size_t i = 0; arch && i < sizeof roberta_archs / sizeof *roberta_archs; i++)
         if (!strcmp(arch, roberta_archs[i])) return roberta_hf_name(canonical, buf, bufsz);
     if (arch && strcmp(arch, "BertModel")) {
@@ -547,17 +592,21 @@ static void add(bt_param_load *p, size_t *n, int optional, int ndim, int64_t d0,
 bt_param_load *bt_bert_param_list(const struct bt_model_config *c, unsigned heads, size_t *count)
 {
     int64_t V = c->vocab_size, D = c->hidden_size, I = c->intermediate_size, P = c->max_position_embeddings,
-            T = c->type_vocab_size, L = c->num_labels;
-    size_t cap = 5 + 16 * (size_t)c->num_hidden_layers + 3 + 2 + 2 + 5, n = 0;
+            T = c->type_vocab_size, L = c->num_labels, E = c->embedding_size > 0 ? c->embedding_size : D;
+    size_t cap = 5 + 2 + 16 * (size_t)c->num_hidden_layers + 3 + 2 + 2 + 5, n = 0;
     bt_param_load *p = bt_xcalloc(cap, sizeof *p);
     int fam = bt_model_family(c->model_type);
-    add(p, &n, 0, 2, V, D, "embeddings.word_embeddings.weight");
+    add(p, &n, 0, 2, V, E, "embeddings.word_embeddings.weight");
     if (fam != BT_FAMILY_DEBERTA || c->position_biased_input) /* DeBERTa-v3: no absolute positions */
-        add(p, &n, 0, 2, P, D, "embeddings.position_embeddings.weight");
+        add(p, &n, 0, 2, P, E, "embeddings.position_embeddings.weight");
     /* DistilBERT has no token types; DeBERTa when type_vocab_size is 0 */
-    if (fam != BT_FAMILY_DISTILBERT && T > 0) add(p, &n, 0, 2, T, D, "embeddings.token_type_embeddings.weight");
-    add(p, &n, 0, 1, D, 0, "embeddings.LayerNorm.weight");
-    add(p, &n, 0, 1, D, 0, "embeddings.LayerNorm.bias");
+    if (fam != BT_FAMILY_DISTILBERT && T > 0) add(p, &n, 0, 2, T, E, "embeddings.token_type_embeddings.weight");
+    add(p, &n, 0, 1, E, 0, "embeddings.LayerNorm.weight");
+    add(p, &n, 0, 1, E, 0, "embeddings.LayerNorm.bias");
+    if (E != D) { /* ELECTRA's embeddings_project */
+        add(p, &n, 0, 2, D, E, "embeddings_project.weight");
+        add(p, &n, 0, 1, D, 0, "embeddings_project.bias");
+    }
     for (int l = 0; l < c->num_hidden_layers; l++) {
         static const char *qkv[] = {"query", "key", "value"};
         for (int k = 0; k < 3; k++) {

@@ -94,7 +94,10 @@ int bt_canonical_name(const char *hf_name, char *buf, size_t bufsz);
  * DeBERTa-v2/v3: "deberta." prefix, attention.self.{query,key,value}_proj ->
  * {query,key,value}; encoder.rel_embeddings.weight [2k,D] and
  * encoder.LayerNorm.* are canonical names of their own; pooler.dense.* and
- * classifier.* as BERT's; cls.*, lm_predictions.*, mask_predictions.* ignored. */
+ * classifier.* as BERT's; cls.*, lm_predictions.*, mask_predictions.* ignored.
+ * ELECTRA: "electra." prefix, BERT's layer names, embeddings_project.* (a
+ * canonical name of its own), the head as RoBERTa's; discriminator_predictions.*,
+ * generator_predictions.* and generator_lm_head.* ignored. */
 int bt_canonical_name_family(const char *hf_name, int family, char *buf, size_t bufsz);
 /* bt_load_hf_weights_st with the family's spellings. */
 int bt_load_hf_weights_family(const bt_st_file *f, int family, bt_param_load *params, size_t n);

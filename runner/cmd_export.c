@@ -135,10 +135,13 @@ static json_t *export_tokenizer_config(json_t *config, json_t *trainer)
     json_object_del(config, "do_lower_case");
     json_object_del(config, BT_TOKENIZER_CONFIG_KEY);
     json_t *tok = json_object();
-    /* DistilBERT's tokenizer is BERT's without token types (its model takes none) */
+    /* DistilBERT's tokenizer is BERT's without token types (its model takes none);
+     * ELECTRA's is BERT's under its own class name */
     const char *mt = json_string_value(json_object_get(config, "model_type"));
     json_object_set_new(tok, "tokenizer_class",
-                        json_string(mt && !strcmp(mt, "distilbert") ? "DistilBertTokenizer" : "BertTokenizer"));
+                        json_string(mt && !strcmp(mt, "distilbert") ? "DistilBertTokenizer"
+                                    : mt && !strcmp(mt, "electra")  ? "ElectraTokenizer"
+                                                                    : "BertTokenizer"));
     json_object_set_new(tok, "do_lower_case", json_boolean(lower));
     /* HF: null means "as do_lower_case"; written only when it differs */
     json_object_set_new(tok, "strip_accents", strip == lower ? json_null() : json_boolean(strip));

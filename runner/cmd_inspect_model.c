@@ -58,6 +58,9 @@ static void print_config(const char *dir, const bt_model_config *c)
     printf("  num_attention_heads      %d (head size %d)\n", c->num_attention_heads,
            c->hidden_size / c->num_attention_heads);
     printf("  intermediate_size        %d\n", c->intermediate_size);
+    if (bt_model_family(c->model_type) == BT_FAMILY_ELECTRA)
+        printf("  embedding_size           %d%s\n", c->embedding_size,
+               c->embedding_size != c->hidden_size ? " (embeddings_project to hidden_size)" : "");
     printf("  hidden_act               %s\n", bt_activation_name(c->hidden_act));
     printf("  max_position_embeddings  %d\n", c->max_position_embeddings);
     printf("  type_vocab_size          %d\n", c->type_vocab_size);
@@ -98,7 +101,8 @@ static const char *shape_text(const bt_st_tensor *t, char *buf, size_t sz)
 static const char *head_names(int family)
 {
     switch (family) {
-    case BT_FAMILY_ROBERTA: return "classifier.dense, classifier.out_proj";
+    case BT_FAMILY_ROBERTA: /* and ElectraClassificationHead */
+    case BT_FAMILY_ELECTRA: return "classifier.dense, classifier.out_proj";
     case BT_FAMILY_DISTILBERT: return "pre_classifier, classifier";
     default: return "pooler.dense, classifier"; /* DeBERTa's ContextPooler */
     }

@@ -189,7 +189,7 @@ static int read_rows(bt_text_data *d, bt_task_state *t)
 int bt_text_load(bt_text_data *d, bt_task_state *t, const bt_task_env *env, const char *whole)
 {
     d->job = env->job;
-    /* issue 22 hook: pair type ids for BERT only (RoBERTa/XLM-R one type, DistilBERT none): -1 matches no id */
+    /* issue 22 hook: pair type ids for BERT and ELECTRA only (RoBERTa/XLM-R one type, DistilBERT none): -1 matches no id */
     d->sep = bt_run_pair_types(env->mcfg) ? bt_tokenizer_special_ids(env->tok).sep : -1;
     int rc = read_rows(d, t);
     if (!rc) rc = tokenize_dataset(d, env, &d->train, whole, "train");

@@ -9,6 +9,7 @@ test_roberta_distilbert_train.sh, which runs baton (and its kill/resume) between
       on SST-2: roberta_parity's and distilbert_parity's writers), WORK/train.tsv
       (24 sentence pairs and labels) and WORK/in.txt (lines to predict).
   python3 family_train.py check FAMILY WORK
+      (electra_parity.py check runs it for ELECTRA, with its names)
       a Transformers loop on the same batches (the 24 pairs are one optimizer
       step: batch 8 x grad_accum 3, so the data order inside a step does not
       matter): AdamW with baton's decay rule, linear warmup, clipping;
@@ -99,7 +100,7 @@ def rel(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 
 
-def check(family, work):
+def check(family, work, model_type=None):
     from safetensors.numpy import load_file
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     ok = True
@@ -147,7 +148,7 @@ def check(family, work):
     ref = np.array(ref)
     pred = np.array([[float(x) for x in ln.split("\t")] for ln in open(os.path.join(work, family + "-pred.tsv"))])
     e = rel(pred, ref) if pred.shape == ref.shape else float("inf")
-    eok = e <= TOL_EXPORT and tok.model_max_length == MAX_LEN and cfg["model_type"] == family
+    eok = e <= TOL_EXPORT and tok.model_max_length == MAX_LEN and cfg["model_type"] == (model_type or family)
     ok &= eok
     print("%-5s %-10s export -> %s + %s: %d lines (pairs too), logits within %.1e of baton predict; "
           "model_max_length %d" % ("ok" if eok else "FAIL", family, cfg["architectures"][0], type(tok).__name__,

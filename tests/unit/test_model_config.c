@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "engine/init.h"
 #include "engine/model_config.h"
 #include "util/err.h"
 #include "util/file.h"
@@ -175,7 +176,8 @@ static void test_invalid(void **state)
             "\"pos_att_type\":\"p2c|p2p\"}", "pos_att_type \"p2p\" is not supported");
     refused("{\"model_type\":\"deberta-v2\",\"relative_attention\":true,\"share_att_key\":true,"
             "\"position_buckets\":256,\"max_relative_positions\":100}", "position_buckets 256 needs");
-    refused("{\"model_type\":\"electra\"}", "model_type \"electra\" is not supported");
+    refused("{\"model_type\":\"funnel\"}", "\"deberta-v2\", \"electra\" (e.g.");
+    refused("{\"model_type\":\"electra\",\"embedding_size\":0}", "\"embedding_size\" is 0");
     refused("{\"model_type\":\"distilbert\",\"sinusoidal_pos_embds\":true}", "sinusoidal_pos_embds is true");
     refused("{\"model_type\":\"distilbert\",\"dim\":100,\"n_heads\":3}", "dim 100 is not a multiple of n_heads 3");
     refused("{\"position_embedding_type\":\"relative_key\"}", "position_embedding_type \"relative_key\"");
@@ -217,6 +219,31 @@ static void test_deberta(void **state)
     assert_true(c.rel_c2p && !c.rel_p2c && !c.rel_norm && c.position_biased_input);
     assert_true(fabs(c.classifier_dropout - 0.3) < 1e-6);
     bt_model_config_free(&c);
+}
+
+/* ElectraConfig: BERT's keys plus embedding_size (its default 128); the
+ * other families' embedding width is hidden_size */
+static void test_electra(void **state)
+{
+    (void)state;
+    bt_model_config c;
+    assert_int_equal(parse("{\"model_type\":\"electra\",\"hidden_size\":256,\"num_attention_heads\":4,"
+                           "\"embedding_size\":128,\"type_vocab_size\":2}", &c), 0);
+    assert_string_equal(c.model_type, "electra");
+    assert_int_equal(bt_model_family(c.model_type), BT_FAMILY_ELECTRA);
+    assert_int_equal(c.embedding_size, 128);
+    assert_int_equal(c.hidden_size, 256);
+    assert_int_equal(c.type_vocab_size, 2);
+    bt_model_config_free(&c);
+    assert_int_equal(parse("{\"model_type\":\"electra\",\"hidden_size\":768}", &c), 0);
+    assert_int_equal(c.embedding_size, 128); /* ElectraConfig's default */
+    bt_model_config_free(&c);
+    assert_int_equal(parse("{\"model_type\":\"bert\",\"hidden_size\":384,\"embedding_size\":128}", &c), 0);
+    assert_int_equal(c.embedding_size, 384); /* not a BertConfig key */
+    bt_model_config_free(&c);
+    char buf[64];
+    assert_string_equal(bt_model_type_arch("electra", "SequenceClassification", buf, sizeof buf),
+                        "ElectraForSequenceClassification");
 }
 
 static void test_export(void **state)
@@ -375,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_labels),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_deberta),
+        cmocka_unit_test(test_electra),
         cmocka_unit_test(test_export),
         cmocka_unit_test(test_inference),
         cmocka_unit_test(test_columns),

@@ -156,6 +156,39 @@ static void test_deberta_names(void **state)
     assert_null(bt_hf_name("cls.predictions.bias", "DebertaV2ForSequenceClassification", b, sizeof b));
 }
 
+static void test_electra_names(void **state)
+{
+    (void)state;
+    static const struct { const char *in, *out; int kind; } cases[] = {
+        {"electra.embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight", BT_NAME_CANONICAL},
+        {"electra.embeddings.LayerNorm.bias", "embeddings.LayerNorm.bias", BT_NAME_CANONICAL},
+        {"electra.embeddings_project.weight", "embeddings_project.weight", BT_NAME_CANONICAL},
+        {"electra.embeddings_project.bias", "embeddings_project.bias", BT_NAME_CANONICAL},
+        {"electra.encoder.layer.1.attention.self.key.bias", "encoder.layer.1.attention.self.key.bias", BT_NAME_CANONICAL},
+        {"electra.encoder.layer.0.output.LayerNorm.weight", "encoder.layer.0.output.LayerNorm.weight", BT_NAME_CANONICAL},
+        {"classifier.dense.weight", "pooler.dense.weight", BT_NAME_CANONICAL},
+        {"classifier.out_proj.bias", "classifier.bias", BT_NAME_CANONICAL},
+        {"electra.embeddings.position_ids", "embeddings.position_ids", BT_NAME_IGNORED},
+        {"discriminator_predictions.dense.weight", "discriminator_predictions.dense.weight", BT_NAME_IGNORED},
+        {"generator_lm_head.bias", "generator_lm_head.bias", BT_NAME_IGNORED},
+        {"classifier.weight", "classifier.weight", BT_NAME_UNKNOWN},
+        {"electra.pooler.dense.weight", "pooler.dense.weight", BT_NAME_UNKNOWN},
+    };
+    char b[256];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int k = bt_canonical_name_family(cases[i].in, BT_FAMILY_ELECTRA, b, sizeof b);
+        if (k != cases[i].kind || strcmp(b, cases[i].out)) {
+            fprintf(stderr, "%s -> %d '%s', want %d '%s'\n", cases[i].in, k, b, cases[i].kind, cases[i].out);
+            fail();
+        }
+        if (k != BT_NAME_CANONICAL) continue;
+        char back[256]; /* export names: the inverse */
+        assert_non_null(bt_hf_name(b, "ElectraForSequenceClassification", back, sizeof back));
+        assert_string_equal(back, cases[i].in);
+    }
+    assert_null(bt_hf_name("cls.predictions.bias", "ElectraForSequenceClassification", b, sizeof b));
+}
+
 static void test_hf_names(void **state)
 {
     (void)state;
@@ -495,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_roberta_names),
         cmocka_unit_test(test_distilbert_names),
         cmocka_unit_test(test_deberta_names),
+        cmocka_unit_test(test_electra_names),
         cmocka_unit_test_setup_teardown(test_schemes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_misshaped, setup, teardown),
     };
