@@ -13,7 +13,7 @@
 #    the same batches (family_train.py);
 #  - the same job killed (SIGTERM, SIGKILL, SIGKILL mid-commit) and resumed
 #    again and again ends with model.safetensors byte-identical to the
-#    uninterrupted run;
+#    uninterrupted run; with [train] dropout = 0.1 too (v3-like);
 #  - archives carry tokenizer.json (format 2); `baton export` writes
 #    DeBERTa's tensor names (deberta.*, *_proj) and the tokenizer files, which
 #    Transformers reloads (AutoModelForSequenceClassification + AutoTokenizer)
@@ -36,6 +36,25 @@ REF=$(cd "$(dirname "$0")" && pwd)
 for fam in debv3 debv2; do
     train_family $fam
 done
+
+# with dropout (hidden, attention probabilities, relative embeddings, pooler,
+# classifier): killed and resumed, still byte-identical (the masks are keyed
+# by seed, step, micro-batch, layer and site)
+family_job "$T/drop-ref.ini" debv3 drop-ref-out "[train]
+dropout = 0.1"
+family_job "$T/drop.ini" debv3 drop-out "[train]
+dropout = 0.1"
+brun "$T/drop-ref.log" run "$T/drop-ref.ini"
+expect_rc 0 "$T/drop-ref.log" "debv3 with dropout: uninterrupted run"
+drop_sha=$(member_sha "$(newest_archive "$T/drop-ref-out")")
+[ "$drop_sha" != "$(member_sha "$(newest_archive "$T/debv3-ref-out")")" ] ||
+    fail "dropout = 0.1 trained the same weights as dropout 0"
+interrupt_runs "$T/drop.ini" "$T/drop-out" 3 "$T/drop.log"
+run_to_end "$T/drop.ini" "$T/drop.log"
+sha=$(member_sha "$(newest_archive "$T/drop-out")")
+[ "$sha" = "$drop_sha" ] || fail "debv3 with dropout: after $INTS interrupts the weights are $sha, the " \
+    "uninterrupted run's $drop_sha"
+note "debv3 with dropout 0.1: $INTS interrupts ($TERMS SIGTERM, $KILLS SIGKILL, $COMMIT_KILLS mid-commit): = uninterrupted"
 
 # baton eval of the job's archive: the training rows scored (no eval split)
 "$BATON" eval "$T/debv3-ref.ini" -s data.eval="$T/train.tsv" >"$T/eval.log" 2>"$T/eval.err" ||
