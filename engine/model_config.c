@@ -66,6 +66,7 @@ const char *bt_model_type_arch(const char *model_type, const char *head, char *b
                          : !strcmp(model_type, "xlm-roberta")       ? "XLMRoberta"
                          : !strcmp(model_type, "distilbert")        ? "DistilBert"
                          : !strcmp(model_type, "electra")           ? "Electra"
+                         : !strcmp(model_type, "deberta-v2")        ? "DebertaV2"
                                                                     : NULL;
     if (!prefix || !head) return NULL;
     int n = snprintf(buf, cap, "%sFor%s", prefix, head);

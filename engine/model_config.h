@@ -73,10 +73,9 @@ int bt_model_family(const char *model_type);
 /* The architecture name (config.json's architectures[0]) of a head of
  * model_type's family, into buf: head "SequenceClassification" gives
  * "BertForSequenceClassification", "RobertaForSequenceClassification",
- * "XLMRobertaForSequenceClassification", "DistilBertForSequenceClassification" or
- * "ElectraForSequenceClassification"
- * (model_type NULL: "bert"). NULL for a model_type baton does not train
- * (deberta-v2: predicted, not trained yet). */
+ * "XLMRobertaForSequenceClassification", "DistilBertForSequenceClassification",
+ * "DebertaV2ForSequenceClassification" or "ElectraForSequenceClassification"
+ * (model_type NULL: "bert"). NULL for a model_type baton does not read. */
 const char *bt_model_type_arch(const char *model_type, const char *head, char *buf, size_t cap);
 #define BT_SUPPORTED_MODEL_TYPES "\"bert\", \"roberta\", \"xlm-roberta\", \"distilbert\", \"deberta-v2\", \"electra\""
 

@@ -151,7 +151,8 @@ void bt_tensor_set_free(bt_tensor_set *s);
 /* HF class name whose tensor names a snapshot of the model's task and family
  * (BT_FAMILY_* of engine/init.h) uses: "BertForSequenceClassification", ...,
  * "RobertaForSequenceClassification" (RoBERTa and XLM-R name tensors alike),
- * "DistilBertForSequenceClassification", "ElectraForSequenceClassification". */
+ * "DistilBertForSequenceClassification", "DebertaV2ForSequenceClassification",
+ * "ElectraForSequenceClassification". */
 const char *bt_task_arch(bt_task task, int family);
 
 /* Restores weights (HF or canonical names; every parameter required) and,

@@ -29,7 +29,7 @@ typedef struct {
 
 static const char *const kind_names[BT_FAULT_COUNT] = {
     "none", "matmul", "attention", "attention_bwd", "layernorm", "layernorm_bwd", "gelu",
-    "embed", "embed_bwd", "xent", "dropout", "adamw", "sum_squares", "noise",
+    "embed", "embed_bwd", "xent", "dropout", "adamw", "sum_squares", "noise", "rel_attention", "rel_attention_bwd",
 };
 
 const char *bt_fault_name(bt_fault_kind k)
@@ -206,6 +206,24 @@ static void w_attn_bwd(bt_backend *be, const bt_tensor *qkv, const bt_tensor *ma
     hit(f, BT_FAULT_ATTENTION_BWD, 1, dqkv);
 }
 
+static void w_rel_fwd(bt_backend *be, const bt_tensor *qkv, const bt_tensor *pos, const bt_tensor *relidx,
+                      const bt_tensor *mask, const bt_rel_attn *a, bt_tensor *ctx, bt_tensor *probs)
+{
+    fault_be *f = F(be);
+    f->inner->rel_attention_fwd(f->inner, qkv, pos, relidx, mask, a, ctx, probs);
+    hit(f, BT_FAULT_REL_ATTENTION, 1, ctx);
+}
+
+static void w_rel_bwd(bt_backend *be, const bt_tensor *qkv, const bt_tensor *pos, const bt_tensor *relidx,
+                      const bt_tensor *mask, const bt_rel_attn *a, const bt_tensor *probs, const bt_tensor *dctx,
+                      bt_tensor *dqkv, bt_tensor *dpos)
+{
+    fault_be *f = F(be);
+    f->inner->rel_attention_bwd(f->inner, qkv, pos, relidx, mask, a, probs, dctx, dqkv, dpos);
+    hit(f, BT_FAULT_REL_ATTENTION_BWD, 1, dqkv);
+    hit(f, BT_FAULT_REL_ATTENTION_BWD, 1, dpos);
+}
+
 static void w_embed_fwd(bt_backend *be, const bt_tensor *ids, const bt_tensor *pos_ids, const bt_tensor *type_ids,
                         const bt_tensor *word, const bt_tensor *pos, const bt_tensor *type, bt_tensor *out)
 {
@@ -320,12 +338,16 @@ bt_backend *bt_backend_fault_wrap(bt_backend *inner, const bt_fault_spec *spec)
     case BT_FAULT_DROPOUT: f->be.dropout = w_dropout; break;
     case BT_FAULT_ADAMW: f->be.adamw = w_adamw; break;
     case BT_FAULT_SUM_SQUARES: f->be.sum_squares = w_sum_squares; break;
+    case BT_FAULT_REL_ATTENTION: f->be.rel_attention_fwd = inner->rel_attention_fwd ? w_rel_fwd : NULL; break;
+    case BT_FAULT_REL_ATTENTION_BWD: f->be.rel_attention_bwd = inner->rel_attention_bwd ? w_rel_bwd : NULL; break;
     case BT_FAULT_NOISE:
         f->be.matmul = w_matmul;
         f->be.attention_fwd = w_attn_fwd;
         f->be.attention_bwd = w_attn_bwd;
         f->be.layernorm_fwd = w_ln_fwd;
         f->be.layernorm_bwd = w_ln_bwd;
+        if (inner->rel_attention_fwd) f->be.rel_attention_fwd = w_rel_fwd;
+        if (inner->rel_attention_bwd) f->be.rel_attention_bwd = w_rel_bwd;
         break;
     case BT_FAULT_COUNT: break;
     }

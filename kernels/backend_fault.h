@@ -28,11 +28,13 @@ typedef enum {
     BT_FAULT_ADAMW,         /* the update of every adamw call is (1 + rel) times the right one */
     BT_FAULT_SUM_SQUARES,   /* sum_squares returns (1 + rel) times the right value */
     BT_FAULT_NOISE,         /* not a fault: each element x of the outputs of matmul,
-                               attention and layer norm (fwd and bwd) gets
+                               attention (BERT's and DeBERTa's) and layer norm (fwd and bwd) gets
                                x += rel u (|x| + rms), u uniform in [-1, 1) from a fixed
                                seed (16-bit outputs: in F32, then rounded back): what a
                                correct device that sums in another order looks like
                                (default rel 1e-7) */
+    BT_FAULT_REL_ATTENTION,     /* ctx *= (1 + rel) after rel_attention_fwd (DeBERTa) */
+    BT_FAULT_REL_ATTENTION_BWD, /* dqkv and dpos *= (1 + rel) after rel_attention_bwd */
     BT_FAULT_COUNT
 } bt_fault_kind;
 
@@ -43,7 +45,8 @@ typedef struct {
 
 /* Parses "KIND" or "KIND:REL" (KIND as bt_fault_name: none, matmul, attention,
  * attention_bwd, layernorm, layernorm_bwd, gelu, embed, embed_bwd, xent,
- * dropout, adamw, sum_squares, noise; REL a number in (0, 1], default 1e-3,
+ * dropout, adamw, sum_squares, noise, rel_attention, rel_attention_bwd; REL a
+ * number in (0, 1], default 1e-3,
  * 1e-7 for noise). BT_ECONFIG with the list of kinds when text is not one. */
 int bt_fault_parse(const char *text, bt_fault_spec *out);
 const char *bt_fault_name(bt_fault_kind k);

@@ -204,6 +204,22 @@ static void c_att_bwd(bt_backend *be, const bt_tensor *qkv, const bt_tensor *mas
         want_scratch(be, bt_ws_cuda_attention_rows(B, S, H));
 }
 
+/* DeBERTa's disentangled attention: the CUDA backward's dS buffer; the CPU
+ * backend's per-thread row buffers are malloc'd outside its scratch (not in
+ * its peak_bytes either: kernels/cpu/cpu_relattn.c). */
+static void c_rel_att_fwd(bt_backend *be, const bt_tensor *qkv, const bt_tensor *pos, const bt_tensor *relidx,
+                          const bt_tensor *mask, const bt_rel_attn *a, bt_tensor *ctx, bt_tensor *probs)
+{
+    (void)be; (void)qkv; (void)pos; (void)relidx; (void)mask; (void)a; (void)ctx; (void)probs;
+}
+static void c_rel_att_bwd(bt_backend *be, const bt_tensor *qkv, const bt_tensor *pos, const bt_tensor *relidx,
+                          const bt_tensor *mask, const bt_rel_attn *a, const bt_tensor *probs,
+                          const bt_tensor *dctx, bt_tensor *dqkv, bt_tensor *dpos)
+{
+    (void)qkv; (void)pos; (void)relidx; (void)mask; (void)probs; (void)dctx; (void)dqkv; (void)dpos;
+    if (!is_cpu(be)) want_scratch(be, bt_ws_cuda_rel_attention_bwd(a->B, a->S, a->H));
+}
+
 /* The CUDA backend's embedding and gather backward sorts N row indices. */
 static void scatter(bt_backend *be, int64_t N, int64_t D)
 {
@@ -301,6 +317,7 @@ bt_backend *bt_backend_count_create(const bt_count_profile *p)
     be->layernorm_fwd = c_ln_fwd; be->layernorm_bwd = c_ln_bwd;
     be->attention_fwd = c_att_fwd; be->attention_bwd = c_att_bwd;
     be->attention_wants_probs = c_wants_probs; /* as the modelled backend decides */
+    be->rel_attention_fwd = c_rel_att_fwd; be->rel_attention_bwd = c_rel_att_bwd;
     be->embed_fwd = c_embed_fwd; be->embed_bwd = c_embed_bwd;
     be->gather_rows = c_gather; be->gather_rows_bwd = c_gather_bwd;
     be->softmax_xent = c_xent; be->bce_logits = c_bce; be->mse = c_mse;

@@ -3,7 +3,7 @@
  *
  * Owns: the size of every scratch request of the CPU backend
  * (kernels/cpu/cpu_half.c, cpu_attention.c) and the CUDA backend
- * (kernels/cuda/cuda_ops.cu, cuda_attention.cu), as pure functions of the
+ * (kernels/cuda/cuda_ops.cu, cuda_attention.cu, cuda_relattn.cu), as pure functions of the
  * op's shape, and the growth rule of each backend's one scratch buffer. The
  * backends size their requests with these functions and the counting backend
  * (kernels/count_backend.c, `baton plan`) replays the same requests, so the
@@ -138,5 +138,11 @@ static inline size_t bt_ws_cuda_reduce(int n_tensors, size_t desc_bytes, int64_t
 }
 /* attention: lse when only probs were asked for (forward), Dvec (backward): [B,H,S] F32 */
 static inline size_t bt_ws_cuda_attention_rows(int B, int S, int H) { return sizeof(float) * (size_t)B * H * S; }
+/* disentangled attention backward (kernels/cuda/cuda_relattn.cu): dS [B,H,S,S] F32
+ * (its forward asks for none) */
+static inline size_t bt_ws_cuda_rel_attention_bwd(int B, int S, int H)
+{
+    return sizeof(float) * (size_t)B * H * S * S;
+}
 
 #endif

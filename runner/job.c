@@ -757,10 +757,11 @@ static int check_path(const bt_job *j, const char *sec, const char *name, const 
     return 0;
 }
 
-/* RoBERTa / XLM-R and DistilBERT train as sequence classifiers (task =
- * classify) only, DeBERTa-v2/v3 not yet: the other tasks' heads, tokenization (word pieces by "##",
- * per-word encoding) and long-document pooling are BERT's (issue 22). An
- * unreadable config.json is left to the step that reads it. */
+/* RoBERTa / XLM-R, DistilBERT and DeBERTa-v2/v3 train as sequence
+ * classifiers (task = classify) only: the other tasks' heads, tokenization
+ * (word pieces by "##", per-word encoding) and long-document pooling are
+ * BERT's (issue 22). An unreadable config.json is left to the step that
+ * reads it. */
 static int refuse_untrainable_family(bt_job *j)
 {
     char *cp = bt_path_join(j->model.path, "config.json"), where[512];
@@ -771,13 +772,7 @@ static int refuse_untrainable_family(bt_job *j)
         bt_err_clear();
         return BT_OK;
     }
-    if (bt_model_family(c.model_type) == BT_FAMILY_DEBERTA) {
-        bt_job_where(j, bt_job_key_index("model", "path"), where, sizeof where);
-        rc = bt_fail(BT_ECONFIG, "%s: [model] path %s has model_type \"%s\": baton predicts with it (baton "
-                                 "predict %s) but cannot fine-tune it yet (its archives, resume and export are not "
-                                 "built; docs/model-directories.md); use a BERT, RoBERTa, XLM-R or DistilBERT model",
-                     where, j->model.path, c.model_type, j->model.path);
-    } else if (bt_model_family(c.model_type) != BT_FAMILY_BERT && j->job.task != BT_JOB_TASK_CLASSIFY) {
+    if (bt_model_family(c.model_type) != BT_FAMILY_BERT && j->job.task != BT_JOB_TASK_CLASSIFY) {
         bt_job_where(j, bt_job_key_index("job", "task"), where, sizeof where);
         rc = bt_fail(BT_ECONFIG, "%s: [job] task = %s with model_type \"%s\" (%s): baton trains this model_type "
                                  "as a sequence classifier only (task = classify); task = %s needs model_type "

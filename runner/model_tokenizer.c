@@ -49,5 +49,6 @@ void bt_run_snapshot_tokenizer(bt_snapshot *s, const bt_tokenizer_files *tf)
 int bt_run_pair_types(const struct bt_model_config *c)
 {
     int fam = bt_model_family(c->model_type);
-    return fam == BT_FAMILY_BERT || fam == BT_FAMILY_ELECTRA; /* ELECTRA: BERT's token types */
+    return fam == BT_FAMILY_BERT || fam == BT_FAMILY_ELECTRA /* ELECTRA: BERT's token types */
+           || (fam == BT_FAMILY_DEBERTA && c->type_vocab_size > 1);
 }

@@ -38,8 +38,10 @@ char *bt_run_fingerprint_for_archive(const char *archive_fp, const char *job_fp,
 void bt_run_snapshot_tokenizer(bt_snapshot *s, const bt_tokenizer_files *tf);
 
 /* 1 when a pair's second text gets token type 1 in batches (after the first
- * sep), as BERT tokenizers give. RoBERTa / XLM-R (one token type) and
- * DistilBERT (none) see type 0 everywhere, as their tokenizers give. */
+ * sep), as BERT tokenizers give, and DeBERTa-v2/v3's ([CLS] A [SEP] B:1
+ * [SEP]:1) for a model with a token-type table (type_vocab_size > 1; v3 has
+ * none and its model reads no type ids). RoBERTa / XLM-R (one token type)
+ * and DistilBERT (none) see type 0 everywhere, as their tokenizers give. */
 struct bt_model_config;
 int bt_run_pair_types(const struct bt_model_config *c);
 

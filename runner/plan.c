@@ -350,6 +350,8 @@ double bt_plan_example_flops(const bt_plan_input *in, const bt_bert_config *c)
     double S = in->seq, D = c->hidden, I = c->inter, L = c->layers, V = c->vocab;
     double dense = 2.0 * (4.0 * D * D + 2.0 * D * I); /* per token per layer: Q,K,V,O and the FFN */
     double attn = 4.0 * S * D;                         /* per token per layer: q.k and P.v */
+    if (c->family == BT_FAMILY_DEBERTA) /* DeBERTa: q.pk (c2p) and k.pq (p2c) per score, */
+        attn += 2.0 * S * D * (c->rel_c2p + c->rel_p2c); /* and the backward's (x3 below) */
     double fwd_layer = S * (dense + attn);
     double head = in->task == BT_TASK_MLM ? S * 2.0 * (D * D + D * V) : 2.0 * D * D;
     /* backward = 2 x forward; the recomputing attention backward adds q.k once more */

@@ -1,5 +1,6 @@
 /* runner/selftest.c — the comparison of the first-contact self-check (see
- * selftest.h): two small random BERTs trained for a few steps on a device
+ * selftest.h): three small random models (two BERTs, a DeBERTa-v3-like one)
+ * trained for a few steps on a device
  * backend and on the CPU reference, through the engine's own API (exactly
  * what `baton run` calls), then losses, gradients and weight updates compared.
  *
@@ -19,6 +20,11 @@
  *             lengths up to 45 (not a multiple of any kernel tile)
  *   mlm       V=96 D=96 L=1 H=3 (head dim 32, as MiniLM) I=192, tied decoder,
  *             about 20% of the tokens labelled
+ *   deberta   V=112 D=64 L=1 H=2 I=128, 3 labels, model_type deberta-v2 as
+ *             deberta-v3-*: the disentangled attention (rel_attention_fwd/bwd,
+ *             p2c|c2p, log position buckets 16 over 32 and the clamp, lengths
+ *             up to 40), rel LayerNorm, no position or type table, the
+ *             ContextPooler with its dropout
  * Measures (relative; the worst over steps and tensors is reported):
  *   loss    |l_dev - l_ref| / |l_ref| per step;
  *   grad    ||g_dev - g_ref|| / ||g_ref|| per tensor and step;
@@ -34,7 +40,8 @@
  * 0.6-1.1e-2 model-wide. fp16 (10-bit mantissa) stays near 1.5e-3 per tensor.
  * The key projections' biases are left out of grad and weight: softmax is
  * shift-invariant, so their gradient is zero in exact arithmetic and both
- * backends hold rounding noise there. The gradient norm of each step (from
+ * backends hold rounding noise there (DeBERTa's p2c term gives them one; it
+ * is left out all the same: the keys' weights carry the same products). The gradient norm of each step (from
  * sum_squares, what clipping uses) is compared as a gradient too.
  * Adam's eps is 1e-2 with lr 5e-3 (gradients are ~1e-3), so an update is
  * nearly linear in the gradient: with eps 1e-8 an element whose gradient is
@@ -48,6 +55,7 @@
 
 #include "engine/bert.h"
 #include "engine/train.h"
+#include "engine/model_weights.h"
 #include "runner/watchdog.h"
 #include "state/safetensors.h"
 #include "util/err.h"
@@ -74,12 +82,15 @@ typedef struct {
     int V, D, L, H, I, P, C; /* C: labels (classify) */
     int B, Smax;
     int pairs;               /* token types 0/1 */
+    int deberta;             /* DeBERTa-v3-like (model_type deberta-v2): the disentangled attention */
 } st_case;
 
 static const st_case cases[] = {
-    {"classify", BT_TASK_SEQ_CLS, 128, 128, 2, 2, 256, 64, 3, 4, 45, 1},
-    {"mlm", BT_TASK_MLM, 96, 96, 1, 3, 192, 32, 0, 3, 29, 0},
+    {"classify", BT_TASK_SEQ_CLS, 128, 128, 2, 2, 256, 64, 3, 4, 45, 1, 0},
+    {"mlm", BT_TASK_MLM, 96, 96, 1, 3, 192, 32, 0, 3, 29, 0, 0},
+    {"deberta", BT_TASK_SEQ_CLS, 112, 64, 1, 2, 128, 64, 3, 4, 40, 0, 1},
 };
+#define DEBERTA_SPAN 16 /* position_buckets; max_relative_positions 32 < Smax: log buckets and the clamp */
 #define N_CASES (int)(sizeof cases / sizeof cases[0])
 
 double bt_selftest_limit(bt_precision precision) { return precision == BT_PREC_FP32 ? 1e-4 : 2e-2; }
@@ -128,61 +139,94 @@ static void spec(st_specs *t, int64_t a, int64_t b, st_values v, const char *fmt
     s->spread = v.spread;
 }
 
-/* config.json + model.safetensors of case k into dir (every tensor of
- * BertModel plus the heads, weights uniform with std ~0.05). */
-static int write_model(const char *dir, int ci)
+/* config.json of case k into dir: a BERT, or a DeBERTa-v3-like model (no
+ * position or type table, log position buckets, p2c|c2p, rel LayerNorm). */
+static int write_config(const char *dir, const st_case *k)
 {
-    const st_case *k = &cases[ci];
     char *cfg = bt_xasprintf(
-        "{\"model_type\":\"bert\",\"vocab_size\":%d,\"hidden_size\":%d,\"num_hidden_layers\":%d,"
+        "{%s\"vocab_size\":%d,\"hidden_size\":%d,\"num_hidden_layers\":%d,"
         "\"num_attention_heads\":%d,\"intermediate_size\":%d,\"max_position_embeddings\":%d,"
-        "\"type_vocab_size\":2,\"hidden_act\":\"gelu\",\"hidden_dropout_prob\":0.1,"
+        "\"type_vocab_size\":%d,\"hidden_act\":\"gelu\",\"hidden_dropout_prob\":0.1,"
         "\"attention_probs_dropout_prob\":0.1,\"layer_norm_eps\":1e-12,\"initializer_range\":0.05,"
-        "\"pad_token_id\":0,\"num_labels\":%d}\n", k->V, k->D, k->L, k->H, k->I, k->P, k->C > 0 ? k->C : 2);
+        "\"pad_token_id\":0,\"num_labels\":%d}\n",
+        k->deberta ? "\"model_type\":\"deberta-v2\",\"relative_attention\":true,\"position_biased_input\":false,"
+                     "\"position_buckets\":16,\"max_relative_positions\":32,\"pos_att_type\":\"p2c|c2p\","
+                     "\"share_att_key\":true,\"norm_rel_ebd\":\"layer_norm\",\"pooler_dropout\":0.1,"
+                   : "\"model_type\":\"bert\",",
+        k->V, k->D, k->L, k->H, k->I, k->P, k->deberta ? 0 : 2, k->C > 0 ? k->C : 2);
     char *cp = bt_path_join(dir, "config.json");
     int rc = bt_write_file_atomic(cp, cfg, strlen(cfg));
     free(cp);
     free(cfg);
-    if (rc) return rc;
-    st_specs t = {.n = 0};
+    return rc;
+}
+
+/* The tensors of case k under baton's canonical names (every tensor of
+ * BertModel, DeBERTa's relative embeddings, the heads). */
+static void model_specs(const st_case *k, st_specs *t)
+{
     const float w = 0.0866f, b = 0.02f; /* U[-w, w) has std 0.05 */
     const st_values W = {0, w}, B = {0, b}, G = {1, 0.1f}; /* weights, biases, LayerNorm gains */
-    spec(&t, k->V, k->D, W, "embeddings.word_embeddings.weight", 0);
-    spec(&t, k->P, k->D, W, "embeddings.position_embeddings.weight", 0);
-    spec(&t, 2, k->D, W, "embeddings.token_type_embeddings.weight", 0);
-    spec(&t, k->D, 0, G, "embeddings.LayerNorm.weight", 0);
-    spec(&t, k->D, 0, B, "embeddings.LayerNorm.bias", 0);
+    t->n = 0;
+    spec(t, k->V, k->D, W, "embeddings.word_embeddings.weight", 0);
+    if (!k->deberta) spec(t, k->P, k->D, W, "embeddings.position_embeddings.weight", 0);
+    if (!k->deberta) spec(t, 2, k->D, W, "embeddings.token_type_embeddings.weight", 0);
+    spec(t, k->D, 0, G, "embeddings.LayerNorm.weight", 0);
+    spec(t, k->D, 0, B, "embeddings.LayerNorm.bias", 0);
+    if (k->deberta) {
+        spec(t, 2 * DEBERTA_SPAN, k->D, W, "encoder.rel_embeddings.weight", 0);
+        spec(t, k->D, 0, G, "encoder.LayerNorm.weight", 0);
+        spec(t, k->D, 0, B, "encoder.LayerNorm.bias", 0);
+    }
     for (int l = 0; l < k->L; l++) {
         static const char *const qkv[] = {"query", "key", "value"};
         for (int j = 0; j < 3; j++) {
             char f[96];
             snprintf(f, sizeof f, "encoder.layer.%%d.attention.self.%s.weight", qkv[j]);
-            spec(&t, k->D, k->D, W, f, l);
+            spec(t, k->D, k->D, W, f, l);
             snprintf(f, sizeof f, "encoder.layer.%%d.attention.self.%s.bias", qkv[j]);
-            spec(&t, k->D, 0, B, f, l);
+            spec(t, k->D, 0, B, f, l);
         }
-        spec(&t, k->D, k->D, W, "encoder.layer.%d.attention.output.dense.weight", l);
-        spec(&t, k->D, 0, B, "encoder.layer.%d.attention.output.dense.bias", l);
-        spec(&t, k->D, 0, G, "encoder.layer.%d.attention.output.LayerNorm.weight", l);
-        spec(&t, k->D, 0, B, "encoder.layer.%d.attention.output.LayerNorm.bias", l);
-        spec(&t, k->I, k->D, W, "encoder.layer.%d.intermediate.dense.weight", l);
-        spec(&t, k->I, 0, B, "encoder.layer.%d.intermediate.dense.bias", l);
-        spec(&t, k->D, k->I, W, "encoder.layer.%d.output.dense.weight", l);
-        spec(&t, k->D, 0, B, "encoder.layer.%d.output.dense.bias", l);
-        spec(&t, k->D, 0, G, "encoder.layer.%d.output.LayerNorm.weight", l);
-        spec(&t, k->D, 0, B, "encoder.layer.%d.output.LayerNorm.bias", l);
+        spec(t, k->D, k->D, W, "encoder.layer.%d.attention.output.dense.weight", l);
+        spec(t, k->D, 0, B, "encoder.layer.%d.attention.output.dense.bias", l);
+        spec(t, k->D, 0, G, "encoder.layer.%d.attention.output.LayerNorm.weight", l);
+        spec(t, k->D, 0, B, "encoder.layer.%d.attention.output.LayerNorm.bias", l);
+        spec(t, k->I, k->D, W, "encoder.layer.%d.intermediate.dense.weight", l);
+        spec(t, k->I, 0, B, "encoder.layer.%d.intermediate.dense.bias", l);
+        spec(t, k->D, k->I, W, "encoder.layer.%d.output.dense.weight", l);
+        spec(t, k->D, 0, B, "encoder.layer.%d.output.dense.bias", l);
+        spec(t, k->D, 0, G, "encoder.layer.%d.output.LayerNorm.weight", l);
+        spec(t, k->D, 0, B, "encoder.layer.%d.output.LayerNorm.bias", l);
     }
     if (k->task == BT_TASK_SEQ_CLS) {
-        spec(&t, k->D, k->D, W, "pooler.dense.weight", 0);
-        spec(&t, k->D, 0, B, "pooler.dense.bias", 0);
-        spec(&t, k->C, k->D, W, "classifier.weight", 0);
-        spec(&t, k->C, 0, B, "classifier.bias", 0);
+        spec(t, k->D, k->D, W, "pooler.dense.weight", 0);
+        spec(t, k->D, 0, B, "pooler.dense.bias", 0);
+        spec(t, k->C, k->D, W, "classifier.weight", 0);
+        spec(t, k->C, 0, B, "classifier.bias", 0);
     } else {
-        spec(&t, k->D, k->D, W, "cls.predictions.transform.dense.weight", 0);
-        spec(&t, k->D, 0, B, "cls.predictions.transform.dense.bias", 0);
-        spec(&t, k->D, 0, G, "cls.predictions.transform.LayerNorm.weight", 0);
-        spec(&t, k->D, 0, B, "cls.predictions.transform.LayerNorm.bias", 0);
-        spec(&t, k->V, 0, B, "cls.predictions.bias", 0);
+        spec(t, k->D, k->D, W, "cls.predictions.transform.dense.weight", 0);
+        spec(t, k->D, 0, B, "cls.predictions.transform.dense.bias", 0);
+        spec(t, k->D, 0, G, "cls.predictions.transform.LayerNorm.weight", 0);
+        spec(t, k->D, 0, B, "cls.predictions.transform.LayerNorm.bias", 0);
+        spec(t, k->V, 0, B, "cls.predictions.bias", 0);
+    }
+}
+
+/* config.json + model.safetensors of case k into dir (write_config,
+ * model_specs; weights uniform with std ~0.05, DeBERTa's under
+ * DebertaV2ForSequenceClassification's names). */
+static int write_model(const char *dir, int ci)
+{
+    const st_case *k = &cases[ci];
+    int rc = write_config(dir, k);
+    if (rc) return rc;
+    st_specs t;
+    model_specs(k, &t);
+    for (int i = 0; k->deberta && i < t.n; i++) {
+        char hf[96];
+        const char *name = bt_hf_name(t.s[i].name, "DebertaV2ForSequenceClassification", hf, sizeof hf);
+        if (!name) return bt_fail(BT_EINTERNAL, "self-check: no DeBERTa name for %s", t.s[i].name);
+        snprintf(t.s[i].name, sizeof t.s[i].name, "%s", name);
     }
     const st_spec *s = t.s;
     const int n = t.n;

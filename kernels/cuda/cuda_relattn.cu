@@ -25,6 +25,7 @@
  * bit-identical run after run; equal to the CPU backend up to rounding.
  */
 #include "kernels/cuda/cuda_internal.cuh"
+#include "kernels/workspace.h"
 
 #include <float.h>
 #include <math.h>
@@ -255,7 +256,7 @@ static void cu_rel_attention_bwd(bt_backend *be, const bt_tensor *qkv, const bt_
                    dqkv->dtype == qkv->dtype && bt_numel(dqkv) == bt_numel(qkv) && dpos->dtype == qkv->dtype &&
                    bt_numel(dpos) == bt_numel(pos),
                "rel_attention_bwd: dctx [B,S,H,Dh], dqkv like qkv and dpos like pos, of qkv's dtype");
-    float *ds = (float *)cuda_scratch(be, sizeof(float) * (size_t)nP);
+    float *ds = (float *)cuda_scratch(be, bt_ws_cuda_rel_attention_bwd(a->B, a->S, a->H)); /* [nP] */
     if (!ds) return;
     ra_call c = call_of(a);
     size_t smem = sizeof(float) * ((size_t)a->S + RA_THREADS);

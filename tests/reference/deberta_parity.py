@@ -19,7 +19,9 @@
    batches (single-label on both variants, regression on v3), within
    TOL_GRAD; 12 AdamW steps (warmup, clipping, accumulation) of v3 within
    TOL_TRAIN through train_parity's helpers.
-3. `baton inspect-model` names the family; `baton run` refuses it (exit 78).
+3. `baton inspect-model` names the family and says it trains; `baton run`
+   trains a sequence classifier of it and refuses task = token_classify and
+   train.recompute = full (exit 78).
 """
 import json
 import os
@@ -111,16 +113,16 @@ def predict_case(baton, work, name, path, tok):
 
 
 def cli_case(baton, work, path):
-    r = subprocess.run([baton, "inspect-model", path], capture_output=True, text=True)
-    ok = r.returncode == 0 and "model_type deberta-v2," in r.stdout and \
-        "classification head (pooler.dense, classifier) yes" in r.stdout and \
-        "support: predict (sequence classification)" in r.stdout
-    r2, _ = run_tiny_job(baton, work, path)
-    ok2 = r2.returncode == 78 and "cannot fine-tune it yet" in r2.stderr
-    print("%-5s %-26s inspect-model exit %d; run exit %d: %s" % ("ok" if ok and ok2 else "FAIL", "cli (deberta-v2)",
-                                                                r.returncode, r2.returncode, r2.stderr.strip()))
-    if not ok:
-        print(r.stdout + r.stderr)
+    """roberta_parity's: inspect-model's head and support line, `baton run`
+    trains a sequence classifier (test_deberta_train.sh proves the training),
+    task = token_classify and a DeBERTa token classifier are refused; and
+    train.recompute (not built for DeBERTa) is refused with exit 78."""
+    ok, _ = roberta_parity.cli_case(baton, work, path, "deberta-v2")
+    r, _ = run_tiny_job(baton, work, path, "good\t1\nbad\t0\nmeh\t2\n", "max_steps = 2\nrecompute = full",
+                        "out-recompute")
+    ok2 = r.returncode == 78 and "recompute = full is not available for model_type \"deberta-v2\"" in r.stderr
+    print("%-5s %-26s recompute = full: exit %d: %s" % ("ok" if ok2 else "FAIL", "cli (deberta-v2)", r.returncode,
+                                                        r.stderr.strip()))
     return ok and ok2, 0.0
 
 

@@ -1,13 +1,17 @@
-"""tests/reference/family_train.py — `baton run` of RoBERTa and DistilBERT
-sequence classifiers against a Transformers training loop (issue 22). Used by
-test_roberta_distilbert_train.sh, which runs baton (and its kill/resume) between:
+"""tests/reference/family_train.py — `baton run` of RoBERTa, DistilBERT and
+DeBERTa-v2/v3 sequence classifiers against a Transformers training loop
+(issue 22). Used by test_roberta_distilbert_train.sh and
+test_deberta_train.sh, which run baton (and its kill/resume) between:
 
-  python3 family_train.py make WORK SST2_TRAIN_TSV
-      the model directories WORK/roberta and WORK/distilbert (random
-      RobertaForSequenceClassification / DistilBertForSequenceClassification
-      at odd sizes with a byte-level BPE resp. WordPiece tokenizer trained here
-      on SST-2: roberta_parity's and distilbert_parity's writers), WORK/train.tsv
-      (24 sentence pairs and labels) and WORK/in.txt (lines to predict).
+  python3 family_train.py make WORK SST2_TRAIN_TSV [FAMILY...]
+      the model directories WORK/FAMILY (default roberta and distilbert):
+      roberta, distilbert: random RobertaForSequenceClassification /
+      DistilBertForSequenceClassification at odd sizes with a byte-level BPE
+      resp. WordPiece tokenizer trained here on SST-2 (roberta_parity's and
+      distilbert_parity's writers); debv3, debv2: random
+      DebertaV2ForSequenceClassification, deberta_parity's v3-like and
+      v2-like variants with its Unigram tokenizer; WORK/train.tsv (24
+      sentence pairs and labels) and WORK/in.txt (lines to predict).
   python3 family_train.py check FAMILY WORK
       (electra_parity.py check runs it for ELECTRA, with its names)
       a Transformers loop on the same batches (the 24 pairs are one optimizer
@@ -19,6 +23,9 @@ test_roberta_distilbert_train.sh, which runs baton (and its kill/resume) between
       train_parity.py checks them); the export reloaded with
       AutoModelForSequenceClassification + AutoTokenizer gives `baton
       predict`'s logits (singles and TAB pairs) within TOL_EXPORT.
+  python3 family_train.py evalloss FAMILY WORK LOSS
+      `baton eval`'s loss on the 24 pairs against the export's Transformers
+      loss, within TOL_EXPORT.
 """
 import json
 import os
@@ -34,14 +41,30 @@ TOL_TRAIN, TOL_EXPORT = 1e-4, 1e-5
 STEPS, WARMUP, LR, WD, CLIP, MAX_LEN = 30, 3, 1e-3, 0.01, 1.0, 32
 
 
-def make(work, sst2):
-    import distilbert_parity as dp
-    import roberta_parity as rp
-    from transformers import RobertaConfig, RobertaForSequenceClassification
-    tok = rp.write_tokenizer(os.path.join(work, "roberta"), sst2)
-    rp.write_model(os.path.join(work, "roberta"), RobertaForSequenceClassification, RobertaConfig, len(tok), 51, 2)
-    tok = dp.write_tokenizer(os.path.join(work, "distilbert"), sst2)
-    dp.write_model(os.path.join(work, "distilbert"), len(tok), 52, 2)
+# FAMILY (the model directory's name) -> config.json's model_type
+MODEL_TYPE = {"roberta": "roberta", "distilbert": "distilbert", "debv3": "deberta-v2", "debv2": "deberta-v2"}
+
+
+def make_model(work, sst2, family):
+    path = os.path.join(work, family)
+    if family == "roberta":
+        import roberta_parity as rp
+        from transformers import RobertaConfig, RobertaForSequenceClassification
+        tok = rp.write_tokenizer(path, sst2)
+        rp.write_model(path, RobertaForSequenceClassification, RobertaConfig, len(tok), 51, 2)
+    elif family == "distilbert":
+        import distilbert_parity as dp
+        tok = dp.write_tokenizer(path, sst2)
+        dp.write_model(path, len(tok), 52, 2)
+    else:
+        import deberta_parity as dbp
+        tok = dbp.write_tokenizer(path, sst2)
+        dbp.write_model(path, family[3:], len(tok), 53 if family == "debv3" else 54, 2)
+
+
+def make(work, sst2, families):
+    for family in families or ["roberta", "distilbert"]:
+        make_model(work, sst2, family)
     with open(sst2, encoding="utf-8") as fh:
         rows = [ln.split("\t") for ln in fh.read().split("\n")[1:] if ln]
     with open(os.path.join(work, "train.tsv"), "w", encoding="utf-8") as fh:
@@ -55,9 +78,20 @@ def make(work, sst2):
 
 
 def canonical_of(family):
+    if family.startswith("deb"):
+        import deberta_parity as dbp
+        return dbp.canonical
     import distilbert_parity as dp
     import roberta_parity as rp
     return rp.canonical if family == "roberta" else dp.canonical
+
+
+def zero_grad_key_bias(family):
+    """Whether d(loss)/d(attention key bias) is exactly 0: softmax is
+    shift-invariant and the key bias adds q_i.b_k to every score of row i
+    (BERT's attention, DeBERTa's c2p term); DeBERTa's p2c term k_j.pq_r adds
+    b_k.pq_r, which varies along the row (the v3-like model has it)."""
+    return family != "debv3"
 
 
 def hf_loop(family, work):
@@ -124,12 +158,15 @@ def check(family, work, model_type=None):
     canonical = canonical_of(family)
     # d(loss)/d(key bias) is exactly 0 (softmax is shift-invariant): both
     # sides feed rounding noise to AdamW; only a bound holds (train_parity.py)
-    noise = [k for k in common if canonical(k).endswith("attention.self.key.bias")]
+    noise = [k for k in common if canonical(k).endswith("attention.self.key.bias") and zero_grad_key_bias(family)]
     werr, wname = max((rel(ours[k], sd[k]), k) for k in common if k not in noise)
     lr_sum = LR * sum(train_parity_lr()(s) for s in range(STEPS))
-    ndev = max(float(np.abs(ours[k] - sd[k]).max()) for k in noise) / lr_sum
+    ndev = max([float(np.abs(ours[k] - sd[k]).max()) for k in noise] + [0.0]) / lr_sum
     missing = [k for k in ours if k not in sd]
-    wok = werr <= TOL_TRAIN and not missing and len(common) > 10 and len(noise) == 2 and ndev <= 3
+    # every parameter of the Transformers model is in the export (none left at its random init)
+    missing += ["%s (Transformers')" % k for k, _ in model.named_parameters() if k not in ours]
+    wok = werr <= TOL_TRAIN and not missing and len(common) > 10 and ndev <= 3 and \
+        len(noise) == (2 if zero_grad_key_bias(family) else 0)
     ok &= wok
     print("%-5s %-10s exported weights: %d tensors under Transformers' names%s, largest relative difference to the "
           "loop's %.1e (%s); key.bias max |diff| %.2f x sum(lr)"
@@ -148,7 +185,8 @@ def check(family, work, model_type=None):
     ref = np.array(ref)
     pred = np.array([[float(x) for x in ln.split("\t")] for ln in open(os.path.join(work, family + "-pred.tsv"))])
     e = rel(pred, ref) if pred.shape == ref.shape else float("inf")
-    eok = e <= TOL_EXPORT and tok.model_max_length == MAX_LEN and cfg["model_type"] == (model_type or family)
+    eok = e <= TOL_EXPORT and tok.model_max_length == MAX_LEN and \
+        cfg["model_type"] == (model_type or MODEL_TYPE[family])
     ok &= eok
     print("%-5s %-10s export -> %s + %s: %d lines (pairs too), logits within %.1e of baton predict; "
           "model_max_length %d" % ("ok" if eok else "FAIL", family, cfg["architectures"][0], type(tok).__name__,
@@ -156,10 +194,32 @@ def check(family, work, model_type=None):
     return ok
 
 
+def evalloss(family, work, loss):
+    """`baton eval`'s loss on the 24 training pairs (loss, as it printed it)
+    against the export's in Transformers (eval mode, the same padding)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    exp = os.path.join(work, family + "-export")
+    tok = AutoTokenizer.from_pretrained(exp)
+    hf = AutoModelForSequenceClassification.from_pretrained(exp, attn_implementation="eager").eval()
+    with open(os.path.join(work, "train.tsv"), encoding="utf-8") as fh:
+        rows = [ln.split("\t") for ln in fh.read().split("\n")[1:] if ln]
+    enc = tok([r[0] for r in rows], [r[1] for r in rows], truncation=True, max_length=MAX_LEN, padding=True,
+              return_tensors="pt")
+    with torch.no_grad():
+        ref = hf(**enc, labels=torch.tensor([int(r[2]) for r in rows])).loss.item()
+    e = abs(float(loss) - ref) / abs(ref)
+    ok = e <= TOL_EXPORT
+    print("%-5s %-10s baton eval loss %s, Transformers %.7f on the export (rel %.1e, tolerance %.0e)"
+          % ("ok" if ok else "FAIL", family, loss, ref, e, TOL_EXPORT))
+    return ok
+
+
 def main():
     if sys.argv[1] == "make":
-        make(sys.argv[2], sys.argv[3])
+        make(sys.argv[2], sys.argv[3], sys.argv[4:])
         return
+    if sys.argv[1] == "evalloss":
+        sys.exit(0 if evalloss(sys.argv[2], sys.argv[3], sys.argv[4]) else 1)
     sys.exit(0 if check(sys.argv[2], sys.argv[3]) else 1)
 
 

@@ -163,7 +163,8 @@ def cli_case(baton, work, path, family="roberta"):
     itself is proven by test_roberta_distilbert_train.sh) and refuses task =
     token_classify with exit 78 naming the task and model_type."""
     r = subprocess.run([baton, "inspect-model", path], capture_output=True, text=True)
-    head = "classifier.dense, classifier.out_proj" if family == "roberta" else "pre_classifier, classifier"
+    head = {"roberta": "classifier.dense, classifier.out_proj", "distilbert": "pre_classifier, classifier",
+            "deberta-v2": "pooler.dense, classifier"}[family]
     ok = r.returncode == 0 and ("model_type %s," % family) in r.stdout and \
         ("classification head (%s) yes" % head) in r.stdout and \
         "support: train (classify), predict, export (sequence classification)" in r.stdout

@@ -1,6 +1,8 @@
 /* tests/unit/rand_bert.h — a random BERT of any size written to a temp dir
  * (config.json + model.safetensors with pooler, classifier and MLM head),
- * for the engine tests that need other shapes than tiny_bert.h's.
+ * for the engine tests that need other shapes than tiny_bert.h's; with
+ * deberta set a DeBERTa-v3-like DebertaV2ForSequenceClassification instead
+ * (no position table, log buckets 16, p2c|c2p, rel LayerNorm; no MLM head).
  * Include after cmocka.h. Everything is static (one executable per test). */
 #ifndef BATON_TESTS_RAND_BERT_H
 #define BATON_TESTS_RAND_BERT_H
@@ -14,7 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct { int V, D, L, H, I, P, T, C; float dropout; } rb_dims;
+typedef struct { int V, D, L, H, I, P, T, C; float dropout; int deberta; } rb_dims;
+#define RB_DEBERTA_SPAN 16 /* position_buckets: rel_embeddings [2 x 16, D] */
 
 static uint64_t rb_state = 0x2545F4914F6CDD1Dull;
 static float rb_rand(void) /* uniform [-1, 1) */
@@ -36,6 +39,22 @@ static int rb_add(rb_spec *s, int n, int ndim, int64_t a, int64_t b, const char 
     return n + 1;
 }
 
+/* A canonical name as DebertaV2ForSequenceClassification spells it (in
+ * place; cap bytes hold it). */
+static void rb_deberta_name(char *name, size_t cap)
+{
+    if (strncmp(name, "embeddings.", 11) && strncmp(name, "encoder.", 8)) return;
+    size_t n = strlen(name);
+    assert_true(n + 8 + 5 < cap);
+    memmove(name + 8, name, n + 1);
+    memcpy(name, "deberta.", 8);
+    char *self = strstr(name, ".attention.self."), *dot = self ? strchr(self + 16, '.') : NULL;
+    if (dot) {
+        memmove(dot + 5, dot, strlen(dot) + 1);
+        memcpy(dot, "_proj", 5);
+    }
+}
+
 /* Writes the model into a fresh temp dir; weights only when with_weights
  * (a directory with config.json alone is what `baton plan` needs). */
 static char *rb_write(const rb_dims *d, int with_weights)
@@ -43,11 +62,15 @@ static char *rb_write(const rb_dims *d, int with_weights)
     char tmpl[] = "/tmp/baton-rbert-XXXXXX";
     char *dir = bt_xstrdup(mkdtemp(tmpl));
     char *cfg = bt_xasprintf(
-        "{\"model_type\":\"bert\",\"vocab_size\":%d,\"hidden_size\":%d,\"num_hidden_layers\":%d,"
+        "{%s\"vocab_size\":%d,\"hidden_size\":%d,\"num_hidden_layers\":%d,"
         "\"num_attention_heads\":%d,\"intermediate_size\":%d,\"max_position_embeddings\":%d,"
         "\"type_vocab_size\":%d,\"hidden_act\":\"gelu\",\"hidden_dropout_prob\":%g,"
         "\"attention_probs_dropout_prob\":%g,\"layer_norm_eps\":1e-12,\"initializer_range\":0.2,"
-        "\"pad_token_id\":0,\"num_labels\":%d}\n", d->V, d->D, d->L, d->H, d->I, d->P, d->T, d->dropout, d->dropout,
+        "\"pad_token_id\":0,\"num_labels\":%d}\n",
+        d->deberta ? "\"model_type\":\"deberta-v2\",\"relative_attention\":true,\"position_biased_input\":false,"
+                     "\"position_buckets\":16,\"max_relative_positions\":64,\"pos_att_type\":\"p2c|c2p\","
+                     "\"share_att_key\":true,\"norm_rel_ebd\":\"layer_norm\","
+                   : "\"model_type\":\"bert\",", d->V, d->D, d->L, d->H, d->I, d->P, d->T, d->dropout, d->dropout,
         d->C);
     char *cp = bt_path_join(dir, "config.json");
     assert_int_equal(bt_write_file_atomic(cp, cfg, strlen(cfg)), 0);
@@ -57,10 +80,15 @@ static char *rb_write(const rb_dims *d, int with_weights)
     int cap = 16 + 16 * d->L, n = 0;
     rb_spec *s = bt_xcalloc((size_t)cap, sizeof *s);
     n = rb_add(s, n, 2, d->V, d->D, "embeddings.word_embeddings.weight", 0);
-    n = rb_add(s, n, 2, d->P, d->D, "embeddings.position_embeddings.weight", 0);
-    n = rb_add(s, n, 2, d->T, d->D, "embeddings.token_type_embeddings.weight", 0);
+    if (!d->deberta) n = rb_add(s, n, 2, d->P, d->D, "embeddings.position_embeddings.weight", 0);
+    if (d->T > 0) n = rb_add(s, n, 2, d->T, d->D, "embeddings.token_type_embeddings.weight", 0);
     n = rb_add(s, n, 1, d->D, 0, "embeddings.LayerNorm.weight", 0);
     n = rb_add(s, n, 1, d->D, 0, "embeddings.LayerNorm.bias", 0);
+    if (d->deberta) {
+        n = rb_add(s, n, 2, 2 * RB_DEBERTA_SPAN, d->D, "encoder.rel_embeddings.weight", 0);
+        n = rb_add(s, n, 1, d->D, 0, "encoder.LayerNorm.weight", 0);
+        n = rb_add(s, n, 1, d->D, 0, "encoder.LayerNorm.bias", 0);
+    }
     for (int l = 0; l < d->L; l++) {
         n = rb_add(s, n, 2, d->D, d->D, "encoder.layer.%d.attention.self.query.weight", l);
         n = rb_add(s, n, 1, d->D, 0, "encoder.layer.%d.attention.self.query.bias", l);
@@ -83,11 +111,15 @@ static char *rb_write(const rb_dims *d, int with_weights)
     n = rb_add(s, n, 1, d->D, 0, "pooler.dense.bias", 0);
     n = rb_add(s, n, 2, d->C, d->D, "classifier.weight", 0);
     n = rb_add(s, n, 1, d->C, 0, "classifier.bias", 0);
-    n = rb_add(s, n, 2, d->D, d->D, "cls.predictions.transform.dense.weight", 0);
-    n = rb_add(s, n, 1, d->D, 0, "cls.predictions.transform.dense.bias", 0);
-    n = rb_add(s, n, 1, d->D, 0, "cls.predictions.transform.LayerNorm.weight", 0);
-    n = rb_add(s, n, 1, d->D, 0, "cls.predictions.transform.LayerNorm.bias", 0);
-    n = rb_add(s, n, 1, d->V, 0, "cls.predictions.bias", 0);
+    for (int i = 0; d->deberta && i < n; i++) /* DeBERTa's names: deberta.*, attention.self.{q,k,v}_proj */
+        rb_deberta_name(s[i].name, sizeof s[i].name);
+    if (!d->deberta) {
+        n = rb_add(s, n, 2, d->D, d->D, "cls.predictions.transform.dense.weight", 0);
+        n = rb_add(s, n, 1, d->D, 0, "cls.predictions.transform.dense.bias", 0);
+        n = rb_add(s, n, 1, d->D, 0, "cls.predictions.transform.LayerNorm.weight", 0);
+        n = rb_add(s, n, 1, d->D, 0, "cls.predictions.transform.LayerNorm.bias", 0);
+        n = rb_add(s, n, 1, d->V, 0, "cls.predictions.bias", 0);
+    }
     bt_st_entry *e = bt_xcalloc((size_t)n, sizeof *e);
     float **data = bt_xcalloc((size_t)n, sizeof *data);
     for (int i = 0; i < n; i++) {

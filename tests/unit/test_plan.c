@@ -3,9 +3,10 @@
  * micro_batch = auto: picking a divisor that fits, the trainer.json record
  * and its reuse, memory limits, device profiles.
  *
- * The four shapes cover fp32 / bf16 / fp16, every head (sequence, MLM, token),
+ * The five shapes cover fp32 / bf16 / fp16, every head (sequence, MLM, token),
  * the stored-probability attention (S <= 256) and the recomputing one, the
- * three recompute modes and an evaluation batch larger than the micro-batch.
+ * three recompute modes, an evaluation batch larger than the micro-batch and
+ * a DeBERTa-v3-like model (the disentangled attention, rel_embeddings).
  * The plan runs the engine on the counting backend (no weights, no compute);
  * the real step runs on the CPU backend with random weights; their peaks
  * must agree within 1% (they are equal by construction). */
@@ -35,7 +36,7 @@ typedef struct {
     int seq, micro, eval;
 } shape;
 
-static const shape SHAPES[4] = {
+static const shape SHAPES[] = {
     {{.V = 120, .D = 32, .L = 2, .H = 4, .I = 64, .P = 128, .T = 2, .C = 3, .dropout = 0.1f}, BT_TASK_SEQ_CLS,
      BT_PREC_FP32, BT_RECOMPUTE_NONE, 64, 6, 0},
     {{.V = 200, .D = 48, .L = 3, .H = 4, .I = 96, .P = 320, .T = 2, .C = 2, .dropout = 0.1f}, BT_TASK_MLM,
@@ -44,7 +45,10 @@ static const shape SHAPES[4] = {
      BT_PREC_FP16, BT_RECOMPUTE_ATTENTION, 128, 4, 0},
     {{.V = 150, .D = 32, .L = 4, .H = 2, .I = 64, .P = 300, .T = 2, .C = 3, .dropout = 0.1f}, BT_TASK_SEQ_CLS,
      BT_PREC_FP32, BT_RECOMPUTE_FULL, 270, 2, 5},
+    {{.V = 100, .D = 40, .L = 2, .H = 5, .I = 52, .P = 128, .T = 0, .C = 3, .dropout = 0.1f, .deberta = 1},
+     BT_TASK_SEQ_CLS, BT_PREC_FP32, BT_RECOMPUTE_NONE, 48, 4, 6},
 };
+#define N_SHAPES ((int)(sizeof SHAPES / sizeof *SHAPES))
 
 static bt_plan_input input_of(const shape *s, const char *dir)
 {
@@ -124,7 +128,7 @@ static void test_plan_matches_cpu_peak(void **state)
 {
     (void)state;
     bt_plan_device dev = cpu_device();
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < N_SHAPES; k++) {
         const shape *s = &SHAPES[k];
         char *dir = rb_write(&s->d, 1);
         bt_plan_input in = input_of(s, dir);

@@ -93,7 +93,7 @@ static void test_correct_devices_pass(void **state)
     w->destroy(w);
     assert_true(r.pass);
     assert_true(r.loss_err == 0 && r.grad_err == 0 && r.weight_err == 0); /* same code, same threads: same bits */
-    assert_int_equal(r.cases, 2);
+    assert_int_equal(r.cases, 3);
     assert_int_equal(r.steps, 3);
 
     /* other rounding, as a correct GPU has: noise 1e-6 of every matmul/attention/LN output */
@@ -117,10 +117,11 @@ static void test_faults_refused(void **state)
 {
     (void)state;
     /* one of each kind of op (a product, attention both ways, a normalisation's
-     * backward, a scatter, the optimizer, a reduction); every kind is refused
+     * backward, a scatter, the optimizer, a reduction, DeBERTa's disentangled
+     * attention both ways); every kind is refused
      * (docs/cuda.md's table), but each costs a second here and more under SAN */
     static const char *const faults[] = {"matmul", "attention", "attention_bwd", "layernorm_bwd", "embed_bwd", "adamw",
-                                         "sum_squares", NULL};
+                                         "sum_squares", "rel_attention", "rel_attention_bwd", NULL};
     for (int i = 0; faults[i]; i++) {
         bt_backend *w = fake(faults[i]);
         bt_selftest_result r = compare(w, 2);
