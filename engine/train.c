@@ -362,15 +362,12 @@ static int run_replicas(bt_trainer *t, rep_fn_args *a)
     for (int j = 0; j < n; j++)
         run[j] = (rep_run){.t = t, .fb = a->fb, .ctx = a->ctx, .j = j, .n_micro = a->n_micro, .scale = a->scale,
                            .stop = &stop};
-    bt_backend *be0 = bt_bert_backend(t->m);
-    int was = t->concurrent && t->rep0_threads > 0 && be0->set_threads ? be0->set_threads(be0, t->rep0_threads) : 0;
     for (int j = 1; j < n && t->concurrent; j++)
         started[j] = pthread_create(&th[j], NULL, rep_main, &run[j]) == 0;
     for (int j = 0; j < n; j++)
         if (j == 0 || !started[j]) rep_main(&run[j]); /* (a thread that could not start: here, in turn) */
     for (int j = 1; j < n; j++)
         if (started[j]) pthread_join(th[j], NULL);
-    if (was > 0) be0->set_threads(be0, was);
     int bad = -1;
     for (int j = 0; j < n; j++)
         if (run[j].rc && (bad < 0 || run[j].k_failed < run[bad].k_failed)) bad = j;
@@ -397,7 +394,20 @@ static int user_fb(void *ctx, bt_bert *m, int k, float grad_scale, uint32_t step
     return u->fb(u->ctx, k, grad_scale, step, loss);
 }
 
-static int train_step(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info);
+static int train_step_on(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info);
+
+/* The step, with replica 0's backend on its share of the threads throughout
+ * when the replicas are concurrent: its OpenMP team of the full count would
+ * otherwise spin-wait (libgomp's default) after the update, on the cores the
+ * other replicas' threads need, every step. */
+static int train_step(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info)
+{
+    bt_backend *be0 = bt_bert_backend(t->m);
+    int was = t->concurrent && t->rep0_threads > 0 && be0->set_threads ? be0->set_threads(be0, t->rep0_threads) : 0;
+    int rc = train_step_on(t, fb, ctx, n_micro, info);
+    if (was > 0) be0->set_threads(be0, was);
+    return rc;
+}
 
 int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_info *info)
 {
@@ -443,7 +453,7 @@ static int check_weights(bt_trainer *t)
                    (long long)t->step + 1, name);
 }
 
-static int train_step(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info)
+static int train_step_on(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info)
 {
     bt_bert *m = t->m;
     bt_backend *be = bt_bert_backend(m);

@@ -121,9 +121,9 @@ void bt_trainer_set_reduce(bt_trainer *t, bt_grad_reduce fn, void *ctx);
  * each while replica 0 runs its own on the calling thread; the gradient sum,
  * norm and update wait for all of them. Every replica must have a backend of
  * its own (BT_EINTERNAL else): the backend's workspace is per replica.
- * rep0_threads > 0: replica 0's backend runs that many threads during the
- * replicas' part (be->set_threads; its own count again for the sum and the
- * update), so that the replicas share runtime.threads. A failing replica
+ * rep0_threads > 0: replica 0's backend runs that many threads during a
+ * step (be->set_threads; its own count again between steps, for
+ * evaluation), so that the replicas share runtime.threads. A failing replica
  * stops the others before their next micro-batch; the step then fails with
  * the error of the lowest failed micro-batch and changes no weight. */
 int bt_trainer_set_concurrent(bt_trainer *t, int on, int rep0_threads);
