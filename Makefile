@@ -194,9 +194,12 @@ test-run: $(BIN) $(UNIT_BIN)
 	@BATON=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) SAN=$(SAN) TSAN=$(TSAN) T='$(T)' sh tests/run.sh
 
 # The tests of the code that runs on more than one thread (the watchdog's stall
-# thread, signal handlers, status.json) under ThreadSanitizer, CPU-only, in
+# thread, signal handlers, status.json, the replicas of runtime.devices) under
+# ThreadSanitizer, CPU-only, in
 # build/tsan; any report fails the test it came from (tests/run.sh).
-TSAN_TESTS ?= unit/test_watchdog integration/test_run_signals.sh integration/test_run_stall.sh
+TSAN_TESTS ?= unit/test_watchdog unit/test_replicas unit/test_replicas_par integration/test_run_devices_par.sh \
+              integration/test_run_signals.sh \
+              integration/test_run_stall.sh
 test-tsan:
 	@$(MAKE) --no-print-directory TSAN=1 SAN=0 CUDA=0 BUILD=build/tsan BIN=build/tsan/baton test-tsan-run
 test-tsan-run: $(BIN) $(patsubst unit/%,$(BUILD)/tests/%,$(filter unit/%,$(TSAN_TESTS)))

@@ -6,9 +6,12 @@
 #include "util/mem.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* GradScaler's constants (torch.cuda.amp.GradScaler defaults) */
 #define SCALE_INIT 65536.0f
@@ -35,6 +38,14 @@ struct bt_trainer {
     int nrep;
     bt_grad_reduce reduce;
     void *reduce_ctx;
+    int concurrent;     /* 1: one thread per replica (bt_trainer_set_concurrent) */
+    int rep0_threads;   /* > 0: replica 0's backend threads during the replicas' part */
+    bt_replica_stats stats[BT_MAX_REPLICAS];
+    const bt_batch *cur; /* the step's micro-batches (NULL: a custom forward/backward) */
+    float *losses;       /* [cap]: micro-batch k's loss, summed in k order */
+    int losses_cap;
+    int fault_rep;       /* testing (bt_trainer_inject_failure): replica, step; -1: none */
+    int64_t fault_step;
 };
 
 static int reduce_in_order(void *ctx, bt_bert *const *reps, int n);
@@ -64,6 +75,7 @@ int bt_trainer_create(bt_bert *m, const bt_train_config *c, bt_trainer **out)
     t->nrep = 1;
     t->reduce = reduce_in_order;
     t->reduce_ctx = t;
+    t->fault_rep = -1;
     *out = t;
     return 0;
 }
@@ -77,6 +89,7 @@ void bt_trainer_free(bt_trainer *t)
         if (t->scratch[j]) be->free(be, t->scratch[j]);
     }
     free(t->gviews);
+    free(t->losses);
     free(t);
 }
 
@@ -149,7 +162,8 @@ static void broadcast(bt_trainer *t)
     float *host = NULL;
     for (int j = 1; j < t->nrep; j++) {
         bt_bert *r = t->reps[j];
-        if (bt_bert_backend(r) == be0) {
+        bt_backend *be = bt_bert_backend(r);
+        if (be == be0 || (be->host_memory && be0->host_memory)) { /* one address space: a plain copy */
             be0->copy(be0, bt_bert_params_dev(r), bt_bert_params_dev(t->m), total * sizeof(float));
             bt_bert_params_changed(r);
             continue;
@@ -176,7 +190,7 @@ static int reduce_in_order(void *ctx, bt_bert *const *reps, int n)
     for (int j = 1; j < n; j++) {
         float *g = bt_bert_grads_dev(reps[j]);
         bt_backend *be = bt_bert_backend(reps[j]);
-        if (be != be0) {
+        if (be != be0 && !(be->host_memory && be0->host_memory)) { /* (host memory: added where it is) */
             if (!t->scratch[0] && !(t->scratch[0] = be0->alloc(be0, total * sizeof(float))))
                 return bt_fail(BT_EINTERNAL, "gradient sum: out of device memory for %zu floats", total);
             if (!host) host = bt_xaligned_alloc(total * sizeof(float));
@@ -215,6 +229,33 @@ int bt_trainer_set_replicas(bt_trainer *t, bt_bert *const *extra, int n_extra)
 
 int bt_trainer_replicas(const bt_trainer *t) { return t->nrep; }
 
+int bt_trainer_set_concurrent(bt_trainer *t, int on, int rep0_threads)
+{
+    for (int i = 0; on && i < t->nrep; i++)
+        for (int j = i + 1; j < t->nrep; j++)
+            if (bt_bert_backend(t->reps[i]) == bt_bert_backend(t->reps[j]))
+                return bt_fail(BT_EINTERNAL, "bt_trainer_set_concurrent: replicas %d and %d share a backend (its "
+                                             "workspace); concurrent replicas need one backend each", i, j);
+    t->concurrent = on;
+    t->rep0_threads = on ? rep0_threads : 0;
+    return 0;
+}
+
+void bt_trainer_replica_stats(const bt_trainer *t, int j, bt_replica_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (j < 0 || j >= t->nrep) return;
+    *out = t->stats[j];
+    bt_backend *be = bt_bert_backend(t->reps[j]);
+    out->peak_bytes = be->peak_bytes ? be->peak_bytes(be) : 0;
+}
+
+void bt_trainer_inject_failure(bt_trainer *t, int replica, int64_t step)
+{
+    t->fault_rep = replica;
+    t->fault_step = step;
+}
+
 void bt_trainer_set_reduce(bt_trainer *t, bt_grad_reduce fn, void *ctx)
 {
     t->reduce = fn ? fn : reduce_in_order;
@@ -224,6 +265,7 @@ void bt_trainer_set_reduce(bt_trainer *t, bt_grad_reduce fn, void *ctx)
 /* A micro-batch's forward/backward on replica m (its gradients are where the
  * call must add them). */
 typedef int (*rep_fb)(void *ctx, bt_bert *m, int k, float grad_scale, uint32_t step, float *loss);
+typedef struct { rep_fb fb; void *ctx; int n_micro; float scale; } rep_fn_args;
 
 /* Micro-batch k on replica j. Its first one of the step goes straight into
  * the replica's (zeroed) gradients; each later one into the replica's
@@ -253,6 +295,88 @@ static int replica_micro(bt_trainer *t, int j, int first, rep_fb fb, void *ctx, 
     return 0;
 }
 
+/* ---- the replicas' part of a step: one thread per replica when concurrent */
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* What one replica does in a step, and how it ended. Written by the thread
+ * that runs the replica only; read by the calling thread after the join. */
+typedef struct {
+    bt_trainer *t;
+    rep_fb fb;
+    void *ctx;
+    int j, n_micro;
+    float scale;
+    atomic_int *stop;   /* set by the first replica that fails: the others stop before their next micro-batch */
+    int rc, k_failed;
+    char msg[1024];
+} rep_run;
+
+/* Micro-batches j, j + N, ... of the step on replica j, in order; each
+ * micro-batch's loss into t->losses[k]. */
+static void *rep_main(void *arg)
+{
+    rep_run *r = arg;
+    bt_trainer *t = r->t;
+    bt_replica_stats *st = &t->stats[r->j];
+    double t0 = mono_now();
+    for (int k = r->j; k < r->n_micro; k += t->nrep) {
+        if (atomic_load(r->stop)) break;
+        int rc = t->fault_rep == r->j && t->fault_step == t->step + 1
+                     ? bt_fail(BT_EIO, "injected failure of replica %d at step %lld (BATON_FAULT_REPLICA, testing "
+                                       "only)", r->j, (long long)t->step + 1)
+                     : replica_micro(t, r->j, k == r->j, r->fb, r->ctx, k, r->scale, &t->losses[k]);
+        if (rc) {
+            r->rc = rc;
+            r->k_failed = k;
+            snprintf(r->msg, sizeof r->msg, "%s", bt_errmsg());
+            atomic_store(r->stop, 1);
+            break;
+        }
+        st->micro++;
+        if (t->cur) {
+            st->examples += t->cur[k].n;
+            for (int i = 0; i < t->cur[k].n; i++) st->tokens += t->cur[k].len[i];
+        }
+    }
+    st->busy_s += mono_now() - t0;
+    return NULL;
+}
+
+/* Every replica's micro-batches: concurrently (replicas 1.. on threads of
+ * their own, replica 0 on the calling one) or one replica after another.
+ * The first failure (lowest micro-batch) is the step's error, after every
+ * thread has stopped. */
+static int run_replicas(bt_trainer *t, rep_fn_args *a)
+{
+    int n = a->n_micro < t->nrep ? a->n_micro : t->nrep;
+    atomic_int stop = 0;
+    rep_run run[BT_MAX_REPLICAS];
+    pthread_t th[BT_MAX_REPLICAS];
+    int started[BT_MAX_REPLICAS] = {0};
+    for (int j = 0; j < n; j++)
+        run[j] = (rep_run){.t = t, .fb = a->fb, .ctx = a->ctx, .j = j, .n_micro = a->n_micro, .scale = a->scale,
+                           .stop = &stop};
+    for (int j = 1; j < n && t->concurrent; j++)
+        started[j] = pthread_create(&th[j], NULL, rep_main, &run[j]) == 0;
+    for (int j = 0; j < n; j++)
+        if (j == 0 || !started[j]) rep_main(&run[j]); /* (a thread that could not start: here, in turn) */
+    for (int j = 1; j < n; j++)
+        if (started[j]) pthread_join(th[j], NULL);
+    int bad = -1;
+    for (int j = 0; j < n; j++)
+        if (run[j].rc && (bad < 0 || run[j].k_failed < run[bad].k_failed)) bad = j;
+    if (bad < 0) return 0;
+    bt_fail(run[bad].rc, "%s", run[bad].msg);
+    return bt_fail_context(run[bad].rc, "step %lld micro-batch %d (replica %d; every replica stopped)",
+                           (long long)t->step + 1, run[bad].k_failed, bad);
+}
+
 typedef struct { const bt_batch *micro; } plain_ctx;
 
 static int plain_fb(void *ctx, bt_bert *m, int k, float grad_scale, uint32_t step, float *loss)
@@ -270,12 +394,28 @@ static int user_fb(void *ctx, bt_bert *m, int k, float grad_scale, uint32_t step
     return u->fb(u->ctx, k, grad_scale, step, loss);
 }
 
-static int train_step(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info);
+static int train_step_on(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info);
+
+/* The step, with replica 0's backend on its share of the threads throughout
+ * when the replicas are concurrent: its OpenMP team of the full count would
+ * otherwise spin-wait (libgomp's default) after the update, on the cores the
+ * other replicas' threads need, every step. */
+static int train_step(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info)
+{
+    bt_backend *be0 = bt_bert_backend(t->m);
+    int was = t->concurrent && t->rep0_threads > 0 && be0->set_threads ? be0->set_threads(be0, t->rep0_threads) : 0;
+    int rc = train_step_on(t, fb, ctx, n_micro, info);
+    if (was > 0) be0->set_threads(be0, was);
+    return rc;
+}
 
 int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_info *info)
 {
     plain_ctx p = {micro};
-    return train_step(t, plain_fb, &p, n_micro, info);
+    t->cur = micro;
+    int rc = train_step(t, plain_fb, &p, n_micro, info);
+    t->cur = NULL;
+    return rc;
 }
 
 int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_step_info *info)
@@ -313,7 +453,7 @@ static int check_weights(bt_trainer *t)
                    (long long)t->step + 1, name);
 }
 
-static int train_step(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info)
+static int train_step_on(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info)
 {
     bt_bert *m = t->m;
     bt_backend *be = bt_bert_backend(m);
@@ -321,15 +461,17 @@ static int train_step(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_
     double loss_sum = 0.0;
     float lscale = t->scale; /* 1 without loss scaling */
     float scale = lscale * (1.0f / (float)n_micro);
-    /* micro-batch k on replica k % nrep, in k order (replicas run one after
-     * another here; the losses are summed in k order whatever the schedule) */
-    for (int k = 0; k < n_micro; k++) {
-        float l = 0.0f;
-        int rc = replica_micro(t, k % t->nrep, k < t->nrep, fb, ctx, k, scale, &l);
-        if (rc) return bt_fail_context(rc, "step %lld micro-batch %d (replica %d)", (long long)t->step + 1, k,
-                                       k % t->nrep);
-        loss_sum += l;
+    if (n_micro > t->losses_cap) {
+        t->losses = bt_xrealloc(t->losses, (size_t)n_micro * sizeof *t->losses);
+        t->losses_cap = n_micro;
     }
+    memset(t->losses, 0, (size_t)n_micro * sizeof *t->losses);
+    /* micro-batch k on replica k % nrep; the losses are summed in k order
+     * whatever the schedule (concurrent or one replica after another) */
+    rep_fn_args ra = {fb, ctx, n_micro, scale};
+    int rc0 = run_replicas(t, &ra);
+    if (rc0) return rc0;
+    for (int k = 0; k < n_micro; k++) loss_sum += t->losses[k];
     int used = n_micro < t->nrep ? n_micro : t->nrep;
     if (used > 1) {
         int rc = t->reduce(t->reduce_ctx, t->reps, used);

@@ -108,13 +108,39 @@ int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_s
  * 1 device with grad_accum N (both sum N micro-batch gradients left to right);
  * in general N devices x grad_accum A equal M devices x grad_accum B only when
  * the replica sums coincide (N = M, or A = B = 1 with N x A = M x B).
- * The replicas run one after another in the calling thread. */
+ * The replicas run one after another in the calling thread, or concurrently
+ * (bt_trainer_set_concurrent): the sums above are the same either way, so
+ * are the bytes. */
 #define BT_MAX_REPLICAS 64
 int bt_trainer_set_replicas(bt_trainer *t, bt_bert *const *extra, int n_extra); /* once, before the first step */
 int bt_trainer_replicas(const bt_trainer *t);
 /* Sums the gradients of reps[0..n) into reps[0]'s (n >= 2). NULL: the default. */
 typedef int (*bt_grad_reduce)(void *ctx, bt_bert *const *reps, int n);
 void bt_trainer_set_reduce(bt_trainer *t, bt_grad_reduce fn, void *ctx);
+/* on = 1: in each step replicas 1..N-1 run their micro-batches on a thread
+ * each while replica 0 runs its own on the calling thread; the gradient sum,
+ * norm and update wait for all of them. Every replica must have a backend of
+ * its own (BT_EINTERNAL else): the backend's workspace is per replica.
+ * rep0_threads > 0: replica 0's backend runs that many threads during a
+ * step (be->set_threads; its own count again between steps, for
+ * evaluation), so that the replicas share runtime.threads. A failing replica
+ * stops the others before their next micro-batch; the step then fails with
+ * the error of the lowest failed micro-batch and changes no weight. */
+int bt_trainer_set_concurrent(bt_trainer *t, int on, int rep0_threads);
+/* What replica j did since the trainer was created: micro-batches, examples
+ * and tokens (those of bt_train_step; 0 for a custom forward/backward),
+ * seconds spent on them (its own forward/backward, not the sum or update),
+ * and its backend's peak counted bytes (be->peak_bytes; replica 0's backend
+ * also holds the optimizer). Read it between steps. */
+typedef struct {
+    int64_t micro, examples, tokens;
+    double busy_s;
+    size_t peak_bytes;
+} bt_replica_stats;
+void bt_trainer_replica_stats(const bt_trainer *t, int j, bt_replica_stats *out);
+/* Testing only (BATON_FAULT_REPLICA, runner/devices.c): replica's first
+ * micro-batch of step `step` (1-based) fails with BT_EIO. */
+void bt_trainer_inject_failure(bt_trainer *t, int replica, int64_t step);
 
 int64_t bt_trainer_step(const bt_trainer *t);     /* steps done (skipped ones included) */
 void bt_trainer_set_step(bt_trainer *t, int64_t step); /* on resume */

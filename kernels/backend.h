@@ -113,6 +113,12 @@ struct bt_backend {
      * CUDA: cudaMemGetInfo), *total_bytes the device's size (CPU: MemTotal
      * or the cgroup limit). 0, or BT_EIO after bt_fail() when unknown. */
     int (*mem_info)(bt_backend *be, size_t *free_bytes, size_t *total_bytes);
+    /* CPU: later ops run on n threads (n >= 1; results do not depend on it);
+     * n <= 0 changes nothing. Returns the count before the call. NULL where
+     * the device has no such setting (CUDA, the counting backend). Call it
+     * only while no op of this backend runs (engine/train.c: the replicas'
+     * share of runtime.threads, docs/operations.md). */
+    int (*set_threads)(bt_backend *be, int n);
 
     /* ---- device capabilities and GEMM math ---- */
     int sm; /* CUDA compute capability as major*10 + minor (75 = T4); 0 for the CPU */

@@ -7,7 +7,8 @@
  * "running" while no process holds the output-directory lock is reported as
  * "dead": its run was killed, or could not write its last status. Reads only; never writes (and never takes the lock).
  * Keys of --json that scripts rely on: output_dir, latest_archive, step,
- * epoch, complete (plus state, precision, loss_scale, skipped_steps, devices, device, best_metric, eta_job_s,
+ * epoch, complete (plus state, precision, loss_scale, skipped_steps, devices, device, per_device (status.json's),
+ * best_metric, eta_job_s,
  * looked_in, skipped).
  */
 #include "runner/archive_check.h"
@@ -23,6 +24,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -108,6 +110,8 @@ static void add_devices(json_t *o, json_t *trainer, json_t *live)
     json_t *dm = trainer ? json_object_get(trainer, "device_model") : NULL;
     json_object_set_new(o, "devices", json_is_integer(dv) ? json_incref(dv) : trainer ? json_integer(1) : json_null());
     json_object_set_new(o, "device", json_is_string(dm) && *json_string_value(dm) ? json_incref(dm) : json_null());
+    json_t *pd = json_object_get(live, "per_device"); /* the running (or last) segment's, from status.json */
+    json_object_set_new(o, "per_device", json_is_array(pd) ? json_incref(pd) : json_null());
 }
 
 static void print_devices(json_t *o)
@@ -116,6 +120,14 @@ static void print_devices(json_t *o)
     const char *dm = json_string_value(json_object_get(o, "device"));
     if (!json_is_integer(n)) return;
     printf("devices      %lld x %s\n", (long long)json_integer_value(n), dm ? dm : "(device not recorded)");
+    size_t j;
+    json_t *d;
+    json_array_foreach(json_object_get(o, "per_device"), j, d) {
+        json_t *ex = json_object_get(d, "examples_per_s"), *tk = json_object_get(d, "tokens_per_s");
+        printf("device %-5zu %.1f examples/s, %.0f tokens/s, %.0f MiB counted (status.json)\n", j,
+               json_is_number(ex) ? json_number_value(ex) : NAN, json_is_number(tk) ? json_number_value(tk) : NAN,
+               json_number_value(json_object_get(d, "memory_bytes")) / 1048576.0);
+    }
 }
 
 static void print_precision(json_t *o)

@@ -4,7 +4,9 @@
 #include "util/err.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* "job.ini:12: " where the key was set, or "". */
@@ -51,11 +53,14 @@ int bt_devices_hook_setup(bt_devices *d, bt_job *job, bt_backend *be)
         char w[300];
         where_of(job, "runtime", "devices", w, sizeof w);
         int task = job->job.task;
-        if (task != BT_JOB_TASK_CLASSIFY && task != BT_JOB_TASK_MLM) /* the tested ones (classify_long cannot) */
-            return bt_fail(BT_ECONFIG, "%s[runtime] devices = %d: task = %s trains on one device for now (classify "
-                                       "and mlm take several); set devices = 1 (raise [train] grad_accum for the "
-                                       "same effective batch)",
-                           w, n, bt_job_enum_name(bt_job_key_index("job", "task"), task));
+        /* classify_long's step is a custom forward/backward (engine/longdoc_model.h) bound to one model: its
+         * document pooling, head and dropout run on the host against replica 0 (engine/train.h refuses it) */
+        if (task == BT_JOB_TASK_CLASSIFY_LONG)
+            return bt_fail(BT_ECONFIG, "%s[runtime] devices = %d: task = classify_long trains on one device (a "
+                                       "document's chunks, its pooling and head are one model's step, not a batch "
+                                       "that can be dealt out to replicas); set devices = 1 and raise [train] "
+                                       "grad_accum for the same effective batch",
+                           w, n);
         if (job->train.micro_batch == BT_JOB_MICRO_AUTO)
             return bt_fail(BT_ECONFIG, "%s[runtime] devices = %d does not combine with [train] micro_batch = auto "
                                        "yet; set micro_batch = off (batch_size is then each device's micro-batch)",
@@ -67,26 +72,54 @@ int bt_devices_hook_setup(bt_devices *d, bt_job *job, bt_backend *be)
     d->count = n;
     d->factor = n;
     job->train.grad_accum *= n;
-    if (n > 1)
-        fprintf(stderr, "devices = %d: %d %s replicas x grad_accum %lld x batch %lld = %lld examples per step (the "
-                        "replicas run one after another in this process)\n", n, n, be->name,
+    if (n > 1) {
+        int total = be->set_threads ? be->set_threads(be, 0) : 1;
+        for (int j = 0; j < n; j++) {
+            d->threads[j] = total / n + (j < total % n);
+            if (d->threads[j] < 1) d->threads[j] = 1;
+        }
+        fprintf(stderr, "devices = %d: %d %s replicas x grad_accum %lld x batch %lld = %lld examples per step (one "
+                        "thread per replica, %d thread(s) of runtime.threads = %d each%s)\n", n, n, be->name,
                 (long long)d->job_accum, (long long)job->train.batch_size,
-                (long long)(job->train.grad_accum * job->train.batch_size));
+                (long long)(job->train.grad_accum * job->train.batch_size), d->threads[n - 1], total,
+                total < n ? "; fewer threads than replicas: they share cores" : total % n ? ", the first ones one more" : "");
+    }
     return 0;
 }
 
 int bt_devices_hook_models(bt_devices *d, bt_backend *be, const char *model_dir, const bt_bert_opts *mo)
 {
+    d->be[0] = be;
     for (int j = 1; j < d->count; j++) {
-        int rc = bt_bert_create(be, model_dir, mo, &d->extra[j - 1]);
+        /* a backend of its own (its workspace), as the segment's was made: the CPU's */
+        if (!(d->be[j] = bt_backend_cpu_create(d->threads[j])))
+            return bt_fail_context(BT_EINTERNAL, "[runtime] devices = %d: replica %d's backend", d->count, j);
+        int rc = bt_bert_create(d->be[j], model_dir, mo, &d->extra[j - 1]);
         if (rc) return bt_fail_context(rc, "[runtime] devices = %d: replica %d", d->count, j);
     }
     return 0;
 }
 
+/* BATON_FAULT_REPLICA=J@STEP (testing only, docs/operations.md). */
+static int fault_env(const bt_devices *d, bt_trainer *t)
+{
+    const char *v = getenv("BATON_FAULT_REPLICA");
+    if (!v || !*v) return 0;
+    int j = -1;
+    long long step = 0;
+    char tail = 0;
+    if (sscanf(v, "%d@%lld%c", &j, &step, &tail) != 2 || j < 0 || j >= d->count || step < 1)
+        return bt_fail(BT_ECONFIG, "BATON_FAULT_REPLICA=%s: expected J@STEP, a replica 0..%d and a step >= 1 "
+                                   "(testing only)", v, d->count - 1);
+    bt_trainer_inject_failure(t, j, step);
+    return 0;
+}
+
 int bt_devices_hook_trainer(bt_devices *d, bt_trainer *t)
 {
-    return d->count > 1 ? bt_trainer_set_replicas(t, d->extra, d->count - 1) : 0;
+    int rc = d->count > 1 ? bt_trainer_set_replicas(t, d->extra, d->count - 1) : 0;
+    if (!rc && d->count > 1) rc = bt_trainer_set_concurrent(t, 1, d->threads[0]);
+    return rc ? rc : fault_env(d, t);
 }
 
 void bt_devices_hook_record(const bt_devices *d, const bt_job *job, void *json)
@@ -170,8 +203,23 @@ int bt_devices_hook_resume(bt_devices *d, const char *trainer_json, bt_job *job,
     return 0;
 }
 
+void bt_devices_hook_rates(const bt_devices *d, const bt_trainer *t, bt_status *st)
+{
+    int n = d->count < BT_STATUS_MAX_DEVICES ? d->count : BT_STATUS_MAX_DEVICES;
+    for (int j = 0; j < n; j++) {
+        bt_replica_stats rs;
+        bt_trainer_replica_stats(t, j, &rs);
+        st->dev[j].examples_per_s = rs.busy_s > 0 ? (double)rs.examples / rs.busy_s : NAN;
+        st->dev[j].tokens_per_s = rs.busy_s > 0 ? (double)rs.tokens / rs.busy_s : NAN;
+        st->dev[j].memory_bytes = (double)rs.peak_bytes;
+    }
+    st->n_dev = n;
+}
+
 void bt_devices_free(bt_devices *d)
 {
     for (int j = 0; j < BT_MAX_REPLICAS; j++) bt_bert_free(d->extra[j]);
+    for (int j = 1; j < BT_MAX_REPLICAS; j++)
+        if (d->be[j]) d->be[j]->destroy(d->be[j]);
     memset(d, 0, sizeof *d);
 }

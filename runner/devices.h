@@ -25,12 +25,15 @@
 #include "engine/train.h"
 #include "kernels/backend.h"
 #include "runner/job.h"
+#include "runner/status.h"
 
 typedef struct {
     int count;         /* replicas this segment trains with (>= 1) */
     int64_t job_accum; /* [train] grad_accum as the job says (per device) */
     int64_t factor;    /* micro-batches per step = job_accum x factor (count, or the archive's on a resume) */
     bt_bert *extra[BT_MAX_REPLICAS]; /* replicas 1..count-1 (owned) */
+    bt_backend *be[BT_MAX_REPLICAS]; /* be[j]: replica j's backend (be[0] the segment's; 1.. owned) */
+    int threads[BT_MAX_REPLICAS];    /* replica j's share of runtime.threads (CPU) */
 } bt_devices;
 
 /* Setup, once the backend exists and before the steps per epoch are
@@ -38,9 +41,13 @@ typedef struct {
  * (BT_ECONFIG naming the key and where it was set), multiplies
  * job->train.grad_accum by the device count and says so when > 1. */
 int bt_devices_hook_setup(bt_devices *d, bt_job *job, bt_backend *be);
-/* After replica 0 was created with (model_dir, mo): replicas 1..count-1. */
+/* After replica 0 was created with (model_dir, mo): replicas 1..count-1,
+ * each on a CPU backend of its own with its share of be's threads (replica
+ * j: threads / count, one more for the first threads % count, at least 1). */
 int bt_devices_hook_models(bt_devices *d, bt_backend *be, const char *model_dir, const bt_bert_opts *mo);
-/* After the trainer was created (again): hands it the replicas. */
+/* After the trainer was created (again): hands it the replicas, to run
+ * concurrently (one thread each), and BATON_FAULT_REPLICA=J@STEP (testing
+ * only: replica J fails at step STEP; BT_ECONFIG when malformed). */
 int bt_devices_hook_trainer(bt_devices *d, bt_trainer *t);
 /* trainer.json: "devices": {"count": N, "grad_accum": micro-batches per device per step,
  * "job_grad_accum": the job's, "batch_factor": the effective batch / the job's batch_size x
@@ -55,6 +62,10 @@ void bt_devices_hook_record(const bt_devices *d, const bt_job *job, void *json);
  * count does not divide them; BT_EDATA for a record out of range. */
 int bt_devices_hook_resume(bt_devices *d, const char *trainer_json, bt_job *job, const char *where, int *regroup);
 void bt_devices_free(bt_devices *d);
+/* After a step: each replica's figures since the segment began
+ * (bt_trainer_replica_stats: examples and tokens over its busy seconds, its
+ * backend's peak counted bytes) into st->dev[0..count), st->n_dev = count. */
+void bt_devices_hook_rates(const bt_devices *d, const bt_trainer *t, bt_status *st);
 
 /* The batch factor trainer.json records (1 when absent): for the archive
  * check of the data position (runner/archive_check.c). */

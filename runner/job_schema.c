@@ -176,10 +176,11 @@ static const bt_job_key keys[] = {
      O(runtime.device)},
     {"runtime", "threads", BT_JT_INT, "0", "0..4096", 0, 0, "CPU threads; 0: all cores.", O(runtime.threads)},
     {"runtime", "devices", BT_JT_INT, "auto", "1..64", 0, 0,
-     "Data-parallel replicas of the model in one process (on the CPU: replicas run one after another; on CUDA only "
-     "1 for now, more is refused); auto: 1. The effective batch is batch_size x grad_accum x devices; 2 devices "
-     "train to the same bytes as 1 with grad_accum doubled, and a resume on another device count keeps the "
-     "archive's effective batch (grad_accum adjusted). task = classify and mlm only, for now. See "
+     "Data-parallel replicas of the model in one process (on the CPU: replicas run concurrently, one thread each, "
+     "runtime.threads split between them; on CUDA only 1 for now, more is refused); auto: 1. The effective batch "
+     "is batch_size x grad_accum x devices; 2 devices train to the same bytes as 1 with grad_accum doubled, and a "
+     "resume on another device count keeps the archive's effective batch (grad_accum adjusted). task = classify, "
+     "mlm, token_classify and similarity (classify_long is refused: its step is one model's). See "
      "docs/operations.md, Both GPUs of a T4 x2.", O(runtime.devices)},
     {"runtime", "progress", BT_JT_ENUM, "auto", "auto|bar|plain|none", 0, 0,
      "Progress output on stderr: a one-line bar on a terminal, else a plain line every progress_every.",

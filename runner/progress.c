@@ -67,6 +67,13 @@ int bt_progress_format(const bt_progress_info *i, int bar_width, char *buf, size
     if (isfinite(i->loss)) PUT("  loss %.4f", i->loss);
     if (i->loss_scale > 0) PUT("  fp16 scale %g, %lld skipped", i->loss_scale, (long long)i->skipped);
     if (isfinite(i->examples_per_s)) PUT("  %.1f ex/s", i->examples_per_s);
+    if (i->n_dev > 1 && i->dev) {
+        PUT("  devices ");
+        for (int j = 0; j < i->n_dev; j++) PUT("%s%.1f", j ? "+" : "", i->dev[j].examples_per_s);
+        PUT(" ex/s ");
+        for (int j = 0; j < i->n_dev; j++) PUT("%s%.0f", j ? "+" : "", i->dev[j].memory_bytes / 1048576.0);
+        PUT(" MiB");
+    }
     if (isfinite(i->eta_job_s) || isfinite(i->eta_segment_s)) {
         char a[32], b[32];
         fmt_eta(i->eta_job_s, a, sizeof a);

@@ -2,7 +2,9 @@
  *
  * Owns: on a terminal, one line redrawn in place (at most 4 times a second):
  *   "[#####.....] step 120/900  epoch 1/3  loss 0.4123  85.2 ex/s  ETA 12m (segment 5m)"
- *   (fp16 adds "  fp16 scale 32768, 2 skipped" after the loss);
+ *   (fp16 adds "  fp16 scale 32768, 2 skipped" after the loss; runtime.devices = N > 1
+ *   adds each replica's examples/s and counted memory after the overall rate:
+ *   "  devices 44.1+43.8 ex/s 96+58 MiB");
  * elsewhere (Kaggle logs, files) a plain line every progress_every seconds;
  * nothing in mode none. Messages in between clear the bar first.
  * Must not: print anything else (baton is quiet by default), or compute
@@ -14,6 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "runner/status.h"
+
 
 /* Same order as the job's [runtime] progress enum. */
 typedef enum { BT_PROGRESS_AUTO = 0, BT_PROGRESS_BAR = 1, BT_PROGRESS_PLAIN = 2, BT_PROGRESS_NONE = 3 } bt_progress_mode;
@@ -28,6 +33,8 @@ typedef struct {
     double eta_segment_s;  /* NAN: not shown (segment ends by budget before the job) */
     double loss_scale;     /* > 0: fp16's loss scale, shown with the skipped steps; else neither */
     int64_t skipped;       /* steps skipped for fp16 overflow so far */
+    int n_dev;             /* > 1: the replicas' figures dev[0..n_dev) are shown */
+    const bt_status_device *dev;
 } bt_progress_info;
 
 typedef struct bt_progress bt_progress;

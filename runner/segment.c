@@ -645,10 +645,15 @@ static void record_step(run_ctx *c, const bt_step_info *info, int n_ex, double d
     c->train_ex_per_s = ex_per_s;
     bt_loss_scaler ls;
     bt_trainer_loss_scaler(c->trainer, &ls);
+    bt_devices_hook_rates(&c->dev, c->trainer, &c->status); /* issue 20 hook: per-device figures */
     if (c->st.step % TRAIN_LOG_EVERY == 0 || c->st.step == c->total_steps) {
         bt_metric_value gn = {"grad_norm", info->grad_norm};
         json_t *extra = ls.enabled ? json_pack("{s:f, s:i}", "loss_scale", info->loss_scale, "skipped", a->n_skip)
                                    : NULL;
+        if (c->dev.count > 1) { /* issue 20 hook: metrics.jsonl per_device */
+            if (!extra) extra = json_object();
+            json_object_set_new(extra, "per_device", bt_status_devices_json(c->status.dev, c->status.n_dev));
+        }
         history_add(c, &(history_rec){"train", a->n_acc ? a->loss_acc / a->n_acc : NAN, info->lr, &gn, 1, extra});
         a->loss_acc = 0;
         a->n_acc = a->n_skip = 0;
@@ -659,6 +664,7 @@ static void record_step(run_ctx *c, const bt_step_info *info, int n_ex, double d
         .loss = info->loss, .examples_per_s = ex_per_s,
         .eta_job_s = (double)(c->total_steps - c->st.step) * (a->t_acc / (a->ex_acc / (double)n_ex)),
         .eta_segment_s = NAN, .loss_scale = ls.enabled ? ls.scale : 0, .skipped = ls.skipped_steps,
+        .n_dev = c->dev.count > 1 ? c->status.n_dev : 0, .dev = c->status.dev,
     };
     double rem = bt_watchdog_remaining_at(c->wd, bt_now_epoch());
     if (isfinite(rem) && rem < pi.eta_job_s) pi.eta_segment_s = rem;

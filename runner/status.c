@@ -35,6 +35,17 @@ static void iso8601(double epoch, char buf[32])
 static json_t *num_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
+void *bt_status_devices_json(const bt_status_device *dev, int n)
+{
+    json_t *a = json_array();
+    for (int j = 0; j < n; j++)
+        json_array_append_new(a, json_pack("{s:i, s:o, s:o, s:I}", "device", j, "examples_per_s",
+                                           num_or_null(dev[j].examples_per_s), "tokens_per_s",
+                                           num_or_null(dev[j].tokens_per_s), "memory_bytes",
+                                           (json_int_t)dev[j].memory_bytes));
+    return a;
+}
+
 char *bt_status_json(const bt_status *s, double now_epoch)
 {
     char when[32], commit[32];
@@ -67,6 +78,7 @@ char *bt_status_json(const bt_status *s, double now_epoch)
     json_object_set_new(o, "loss_scale", num_or_null(s->loss_scale));
     json_object_set_new(o, "skipped_steps", json_integer(s->skipped_steps));
     json_object_set_new(o, "devices", s->devices > 0 ? json_integer(s->devices) : json_null());
+    json_object_set_new(o, "per_device", s->n_dev > 0 ? bt_status_devices_json(s->dev, s->n_dev) : json_null());
     char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);
     if (!txt) return bt_xstrdup("{}\n");

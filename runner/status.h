@@ -16,7 +16,13 @@
  *    "best_metric_name": str|null, "stop_reason": str|null,
  *    "updated_at": str (ISO 8601 UTC), "pid": int, "output_dir": str,
  *    "complete": bool, "precision": str|null, "loss_scale": float|null,
- *    "skipped_steps": int, "devices": int|null}
+ *    "skipped_steps": int, "devices": int|null,
+ *    "per_device": [{"device": int, "examples_per_s": float, "tokens_per_s": float,
+ *                    "memory_bytes": int}, ...]|null}
+ * per_device: one entry per replica (runtime.devices), from the first step of
+ * the segment on: its examples and tokens over the seconds of its own
+ * forward/backward since the segment began, and its backend's peak counted
+ * bytes (replica 0's also hold the optimizer and evaluation); null before.
  */
 #ifndef BATON_RUNNER_STATUS_H
 #define BATON_RUNNER_STATUS_H
@@ -26,6 +32,14 @@
 #include <stdint.h>
 
 #define BT_STATUS_FILE "status.json"
+
+#define BT_STATUS_MAX_DEVICES 64
+
+/* One replica's figures (status.json per_device, the progress line, metrics.jsonl). */
+typedef struct {
+    double examples_per_s, tokens_per_s; /* NAN: not measured yet */
+    double memory_bytes;                 /* the backend's peak counted bytes */
+} bt_status_device;
 
 typedef struct {
     const char *job;
@@ -46,7 +60,13 @@ typedef struct {
     double loss_scale;          /* fp16's loss scale; NAN: null (no loss scaling) */
     int64_t skipped_steps;      /* steps skipped for fp16 overflow since the job began */
     int devices;                /* data-parallel replicas (runtime.devices); 0: null (not known yet) */
+    int n_dev;                  /* entries of dev (0: per_device null) */
+    bt_status_device dev[BT_STATUS_MAX_DEVICES];
 } bt_status;
+
+/* A json_t array of n replicas' figures (the per_device value; also the
+ * "per_device" of metrics.jsonl's train records). */
+void *bt_status_devices_json(const bt_status_device *dev, int n);
 
 /* A status with every number unknown (NAN / 0) and state "running". */
 bt_status bt_status_init(const char *job, const char *output_dir);

@@ -23,6 +23,16 @@
 #define thread_id cpu_thread_id
 #define split_range cpu_split_range
 
+/* A ThreadSanitizer build (make test-tsan) runs every parallel region on one
+ * thread whatever it is asked: libgomp is not instrumented, so its barriers
+ * would read as races between a region's threads. The results are the same
+ * (they do not depend on the thread count). */
+#if defined(__SANITIZE_THREAD__)
+#define CPU_MAX_THREADS 1
+#else
+#define CPU_MAX_THREADS 1024
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* memory                                                                    */
 
@@ -67,6 +77,14 @@ static void cpu_upload(bt_backend *be, void *d, const void *s, size_t n) { cpu_m
 static void cpu_download(bt_backend *be, void *d, const void *s, size_t n) { cpu_memcpy(be, d, s, n); }
 static void cpu_memset0(bt_backend *be, void *d, size_t n) { (void)be; if (n) memset(d, 0, n); }
 static void cpu_sync(bt_backend *be) { (void)be; }
+
+static int cpu_set_threads(bt_backend *be, int n)
+{
+    cpu_impl *im = be->impl;
+    int was = im->nt;
+    if (n > 0) im->nt = n > CPU_MAX_THREADS ? CPU_MAX_THREADS : n;
+    return was;
+}
 
 static void cpu_destroy(bt_backend *be)
 {
@@ -1046,7 +1064,7 @@ bt_backend *bt_backend_cpu_create(int threads)
         bt_fail(BT_EINTERNAL, "cpu backend: out of memory creating the backend");
         return NULL;
     }
-    im->nt = nt;
+    im->nt = nt > CPU_MAX_THREADS ? CPU_MAX_THREADS : nt;
     /* All parallelism is OpenMP's: each GEMM block runs single-threaded BLAS. */
     openblas_set_num_threads(1);
     be->name = "cpu";
@@ -1063,6 +1081,7 @@ bt_backend *bt_backend_cpu_create(int threads)
     be->destroy = cpu_destroy;
     be->peak_bytes = cpu_peak;
     be->mem_info = cpu_mem_info;
+    be->set_threads = cpu_set_threads;
     be->sm = 0;
     be->dtype_ok = cpu_dtype_ok;
     be->set_tf32 = cpu_set_tf32;

@@ -11,7 +11,10 @@
 #   3. a device count that does not divide the archive's micro-batches per
 #      step is refused (exit 78) naming the keys; devices with
 #      micro_batch = auto and devices = 0 are refused;
-#   4. with $BATON_MODELS/all-MiniLM-L6-v2 and $BATON_DATA/sst2 (else this
+#   4. token_classify (CoNLL) and similarity (sentence pairs): 2 devices ==
+#      1 device x grad_accum 2 after 20 steps; classify_long with 2 devices is
+#      refused (exit 78) saying why;
+#   5. with $BATON_MODELS/all-MiniLM-L6-v2 and $BATON_DATA/sst2 (else this
 #      part says it is skipped): the real model, 2 devices == 1 device x
 #      grad_accum 2 after 50 steps (batch 2, 24 tokens).
 . "$(dirname "$0")/run_lib.sh"
@@ -96,7 +99,38 @@ brun "$T/bad.log" run "$T/two.ini" -s runtime.devices=0
 expect_rc 78 "$T/bad.log" "devices = 0"
 note "refused: $(grep -o 'set \[runtime\] devices to a divisor of 2' "$T/three.log"); micro_batch = auto; devices = 0"
 
-# ---- 4. the real model
+# ---- 4. token_classify and similarity: 2 devices == 1 device x grad_accum 2; classify_long refused
+start=$(now)
+awk -F '\t' 'NR > 1 { s[NR] = $1; l[NR] = ($2 == "positive") }
+    END { print "sentence1\tsentence2\tscore"
+          for (i = 2; i < 2 + 400 && i + 7 <= NR; i++) printf "%s\t%s\t%.1f\n", s[i], s[i + 7], 2.5 * (l[i] + l[i + 7]) }' \
+    "$T/d/data/train.tsv" >"$T/pairs.tsv"
+tk="job.task=token_classify data.train=d/data/train.conll data.eval=d/data/eval.conll data.text_column=auto
+ data.label_column=auto data.limit_train=320 data.limit_eval=32"
+sim="job.task=similarity data.train=pairs.tsv data.eval=pairs.tsv data.text_column=sentence1
+ data.text_pair_column=sentence2 data.label_column=score data.max_seq_len=48 data.limit_train=320 data.limit_eval=32"
+for task in tk sim; do
+    eval "keys=\$$task"
+    for n in 1 2; do
+        # shellcheck disable=SC2086
+        write_job "$T/$task$n.ini" $keys train.batch_size=16 train.max_steps=20 train.epochs=3 runtime.threads=1 \
+            train.grad_accum=$((3 - n)) runtime.devices=$n job.output_dir=$task$n-out
+        brun "$T/$task$n.log" run "$T/$task$n.ini"
+        expect_rc 0 "$T/$task$n.log" "$task, devices = $n"
+    done
+    t1=$(member_sha "$(final_of "$T/${task}1-out" "$task 1 device")"); t2=$(member_sha "$(final_of "$T/${task}2-out" "$task 2 devices")")
+    [ "$t1" = "$t2" ] || fail "$task: devices = 2 ends with $t2, devices = 1 x grad_accum 2 with $t1"
+    [ "$(member_sha "$(newest_archive "$T/${task}1-out")" optimizer.safetensors)" = "$(member_sha "$(newest_archive "$T/${task}2-out")" optimizer.safetensors)" ] \
+        || fail "$task: devices = 2: other AdamW moments than devices = 1 x grad_accum 2"
+done
+write_job "$T/ld.ini" job.task=classify_long data.max_seq_len=128 runtime.devices=2 job.output_dir=ld-out
+brun "$T/ld.log" run "$T/ld.ini"
+expect_rc 78 "$T/ld.log" "classify_long with 2 devices"
+grep -q "ld.ini:[0-9]*: \[runtime\] devices = 2: task = classify_long trains on one device (a document's chunks" "$T/ld.log" \
+    || fail "classify_long with 2 devices: $(tail -n 3 "$T/ld.log")"
+note "token_classify, similarity: devices = 2 == devices = 1 x grad_accum 2; classify_long refused ($(elapsed "$start")s)"
+
+# ---- 5. the real model
 M=${BATON_MODELS:-}/all-MiniLM-L6-v2; D=${BATON_DATA:-}/sst2
 if [ -n "${BATON_MODELS:-}" ] && [ -f "$M/model.safetensors" ] && [ -n "${BATON_DATA:-}" ] && [ -f "$D/train.tsv" ]; then
     start=$(now)
