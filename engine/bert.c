@@ -1414,8 +1414,9 @@ int bt_bert_encode_pooled(bt_bert *m, const bt_batch *b, int train, uint32_t ste
 {
     if (m->task != BT_TASK_SEQ_CLS)
         return bt_fail(BT_EINTERNAL, "bt_bert_encode_pooled needs a sequence-classification model");
-    if (m->cfg.family != BT_FAMILY_BERT)
-        return bt_fail(BT_ECONFIG, "long documents (task = classify_long) need model_type \"bert\" for now");
+    if (m->cfg.family == BT_FAMILY_DEBERTA) /* its ContextPooler is not checked against chunked documents */
+        return bt_fail(BT_ECONFIG, "long documents (task = classify_long) with model_type \"deberta-v2\" are not "
+                                   "built; use model_type bert, roberta, xlm-roberta, distilbert or electra");
     if (train && !m->training) return bt_fail(BT_EINTERNAL, "bt_bert_encode_pooled(train) on an inference model");
     int rc = stage_batch(m, b, 0);
     if (rc) return rc;

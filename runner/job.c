@@ -761,6 +761,17 @@ static int check_path(const bt_job *j, const char *sec, const char *name, const 
  * classify) only, DeBERTa-v2/v3 not yet: the other tasks' heads, tokenization (word pieces by "##",
  * per-word encoding) and long-document pooling are BERT's (issue 22). An
  * unreadable config.json is left to the step that reads it. */
+/* Whether `baton run` trains TASK for a model of FAMILY (issue 22): BERT every
+ * task; RoBERTa/XLM-R, DistilBERT and ELECTRA the tasks whose head is the
+ * family's sequence classifier (classify, similarity, classify_long: the
+ * chunks carry the tokenizer's own <s>/</s>). What is not listed here is
+ * refused below with exit 78, naming task and model_type. */
+static int family_trains_task(int family, int task)
+{
+    if (family == BT_FAMILY_BERT) return 1;
+    return task == BT_JOB_TASK_CLASSIFY || task == BT_JOB_TASK_SIMILARITY || task == BT_JOB_TASK_CLASSIFY_LONG;
+}
+
 static int refuse_untrainable_family(bt_job *j)
 {
     char *cp = bt_path_join(j->model.path, "config.json"), where[512];
@@ -777,10 +788,10 @@ static int refuse_untrainable_family(bt_job *j)
                                  "predict %s) but cannot fine-tune it yet (its archives, resume and export are not "
                                  "built; docs/model-directories.md); use a BERT, RoBERTa, XLM-R or DistilBERT model",
                      where, j->model.path, c.model_type, j->model.path);
-    } else if (bt_model_family(c.model_type) != BT_FAMILY_BERT && j->job.task != BT_JOB_TASK_CLASSIFY) {
+    } else if (!family_trains_task(bt_model_family(c.model_type), (int)j->job.task)) {
         bt_job_where(j, bt_job_key_index("job", "task"), where, sizeof where);
         rc = bt_fail(BT_ECONFIG, "%s: [job] task = %s with model_type \"%s\" (%s): baton trains this model_type "
-                                 "as a sequence classifier only (task = classify); task = %s needs model_type "
+                                 "with task = classify, similarity or classify_long only; task = %s needs model_type "
                                  "\"bert\" for now (docs/model-directories.md)",
                      where, bt_job_enum_name(bt_job_key_index("job", "task"), j->job.task), c.model_type,
                      j->model.path, bt_job_enum_name(bt_job_key_index("job", "task"), j->job.task));
