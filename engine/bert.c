@@ -39,6 +39,7 @@
 #include "engine/model_weights.h"
 #include "engine/model_dir.h"
 #include "kernels/half.h"
+#include "state/safetensors.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -471,6 +472,28 @@ static int resolve_labels(bt_bert *m, const bt_bert_opts *o)
     return 0;
 }
 
+/* A token classifier of RoBERTa / XLM-R or ELECTRA reads classifier.weight;
+ * their sequence classifiers' classifier.out_proj reads as the same canonical
+ * name, so weights holding that head are refused for a token classifier
+ * (to predict with or to train) rather than taken for its classifier
+ * (Transformers would start a fresh one; baton says so instead). */
+static int refuse_sequence_head(const bt_bert *m, const char *path)
+{
+    if (m->task != BT_TASK_TOKEN_CLS || (m->cfg.family != BT_FAMILY_ROBERTA && m->cfg.family != BT_FAMILY_ELECTRA))
+        return 0;
+    bt_st_file *f;
+    int rc = bt_weights_open(path, &f);
+    if (rc) return rc;
+    int seq = bt_st_find(f, "classifier.out_proj.weight") != NULL;
+    bt_st_close(f);
+    if (seq)
+        return bt_fail(BT_ECONFIG, "%s: holds a sequence-classification head (classifier.dense, classifier.out_proj; "
+                                   "config.json says %s), which is not a token classifier's classifier: start "
+                                   "token classification from the encoder (weights without classifier.*) or from "
+                                   "a token classifier", path, m->cfg.arch);
+    return 0;
+}
+
 static void init_missing(bt_bert *m, float *host, const bt_param_load *pl)
 {
     const bt_bert_config *c = &m->cfg;
@@ -578,15 +601,20 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
                      c->max_pos, model_dir);
         goto fail;
     }
-    if (c->family != BT_FAMILY_BERT && (o->doc_attn_dim > 0 || strstr(c->arch, "TokenClassification") ||
-                                        (m->task != BT_TASK_SEQ_CLS && m->task != BT_TASK_ENCODER))) {
-        rc = bt_fail(BT_ECONFIG, "%s/config.json: %s%sbaton has only the sequence-classification head (task = "
-                                 "classify) for this model_type; task = mlm, token_classify and classify_long "
-                                 "need model_type \"bert\" for now", model_dir,
-                     strstr(c->arch, "TokenClassification") ? c->arch : "",
-                     strstr(c->arch, "TokenClassification") ? " is a token classifier: " : "");
+    /* the heads of each family (issue 22): DeBERTa the sequence classifier; RoBERTa / XLM-R, DistilBERT and
+     * ELECTRA also the token classifier; only BERT the MLM head */
+    int deb = c->family == BT_FAMILY_DEBERTA, tokcls = strstr(c->arch, "TokenClassification") != NULL;
+    if ((deb && (o->doc_attn_dim > 0 || tokcls || m->task == BT_TASK_TOKEN_CLS)) ||
+        (c->family != BT_FAMILY_BERT && m->task == BT_TASK_MLM)) {
+        rc = bt_fail(BT_ECONFIG, "%s/config.json: %s%sbaton has no %s head for model_type \"%s\" yet; task = mlm%s "
+                                 "needs model_type \"bert\" for now", model_dir, tokcls ? c->arch : "",
+                     tokcls ? " is a token classifier: " : "", m->task == BT_TASK_MLM ? "masked-LM" : "token-classification",
+                     deb ? "deberta-v2" : "(this family)", deb ? ", token_classify and classify_long" : "");
         goto fail;
     }
+    /* DistilBertForTokenClassification's dropout is config.dropout, not seq_classif_dropout */
+    if (c->family == BT_FAMILY_DISTILBERT && m->task == BT_TASK_TOKEN_CLS && !o->dropout_set)
+        m->cfg.p_classifier = m->cfg.p_hidden;
     m->max_B = o->max_batch;
     m->max_S = o->max_seq;
     m->has_pooler = m->task == BT_TASK_SEQ_CLS;
@@ -636,6 +664,7 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
     }
     char *st = NULL; /* model.safetensors, else pytorch_model.bin */
     rc = bt_model_weights_path(model_dir, &st);
+    if (!rc) rc = refuse_sequence_head(m, st);
     if (!rc) rc = bt_load_hf_weights_path_family(st, c->family, pl, m->ntab);
     free(st);
     if (!rc) init_missing(m, host, pl);

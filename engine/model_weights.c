@@ -103,6 +103,10 @@ static int roberta_name(const char *hf_name, char *buf, size_t bufsz, const char
         snprintf(buf, bufsz, "classifier.%s", s + strlen("classifier.out_proj."));
         return is_canonical(buf) ? BT_NAME_CANONICAL : BT_NAME_UNKNOWN;
     }
+    if (!strcmp(s, "classifier.weight") || !strcmp(s, "classifier.bias")) { /* RobertaForTokenClassification */
+        snprintf(buf, bufsz, "%s", s);
+        return BT_NAME_CANONICAL;
+    }
     if (starts_with(s, "classifier.") || starts_with(s, "cls.")) { /* BERT head names: not RoBERTa's */
         snprintf(buf, bufsz, "%s", s);
         return BT_NAME_UNKNOWN;
@@ -126,9 +130,10 @@ static int electra_name(const char *hf_name, char *buf, size_t bufsz, const char
         snprintf(buf, bufsz, "%s", s);
         return BT_NAME_IGNORED;
     }
-    if (starts_with(s, "classifier.dense.") || starts_with(s, "classifier.out_proj.")) {
+    if (starts_with(s, "classifier.dense.") || starts_with(s, "classifier.out_proj.") ||
+        !strcmp(s, "classifier.weight") || !strcmp(s, "classifier.bias")) {
         const char *r;
-        return roberta_name(s, buf, bufsz, &r); /* the same head names */
+        return roberta_name(s, buf, bufsz, &r); /* the same head names (ElectraForTokenClassification's too) */
     }
     if (starts_with(s, "classifier.") || starts_with(s, "cls.") || starts_with(s, "pooler.")) {
         snprintf(buf, bufsz, "%s", s); /* BERT head names: not ELECTRA's */
@@ -273,6 +278,17 @@ static const char *const roberta_archs[] = {
     "RobertaForSequenceClassification", "XLMRobertaForSequenceClassification",
 };
 
+/* The token classifiers of RoBERTa / XLM-R and ELECTRA: the encoder's names
+ * (FAMILY_hf_name) and a plain classifier.* (dropout -> Linear). */
+static const char *token_hf_name(const char *(*encoder)(const char *, char *, size_t), const char *canonical,
+                                 char *buf, size_t bufsz)
+{
+    if (starts_with(canonical, "pooler.")) return NULL;
+    if (!starts_with(canonical, "classifier.")) return encoder(canonical, buf, bufsz);
+    int n = snprintf(buf, bufsz, "%s", canonical);
+    return n < 0 || (size_t)n >= bufsz ? NULL : buf;
+}
+
 static const char *roberta_hf_name(const char *canonical, char *buf, size_t bufsz)
 {
     int n;
@@ -347,6 +363,11 @@ const char *bt_hf_name(const char *canonical, const char *arch, char *buf, size_
     if (arch && !strcmp(arch, "DebertaV2ForSequenceClassification")) return deberta_hf_name(canonical, buf, bufsz);
     if (arch && !strcmp(arch, "DistilBertForSequenceClassification")) return distil_hf_name(canonical, buf, bufsz);
     if (arch && !strcmp(arch, "ElectraForSequenceClassification")) return electra_hf_name(canonical, buf, bufsz);
+    if (arch && !strcmp(arch, "DistilBertForTokenClassification")) return distil_hf_name(canonical, buf, bufsz);
+    if (arch && !strcmp(arch, "ElectraForTokenClassification"))
+        return token_hf_name(electra_hf_name, canonical, buf, bufsz);
+    if (arch && (!strcmp(arch, "RobertaForTokenClassification") || !strcmp(arch, "XLMRobertaForTokenClassification")))
+        return token_hf_name(roberta_hf_name, canonical, buf, bufsz);
     for (size_t i = 0; arch && i < sizeof roberta_archs / sizeof *roberta_archs; i++)
         if (!strcmp(arch, roberta_archs[i])) return roberta_hf_name(canonical, buf, bufsz);
     if (arch && strcmp(arch, "BertModel")) {

@@ -764,12 +764,14 @@ static int check_path(const bt_job *j, const char *sec, const char *name, const 
 /* Whether `baton run` trains TASK for a model of FAMILY (issue 22): BERT every
  * task; RoBERTa/XLM-R, DistilBERT and ELECTRA the tasks whose head is the
  * family's sequence classifier (classify, similarity, classify_long: the
- * chunks carry the tokenizer's own <s>/</s>). What is not listed here is
+ * chunks carry the tokenizer's own <s>/</s>) and token_classify (dropout ->
+ * classifier on every token, as BERT's). What is not listed here is
  * refused below with exit 78, naming task and model_type. */
 static int family_trains_task(int family, int task)
 {
     if (family == BT_FAMILY_BERT) return 1;
-    return task == BT_JOB_TASK_CLASSIFY || task == BT_JOB_TASK_SIMILARITY || task == BT_JOB_TASK_CLASSIFY_LONG;
+    return task == BT_JOB_TASK_CLASSIFY || task == BT_JOB_TASK_SIMILARITY || task == BT_JOB_TASK_CLASSIFY_LONG ||
+           task == BT_JOB_TASK_TOKEN_CLASSIFY;
 }
 
 static int refuse_untrainable_family(bt_job *j)
@@ -791,7 +793,7 @@ static int refuse_untrainable_family(bt_job *j)
     } else if (!family_trains_task(bt_model_family(c.model_type), (int)j->job.task)) {
         bt_job_where(j, bt_job_key_index("job", "task"), where, sizeof where);
         rc = bt_fail(BT_ECONFIG, "%s: [job] task = %s with model_type \"%s\" (%s): baton trains this model_type "
-                                 "with task = classify, similarity or classify_long only; task = %s needs model_type "
+                                 "with task = classify, similarity, classify_long or token_classify; task = %s needs model_type "
                                  "\"bert\" for now (docs/model-directories.md)",
                      where, bt_job_enum_name(bt_job_key_index("job", "task"), j->job.task), c.model_type,
                      j->model.path, bt_job_enum_name(bt_job_key_index("job", "task"), j->job.task));
