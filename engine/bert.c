@@ -602,14 +602,23 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
         goto fail;
     }
     /* the heads of each family (issue 22): DeBERTa the sequence classifier; RoBERTa / XLM-R, DistilBERT and
-     * ELECTRA also the token classifier; only BERT the MLM head */
+     * ELECTRA also the token classifier; BERT, RoBERTa / XLM-R and DistilBERT the MLM head (lm_head.* and
+     * vocab_* are BERT's cls.predictions layers; not ELECTRA's generator head) */
     int deb = c->family == BT_FAMILY_DEBERTA, tokcls = strstr(c->arch, "TokenClassification") != NULL;
     if ((deb && (o->doc_attn_dim > 0 || tokcls || m->task == BT_TASK_TOKEN_CLS)) ||
-        (c->family != BT_FAMILY_BERT && m->task == BT_TASK_MLM)) {
+        (c->family != BT_FAMILY_BERT && c->family != BT_FAMILY_ROBERTA && c->family != BT_FAMILY_DISTILBERT &&
+         m->task == BT_TASK_MLM)) {
         rc = bt_fail(BT_ECONFIG, "%s/config.json: %s%sbaton has no %s head for model_type \"%s\" yet; task = mlm%s "
                                  "needs model_type \"bert\" for now", model_dir, tokcls ? c->arch : "",
                      tokcls ? " is a token classifier: " : "", m->task == BT_TASK_MLM ? "masked-LM" : "token-classification",
                      deb ? "deberta-v2" : "(this family)", deb ? ", token_classify and classify_long" : "");
+        goto fail;
+    }
+    if (c->family == BT_FAMILY_ROBERTA && m->task == BT_TASK_MLM && c->act != BT_ACT_GELU_ERF) {
+        /* RobertaLMHead applies gelu whatever hidden_act says; baton's MLM transform uses hidden_act */
+        rc = bt_fail(BT_ECONFIG, "%s/config.json: hidden_act is not \"gelu\": RoBERTa's MLM head (lm_head) always "
+                                 "applies gelu, which baton's masked-LM head does only with hidden_act gelu",
+                     model_dir);
         goto fail;
     }
     /* DistilBertForTokenClassification's dropout is config.dropout, not seq_classif_dropout */

@@ -365,7 +365,8 @@ static int expect_init(expect *e, const bt_archive *a)
     int bert = bt_model_family(mt) == BT_FAMILY_BERT, tokfam = bt_model_family(mt) != BT_FAMILY_DEBERTA;
     const char *tq = bt_model_type_arch(mt, "TokenClassification", ta, sizeof ta);
     int seq = sq && !strcmp(e->arch, sq), tok = tokfam && tq && !strcmp(e->arch, tq),
-        mlm = bert && !strcmp(e->arch, bt_model_type_arch(mt, "MaskedLM", ma, sizeof ma));
+        mlm = (bert || bt_model_family(mt) == BT_FAMILY_ROBERTA || bt_model_family(mt) == BT_FAMILY_DISTILBERT) &&
+              !strcmp(e->arch, bt_model_type_arch(mt, "MaskedLM", ma, sizeof ma));
     if (!seq && !tok && !mlm)
         return bt_fail(BT_EDATA, "%s: config.json: architecture \"%s\" is not one baton trains for model_type "
                                  "\"%s\" (%s%s): the archive is invalid", e->label, e->arch, mt ? mt : "bert",

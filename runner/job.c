@@ -757,23 +757,25 @@ static int check_path(const bt_job *j, const char *sec, const char *name, const 
     return 0;
 }
 
-/* RoBERTa / XLM-R and DistilBERT train as sequence classifiers (task =
- * classify) only, DeBERTa-v2/v3 not yet: the other tasks' heads, tokenization (word pieces by "##",
- * per-word encoding) and long-document pooling are BERT's (issue 22). An
- * unreadable config.json is left to the step that reads it. */
 /* Whether `baton run` trains TASK for a model of FAMILY (issue 22): BERT every
  * task; RoBERTa/XLM-R, DistilBERT and ELECTRA the tasks whose head is the
  * family's sequence classifier (classify, similarity, classify_long: the
  * chunks carry the tokenizer's own <s>/</s>) and token_classify (dropout ->
- * classifier on every token, as BERT's). What is not listed here is
- * refused below with exit 78, naming task and model_type. */
+ * classifier on every token, as BERT's); mlm RoBERTa / XLM-R and DistilBERT
+ * (their MLM heads are BERT's layers), not ELECTRA (its generator head).
+ * What is not listed here is refused below with exit 78, naming task and
+ * model_type. */
 static int family_trains_task(int family, int task)
 {
     if (family == BT_FAMILY_BERT) return 1;
+    if (task == BT_JOB_TASK_MLM) return family == BT_FAMILY_ROBERTA || family == BT_FAMILY_DISTILBERT;
     return task == BT_JOB_TASK_CLASSIFY || task == BT_JOB_TASK_SIMILARITY || task == BT_JOB_TASK_CLASSIFY_LONG ||
            task == BT_JOB_TASK_TOKEN_CLASSIFY;
 }
 
+/* DeBERTa-v2/v3 does not train yet; the other families train the tasks
+ * family_trains_task lists (issue 22). An unreadable config.json is left to
+ * the step that reads it. */
 static int refuse_untrainable_family(bt_job *j)
 {
     char *cp = bt_path_join(j->model.path, "config.json"), where[512];
@@ -793,8 +795,9 @@ static int refuse_untrainable_family(bt_job *j)
     } else if (!family_trains_task(bt_model_family(c.model_type), (int)j->job.task)) {
         bt_job_where(j, bt_job_key_index("job", "task"), where, sizeof where);
         rc = bt_fail(BT_ECONFIG, "%s: [job] task = %s with model_type \"%s\" (%s): baton trains this model_type "
-                                 "with task = classify, similarity, classify_long or token_classify; task = %s needs model_type "
-                                 "\"bert\" for now (docs/model-directories.md)",
+                                 "with task = classify, similarity, classify_long and token_classify; its head for "
+                                 "task = %s (ELECTRA's generator, ElectraForMaskedLM) is not built yet; use a bert, "
+                                 "roberta, xlm-roberta or distilbert model for it (docs/model-directories.md)",
                      where, bt_job_enum_name(bt_job_key_index("job", "task"), j->job.task), c.model_type,
                      j->model.path, bt_job_enum_name(bt_job_key_index("job", "task"), j->job.task));
     }

@@ -49,9 +49,18 @@ int bt_mlm_corpus_build(const bt_id_table *rows, const bt_tokenizer *tok, const 
         /* "##" pieces continue a word (as HF DataCollatorForWholeWordMask) */
         size_t V = bt_tokenizer_vocab_size(tok);
         uint8_t *is_cont_id = bt_xcalloc(V ? V : 1, 1);
+        size_t n_cont = 0;
         for (size_t v = 0; v < V; v++) {
             const char *t = bt_tokenizer_id_to_token(tok, (int32_t)v);
-            is_cont_id[v] = t && t[0] == '#' && t[1] == '#' && t[2];
+            n_cont += is_cont_id[v] = t && t[0] == '#' && t[1] == '#' && t[2];
+        }
+        if (!n_cont) { /* byte-level BPE (RoBERTa: "Ġ" starts a word) or Unigram ("▁"): no "##" pieces */
+            free(is_cont_id);
+            bt_mlm_corpus_free(out);
+            return bt_fail(BT_ECONFIG, "[data] whole_word_mask = true needs a WordPiece vocabulary (\"##\" pieces "
+                                       "continue a word); this tokenizer has none (byte-level BPE or Unigram "
+                                       "marks word starts instead), so whole words cannot be found: set "
+                                       "whole_word_mask = false");
         }
         out->cont = bt_xmalloc(total ? total : 1);
         for (size_t k = 0; k < total; k++)
@@ -267,7 +276,9 @@ static int mlm_load(bt_task_state *t, const bt_task_env *env)
     if (rc) return rc;
     /* a masked LM: no label map and no classification problem type in config.json */
     bt_model_config_set_problem_type(env->mcfg, BT_PROBLEM_NONE);
-    bt_model_config_set_architecture(env->mcfg, "BertForMaskedLM");
+    char arch[64]; /* the family's class (RobertaForMaskedLM, DistilBertForMaskedLM, ...) */
+    bt_model_config_set_architecture(env->mcfg, bt_model_type_arch(env->mcfg->model_type, "MaskedLM", arch,
+                                                                   sizeof arch));
     mlm_masker mk = {&M->eval, &M->cfg, (uint64_t)job->job.seed};
     if (M->d.has_eval && count_eval_masked(&mk, (int)job->data.max_seq_len) == 0)
         return bt_fail(BT_EDATA, "%s: the fixed evaluation masks select no token in its %zu blocks, so there is "

@@ -75,9 +75,11 @@ def hf_loop(family, work):
 
 
 def adamw_loop(model, canonical, enc, labels, steps=STEPS, warmup=WARMUP, lr=LR, wd=WD, clip=CLIP):
-    """steps optimizer steps of model on one batch (enc, labels): AdamW with
-    baton's decay rule (none on biases and LayerNorm, by canonical name),
-    linear warmup and decay, clipping; the losses of the steps."""
+    """steps optimizer steps of model on one batch (enc, labels; enc may
+    instead be a function of the 0-based step giving both, for batches that
+    change by step): AdamW with baton's decay rule (none on biases and
+    LayerNorm, by canonical name), linear warmup and decay, clipping; the
+    losses of the steps."""
     from train_parity import lr_lambda
     groups = []
     for name, p in model.named_parameters():
@@ -86,9 +88,10 @@ def adamw_loop(model, canonical, enc, labels, steps=STEPS, warmup=WARMUP, lr=LR,
     opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda("linear", warmup, steps))
     losses = []
-    for _ in range(steps):
+    for step in range(steps):
         opt.zero_grad(set_to_none=True)
-        loss = model(**enc, labels=labels).loss
+        x, y = enc(step) if callable(enc) else (enc, labels)
+        loss = model(**x, labels=y).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
