@@ -858,6 +858,8 @@ int bt_tokenizer_word_needs_space(const bt_tokenizer *t)
     return 0;
 }
 
+int bt_tokenizer_is_wordpiece(const bt_tokenizer *t) { return !t->tj || t->tj->model.kind == TJM_WORDPIECE; }
+
 int bt_encode_word(const bt_tokenizer *t, const char *word, bt_encoding *enc)
 {
     if (!bt_tokenizer_word_needs_space(t)) return bt_encode(t, word, strlen(word), NULL, enc);

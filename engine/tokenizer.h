@@ -84,6 +84,10 @@ bt_special_ids bt_tokenizer_special_ids(const bt_tokenizer *tok);
  * Transformers' is_split_into_words needs add_prefix_space=True for the same
  * reason). WordPiece and Metaspace ("▁" is prepended to every word): 0. */
 int bt_tokenizer_word_needs_space(const bt_tokenizer *tok);
+/* 1 for a WordPiece tokenizer (vocab.txt, or tokenizer.json's model
+ * WordPiece), whose "##" pieces continue a word; 0 for BPE / Unigram /
+ * WordLevel, which mark word starts instead. */
+int bt_tokenizer_is_wordpiece(const bt_tokenizer *tok);
 
 typedef enum {
     BT_TRUNC_LONGEST_FIRST = 0, /* HF default */

@@ -48,19 +48,17 @@ int bt_mlm_corpus_build(const bt_id_table *rows, const bt_tokenizer *tok, const 
     if (job->data.whole_word_mask) {
         /* "##" pieces continue a word (as HF DataCollatorForWholeWordMask) */
         size_t V = bt_tokenizer_vocab_size(tok);
-        uint8_t *is_cont_id = bt_xcalloc(V ? V : 1, 1);
-        size_t n_cont = 0;
-        for (size_t v = 0; v < V; v++) {
-            const char *t = bt_tokenizer_id_to_token(tok, (int32_t)v);
-            n_cont += is_cont_id[v] = t && t[0] == '#' && t[1] == '#' && t[2];
-        }
-        if (!n_cont) { /* byte-level BPE (RoBERTa: "Ġ" starts a word) or Unigram ("▁"): no "##" pieces */
-            free(is_cont_id);
+        if (!bt_tokenizer_is_wordpiece(tok)) { /* byte-level BPE (RoBERTa: "Ġ" starts a word), Unigram ("▁") */
             bt_mlm_corpus_free(out);
             return bt_fail(BT_ECONFIG, "[data] whole_word_mask = true needs a WordPiece vocabulary (\"##\" pieces "
-                                       "continue a word); this tokenizer has none (byte-level BPE or Unigram "
-                                       "marks word starts instead), so whole words cannot be found: set "
+                                       "continue a word); this tokenizer is not WordPiece (byte-level BPE or "
+                                       "Unigram marks word starts instead), so whole words cannot be found: set "
                                        "whole_word_mask = false");
+        }
+        uint8_t *is_cont_id = bt_xcalloc(V ? V : 1, 1);
+        for (size_t v = 0; v < V; v++) {
+            const char *t = bt_tokenizer_id_to_token(tok, (int32_t)v);
+            is_cont_id[v] = t && t[0] == '#' && t[1] == '#' && t[2];
         }
         out->cont = bt_xmalloc(total ? total : 1);
         for (size_t k = 0; k < total; k++)
