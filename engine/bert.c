@@ -39,6 +39,7 @@
 #include "engine/model_weights.h"
 #include "engine/model_dir.h"
 #include "kernels/half.h"
+#include "state/safetensors.h"
 #include "util/err.h"
 #include "util/file.h"
 #include "util/log.h"
@@ -471,6 +472,28 @@ static int resolve_labels(bt_bert *m, const bt_bert_opts *o)
     return 0;
 }
 
+/* A token classifier of RoBERTa / XLM-R or ELECTRA reads classifier.weight;
+ * their sequence classifiers' classifier.out_proj reads as the same canonical
+ * name, so weights holding that head are refused for a token classifier
+ * (to predict with or to train) rather than taken for its classifier
+ * (Transformers would start a fresh one; baton says so instead). */
+static int refuse_sequence_head(const bt_bert *m, const char *path)
+{
+    if (m->task != BT_TASK_TOKEN_CLS || (m->cfg.family != BT_FAMILY_ROBERTA && m->cfg.family != BT_FAMILY_ELECTRA))
+        return 0;
+    bt_st_file *f;
+    int rc = bt_weights_open(path, &f);
+    if (rc) return rc;
+    int seq = bt_st_find(f, "classifier.out_proj.weight") != NULL;
+    bt_st_close(f);
+    if (seq)
+        return bt_fail(BT_ECONFIG, "%s: holds a sequence-classification head (classifier.dense, classifier.out_proj; "
+                                   "config.json says %s), which is not a token classifier's classifier: start "
+                                   "token classification from the encoder (weights without classifier.*) or from "
+                                   "a token classifier", path, m->cfg.arch);
+    return 0;
+}
+
 static void init_missing(bt_bert *m, float *host, const bt_param_load *pl)
 {
     const bt_bert_config *c = &m->cfg;
@@ -578,15 +601,33 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
                      c->max_pos, model_dir);
         goto fail;
     }
-    if (c->family != BT_FAMILY_BERT && (o->doc_attn_dim > 0 || strstr(c->arch, "TokenClassification") ||
-                                        (m->task != BT_TASK_SEQ_CLS && m->task != BT_TASK_ENCODER))) {
-        rc = bt_fail(BT_ECONFIG, "%s/config.json: %s%sbaton has only the sequence-classification head (task = "
-                                 "classify) for this model_type; task = mlm, token_classify and classify_long "
-                                 "need model_type \"bert\" for now", model_dir,
-                     strstr(c->arch, "TokenClassification") ? c->arch : "",
-                     strstr(c->arch, "TokenClassification") ? " is a token classifier: " : "");
+    /* the heads of each family (issue 22): DeBERTa the sequence classifier; RoBERTa / XLM-R, DistilBERT and
+     * ELECTRA also the token classifier; BERT, RoBERTa / XLM-R and DistilBERT the MLM head (lm_head.* and
+     * vocab_* are BERT's cls.predictions layers; not ELECTRA's generator head) */
+    int deb = c->family == BT_FAMILY_DEBERTA, tokcls = strstr(c->arch, "TokenClassification") != NULL;
+    if ((deb && (o->doc_attn_dim > 0 || tokcls || m->task == BT_TASK_TOKEN_CLS)) ||
+        (c->family != BT_FAMILY_BERT && c->family != BT_FAMILY_ROBERTA && c->family != BT_FAMILY_DISTILBERT &&
+         m->task == BT_TASK_MLM)) {
+        rc = bt_fail(BT_ECONFIG, "%s/config.json: %s%sbaton has no %s head for model_type \"%s\" yet (the heads "
+                                 "of each family: docs/model-directories.md); use a bert, roberta, xlm-roberta or "
+                                 "distilbert model for it", model_dir, tokcls ? c->arch : "",
+                     tokcls ? " is a token classifier: " : "",
+                     m->task == BT_TASK_MLM    ? "masked-LM"
+                     : o->doc_attn_dim > 0     ? "attention-pooling long-document"
+                                               : "token-classification",
+                     deb ? "deberta-v2" : "electra");
         goto fail;
     }
+    if (c->family == BT_FAMILY_ROBERTA && m->task == BT_TASK_MLM && c->act != BT_ACT_GELU_ERF) {
+        /* RobertaLMHead applies gelu whatever hidden_act says; baton's MLM transform uses hidden_act */
+        rc = bt_fail(BT_ECONFIG, "%s/config.json: hidden_act is not \"gelu\": RoBERTa's MLM head (lm_head) always "
+                                 "applies gelu, which baton's masked-LM head does only with hidden_act gelu",
+                     model_dir);
+        goto fail;
+    }
+    /* DistilBertForTokenClassification's dropout is config.dropout, not seq_classif_dropout */
+    if (c->family == BT_FAMILY_DISTILBERT && m->task == BT_TASK_TOKEN_CLS && !o->dropout_set)
+        m->cfg.p_classifier = m->cfg.p_hidden;
     m->max_B = o->max_batch;
     m->max_S = o->max_seq;
     m->has_pooler = m->task == BT_TASK_SEQ_CLS;
@@ -636,6 +677,7 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
     }
     char *st = NULL; /* model.safetensors, else pytorch_model.bin */
     rc = bt_model_weights_path(model_dir, &st);
+    if (!rc) rc = refuse_sequence_head(m, st);
     if (!rc) rc = bt_load_hf_weights_path_family(st, c->family, pl, m->ntab);
     free(st);
     if (!rc) init_missing(m, host, pl);
@@ -1414,8 +1456,9 @@ int bt_bert_encode_pooled(bt_bert *m, const bt_batch *b, int train, uint32_t ste
 {
     if (m->task != BT_TASK_SEQ_CLS)
         return bt_fail(BT_EINTERNAL, "bt_bert_encode_pooled needs a sequence-classification model");
-    if (m->cfg.family != BT_FAMILY_BERT)
-        return bt_fail(BT_ECONFIG, "long documents (task = classify_long) need model_type \"bert\" for now");
+    if (m->cfg.family == BT_FAMILY_DEBERTA) /* its ContextPooler is not checked against chunked documents */
+        return bt_fail(BT_ECONFIG, "long documents (task = classify_long) with model_type \"deberta-v2\" are not "
+                                   "built; use model_type bert, roberta, xlm-roberta, distilbert or electra");
     if (train && !m->training) return bt_fail(BT_EINTERNAL, "bt_bert_encode_pooled(train) on an inference model");
     int rc = stage_batch(m, b, 0);
     if (rc) return rc;

@@ -83,18 +83,52 @@ static int is_canonical(const char *s)
     return 0;
 }
 
+/* The MLM heads of RoBERTa (lm_head.*) and DistilBERT (vocab_*): the same
+ * layers as BERT's cls.predictions (dense -> GELU -> LayerNorm -> decoder
+ * tied to the word embeddings, + bias); {family's suffix, canonical}. */
+static const char *const roberta_mlm[][2] = {
+    {"dense.", "cls.predictions.transform.dense."}, {"layer_norm.", "cls.predictions.transform.LayerNorm."},
+    {"bias", "cls.predictions.bias"}, {"decoder.bias", "cls.predictions.decoder.bias"},
+    {"decoder.weight", "cls.predictions.decoder.weight"}, {NULL, NULL}};
+static const char *const distil_mlm[][2] = {
+    {"vocab_transform.", "cls.predictions.transform.dense."},
+    {"vocab_layer_norm.", "cls.predictions.transform.LayerNorm."}, {"vocab_projector.bias", "cls.predictions.bias"},
+    {"vocab_projector.weight", "cls.predictions.decoder.weight"}, {NULL, NULL}};
+
+/* s (without the head's prefix) by map: the canonical name (the tied decoder:
+ * BT_NAME_TIED, its bias the alias of cls.predictions.bias, as BERT's). */
+static int mlm_head_name(const char *s, const char *const map[][2], char *buf, size_t bufsz)
+{
+    for (size_t i = 0; map[i][0]; i++) {
+        size_t k = strlen(map[i][0]);
+        int prefix = map[i][0][k - 1] == '.';
+        if (prefix ? !starts_with(s, map[i][0]) : strcmp(s, map[i][0])) continue;
+        int n = snprintf(buf, bufsz, "%s%s", map[i][1], prefix ? s + k : "");
+        if (n < 0 || (size_t)n >= bufsz) break;
+        if (!strcmp(buf, "cls.predictions.decoder.weight")) {
+            snprintf(buf, bufsz, "embeddings.word_embeddings.weight");
+            return BT_NAME_TIED;
+        }
+        if (!strcmp(buf, "cls.predictions.decoder.bias")) snprintf(buf, bufsz, "cls.predictions.bias");
+        return is_canonical(buf) ? BT_NAME_CANONICAL : BT_NAME_UNKNOWN;
+    }
+    snprintf(buf, bufsz, "%s", s);
+    return BT_NAME_UNKNOWN;
+}
+
 /* RoBERTa / XLM-R spellings (RobertaModel, RobertaFor*): "roberta." prefix;
  * RobertaClassificationHead's classifier.dense -> pooler.dense and
- * classifier.out_proj -> classifier; RobertaModel's pooler and the MLM head
- * (lm_head.*) are unused by RobertaForSequenceClassification: ignored. */
+ * classifier.out_proj -> classifier; the MLM head lm_head.* as BERT's
+ * cls.predictions.*; RobertaModel's pooler is unused: ignored. */
 static int roberta_name(const char *hf_name, char *buf, size_t bufsz, const char **rest)
 {
     const char *s = hf_name;
     if (starts_with(s, "roberta.")) s += 8;
-    if (starts_with(s, "pooler.") || starts_with(s, "lm_head.") || !strcmp(s, "embeddings.token_type_ids")) {
+    if (starts_with(s, "pooler.") || !strcmp(s, "embeddings.token_type_ids")) {
         snprintf(buf, bufsz, "%s", s);
         return BT_NAME_IGNORED;
     }
+    if (starts_with(s, "lm_head.")) return mlm_head_name(s + strlen("lm_head."), roberta_mlm, buf, bufsz);
     if (starts_with(s, "classifier.dense.")) {
         snprintf(buf, bufsz, "pooler.dense.%s", s + strlen("classifier.dense."));
         return is_canonical(buf) ? BT_NAME_CANONICAL : BT_NAME_UNKNOWN;
@@ -102,6 +136,10 @@ static int roberta_name(const char *hf_name, char *buf, size_t bufsz, const char
     if (starts_with(s, "classifier.out_proj.")) {
         snprintf(buf, bufsz, "classifier.%s", s + strlen("classifier.out_proj."));
         return is_canonical(buf) ? BT_NAME_CANONICAL : BT_NAME_UNKNOWN;
+    }
+    if (!strcmp(s, "classifier.weight") || !strcmp(s, "classifier.bias")) { /* RobertaForTokenClassification */
+        snprintf(buf, bufsz, "%s", s);
+        return BT_NAME_CANONICAL;
     }
     if (starts_with(s, "classifier.") || starts_with(s, "cls.")) { /* BERT head names: not RoBERTa's */
         snprintf(buf, bufsz, "%s", s);
@@ -126,9 +164,10 @@ static int electra_name(const char *hf_name, char *buf, size_t bufsz, const char
         snprintf(buf, bufsz, "%s", s);
         return BT_NAME_IGNORED;
     }
-    if (starts_with(s, "classifier.dense.") || starts_with(s, "classifier.out_proj.")) {
+    if (starts_with(s, "classifier.dense.") || starts_with(s, "classifier.out_proj.") ||
+        !strcmp(s, "classifier.weight") || !strcmp(s, "classifier.bias")) {
         const char *r;
-        return roberta_name(s, buf, bufsz, &r); /* the same head names */
+        return roberta_name(s, buf, bufsz, &r); /* the same head names (ElectraForTokenClassification's too) */
     }
     if (starts_with(s, "classifier.") || starts_with(s, "cls.") || starts_with(s, "pooler.")) {
         snprintf(buf, bufsz, "%s", s); /* BERT head names: not ELECTRA's */
@@ -155,11 +194,11 @@ static int distil_name(const char *hf_name, char *buf, size_t bufsz)
     const char *s = hf_name;
     if (starts_with(s, "distilbert.")) s += strlen("distilbert.");
     int n = -1;
-    if (starts_with(s, "vocab_transform.") || starts_with(s, "vocab_layer_norm.") ||
-        starts_with(s, "vocab_projector.") || !strcmp(s, "embeddings.position_ids")) {
+    if (!strcmp(s, "embeddings.position_ids")) {
         snprintf(buf, bufsz, "%s", s);
         return BT_NAME_IGNORED;
     }
+    if (starts_with(s, "vocab_")) return mlm_head_name(s, distil_mlm, buf, bufsz);
     if (starts_with(s, "pre_classifier.")) {
         n = snprintf(buf, bufsz, "pooler.dense.%s", s + strlen("pre_classifier."));
     } else if (starts_with(s, "transformer.layer.")) {
@@ -273,6 +312,40 @@ static const char *const roberta_archs[] = {
     "RobertaForSequenceClassification", "XLMRobertaForSequenceClassification",
 };
 
+/* The token classifiers of RoBERTa / XLM-R and ELECTRA: the encoder's names
+ * (FAMILY_hf_name) and a plain classifier.* (dropout -> Linear). */
+static const char *token_hf_name(const char *(*encoder)(const char *, char *, size_t), const char *canonical,
+                                 char *buf, size_t bufsz)
+{
+    if (starts_with(canonical, "pooler.")) return NULL;
+    if (!starts_with(canonical, "classifier.")) return encoder(canonical, buf, bufsz);
+    int n = snprintf(buf, bufsz, "%s", canonical);
+    return n < 0 || (size_t)n >= bufsz ? NULL : buf;
+}
+
+static const char *roberta_hf_name(const char *canonical, char *buf, size_t bufsz);
+
+/* The MLM head's HF name by map (the inverse of mlm_head_name), else NULL. */
+static const char *mlm_hf_name(const char *canonical, const char *const map[][2], const char *prefix, char *buf,
+                               size_t bufsz)
+{
+    for (size_t i = 0; map[i][0]; i++) {
+        size_t k = strlen(map[i][1]);
+        int dot = map[i][1][k - 1] == '.';
+        if (dot ? !starts_with(canonical, map[i][1]) : strcmp(canonical, map[i][1])) continue;
+        int n = snprintf(buf, bufsz, "%s%s%s", prefix, map[i][0], dot ? canonical + k : "");
+        return n < 0 || (size_t)n >= bufsz ? NULL : buf;
+    }
+    return NULL;
+}
+
+static const char *roberta_mlm_hf_name(const char *canonical, char *buf, size_t bufsz)
+{
+    if (starts_with(canonical, "cls.")) return mlm_hf_name(canonical, roberta_mlm, "lm_head.", buf, bufsz);
+    return starts_with(canonical, "pooler.") || starts_with(canonical, "classifier.")
+               ? NULL : roberta_hf_name(canonical, buf, bufsz);
+}
+
 static const char *roberta_hf_name(const char *canonical, char *buf, size_t bufsz)
 {
     int n;
@@ -304,7 +377,9 @@ static const char *electra_hf_name(const char *canonical, char *buf, size_t bufs
 static const char *distil_hf_name(const char *canonical, char *buf, size_t bufsz)
 {
     int n = -1;
-    if (starts_with(canonical, "pooler.dense.")) {
+    if (starts_with(canonical, "cls.")) {
+        return mlm_hf_name(canonical, distil_mlm, "", buf, bufsz);
+    } else if (starts_with(canonical, "pooler.dense.")) {
         n = snprintf(buf, bufsz, "pre_classifier.%s", canonical + strlen("pooler.dense."));
     } else if (starts_with(canonical, "classifier.")) {
         n = snprintf(buf, bufsz, "%s", canonical);
@@ -347,6 +422,14 @@ const char *bt_hf_name(const char *canonical, const char *arch, char *buf, size_
     if (arch && !strcmp(arch, "DebertaV2ForSequenceClassification")) return deberta_hf_name(canonical, buf, bufsz);
     if (arch && !strcmp(arch, "DistilBertForSequenceClassification")) return distil_hf_name(canonical, buf, bufsz);
     if (arch && !strcmp(arch, "ElectraForSequenceClassification")) return electra_hf_name(canonical, buf, bufsz);
+    if (arch && (!strcmp(arch, "DistilBertForTokenClassification") || !strcmp(arch, "DistilBertForMaskedLM")))
+        return distil_hf_name(canonical, buf, bufsz);
+    if (arch && (!strcmp(arch, "RobertaForMaskedLM") || !strcmp(arch, "XLMRobertaForMaskedLM")))
+        return roberta_mlm_hf_name(canonical, buf, bufsz);
+    if (arch && !strcmp(arch, "ElectraForTokenClassification"))
+        return token_hf_name(electra_hf_name, canonical, buf, bufsz);
+    if (arch && (!strcmp(arch, "RobertaForTokenClassification") || !strcmp(arch, "XLMRobertaForTokenClassification")))
+        return token_hf_name(roberta_hf_name, canonical, buf, bufsz);
     for (size_t i = 0; arch && i < sizeof roberta_archs / sizeof *roberta_archs; i++)
         if (!strcmp(arch, roberta_archs[i])) return roberta_hf_name(canonical, buf, bufsz);
     if (arch && strcmp(arch, "BertModel")) {

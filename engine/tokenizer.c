@@ -850,6 +850,25 @@ size_t bt_tokenizer_num_special(const bt_tokenizer *t, int pair)
 }
 bt_special_ids bt_tokenizer_special_ids(const bt_tokenizer *t) { return t->ids; }
 
+int bt_tokenizer_word_needs_space(const bt_tokenizer *t)
+{
+    if (!t->tj) return 0;
+    for (size_t i = 0; i < t->tj->n_pretoks; i++)
+        if (t->tj->pretoks[i].kind == TJP_BYTELEVEL) return !t->tj->pretoks[i].add_prefix_space;
+    return 0;
+}
+
+int bt_tokenizer_is_wordpiece(const bt_tokenizer *t) { return !t->tj || t->tj->model.kind == TJM_WORDPIECE; }
+
+int bt_encode_word(const bt_tokenizer *t, const char *word, bt_encoding *enc)
+{
+    if (!bt_tokenizer_word_needs_space(t)) return bt_encode(t, word, strlen(word), NULL, enc);
+    char *spaced = bt_xasprintf(" %s", word);
+    int rc = bt_encode(t, spaced, strlen(spaced), NULL, enc);
+    free(spaced);
+    return rc;
+}
+
 int32_t bt_tokenizer_token_id(const bt_tokenizer *t, const char *token)
 {
     if (t->tj) return tj_token_id(t->tj, token, strlen(token));

@@ -78,6 +78,17 @@ typedef struct {
 } bt_special_ids;
 bt_special_ids bt_tokenizer_special_ids(const bt_tokenizer *tok);
 
+/* 1 when a word encoded on its own must be given a leading space to be
+ * encoded as it is inside a text: a ByteLevel pre-tokenizer without
+ * add_prefix_space (RoBERTa's byte-level BPE marks word starts with "Ġ";
+ * Transformers' is_split_into_words needs add_prefix_space=True for the same
+ * reason). WordPiece and Metaspace ("▁" is prepended to every word): 0. */
+int bt_tokenizer_word_needs_space(const bt_tokenizer *tok);
+/* 1 for a WordPiece tokenizer (vocab.txt, or tokenizer.json's model
+ * WordPiece), whose "##" pieces continue a word; 0 for BPE / Unigram /
+ * WordLevel, which mark word starts instead. */
+int bt_tokenizer_is_wordpiece(const bt_tokenizer *tok);
+
 typedef enum {
     BT_TRUNC_LONGEST_FIRST = 0, /* HF default */
     BT_TRUNC_ONLY_FIRST,
@@ -119,6 +130,10 @@ int bt_encode(const bt_tokenizer *tok, const char *text, size_t len,
  * tokenizer.json's post-processor says (RoBERTa: <s> a </s></s> b </s>). With
  * only_first/only_second, a text too short to absorb the cut is BT_EDATA,
  * as the reference raises "Sequence to truncate too short". */
+/* One word of a pre-split sentence (token classification), as Transformers'
+ * is_split_into_words encodes it: with the leading space above when the
+ * tokenizer needs it; enc holds the specials around its pieces as bt_encode's. */
+int bt_encode_word(const bt_tokenizer *tok, const char *word, bt_encoding *enc);
 int bt_encode_pair(const bt_tokenizer *tok, const char *a, size_t alen, const char *b,
                    size_t blen, const bt_encode_opts *opts, bt_encoding *enc);
 

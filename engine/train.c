@@ -545,6 +545,11 @@ const char *bt_task_arch(bt_task task, int family)
     if (task == BT_TASK_SEQ_CLS && family == BT_FAMILY_DISTILBERT) return "DistilBertForSequenceClassification";
     if (task == BT_TASK_SEQ_CLS && family == BT_FAMILY_ELECTRA) return "ElectraForSequenceClassification";
     if (task == BT_TASK_SEQ_CLS && family == BT_FAMILY_DEBERTA) return "DebertaV2ForSequenceClassification";
+    if (task == BT_TASK_TOKEN_CLS && family == BT_FAMILY_ROBERTA) return "RobertaForTokenClassification";
+    if (task == BT_TASK_TOKEN_CLS && family == BT_FAMILY_DISTILBERT) return "DistilBertForTokenClassification";
+    if (task == BT_TASK_TOKEN_CLS && family == BT_FAMILY_ELECTRA) return "ElectraForTokenClassification";
+    if (task == BT_TASK_MLM && family == BT_FAMILY_ROBERTA) return "RobertaForMaskedLM";
+    if (task == BT_TASK_MLM && family == BT_FAMILY_DISTILBERT) return "DistilBertForMaskedLM";
     switch (task) {
     case BT_TASK_SEQ_CLS: return "BertForSequenceClassification";
     case BT_TASK_TOKEN_CLS: return "BertForTokenClassification";

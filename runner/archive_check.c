@@ -362,14 +362,15 @@ static int expect_init(expect *e, const bt_archive *a)
      * RoBERTa / XLM-R / DistilBERT archives hold sequence classifiers only) */
     char sa[64], ta[64], ma[64];
     const char *mt = e->cfg.model_type, *sq = bt_model_type_arch(mt, "SequenceClassification", sa, sizeof sa);
-    int bert = bt_model_family(mt) == BT_FAMILY_BERT;
-    int seq = sq && !strcmp(e->arch, sq),
-        tok = bert && !strcmp(e->arch, bt_model_type_arch(mt, "TokenClassification", ta, sizeof ta)),
-        mlm = bert && !strcmp(e->arch, bt_model_type_arch(mt, "MaskedLM", ma, sizeof ma));
+    int bert = bt_model_family(mt) == BT_FAMILY_BERT, tokfam = bt_model_family(mt) != BT_FAMILY_DEBERTA;
+    const char *tq = bt_model_type_arch(mt, "TokenClassification", ta, sizeof ta);
+    int seq = sq && !strcmp(e->arch, sq), tok = tokfam && tq && !strcmp(e->arch, tq),
+        mlm = (bert || bt_model_family(mt) == BT_FAMILY_ROBERTA || bt_model_family(mt) == BT_FAMILY_DISTILBERT) &&
+              !strcmp(e->arch, bt_model_type_arch(mt, "MaskedLM", ma, sizeof ma));
     if (!seq && !tok && !mlm)
         return bt_fail(BT_EDATA, "%s: config.json: architecture \"%s\" is not one baton trains for model_type "
                                  "\"%s\" (%s%s): the archive is invalid", e->label, e->arch, mt ? mt : "bert",
-                       sq ? sq : "none", bert ? ", BertForTokenClassification, BertForMaskedLM" : "");
+                       sq ? sq : "none", bert ? ", BertForTokenClassification, BertForMaskedLM" : tokfam && tq ? ", token classifier" : "");
     e->heads = seq ? BT_HEAD_POOLER | BT_HEAD_CLASSIFIER : tok ? BT_HEAD_CLASSIFIER : BT_HEAD_MLM;
     /* the classifier: one output for regression, else one per label */
     if (e->cfg.problem_type == BT_PROBLEM_REGRESSION) e->cfg.num_labels = 1;

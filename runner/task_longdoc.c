@@ -205,7 +205,9 @@ static int longdoc_load(bt_task_state *t, const bt_task_env *env)
     if (!rc) rc = bt_text_num_labels(&L->d, t);
     if (!rc) rc = bt_text_config_labels(&L->d, env->mcfg);
     if (rc) return rc;
-    bt_model_config_set_architecture(env->mcfg, "BertForSequenceClassification");
+    char arch[64]; /* the family's sequence classifier: chunk logits are its logits */
+    bt_model_config_set_architecture(env->mcfg, bt_model_type_arch(env->mcfg->model_type, "SequenceClassification",
+                                                                   arch, sizeof arch));
     /* how predict must see inputs: chunking and pooling, kept in config.json */
     json_object_set_new((json_t *)env->mcfg->json, BT_LONGDOC_CONFIG_KEY,
                         (json_t *)bt_task_longdoc_describe(&L->opts, bt_task_longdoc_attn_dim(t->job)));

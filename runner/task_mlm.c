@@ -48,6 +48,13 @@ int bt_mlm_corpus_build(const bt_id_table *rows, const bt_tokenizer *tok, const 
     if (job->data.whole_word_mask) {
         /* "##" pieces continue a word (as HF DataCollatorForWholeWordMask) */
         size_t V = bt_tokenizer_vocab_size(tok);
+        if (!bt_tokenizer_is_wordpiece(tok)) { /* byte-level BPE (RoBERTa: "Ġ" starts a word), Unigram ("▁") */
+            bt_mlm_corpus_free(out);
+            return bt_fail(BT_ECONFIG, "[data] whole_word_mask = true needs a WordPiece vocabulary (\"##\" pieces "
+                                       "continue a word); this tokenizer is not WordPiece (byte-level BPE or "
+                                       "Unigram marks word starts instead), so whole words cannot be found: set "
+                                       "whole_word_mask = false");
+        }
         uint8_t *is_cont_id = bt_xcalloc(V ? V : 1, 1);
         for (size_t v = 0; v < V; v++) {
             const char *t = bt_tokenizer_id_to_token(tok, (int32_t)v);
@@ -267,7 +274,9 @@ static int mlm_load(bt_task_state *t, const bt_task_env *env)
     if (rc) return rc;
     /* a masked LM: no label map and no classification problem type in config.json */
     bt_model_config_set_problem_type(env->mcfg, BT_PROBLEM_NONE);
-    bt_model_config_set_architecture(env->mcfg, "BertForMaskedLM");
+    char arch[64]; /* the family's class (RobertaForMaskedLM, DistilBertForMaskedLM, ...) */
+    bt_model_config_set_architecture(env->mcfg, bt_model_type_arch(env->mcfg->model_type, "MaskedLM", arch,
+                                                                   sizeof arch));
     mlm_masker mk = {&M->eval, &M->cfg, (uint64_t)job->job.seed};
     if (M->d.has_eval && count_eval_masked(&mk, (int)job->data.max_seq_len) == 0)
         return bt_fail(BT_EDATA, "%s: the fixed evaluation masks select no token in its %zu blocks, so there is "

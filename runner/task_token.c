@@ -85,8 +85,9 @@ static int tokenize_words(bt_token_set *s, const bt_tokenizer *tok, const char *
     memset(t, 0, sizeof *t);
     const bt_tokenizer_config *tc = bt_tokenizer_get_config(tok);
     char settings[256];
-    snprintf(settings, sizeof settings, "task=token_classify;rows=words;lower=%d;accents=%d;cjk=%d;words=%zu",
-             tc->lowercase, tc->strip_accents, tc->chinese_chars, s->n_words);
+    int space = bt_tokenizer_word_needs_space(tok); /* byte-level BPE: " word", as add_prefix_space=True */
+    snprintf(settings, sizeof settings, "task=token_classify;rows=words;lower=%d;accents=%d;cjk=%d;words=%zu%s",
+             tc->lowercase, tc->strip_accents, tc->chinese_chars, s->n_words, space ? ";space=1" : "");
     uint8_t vocab_sha[32], key[32];
     bt_sha256(vocab_text ? vocab_text : "", vocab_text ? strlen(vocab_text) : 0, vocab_sha);
     bt_id_cache_key(s->sha256, vocab_sha, settings, key);
@@ -118,7 +119,7 @@ static int tokenize_words(bt_token_set *s, const bt_tokenizer *tok, const char *
     for (size_t si = 0; si < c->n_sents && rc == BT_OK; si++) {
         for (size_t w = c->sent[si]; w < c->sent[si + 1]; w++) {
             const char *word = bt_conll_word(c, w);
-            rc = bt_encode(tok, word, strlen(word), NULL, &enc);
+            rc = bt_encode_word(tok, word, &enc);
             if (rc) {
                 /* token lines of a sentence are consecutive lines of the file */
                 bt_fail_context(rc, "%s:%zu", c->path, (size_t)c->sent_line[si] + (w - c->sent[si]));
@@ -533,7 +534,9 @@ static int token_load(bt_task_state *t, const bt_task_env *env)
     rc = bt_task_config_labels(env->mcfg, t->labels, t->n_labels, t->num_labels, 0);
     if (rc) return rc;
     bt_model_config_set_problem_type(env->mcfg, BT_PROBLEM_NONE); /* one softmax per token */
-    bt_model_config_set_architecture(env->mcfg, "BertForTokenClassification");
+    char arch[64]; /* the family's class (RobertaForTokenClassification, ...) */
+    bt_model_config_set_architecture(env->mcfg, bt_model_type_arch(env->mcfg->model_type, "TokenClassification",
+                                                                   arch, sizeof arch));
     bt_model_config_set_inference(env->mcfg, (int)t->job->data.max_seq_len, T->tk.overlap);
     t->model.task = BT_TASK_TOKEN_CLS;
     t->model.num_labels = t->num_labels;

@@ -274,7 +274,7 @@ static void reserve(tagger *g, size_t nw, int nb)
 static int encode_sentence(tagger *g, const sentence *s, int i, size_t *used)
 {
     for (int w = 0; w < s->n; w++) {
-        int rc = bt_encode(g->tok, s->w[w], strlen(s->w[w]), NULL, &g->enc);
+        int rc = bt_encode_word(g->tok, s->w[w], &g->enc);
         if (rc) return bt_fail_context(rc, "%s:%ld", g->a->input, g->a->conll ? s->line + w : s->line);
         size_t k = g->enc.len >= 2 ? g->enc.len - 2 : 0;
         if (*used + k > g->flat_cap)

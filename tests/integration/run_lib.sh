@@ -233,6 +233,24 @@ $(tail -n 20 "$ir_log")" ;;
     done
 }
 
+# resume_identical WHAT REF_JOB REF_OUT JOB OUT — runs REF_JOB to its end
+# uninterrupted, then JOB (the same job, another output_dir) interrupted 3
+# times (interrupt_runs) and resumed to its end; fails unless both end with
+# byte-identical model.safetensors. Sets REF_ARCHIVE (REF_JOB's final archive).
+resume_identical() {
+    ri_what=$1
+    brun "$T/ri-ref.log" run "$2"
+    expect_rc 0 "$T/ri-ref.log" "$ri_what: uninterrupted run"
+    REF_ARCHIVE=$(newest_archive "$3")
+    is_complete "$REF_ARCHIVE" || fail "$ri_what: $REF_ARCHIVE is not complete"
+    interrupt_runs "$4" "$5" 3 "$T/ri-int.log"
+    run_to_end "$4" "$T/ri-int.log"
+    ri_sha=$(member_sha "$(newest_archive "$5")")
+    [ "$ri_sha" = "$(member_sha "$REF_ARCHIVE")" ] ||
+        fail "$ri_what: after $INTS interrupts the weights are $ri_sha, not the uninterrupted run's"
+    note "$ri_what: $INTS interrupts ($TERMS SIGTERM, $KILLS SIGKILL, $COMMIT_KILLS mid-commit): model.safetensors = uninterrupted"
+}
+
 # now — wall clock in seconds with fractions
 now() { date +%s.%N; }
 # elapsed START — seconds since START (from now), 2 decimals

@@ -10,7 +10,7 @@
 2. The engine driver's logits, loss and every gradient (grad mode), on
    batches whose type ids are NOT zero (DistilBERT has none: ignored).
 3. 12 AdamW steps (train mode); inspect-model; `baton run` trains it and
-   refuses task = token_classify (roberta_parity.cli_case).
+   its predict of a token classifier (roberta_parity.cli_case).
 Shares roberta_parity's helpers (predict_case, cli_case, hf_batch).
 """
 import collections

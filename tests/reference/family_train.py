@@ -62,7 +62,7 @@ def make_model(work, sst2, family):
         dbp.write_model(path, family[3:], len(tok), 53 if family == "debv3" else 54, 2)
 
 
-def make(work, sst2, families):
+def make(work, sst2, families=None):
     for family in families or ["roberta", "distilbert"]:
         make_model(work, sst2, family)
     with open(sst2, encoding="utf-8") as fh:
@@ -96,7 +96,6 @@ def zero_grad_key_bias(family):
 
 def hf_loop(family, work):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from train_parity import lr_lambda
     path = os.path.join(work, family)
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, attn_implementation="eager")
@@ -106,23 +105,33 @@ def hf_loop(family, work):
     enc = tok([r[0] for r in rows], [r[1] for r in rows], truncation=True, max_length=MAX_LEN, padding=True,
               return_tensors="pt")
     labels = torch.tensor([int(r[2]) for r in rows])
-    canonical = canonical_of(family)
+    return model, tok, adamw_loop(model, canonical_of(family), enc, labels)
+
+
+def adamw_loop(model, canonical, enc, labels, steps=STEPS, warmup=WARMUP, lr=LR, wd=WD, clip=CLIP):
+    """steps optimizer steps of model on one batch (enc, labels; enc may
+    instead be a function of the 0-based step giving both, for batches that
+    change by step): AdamW with baton's decay rule (none on biases and
+    LayerNorm, by canonical name), linear warmup and decay, clipping; the
+    losses of the steps."""
+    from train_parity import lr_lambda
     groups = []
     for name, p in model.named_parameters():
         c = canonical(name)
-        groups.append({"params": [p], "weight_decay": 0.0 if c.endswith(".bias") or "LayerNorm." in c else WD})
-    opt = torch.optim.AdamW(groups, lr=LR, betas=(0.9, 0.999), eps=1e-8)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda("linear", WARMUP, STEPS))
+        groups.append({"params": [p], "weight_decay": 0.0 if c.endswith(".bias") or "LayerNorm." in c else wd})
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda("linear", warmup, steps))
     losses = []
-    for _ in range(STEPS):
+    for step in range(steps):
         opt.zero_grad(set_to_none=True)
-        loss = model(**enc, labels=labels).loss
+        x, y = enc(step) if callable(enc) else (enc, labels)
+        loss = model(**x, labels=y).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
         sched.step()
         losses.append(loss.item())
-    return model, tok, losses
+    return losses
 
 
 def train_parity_lr():

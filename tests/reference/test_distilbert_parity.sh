@@ -5,8 +5,8 @@
 # layers, hidden_dim 52) with a WordPiece vocab.txt made here from SST-2
 # words: `baton predict DIR --format logits` (singles and pairs), the
 # engine's logits, loss and every gradient within 1e-4 relative, 12 training
-# steps within 1e-4; inspect-model; `baton run` trains it and refuses
-# task = token_classify (training parity: test_roberta_distilbert_train.sh). See
+# steps within 1e-4; inspect-model; `baton run` trains it (training
+# parity: test_roberta_distilbert_train.sh). See
 # distilbert_parity.py.
 set -u
 . "$(dirname "$0")/env.sh"

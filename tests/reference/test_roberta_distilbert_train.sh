@@ -16,8 +16,8 @@
 #    family's tensor names and tokenizer files, which Transformers reloads
 #    (AutoModelForSequenceClassification + AutoTokenizer) with `baton
 #    predict`'s logits within 1e-5; predict from the archive and from the
-#    export agree exactly;
-#  - task = mlm on RoBERTa is refused (exit 78) naming the task and model_type.
+#    export agree exactly (the other tasks of these families:
+#    test_family_tasks.sh, test_family_token.sh, test_family_mlm.sh).
 set -u
 . "$(dirname "$0")/env.sh"
 need_python_module torch transformers tokenizers safetensors numpy
@@ -33,10 +33,4 @@ for fam in roberta distilbert; do
     train_family $fam
 done
 
-# the other tasks: refused before anything runs, naming the task and model_type
-printf '[job]\ntask = mlm\noutput_dir = mlm-out\n[model]\npath = roberta\n[data]\ntrain = train.tsv\n' >"$T/mlm.ini"
-brun "$T/mlm.log" run "$T/mlm.ini"
-expect_rc 78 "$T/mlm.log" "task = mlm on RoBERTa"
-grep -q 'task = mlm with model_type "roberta"' "$T/mlm.log" || fail "task = mlm refusal: $(cat "$T/mlm.log")"
-note "task = mlm on RoBERTa: exit 78: $(head -n 1 "$T/mlm.log")"
 echo "family train: ok"

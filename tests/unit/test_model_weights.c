@@ -69,9 +69,15 @@ static void test_roberta_names(void **state)
         {"classifier.out_proj.bias", "classifier.bias", BT_NAME_CANONICAL},
         {"roberta.pooler.dense.weight", "pooler.dense.weight", BT_NAME_IGNORED},
         {"pooler.dense.bias", "pooler.dense.bias", BT_NAME_IGNORED},
-        {"lm_head.dense.weight", "lm_head.dense.weight", BT_NAME_IGNORED},
+        {"lm_head.dense.weight", "cls.predictions.transform.dense.weight", BT_NAME_CANONICAL},
+        {"lm_head.layer_norm.bias", "cls.predictions.transform.LayerNorm.bias", BT_NAME_CANONICAL},
+        {"lm_head.bias", "cls.predictions.bias", BT_NAME_CANONICAL},
+        {"lm_head.decoder.bias", "cls.predictions.bias", BT_NAME_CANONICAL},
+        {"lm_head.decoder.weight", "embeddings.word_embeddings.weight", BT_NAME_TIED},
+        {"lm_head.dense.kernel", "cls.predictions.transform.dense.kernel", BT_NAME_UNKNOWN},
         {"roberta.embeddings.position_ids", "embeddings.position_ids", BT_NAME_IGNORED},
-        {"classifier.weight", "classifier.weight", BT_NAME_UNKNOWN},
+        {"classifier.weight", "classifier.weight", BT_NAME_CANONICAL}, /* RobertaForTokenClassification */
+        {"classifier.kernel", "classifier.kernel", BT_NAME_UNKNOWN},
         {"bert.embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight", BT_NAME_UNKNOWN},
     };
     char b[256];
@@ -82,6 +88,23 @@ static void test_roberta_names(void **state)
             fail();
         }
     }
+    /* export names of the token classifier and the masked LM */
+    static const struct { const char *canon, *arch, *hf; } back[] = {
+        {"classifier.weight", "RobertaForTokenClassification", "classifier.weight"},
+        {"classifier.bias", "XLMRobertaForTokenClassification", "classifier.bias"},
+        {"encoder.layer.0.output.dense.bias", "RobertaForTokenClassification", "roberta.encoder.layer.0.output.dense.bias"},
+        {"cls.predictions.transform.dense.weight", "RobertaForMaskedLM", "lm_head.dense.weight"},
+        {"cls.predictions.transform.LayerNorm.weight", "XLMRobertaForMaskedLM", "lm_head.layer_norm.weight"},
+        {"cls.predictions.bias", "RobertaForMaskedLM", "lm_head.bias"},
+        {"embeddings.word_embeddings.weight", "RobertaForMaskedLM", "roberta.embeddings.word_embeddings.weight"},
+        {"classifier.weight", "RobertaForSequenceClassification", "classifier.out_proj.weight"},
+    };
+    for (size_t i = 0; i < sizeof back / sizeof *back; i++) {
+        assert_non_null(bt_hf_name(back[i].canon, back[i].arch, b, sizeof b));
+        assert_string_equal(b, back[i].hf);
+    }
+    assert_null(bt_hf_name("pooler.dense.weight", "RobertaForTokenClassification", b, sizeof b));
+    assert_null(bt_hf_name("pooler.dense.weight", "RobertaForMaskedLM", b, sizeof b));
 }
 
 static void test_distilbert_names(void **state)
@@ -98,7 +121,10 @@ static void test_distilbert_names(void **state)
         {"distilbert.transformer.layer.1.output_layer_norm.bias", "encoder.layer.1.output.LayerNorm.bias", BT_NAME_CANONICAL},
         {"pre_classifier.weight", "pooler.dense.weight", BT_NAME_CANONICAL},
         {"classifier.bias", "classifier.bias", BT_NAME_CANONICAL},
-        {"vocab_projector.bias", "vocab_projector.bias", BT_NAME_IGNORED},
+        {"vocab_projector.bias", "cls.predictions.bias", BT_NAME_CANONICAL},
+        {"vocab_transform.weight", "cls.predictions.transform.dense.weight", BT_NAME_CANONICAL},
+        {"vocab_layer_norm.bias", "cls.predictions.transform.LayerNorm.bias", BT_NAME_CANONICAL},
+        {"vocab_projector.weight", "embeddings.word_embeddings.weight", BT_NAME_TIED},
         {"distilbert.transformer.layer.1.ffn.lin3.weight", "transformer.layer.1.ffn.lin3.weight", BT_NAME_UNKNOWN},
         {"embeddings.token_type_embeddings.weight", "embeddings.token_type_embeddings.weight", BT_NAME_UNKNOWN},
         {"encoder.layer.0.output.dense.weight", "encoder.layer.0.output.dense.weight", BT_NAME_UNKNOWN},
@@ -171,7 +197,7 @@ static void test_electra_names(void **state)
         {"electra.embeddings.position_ids", "embeddings.position_ids", BT_NAME_IGNORED},
         {"discriminator_predictions.dense.weight", "discriminator_predictions.dense.weight", BT_NAME_IGNORED},
         {"generator_lm_head.bias", "generator_lm_head.bias", BT_NAME_IGNORED},
-        {"classifier.weight", "classifier.weight", BT_NAME_UNKNOWN},
+        {"classifier.weight", "classifier.weight", BT_NAME_CANONICAL}, /* ElectraForTokenClassification */
         {"electra.pooler.dense.weight", "pooler.dense.weight", BT_NAME_UNKNOWN},
     };
     char b[256];
@@ -182,11 +208,14 @@ static void test_electra_names(void **state)
             fail();
         }
         if (k != BT_NAME_CANONICAL) continue;
-        char back[256]; /* export names: the inverse */
-        assert_non_null(bt_hf_name(b, "ElectraForSequenceClassification", back, sizeof back));
+        char back[256]; /* export names: the inverse (the token classifier's plain classifier.* by its class) */
+        const char *arch = strcmp(cases[i].in, "classifier.weight") ? "ElectraForSequenceClassification"
+                                                                      : "ElectraForTokenClassification";
+        assert_non_null(bt_hf_name(b, arch, back, sizeof back));
         assert_string_equal(back, cases[i].in);
     }
     assert_null(bt_hf_name("cls.predictions.bias", "ElectraForSequenceClassification", b, sizeof b));
+    assert_null(bt_hf_name("pooler.dense.weight", "ElectraForTokenClassification", b, sizeof b));
 }
 
 static void test_hf_names(void **state)

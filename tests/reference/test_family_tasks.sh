@@ -1,0 +1,87 @@
+#!/bin/sh
+# tests/reference/test_family_tasks.sh — `task = similarity` and `task =
+# classify_long` on RoBERTa, DistilBERT and ELECTRA (issue 22): random models
+# at odd sizes, without their classification heads (baton initialises them), with their own tokenizers (family_train.py's and
+# electra_parity.py's writers; byte-level BPE with <s>/</s> for RoBERTa),
+# for each family and task:
+#  - the job killed (SIGTERM, SIGKILL, SIGKILL mid-commit) and resumed ends
+#    with model.safetensors byte-identical to the uninterrupted run;
+#  - `baton export` reloads in Transformers as the family's
+#    ForSequenceClassification with `baton predict`'s logits (similarity: the
+#    pairs' score; classify_long: the mean over the tokenizer's overflowing
+#    chunks, which carry the family's own special tokens) — family_tasks.py;
+#  (token_classify: test_family_token.sh; mlm: test_family_mlm.sh.)
+set -u
+. "$(dirname "$0")/env.sh"
+need_data
+need_python_module torch transformers tokenizers safetensors numpy
+REF=$(cd "$(dirname "$0")" && pwd)
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+. "$REF/../integration/run_lib.sh" # $T, fail, note, brun, interrupt_runs, member_sha, ...
+{ "$PY" "$REF/family_train.py" make "$T" "$BATON_DATA/sst2/train.tsv" &&
+    "$PY" "$REF/electra_parity.py" make "$T/e" "$BATON_DATA/sst2/train.tsv" &&
+    "$PY" "$REF/family_tasks.py" data "$T" "$BATON_DATA/sst2/train.tsv" "$T/roberta" "$T/distilbert" \
+        "$T/e/electra"; } >"$T/make.log" 2>&1 ||
+    fail "making the models and data: $(tail -n 5 "$T/make.log")"
+
+# task_job FILE TASK MODEL OUTDIR
+task_job() {
+    if [ "$2" = similarity ]; then
+        data="train = sim.tsv
+text_column = sentence1
+text_pair_column = sentence2
+label_column = score
+max_seq_len = 32"
+    else
+        data="train = docs.tsv
+text_column = text
+label_column = label
+max_seq_len = 24
+stride = 5
+chunk_batch = 3"
+    fi
+    cat >"$1" <<JOB
+[job]
+task = $2
+output_dir = $4
+seed = 5
+[model]
+path = $3
+[data]
+$data
+[train]
+max_steps = 12
+batch_size = 4
+grad_accum = 2
+lr = 2e-3
+warmup_ratio = 0.2
+weight_decay = 0.02
+max_grad_norm = 0.5
+[runtime]
+progress = none
+threads = 1
+checkpoint_every = 1
+keep_last = 3
+JOB
+}
+
+for fam in roberta distilbert electra; do
+    model=$fam-base
+    [ $fam != electra ] || model=e/electra-base
+    for task in similarity classify_long; do
+        what="$fam $task"
+        task_job "$T/$fam-$task-ref.ini" $task $model $fam-$task-ref
+        task_job "$T/$fam-$task.ini" $task $model $fam-$task-out
+        resume_identical "$what" "$T/$fam-$task-ref.ini" "$T/$fam-$task-ref" "$T/$fam-$task.ini" "$T/$fam-$task-out"
+        A=$REF_ARCHIVE
+        in="$T/sim-in.txt"
+        [ $task = similarity ] || in="$T/docs-in.txt"
+        "$BATON" export "$A" "$T/$fam-$task-export" >"$T/export.log" 2>&1 || fail "$what: export: $(cat "$T/export.log")"
+        "$BATON" predict "$T/$fam-$task-export" --input "$in" --threads 1 --format logits >"$T/pred.tsv" \
+            2>"$T/predict.log" || fail "$what: predict on the export: $(cat "$T/predict.log")"
+        "$PY" "$REF/family_tasks.py" check $task "$T/$fam-$task-export" "$in" "$T/pred.tsv" $fam ||
+            fail "$what: against Transformers (above)"
+    done
+done
+
+echo "family tasks: ok"
