@@ -5,11 +5,12 @@
 1. A Unigram SentencePiece model trained here (sentencepiece, nmt_nfkc rules:
    so a Precompiled char map; [PAD] [CLS] [SEP] [UNK] at 0-3 as deberta-v3's;
    a user-defined symbol "<br>"; no [MASK]: DebertaV2TokenizerFast adds it
-   after the pieces, as deberta-v3's 128000). Three directories: `cased`
+   after the pieces, as deberta-v3's 128000). Four directories: `cased`
    (save_pretrained of DebertaV2Tokenizer(vocab_file=...)), `lower` (the same
-   with do_lower_case=True), `bare` (spm.model + deberta-v3-base's two-key
-   tokenizer_config.json). The reference is DebertaV2TokenizerFast, which
-   converts the model (no tokenizer.json in the directory).
+   with do_lower_case=True), `punct` (split_by_punct=True), `bare` (spm.model
+   + deberta-v3-base's two-key tokenizer_config.json). The reference is
+   DebertaV2TokenizerFast, which converts the model (no tokenizer.json in the
+   directory).
 2. `baton tokenize` ids == the reference's: SST-2 train+dev and AG News dev
    singles and consecutive pairs (all for cased, 10,000 for the others), the
    stress set of the tokenizer.json parity test and the hard cases (valid
@@ -69,7 +70,7 @@ def train_spm(texts, path):
 
 def make_dirs(model):
     dirs = {}
-    for name, kw in (("cased", {}), ("lower", {"do_lower_case": True})):
+    for name, kw in (("cased", {}), ("lower", {"do_lower_case": True}), ("punct", {"split_by_punct": True})):
         d = os.path.join(WORK, name)
         DebertaV2Tokenizer(vocab_file=model, **kw).save_pretrained(d)
         if os.path.exists(os.path.join(d, "tokenizer.json")):
