@@ -307,10 +307,59 @@ static void add_token(json_t *added, const char *c, int special, int normalized,
                                            special));
 }
 
+
 static int by_key(const void *a, const void *b)
 {
     long x = atol(*(const char *const *)a), y = atol(*(const char *const *)b);
     return x < y ? -1 : x > y;
+}
+
+/* Is c a role token or an additional special token of cfg (transformers'
+ * legacy rule for added_tokens.json)? */
+static int is_role(json_t *cfg, const char *c)
+{
+    static const char *const keys[] = {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
+                                       "mask_token"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        const char *r = role(cfg, keys[k], NULL);
+        if (r && !strcmp(r, c) && json_object_get(cfg, keys[k])) return 1;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(cfg, "additional_special_tokens"), i, v) {
+        json_t *x = json_is_object(v) ? json_object_get(v, "content") : v;
+        if (json_is_string(x) && !strcmp(json_string_value(x), c)) return 1;
+    }
+    return 0;
+}
+
+/* The legacy added_tokens.json ({token: id}; read when tokenizer_config.json
+ * has no added_tokens_decoder): by id, special when a role or additional
+ * special token names it, normalized = not special (transformers' rule). */
+static void legacy_added(json_t *added, json_t *legacy, json_t *cfg)
+{
+    size_t n = json_object_size(legacy), k = 0;
+    const char **keys = bt_xcalloc(n ? n : 1, sizeof *keys), *key;
+    json_t *v;
+    char (*ids)[24] = bt_xcalloc(n ? n : 1, sizeof *ids);
+    json_object_foreach(legacy, key, v) {
+        if (!json_is_integer(v) || !*key) continue;
+        snprintf(ids[k], sizeof ids[k], "%lld", (long long)json_integer_value(v));
+        keys[k] = ids[k];
+        k++;
+    }
+    qsort(keys, k, sizeof *keys, by_key);
+    for (size_t i = 0; i < k; i++)
+        json_object_foreach(legacy, key, v) {
+            char idbuf[24];
+            if (!json_is_integer(v) || !*key) continue;
+            snprintf(idbuf, sizeof idbuf, "%lld", (long long)json_integer_value(v));
+            if (strcmp(idbuf, keys[i])) continue;
+            int special = is_role(cfg, key);
+            add_token(added, key, special, !special, NULL);
+        }
+    free(keys);
+    free(ids);
 }
 
 /* The added tokens in the order the crate receives them: the converter's
@@ -318,7 +367,7 @@ static int by_key(const void *a, const void *b)
  * tokenizer_config.json added_tokens_decoder by id, then the special tokens
  * (bos, eos, unk, sep, pad, cls, mask, additional) not added yet. Ids are the
  * vocabulary's or the next free ones (set by the loader, as the crate does). */
-static json_t *added_tokens(const spm_model *m, json_t *cfg)
+static json_t *added_tokens(const spm_model *m, json_t *cfg, json_t *legacy)
 {
     json_t *added = json_array();
     for (size_t i = 0; i < m->n; i++)
@@ -328,7 +377,8 @@ static json_t *added_tokens(const spm_model *m, json_t *cfg)
             free(c);
         }
     json_t *dec = json_object_get(cfg, "added_tokens_decoder");
-    if (json_is_object(dec) && json_object_size(dec)) {
+    if (legacy) legacy_added(added, legacy, cfg);
+    else if (json_is_object(dec) && json_object_size(dec)) {
         size_t n = json_object_size(dec), k = 0;
         const char **keys = bt_xcalloc(n, sizeof *keys), *key;
         json_t *v;
@@ -449,9 +499,9 @@ static char *unigram_text(const spm_model *m)
     return o;
 }
 
-static char *tokenizer_json(const spm_model *m, json_t *cfg)
+static char *tokenizer_json(const spm_model *m, json_t *cfg, json_t *legacy)
 {
-    json_t *added = added_tokens(m, cfg);
+    json_t *added = added_tokens(m, cfg, legacy);
     json_t *root = json_pack("{s:s,s:n,s:n,s:o,s:o,s:o,s:o,s:{s:s,s:s,s:s,s:b}}", "version", "1.0", "truncation",
                              "padding", "added_tokens", json_incref(added), "normalizer",
                              normalizer(m, flag(cfg, "do_lower_case", 0)), "pre_tokenizer",
@@ -475,6 +525,26 @@ static char *tokenizer_json(const spm_model *m, json_t *cfg)
     return o;
 }
 
+/* A directory saved without added_tokens_decoder (transformers < 4.34):
+ * special_tokens_map.json's entries override tokenizer_config.json's, and
+ * added_tokens.json (*legacy, NULL when absent) lists the added tokens. */
+static int read_legacy(const char *dir, json_t *cfg, json_t **legacy)
+{
+    json_t *map = NULL;
+    char *p = bt_path_join(dir, "special_tokens_map.json");
+    int rc = bt_path_exists(p) ? bt_json_load_file_py(p, 16u << 20, "fix or remove it", &map) : 0;
+    if (!rc && map && !json_is_object(map)) rc = bt_fail(BT_ECONFIG, "%s: expected a JSON object; fix or remove it", p);
+    free(p);
+    if (!rc && map) json_object_update(cfg, map);
+    json_decref(map);
+    p = bt_path_join(dir, "added_tokens.json");
+    if (!rc && bt_path_exists(p)) rc = bt_json_load_file_py(p, 64u << 20, "fix or remove it", legacy);
+    if (!rc && *legacy && !json_is_object(*legacy))
+        rc = bt_fail(BT_ECONFIG, "%s: expected a JSON object {token: id}; fix or remove it", p);
+    free(p);
+    return rc;
+}
+
 int tok_spm_json(const char *dir, const char *spm_path, char **json_text)
 {
     *json_text = NULL;
@@ -491,7 +561,13 @@ int tok_spm_json(const char *dir, const char *spm_path, char **json_text)
     if (!rc && cfg && !json_is_object(cfg))
         rc = bt_fail(BT_ECONFIG, "%s: expected a JSON object; fix or remove it", cpath);
     free(cpath);
-    if (!rc) *json_text = tokenizer_json(&m, cfg);
+    json_t *legacy = NULL;
+    if (!rc) {
+        if (!cfg) cfg = json_object();
+        if (!json_object_get(cfg, "added_tokens_decoder")) rc = read_legacy(dir, cfg, &legacy);
+    }
+    if (!rc) *json_text = tokenizer_json(&m, cfg, legacy);
+    json_decref(legacy);
     json_decref(cfg);
     free(m.pieces);
     free(buf);

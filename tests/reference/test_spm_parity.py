@@ -5,10 +5,13 @@
 1. A Unigram SentencePiece model trained here (sentencepiece, nmt_nfkc rules:
    so a Precompiled char map; [PAD] [CLS] [SEP] [UNK] at 0-3 as deberta-v3's;
    a user-defined symbol "<br>"; no [MASK]: DebertaV2TokenizerFast adds it
-   after the pieces, as deberta-v3's 128000). Four directories: `cased`
+   after the pieces, as deberta-v3's 128000). Five directories: `cased`
    (save_pretrained of DebertaV2Tokenizer(vocab_file=...)), `lower` (the same
    with do_lower_case=True), `punct` (split_by_punct=True), `bare` (spm.model
-   + deberta-v3-base's two-key tokenizer_config.json). The reference is
+   + deberta-v3-base's two-key tokenizer_config.json), `legacy` (no
+   added_tokens_decoder: special_tokens_map.json and added_tokens.json with
+   [MASK], a special and a normal token, as transformers < 4.34 saved). The
+   reference is
    DebertaV2TokenizerFast, which converts the model (no tokenizer.json in the
    directory).
 2. `baton tokenize` ids == the reference's: SST-2 train+dev and AG News dev
@@ -81,6 +84,17 @@ def make_dirs(model):
     shutil.copy(model, os.path.join(d, "spm.model"))
     json.dump({"do_lower_case": False, "vocab_type": "spm"}, open(os.path.join(d, "tokenizer_config.json"), "w"))
     dirs["bare"] = d
+    # saved by transformers < 4.34: no added_tokens_decoder; special_tokens_map.json and added_tokens.json
+    d = os.path.join(WORK, "legacy")
+    os.makedirs(d)
+    shutil.copy(model, os.path.join(d, "spm.model"))
+    cfg = json.load(open(os.path.join(dirs["cased"], "tokenizer_config.json")))
+    cfg.pop("added_tokens_decoder", None)
+    json.dump(cfg, open(os.path.join(d, "tokenizer_config.json"), "w"))
+    json.dump({"mask_token": "[MASK]", "additional_special_tokens": ["<special>"]},
+              open(os.path.join(d, "special_tokens_map.json"), "w"))
+    json.dump({"[MASK]": 1500, "xyzzy": 1502, "<special>": 1501}, open(os.path.join(d, "added_tokens.json"), "w"))
+    dirs["legacy"] = d
     return dirs
 
 
@@ -234,7 +248,7 @@ def main():
     hard = [ln for ln in open(HARD, "rb").read().decode("utf-8", "replace").split("\n") if ln and "\r" not in ln]
     extra = [s for s in stress_set() if "\n" not in s and "\r" not in s] + hard + [
         "<br>a<br> b <br>", "[MASK] a[MASK]b [CLS] [SEP] [UNK] [PAD] [mask]", "   ", "x" * 1000 + " y",
-        "\u00a0\u3000lead and trail  \t ", "ÀÉÎÕÜ àéîõü ĳ ǅ ẞ"]
+        "\u00a0\u3000lead and trail  \t ", "xyzzy<special>XYZZY a xyzzy b<special> <special>", "ÀÉÎÕÜ àéîõü ĳ ǅ ẞ"]
     print("%d data texts, %d stress lines (%.0fs)" % (len(texts), len(extra), time.time() - T0), flush=True)
     n = tokenize_part(dirs, texts, extra)
     print("%d items compared (%.0fs)" % (n, time.time() - T0), flush=True)
