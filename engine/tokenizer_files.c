@@ -22,13 +22,14 @@ void bt_tokenizer_files_free(bt_tokenizer_files *f)
 int bt_tokenizer_files_read(const char *model_dir, const bt_tokenizer *tok, bt_tokenizer_files *f)
 {
     memset(f, 0, sizeof *f);
-    int spm = !strcmp(bt_tokenizer_source(tok), "spm.model");
+    const char *src = bt_tokenizer_source(tok);
+    int spm = !strcmp(src, "spm.model") || !strcmp(src, "sentencepiece.bpe.model");
     int json = spm || !strcmp(bt_tokenizer_source(tok), "tokenizer.json"), rc = BT_OK;
     for (int i = 0; i < BT_TOKFILE_COUNT && !rc; i++) {
         char *p = bt_path_join(model_dir, bt_tokfile_names[i]);
         int carried = i == BT_TOKFILE_VOCAB || json;
         if (spm && i == BT_TOKFILE_JSON) { /* the converted tokenizer.json travels in place of spm.model */
-            char *sp = bt_path_join(model_dir, "spm.model");
+            char *sp = bt_path_join(model_dir, src);
             rc = tok_spm_json(model_dir, sp, &f->text[i]);
             free(sp);
             if (!rc) f->len[i] = strlen(f->text[i]);

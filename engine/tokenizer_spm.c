@@ -50,6 +50,7 @@ typedef struct {
     long unk_id;
     int byte_fallback;
     span charsmap;
+    int xlmr; /* sentencepiece.bpe.model: XLMRobertaConverter's layout */
 } spm_model;
 
 /* ---------------------------------------------------------------- wire format */
@@ -393,12 +394,18 @@ static json_t *added_tokens(const spm_model *m, json_t *cfg, json_t *legacy)
         }
         free(keys);
     }
-    static const char *const roles[][2] = {{"bos_token", "[CLS]"}, {"eos_token", "[SEP]"}, {"unk_token", "[UNK]"},
-                                           {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"}, {"cls_token", "[CLS]"},
-                                           {"mask_token", "[MASK]"}};
+    static const char *const roles[][3] = {{"bos_token", "[CLS]", "<s>"}, {"eos_token", "[SEP]", "</s>"},
+                                           {"unk_token", "[UNK]", "<unk>"}, {"sep_token", "[SEP]", "</s>"},
+                                           {"pad_token", "[PAD]", "<pad>"}, {"cls_token", "[CLS]", "<s>"},
+                                           {"mask_token", "[MASK]", "<mask>"}};
     for (size_t r = 0; r < sizeof roles / sizeof *roles; r++) {
-        const char *c = role(cfg, roles[r][0], roles[r][1]);
-        if (c && *c) add_token(added, c, 1, 0, NULL);
+        const char *c = role(cfg, roles[r][0], roles[r][1 + m->xlmr]);
+        json_t *obj = json_object_get(cfg, roles[r][0]);
+        /* XLMRobertaTokenizerFast makes a plain-string mask token lstrip */
+        json_t *fl = json_is_object(obj) ? json_incref(obj)
+                     : m->xlmr && r == 6 ? json_pack("{s:b}", "lstrip", 1) : NULL;
+        if (c && *c) add_token(added, c, 1, 0, fl);
+        json_decref(fl);
     }
     json_t *extra = json_object_get(cfg, "additional_special_tokens");
     size_t i;
@@ -431,11 +438,30 @@ static long token_id(const spm_model *m, json_t *added, const char *c)
     return (long)m->unk_id;
 }
 
-static json_t *post_processor(const spm_model *m, json_t *added, json_t *cfg)
+/* XLMRobertaConverter's: <s> $A </s> / <s> $A </s> </s> $B </s>, all type 0. */
+static json_t *xlmr_post(const spm_model *m, json_t *added)
+{
+    json_t *single = json_array(), *pair = json_array(), *sp = json_object();
+    static const char *const seq_p[] = {"<s>", "A", "</s>", "</s>", "B", "</s>"};
+    for (int i = 0; i < 6; i++) {
+        const char *x = seq_p[i];
+        int is_seq = x[0] != '<';
+        json_t *e = json_pack("{s:{s:s,s:i}}", is_seq ? "Sequence" : "SpecialToken", "id", x, "type_id", 0);
+        if (i < 3) json_array_append(single, e);
+        json_array_append_new(pair, e);
+        if (!is_seq && !json_object_get(sp, x))
+            json_object_set_new(sp, x, json_pack("{s:s,s:[I],s:[s]}", "id", x, "ids",
+                                                 (json_int_t)token_id(m, added, x), "tokens", x));
+    }
+    return json_pack("{s:s,s:o,s:o,s:o}", "type", "TemplateProcessing", "single", single, "pair", pair,
+                     "special_tokens", sp);
+}
+
+static json_t *post_processor(const spm_model *m, json_t *added)
 {
     /* DebertaV2Converter names "[CLS]" and "[SEP]" whatever cls_token says; the
      * slow tokenizer's convert_tokens_to_ids gives their ids */
-    (void)cfg;
+    if (m->xlmr) return xlmr_post(m, added);
     json_t *single = json_pack("[{s:{s:s,s:i}},{s:{s:s,s:i}},{s:{s:s,s:i}}]", "SpecialToken", "id", "[CLS]",
                                "type_id", 0, "Sequence", "id", "A", "type_id", 0, "SpecialToken", "id", "[SEP]",
                                "type_id", 0);
@@ -455,6 +481,17 @@ static json_t *post_processor(const spm_model *m, json_t *added, json_t *cfg)
 static json_t *normalizer(const spm_model *m, int lower)
 {
     json_t *seq = json_array();
+    if (m->xlmr) { /* SpmConverter's: [Precompiled], Strip right, Replace(" {2,}" -> "▁") */
+        if (m->charsmap.len) {
+            char *b = base64(m->charsmap.s, m->charsmap.len);
+            json_array_append_new(seq, json_pack("{s:s,s:s}", "type", "Precompiled", "precompiled_charsmap", b));
+            free(b);
+        }
+        json_array_append_new(seq, json_pack("{s:s,s:b,s:b}", "type", "Strip", "strip_left", 0, "strip_right", 1));
+        json_array_append_new(seq, json_pack("{s:s,s:{s:s},s:s}", "type", "Replace", "pattern", "Regex", " {2,}",
+                                             "content", "\xe2\x96\x81"));
+        return json_pack("{s:s,s:o}", "type", "Sequence", "normalizers", seq);
+    }
     if (lower) json_array_append_new(seq, json_pack("{s:s}", "type", "Lowercase"));
     json_array_append_new(seq, json_pack("{s:s,s:b,s:b}", "type", "Strip", "strip_left", 1, "strip_right", 1));
     if (m->charsmap.len) {
@@ -504,9 +541,9 @@ static char *tokenizer_json(const spm_model *m, json_t *cfg, json_t *legacy)
     json_t *added = added_tokens(m, cfg, legacy);
     json_t *root = json_pack("{s:s,s:n,s:n,s:o,s:o,s:o,s:o,s:{s:s,s:s,s:s,s:b}}", "version", "1.0", "truncation",
                              "padding", "added_tokens", json_incref(added), "normalizer",
-                             normalizer(m, flag(cfg, "do_lower_case", 0)), "pre_tokenizer",
-                             pre_tokenizer(flag(cfg, "split_by_punct", 0)), "post_processor",
-                             post_processor(m, added, cfg), "decoder", "type", "Metaspace", "replacement",
+                             normalizer(m, !m->xlmr && flag(cfg, "do_lower_case", 0)), "pre_tokenizer",
+                             pre_tokenizer(!m->xlmr && flag(cfg, "split_by_punct", 0)), "post_processor",
+                             post_processor(m, added), "decoder", "type", "Metaspace", "replacement",
                              "\xe2\x96\x81", "prepend_scheme", "always", "split", 1);
     size_t i;
     json_t *v;
@@ -523,6 +560,37 @@ static char *tokenizer_json(const spm_model *m, json_t *cfg, json_t *legacy)
     free(head);
     free(model);
     return o;
+}
+
+/* XLMRobertaConverter's vocabulary (fairseq's ids): <s> <pad> </s> <unk>,
+ * then the pieces from the fourth on (the model's first three are
+ * <unk> <s> </s>), then <mask>; unk_id 3. A fixed entry keeps the type of
+ * the model's piece with that content (so <s> </s> stay control pieces). */
+static int convert_xlmr(const char *file, spm_model *m)
+{
+    if (m->n < 3)
+        return bt_fail(BT_EDATA, "%s: not a valid SentencePiece model for XLM-R (%zu pieces; the first three are "
+                       "<unk> <s> </s>); the file is damaged: download it again", file, m->n);
+    static const char *const fixed[4] = {"<s>", "<pad>", "</s>", "<unk>"};
+    size_t n = m->n - 3 + 5;
+    spm_piece *p = bt_xcalloc(n, sizeof *p);
+    for (int i = 0; i < 4; i++) {
+        p[i].piece.s = (const uint8_t *)fixed[i];
+        p[i].piece.len = strlen(fixed[i]);
+        p[i].type = 1;
+        for (size_t j = 0; j < m->n; j++)
+            if (m->pieces[j].piece.len == p[i].piece.len && !memcmp(m->pieces[j].piece.s, fixed[i], p[i].piece.len))
+                p[i].type = m->pieces[j].type;
+    }
+    memcpy(p + 4, m->pieces + 3, (m->n - 3) * sizeof *p);
+    p[n - 1].piece.s = (const uint8_t *)"<mask>";
+    p[n - 1].piece.len = 6;
+    p[n - 1].type = 1;
+    free(m->pieces);
+    m->pieces = p;
+    m->n = m->cap = n;
+    m->unk_id = 3;
+    return 0;
 }
 
 /* A directory saved without added_tokens_decoder (transformers < 4.34):
@@ -555,6 +623,9 @@ int tok_spm_json(const char *dir, const char *spm_path, char **json_text)
     spm_model m;
     rc = parse_model(spm_path, (const uint8_t *)buf, len, &m);
     if (!rc) rc = check_model(spm_path, &m);
+    size_t bl = strlen(spm_path);
+    m.xlmr = bl >= 23 && !strcmp(spm_path + bl - 23, "sentencepiece.bpe.model");
+    if (!rc && m.xlmr) rc = convert_xlmr(spm_path, &m);
     json_t *cfg = NULL;
     char *cpath = bt_path_join(dir, "tokenizer_config.json");
     if (!rc && bt_path_exists(cpath)) rc = bt_json_load_file_py(cpath, 64u << 20, "fix or remove it", &cfg);

@@ -13,7 +13,8 @@
    [MASK], a special and a normal token, as transformers < 4.34 saved). The
    reference is
    DebertaV2TokenizerFast, which converts the model (no tokenizer.json in the
-   directory).
+   directory). And XLM-R's layout: sentencepiece.bpe.model saved by
+   XLMRobertaTokenizer against XLMRobertaTokenizerFast (fairseq ids).
 2. `baton tokenize` ids == the reference's: SST-2 train+dev and AG News dev
    singles and consecutive pairs (all for cased, 10,000 for the others), the
    stress set of the tokenizer.json parity test and the hard cases (valid
@@ -69,6 +70,23 @@ def train_spm(texts, path):
                                    eos_piece="[SEP]", unk_piece="[UNK]", user_defined_symbols=["<br>"],
                                    character_coverage=0.9995, num_threads=2, minloglevel=2)
     return path + ".model"
+
+
+def make_xlmr(texts):
+    """XLM-R's layout: sentencepiece.bpe.model (sentencepiece's default ids:
+    <unk> <s> </s> first) saved by XLMRobertaTokenizer; the reference is
+    XLMRobertaTokenizerFast converting it (fairseq ids, <mask> last)."""
+    from transformers import XLMRobertaTokenizer, XLMRobertaTokenizerFast
+    path = os.path.join(WORK, "xsp")
+    with open(path + ".txt", "w", encoding="utf-8") as fh:
+        fh.write("\n".join(texts) + "\n")
+    spm.SentencePieceTrainer.train(input=path + ".txt", model_prefix=path, vocab_size=1200, model_type="unigram",
+                                   num_threads=2, minloglevel=2)
+    d = os.path.join(WORK, "xlmr")
+    XLMRobertaTokenizer(vocab_file=path + ".model").save_pretrained(d)
+    if os.path.exists(os.path.join(d, "tokenizer.json")):
+        os.remove(os.path.join(d, "tokenizer.json"))
+    return d, XLMRobertaTokenizerFast
 
 
 def make_dirs(model):
@@ -130,15 +148,17 @@ def compare(label, d, ref, texts):
     return n
 
 
-def tokenize_part(dirs, texts, extra):
+def tokenize_part(dirs, texts, extra, classes={}):
     total = 0
     for name, d in dirs.items():
         assert not os.path.exists(os.path.join(d, "tokenizer.json"))
-        ref = DebertaV2TokenizerFast.from_pretrained(d)
-        mask = ref.convert_tokens_to_ids("[MASK]")
-        say(mask == ref.backend_tokenizer.get_vocab_size(with_added_tokens=False), name + " [MASK]",
-            "the reference gives [MASK] id %d (after the %d pieces)" % (
-                mask, ref.backend_tokenizer.get_vocab_size(with_added_tokens=False)))
+        ref = classes.get(name, DebertaV2TokenizerFast).from_pretrained(d)
+        mask = ref.convert_tokens_to_ids("<mask>" if name == "xlmr" else "[MASK]")
+        vs = ref.backend_tokenizer.get_vocab_size(with_added_tokens=False)
+        got = baton_ids(d, ["<mask>" if name == "xlmr" else "[MASK]"])
+        want = vs - 1 if name == "xlmr" else vs  # XLM-R: the model's last entry; DeBERTa: added after the pieces
+        say(mask == want and got is not None and got[0].split()[1:2] == [str(mask)], name + " mask",
+            "the reference gives the mask token id %d (%d pieces), baton %s" % (mask, vs, got))
         data = texts if name == "cased" and not QUICK else texts[:10000 if not QUICK else 3000]
         total += compare(name + " data", d, ref, data)
         total += compare(name + " stress", d, ref, extra)
@@ -196,6 +216,9 @@ def predict_part(d, n_vocab):
     ref, longest = hf_logits(DebertaV2ForSequenceClassification.from_pretrained(d),
                              DebertaV2TokenizerFast.from_pretrained(d), lines, 64)
     err = rel(ours, ref)
+    r = subprocess.run([BATON, "inspect-model", d], capture_output=True, text=True)
+    say(r.returncode == 0 and "spm.model: present (the tokenizer" in r.stdout and "needed to tokenize" not in r.stdout,
+        "inspect-model", "exit %d: %s" % (r.returncode, [ln for ln in r.stdout.split("\n") if "spm" in ln or "vocab" in ln]))
     say(ours.shape == ref.shape and err <= TOL, "predict", "%d lines (longest %d tokens): max rel err %.2e" %
         (len(lines), longest, err))
 
@@ -251,6 +274,8 @@ def main():
         "\u00a0\u3000lead and trail  \t ", "xyzzy<special>XYZZY a xyzzy b<special> <special>", "ÀÉÎÕÜ àéîõü ĳ ǅ ẞ"]
     print("%d data texts, %d stress lines (%.0fs)" % (len(texts), len(extra), time.time() - T0), flush=True)
     n = tokenize_part(dirs, texts, extra)
+    xd, xcls = make_xlmr(texts[1:20000:2] + texts[-3001:])
+    n += tokenize_part({"xlmr": xd}, texts, extra + ["<mask> a<mask>b <s></s> <unk><pad>"], {"xlmr": xcls})
     print("%d items compared (%.0fs)" % (n, time.time() - T0), flush=True)
     damage_part(dirs["cased"])
     n_vocab = len(DebertaV2TokenizerFast.from_pretrained(dirs["cased"]))
