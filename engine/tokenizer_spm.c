@@ -1,6 +1,6 @@
 /* engine/tokenizer_spm.c — a model directory whose tokenizer is a
- * SentencePiece model (`spm.model`, the DeBERTa-v2/v3 layout) and no
- * tokenizer.json.
+ * SentencePiece model (`spm.model`, the DeBERTa-v2/v3 layout, or XLM-R's
+ * `sentencepiece.bpe.model`) and no tokenizer.json.
  *
  * Owns: reading the SentencePiece ModelProto (protobuf wire format: the
  * pieces with score and type, trainer_spec.model_type / unk_id /
@@ -12,7 +12,9 @@
  * [Lowercase] + Strip + [Precompiled] + Replace(" {2,}", " "),
  * [Punctuation isolated] + Metaspace(always), the [CLS] A [SEP] / [CLS] A
  * [SEP] B [SEP] template, added tokens — so the tokenizer.json pipeline runs
- * it and archives/exports carry it as tokenizer.json.
+ * it and archives/exports carry it as tokenizer.json. Likewise XLM-R's
+ * `sentencepiece.bpe.model` (XLMRobertaConverter: fairseq ids, <mask> last,
+ * SpmConverter's normalizer, <s> A </s></s> B </s>).
  * Must not: know any tokenizer.json semantics beyond emitting the file
  * (engine/tokjson_*.c own those).
  */

@@ -6,7 +6,8 @@
  * type ids, [MASK] after the pieces, do_lower_case, split_by_punct,
  * tokenizer.json winning when present); unsupported and damaged files
  * refused with the file named: every truncation and 2,000 random byte
- * changes, never a crash (also under ASan/UBSan). Whole-data parity with
+ * changes, never a crash (also under ASan/UBSan); the same model as XLM-R's
+ * sentencepiece.bpe.model (fairseq ids). Whole-data parity with
  * Transformers lives in tests/reference/test_spm_parity.sh. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -178,9 +179,9 @@ static void test_encode(void **state)
     remove_file("tokenizer.json");
 }
 
-static int load_bytes(const uint8_t *m, size_t n)
+static int load_named(const char *name, const uint8_t *m, size_t n)
 {
-    write_file("spm.model", m, n);
+    write_file(name, m, n);
     bt_tokenizer *t = NULL;
     int rc = bt_tokenizer_load(g_dir, &t);
     if (!rc) {
@@ -188,9 +189,14 @@ static int load_bytes(const uint8_t *m, size_t n)
         ids(t, "ab a hello, c<br>[MASK]", "x", o, sizeof o);
         bt_tokenizer_free(t);
     } else {
-        assert_non_null(strstr(bt_errmsg(), "spm.model"));
+        assert_non_null(strstr(bt_errmsg(), name));
     }
     return rc;
+}
+
+static int load_bytes(const uint8_t *m, size_t n)
+{
+    return load_named("spm.model", m, n);
 }
 
 static void test_refused(void **state)
@@ -224,6 +230,41 @@ static void test_refused(void **state)
     assert_true(refused > 500);
 }
 
+/* XLM-R's sentencepiece.bpe.model: fairseq ids (<s> <pad> </s> <unk>, the
+ * pieces from the fourth on shifted by one, <mask> last), <s> A </s></s> B </s> */
+static void test_xlmr(void **state)
+{
+    (void)state;
+    char o[512];
+    uint8_t m[4096];
+    size_t n = make_model(m, 1);
+    remove_file("spm.model");
+    remove_file("tokenizer_config.json");
+    write_file("sentencepiece.bpe.model", m, n);
+    bt_tokenizer *t = NULL;
+    assert_int_equal(bt_tokenizer_load(g_dir, &t), 0);
+    assert_string_equal(bt_tokenizer_source(t), "sentencepiece.bpe.model");
+    assert_int_equal(bt_tokenizer_vocab_size(t), 16);
+    bt_special_ids sp = bt_tokenizer_special_ids(t);
+    assert_int_equal(sp.cls, 0);
+    assert_int_equal(sp.pad, 1);
+    assert_int_equal(sp.sep, 2);
+    assert_int_equal(sp.unk, 3);
+    assert_int_equal(sp.mask, 15);
+    assert_string_equal(ids(t, "ab  a", "b", o, sizeof o), "0 7 8 2 2 6 10 2");
+    assert_string_equal(ids(t, "x <mask>", NULL, o, sizeof o), "0 6 3 15 2"); /* <mask> takes the space before it */
+    bt_tokenizer_free(t);
+    assert_int_equal(load_named("sentencepiece.bpe.model", m, 9), BT_EDATA);
+    srand(23);
+    for (int i = 0; i < 500; i++) {
+        uint8_t d[4096];
+        memcpy(d, m, n);
+        d[rand() % n] = (uint8_t)rand();
+        load_named("sentencepiece.bpe.model", d, n);
+    }
+    remove_file("sentencepiece.bpe.model");
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -237,6 +278,7 @@ static int teardown(void **state)
     remove_file("spm.model");
     remove_file("tokenizer_config.json");
     remove_file("tokenizer.json");
+    remove_file("sentencepiece.bpe.model");
     rmdir(g_dir);
     return 0;
 }
@@ -246,6 +288,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_xlmr),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
