@@ -122,7 +122,9 @@ static const char *join_list(const list *l, char *buf, size_t cap)
  * the path the user gave) has vocab.txt: name that folder. */
 static int check_vocab(const char *given, const char *dir)
 {
-    if (has(dir, "vocab.txt") || has(dir, "tokenizer.json")) return BT_OK;
+    if (has(dir, "vocab.txt") || has(dir, "tokenizer.json") || has(dir, "spm.model") ||
+        has(dir, "sentencepiece.bpe.model"))
+        return BT_OK;
     found f = {0};
     scan(dir, 2, &f);
     if (!f.vocabs.n && strcmp(given, dir)) scan(given, BT_MODEL_DIR_DEPTH, &f);
@@ -146,7 +148,9 @@ int bt_model_dir_resolve(const char *path, unsigned need, char **dir)
                        bt_path_exists(path) ? "" : " (it does not exist)");
     int need_tokenizer = (need & BT_MODEL_DIR_TOKENIZER) != 0;
     if (has(path, "config.json") ||
-        (!(need & BT_MODEL_DIR_WEIGHTS) && (has(path, "vocab.txt") || has(path, "tokenizer.json")))) {
+        (!(need & BT_MODEL_DIR_WEIGHTS) &&
+         (has(path, "vocab.txt") || has(path, "tokenizer.json") || has(path, "spm.model") ||
+          has(path, "sentencepiece.bpe.model")))) {
         int rc = need_tokenizer ? check_vocab(path, path) : BT_OK;
         if (!rc) *dir = bt_xstrdup(path);
         return rc;

@@ -768,6 +768,19 @@ int bt_tokenizer_load(const char *model_dir, bt_tokenizer **out)
         return rc;
     }
     free(jpath);
+    static const char *const spm_names[2] = {"spm.model", "sentencepiece.bpe.model"}; /* DeBERTa-v2/v3, XLM-R */
+    for (int k = 0; k < 2; k++) {
+        char *spath = bt_path_join(model_dir, spm_names[k]);
+        if (bt_path_exists(spath)) { /* converted as transformers does */
+            char *text = NULL;
+            int rc = tok_spm_json(model_dir, spath, &text);
+            if (!rc) rc = tok_load_json_text(model_dir, text, strlen(text), spath, spm_names[k], out);
+            free(text);
+            free(spath);
+            return rc;
+        }
+        free(spath);
+    }
     char *added = NULL; /* added tokens beyond vocab.txt: the tokenizer.json pipeline applies them */
     tok_vocab_added_json(model_dir, &added);
     if (added) {

@@ -6,7 +6,11 @@
  * tokenizer.json sources: tokenizer.json, tokenizer_config.json,
  * special_tokens_map.json and vocab.txt, each when present; vocab.txt
  * sources (BERT WordPiece without tokenizer.json): vocab.txt alone, its
- * settings travelling in config.json ("baton_tokenizer", as before) — and
+ * settings travelling in config.json ("baton_tokenizer", as before);
+ * spm.model / sentencepiece.bpe.model sources (DeBERTa-v2/v3, XLM-R
+ * without tokenizer.json): the
+ * tokenizer.json converted from it in tokenizer.json's place, with the
+ * others as for tokenizer.json sources — and
  * reading them with size limits.
  * Must not: parse the files (engine/tokenizer.c does), or know about archives.
  */

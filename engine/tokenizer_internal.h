@@ -70,5 +70,10 @@ int tok_load_json_text(const char *model_dir, const char *text, size_t len, cons
  * their ids: *json_text = the tokenizer.json transformers would convert it to
  * (heap); else NULL (engine/tokenizer_added.c) */
 int tok_vocab_added_json(const char *model_dir, char **json_text);
+/* a directory with a SentencePiece model (spm.model) and no tokenizer.json:
+ * *json_text = the tokenizer.json transformers' DebertaV2Converter and
+ * DebertaV2TokenizerFast build from it and tokenizer_config.json (heap);
+ * damaged or unsupported files are refused (engine/tokenizer_spm.c) */
+int tok_spm_json(const char *model_dir, const char *spm_path, char **json_text);
 
 #endif

@@ -146,6 +146,24 @@ static int check_heads(const bt_model_config *c, const bt_param_load *params, si
     return BT_OK;
 }
 
+/* A directory whose tokenizer is a SentencePiece model (no tokenizer.json):
+ * says so. */
+static int spm_only(const char *dir, int has_tj)
+{
+    static const char *const names[2][2] = {{"spm.model", "DebertaV2TokenizerFast"},
+                                            {"sentencepiece.bpe.model", "XLMRobertaTokenizerFast"}};
+    for (int k = 0; k < 2 && !has_tj; k++) {
+        char *p = bt_path_join(dir, names[k][0]);
+        int has = bt_path_exists(p);
+        free(p);
+        if (has) {
+            printf("%s: present (the tokenizer: converted as transformers' %s does)\n", names[k][0], names[k][1]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int cmd_inspect_model(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -174,10 +192,10 @@ int cmd_inspect_model(int argc, char **argv)
     print_config(dir, &c);
     long vl = count_lines(vocab_path);
     char *tj = bt_path_join(dir, "tokenizer.json");
-    int has_tj = bt_path_exists(tj);
+    int has_tj = bt_path_exists(tj), has_spm = spm_only(dir, has_tj);
     free(tj);
     if (has_tj) printf("tokenizer.json: present (the tokenizer)\n");
-    if (vl < 0) printf("vocab.txt: missing%s\n", has_tj ? "" : " (needed to tokenize text)");
+    if (vl < 0) printf("vocab.txt: missing%s\n", has_tj || has_spm ? "" : " (needed to tokenize text)");
     else printf("vocab.txt: %ld lines%s\n", vl, vl == c.vocab_size ? "" : " (differs from vocab_size)");
 
     size_t nt = bt_st_count(f);
