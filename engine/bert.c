@@ -650,11 +650,6 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
                                  "which the %s backend does not have yet; use device = cpu", model_dir, be->name);
         goto fail;
     }
-    if (c->family == BT_FAMILY_DEBERTA && m->recompute != BT_RECOMPUTE_NONE) {
-        rc = bt_fail(BT_ECONFIG, "train.recompute = %s is not available for model_type \"deberta-v2\" yet; use "
-                                 "recompute = none", bt_recompute_name(m->recompute));
-        goto fail;
-    }
     build_table(m);
     if (o->no_weights) {
         rc = alloc_params(m, model_dir);

@@ -48,7 +48,8 @@ const char *bt_precision_name(bt_precision p); /* "fp32", "tf32", "fp16", "bf16"
  *             sequences, attention_wants_probs);
  *  ATTENTION  qkv, ctx, lse (and probabilities) are one shared buffer: the
  *             Q/K/V GEMM and the attention forward run again before each
- *             layer's backward;
+ *             layer's backward (DeBERTa: with the relative embeddings'
+ *             q|k|v projection pos and its input, recomputed the same way);
  *  FULL       only x_l is kept per layer: each layer's whole forward runs
  *             again before its backward (about one more forward per step). */
 typedef enum { BT_RECOMPUTE_NONE = 0, BT_RECOMPUTE_ATTENTION = 1, BT_RECOMPUTE_FULL = 2 } bt_recompute;

@@ -20,8 +20,8 @@
    TOL_GRAD; 12 AdamW steps (warmup, clipping, accumulation) of v3 within
    TOL_TRAIN through train_parity's helpers.
 3. `baton inspect-model` names the family and says it trains; `baton run`
-   trains a sequence classifier of it and refuses task = token_classify and
-   train.recompute = full (exit 78).
+   trains a sequence classifier of it (also with train.recompute = full) and
+   refuses task = token_classify (exit 78).
 """
 import json
 import os
@@ -116,13 +116,14 @@ def cli_case(baton, work, path):
     """roberta_parity's: inspect-model's head and support line, `baton run`
     trains a sequence classifier (test_deberta_train.sh proves the training),
     task = token_classify and a DeBERTa token classifier are refused; and
-    train.recompute (not built for DeBERTa) is refused with exit 78."""
+    train.recompute = full trains it (exit 0; test_recompute.c proves the
+    weights byte-identical to recompute = none)."""
     ok, _ = roberta_parity.cli_case(baton, work, path, "deberta-v2")
     r, _ = run_tiny_job(baton, work, path, "good\t1\nbad\t0\nmeh\t2\n", "max_steps = 2\nrecompute = full",
                         "out-recompute")
-    ok2 = r.returncode == 78 and "recompute = full is not available for model_type \"deberta-v2\"" in r.stderr
+    ok2 = r.returncode == 0
     print("%-5s %-26s recompute = full: exit %d: %s" % ("ok" if ok2 else "FAIL", "cli (deberta-v2)", r.returncode,
-                                                        r.stderr.strip()))
+                                                        r.stderr.strip()[-300:]))
     return ok and ok2, 0.0
 
 

@@ -1,8 +1,10 @@
 /* tests/unit/rand_bert.h — a random BERT of any size written to a temp dir
  * (config.json + model.safetensors with pooler, classifier and MLM head),
  * for the engine tests that need other shapes than tiny_bert.h's; with
- * deberta set a DeBERTa-v3-like DebertaV2ForSequenceClassification instead
- * (no position table, log buckets 16, p2c|c2p, rel LayerNorm; no MLM head).
+ * deberta = 1 a DeBERTa-v3-like DebertaV2ForSequenceClassification instead
+ * (no position table, log buckets 16, p2c|c2p, rel LayerNorm; no MLM head),
+ * deberta = 2 a v2-like one (absolute positions, max_relative_positions 12,
+ * c2p only, no rel LayerNorm; token types when T > 0).
  * Include after cmocka.h. Everything is static (one executable per test). */
 #ifndef BATON_TESTS_RAND_BERT_H
 #define BATON_TESTS_RAND_BERT_H
@@ -17,7 +19,8 @@
 #include <unistd.h>
 
 typedef struct { int V, D, L, H, I, P, T, C; float dropout; int deberta; } rb_dims;
-#define RB_DEBERTA_SPAN 16 /* position_buckets: rel_embeddings [2 x 16, D] */
+#define RB_DEBERTA_SPAN 16 /* v3-like position_buckets: rel_embeddings [2 x 16, D] */
+#define RB_DEBERTA2_SPAN 12 /* v2-like max_relative_positions: rel_embeddings [2 x 12, D] */
 
 static uint64_t rb_state = 0x2545F4914F6CDD1Dull;
 static float rb_rand(void) /* uniform [-1, 1) */
@@ -55,6 +58,19 @@ static void rb_deberta_name(char *name, size_t cap)
     }
 }
 
+/* config.json's family keys: model_type and DeBERTa's relative attention. */
+static const char *rb_family(const rb_dims *d)
+{
+    if (d->deberta == 1)
+        return "\"model_type\":\"deberta-v2\",\"relative_attention\":true,\"position_biased_input\":false,"
+               "\"position_buckets\":16,\"max_relative_positions\":64,\"pos_att_type\":\"p2c|c2p\","
+               "\"share_att_key\":true,\"norm_rel_ebd\":\"layer_norm\",";
+    if (d->deberta == 2)
+        return "\"model_type\":\"deberta-v2\",\"relative_attention\":true,\"position_biased_input\":true,"
+               "\"max_relative_positions\":12,\"pos_att_type\":[\"c2p\"],\"share_att_key\":true,";
+    return "\"model_type\":\"bert\",";
+}
+
 /* Writes the model into a fresh temp dir; weights only when with_weights
  * (a directory with config.json alone is what `baton plan` needs). */
 static char *rb_write(const rb_dims *d, int with_weights)
@@ -67,11 +83,7 @@ static char *rb_write(const rb_dims *d, int with_weights)
         "\"type_vocab_size\":%d,\"hidden_act\":\"gelu\",\"hidden_dropout_prob\":%g,"
         "\"attention_probs_dropout_prob\":%g,\"layer_norm_eps\":1e-12,\"initializer_range\":0.2,"
         "\"pad_token_id\":0,\"num_labels\":%d}\n",
-        d->deberta ? "\"model_type\":\"deberta-v2\",\"relative_attention\":true,\"position_biased_input\":false,"
-                     "\"position_buckets\":16,\"max_relative_positions\":64,\"pos_att_type\":\"p2c|c2p\","
-                     "\"share_att_key\":true,\"norm_rel_ebd\":\"layer_norm\","
-                   : "\"model_type\":\"bert\",", d->V, d->D, d->L, d->H, d->I, d->P, d->T, d->dropout, d->dropout,
-        d->C);
+        rb_family(d), d->V, d->D, d->L, d->H, d->I, d->P, d->T, d->dropout, d->dropout, d->C);
     char *cp = bt_path_join(dir, "config.json");
     assert_int_equal(bt_write_file_atomic(cp, cfg, strlen(cfg)), 0);
     free(cp);
@@ -80,11 +92,12 @@ static char *rb_write(const rb_dims *d, int with_weights)
     int cap = 16 + 16 * d->L, n = 0;
     rb_spec *s = bt_xcalloc((size_t)cap, sizeof *s);
     n = rb_add(s, n, 2, d->V, d->D, "embeddings.word_embeddings.weight", 0);
-    if (!d->deberta) n = rb_add(s, n, 2, d->P, d->D, "embeddings.position_embeddings.weight", 0);
+    if (d->deberta != 1) n = rb_add(s, n, 2, d->P, d->D, "embeddings.position_embeddings.weight", 0);
     if (d->T > 0) n = rb_add(s, n, 2, d->T, d->D, "embeddings.token_type_embeddings.weight", 0);
     n = rb_add(s, n, 1, d->D, 0, "embeddings.LayerNorm.weight", 0);
     n = rb_add(s, n, 1, d->D, 0, "embeddings.LayerNorm.bias", 0);
-    if (d->deberta) {
+    if (d->deberta == 2) n = rb_add(s, n, 2, 2 * RB_DEBERTA2_SPAN, d->D, "encoder.rel_embeddings.weight", 0);
+    if (d->deberta == 1) {
         n = rb_add(s, n, 2, 2 * RB_DEBERTA_SPAN, d->D, "encoder.rel_embeddings.weight", 0);
         n = rb_add(s, n, 1, d->D, 0, "encoder.LayerNorm.weight", 0);
         n = rb_add(s, n, 1, d->D, 0, "encoder.LayerNorm.bias", 0);

@@ -3,6 +3,9 @@
  *  - train.recompute = none | attention | full train to byte-identical
  *    weights (every task; fp32 / fp16 / bf16; dropout on; the stored-
  *    probability attention (S = 40) and the recomputing one (S = 270));
+ *  - the same for DeBERTa-v3-like and v2-like sequence classifiers (the
+ *    relative embeddings' projections and the disentangled attention's
+ *    probabilities recomputed per layer);
  *  - a model that keeps the attention probabilities and one that recomputes
  *    them from the log-sum-exp give the same outputs, and gradients within
  *    1e-5 relative in fp32;
@@ -25,10 +28,30 @@
 #include <string.h>
 
 static const rb_dims DIMS = {.V = 40, .D = 16, .L = 3, .H = 2, .I = 32, .P = 320, .T = 2, .C = 3, .dropout = 0.1f};
-static char *model_dir;
+static const rb_dims DEB3 = {.V = 40, .D = 16, .L = 3, .H = 2, .I = 32, .P = 320, .T = 0, .C = 3, .dropout = 0.1f,
+                             .deberta = 1};
+static const rb_dims DEB2 = {.V = 40, .D = 16, .L = 3, .H = 2, .I = 32, .P = 320, .T = 2, .C = 3, .dropout = 0.1f,
+                             .deberta = 2};
+static char *bert_dir, *deb3_dir, *deb2_dir;
+static const char *model_dir; /* the model the next create() reads: one of the three */
 
-static int setup(void **state) { (void)state; model_dir = rb_write(&DIMS, 1); return 0; }
-static int teardown(void **state) { (void)state; rb_remove(model_dir); return 0; }
+static int setup(void **state)
+{
+    (void)state;
+    bert_dir = rb_write(&DIMS, 1);
+    deb3_dir = rb_write(&DEB3, 1);
+    deb2_dir = rb_write(&DEB2, 1);
+    model_dir = bert_dir;
+    return 0;
+}
+static int teardown(void **state)
+{
+    (void)state;
+    rb_remove(bert_dir);
+    rb_remove(deb3_dir);
+    rb_remove(deb2_dir);
+    return 0;
+}
 
 /* A batch of 3 examples, lengths S, S - 17, S / 2; ids, labels from a fixed
  * pattern; for MLM every third token carries a label. */
@@ -118,8 +141,8 @@ static void modes_identical(bt_task task, bt_precision prec, int which)
         assert_int_equal(n0, n1);
         assert_int_equal(n0, n2);
         if (memcmp(w0, w1, n0 * sizeof(float)) || memcmp(w0, w2, n0 * sizeof(float)))
-            fail_msg("task %d %s S=%d: recompute none / attention / full trained to different weights", (int)task,
-                     bt_precision_name(prec), lens[k]);
+            fail_msg("%s task %d %s S=%d: recompute none / attention / full trained to different weights",
+                     model_dir, (int)task, bt_precision_name(prec), lens[k]);
         free(w0); free(w1); free(w2);
     }
 }
@@ -142,6 +165,20 @@ static void test_modes_token(void **state)
     (void)state;
     modes_identical(BT_TASK_TOKEN_CLS, BT_PREC_FP32, 1);
     modes_identical(BT_TASK_TOKEN_CLS, BT_PREC_FP16, 2);
+}
+
+/* DeBERTa keeps the probabilities at every length (its backward reads
+ * them): both lengths store them, one layer's worth under recompute. */
+static void test_modes_deberta(void **state)
+{
+    (void)state;
+    model_dir = deb3_dir;
+    modes_identical(BT_TASK_SEQ_CLS, BT_PREC_FP32, 3);
+    modes_identical(BT_TASK_SEQ_CLS, BT_PREC_BF16, 1);
+    model_dir = deb2_dir;
+    modes_identical(BT_TASK_SEQ_CLS, BT_PREC_FP32, 3);
+    modes_identical(BT_TASK_SEQ_CLS, BT_PREC_FP16, 1);
+    model_dir = bert_dir;
 }
 
 /* Model A keeps the probabilities (max_seq 200 <= 256), model B recomputes
@@ -240,6 +277,34 @@ static void test_memory_by_mode(void **state)
     be->destroy(be);
 }
 
+/* DeBERTa: the probabilities of every layer (none) or of one (attention,
+ * full), at a length BERT would recompute them too; less with each level. */
+static void test_memory_deberta(void **state)
+{
+    (void)state;
+    bt_backend *be = bt_backend_cpu_create(1);
+    const char *dirs[2] = {deb3_dir, deb2_dir};
+    for (int k = 0; k < 4; k++) {
+        int S = k & 1 ? 300 : 64;
+        model_dir = dirs[k >> 1];
+        size_t arena[3];
+        for (int r = 0; r < 3; r++) {
+            bt_bert *m = create(be, BT_TASK_SEQ_CLS, S, BT_PREC_FP32, (bt_recompute)r);
+            bt_bert_memory mm;
+            bt_bert_memory_of(m, &mm);
+            size_t one = (size_t)3 * DEB3.H * S * S * sizeof(float);
+            assert_int_equal(mm.probs, r == BT_RECOMPUTE_NONE ? DEB3.L * one : one);
+            assert_int_equal(bt_bert_recompute(m), r);
+            arena[r] = mm.arena;
+            bt_bert_free(m);
+        }
+        assert_true(arena[1] < arena[0]);
+        assert_true(arena[2] < arena[1]);
+    }
+    model_dir = bert_dir;
+    be->destroy(be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +313,8 @@ int main(void)
         cmocka_unit_test(test_modes_token),
         cmocka_unit_test(test_kernels_agree),
         cmocka_unit_test(test_memory_by_mode),
+        cmocka_unit_test(test_modes_deberta),
+        cmocka_unit_test(test_memory_deberta),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
