@@ -1323,8 +1323,11 @@ static void backward_from_pooled(bt_bert *m, uint32_t step, uint32_t micro)
     /* the pooler's input as its forward GEMM read it (clsr: the forward's cast) */
     linear_wgrad(m, m->dB2, B, D, m->clsr ? m->clsr : (void *)m->cls, D, G(m, m->o_pw), G(m, m->o_pb));
     linear_dgrad(m, m->dB2, B, D, W(m, m->o_pw), D, m->dB3, BT_F32, 0.0f);
-    if (m->cfg.family == BT_FAMILY_ROBERTA || m->cfg.family == BT_FAMILY_ELECTRA)
-        dropout(m, m->dB3, m->dB3, B * D, BT_F32, m->cfg.p_classifier, dkey(m, step, micro, 0, BT_SITE_HEAD_IN));
+    if (m->cfg.family == BT_FAMILY_ROBERTA || m->cfg.family == BT_FAMILY_ELECTRA ||
+        m->cfg.family == BT_FAMILY_DEBERTA) /* the forward's dropout before the dense (DeBERTa: pooler_dropout) */
+        dropout(m, m->dB3, m->dB3, B * D, BT_F32,
+                m->cfg.family == BT_FAMILY_DEBERTA ? m->cfg.p_pooler : m->cfg.p_classifier,
+                dkey(m, step, micro, 0, BT_SITE_HEAD_IN));
     be->memset0(be, m->dX, (size_t)N * D * sizeof(float));
     bt_tensor d3 = V2(m, m->dB3, B, D), rows = I1(m, m->rows, B);
     be->gather_rows_bwd(be, &d3, &rows, &dX);
