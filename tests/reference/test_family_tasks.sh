@@ -5,7 +5,8 @@
 # initialises them; DeBERTa: pooler.dense too), with their own tokenizers
 # (family_train.py's and electra_parity.py's writers; byte-level BPE with
 # <s>/</s> for RoBERTa, Unigram + Metaspace with [CLS]/[SEP] for deberta_parity's
-# v3-like model: relative positions only, so every chunk is position-free),
+# v3-like model: relative positions only; its v2-like model, absolute
+# positions and token types, is checked once per task without interrupts),
 # for each family and task:
 #  - the job killed (SIGTERM, SIGKILL, SIGKILL mid-commit) and resumed ends
 #    with model.safetensors byte-identical to the uninterrupted run;
@@ -13,6 +14,8 @@
 #    ForSequenceClassification with `baton predict`'s logits (similarity: the
 #    pairs' score; classify_long: the mean over the tokenizer's overflowing
 #    chunks, which carry the family's own special tokens) — family_tasks.py;
+#  - DeBERTa-v3 with [model] pooling = attention: resumed byte-identical, and
+#    predict from the archive and from its export agree exactly;
 #  (token_classify: test_family_token.sh; mlm: test_family_mlm.sh.)
 set -u
 . "$(dirname "$0")/env.sh"
@@ -21,10 +24,10 @@ need_python_module torch transformers tokenizers safetensors numpy
 REF=$(cd "$(dirname "$0")" && pwd)
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 . "$REF/../integration/run_lib.sh" # $T, fail, note, brun, interrupt_runs, member_sha, ...
-{ "$PY" "$REF/family_train.py" make "$T" "$BATON_DATA/sst2/train.tsv" roberta distilbert debv3 &&
+{ "$PY" "$REF/family_train.py" make "$T" "$BATON_DATA/sst2/train.tsv" roberta distilbert debv3 debv2 &&
     "$PY" "$REF/electra_parity.py" make "$T/e" "$BATON_DATA/sst2/train.tsv" &&
     "$PY" "$REF/family_tasks.py" data "$T" "$BATON_DATA/sst2/train.tsv" "$T/roberta" "$T/distilbert" \
-        "$T/e/electra" "$T/debv3"; } >"$T/make.log" 2>&1 ||
+        "$T/e/electra" "$T/debv3" "$T/debv2"; } >"$T/make.log" 2>&1 ||
     fail "making the models and data: $(tail -n 5 "$T/make.log")"
 
 # task_job FILE TASK MODEL OUTDIR
@@ -87,6 +90,23 @@ for fam in roberta distilbert electra debv3; do
         "$PY" "$REF/family_tasks.py" check $task "$T/$fam-$task-export" "$in" "$T/pred.tsv" $mt ||
             fail "$what: against Transformers (above)"
     done
+done
+
+# the v2-like DeBERTa (absolute positions restarting at every chunk, token
+# types 0/1 in the pairs): one uninterrupted run per task, its export against
+# Transformers as above
+for task in similarity classify_long; do
+    task_job "$T/debv2-$task.ini" $task debv2-base debv2-$task-out
+    brun "$T/debv2-$task.log" run "$T/debv2-$task.ini"
+    expect_rc 0 "$T/debv2-$task.log" "debv2 $task"
+    in="$T/sim-in.txt"
+    [ $task = similarity ] || in="$T/docs-in.txt"
+    "$BATON" export "$(newest_archive "$T/debv2-$task-out")" "$T/debv2-$task-export" >"$T/export.log" 2>&1 ||
+        fail "debv2 $task: export: $(cat "$T/export.log")"
+    "$BATON" predict "$T/debv2-$task-export" --input "$in" --threads 1 --format logits >"$T/pred2.tsv" \
+        2>"$T/predict.log" || fail "debv2 $task: predict on the export: $(cat "$T/predict.log")"
+    "$PY" "$REF/family_tasks.py" check $task "$T/debv2-$task-export" "$in" "$T/pred2.tsv" deberta-v2 ||
+        fail "debv2 $task: against Transformers (above)"
 done
 
 # DeBERTa's pooled vector under attention pooling over chunks ([model] pooling
