@@ -601,21 +601,15 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
                      c->max_pos, model_dir);
         goto fail;
     }
-    /* the heads of each family (issue 22): DeBERTa the sequence classifier; RoBERTa / XLM-R, DistilBERT and
-     * ELECTRA also the token classifier; BERT, RoBERTa / XLM-R and DistilBERT the MLM head (lm_head.* and
-     * vocab_* are BERT's cls.predictions layers; not ELECTRA's generator head) */
-    int deb = c->family == BT_FAMILY_DEBERTA, tokcls = strstr(c->arch, "TokenClassification") != NULL;
-    if ((deb && (o->doc_attn_dim > 0 || tokcls || m->task == BT_TASK_TOKEN_CLS)) ||
-        (c->family != BT_FAMILY_BERT && c->family != BT_FAMILY_ROBERTA && c->family != BT_FAMILY_DISTILBERT &&
-         m->task == BT_TASK_MLM)) {
-        rc = bt_fail(BT_ECONFIG, "%s/config.json: %s%sbaton has no %s head for model_type \"%s\" yet (the heads "
+    /* the heads of each family (issue 22): every family the sequence classifier (the long-document pooling
+     * reads its pooled vector) and the token classifier; BERT, RoBERTa / XLM-R and DistilBERT the MLM head
+     * (lm_head.* and vocab_* are BERT's cls.predictions layers; not ELECTRA's generator head, not DeBERTa's) */
+    int deb = c->family == BT_FAMILY_DEBERTA;
+    if (c->family != BT_FAMILY_BERT && c->family != BT_FAMILY_ROBERTA && c->family != BT_FAMILY_DISTILBERT &&
+        m->task == BT_TASK_MLM) {
+        rc = bt_fail(BT_ECONFIG, "%s/config.json: baton has no masked-LM head for model_type \"%s\" yet (the heads "
                                  "of each family: docs/model-directories.md); use a bert, roberta, xlm-roberta or "
-                                 "distilbert model for it", model_dir, tokcls ? c->arch : "",
-                     tokcls ? " is a token classifier: " : "",
-                     m->task == BT_TASK_MLM    ? "masked-LM"
-                     : o->doc_attn_dim > 0     ? "attention-pooling long-document"
-                                               : "token-classification",
-                     deb ? "deberta-v2" : "electra");
+                                 "distilbert model for it", model_dir, deb ? "deberta-v2" : "electra");
         goto fail;
     }
     if (c->family == BT_FAMILY_ROBERTA && m->task == BT_TASK_MLM && c->act != BT_ACT_GELU_ERF) {
@@ -626,7 +620,8 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
         goto fail;
     }
     /* DistilBertForTokenClassification's dropout is config.dropout, not seq_classif_dropout */
-    if (c->family == BT_FAMILY_DISTILBERT && m->task == BT_TASK_TOKEN_CLS && !o->dropout_set)
+    /* DebertaV2ForTokenClassification's dropout is hidden_dropout_prob, not cls_dropout */
+    if ((c->family == BT_FAMILY_DISTILBERT || deb) && m->task == BT_TASK_TOKEN_CLS && !o->dropout_set)
         m->cfg.p_classifier = m->cfg.p_hidden;
     m->max_B = o->max_batch;
     m->max_S = o->max_seq;
@@ -1323,8 +1318,11 @@ static void backward_from_pooled(bt_bert *m, uint32_t step, uint32_t micro)
     /* the pooler's input as its forward GEMM read it (clsr: the forward's cast) */
     linear_wgrad(m, m->dB2, B, D, m->clsr ? m->clsr : (void *)m->cls, D, G(m, m->o_pw), G(m, m->o_pb));
     linear_dgrad(m, m->dB2, B, D, W(m, m->o_pw), D, m->dB3, BT_F32, 0.0f);
-    if (m->cfg.family == BT_FAMILY_ROBERTA || m->cfg.family == BT_FAMILY_ELECTRA)
-        dropout(m, m->dB3, m->dB3, B * D, BT_F32, m->cfg.p_classifier, dkey(m, step, micro, 0, BT_SITE_HEAD_IN));
+    if (m->cfg.family == BT_FAMILY_ROBERTA || m->cfg.family == BT_FAMILY_ELECTRA ||
+        m->cfg.family == BT_FAMILY_DEBERTA) /* the forward's dropout before the dense (DeBERTa: pooler_dropout) */
+        dropout(m, m->dB3, m->dB3, B * D, BT_F32,
+                m->cfg.family == BT_FAMILY_DEBERTA ? m->cfg.p_pooler : m->cfg.p_classifier,
+                dkey(m, step, micro, 0, BT_SITE_HEAD_IN));
     be->memset0(be, m->dX, (size_t)N * D * sizeof(float));
     bt_tensor d3 = V2(m, m->dB3, B, D), rows = I1(m, m->rows, B);
     be->gather_rows_bwd(be, &d3, &rows, &dX);
@@ -1451,9 +1449,6 @@ int bt_bert_encode_pooled(bt_bert *m, const bt_batch *b, int train, uint32_t ste
 {
     if (m->task != BT_TASK_SEQ_CLS)
         return bt_fail(BT_EINTERNAL, "bt_bert_encode_pooled needs a sequence-classification model");
-    if (m->cfg.family == BT_FAMILY_DEBERTA) /* its ContextPooler is not checked against chunked documents */
-        return bt_fail(BT_ECONFIG, "long documents (task = classify_long) with model_type \"deberta-v2\" are not "
-                                   "built; use model_type bert, roberta, xlm-roberta, distilbert or electra");
     if (train && !m->training) return bt_fail(BT_EINTERNAL, "bt_bert_encode_pooled(train) on an inference model");
     int rc = stage_batch(m, b, 0);
     if (rc) return rc;

@@ -428,6 +428,8 @@ const char *bt_hf_name(const char *canonical, const char *arch, char *buf, size_
         return roberta_mlm_hf_name(canonical, buf, bufsz);
     if (arch && !strcmp(arch, "ElectraForTokenClassification"))
         return token_hf_name(electra_hf_name, canonical, buf, bufsz);
+    if (arch && !strcmp(arch, "DebertaV2ForTokenClassification"))
+        return token_hf_name(deberta_hf_name, canonical, buf, bufsz);
     if (arch && (!strcmp(arch, "RobertaForTokenClassification") || !strcmp(arch, "XLMRobertaForTokenClassification")))
         return token_hf_name(roberta_hf_name, canonical, buf, bufsz);
     for (size_t i = 0; arch && i < sizeof roberta_archs / sizeof *roberta_archs; i++)

@@ -548,6 +548,7 @@ const char *bt_task_arch(bt_task task, int family)
     if (task == BT_TASK_TOKEN_CLS && family == BT_FAMILY_ROBERTA) return "RobertaForTokenClassification";
     if (task == BT_TASK_TOKEN_CLS && family == BT_FAMILY_DISTILBERT) return "DistilBertForTokenClassification";
     if (task == BT_TASK_TOKEN_CLS && family == BT_FAMILY_ELECTRA) return "ElectraForTokenClassification";
+    if (task == BT_TASK_TOKEN_CLS && family == BT_FAMILY_DEBERTA) return "DebertaV2ForTokenClassification";
     if (task == BT_TASK_MLM && family == BT_FAMILY_ROBERTA) return "RobertaForMaskedLM";
     if (task == BT_TASK_MLM && family == BT_FAMILY_DISTILBERT) return "DistilBertForMaskedLM";
     switch (task) {

@@ -359,18 +359,19 @@ static int expect_init(expect *e, const bt_archive *a)
     if (rc) return bt_fail(BT_EDATA, "%s; the archive is invalid", bt_errmsg());
     e->arch = e->cfg.architecture ? e->cfg.architecture : "";
     /* the heads baton trains, named for the family of model_type (issue 22:
-     * RoBERTa / XLM-R / DistilBERT archives hold sequence classifiers only) */
+     * every family's sequence and token classifiers; the MLM head of BERT,
+     * RoBERTa / XLM-R and DistilBERT) */
     char sa[64], ta[64], ma[64];
     const char *mt = e->cfg.model_type, *sq = bt_model_type_arch(mt, "SequenceClassification", sa, sizeof sa);
-    int bert = bt_model_family(mt) == BT_FAMILY_BERT, tokfam = bt_model_family(mt) != BT_FAMILY_DEBERTA;
+    int bert = bt_model_family(mt) == BT_FAMILY_BERT;
     const char *tq = bt_model_type_arch(mt, "TokenClassification", ta, sizeof ta);
-    int seq = sq && !strcmp(e->arch, sq), tok = tokfam && tq && !strcmp(e->arch, tq),
+    int seq = sq && !strcmp(e->arch, sq), tok = tq && !strcmp(e->arch, tq),
         mlm = (bert || bt_model_family(mt) == BT_FAMILY_ROBERTA || bt_model_family(mt) == BT_FAMILY_DISTILBERT) &&
               !strcmp(e->arch, bt_model_type_arch(mt, "MaskedLM", ma, sizeof ma));
     if (!seq && !tok && !mlm)
         return bt_fail(BT_EDATA, "%s: config.json: architecture \"%s\" is not one baton trains for model_type "
                                  "\"%s\" (%s%s): the archive is invalid", e->label, e->arch, mt ? mt : "bert",
-                       sq ? sq : "none", bert ? ", BertForTokenClassification, BertForMaskedLM" : tokfam && tq ? ", token classifier" : "");
+                       sq ? sq : "none", bert ? ", BertForTokenClassification, BertForMaskedLM" : tq ? ", token classifier" : "");
     e->heads = seq ? BT_HEAD_POOLER | BT_HEAD_CLASSIFIER : tok ? BT_HEAD_CLASSIFIER : BT_HEAD_MLM;
     /* the classifier: one output for regression, else one per label */
     if (e->cfg.problem_type == BT_PROBLEM_REGRESSION) e->cfg.num_labels = 1;

@@ -132,10 +132,8 @@ static int check_heads(const bt_model_config *c, const bt_param_load *params, si
                pooler + classifier == 4 ? "yes" : pooler + classifier ? "partial" : "no",
                unknown ? "; some tensors are unknown to baton and will not be used" : "");
     printf("support: %s\n", bert ? "train (classify, classify_long, mlm, token_classify), predict, export"
-                         : bt_model_family(c->model_type) == BT_FAMILY_DEBERTA
-                             ? "train (classify), predict, export (sequence classification); classify_long, "
-                               "similarity, mlm and token_classify not yet"
-                             : bt_model_family(c->model_type) == BT_FAMILY_ELECTRA
+                         : bt_model_family(c->model_type) == BT_FAMILY_DEBERTA ||
+                                   bt_model_family(c->model_type) == BT_FAMILY_ELECTRA
                              ? "train (classify, similarity, classify_long, token_classify), predict, export; "
                                "mlm not yet"
                              : "train (classify, similarity, classify_long, token_classify, mlm), predict, export");

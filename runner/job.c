@@ -758,28 +758,19 @@ static int check_path(const bt_job *j, const char *sec, const char *name, const 
 }
 
 /* Whether `baton run` trains TASK for a model of FAMILY (issue 22): BERT every
- * task; RoBERTa/XLM-R, DistilBERT and ELECTRA the tasks whose head is the
+ * task; RoBERTa/XLM-R, DistilBERT, ELECTRA and DeBERTa-v2/v3 the tasks whose head is the
  * family's sequence classifier (classify, similarity, classify_long: the
- * chunks carry the tokenizer's own <s>/</s>) and token_classify (dropout ->
+ * chunks carry the tokenizer's own <s>/</s>, [CLS]/[SEP]) and token_classify (dropout ->
  * classifier on every token, as BERT's); mlm RoBERTa / XLM-R and DistilBERT
- * (their MLM heads are BERT's layers), not ELECTRA (its generator head);
- * DeBERTa-v2/v3 classify only. What is not listed here is refused below with
- * exit 78, naming task and model_type. */
+ * (their MLM heads are BERT's layers), not ELECTRA (its generator head) nor
+ * DeBERTa-v2/v3 (its lm_predictions head). What is not listed here is
+ * refused below with exit 78, naming task and model_type. */
 static int family_trains_task(int family, int task)
 {
     if (family == BT_FAMILY_BERT) return 1;
-    if (family == BT_FAMILY_DEBERTA) return task == BT_JOB_TASK_CLASSIFY;
     if (task == BT_JOB_TASK_MLM) return family == BT_FAMILY_ROBERTA || family == BT_FAMILY_DISTILBERT;
     return task == BT_JOB_TASK_CLASSIFY || task == BT_JOB_TASK_SIMILARITY || task == BT_JOB_TASK_CLASSIFY_LONG ||
            task == BT_JOB_TASK_TOKEN_CLASSIFY;
-}
-
-/* The tasks family_trains_task grants a family other than BERT, for the
- * refusal's message. */
-static const char *family_task_list(int family)
-{
-    return family == BT_FAMILY_DEBERTA ? "task = classify only"
-                                       : "task = classify, similarity, classify_long and token_classify";
 }
 
 /* The families train the tasks family_trains_task lists (issue 22). An
@@ -800,10 +791,11 @@ static int refuse_untrainable_family(bt_job *j)
                                  "with %s; its head for task = %s is not built yet (docs/model-directories.md); "
                                  "use a bert model for it%s",
                      where, bt_job_enum_name(bt_job_key_index("job", "task"), j->job.task), c.model_type,
-                     j->model.path, family_task_list(bt_model_family(c.model_type)),
+                     j->model.path, "task = classify, similarity, classify_long and token_classify",
                      bt_job_enum_name(bt_job_key_index("job", "task"), j->job.task),
                      j->job.task == BT_JOB_TASK_MLM ? " (or roberta, xlm-roberta, distilbert: ELECTRA's generator "
-                                                      "head, ElectraForMaskedLM, is not built)"
+                                                      "head, ElectraForMaskedLM, and DeBERTa's, "
+                                                      "DebertaV2ForMaskedLM, are not built)"
                                                     : " (or roberta, xlm-roberta, distilbert, electra)");
     }
     bt_model_config_free(&c);

@@ -20,8 +20,9 @@
    TOL_GRAD; 12 AdamW steps (warmup, clipping, accumulation) of v3 within
    TOL_TRAIN through train_parity's helpers.
 3. `baton inspect-model` names the family and says it trains; `baton run`
-   trains a sequence classifier of it (also with train.recompute = full) and
-   refuses task = token_classify (exit 78).
+   trains a sequence classifier of it (also with train.recompute = full); a
+   DeBERTa token classifier holding the sequence head's weights predicts as a
+   token classifier (its classifier.*, as Transformers loads it).
 """
 import json
 import os
@@ -115,7 +116,7 @@ def predict_case(baton, work, name, path, tok):
 def cli_case(baton, work, path):
     """roberta_parity's: inspect-model's head and support line, `baton run`
     trains a sequence classifier (test_deberta_train.sh proves the training),
-    task = token_classify and a DeBERTa token classifier are refused; and
+    a DeBERTa token classifier made of its weights is taken for one; and
     train.recompute = full trains it (exit 0; test_recompute.c proves the
     weights byte-identical to recompute = none)."""
     ok, _ = roberta_parity.cli_case(baton, work, path, "deberta-v2")

@@ -1,10 +1,10 @@
 """tests/reference/family_tasks.py — Transformers' side of
 test_family_tasks.sh: `task = similarity` and `task = classify_long` trained
-by `baton run` on RoBERTa, DistilBERT and ELECTRA (issue 22).
+by `baton run` on RoBERTa, DistilBERT, ELECTRA and DeBERTa-v3 (issue 22).
 
   python3 family_tasks.py data WORK SST2_TRAIN_TSV MODEL_DIR...
       each MODEL_DIR copied to MODEL_DIR-base without its classification head
-      (classifier.*, pre_classifier.*: a pre-trained encoder, whose head baton
+      (classifier.*, pre_classifier.*, DeBERTa's pooler.*: a pre-trained encoder, whose head baton
       initialises for the task's labels), WORK/sim.tsv (24 sentence pairs with a 0..5 score), WORK/docs.tsv (24
       documents of 1..40 sentences with a label), WORK/sim-in.txt and
       WORK/docs-in.txt (lines to predict: pairs resp. documents of 1 to many
@@ -36,7 +36,7 @@ def strip_head(src):
     dst = src.rstrip("/") + "-base"
     shutil.copytree(src, dst)
     w = load_file(os.path.join(src, "model.safetensors"))
-    save_file({k: v for k, v in w.items() if not k.startswith(("classifier.", "pre_classifier."))},
+    save_file({k: v for k, v in w.items() if not k.startswith(("classifier.", "pre_classifier.", "pooler."))},
               os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
 
 

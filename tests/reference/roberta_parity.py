@@ -167,8 +167,8 @@ def cli_case(baton, work, path, family="roberta"):
     r = subprocess.run([baton, "inspect-model", path], capture_output=True, text=True)
     head = {"roberta": "classifier.dense, classifier.out_proj", "distilbert": "pre_classifier, classifier",
             "deberta-v2": "pooler.dense, classifier"}[family]
-    support = ("support: train (classify), predict, export (sequence classification); classify_long, similarity, "
-               "mlm and token_classify not yet" if family == "deberta-v2" else
+    support = ("support: train (classify, similarity, classify_long, token_classify), predict, export; "
+               "mlm not yet" if family == "deberta-v2" else
                "support: train (classify, similarity, classify_long, token_classify, mlm), predict, export")
     ok = r.returncode == 0 and ("model_type %s," % family) in r.stdout and \
         ("classification head (%s) yes" % head) in r.stdout and support in r.stdout
@@ -186,11 +186,11 @@ def cli_case(baton, work, path, family="roberta"):
     with open(os.path.join(tc, "config.json"), "w") as fh:
         json.dump(cfg, fh)
     r3 = subprocess.run([baton, "predict", tc, "--input", data], capture_output=True, text=True)
-    # DistilBERT's token classifier is its classifier.* (read as BERT's): predict takes it for a token
-    # classifier, which tags sentences, not this table (64); RoBERTa's sequence head is refused (78)
-    # DeBERTa has no token classifier at all (78, saying so)
+    # DistilBERT's and DeBERTa's token classifiers are their classifier.* (the sequence head's last layer, as
+    # Transformers loads it): predict takes it for a token classifier, which tags sentences, not this table
+    # (64); RoBERTa's sequence head (classifier.out_proj) is refused (78)
     refusal = {"distilbert": (64, "a token-classification model"),
-               "deberta-v2": (78, 'no token-classification head for model_type "deberta-v2"')}.get(
+               "deberta-v2": (64, "a token-classification model")}.get(
                    family, (78, "holds a sequence-classification head"))
     ok2 = ok2 and r3.returncode == refusal[0] and refusal[1] in r3.stderr
     print("%-5s %-26s inspect-model exit %d; run exit %d%s"

@@ -1,8 +1,10 @@
 #!/bin/sh
 # tests/reference/test_family_token.sh — `task = token_classify` on RoBERTa,
-# DistilBERT and ELECTRA (issue 22): random encoders at odd sizes with their
-# own tokenizers (byte-level BPE for RoBERTa, whose words baton encodes with
-# a leading space as Transformers' add_prefix_space=True does), given a
+# DistilBERT, ELECTRA and DeBERTa-v3 (issue 22): random encoders at odd sizes
+# with their own tokenizers (byte-level BPE for RoBERTa, whose words baton
+# encodes with a leading space as Transformers' add_prefix_space=True does;
+# Unigram + Metaspace for deberta_parity's v3-like model, each word its own
+# "▁"-led pre-token as with is_split_into_words), given a
 # random AutoModelForTokenClassification head (family_token.py), for each
 # family:
 #  - 20 steps of `baton run` on 16 CoNLL sentences (one micro-batch, warmup,
@@ -24,7 +26,7 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 "$PY" "$REF/family_token.py" make "$T" "$BATON_DATA/sst2/train.tsv" >"$T/make.log" 2>&1 ||
     fail "making the models and data: $(tail -n 5 "$T/make.log")"
 
-for fam in roberta distilbert electra; do
+for fam in roberta distilbert electra debv3; do
     for out in $fam-ref $fam-out; do
         printf '[job]\ntask = token_classify\noutput_dir = %s\nseed = 3\n[model]\npath = %s-tok\n[data]\n%s\n' \
             $out $fam "train = train.conll
