@@ -49,6 +49,7 @@ int bt_mlm_corpus_build(const bt_id_table *rows, const bt_tokenizer *tok, const 
         /* "##" pieces continue a word (as HF DataCollatorForWholeWordMask) */
         size_t V = bt_tokenizer_vocab_size(tok);
         if (!bt_tokenizer_is_wordpiece(tok)) { /* byte-level BPE (RoBERTa: "Ġ" starts a word), Unigram ("▁") */
+            free(line_off);
             bt_mlm_corpus_free(out);
             return bt_fail(BT_ECONFIG, "[data] whole_word_mask = true needs a WordPiece vocabulary (\"##\" pieces "
                                        "continue a word); this tokenizer is not WordPiece (byte-level BPE or "
