@@ -346,21 +346,12 @@ static const char *roberta_mlm_hf_name(const char *canonical, char *buf, size_t 
                ? NULL : roberta_hf_name(canonical, buf, bufsz);
 }
 
-static const char *roberta_hf_name(const char *canonical, char *buf, size_t bufsz)
-{
-    int n;
-    if (starts_with(canonical, "pooler.dense."))
-        n = snprintf(buf, bufsz, "classifier.dense.%s", canonical + strlen("pooler.dense."));
-    else if (starts_with(canonical, "classifier."))
-        n = snprintf(buf, bufsz, "classifier.out_proj.%s", canonical + strlen("classifier."));
-    else if (starts_with(canonical, "embeddings.") || starts_with(canonical, "encoder."))
-        n = snprintf(buf, bufsz, "roberta.%s", canonical);
-    else
-        return NULL;
-    return n < 0 || (size_t)n >= bufsz ? NULL : buf;
-}
-
-static const char *electra_hf_name(const char *canonical, char *buf, size_t bufsz)
+/* The families whose sequence head is a dense layer + out_proj on [CLS]
+ * (RobertaClassificationHead, ElectraClassificationHead): baton keeps the
+ * dense in the pooler's slot and out_proj in the classifier's; the encoder
+ * sits under prefix ("roberta.", "electra."; ELECTRA's embeddings_project.*
+ * too, which RoBERTa never has). */
+static const char *dense_head_hf_name(const char *canonical, const char *prefix, char *buf, size_t bufsz)
 {
     int n;
     if (starts_with(canonical, "pooler.dense."))
@@ -368,10 +359,20 @@ static const char *electra_hf_name(const char *canonical, char *buf, size_t bufs
     else if (starts_with(canonical, "classifier."))
         n = snprintf(buf, bufsz, "classifier.out_proj.%s", canonical + strlen("classifier."));
     else if (starts_with(canonical, "embeddings") || starts_with(canonical, "encoder."))
-        n = snprintf(buf, bufsz, "electra.%s", canonical); /* embeddings.*, embeddings_project.* */
+        n = snprintf(buf, bufsz, "%s%s", prefix, canonical);
     else
         return NULL;
     return n < 0 || (size_t)n >= bufsz ? NULL : buf;
+}
+
+static const char *roberta_hf_name(const char *canonical, char *buf, size_t bufsz)
+{
+    return dense_head_hf_name(canonical, "roberta.", buf, bufsz);
+}
+
+static const char *electra_hf_name(const char *canonical, char *buf, size_t bufsz)
+{
+    return dense_head_hf_name(canonical, "electra.", buf, bufsz);
 }
 
 static const char *distil_hf_name(const char *canonical, char *buf, size_t bufsz)

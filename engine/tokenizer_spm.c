@@ -112,40 +112,61 @@ static int field(rd *r, uint32_t *num, int *wt, uint64_t *v, span *sub)
     }
 }
 
-static int parse_piece(const rd *outer, span body, spm_model *m)
+/* Every field of the message r reads, in order, to fn (which may stop the
+ * walk with an error). */
+typedef int (*field_fn)(rd *r, uint32_t num, int wt, uint64_t v, span sub, void *ctx);
+static int walk(rd *r, field_fn fn, void *ctx)
 {
-    rd r = {body.s, body.s + body.len, outer->file};
-    spm_piece pc = {{NULL, 0}, 0.0f, 1};
-    int have_piece = 0, rc = 0;
-    while (!rc && r.p < r.end) {
+    int rc = 0;
+    while (!rc && r->p < r->end) {
         uint32_t num;
         int wt;
         uint64_t v = 0;
         span sub = {NULL, 0};
-        if ((rc = field(&r, &num, &wt, &v, &sub))) break;
-        if (num == 1 && wt == 2) {
-            pc.piece = sub;
-            have_piece = 1;
-        } else if (num == 2 && wt == 5) {
-            uint32_t u = (uint32_t)v;
-            memcpy(&pc.score, &u, sizeof u);
-        } else if (num == 3 && wt == 0) {
-            pc.type = (int)(v > 6 ? 0 : v);
-        } else if (num <= 3) {
-            rc = damaged(&r, "a piece field has the wrong wire type");
-        }
+        if ((rc = field(r, &num, &wt, &v, &sub))) break;
+        rc = fn(r, num, wt, v, sub, ctx);
     }
+    return rc;
+}
+
+typedef struct {
+    spm_piece pc;
+    int have_piece;
+} piece_ctx;
+
+static int piece_field(rd *r, uint32_t num, int wt, uint64_t v, span sub, void *ctx)
+{
+    piece_ctx *c = ctx;
+    if (num == 1 && wt == 2) {
+        c->pc.piece = sub;
+        c->have_piece = 1;
+    } else if (num == 2 && wt == 5) {
+        uint32_t u = (uint32_t)v;
+        memcpy(&c->pc.score, &u, sizeof u);
+    } else if (num == 3 && wt == 0) {
+        c->pc.type = (int)(v > 6 ? 0 : v);
+    } else if (num <= 3) {
+        return damaged(r, "a piece field has the wrong wire type");
+    }
+    return 0;
+}
+
+static int parse_piece(const rd *outer, span body, spm_model *m)
+{
+    rd r = {body.s, body.s + body.len, outer->file};
+    piece_ctx c = {{{NULL, 0}, 0.0f, 1}, 0};
+    int rc = walk(&r, piece_field, &c);
     if (rc) return rc;
     char what[96];
-    if (!have_piece || !pc.piece.len) {
+    if (!c.have_piece || !c.pc.piece.len) {
         snprintf(what, sizeof what, "piece %zu is empty", m->n);
         return damaged(&r, what);
     }
-    if (pc.type < 1) {
+    if (c.pc.type < 1) {
         snprintf(what, sizeof what, "piece %zu has an unknown type", m->n);
         return damaged(&r, what);
     }
-    if (!isfinite(pc.score)) {
+    if (!isfinite(c.pc.score)) {
         snprintf(what, sizeof what, "piece %zu has a score that is not a finite number", m->n);
         return damaged(&r, what);
     }
@@ -154,41 +175,39 @@ static int parse_piece(const rd *outer, span body, spm_model *m)
         m->cap = m->cap ? m->cap * 2 : 1024;
         m->pieces = bt_xrealloc(m->pieces, m->cap * sizeof *m->pieces);
     }
-    m->pieces[m->n++] = pc;
+    m->pieces[m->n++] = c.pc;
     return 0;
 }
 
-static int parse_trainer(const rd *outer, span body, spm_model *m)
+/* TrainerSpec: model_type (3), byte_fallback (35), unk_id (40). */
+static int trainer_field(rd *r, uint32_t num, int wt, uint64_t v, span sub, void *ctx)
 {
-    rd r = {body.s, body.s + body.len, outer->file};
-    int rc = 0;
-    while (!rc && r.p < r.end) {
-        uint32_t num;
-        int wt;
-        uint64_t v = 0;
-        span sub;
-        if ((rc = field(&r, &num, &wt, &v, &sub))) break;
-        if (wt != 0) continue;
-        if (num == 3) m->model_type = (int)(v > 100 ? 100 : v);
-        else if (num == 35) m->byte_fallback = v != 0;
-        else if (num == 40) m->unk_id = (long)(int32_t)(uint32_t)v;
-    }
-    return rc;
+    spm_model *m = ctx;
+    if (wt != 0) return 0;
+    if (num == 3) m->model_type = (int)(v > 100 ? 100 : v);
+    else if (num == 35) m->byte_fallback = v != 0;
+    else if (num == 40) m->unk_id = (long)(int32_t)(uint32_t)v;
+    return 0;
 }
 
-static int parse_normalizer(const rd *outer, span body, spm_model *m)
+/* NormalizerSpec: precompiled_charsmap (2). */
+static int normalizer_field(rd *r, uint32_t num, int wt, uint64_t v, span sub, void *ctx)
 {
-    rd r = {body.s, body.s + body.len, outer->file};
-    int rc = 0;
-    while (!rc && r.p < r.end) {
-        uint32_t num;
-        int wt;
-        uint64_t v = 0;
-        span sub = {NULL, 0};
-        if ((rc = field(&r, &num, &wt, &v, &sub))) break;
-        if (num == 2 && wt == 2) m->charsmap = sub;
-    }
-    return rc;
+    spm_model *m = ctx;
+    if (num == 2 && wt == 2) m->charsmap = sub;
+    return 0;
+}
+
+/* ModelProto: pieces (1), trainer_spec (2), normalizer_spec (3). */
+static int model_field(rd *r, uint32_t num, int wt, uint64_t v, span sub, void *ctx)
+{
+    spm_model *m = ctx;
+    if (num >= 1 && num <= 3 && wt != 2) return damaged(r, "a top-level field has the wrong wire type");
+    rd inner = {sub.s, sub.s + sub.len, r->file};
+    if (num == 1) return parse_piece(r, sub, m);
+    if (num == 2) return walk(&inner, trainer_field, m);
+    if (num == 3) return walk(&inner, normalizer_field, m);
+    return 0;
 }
 
 static int parse_model(const char *file, const uint8_t *buf, size_t len, spm_model *m)
@@ -196,18 +215,7 @@ static int parse_model(const char *file, const uint8_t *buf, size_t len, spm_mod
     memset(m, 0, sizeof *m);
     m->model_type = 1; /* the proto's defaults */
     rd r = {buf, buf + len, file};
-    int rc = 0;
-    while (!rc && r.p < r.end) {
-        uint32_t num;
-        int wt;
-        uint64_t v = 0;
-        span sub = {NULL, 0};
-        if ((rc = field(&r, &num, &wt, &v, &sub))) break;
-        if (num >= 1 && num <= 3 && wt != 2) rc = damaged(&r, "a top-level field has the wrong wire type");
-        else if (num == 1) rc = parse_piece(&r, sub, m);
-        else if (num == 2) rc = parse_trainer(&r, sub, m);
-        else if (num == 3) rc = parse_normalizer(&r, sub, m);
-    }
+    int rc = walk(&r, model_field, m);
     if (!rc && !m->n) rc = damaged(&r, "it has no pieces");
     return rc;
 }
