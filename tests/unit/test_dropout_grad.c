@@ -17,6 +17,7 @@
 #include "engine/train.h"
 #include "kernels/backend.h"
 #include "rand_bert.h"
+#include "gradcheck.h"
 #include "util/err.h"
 #include "util/mem.h"
 
@@ -30,8 +31,9 @@ static int lens[NB] = {7, 3, 5};
 static int32_t labels[NB] = {2, 0, 1};
 
 /* The training-mode loss at step 0, micro-batch 0 (grads zeroed first). */
-static float train_loss(bt_bert *m, const bt_batch *b)
+static float train_loss(bt_bert *m, void *ctx)
 {
+    const bt_batch *b = ctx;
     float loss = 0.0f;
     bt_bert_zero_grads(m);
     if (bt_bert_forward_backward(m, b, 1.0f, 0, 0, &loss)) fail_msg("forward_backward: %s", bt_errmsg());
@@ -52,35 +54,10 @@ static void gradcheck_dropout(const rb_dims *d)
     bt_batch b = {.n = NB, .ids = pi, .type_ids = d->T ? pt : NULL, .len = lens, .label = labels};
     size_t total = bt_bert_total_floats(m);
     float *w = bt_xmalloc(total * sizeof(float)), *g = bt_xmalloc(total * sizeof(float));
-    train_loss(m, &b);
+    train_loss(m, (void *)&b);
     be->download(be, g, bt_bert_grads_dev(m), total * sizeof(float));
     bt_bert_download_params(m, w);
-    int checked = 0, bad = 0;
-    for (size_t i = 0; i < bt_bert_nparams(m); i++) {
-        const bt_bert_param *p = bt_bert_param_at(m, i);
-        size_t best = 0; /* the largest gradient of the tensor, and one more */
-        for (size_t k = 1; k < p->numel; k++)
-            if (fabsf(g[p->off + k]) > fabsf(g[p->off + best])) best = k;
-        size_t picks[2] = {best, (p->numel * 7 / 11) % p->numel};
-        for (int j = 0; j < 2; j++) {
-            size_t at = p->off + picks[j];
-            const double h = 3e-3;
-            float keep = w[at];
-            w[at] = keep + (float)h;
-            bt_bert_upload_params(m, w);
-            float lp = train_loss(m, &b);
-            w[at] = keep - (float)h;
-            bt_bert_upload_params(m, w);
-            float lm = train_loss(m, &b);
-            w[at] = keep;
-            double fd = ((double)lp - lm) / (2 * h), an = g[at];
-            if (fabs(fd - an) > 3e-2 * fabs(an) + 5e-4) {
-                bad++;
-                print_message("%s[%zu]: analytic %.6g, finite difference %.6g\n", p->name, picks[j], an, fd);
-            }
-            checked++;
-        }
-    }
+    int checked = 0, bad = gradcheck_params(m, w, g, train_loss, &b, &checked);
     assert_true(checked >= 2 * 20);
     assert_int_equal(bad, 0);
     free(w);
