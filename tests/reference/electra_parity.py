@@ -203,16 +203,8 @@ def make(work, sst2):
     for seed, kind in ((71, "electra"), (72, "electra-proj")):
         tok = write_tokenizer(os.path.join(work, kind), sst2)
         write_model(os.path.join(work, kind), len(tok), seed, 2, kind)
-    with open(sst2, encoding="utf-8") as fh:
-        rows = [ln.split("\t") for ln in fh.read().split("\n")[1:] if ln]
-    with open(os.path.join(work, "train.tsv"), "w", encoding="utf-8") as fh:
-        fh.write("sentence\tsentence2\tlabel\n")
-        for i in range(24):
-            fh.write("%s\t%s\t%s\n" % (rows[1000 + i][0], rows[2000 + i][0], rows[1000 + i][1]))
-    lines = ["a great movie", "terrible , awful film\twith a second part that goes on and on",
-             "Ünïcode, émoji 🎬 and punctuation!?", "x " * 40, "short\tpair", rows[3000][0] + "\t" + rows[3001][0]]
-    with open(os.path.join(work, "in.txt"), "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
+    import family_train
+    family_train.write_data(work, sst2)
 
 
 def main():

@@ -65,6 +65,12 @@ def make_model(work, sst2, family):
 def make(work, sst2, families=None):
     for family in families or ["roberta", "distilbert"]:
         make_model(work, sst2, family)
+    write_data(work, sst2)
+
+
+def write_data(work, sst2):
+    """WORK/train.tsv (24 SST-2 sentence pairs and labels) and WORK/in.txt
+    (lines to predict: singles, pairs, Unicode, a long one)."""
     with open(sst2, encoding="utf-8") as fh:
         rows = [ln.split("\t") for ln in fh.read().split("\n")[1:] if ln]
     with open(os.path.join(work, "train.tsv"), "w", encoding="utf-8") as fh:

@@ -1,5 +1,5 @@
-# tests/reference/family_train_lib.sh — sourced by test_roberta_distilbert_train.sh
-# and test_deberta_train.sh (after tests/integration/run_lib.sh, with $T,
+# tests/reference/family_train_lib.sh — sourced by test_roberta_distilbert_train.sh,
+# test_deberta_train.sh and test_electra_parity.sh (after tests/integration/run_lib.sh, with $T,
 # $REF, $PY): the job they train a family's model with, and the one round of
 # proofs per family (issue 22). Owns no test of its own (tests/run.sh runs
 # test_*.sh only).
@@ -38,12 +38,14 @@ $4
 JOB
 }
 
-# train_family FAMILY: the model directory $T/FAMILY trained uninterrupted
-# (format-2 archive carrying its tokenizer.json) and killed/resumed again and
-# again (byte-identical end), exported, predicted from the archive and the
-# export (identical), and family_train.py's check against Transformers.
+# train_family FAMILY [CHECKER]: the model directory $T/FAMILY trained
+# uninterrupted (a valid format-2 archive carrying its tokenizer.json, which
+# `baton eval` scores) and killed/resumed again and again (byte-identical
+# end), exported, predicted from the archive and the export (identical), and
+# CHECKER's check against Transformers (default family_train.py).
 train_family() {
     fam=$1
+    checker=${2:-family_train.py}
     family_job "$T/$fam-ref.ini" "$fam" "$fam-ref-out" ""
     family_job "$T/$fam.ini" "$fam" "$fam-out" ""
     brun "$T/$fam-ref.log" run "$T/$fam-ref.ini"
@@ -53,8 +55,12 @@ train_family() {
     ref_sha=$(member_sha "$A")
     "$BATON" inspect "$A" >"$T/inspect.log" 2>&1 || fail "$fam: baton inspect $A: $(cat "$T/inspect.log")"
     grep -q "version 2," "$T/inspect.log" || fail "$fam: $A is not format version 2"
+    grep -q "^contents *valid" "$T/inspect.log" || fail "$fam: $A: $(cat "$T/inspect.log")"
     [ "$(member_sha "$A" tokenizer.json)" = "$(sha256sum <"$T/$fam/tokenizer.json" | cut -d' ' -f1)" ] ||
         fail "$fam: the archive's tokenizer.json is not the model directory's"
+    "$BATON" eval "$T/$fam-ref.ini" --latest -s data.eval="$T/train.tsv" >"$T/eval.log" 2>&1 ||
+        fail "$fam: baton eval: $(cat "$T/eval.log")"
+    note "$fam: baton eval on the archive: $(tail -n 1 "$T/eval.log")"
     interrupt_runs "$T/$fam.ini" "$T/$fam-out" 4 "$T/$fam.log"
     run_to_end "$T/$fam.ini" "$T/$fam.log"
     sha=$(member_sha "$(newest_archive "$T/$fam-out")")
@@ -67,5 +73,5 @@ train_family() {
     "$BATON" predict "$A" --input "$T/in.txt" --threads 1 --format logits >"$T/$fam-pred-a.tsv" \
         2>"$T/predict.log" || fail "$fam: predict on the archive: $(cat "$T/predict.log")"
     cmp -s "$T/$fam-pred.tsv" "$T/$fam-pred-a.tsv" || fail "$fam: predict on the archive and on its export differ"
-    "$PY" "$REF/family_train.py" check "$fam" "$T" || fail "$fam: against Transformers (above)"
+    "$PY" "$REF/$checker" check "$fam" "$T" || fail "$fam: against Transformers (above)"
 }
