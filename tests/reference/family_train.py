@@ -13,7 +13,10 @@ test_deberta_train.sh, which run baton (and its kill/resume) between:
       (roberta_parity.write_xlmr_tokenizer); debv3, debv2: random
       DebertaV2ForSequenceClassification, deberta_parity's v3-like and
       v2-like variants with its Unigram tokenizer; WORK/train.tsv (24
-      sentence pairs and labels) and WORK/in.txt (lines to predict).
+      sentence pairs and labels) and WORK/in.txt (lines to predict);
+      electra, electra-proj: electra_parity's models (embedding_size 36 / 22).
+  python3 family_train.py dirs WORK SST2_TRAIN_TSV FAMILY...
+      only the model directories (tests/gpu/proof.sh's families stage).
   python3 family_train.py check FAMILY WORK
       (electra_parity.py check runs it for ELECTRA, with its names)
       a Transformers loop on the same batches (the 24 pairs are one optimizer
@@ -60,6 +63,10 @@ def make_model(work, sst2, family):
         from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
         tok = rp.write_xlmr_tokenizer(path, sst2)
         rp.write_model(path, XLMRobertaForSequenceClassification, XLMRobertaConfig, len(tok), 55, 2)
+    elif family.startswith("electra"):
+        import electra_parity as ep
+        tok = ep.write_tokenizer(path, sst2)
+        ep.write_model(path, len(tok), 71 if family == "electra" else 72, 2, family)
     elif family == "distilbert":
         import distilbert_parity as dp
         tok = dp.write_tokenizer(path, sst2)
@@ -240,6 +247,10 @@ def evalloss(family, work, loss):
 def main():
     if sys.argv[1] == "make":
         make(sys.argv[2], sys.argv[3], sys.argv[4:])
+        return
+    if sys.argv[1] == "dirs":
+        for family in sys.argv[4:]:
+            make_model(sys.argv[2], sys.argv[3], family)
         return
     if sys.argv[1] == "evalloss":
         sys.exit(0 if evalloss(sys.argv[2], sys.argv[3], sys.argv[4]) else 1)
