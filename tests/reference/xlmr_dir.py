@@ -2,7 +2,8 @@
 writes it (family_train.py make WORK SST2 xlmr: XLMRobertaTokenizerFast's
 tokenizer.json, a Unigram model with a Precompiled char map, Metaspace and
 RobertaProcessing) read by baton, against Transformers (issue 22). Used by
-test_xlmr_dir.sh, which also trains it through family_train_lib.sh.
+test_roberta_distilbert_train.sh, which also trains it through
+family_train_lib.sh.
 
   python3 xlmr_dir.py dir BATON WORK SST2_DEV_TSV
       `baton tokenize WORK/xlmr` (and --pair) ids == XLMRobertaTokenizerFast's
