@@ -107,7 +107,9 @@ static double urand(fault_be *f) /* uniform [-1, 1) */
 
 /* Each element x += rel u (|x| + rms): rounding of the size a sum in another
  * order leaves (absolute, so elements near zero get a large relative error,
- * as in a GEMM with cancellation). A 16-bit tensor is widened to F32,
+ * as in a GEMM with cancellation); an element that is exactly 0 stays 0, as
+ * any device's sum of exact zeros (a gradient column of a ReLU unit dead for
+ * the whole batch: noise there would turn into AdamW steps of lr). A 16-bit tensor is widened to F32,
  * perturbed and rounded back, so it changes where a correct device's sum
  * would round to the neighbouring 16-bit value. */
 static void noise(fault_be *f, bt_tensor *t)
@@ -127,7 +129,8 @@ static void noise(fault_be *f, bt_tensor *t)
     double ss = 0;
     for (size_t i = 0; i < n; i++) ss += (double)h[i] * h[i];
     double rms = n ? sqrt(ss / (double)n) : 0;
-    for (size_t i = 0; i < n; i++) h[i] = (float)(h[i] + f->spec.rel * urand(f) * (fabs(h[i]) + rms));
+    for (size_t i = 0; i < n; i++) /* an exact 0 (a sum of exact zeros: a dead ReLU unit's gradient) stays 0 */
+        if (h[i] != 0.0f) h[i] = (float)(h[i] + f->spec.rel * urand(f) * (fabs(h[i]) + rms));
     in->upload(in, w.data, h, n * sizeof *h);
     free(h);
     if (t->dtype != BT_F32) in->convert(in, &w, &tv);

@@ -12,6 +12,7 @@
  */
 #include "runner/predict.h"
 #include "runner/predict_table.h"
+#include "runner/selftest.h"
 #include "runner/task_longdoc.h"
 #include "runner/watchdog.h"
 
@@ -160,7 +161,8 @@ static int create_model(predict_ctx *c, writer *w)
 {
     const bt_predict_request *a = c->a;
     int rc;
-    c->be = !strcmp(a->device, "cuda") ? bt_backend_cuda_create(0) : bt_backend_cpu_create(a->threads);
+    /* cuda: the CUDA backend, or the BATON_FAKE_GPU stand-in as `baton run` (runner/selftest.h) */
+    c->be = !strcmp(a->device, "cuda") ? bt_selftest_gpu_backend(0) : bt_backend_cpu_create(a->threads);
     if (!c->be) return BT_ECONFIG;
     bt_bert_opts o = {.task = BT_TASK_SEQ_CLS, .max_batch = a->batch, .max_seq = a->max_len, .training = 0, .seed = 0};
     if (c->longdoc) {

@@ -12,6 +12,7 @@
  * directory and the arguments.
  */
 #include "runner/task_token.h"
+#include "runner/selftest.h"
 #include "runner/watchdog.h"
 
 #include "engine/conll.h"
@@ -216,7 +217,8 @@ static int open_model(tagger *g)
     rc = bt_model_config_load(cp, &g->mc);
     free(cp);
     if (rc) return rc;
-    g->be = !strcmp(a->device, "cuda") ? bt_backend_cuda_create(0) : bt_backend_cpu_create(a->threads);
+    /* cuda: the CUDA backend, or the BATON_FAKE_GPU stand-in as `baton run` (runner/selftest.h) */
+    g->be = !strcmp(a->device, "cuda") ? bt_selftest_gpu_backend(0) : bt_backend_cpu_create(a->threads);
     if (!g->be) return bt_fail_context(BT_ECONFIG, "predict --device %s", a->device);
     bt_bert_opts o = {.task = BT_TASK_TOKEN_CLS, .max_batch = a->batch, .max_seq = g->max_len, .training = 0};
     if ((rc = bt_bert_create(g->be, a->dir, &o, &g->m))) return rc;

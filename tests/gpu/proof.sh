@@ -16,7 +16,7 @@
 # Must not: change the machine (no installs, no GPU settings), reach the
 # network, or pass a check it did not run.
 #
-# --only selftest,ops_parity,parity,determinism,gate,data_parallel,throughput
+# --only selftest,ops_parity,parity,determinism,gate,data_parallel,families,throughput
 # runs those stages (build and inputs always run; determinism includes resume).
 # Checks, in order (correctness first; throughput last and only while the time
 # budget, PROOF_BUDGET seconds, default 480, lasts):
@@ -49,6 +49,17 @@
 #                 ones honoured the record
 #   data_parallel with every GPU here when [runtime] devices exists (skipped
 #                 with a note until then, or with one GPU)
+#   family_F[_P]  for each family F of tests/reference/family_train.py's writers
+#                 (roberta, xlmr, distilbert, electra-proj: ELECTRA with
+#                 embeddings_project, debv3: DeBERTa-v3-like, relative positions
+#                 p2c|c2p on kernels/cuda/cuda_relattn.cu, debv2; random weights
+#                 at odd sizes, tokenizers trained on the proof's SST-2, written
+#                 at run time: skipped with a note without torch + transformers
+#                 + tokenizers), PROOF_FSTEPS (20) steps at seq 32, GPU vs CPU
+#                 with parity_P's limits in fp32 and in the first of bf16/fp16
+#                 that parity found `baton run` training in (P); fp32 also
+#                 `baton predict` of the GPU's archive on GPU and CPU (16
+#                 singles, 8 pairs): logits <= 1e-3 relative
 #   throughput    samples/s of a BERT-base-shaped model (random weights) at
 #                 s128 b32 and s512 b8: baton in each supported precision beside
 #                 Transformers + PyTorch (SDPA attention; fp32 with TF32 off, AMP
@@ -82,7 +93,7 @@ T0=$(date +%s)
 
 MODE=gpu; OUTD=${OUT:-}; KIT=$ROOT/build/proof-kit; CUDA_LIB=""; BATON_BIN=${BATON:-}; STEPS=""; QUICK=0
 WEIGHTS=fp16; BUNDLE=1; PARITY_BIN=1; BUDGET=${PROOF_BUDGET:-480}; ONLY=""
-usage() { sed -n '2,60p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -u$/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) MODE=dry; shift ;;
@@ -187,6 +198,7 @@ stage_inputs && {
     wanted determinism && stage_determinism_resume
     wanted gate && stage_gate
     wanted data_parallel && stage_data_parallel
+    wanted families && stage_families
     wanted throughput && stage_throughput
 }
 finish

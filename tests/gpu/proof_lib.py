@@ -2,8 +2,8 @@
 
 Owns: what the shell does badly: GPU facts from nvidia-smi, where cuBLASLt
 is, random models of a given shape (BERT layout, Hugging Face names, F32
-safetensors), synthetic text, comparing two checkpoint archives and two
-metrics.jsonl files, throughput from metrics.jsonl, the PyTorch +
+safetensors), synthetic text, comparing two checkpoint archives, two
+metrics.jsonl files and two predict logits files, throughput from metrics.jsonl, the PyTorch +
 Transformers peer, FLOPs and MFU, and the final proof.json / proof.md.
 Must not: run baton (proof.sh does), or need anything but the standard
 library for the parts a GPU-less dry run uses; torch or numpy only speed up
@@ -243,6 +243,11 @@ def synth_data(vocab_file, rows, words, out, seed=0):
             f.write(" ".join(rng.choice(vocab) for _ in range(words)) + "\t%d\n" % (i % 2))
 
 
+# attention key biases (BERT/RoBERTa/ELECTRA, DeBERTa, DistilBERT spellings): a
+# gradient of exactly 0 (softmax is shift-invariant) leaves them to rounding noise
+ZERO_GRAD_BIASES = ("attention.self.key.bias", "attention.self.key_proj.bias", "attention.k_lin.bias")
+
+
 def compare_archives(a, b, init_dir=None):
     """Per-tensor comparison of model.safetensors in archives a and b.
     identical: every byte equal; weight_rel: worst ||a - b|| / ||b||;
@@ -262,7 +267,7 @@ def compare_archives(a, b, init_dir=None):
         for n, v in read_safetensors(open(os.path.join(init_dir, "model.safetensors"), "rb").read()).items():
             init[canonical(n)] = v
     wr, wr_at, ur, ur_at = 0.0, "", 0.0, ""
-    gd2, gu2 = 0.0, 0.0
+    gd2, gu2, nu = 0.0, 0.0, 0
     for name in sorted(tb):
         if name not in ta:
             res["missing"] = name
@@ -274,20 +279,36 @@ def compare_archives(a, b, init_dir=None):
         e = math.sqrt(norm2(sub(va, vb)) / max(norm2(vb), 1e-300))
         if e > wr:
             wr, wr_at = e, name
-        if canonical(name) in init and "attention.self.key.bias" not in name:
+        if canonical(name) in init and not name.endswith(ZERO_GRAD_BIASES):
             w0 = as_floats(init[canonical(name)][0], init[canonical(name)][2])
             ub = sub(vb, w0)
             d = norm2(sub(va, vb))
             u2 = norm2(ub)
             gd2 += d
             gu2 += u2
+            nu += 1
             if u2 > 0:
                 e = math.sqrt(d / u2)
                 if e > ur:
                     ur, ur_at = e, name
-    res.update({"weight_rel": wr, "weight_at": wr_at, "update_rel": ur, "update_at": ur_at,
+    res.update({"weight_rel": wr, "weight_at": wr_at, "update_rel": ur, "update_at": ur_at, "update_tensors": nu,
                 "update_rel_global": math.sqrt(gd2 / gu2) if gu2 > 0 else (0.0 if gd2 == 0 else float("inf"))})
     return res
+
+
+def compare_logits(a, b):
+    """Two `baton predict --format logits` outputs (one row of TAB-separated
+    logits a line): rows, ||a - b|| / ||b|| over all of them (inf when the
+    shapes differ or a value is not finite)."""
+    ra = [[float(x) for x in ln.split("\t")] for ln in open(a) if ln.strip()]
+    rb = [[float(x) for x in ln.split("\t")] for ln in open(b) if ln.strip()]
+    if not rb or [len(r) for r in ra] != [len(r) for r in rb]:
+        return {"rows": [len(ra), len(rb)], "rel": float("inf")}
+    va, vb = [x for r in ra for x in r], [x for r in rb for x in r]
+    if not all(math.isfinite(x) for x in va):
+        return {"rows": len(ra), "rel": float("inf")}
+    d2, b2 = sum((x - y) ** 2 for x, y in zip(va, vb)), sum(y * y for y in vb)
+    return {"rows": len(ra), "rel": math.sqrt(d2 / max(b2, 1e-300))}
 
 
 def read_metrics(path):
@@ -506,6 +527,8 @@ def main(argv):
         synth_data(a[0], int(a[1]), int(a[2]), a[3])
     elif cmd == "compare-archives":  # A B [INIT_DIR]
         print(json.dumps(compare_archives(a[0], a[1], a[2] if len(a) > 2 else None)))
+    elif cmd == "compare-logits":  # A B
+        print(json.dumps(compare_logits(a[0], a[1])))
     elif cmd == "compare-metrics":  # A B
         print(json.dumps(compare_metrics(a[0], a[1])))
     elif cmd == "throughput":  # METRICS BATCH FIRST LAST

@@ -394,6 +394,79 @@ stage_data_parallel() {
     fi
 }
 
+# --------------------------------------------------------------- families
+
+# the model directories of tests/reference/family_train.py's writers (random
+# weights at odd sizes, tokenizers trained on $TRAIN's text): RoBERTa, XLM-R,
+# DistilBERT, ELECTRA with embeddings_project, DeBERTa-v3-like (relative
+# positions, p2c|c2p: kernels/cuda/cuda_relattn.cu) and DeBERTa-v2-like
+FAMILIES=${PROOF_FAMILIES:-roberta xlmr distilbert electra-proj debv3 debv2}
+
+stage_families() {
+    if [ "$HAVE_TORCH" != 1 ] || ! "$PY" -c 'import tokenizers, numpy' 2>/dev/null; then
+        record families skip "needs torch, transformers, tokenizers and numpy for $PY to write the model directories (tests/reference/family_train.py)$( [ "$QUICK" = 1 ] && echo '; --quick leaves out PyTorch')"
+        return
+    fi
+    fd=$WORK/families
+    if ! "$PY" "$ROOT/tests/reference/family_train.py" dirs "$fd" "$TRAIN" $FAMILIES >"$LOGS/families-make.log" 2>&1; then
+        record families fail "cannot write the model directories: $(tail -n 1 "$LOGS/families-make.log" | cut -c1-300)"
+        return
+    fi
+    # 16 singles and 8 pairs of the eval text to predict
+    tail -n +2 "${EVAL:-$TRAIN}" | cut -f1 | head -n 32 |
+        awk 'NR <= 16 { print; next } NR % 2 { a = $0; next } { print a "\t" $0 }' >"$WORK/families-in.txt"
+    rp=""
+    for p in bf16 fp16; do case " $TRAINS " in *" $p "*) rp=$p; break ;; esac; done
+    keep_model=$MODEL; keep_seq=$SEQ
+    SEQ=32 # the models' positions: 40 (RoBERTa's from pad_token_id + 1), 64
+    for f in $FAMILIES; do
+        MODEL=$fd/$f
+        family_parity "$f" fp32 "$f"
+        if [ -n "$rp" ]; then family_parity "$f" "$rp" "${f}_$rp"
+        else record "family_${f}_16bit" skip "no 16-bit precision that baton run trains in was found by parity_bf16/fp16 (run the parity stage first)"; fi
+    done
+    MODEL=$keep_model; SEQ=$keep_seq
+}
+
+# family_parity FAMILY PRECISION NAME: FSTEPS steps of the model $MODEL on the
+# GPU and the CPU, compared as parity_P does (its limits); fp32: `baton
+# predict` of the GPU's archive on the GPU and on the CPU (logits <= 1e-3)
+family_parity() {
+    f=$1; p=$2; n=family_$3; fs=${PROOF_FSTEPS:-20}; d=$WORK/fam-$3
+    if [ "$(left)" -lt 30 ]; then record "$n" skip "the time budget ran out (PROOF_BUDGET=$BUDGET s)"; return; fi
+    write_job "$d-gpu.ini" "$d-gpu" cuda "$p" "$fs" 0
+    write_job "$d-cpu.ini" "$d-cpu" cpu "$(cpu_precision "$p")" "$fs" 0
+    gpu_run "$LOGS/fam-$3-gpu.log" compare "$d-gpu.ini"; rc_g=$RC
+    brun "$LOGS/fam-$3-cpu.log" -- run "$d-cpu.ini"; rc_c=$RC
+    if [ $rc_c != 0 ] || [ $rc_g != 0 ]; then
+        record "$n" fail "$f ($p): training exited $rc_c on the CPU and $rc_g on the GPU: $(grep -h -m1 'error' "$LOGS/fam-$3-gpu.log" "$LOGS/fam-$3-cpu.log" | head -n 1 | cut -c1-300)"
+        return
+    fi
+    got=$(pl trainer-field "$(newest "$d-gpu")" precision 2>/dev/null)
+    [ "$got" = "$p" ] || { record "$n" fail "$f: the GPU run's trainer.json says precision '$got', not $p"; return; }
+    pl compare-archives "$(newest "$d-gpu")" "$(newest "$d-cpu")" "$MODEL" >"$d-cmp.json"
+    pl compare-metrics "$d-gpu/metrics.jsonl" "$d-cpu/metrics.jsonl" >"$d-met.json"
+    lr=$(pl jget "$d-met.json" loss_rel); ug=$(pl jget "$d-cmp.json" update_rel_global)
+    nt=$(pl jget "$d-cmp.json" update_tensors); ns=$(pl jget "$d-met.json" steps_compared.len)
+    if [ "$p" = fp32 ]; then lt=1e-3; ut=2e-2; else lt=2e-2; ut=0.2; fi
+    pr=0; pnote=""
+    if [ "$p" = fp32 ]; then
+        for dev in cuda cpu; do
+            brun "$LOGS/fam-$3-predict-$dev.log" "$( [ $dev = cuda ] && fake compare)" -- predict "$(newest "$d-gpu")" \
+                --input "$WORK/families-in.txt" --format logits --device $dev --output "$d-p$dev.txt"
+            [ $dev = cuda ] && rc_pg=$RC
+        done
+        if [ $rc_pg != 0 ] || [ $RC != 0 ]; then pr=inf; pnote="; predict exited $rc_pg on the GPU, $RC on the CPU: $(grep -h -m1 error "$LOGS/fam-$3-predict-"*.log | head -n 1 | cut -c1-200)"
+        else pl compare-logits "$d-pcuda.txt" "$d-pcpu.txt" >"$d-pred.json"; pr=$(pl jget "$d-pred.json" rel)
+            pnote="; predict GPU vs CPU: $(pl jget "$d-pred.json" rows) lines (8 pairs), logits rel $(fmt "$pr") (<= 1e-3)"; fi
+    fi
+    verdict=$("$PY" -c "import sys; l,u,pr,lt,ut=map(float,sys.argv[1:6]); n,s=int(sys.argv[6] or 0),int(sys.argv[7] or 0); print('pass' if l <= lt and u <= ut and pr <= 1e-3 and n > 10 and s > 0 else 'fail')" \
+        "${lr:-inf}" "${ug:-inf}" "$pr" "$lt" "$ut" "$nt" "$ns")
+    record "$n" "$verdict" "$f: $fs steps GPU ($p) vs CPU ($(cpu_precision "$p")): train loss rel $(fmt "$lr") (<= $lt, $ns steps), weight updates rel $(fmt "$ug") (<= $ut, $nt tensors; worst $(fmt "$(pl jget "$d-cmp.json" update_rel)"), $(pl jget "$d-cmp.json" update_at))$pnote" \
+        "{\"archives\": $(cat "$d-cmp.json"), \"metrics\": $(cat "$d-met.json")$( [ -f "$d-pred.json" ] && echo ", \"predict\": $(cat "$d-pred.json")")}"
+    rm -rf "$d-cpu"
+}
+
 # ------------------------------------------------------------- throughput
 
 mem_start() { # FILE: samples GPU 0's used memory every 100 ms (GPU only)

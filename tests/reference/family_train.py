@@ -1,4 +1,4 @@
-"""tests/reference/family_train.py — `baton run` of RoBERTa, DistilBERT and
+"""tests/reference/family_train.py — `baton run` of RoBERTa, XLM-R, DistilBERT and
 DeBERTa-v2/v3 sequence classifiers against a Transformers training loop
 (issue 22). Used by test_roberta_distilbert_train.sh and
 test_deberta_train.sh, which run baton (and its kill/resume) between:
@@ -8,10 +8,15 @@ test_deberta_train.sh, which run baton (and its kill/resume) between:
       roberta, distilbert: random RobertaForSequenceClassification /
       DistilBertForSequenceClassification at odd sizes with a byte-level BPE
       resp. WordPiece tokenizer trained here on SST-2 (roberta_parity's and
-      distilbert_parity's writers); debv3, debv2: random
+      distilbert_parity's writers); xlmr: a random
+      XLMRobertaForSequenceClassification with XLM-R's Unigram tokenizer.json
+      (roberta_parity.write_xlmr_tokenizer); debv3, debv2: random
       DebertaV2ForSequenceClassification, deberta_parity's v3-like and
       v2-like variants with its Unigram tokenizer; WORK/train.tsv (24
-      sentence pairs and labels) and WORK/in.txt (lines to predict).
+      sentence pairs and labels) and WORK/in.txt (lines to predict);
+      electra, electra-proj: electra_parity's models (embedding_size 36 / 22).
+  python3 family_train.py dirs WORK SST2_TRAIN_TSV FAMILY...
+      only the model directories (tests/gpu/proof.sh's families stage).
   python3 family_train.py check FAMILY WORK
       (electra_parity.py check runs it for ELECTRA, with its names)
       a Transformers loop on the same batches (the 24 pairs are one optimizer
@@ -42,7 +47,8 @@ STEPS, WARMUP, LR, WD, CLIP, MAX_LEN = 30, 3, 1e-3, 0.01, 1.0, 32
 
 
 # FAMILY (the model directory's name) -> config.json's model_type
-MODEL_TYPE = {"roberta": "roberta", "distilbert": "distilbert", "debv3": "deberta-v2", "debv2": "deberta-v2"}
+MODEL_TYPE = {"roberta": "roberta", "xlmr": "xlm-roberta", "distilbert": "distilbert", "debv3": "deberta-v2",
+              "debv2": "deberta-v2"}
 
 
 def make_model(work, sst2, family):
@@ -52,6 +58,15 @@ def make_model(work, sst2, family):
         from transformers import RobertaConfig, RobertaForSequenceClassification
         tok = rp.write_tokenizer(path, sst2)
         rp.write_model(path, RobertaForSequenceClassification, RobertaConfig, len(tok), 51, 2)
+    elif family == "xlmr":
+        import roberta_parity as rp
+        from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+        tok = rp.write_xlmr_tokenizer(path, sst2)
+        rp.write_model(path, XLMRobertaForSequenceClassification, XLMRobertaConfig, len(tok), 55, 2)
+    elif family.startswith("electra"):
+        import electra_parity as ep
+        tok = ep.write_tokenizer(path, sst2)
+        ep.write_model(path, len(tok), 71 if family == "electra" else 72, 2, family)
     elif family == "distilbert":
         import distilbert_parity as dp
         tok = dp.write_tokenizer(path, sst2)
@@ -89,7 +104,7 @@ def canonical_of(family):
         return dbp.canonical
     import distilbert_parity as dp
     import roberta_parity as rp
-    return rp.canonical if family == "roberta" else dp.canonical
+    return rp.canonical if family in ("roberta", "xlmr") else dp.canonical
 
 
 def zero_grad_key_bias(family):
@@ -232,6 +247,10 @@ def evalloss(family, work, loss):
 def main():
     if sys.argv[1] == "make":
         make(sys.argv[2], sys.argv[3], sys.argv[4:])
+        return
+    if sys.argv[1] == "dirs":
+        for family in sys.argv[4:]:
+            make_model(sys.argv[2], sys.argv[3], family)
         return
     if sys.argv[1] == "evalloss":
         sys.exit(0 if evalloss(sys.argv[2], sys.argv[3], sys.argv[4]) else 1)

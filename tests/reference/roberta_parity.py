@@ -132,6 +132,32 @@ def write_tokenizer(path, sst2):
     return tok
 
 
+def write_xlmr_tokenizer(path, sst2, vocab_size=1000):
+    """XLM-R's tokenizer files as XLMRobertaTokenizerFast saves them: a
+    Unigram model trained on SST-2's train text, shaped by tokjson_fixtures'
+    xlmr_shape (Precompiled char map + Replace, Metaspace, <mask> the model's
+    last piece) with the hub file's RobertaProcessing and Metaspace decoder."""
+    import base64
+    import json
+    import make_charsmap
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokjson_fixtures import read_tsv, xlmr_shape
+    from transformers import XLMRobertaTokenizerFast
+    uni = Tokenizer(models.Unigram())
+    uni.pre_tokenizer = pre_tokenizers.Metaspace()
+    uni.train_from_iterator(read_tsv(sst2, True), trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>",
+        show_progress=False))
+    blob = base64.b64encode(make_charsmap.build(make_charsmap.rules())).decode()
+    tk = Tokenizer.from_str(json.dumps(xlmr_shape(json.loads(uni.to_str()), blob, mask_in_vocab=True)))
+    tk.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True,
+                                                     add_prefix_space=True)
+    tk.decoder = decoders.Metaspace()
+    tok = XLMRobertaTokenizerFast(tokenizer_object=tk, model_max_length=38)
+    tok.save_pretrained(path)
+    return tok
+
+
 def run_tiny_job(baton, work, path, rows="good\t1\nbad\t0\n", train="", out="out", job=""):
     """`baton run` of a tiny classify job on the model at path (rows: the
     TSV's lines after its header; train and job: extra [train] and [job]

@@ -124,6 +124,35 @@ def build_roberta(texts, WORK, out):
     out["roberta-aps"] = save(tok, os.path.join(WORK, "roberta-aps"), ROBERTA_CFG)
 
 
+def xlmr_shape(j, blob, mask_in_vocab=False):
+    """Unigram tokenizer.json j (its specials <s> <pad> </s> <unk> at 0-3)
+    reshaped as XLM-R's: unk_id 3, <mask> (lstrip) after the pieces
+    (mask_in_vocab: also the model's last piece, as XLMRobertaConverter
+    writes it), Precompiled char map blob (base64) + Replace(" {2,}"),
+    Metaspace prepend "always", <s> $A </s> / <s> $A </s> </s> $B </s>."""
+    j["model"]["unk_id"] = 3
+    if mask_in_vocab:
+        j["model"]["vocab"].append(["<mask>", 0.0])
+    n = len(j["model"]["vocab"]) - (1 if mask_in_vocab else 0)
+    j["added_tokens"] = [{"id": i, "content": c, "single_word": False, "lstrip": c == "<mask>", "rstrip": False,
+                          "normalized": False, "special": True}
+                         for i, c in enumerate(["<s>", "<pad>", "</s>", "<unk>"])]
+    j["added_tokens"].append({"id": n, "content": "<mask>", "single_word": False, "lstrip": True, "rstrip": False,
+                              "normalized": False, "special": True})
+    j["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "Precompiled", "precompiled_charsmap": blob},
+        {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]}
+    j["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
+    sp = lambda s, t=0: {"SpecialToken": {"id": s, "type_id": t}}  # noqa: E731
+    sq = lambda s, t=0: {"Sequence": {"id": s, "type_id": t}}  # noqa: E731
+    j["post_processor"] = {"type": "TemplateProcessing",
+                           "single": [sp("<s>"), sq("A"), sp("</s>")],
+                           "pair": [sp("<s>"), sq("A"), sp("</s>"), sp("</s>"), sq("B"), sp("</s>")],
+                           "special_tokens": {"<s>": {"id": "<s>", "ids": [0], "tokens": ["<s>"]},
+                                              "</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]}}}
+    return j
+
+
 def build_unigram(texts, WORK, out):
     # Unigram, as XLM-R and DeBERTa-v3
     uni = Tokenizer(models.Unigram())
@@ -133,30 +162,11 @@ def build_unigram(texts, WORK, out):
     blob = base64.b64encode(make_charsmap.build(make_charsmap.rules())).decode()
     ujson = json.loads(uni.to_str())
 
-    def xlmr(j):
-        j["model"]["unk_id"] = 3
-        n = len(j["model"]["vocab"])
-        j["added_tokens"] = [{"id": i, "content": c, "single_word": False, "lstrip": c == "<mask>", "rstrip": False,
-                              "normalized": False, "special": True}
-                             for i, c in enumerate(["<s>", "<pad>", "</s>", "<unk>"])]
-        j["added_tokens"].append({"id": n, "content": "<mask>", "single_word": False, "lstrip": True, "rstrip": False,
-                                  "normalized": False, "special": True})
-        j["normalizer"] = {"type": "Sequence", "normalizers": [
-            {"type": "Precompiled", "precompiled_charsmap": blob},
-            {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]}
-        j["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
-        sp = lambda s, t=0: {"SpecialToken": {"id": s, "type_id": t}}  # noqa: E731
-        sq = lambda s, t=0: {"Sequence": {"id": s, "type_id": t}}  # noqa: E731
-        j["post_processor"] = {"type": "TemplateProcessing",
-                               "single": [sp("<s>"), sq("A"), sp("</s>")],
-                               "pair": [sp("<s>"), sq("A"), sp("</s>"), sp("</s>"), sq("B"), sp("</s>")],
-                               "special_tokens": {"<s>": {"id": "<s>", "ids": [0], "tokens": ["<s>"]},
-                                                  "</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]}}}
     udir = os.path.join(WORK, "unigram-base")
     os.makedirs(udir, exist_ok=True)
     with open(os.path.join(udir, "tokenizer.json"), "w") as f:
         json.dump(ujson, f)
-    out["xlmr"] = edit_json(udir, os.path.join(WORK, "xlmr"), xlmr, ROBERTA_CFG)
+    out["xlmr"] = edit_json(udir, os.path.join(WORK, "xlmr"), lambda j: xlmr_shape(j, blob), ROBERTA_CFG)
 
     def deberta(j):
         names = ["[PAD]", "[CLS]", "[SEP]", "[UNK]"]
