@@ -16,10 +16,10 @@
          included) on padded batches with token types, and 12 AdamW steps, both
          within engine_parity.TOL.
       3. `baton inspect-model` (model_type, embedding_size, the head, the
-         projection's tensors, support line); `baton run` refuses the tasks it does
-         not train for ELECTRA yet (REFUSED) with exit 78 naming the task and
-         model_type (similarity and classify_long: test_family_tasks.sh); `baton predict` refuses an
-         ElectraForTokenClassification directory holding the sequence head.
+         projection's tensors, support line); `baton predict` refuses an
+         ElectraForTokenClassification directory holding the sequence head
+         (similarity and classify_long: test_family_tasks.sh; mlm, the
+         generator head: test_family_mlm.sh).
   python3 electra_parity.py make WORK SST2_TRAIN_TSV
       WORK/electra and WORK/electra-proj (as above, 2 labels), WORK/train.tsv
       (24 sentence pairs) and WORK/in.txt, for test_electra_parity.sh's
@@ -49,9 +49,6 @@ from transformers import ElectraConfig, ElectraForSequenceClassification, Electr
 
 TOL_PREDICT = 1e-5
 roberta_parity.NO_TYPES[0] = False  # ELECTRA reads token types, as BERT
-
-
-REFUSED = ("mlm",)  # what `baton run` does not train for ELECTRA yet
 
 
 def canonical(hf_name):
@@ -113,7 +110,8 @@ def inspect_case(baton, kind, path):
     want = ["config: model_type electra, architecture ElectraForSequenceClassification",
             "embedding_size           %d" % SIZES[kind]["embedding_size"],
             "heads: classification head (classifier.dense, classifier.out_proj) yes",
-            "support: train (classify, similarity, classify_long, token_classify), predict, export; mlm not yet"]
+            "masked-LM head (generator_predictions, generator_lm_head) no",
+            "support: train (classify, similarity, classify_long, token_classify, mlm), predict, export"]
     missing = [w for w in want if w not in r.stdout]
     if kind == "electra-proj":  # the projection's tensors: [D,E] and [D], canonical names of their own
         for name, shape in (("weight", "[36,22]"), ("bias", "[36]")):
@@ -127,24 +125,10 @@ def inspect_case(baton, kind, path):
 
 
 def refusal_case(baton, work, path):
-    """the tasks of REFUSED: exit 78 naming the task and model_type; a token
-    classifier whose weights hold the sequence head is refused by predict."""
+    """a token classifier whose weights hold the sequence head is refused by
+    predict (exit 78), never read as its classifier (every task trains:
+    task = mlm, the generator head, is test_family_mlm.sh's)."""
     ok = True
-    data = os.path.join(work, "pairs.tsv")
-    with open(data, "w") as fh:
-        fh.write("sentence\tsentence2\tlabel\ngood\tfine\t1\nbad\tawful\t0\n")
-    extra = {"mlm": "text_column = sentence\n"}
-    for task in REFUSED:
-        job = os.path.join(work, "refuse-%s.ini" % task)
-        with open(job, "w") as fh:
-            fh.write("[job]\ntask = %s\noutput_dir = %s\n[model]\npath = %s\n[data]\ntrain = %s\n"
-                     "max_seq_len = 16\n%s[train]\nmax_steps = 2\n"
-                     % (task, os.path.join(work, "out-" + task), path, data, extra[task]))
-        r = subprocess.run([baton, "run", job], capture_output=True, text=True)
-        good = r.returncode == 78 and ('task = %s with model_type "electra"' % task) in r.stderr
-        ok &= good
-        print("%-5s %-26s exit %d: %s" % ("ok" if good else "FAIL", "run task = " + task, r.returncode,
-                                         r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""))
     tc = os.path.join(work, "electra-token")
     shutil.copytree(path, tc)
     with open(os.path.join(tc, "config.json")) as fh:
