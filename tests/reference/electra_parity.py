@@ -13,8 +13,9 @@
          singles and TAB pairs (token types 1 after the first [SEP]) within
          TOL_PREDICT relative of the reference.
       2. The engine driver's logits, loss and every gradient (embeddings_project
-         included) on padded batches with token types, and 12 AdamW steps, both
-         within engine_parity.TOL.
+         included) on padded batches with token types, of the sequence
+         classifier and of the generator (ElectraForMaskedLM: logits of the
+         masked tokens), and 12 AdamW steps, within engine_parity.TOL.
       3. `baton inspect-model` (model_type, embedding_size, the head, the
          projection's tensors, support line); `baton predict` refuses an
          ElectraForTokenClassification directory holding the sequence head
@@ -45,7 +46,8 @@ import engine_parity  # noqa: E402
 import roberta_parity  # noqa: E402  (installs hf_batch with a NO_TYPES switch)
 import train_parity  # noqa: E402
 from engine_parity import TOL, make_inputs, rel  # noqa: E402
-from transformers import ElectraConfig, ElectraForSequenceClassification, ElectraTokenizerFast  # noqa: E402
+from transformers import (ElectraConfig, ElectraForMaskedLM, ElectraForSequenceClassification,  # noqa: E402
+                          ElectraTokenizerFast)
 
 TOL_PREDICT = 1e-5
 roberta_parity.NO_TYPES[0] = False  # ELECTRA reads token types, as BERT
@@ -58,6 +60,10 @@ def canonical(hf_name):
         return "pooler.dense." + s[len("classifier.dense."):]
     if s.startswith("classifier.out_proj."):
         return "classifier." + s[len("classifier.out_proj."):]
+    for hf, ours in (("generator_predictions.", "cls.predictions.transform."),
+                     ("generator_lm_head.bias", "cls.predictions.bias")):  # the generator's MLM head
+        if s.startswith(hf):
+            return ours + s[len(hf):]
     return s
 
 
@@ -67,13 +73,13 @@ train_parity.canonical = canonical
 SIZES = {"electra": dict(embedding_size=36), "electra-proj": dict(embedding_size=22, hidden_act="gelu_new")}
 
 
-def write_model(path, vocab, seed, num_labels, kind):
+def write_model(path, vocab, seed, num_labels, kind, cls=ElectraForSequenceClassification):
     torch.manual_seed(seed)
     cfg = ElectraConfig(vocab_size=vocab, hidden_size=36, num_hidden_layers=2, num_attention_heads=3,
                         intermediate_size=52, max_position_embeddings=40, type_vocab_size=2, pad_token_id=0,
                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, initializer_range=0.05,
                         num_labels=num_labels, **SIZES[kind])
-    return roberta_parity.perturb_and_save(ElectraForSequenceClassification(cfg), path)
+    return roberta_parity.perturb_and_save(cls(cfg), path)
 
 
 def write_tokenizer(path, sst2):
@@ -170,6 +176,11 @@ def parity(baton, driver, work, sst2):
         path = write_model(os.path.join(work, "tiny-" + kind), 99, seed, 3, kind)
         d = make_inputs(rng, lens, 99, "seq", 3, "single")
         note(engine_parity.grad_case(driver, work, kind + "-grad-single", "seq", path, d, problem="single"))
+    # the generator's MLM head (dense [E,D], gelu whatever hidden_act says, LayerNorm over E, tied decoder)
+    engine_parity.CLASSES["mlm"] = ElectraForMaskedLM
+    for seed, kind in ((66, "electra"), (67, "electra-proj")):
+        path = write_model(os.path.join(work, "tiny-gen-" + kind), 99, seed, 3, kind, ElectraForMaskedLM)
+        note(engine_parity.grad_case(driver, work, kind + "-grad-mlm", "mlm", path, make_inputs(rng, lens, 99, "mlm")))
     path1 = write_model(os.path.join(work, "tiny1"), 99, 65, 1, "electra-proj")
     dr = make_inputs(rng, lens, 99, "seq", 1, "regression")
     note(engine_parity.grad_case(driver, work, "electra-proj-grad-regr", "seq", path1, dr, problem="regression",
