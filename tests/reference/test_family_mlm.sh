@@ -13,7 +13,8 @@
 #  - killed and resumed, byte-identical to the uninterrupted run;
 #  - the export reloads as RobertaForMaskedLM / DistilBertForMaskedLM /
 #    DebertaV2ForMaskedLM / ElectraForMaskedLM with nothing missing, the
-#    decoder tied, and the eval loss of metrics.jsonl;
+#    decoder tied, and the eval loss of metrics.jsonl, which `baton eval` of
+#    the archive prints too;
 #  - DeBERTa's head under the original names of microsoft/deberta-v3-*
 #    (lm_predictions.lm_head.*, with an RTD head mask_predictions.* beside
 #    it) trains to the same bytes as under cls.predictions.*; a checkpoint
@@ -59,6 +60,12 @@ for fam in roberta distilbert debv3 debv2 electra electra-proj; do
     resume_identical "$fam mlm" "$T/$fam-ref.ini" "$T/$fam-ref" "$T/$fam-out.ini" "$T/$fam-out"
     "$BATON" export "$REF_ARCHIVE" "$T/$fam-export" >"$T/export.log" 2>&1 || fail "$fam: export: $(cat "$T/export.log")"
     "$PY" "$REF/family_mlm.py" check $fam "$T" || fail "$fam: against Transformers (above)"
+    # baton eval of the job's archive: the run's last eval loss (printed to 6 decimals)
+    "$BATON" eval "$T/$fam-ref.ini" >"$T/eval.log" 2>&1 || fail "$fam: baton eval: $(cat "$T/eval.log")"
+    got=$(awk '$1 == "loss" { print $2 }' "$T/eval.log")
+    want=$(tail -n 1 "$T/$fam-ref/metrics.jsonl" | sed -n 's/.*"split":"eval","loss":\([^,]*\),.*/\1/p')
+    awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; exit !(b != "" && (d < 0 ? -d : d) <= 1e-6 * b) }' ||
+        fail "$fam: baton eval's loss '$got', the run's last eval loss '$want'"
 done
 
 mlm_job "$T/wwm.ini" roberta-mlm wwm-out "whole_word_mask = true"
