@@ -21,6 +21,7 @@
  *   SEQ_CLS : cls = x_L[b*S] ; pooled = tanh(cls Wp^T + bp) ; logits = dropout(pooled) Wc^T + bc  [B,C]
  *   TOKEN   : logits = dropout(x_L) Wc^T + bc                                       [N,C]
  *   MLM     : t = LN(f(x_L Wt^T + bt)) ; logits = t[masked] Wword^T + bias          [M,V]
+ *             (t [N,E]: Wt [E,D], the decoder tied to word [V,E]; f = hidden_act, ELECTRA's gelu)
  * Backward is the same sequence reversed; every parameter gradient is
  * ACCUMULATED (+=), so micro-batches add up without copies.
  *
@@ -255,11 +256,11 @@ static void build_table(bt_bert *m)
         m->o_cw = add_param(m, &cur, 2, m->C, D, BT_PART_HEAD, 0, "classifier.weight"); ALIGN();
         m->o_cb = add_param(m, &cur, 1, m->C, 0, BT_PART_HEAD, 1, "classifier.bias"); ALIGN();
     }
-    if (m->has_mlm) {
-        m->o_tw = add_param(m, &cur, 2, D, D, BT_PART_HEAD, 0, "cls.predictions.transform.dense.weight"); ALIGN();
-        m->o_tb = add_param(m, &cur, 1, D, 0, BT_PART_HEAD, 1, "cls.predictions.transform.dense.bias"); ALIGN();
-        m->o_tg = add_param(m, &cur, 1, D, 0, BT_PART_HEAD, 1, "cls.predictions.transform.LayerNorm.weight"); ALIGN();
-        m->o_tbeta = add_param(m, &cur, 1, D, 0, BT_PART_HEAD, 1, "cls.predictions.transform.LayerNorm.bias"); ALIGN();
+    if (m->has_mlm) { /* the transform maps D -> E: the tied decoder reads the word table's width */
+        m->o_tw = add_param(m, &cur, 2, E, D, BT_PART_HEAD, 0, "cls.predictions.transform.dense.weight"); ALIGN();
+        m->o_tb = add_param(m, &cur, 1, E, 0, BT_PART_HEAD, 1, "cls.predictions.transform.dense.bias"); ALIGN();
+        m->o_tg = add_param(m, &cur, 1, E, 0, BT_PART_HEAD, 1, "cls.predictions.transform.LayerNorm.weight"); ALIGN();
+        m->o_tbeta = add_param(m, &cur, 1, E, 0, BT_PART_HEAD, 1, "cls.predictions.transform.LayerNorm.bias"); ALIGN();
         m->o_mbias = add_param(m, &cur, 1, c->vocab, 0, BT_PART_HEAD, 1, "cls.predictions.bias"); ALIGN();
     }
 #undef ALIGN
@@ -335,22 +336,24 @@ static void layout_arena(bt_bert *m, bump *b)
     }
     if (m->task == BT_TASK_TOKEN_CLS) m->xd = TAKEF(b, N * D);
     if (m->task == BT_TASK_MLM) {
-        m->tpre = TAKER(b, N * D); m->tact = TAKER(b, N * D); m->t = TAKEF(b, N * D);
-        m->tmean = TAKEF(b, N); m->trstd = TAKEF(b, N); m->tm = TAKEF(b, N * D);
+        m->tpre = TAKER(b, N * E); m->tact = TAKER(b, N * E); m->t = TAKEF(b, N * E);
+        m->tmean = TAKEF(b, N); m->trstd = TAKEF(b, N); m->tm = TAKEF(b, N * E);
     }
+    /* the MLM head's backward runs [N,E] through xr, dX, dH, dA and dC (ELECTRA's E may exceed D) */
+    size_t DE = m->task == BT_TASK_MLM && E > D ? E : D;
     if (m->task != BT_TASK_ENCODER) {
         m->logits = TAKER(b, rows * C);
         m->dlogits = TAKER(b, rows * C);
     }
     m->loss = TAKEF(b, 16);
     if (m->rdt != BT_F32) { /* 16-bit casts of F32 activations for the GEMMs, projection outputs */
-        m->xr = TAKER(b, N * D);
+        m->xr = TAKER(b, N * DE);
         m->proj = TAKER(b, N * D);
         if (m->task == BT_TASK_SEQ_CLS) m->clsr = TAKER(b, Bm * D);
     }
     if (m->training) {
-        m->dX = TAKEF(b, N * D); m->dH = TAKEF(b, N * D); m->dP = TAKER(b, N * D);
-        m->dA = TAKEF(b, N * D); m->dC = TAKER(b, N * D); m->dI = TAKER(b, N * I);
+        m->dX = TAKEF(b, N * DE); m->dH = TAKEF(b, N * DE); m->dP = TAKER(b, N * D);
+        m->dA = TAKEF(b, N * DE); m->dC = TAKER(b, N * DE); m->dI = TAKER(b, N * I);
         m->dQKV = TAKER(b, N * 3 * D);
         m->dB1 = TAKER(b, Bm * D); m->dB2 = TAKER(b, Bm * D); m->dB3 = TAKEF(b, Bm * D);
         m->gscratch = TAKEF(b, 2 * D);
@@ -438,18 +441,25 @@ static int act_epilogue(int act)
     return act == BT_ACT_GELU_ERF ? BT_EPI_GELU_ERF : act == BT_ACT_GELU_TANH ? BT_EPI_GELU_TANH : BT_EPI_NONE;
 }
 
-/* y = f(x W^T + b), pre receives x W^T + b (x, w, pre, y rdt) */
-static void linear_act(bt_bert *m, void *x, int64_t M, int64_t K, void *w, float *bias, int64_t Nout, void *pre,
-                       void *y)
+/* y = act(x W^T + b), pre receives x W^T + b (x, w, pre, y rdt) */
+static void linear_act(bt_bert *m, int act, void *x, int64_t M, int64_t K, void *w, float *bias, int64_t Nout,
+                       void *pre, void *y)
 {
-    int epi = act_epilogue(m->cfg.act);
+    int epi = act_epilogue(act);
     if (epi != BT_EPI_NONE) {
         linear(m, x, M, K, w, bias, Nout, y, m->rdt, epi, pre);
     } else {
         linear(m, x, M, K, w, bias, Nout, pre, m->rdt, BT_EPI_NONE, NULL);
         bt_tensor Pr = R2(m, pre, M, Nout), Y = R2(m, y, M, Nout);
-        m->be->act_fwd(m->be, m->cfg.act, &Pr, &Y);
+        m->be->act_fwd(m->be, act, &Pr, &Y);
     }
+}
+
+/* The MLM transform's activation: hidden_act (BertPredictionHeadTransform, DeBERTa's), but ELECTRA's
+ * generator head, which applies gelu (erf) whatever hidden_act says (ElectraGeneratorPredictions). */
+static int mlm_act(const bt_bert *m)
+{
+    return m->cfg.family == BT_FAMILY_ELECTRA ? BT_ACT_GELU_ERF : m->cfg.act;
 }
 
 /* ---------------------------------------------------------------- create */
@@ -574,6 +584,26 @@ static int alloc_params(bt_bert *m, const char *model_dir)
     return 0;
 }
 
+/* Every family has the masked-LM head (issue 22): BERT's cls.predictions layers under the family's names
+ * (engine/model_weights.c), the decoder tied to the word embeddings. Refused: RoBERTa with another
+ * hidden_act (RobertaLMHead applies gelu whatever it says; baton's transform uses hidden_act there), and
+ * an untied decoder (tie_word_embeddings false: the checkpoint's own decoder weight would be dropped). */
+static int check_mlm_head(const bt_bert *m, const char *model_dir)
+{
+    const bt_bert_config *c = &m->cfg;
+    if (m->task != BT_TASK_MLM) return 0;
+    if (c->family == BT_FAMILY_ROBERTA && c->act != BT_ACT_GELU_ERF)
+        return bt_fail(BT_ECONFIG, "%s/config.json: hidden_act is not \"gelu\": RoBERTa's MLM head (lm_head) always "
+                                   "applies gelu, which baton's masked-LM head does only with hidden_act gelu",
+                       model_dir);
+    if (!c->tie_word)
+        return bt_fail(BT_ECONFIG, "%s/config.json: tie_word_embeddings is false: baton's masked-LM head decodes "
+                                   "with the word embeddings (a tied decoder) and has no separate decoder weight; "
+                                   "use a model whose decoder is tied (tie_word_embeddings true or absent)",
+                       model_dir);
+    return 0;
+}
+
 int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o, bt_bert **out)
 {
     *out = NULL;
@@ -601,24 +631,8 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
                      c->max_pos, model_dir);
         goto fail;
     }
-    /* the heads of each family (issue 22): every family the sequence classifier (the long-document pooling
-     * reads its pooled vector) and the token classifier; BERT, RoBERTa / XLM-R and DistilBERT the MLM head
-     * (lm_head.* and vocab_* are BERT's cls.predictions layers; not ELECTRA's generator head, not DeBERTa's) */
+    if ((rc = check_mlm_head(m, model_dir))) goto fail;
     int deb = c->family == BT_FAMILY_DEBERTA;
-    if (c->family != BT_FAMILY_BERT && c->family != BT_FAMILY_ROBERTA && c->family != BT_FAMILY_DISTILBERT &&
-        m->task == BT_TASK_MLM) {
-        rc = bt_fail(BT_ECONFIG, "%s/config.json: baton has no masked-LM head for model_type \"%s\" yet (the heads "
-                                 "of each family: docs/model-directories.md); use a bert, roberta, xlm-roberta or "
-                                 "distilbert model for it", model_dir, deb ? "deberta-v2" : "electra");
-        goto fail;
-    }
-    if (c->family == BT_FAMILY_ROBERTA && m->task == BT_TASK_MLM && c->act != BT_ACT_GELU_ERF) {
-        /* RobertaLMHead applies gelu whatever hidden_act says; baton's MLM transform uses hidden_act */
-        rc = bt_fail(BT_ECONFIG, "%s/config.json: hidden_act is not \"gelu\": RoBERTa's MLM head (lm_head) always "
-                                 "applies gelu, which baton's masked-LM head does only with hidden_act gelu",
-                     model_dir);
-        goto fail;
-    }
     /* DistilBertForTokenClassification's dropout is config.dropout, not seq_classif_dropout */
     /* DebertaV2ForTokenClassification's dropout is hidden_dropout_prob, not cls_dropout */
     if ((c->family == BT_FAMILY_DISTILBERT || deb) && m->task == BT_TASK_TOKEN_CLS && !o->dropout_set)
@@ -1025,7 +1039,7 @@ static void layer_forward(bt_bert *m, int l, int train, uint32_t step, uint32_t 
     bt_tensor m1 = V1(m, a->m1, N), r1 = V1(m, a->r1, N);
     be->layernorm_fwd(be, &tT, &xT, &g1, &b1, c->ln_eps, &aT, &m1, &r1, &h1);
     /* FFN; fp32: x_{l+1} doubles as the projection scratch */
-    linear_act(m, gemm_in(m, a->a, N * D, m->xr), N, D, W(m, o->wi), P(m, o->bi), I, a->pre, a->act);
+    linear_act(m, c->act, gemm_in(m, a->a, N * D, m->xr), N, D, W(m, o->wi), P(m, o->bi), I, a->pre, a->act);
     void *proj = lp ? m->proj : (void *)m->x[l + 1];
     linear(m, a->act, N, I, W(m, o->wf), P(m, o->bf), D, proj, m->rdt, BT_EPI_NONE, NULL);
     dropout(m, proj, proj, N * D, m->rdt, ph, dkey(m, step, micro, (uint32_t)l, BT_SITE_FFN_OUT));
@@ -1108,15 +1122,16 @@ static void forward(bt_bert *m, int train, uint32_t step, uint32_t micro)
                 dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
         linear(m, gemm_in(m, m->xd, N * D, m->xr), N, D, W(m, m->o_cw), P(m, m->o_cb), C, m->logits, m->rdt,
                BT_EPI_NONE, NULL);
-    } else if (m->task == BT_TASK_MLM && m->nm > 0) {
-        linear_act(m, gemm_in(m, xL, N * D, m->xr), N, D, W(m, m->o_tw), P(m, m->o_tb), D, m->tpre, m->tact);
-        bt_tensor ta = R2(m, m->tact, N, D), t = V2(m, m->t, N, D);
-        bt_tensor tg = V1(m, P(m, m->o_tg), D), tb = V1(m, P(m, m->o_tbeta), D);
+    } else if (m->task == BT_TASK_MLM && m->nm > 0) { /* the transform is [E,D]: E = D but for ELECTRA */
+        linear_act(m, mlm_act(m), gemm_in(m, xL, N * D, m->xr), N, D, W(m, m->o_tw), P(m, m->o_tb), E, m->tpre,
+                   m->tact);
+        bt_tensor ta = R2(m, m->tact, N, E), t = V2(m, m->t, N, E);
+        bt_tensor tg = V1(m, P(m, m->o_tg), E), tb = V1(m, P(m, m->o_tbeta), E);
         bt_tensor tmn = V1(m, m->tmean, N), trs = V1(m, m->trstd, N);
         be->layernorm_fwd(be, &ta, NULL, &tg, &tb, c->ln_eps, &t, &tmn, &trs, NULL);
-        bt_tensor rows = I1(m, m->mrows, m->nm), tm = V2(m, m->tm, m->nm, D);
+        bt_tensor rows = I1(m, m->mrows, m->nm), tm = V2(m, m->tm, m->nm, E);
         be->gather_rows(be, &t, &rows, &tm);
-        linear(m, gemm_in(m, m->tm, m->nm * D, m->xr), m->nm, D, W(m, m->o_word), P(m, m->o_mbias), C, m->logits,
+        linear(m, gemm_in(m, m->tm, m->nm * E, m->xr), m->nm, E, W(m, m->o_word), P(m, m->o_mbias), C, m->logits,
                m->rdt, BT_EPI_NONE, NULL);
     }
 }
@@ -1329,12 +1344,42 @@ static void backward_from_pooled(bt_bert *m, uint32_t step, uint32_t micro)
     backward_encoder(m, step, micro);
 }
 
-static void backward(bt_bert *m, uint32_t step, uint32_t micro)
+/* The MLM head from dlogits [M,V] down to dX = d(x_L) [N,D]; the transform's rows are E wide
+ * (E = D but for ELECTRA), so dX, dA, dH and dC hold [.,E] first (layout_arena sizes them). */
+static void mlm_backward(bt_bert *m)
 {
     bt_backend *be = m->be;
+    int64_t N = (int64_t)m->B * m->S, D = m->cfg.hidden, E = emb_width(&m->cfg), C = m->C, M = m->nm;
+    /* decoder tied to the word embeddings: its weight gradient lands there */
+    if (!m->freeze_emb)
+        linear_wgrad(m, m->dlogits, M, C, gemm_in(m, m->tm, M * E, m->xr), E, G(m, m->o_word), NULL);
+    bt_tensor DL = R2(m, m->dlogits, M, C), DB = V1(m, G(m, m->o_mbias), C);
+    be->bias_grad(be, &DL, &DB, 1);
+    /* d(tm) [M,E] (F32) in dX, scattered to the rows of dT = dA */
+    linear_dgrad(m, m->dlogits, M, C, W(m, m->o_word), E, m->dX, BT_F32, 0.0f);
+    be->memset0(be, m->dA, (size_t)N * E * sizeof(float));
+    bt_tensor dtm = V2(m, m->dX, M, E), rows = I1(m, m->mrows, M), dT = V2(m, m->dA, N, E);
+    be->gather_rows_bwd(be, &dtm, &rows, &dT);
+    bt_tensor ta = R2(m, m->tact, N, E), tg = V1(m, P(m, m->o_tg), E);
+    bt_tensor tmn = V1(m, m->tmean, N), trs = V1(m, m->trstd, N), dH = V2(m, m->dH, N, E);
+    bt_tensor dtg = V1(m, G(m, m->o_tg), E), dtb = V1(m, G(m, m->o_tbeta), E);
+    be->layernorm_bwd(be, &ta, &dT, &tg, &tmn, &trs, &dH, &dtg, &dtb);
+    /* d(tpre) into dC (rdt); a 16-bit activation's gradient is 16-bit */
+    bt_tensor tp = R2(m, m->tpre, N, E), dC = R2(m, m->dC, N, E);
+    if (m->rdt == BT_F32) {
+        be->act_bwd(be, mlm_act(m), &tp, &dH, &dC, 0);
+    } else {
+        gemm_in(m, m->dH, N * E, m->dC);
+        be->act_bwd(be, mlm_act(m), &tp, &dC, &dC, 0);
+    }
+    linear_wgrad(m, m->dC, N, E, gemm_in(m, m->x[m->cfg.layers], N * D, m->xr), D, G(m, m->o_tw), G(m, m->o_tb));
+    linear_dgrad(m, m->dC, N, E, W(m, m->o_tw), D, m->dX, BT_F32, 0.0f);
+}
+
+static void backward(bt_bert *m, uint32_t step, uint32_t micro)
+{
     const bt_bert_config *c = &m->cfg;
     int64_t B = m->B, S = m->S, N = B * S, D = c->hidden, C = m->C;
-    float *xL = m->x[c->layers];
 
     if (m->task == BT_TASK_SEQ_CLS) {
         linear_wgrad(m, m->dlogits, B, C, m->pd, D, G(m, m->o_cw), G(m, m->o_cb));
@@ -1349,31 +1394,7 @@ static void backward(bt_bert *m, uint32_t step, uint32_t micro)
         dropout(m, m->dX, m->dX, N * D, BT_F32, c->p_classifier, dkey(m, step, micro, 0, BT_SITE_CLASSIFIER));
     } else if (m->task == BT_TASK_MLM) {
         if (m->nm == 0) return;
-        int64_t M = m->nm;
-        /* decoder tied to the word embeddings: its weight gradient lands there */
-        if (!m->freeze_emb)
-            linear_wgrad(m, m->dlogits, M, C, gemm_in(m, m->tm, M * D, m->xr), D, G(m, m->o_word), NULL);
-        bt_tensor DL = R2(m, m->dlogits, M, C), DB = V1(m, G(m, m->o_mbias), C);
-        be->bias_grad(be, &DL, &DB, 1);
-        /* d(tm) [M,D] (F32) in dX, scattered to the rows of dT = dA */
-        linear_dgrad(m, m->dlogits, M, C, W(m, m->o_word), D, m->dX, BT_F32, 0.0f);
-        be->memset0(be, m->dA, (size_t)N * D * sizeof(float));
-        bt_tensor dtm = V2(m, m->dX, M, D), rows = I1(m, m->mrows, M), dT = V2(m, m->dA, N, D);
-        be->gather_rows_bwd(be, &dtm, &rows, &dT);
-        bt_tensor ta = R2(m, m->tact, N, D), tg = V1(m, P(m, m->o_tg), D);
-        bt_tensor tmn = V1(m, m->tmean, N), trs = V1(m, m->trstd, N), dH = V2(m, m->dH, N, D);
-        bt_tensor dtg = V1(m, G(m, m->o_tg), D), dtb = V1(m, G(m, m->o_tbeta), D);
-        be->layernorm_bwd(be, &ta, &dT, &tg, &tmn, &trs, &dH, &dtg, &dtb);
-        /* d(tpre) into dC (rdt); a 16-bit activation's gradient is 16-bit */
-        bt_tensor tp = R2(m, m->tpre, N, D), dC = R2(m, m->dC, N, D);
-        if (m->rdt == BT_F32) {
-            be->act_bwd(be, c->act, &tp, &dH, &dC, 0);
-        } else {
-            gemm_in(m, m->dH, N * D, m->dC);
-            be->act_bwd(be, c->act, &tp, &dC, &dC, 0);
-        }
-        linear_wgrad(m, m->dC, N, D, gemm_in(m, xL, N * D, m->xr), D, G(m, m->o_tw), G(m, m->o_tb));
-        linear_dgrad(m, m->dC, N, D, W(m, m->o_tw), D, m->dX, BT_F32, 0.0f);
+        mlm_backward(m);
     } else {
         return;
     }

@@ -52,6 +52,7 @@ int bt_bert_config_load(const char *model_dir, bt_bert_config *out)
     out->vocab = c.vocab_size;
     out->hidden = c.hidden_size;
     out->emb = c.embedding_size;
+    out->tie_word = c.tie_word_embeddings;
     out->layers = c.num_hidden_layers;
     out->heads = c.num_attention_heads;
     out->inter = c.intermediate_size;

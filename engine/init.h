@@ -28,6 +28,7 @@ typedef struct {
     int vocab;          /* V */
     int hidden;         /* D */
     int emb;            /* E: width of the embedding tables (ELECTRA's embedding_size; D for the others) */
+    int tie_word;       /* tie_word_embeddings: the MLM decoder is the word table (0: the MLM head is refused) */
     int layers;         /* L */
     int heads;          /* H, D % H == 0 */
     int inter;          /* I */

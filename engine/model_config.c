@@ -479,6 +479,8 @@ static int parse_root(bt_model_config *c, json_t *root, const char *label)
     if (fam == BT_FAMILY_ELECTRA &&
         (rc = get_int(root, label, "embedding_size", 128, 1, 65536, &c->embedding_size)))
         return rc;
+    const json_t *tie = json_object_get(root, "tie_word_embeddings");
+    c->tie_word_embeddings = !tie || json_is_true(tie);
 
     if ((rc = get_string(root, label, "problem_type", &s))) return rc;
     c->problem_type = BT_PROBLEM_NONE;

@@ -30,6 +30,8 @@ typedef struct bt_model_config {
     int hidden_size;             /* D */
     int embedding_size;          /* E: ELECTRA's embedding width (embeddings_project E -> D when they
                                     differ); hidden_size for the other families */
+    int tie_word_embeddings;     /* PretrainedConfig's (absent: 1): the MLM decoder is the word table; 0 when
+                                    the key is anything but true (the masked-LM head is then refused) */
     int num_hidden_layers;
     int num_attention_heads;     /* H; D % H == 0 */
     int intermediate_size;       /* I */

@@ -83,9 +83,10 @@ static int is_canonical(const char *s)
     return 0;
 }
 
-/* The MLM heads of RoBERTa (lm_head.*) and DistilBERT (vocab_*): the same
- * layers as BERT's cls.predictions (dense -> GELU -> LayerNorm -> decoder
- * tied to the word embeddings, + bias); {family's suffix, canonical}. */
+/* The MLM heads of RoBERTa (lm_head.*), DistilBERT (vocab_*), DeBERTa-v2/v3
+ * and ELECTRA's generator: the same layers as BERT's cls.predictions (dense ->
+ * activation -> LayerNorm -> decoder tied to the word embeddings, + bias);
+ * {family's spelling, canonical}; an entry ending in '.' is a prefix. */
 static const char *const roberta_mlm[][2] = {
     {"dense.", "cls.predictions.transform.dense."}, {"layer_norm.", "cls.predictions.transform.LayerNorm."},
     {"bias", "cls.predictions.bias"}, {"decoder.bias", "cls.predictions.decoder.bias"},
@@ -94,6 +95,19 @@ static const char *const distil_mlm[][2] = {
     {"vocab_transform.", "cls.predictions.transform.dense."},
     {"vocab_layer_norm.", "cls.predictions.transform.LayerNorm."}, {"vocab_projector.bias", "cls.predictions.bias"},
     {"vocab_projector.weight", "cls.predictions.decoder.weight"}, {NULL, NULL}};
+/* DebertaV2ForMaskedLM (Transformers 4.46) spells BERT's names; microsoft/deberta-v3-* checkpoints hold the
+ * original lm_predictions.lm_head.* (the first entry is what export writes) */
+static const char *const deberta_mlm[][2] = {
+    {"cls.predictions.", "cls.predictions."},
+    {"lm_predictions.lm_head.dense.", "cls.predictions.transform.dense."},
+    {"lm_predictions.lm_head.LayerNorm.", "cls.predictions.transform.LayerNorm."},
+    {"lm_predictions.lm_head.bias", "cls.predictions.bias"}, {NULL, NULL}};
+/* ElectraForMaskedLM: the dense is [E,D] and the LayerNorm over E (engine/bert.c) */
+static const char *const electra_mlm[][2] = {
+    {"generator_predictions.dense.", "cls.predictions.transform.dense."},
+    {"generator_predictions.LayerNorm.", "cls.predictions.transform.LayerNorm."},
+    {"generator_lm_head.bias", "cls.predictions.bias"},
+    {"generator_lm_head.weight", "cls.predictions.decoder.weight"}, {NULL, NULL}};
 
 /* s (without the head's prefix) by map: the canonical name (the tied decoder:
  * BT_NAME_TIED, its bias the alias of cls.predictions.bias, as BERT's). */
@@ -153,17 +167,19 @@ static int roberta_name(const char *hf_name, char *buf, size_t bufsz, const char
  * discriminator and generator checkpoints): "electra." prefix, BERT's layer
  * names, embeddings_project; ElectraClassificationHead's classifier.dense ->
  * pooler.dense and classifier.out_proj -> classifier (as RoBERTa's); the
- * pre-training heads (discriminator_predictions.*, generator_predictions.*,
- * generator_lm_head.*) are unused by a sequence classifier: ignored. */
+ * generator's MLM head (generator_predictions.*, generator_lm_head.*) as
+ * BERT's cls.predictions.*, the decoder weight tied; the discriminator's
+ * head (discriminator_predictions.*) ignored. */
 static int electra_name(const char *hf_name, char *buf, size_t bufsz, const char **rest)
 {
     const char *s = hf_name;
     if (starts_with(s, "electra.")) s += strlen("electra.");
-    if (starts_with(s, "discriminator_predictions.") || starts_with(s, "generator_predictions.") ||
-        starts_with(s, "generator_lm_head.") || !strcmp(s, "embeddings.token_type_ids")) {
+    if (starts_with(s, "discriminator_predictions.") || !strcmp(s, "embeddings.token_type_ids")) {
         snprintf(buf, bufsz, "%s", s);
         return BT_NAME_IGNORED;
     }
+    if (starts_with(s, "generator_predictions.") || starts_with(s, "generator_lm_head."))
+        return mlm_head_name(s, electra_mlm, buf, bufsz);
     if (starts_with(s, "classifier.dense.") || starts_with(s, "classifier.out_proj.") ||
         !strcmp(s, "classifier.weight") || !strcmp(s, "classifier.bias")) {
         const char *r;
@@ -225,16 +241,18 @@ static int distil_name(const char *hf_name, char *buf, size_t bufsz)
  * prefix, encoder.layer.N.attention.self.{query,key,value}_proj ->
  * {query,key,value}; encoder.rel_embeddings and encoder.LayerNorm keep their
  * names; the ContextPooler (pooler.dense) and classifier as BERT's; the MLM
- * heads (cls.*, lm_predictions.*, mask_predictions.*) ignored. */
+ * head as cls.predictions.* (from cls.predictions.* or lm_predictions.lm_head.*:
+ * deberta_mlm; a checkpoint holding both is refused by the loader as the
+ * same parameter spelled twice); the RTD head (mask_predictions.*) ignored. */
 static int deberta_name(const char *hf_name, char *buf, size_t bufsz)
 {
     const char *s = hf_name;
     if (starts_with(s, "deberta.")) s += strlen("deberta.");
-    if (starts_with(s, "cls.") || starts_with(s, "lm_predictions.") || starts_with(s, "mask_predictions.") ||
-        !strcmp(s, "embeddings.position_ids")) {
+    if (starts_with(s, "mask_predictions.") || !strcmp(s, "embeddings.position_ids")) {
         snprintf(buf, bufsz, "%s", s);
         return BT_NAME_IGNORED;
     }
+    if (starts_with(s, "cls.") || starts_with(s, "lm_predictions.")) return mlm_head_name(s, deberta_mlm, buf, bufsz);
     int n = snprintf(buf, bufsz, "%s", s);
     if (n < 0 || (size_t)n >= bufsz) {
         if (bufsz) buf[0] = '\0';
@@ -323,8 +341,6 @@ static const char *token_hf_name(const char *(*encoder)(const char *, char *, si
     return n < 0 || (size_t)n >= bufsz ? NULL : buf;
 }
 
-static const char *roberta_hf_name(const char *canonical, char *buf, size_t bufsz);
-
 /* The MLM head's HF name by map (the inverse of mlm_head_name), else NULL. */
 static const char *mlm_hf_name(const char *canonical, const char *const map[][2], const char *prefix, char *buf,
                                size_t bufsz)
@@ -339,11 +355,15 @@ static const char *mlm_hf_name(const char *canonical, const char *const map[][2]
     return NULL;
 }
 
-static const char *roberta_mlm_hf_name(const char *canonical, char *buf, size_t bufsz)
+/* A *ForMaskedLM's names: the MLM head by map under head (a prefix), the encoder's (FAMILY_hf_name); no
+ * pooler, no classifier. */
+static const char *masked_lm_hf_name(const char *(*encoder)(const char *, char *, size_t),
+                                     const char *const map[][2], const char *head, const char *canonical,
+                                     char *buf, size_t bufsz)
 {
-    if (starts_with(canonical, "cls.")) return mlm_hf_name(canonical, roberta_mlm, "lm_head.", buf, bufsz);
+    if (starts_with(canonical, "cls.")) return mlm_hf_name(canonical, map, head, buf, bufsz);
     return starts_with(canonical, "pooler.") || starts_with(canonical, "classifier.")
-               ? NULL : roberta_hf_name(canonical, buf, bufsz);
+               ? NULL : encoder(canonical, buf, bufsz);
 }
 
 /* The families whose sequence head is a dense layer + out_proj on [CLS]
@@ -398,6 +418,7 @@ static const char *distil_hf_name(const char *canonical, char *buf, size_t bufsz
 
 static const char *deberta_hf_name(const char *canonical, char *buf, size_t bufsz)
 {
+    /* (the MLM head's cls.* goes through masked_lm_hf_name) */
     int n = -1;
     if (starts_with(canonical, "pooler.") || starts_with(canonical, "classifier.")) {
         n = snprintf(buf, bufsz, "%s", canonical);
@@ -426,7 +447,11 @@ const char *bt_hf_name(const char *canonical, const char *arch, char *buf, size_
     if (arch && (!strcmp(arch, "DistilBertForTokenClassification") || !strcmp(arch, "DistilBertForMaskedLM")))
         return distil_hf_name(canonical, buf, bufsz);
     if (arch && (!strcmp(arch, "RobertaForMaskedLM") || !strcmp(arch, "XLMRobertaForMaskedLM")))
-        return roberta_mlm_hf_name(canonical, buf, bufsz);
+        return masked_lm_hf_name(roberta_hf_name, roberta_mlm, "lm_head.", canonical, buf, bufsz);
+    if (arch && !strcmp(arch, "DebertaV2ForMaskedLM"))
+        return masked_lm_hf_name(deberta_hf_name, deberta_mlm, "", canonical, buf, bufsz);
+    if (arch && !strcmp(arch, "ElectraForMaskedLM"))
+        return masked_lm_hf_name(electra_hf_name, electra_mlm, "", canonical, buf, bufsz);
     if (arch && !strcmp(arch, "ElectraForTokenClassification"))
         return token_hf_name(electra_hf_name, canonical, buf, bufsz);
     if (arch && !strcmp(arch, "DebertaV2ForTokenClassification"))
@@ -550,8 +575,10 @@ int bt_load_hf_weights_family(const bt_st_file *f, int family, bt_param_load *pa
         if (kind[i] != BT_NAME_CANONICAL) continue;
         for (size_t j = 0; j < i; j++) {
             if (kind[j] != BT_NAME_CANONICAL || strcmp(canon[i], canon[j])) continue;
-            /* cls.predictions.bias and its alias decoder.bias: keep the primary one. */
-            if (!strcmp(canon[i], "cls.predictions.bias")) {
+            /* cls.predictions.bias and its alias decoder.bias: keep the primary one (two other spellings of
+             * it, DeBERTa's cls.predictions.bias and lm_predictions.lm_head.bias, are refused below) */
+            if (!strcmp(canon[i], "cls.predictions.bias") &&
+                (ends_with(hf, "decoder.bias") || ends_with(bt_st_get(f, j)->name, "decoder.bias"))) {
                 size_t alias = ends_with(hf, "decoder.bias") ? i : j;
                 kind[alias] = BT_NAME_IGNORED;
                 break;
@@ -725,11 +752,11 @@ bt_param_load *bt_bert_param_list(const struct bt_model_config *c, unsigned head
         add(p, &n, 1, 2, L, D, "classifier.weight");
         add(p, &n, 1, 1, L, 0, "classifier.bias");
     }
-    if (heads & BT_HEAD_MLM) {
-        add(p, &n, 1, 2, D, D, "cls.predictions.transform.dense.weight");
-        add(p, &n, 1, 1, D, 0, "cls.predictions.transform.dense.bias");
-        add(p, &n, 1, 1, D, 0, "cls.predictions.transform.LayerNorm.weight");
-        add(p, &n, 1, 1, D, 0, "cls.predictions.transform.LayerNorm.bias");
+    if (heads & BT_HEAD_MLM) { /* D -> E: the tied decoder reads the word table's width */
+        add(p, &n, 1, 2, E, D, "cls.predictions.transform.dense.weight");
+        add(p, &n, 1, 1, E, 0, "cls.predictions.transform.dense.bias");
+        add(p, &n, 1, 1, E, 0, "cls.predictions.transform.LayerNorm.weight");
+        add(p, &n, 1, 1, E, 0, "cls.predictions.transform.LayerNorm.bias");
         add(p, &n, 1, 1, V, 0, "cls.predictions.bias");
     }
     *count = n;

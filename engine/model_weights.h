@@ -21,8 +21,9 @@
  *   pooler.dense.weight [D,D]  pooler.dense.bias [D]
  * plus heads, named as in HF without the "bert." prefix:
  *   classifier.weight [L,D]  classifier.bias [L]     (sequence / token classification)
- *   cls.predictions.transform.dense.weight [D,D] / .bias [D]           (MLM)
- *   cls.predictions.transform.LayerNorm.weight / .bias [D]
+ *   cls.predictions.transform.dense.weight [E,D] / .bias [E]           (MLM)
+ *   cls.predictions.transform.LayerNorm.weight / .bias [E]
+ *     (E = D but for ELECTRA's generator, whose head maps D -> embedding_size)
  *   cls.predictions.bias [V]   (decoder weight is tied to word embeddings)
  *
  * Accepted checkpoint spellings: BertModel / sentence-transformers (no
@@ -68,6 +69,8 @@ int bt_load_hf_weights(const char *path, bt_param_load *params, size_t n);
  * BertForQuestionAnswering, BertForNextSentencePrediction, BertLMHeadModel.
  * {Roberta,XLMRoberta}ForSequenceClassification: "roberta." + encoder names,
  * pooler.dense.* -> classifier.dense.*, classifier.* -> classifier.out_proj.*.
+ * The *ForMaskedLM of each family: its MLM head's names (RoBERTa lm_head.*,
+ * DistilBERT vocab_*, DeBERTa cls.predictions.*, ELECTRA generator_*).
  * Returns buf, or NULL when arch is unknown or buf is too small. */
 const char *bt_hf_name(const char *canonical, const char *arch, char *buf, size_t bufsz);
 
@@ -87,17 +90,22 @@ int bt_canonical_name(const char *hf_name, char *buf, size_t bufsz);
 /* The same for a model family (BT_FAMILY_* of engine/init.h; bt_canonical_name
  * is BERT's). RoBERTa / XLM-R: "roberta." prefix; classifier.dense.* ->
  * pooler.dense.*, classifier.out_proj.* -> classifier.* (RobertaClassificationHead
- * kept in the BERT pooler's slots); pooler.*, lm_head.* and
- * embeddings.token_type_ids ignored (RobertaForSequenceClassification has no
- * pooler); BERT head names (cls.*, plain classifier.weight) unknown.
+ * kept in the BERT pooler's slots); lm_head.* as BERT's cls.predictions.*;
+ * pooler.* and embeddings.token_type_ids ignored (RobertaForSequenceClassification
+ * has no pooler); BERT head names (cls.*, plain classifier.weight) unknown.
  * DistilBERT: "distilbert." prefix and its layer names (model_weights.c).
  * DeBERTa-v2/v3: "deberta." prefix, attention.self.{query,key,value}_proj ->
  * {query,key,value}; encoder.rel_embeddings.weight [2k,D] and
  * encoder.LayerNorm.* are canonical names of their own; pooler.dense.* and
- * classifier.* as BERT's; cls.*, lm_predictions.*, mask_predictions.* ignored.
+ * classifier.* as BERT's; the MLM head cls.predictions.* (DebertaV2ForMaskedLM)
+ * or lm_predictions.lm_head.{dense,LayerNorm,bias} (microsoft/deberta-v3-*) as
+ * BERT's cls.predictions.* (both in one checkpoint: refused by the loader);
+ * mask_predictions.* ignored.
  * ELECTRA: "electra." prefix, BERT's layer names, embeddings_project.* (a
- * canonical name of its own), the head as RoBERTa's; discriminator_predictions.*,
- * generator_predictions.* and generator_lm_head.* ignored. */
+ * canonical name of its own), the head as RoBERTa's; the generator's
+ * generator_predictions.{dense,LayerNorm} and generator_lm_head.bias as BERT's
+ * cls.predictions.*, generator_lm_head.weight tied; discriminator_predictions.*
+ * ignored. */
 int bt_canonical_name_family(const char *hf_name, int family, char *buf, size_t bufsz);
 /* bt_load_hf_weights_st with the family's spellings. */
 int bt_load_hf_weights_family(const bt_st_file *f, int family, bt_param_load *params, size_t n);

@@ -551,6 +551,8 @@ const char *bt_task_arch(bt_task task, int family)
     if (task == BT_TASK_TOKEN_CLS && family == BT_FAMILY_DEBERTA) return "DebertaV2ForTokenClassification";
     if (task == BT_TASK_MLM && family == BT_FAMILY_ROBERTA) return "RobertaForMaskedLM";
     if (task == BT_TASK_MLM && family == BT_FAMILY_DISTILBERT) return "DistilBertForMaskedLM";
+    if (task == BT_TASK_MLM && family == BT_FAMILY_ELECTRA) return "ElectraForMaskedLM";
+    if (task == BT_TASK_MLM && family == BT_FAMILY_DEBERTA) return "DebertaV2ForMaskedLM";
     switch (task) {
     case BT_TASK_SEQ_CLS: return "BertForSequenceClassification";
     case BT_TASK_TOKEN_CLS: return "BertForTokenClassification";

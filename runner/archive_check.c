@@ -359,19 +359,16 @@ static int expect_init(expect *e, const bt_archive *a)
     if (rc) return bt_fail(BT_EDATA, "%s; the archive is invalid", bt_errmsg());
     e->arch = e->cfg.architecture ? e->cfg.architecture : "";
     /* the heads baton trains, named for the family of model_type (issue 22:
-     * every family's sequence and token classifiers; the MLM head of BERT,
-     * RoBERTa / XLM-R and DistilBERT) */
+     * every family's sequence and token classifiers and MLM head) */
     char sa[64], ta[64], ma[64];
     const char *mt = e->cfg.model_type, *sq = bt_model_type_arch(mt, "SequenceClassification", sa, sizeof sa);
-    int bert = bt_model_family(mt) == BT_FAMILY_BERT;
     const char *tq = bt_model_type_arch(mt, "TokenClassification", ta, sizeof ta);
-    int seq = sq && !strcmp(e->arch, sq), tok = tq && !strcmp(e->arch, tq),
-        mlm = (bert || bt_model_family(mt) == BT_FAMILY_ROBERTA || bt_model_family(mt) == BT_FAMILY_DISTILBERT) &&
-              !strcmp(e->arch, bt_model_type_arch(mt, "MaskedLM", ma, sizeof ma));
+    const char *mq = bt_model_type_arch(mt, "MaskedLM", ma, sizeof ma);
+    int seq = sq && !strcmp(e->arch, sq), tok = tq && !strcmp(e->arch, tq), mlm = mq && !strcmp(e->arch, mq);
     if (!seq && !tok && !mlm)
         return bt_fail(BT_EDATA, "%s: config.json: architecture \"%s\" is not one baton trains for model_type "
-                                 "\"%s\" (%s%s): the archive is invalid", e->label, e->arch, mt ? mt : "bert",
-                       sq ? sq : "none", bert ? ", BertForTokenClassification, BertForMaskedLM" : tq ? ", token classifier" : "");
+                                 "\"%s\" (%s, %s, %s): the archive is invalid", e->label, e->arch, mt ? mt : "bert",
+                       sq ? sq : "none", tq ? tq : "none", mq ? mq : "none");
     e->heads = seq ? BT_HEAD_POOLER | BT_HEAD_CLASSIFIER : tok ? BT_HEAD_CLASSIFIER : BT_HEAD_MLM;
     /* the classifier: one output for regression, else one per label */
     if (e->cfg.problem_type == BT_PROBLEM_REGRESSION) e->cfg.num_labels = 1;

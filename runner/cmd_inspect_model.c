@@ -108,6 +108,17 @@ static const char *head_names(int family)
     }
 }
 
+/* How a family's checkpoint names its masked-LM head (engine/model_weights.c). */
+static const char *mlm_names(int family)
+{
+    switch (family) {
+    case BT_FAMILY_ROBERTA: return "lm_head";
+    case BT_FAMILY_DISTILBERT: return "vocab_transform, vocab_layer_norm, vocab_projector";
+    case BT_FAMILY_ELECTRA: return "generator_predictions, generator_lm_head";
+    default: return "cls.predictions or lm_predictions.lm_head"; /* DeBERTa */
+    }
+}
+
 /* The heads found (canonical names of params[0..np) loaded from the checkpoint)
  * and what baton does with the family; BT_EDATA for a head only partly there. */
 static int check_heads(const bt_model_config *c, const bt_param_load *params, size_t np, size_t unknown,
@@ -126,17 +137,14 @@ static int check_heads(const bt_model_config *c, const bt_param_load *params, si
                classifier == 2 ? "yes" : classifier ? "partial" : "no", mlm == 5 ? "yes" : mlm ? "partial" : "no",
                unknown ? "; some tensors are unknown to baton and will not be used" : "");
     else /* RobertaClassificationHead (classifier.dense, classifier.out_proj), DistilBERT's
-          * pre_classifier + classifier: the pooler and classifier slots */
-        printf("check: encoder matches config.json (%d layers); heads: classification head (%s) %s%s\n",
-               c->num_hidden_layers, head_names(bt_model_family(c->model_type)),
+          * pre_classifier + classifier: the pooler and classifier slots; the MLM head: cls.* */
+        printf("check: encoder matches config.json (%d layers); heads: classification head (%s) %s, masked-LM "
+               "head (%s) %s%s\n", c->num_hidden_layers, head_names(bt_model_family(c->model_type)),
                pooler + classifier == 4 ? "yes" : pooler + classifier ? "partial" : "no",
+               mlm_names(bt_model_family(c->model_type)), mlm == 5 ? "yes" : mlm ? "partial" : "no",
                unknown ? "; some tensors are unknown to baton and will not be used" : "");
     printf("support: %s\n", bert ? "train (classify, classify_long, mlm, token_classify), predict, export"
-                         : bt_model_family(c->model_type) == BT_FAMILY_DEBERTA ||
-                                   bt_model_family(c->model_type) == BT_FAMILY_ELECTRA
-                             ? "train (classify, similarity, classify_long, token_classify), predict, export; "
-                               "mlm not yet"
-                             : "train (classify, similarity, classify_long, token_classify, mlm), predict, export");
+                              : "train (classify, similarity, classify_long, token_classify, mlm), predict, export");
     if ((pooler && pooler != 2) || (classifier && classifier != 2) || (mlm && mlm != 5))
         return bt_fail(BT_EDATA, "%s: a head is only partly present (%s %d/2, classifier %d/2, mlm %d/5 "
                        "tensors); the checkpoint is incomplete", st_path, bert ? "pooler" : "head dense layer",

@@ -757,51 +757,6 @@ static int check_path(const bt_job *j, const char *sec, const char *name, const 
     return 0;
 }
 
-/* Whether `baton run` trains TASK for a model of FAMILY (issue 22): BERT every
- * task; RoBERTa/XLM-R, DistilBERT, ELECTRA and DeBERTa-v2/v3 the tasks whose head is the
- * family's sequence classifier (classify, similarity, classify_long: the
- * chunks carry the tokenizer's own <s>/</s>, [CLS]/[SEP]) and token_classify (dropout ->
- * classifier on every token, as BERT's); mlm RoBERTa / XLM-R and DistilBERT
- * (their MLM heads are BERT's layers), not ELECTRA (its generator head) nor
- * DeBERTa-v2/v3 (its lm_predictions head). What is not listed here is
- * refused below with exit 78, naming task and model_type. */
-static int family_trains_task(int family, int task)
-{
-    if (family == BT_FAMILY_BERT) return 1;
-    if (task == BT_JOB_TASK_MLM) return family == BT_FAMILY_ROBERTA || family == BT_FAMILY_DISTILBERT;
-    return task == BT_JOB_TASK_CLASSIFY || task == BT_JOB_TASK_SIMILARITY || task == BT_JOB_TASK_CLASSIFY_LONG ||
-           task == BT_JOB_TASK_TOKEN_CLASSIFY;
-}
-
-/* The families train the tasks family_trains_task lists (issue 22). An
- * unreadable config.json is left to the step that reads it. */
-static int refuse_untrainable_family(bt_job *j)
-{
-    char *cp = bt_path_join(j->model.path, "config.json"), where[512];
-    bt_model_config c;
-    int rc = bt_model_config_load(cp, &c);
-    free(cp);
-    if (rc) {
-        bt_err_clear();
-        return BT_OK;
-    }
-    if (!family_trains_task(bt_model_family(c.model_type), (int)j->job.task)) {
-        bt_job_where(j, bt_job_key_index("job", "task"), where, sizeof where);
-        rc = bt_fail(BT_ECONFIG, "%s: [job] task = %s with model_type \"%s\" (%s): baton trains this model_type "
-                                 "with %s; its head for task = %s is not built yet (docs/model-directories.md); "
-                                 "use a bert model for it%s",
-                     where, bt_job_enum_name(bt_job_key_index("job", "task"), j->job.task), c.model_type,
-                     j->model.path, "task = classify, similarity, classify_long and token_classify",
-                     bt_job_enum_name(bt_job_key_index("job", "task"), j->job.task),
-                     j->job.task == BT_JOB_TASK_MLM ? " (or roberta, xlm-roberta, distilbert: ELECTRA's generator "
-                                                      "head, ElectraForMaskedLM, and DeBERTa's, "
-                                                      "DebertaV2ForMaskedLM, are not built)"
-                                                    : " (or roberta, xlm-roberta, distilbert, electra)");
-    }
-    bt_model_config_free(&c);
-    return rc;
-}
-
 /* [model] path: a folder holding exactly one model directory below it means
  * that directory (engine/model_dir.c says so on stderr). */
 static int resolve_model_dir(bt_job *j)
@@ -814,7 +769,7 @@ static int resolve_model_dir(bt_job *j)
     }
     free(j->model.path);
     j->model.path = dir;
-    return refuse_untrainable_family(j);
+    return BT_OK;
 }
 
 static int validate(bt_job *j, const bt_job_load_options *o)

@@ -347,13 +347,13 @@ int bt_plan_max_micro(const bt_plan_input *in, const bt_plan_device *dev, size_t
 
 double bt_plan_example_flops(const bt_plan_input *in, const bt_bert_config *c)
 {
-    double S = in->seq, D = c->hidden, I = c->inter, L = c->layers, V = c->vocab;
+    double S = in->seq, D = c->hidden, I = c->inter, L = c->layers, V = c->vocab, E = c->emb > 0 ? c->emb : D;
     double dense = 2.0 * (4.0 * D * D + 2.0 * D * I); /* per token per layer: Q,K,V,O and the FFN */
     double attn = 4.0 * S * D;                         /* per token per layer: q.k and P.v */
     if (c->family == BT_FAMILY_DEBERTA) /* DeBERTa: q.pk (c2p) and k.pq (p2c) per score, */
         attn += 2.0 * S * D * (c->rel_c2p + c->rel_p2c); /* and the backward's (x3 below) */
     double fwd_layer = S * (dense + attn);
-    double head = in->task == BT_TASK_MLM ? S * 2.0 * (D * D + D * V) : 2.0 * D * D;
+    double head = in->task == BT_TASK_MLM ? S * 2.0 * (D * E + E * V) : 2.0 * D * D; /* MLM: D -> E -> V */
     /* backward = 2 x forward; the recomputing attention backward adds q.k once more */
     double train = 3.0 * (L * fwd_layer + head) + L * S * 2.0 * S * D;
     if (in->recompute == BT_RECOMPUTE_FULL) train += L * fwd_layer;

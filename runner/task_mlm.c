@@ -2,7 +2,8 @@
  * task_mlm.h), and its entry of the task interface (runner/task.h).
  *
  * Owns: the glue between the job, the token rows and engine/mlm.c: lines
- * become blocks, masked per (seed, epoch, block); BertForMaskedLM in
+ * become blocks, masked per (seed, epoch, block); the family's *ForMaskedLM
+ * (BertForMaskedLM, RobertaForMaskedLM, ..., ElectraForMaskedLM) in
  * config.json; evaluation by loss per masked token and perplexity with fixed
  * evaluation masks.
  * Must not: make any random draw of its own (masks come from bt_mlm_mask only,

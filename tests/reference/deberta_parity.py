@@ -16,7 +16,8 @@
    `baton predict DIR --format logits` (singles and TAB pairs) equals the
    reference's logits within TOL_PREDICT.
 2. The engine driver's logits, loss and every gradient (grad mode) on padded
-   batches (single-label on both variants, regression on v3), within
+   batches (single-label on both variants, regression on v3; the masked LM,
+   DebertaV2ForMaskedLM, on both: logits of the masked tokens), within
    TOL_GRAD; 12 AdamW steps (warmup, clipping, accumulation) of v3 within
    TOL_TRAIN through train_parity's helpers.
 3. `baton inspect-model` names the family and says it trains; `baton run`
@@ -39,7 +40,8 @@ import train_parity  # noqa: E402
 from roberta_parity import (PREDICT_LINES, baton_logits, hf_logits, perturb_and_save, run_tiny_job,  # noqa: E402
                             sst2_texts)
 from engine_parity import make_inputs, rel, t2np  # noqa: E402
-from transformers import DebertaV2Config, DebertaV2ForSequenceClassification, PreTrainedTokenizerFast  # noqa: E402
+from transformers import (DebertaV2Config, DebertaV2ForMaskedLM, DebertaV2ForSequenceClassification,  # noqa: E402
+                          PreTrainedTokenizerFast)
 
 TOL_PREDICT = 1e-5
 TOL_GRAD = 1e-5
@@ -69,14 +71,14 @@ train_parity.canonical = canonical
 engine_parity.TOL = TOL_GRAD
 
 
-def write_model(path, variant, vocab, seed, num_labels):
+def write_model(path, variant, vocab, seed, num_labels, cls=DebertaV2ForSequenceClassification):
     torch.manual_seed(seed)
     cfg = DebertaV2Config(vocab_size=vocab, hidden_size=40, num_hidden_layers=2, num_attention_heads=5,
                           intermediate_size=52, max_position_embeddings=64, pad_token_id=0,
                           hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pooler_dropout=0.0,
                           initializer_range=0.05, layer_norm_eps=1e-7, num_labels=num_labels,
                           **VARIANTS[variant])
-    return perturb_and_save(DebertaV2ForSequenceClassification(cfg), path)
+    return perturb_and_save(cls(cfg), path)
 
 
 def write_tokenizer(path, sst2):
@@ -170,6 +172,11 @@ def main():
         roberta_parity.NO_TYPES[0] = VARIANTS[variant]["type_vocab_size"] == 0
         d = make_inputs(rng, lens, 99, "seq", 3, "single")
         note(engine_parity.grad_case(driver, work, "deberta-grad-" + variant, "seq", path, d, problem="single"))
+        # DebertaV2ForMaskedLM (cls.predictions: hidden_act, gelu_new in v2): logits of the masked tokens
+        engine_parity.CLASSES["mlm"] = DebertaV2ForMaskedLM
+        pm = write_model(os.path.join(work, "tiny-mlm-" + variant), variant, 99, seed + 10, 3, DebertaV2ForMaskedLM)
+        note(engine_parity.grad_case(driver, work, "deberta-grad-mlm-" + variant, "mlm", pm,
+                                     make_inputs(rng, lens, 99, "mlm")))
         if variant == "v3":
             dr = make_inputs(rng, lens, 99, "seq", 1, "regression")
             p1 = write_model(os.path.join(work, "tiny1"), variant, 99, 45, 1)

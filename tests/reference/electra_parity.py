@@ -13,13 +13,14 @@
          singles and TAB pairs (token types 1 after the first [SEP]) within
          TOL_PREDICT relative of the reference.
       2. The engine driver's logits, loss and every gradient (embeddings_project
-         included) on padded batches with token types, and 12 AdamW steps, both
-         within engine_parity.TOL.
+         included) on padded batches with token types, of the sequence
+         classifier and of the generator (ElectraForMaskedLM: logits of the
+         masked tokens), and 12 AdamW steps, within engine_parity.TOL.
       3. `baton inspect-model` (model_type, embedding_size, the head, the
-         projection's tensors, support line); `baton run` refuses the tasks it does
-         not train for ELECTRA yet (REFUSED) with exit 78 naming the task and
-         model_type (similarity and classify_long: test_family_tasks.sh); `baton predict` refuses an
-         ElectraForTokenClassification directory holding the sequence head.
+         projection's tensors, support line); `baton predict` refuses an
+         ElectraForTokenClassification directory holding the sequence head
+         (similarity and classify_long: test_family_tasks.sh; mlm, the
+         generator head: test_family_mlm.sh).
   python3 electra_parity.py make WORK SST2_TRAIN_TSV
       WORK/electra and WORK/electra-proj (as above, 2 labels), WORK/train.tsv
       (24 sentence pairs) and WORK/in.txt, for test_electra_parity.sh's
@@ -45,13 +46,11 @@ import engine_parity  # noqa: E402
 import roberta_parity  # noqa: E402  (installs hf_batch with a NO_TYPES switch)
 import train_parity  # noqa: E402
 from engine_parity import TOL, make_inputs, rel  # noqa: E402
-from transformers import ElectraConfig, ElectraForSequenceClassification, ElectraTokenizerFast  # noqa: E402
+from transformers import (ElectraConfig, ElectraForMaskedLM, ElectraForSequenceClassification,  # noqa: E402
+                          ElectraTokenizerFast)
 
 TOL_PREDICT = 1e-5
 roberta_parity.NO_TYPES[0] = False  # ELECTRA reads token types, as BERT
-
-
-REFUSED = ("mlm",)  # what `baton run` does not train for ELECTRA yet
 
 
 def canonical(hf_name):
@@ -61,6 +60,10 @@ def canonical(hf_name):
         return "pooler.dense." + s[len("classifier.dense."):]
     if s.startswith("classifier.out_proj."):
         return "classifier." + s[len("classifier.out_proj."):]
+    for hf, ours in (("generator_predictions.", "cls.predictions.transform."),
+                     ("generator_lm_head.bias", "cls.predictions.bias")):  # the generator's MLM head
+        if s.startswith(hf):
+            return ours + s[len(hf):]
     return s
 
 
@@ -70,13 +73,13 @@ train_parity.canonical = canonical
 SIZES = {"electra": dict(embedding_size=36), "electra-proj": dict(embedding_size=22, hidden_act="gelu_new")}
 
 
-def write_model(path, vocab, seed, num_labels, kind):
+def write_model(path, vocab, seed, num_labels, kind, cls=ElectraForSequenceClassification):
     torch.manual_seed(seed)
     cfg = ElectraConfig(vocab_size=vocab, hidden_size=36, num_hidden_layers=2, num_attention_heads=3,
                         intermediate_size=52, max_position_embeddings=40, type_vocab_size=2, pad_token_id=0,
                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, initializer_range=0.05,
                         num_labels=num_labels, **SIZES[kind])
-    return roberta_parity.perturb_and_save(ElectraForSequenceClassification(cfg), path)
+    return roberta_parity.perturb_and_save(cls(cfg), path)
 
 
 def write_tokenizer(path, sst2):
@@ -113,7 +116,8 @@ def inspect_case(baton, kind, path):
     want = ["config: model_type electra, architecture ElectraForSequenceClassification",
             "embedding_size           %d" % SIZES[kind]["embedding_size"],
             "heads: classification head (classifier.dense, classifier.out_proj) yes",
-            "support: train (classify, similarity, classify_long, token_classify), predict, export; mlm not yet"]
+            "masked-LM head (generator_predictions, generator_lm_head) no",
+            "support: train (classify, similarity, classify_long, token_classify, mlm), predict, export"]
     missing = [w for w in want if w not in r.stdout]
     if kind == "electra-proj":  # the projection's tensors: [D,E] and [D], canonical names of their own
         for name, shape in (("weight", "[36,22]"), ("bias", "[36]")):
@@ -127,24 +131,10 @@ def inspect_case(baton, kind, path):
 
 
 def refusal_case(baton, work, path):
-    """the tasks of REFUSED: exit 78 naming the task and model_type; a token
-    classifier whose weights hold the sequence head is refused by predict."""
+    """a token classifier whose weights hold the sequence head is refused by
+    predict (exit 78), never read as its classifier (every task trains:
+    task = mlm, the generator head, is test_family_mlm.sh's)."""
     ok = True
-    data = os.path.join(work, "pairs.tsv")
-    with open(data, "w") as fh:
-        fh.write("sentence\tsentence2\tlabel\ngood\tfine\t1\nbad\tawful\t0\n")
-    extra = {"mlm": "text_column = sentence\n"}
-    for task in REFUSED:
-        job = os.path.join(work, "refuse-%s.ini" % task)
-        with open(job, "w") as fh:
-            fh.write("[job]\ntask = %s\noutput_dir = %s\n[model]\npath = %s\n[data]\ntrain = %s\n"
-                     "max_seq_len = 16\n%s[train]\nmax_steps = 2\n"
-                     % (task, os.path.join(work, "out-" + task), path, data, extra[task]))
-        r = subprocess.run([baton, "run", job], capture_output=True, text=True)
-        good = r.returncode == 78 and ('task = %s with model_type "electra"' % task) in r.stderr
-        ok &= good
-        print("%-5s %-26s exit %d: %s" % ("ok" if good else "FAIL", "run task = " + task, r.returncode,
-                                         r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""))
     tc = os.path.join(work, "electra-token")
     shutil.copytree(path, tc)
     with open(os.path.join(tc, "config.json")) as fh:
@@ -186,6 +176,11 @@ def parity(baton, driver, work, sst2):
         path = write_model(os.path.join(work, "tiny-" + kind), 99, seed, 3, kind)
         d = make_inputs(rng, lens, 99, "seq", 3, "single")
         note(engine_parity.grad_case(driver, work, kind + "-grad-single", "seq", path, d, problem="single"))
+    # the generator's MLM head (dense [E,D], gelu whatever hidden_act says, LayerNorm over E, tied decoder)
+    engine_parity.CLASSES["mlm"] = ElectraForMaskedLM
+    for seed, kind in ((66, "electra"), (67, "electra-proj")):
+        path = write_model(os.path.join(work, "tiny-gen-" + kind), 99, seed, 3, kind, ElectraForMaskedLM)
+        note(engine_parity.grad_case(driver, work, kind + "-grad-mlm", "mlm", path, make_inputs(rng, lens, 99, "mlm")))
     path1 = write_model(os.path.join(work, "tiny1"), 99, 65, 1, "electra-proj")
     dr = make_inputs(rng, lens, 99, "seq", 1, "regression")
     note(engine_parity.grad_case(driver, work, "electra-proj-grad-regr", "seq", path1, dr, problem="regression",

@@ -19,10 +19,9 @@
 #    Transformers reloads (AutoModelForSequenceClassification + AutoTokenizer)
 #    with `baton predict`'s logits within 1e-5; predict from the archive and
 #    from the export agree exactly; `baton eval` of the job's archive on the
-#    24 pairs gives the exported model's Transformers loss within 1e-5;
-#  - task = mlm is refused (exit 78) naming the task and model_type
+#    24 pairs gives the exported model's Transformers loss within 1e-5
 #    (similarity and classify_long: test_family_tasks.sh; token_classify:
-#    test_family_token.sh).
+#    test_family_token.sh; mlm: test_family_mlm.sh).
 set -u
 . "$(dirname "$0")/env.sh"
 need_python_module torch transformers tokenizers safetensors numpy
@@ -64,13 +63,4 @@ loss=$(awk '$1 == "loss" { print $2 }' "$T/eval.log")
 grep -q "^accuracy " "$T/eval.log" && [ -n "$loss" ] || fail "baton eval printed no loss or accuracy: $(cat "$T/eval.log")"
 "$PY" "$REF/family_train.py" evalloss debv3 "$T" "$loss" || fail "baton eval's loss against Transformers (above)"
 
-# task = mlm: refused before anything runs, naming the task and model_type
-task=mlm
-printf '[job]\ntask = %s\noutput_dir = %s-out\n[model]\npath = debv3\n[data]\ntrain = train.tsv\n' \
-    $task $task >"$T/$task.ini"
-brun "$T/$task.log" run "$T/$task.ini"
-expect_rc 78 "$T/$task.log" "task = $task on DeBERTa"
-grep -q "task = $task with model_type \"deberta-v2\"" "$T/$task.log" ||
-    fail "task = $task refusal: $(cat "$T/$task.log")"
-note "task = mlm on DeBERTa: exit 78: $(head -n 1 "$T/mlm.log")"
 echo "deberta train: ok"

@@ -7,9 +7,8 @@
 # (electra_parity.py):
 #  - `baton predict --format logits` on singles and pairs within 1e-5
 #    relative; the engine's logits, loss and every gradient, and 12 AdamW
-#    steps, within 1e-4; inspect-model's output; `baton run` refuses the tasks
-#    electra_parity.py's REFUSED lists (exit 78, naming the task and
-#    model_type), predict refuses a token classifier holding the sequence head;
+#    steps, within 1e-4; inspect-model's output; predict refuses a token
+#    classifier holding the sequence head (task = mlm: test_family_mlm.sh);
 #  - `baton run` of 30 steps on 24 sentence pairs (batch 8 x grad_accum 3,
 #    warmup, weight decay, clipping): train loss and final weights within
 #    1e-4 of a Transformers loop (family_train.py's check); the same job

@@ -4,7 +4,9 @@
  * deberta = 1 a DeBERTa-v3-like DebertaV2ForSequenceClassification instead
  * (no position table, log buckets 16, p2c|c2p, rel LayerNorm; no MLM head),
  * deberta = 2 a v2-like one (absolute positions, max_relative_positions 12,
- * c2p only, no rel LayerNorm; token types when T > 0).
+ * c2p only, no rel LayerNorm; token types when T > 0); with E > 0 an ELECTRA
+ * model (embedding_size E: the tables E wide, embeddings_project [D,E] when
+ * E != D; no pooler, no MLM head).
  * Include after cmocka.h. Everything is static (one executable per test). */
 #ifndef BATON_TESTS_RAND_BERT_H
 #define BATON_TESTS_RAND_BERT_H
@@ -18,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct { int V, D, L, H, I, P, T, C; float dropout; int deberta; } rb_dims;
+typedef struct { int V, D, L, H, I, P, T, C; float dropout; int deberta, E; } rb_dims;
 #define RB_DEBERTA_SPAN 16 /* v3-like position_buckets: rel_embeddings [2 x 16, D] */
 #define RB_DEBERTA2_SPAN 12 /* v2-like max_relative_positions: rel_embeddings [2 x 12, D] */
 
@@ -58,9 +60,14 @@ static void rb_deberta_name(char *name, size_t cap)
     }
 }
 
-/* config.json's family keys: model_type and DeBERTa's relative attention. */
+/* config.json's family keys: model_type, DeBERTa's relative attention, ELECTRA's embedding_size. */
 static const char *rb_family(const rb_dims *d)
 {
+    static char electra[96];
+    if (d->E > 0) {
+        snprintf(electra, sizeof electra, "\"model_type\":\"electra\",\"embedding_size\":%d,", d->E);
+        return electra;
+    }
     if (d->deberta == 1)
         return "\"model_type\":\"deberta-v2\",\"relative_attention\":true,\"position_biased_input\":false,"
                "\"position_buckets\":16,\"max_relative_positions\":64,\"pos_att_type\":\"p2c|c2p\","
@@ -91,11 +98,16 @@ static char *rb_write(const rb_dims *d, int with_weights)
     if (!with_weights) return dir;
     int cap = 16 + 16 * d->L, n = 0;
     rb_spec *s = bt_xcalloc((size_t)cap, sizeof *s);
-    n = rb_add(s, n, 2, d->V, d->D, "embeddings.word_embeddings.weight", 0);
-    if (d->deberta != 1) n = rb_add(s, n, 2, d->P, d->D, "embeddings.position_embeddings.weight", 0);
-    if (d->T > 0) n = rb_add(s, n, 2, d->T, d->D, "embeddings.token_type_embeddings.weight", 0);
-    n = rb_add(s, n, 1, d->D, 0, "embeddings.LayerNorm.weight", 0);
-    n = rb_add(s, n, 1, d->D, 0, "embeddings.LayerNorm.bias", 0);
+    int E = d->E > 0 ? d->E : d->D;
+    n = rb_add(s, n, 2, d->V, E, "embeddings.word_embeddings.weight", 0);
+    if (d->deberta != 1) n = rb_add(s, n, 2, d->P, E, "embeddings.position_embeddings.weight", 0);
+    if (d->T > 0) n = rb_add(s, n, 2, d->T, E, "embeddings.token_type_embeddings.weight", 0);
+    n = rb_add(s, n, 1, E, 0, "embeddings.LayerNorm.weight", 0);
+    n = rb_add(s, n, 1, E, 0, "embeddings.LayerNorm.bias", 0);
+    if (E != d->D) {
+        n = rb_add(s, n, 2, d->D, E, "embeddings_project.weight", 0);
+        n = rb_add(s, n, 1, d->D, 0, "embeddings_project.bias", 0);
+    }
     if (d->deberta == 2) n = rb_add(s, n, 2, 2 * RB_DEBERTA2_SPAN, d->D, "encoder.rel_embeddings.weight", 0);
     if (d->deberta == 1) {
         n = rb_add(s, n, 2, 2 * RB_DEBERTA_SPAN, d->D, "encoder.rel_embeddings.weight", 0);
@@ -120,13 +132,15 @@ static char *rb_write(const rb_dims *d, int with_weights)
         n = rb_add(s, n, 1, d->D, 0, "encoder.layer.%d.output.LayerNorm.weight", l);
         n = rb_add(s, n, 1, d->D, 0, "encoder.layer.%d.output.LayerNorm.bias", l);
     }
-    n = rb_add(s, n, 2, d->D, d->D, "pooler.dense.weight", 0);
-    n = rb_add(s, n, 1, d->D, 0, "pooler.dense.bias", 0);
+    if (d->E <= 0) {
+        n = rb_add(s, n, 2, d->D, d->D, "pooler.dense.weight", 0);
+        n = rb_add(s, n, 1, d->D, 0, "pooler.dense.bias", 0);
+    }
     n = rb_add(s, n, 2, d->C, d->D, "classifier.weight", 0);
     n = rb_add(s, n, 1, d->C, 0, "classifier.bias", 0);
     for (int i = 0; d->deberta && i < n; i++) /* DeBERTa's names: deberta.*, attention.self.{q,k,v}_proj */
         rb_deberta_name(s[i].name, sizeof s[i].name);
-    if (!d->deberta) {
+    if (!d->deberta && d->E <= 0) {
         n = rb_add(s, n, 2, d->D, d->D, "cls.predictions.transform.dense.weight", 0);
         n = rb_add(s, n, 1, d->D, 0, "cls.predictions.transform.dense.bias", 0);
         n = rb_add(s, n, 1, d->D, 0, "cls.predictions.transform.LayerNorm.weight", 0);

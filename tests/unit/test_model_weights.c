@@ -162,8 +162,15 @@ static void test_deberta_names(void **state)
         {"encoder.LayerNorm.bias", "encoder.LayerNorm.bias", BT_NAME_CANONICAL},
         {"pooler.dense.weight", "pooler.dense.weight", BT_NAME_CANONICAL},
         {"classifier.bias", "classifier.bias", BT_NAME_CANONICAL},
-        {"lm_predictions.lm_head.bias", "lm_predictions.lm_head.bias", BT_NAME_IGNORED},
-        {"cls.predictions.bias", "cls.predictions.bias", BT_NAME_IGNORED},
+        /* the MLM head: DebertaV2ForMaskedLM's names, and deberta-v3's original ones (read, never written) */
+        {"cls.predictions.bias", "cls.predictions.bias", BT_NAME_CANONICAL},
+        {"cls.predictions.transform.dense.weight", "cls.predictions.transform.dense.weight", BT_NAME_CANONICAL},
+        {"cls.predictions.transform.LayerNorm.bias", "cls.predictions.transform.LayerNorm.bias", BT_NAME_CANONICAL},
+        {"cls.predictions.decoder.weight", "embeddings.word_embeddings.weight", BT_NAME_TIED},
+        {"lm_predictions.lm_head.bias", "cls.predictions.bias", BT_NAME_CANONICAL},
+        {"lm_predictions.lm_head.dense.bias", "cls.predictions.transform.dense.bias", BT_NAME_CANONICAL},
+        {"lm_predictions.lm_head.LayerNorm.weight", "cls.predictions.transform.LayerNorm.weight", BT_NAME_CANONICAL},
+        {"mask_predictions.classifier.weight", "mask_predictions.classifier.weight", BT_NAME_IGNORED},
         {"deberta.encoder.layer.0.attention.self.query.weight", "encoder.layer.0.attention.self.query.weight", BT_NAME_UNKNOWN},
         {"deberta.encoder.layer.0.attention.self.pos_key_proj.weight", "encoder.layer.0.attention.self.pos_key_proj.weight", BT_NAME_UNKNOWN},
     };
@@ -174,12 +181,17 @@ static void test_deberta_names(void **state)
             fprintf(stderr, "%s -> %d '%s', want %d '%s'\n", cases[i].in, k, b, cases[i].kind, cases[i].out);
             fail();
         }
-        if (k != BT_NAME_CANONICAL || !strncmp(cases[i].in, "encoder.", 8)) continue;
-        char back[256]; /* export names: the inverse */
-        assert_non_null(bt_hf_name(b, "DebertaV2ForSequenceClassification", back, sizeof back));
+        if (k != BT_NAME_CANONICAL || !strncmp(cases[i].in, "encoder.", 8) || !strncmp(cases[i].in, "lm_pred", 7))
+            continue;
+        char back[256]; /* export names: the inverse (the MLM head's by its class) */
+        const char *arch = strncmp(b, "cls.", 4) ? "DebertaV2ForSequenceClassification" : "DebertaV2ForMaskedLM";
+        assert_non_null(bt_hf_name(b, arch, back, sizeof back));
         assert_string_equal(back, cases[i].in);
     }
     assert_null(bt_hf_name("cls.predictions.bias", "DebertaV2ForSequenceClassification", b, sizeof b));
+    assert_null(bt_hf_name("pooler.dense.weight", "DebertaV2ForMaskedLM", b, sizeof b));
+    assert_string_equal(bt_hf_name("encoder.layer.3.attention.self.key.bias", "DebertaV2ForMaskedLM", b, sizeof b),
+                        "deberta.encoder.layer.3.attention.self.key_proj.bias");
 }
 
 static void test_electra_names(void **state)
@@ -196,7 +208,11 @@ static void test_electra_names(void **state)
         {"classifier.out_proj.bias", "classifier.bias", BT_NAME_CANONICAL},
         {"electra.embeddings.position_ids", "embeddings.position_ids", BT_NAME_IGNORED},
         {"discriminator_predictions.dense.weight", "discriminator_predictions.dense.weight", BT_NAME_IGNORED},
-        {"generator_lm_head.bias", "generator_lm_head.bias", BT_NAME_IGNORED},
+        /* the generator's MLM head (ElectraForMaskedLM) */
+        {"generator_lm_head.bias", "cls.predictions.bias", BT_NAME_CANONICAL},
+        {"generator_predictions.dense.weight", "cls.predictions.transform.dense.weight", BT_NAME_CANONICAL},
+        {"generator_predictions.LayerNorm.bias", "cls.predictions.transform.LayerNorm.bias", BT_NAME_CANONICAL},
+        {"generator_lm_head.weight", "embeddings.word_embeddings.weight", BT_NAME_TIED},
         {"classifier.weight", "classifier.weight", BT_NAME_CANONICAL}, /* ElectraForTokenClassification */
         {"electra.pooler.dense.weight", "pooler.dense.weight", BT_NAME_UNKNOWN},
     };
@@ -209,13 +225,17 @@ static void test_electra_names(void **state)
         }
         if (k != BT_NAME_CANONICAL) continue;
         char back[256]; /* export names: the inverse (the token classifier's plain classifier.* by its class) */
-        const char *arch = strcmp(cases[i].in, "classifier.weight") ? "ElectraForSequenceClassification"
+        const char *arch = !strncmp(b, "cls.", 4)                   ? "ElectraForMaskedLM"
+                           : strcmp(cases[i].in, "classifier.weight") ? "ElectraForSequenceClassification"
                                                                       : "ElectraForTokenClassification";
         assert_non_null(bt_hf_name(b, arch, back, sizeof back));
         assert_string_equal(back, cases[i].in);
     }
     assert_null(bt_hf_name("cls.predictions.bias", "ElectraForSequenceClassification", b, sizeof b));
     assert_null(bt_hf_name("pooler.dense.weight", "ElectraForTokenClassification", b, sizeof b));
+    assert_null(bt_hf_name("classifier.weight", "ElectraForMaskedLM", b, sizeof b));
+    assert_string_equal(bt_hf_name("embeddings_project.weight", "ElectraForMaskedLM", b, sizeof b),
+                        "electra.embeddings_project.weight");
 }
 
 static void test_hf_names(void **state)

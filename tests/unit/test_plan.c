@@ -3,11 +3,13 @@
  * micro_batch = auto: picking a divisor that fits, the trainer.json record
  * and its reuse, memory limits, device profiles.
  *
- * The eight shapes cover fp32 / bf16 / fp16, every head (sequence, MLM,
+ * The eleven shapes cover fp32 / bf16 / fp16, every head (sequence, MLM,
  * token), the stored-probability attention (S <= 256) and the recomputing
  * one, the three recompute modes, an evaluation batch larger than the
- * micro-batch and DeBERTa-v3-like and v2-like models (the disentangled
- * attention, rel_embeddings) under each recompute mode.
+ * micro-batch, DeBERTa-v3-like and v2-like models (the disentangled
+ * attention, rel_embeddings) under each recompute mode, and the MLM heads of
+ * a DeBERTa model and of ELECTRA generators whose embedding_size is below
+ * and above hidden_size (the head's [.,E] rows in buffers sized for D).
  * The plan runs the engine on the counting backend (no weights, no compute);
  * the real step runs on the CPU backend with random weights; their peaks
  * must be equal (they are by construction: the same layout, the same
@@ -55,6 +57,12 @@ static const shape SHAPES[] = {
      BT_TASK_SEQ_CLS, BT_PREC_FP32, BT_RECOMPUTE_FULL, 64, 4, 5},
     {{.V = 100, .D = 40, .L = 3, .H = 5, .I = 52, .P = 320, .T = 0, .C = 3, .dropout = 0.1f, .deberta = 1},
      BT_TASK_SEQ_CLS, BT_PREC_FP16, BT_RECOMPUTE_FULL, 300, 2, 0},
+    {{.V = 100, .D = 40, .L = 2, .H = 5, .I = 52, .P = 128, .T = 0, .C = 3, .dropout = 0.1f, .deberta = 1},
+     BT_TASK_MLM, BT_PREC_FP32, BT_RECOMPUTE_NONE, 48, 3, 4},
+    {{.V = 110, .D = 36, .L = 2, .H = 3, .I = 52, .P = 64, .T = 2, .C = 3, .dropout = 0.1f, .E = 22},
+     BT_TASK_MLM, BT_PREC_BF16, BT_RECOMPUTE_ATTENTION, 40, 3, 0},
+    {{.V = 110, .D = 24, .L = 2, .H = 3, .I = 52, .P = 64, .T = 2, .C = 3, .dropout = 0.1f, .E = 40},
+     BT_TASK_MLM, BT_PREC_FP32, BT_RECOMPUTE_NONE, 40, 4, 5},
 };
 #define N_SHAPES ((int)(sizeof SHAPES / sizeof *SHAPES))
 
