@@ -52,15 +52,6 @@ int bt_devices_hook_setup(bt_devices *d, bt_job *job, bt_backend *be)
     if (n > 1) {
         char w[300];
         where_of(job, "runtime", "devices", w, sizeof w);
-        int task = job->job.task;
-        /* classify_long's step is a custom forward/backward (engine/longdoc_model.h) bound to one model: its
-         * document pooling, head and dropout run on the host against replica 0 (engine/train.h refuses it) */
-        if (task == BT_JOB_TASK_CLASSIFY_LONG)
-            return bt_fail(BT_ECONFIG, "%s[runtime] devices = %d: task = classify_long trains on one device (a "
-                                       "document's chunks, its pooling and head are one model's step, not a batch "
-                                       "that can be dealt out to replicas); set devices = 1 and raise [train] "
-                                       "grad_accum for the same effective batch",
-                           w, n);
         if (job->train.micro_batch == BT_JOB_MICRO_AUTO)
             return bt_fail(BT_ECONFIG, "%s[runtime] devices = %d does not combine with [train] micro_batch = auto "
                                        "yet; set micro_batch = off (batch_size is then each device's micro-batch)",

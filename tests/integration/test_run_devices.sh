@@ -12,8 +12,11 @@
 #      step is refused (exit 78) naming the keys; devices with
 #      micro_batch = auto and devices = 0 are refused;
 #   4. token_classify (CoNLL) and similarity (sentence pairs): 2 devices ==
-#      1 device x grad_accum 2 after 20 steps; classify_long with 2 devices is
-#      refused (exit 78) saying why;
+#      1 device x grad_accum 2 after 20 steps;
+#   4b. classify_long (attention pooling, documents of 3..30 chunks, 4 chunks a
+#      pass: most documents re-encoded for their backward): 2 devices == 1
+#      device x grad_accum 2 (weights and moments), and a kill/resume
+#      switching 2 -> 1 -> 2 devices ends with the same bytes;
 #   5. with $BATON_MODELS/all-MiniLM-L6-v2 and $BATON_DATA/sst2 (else this
 #      part says it is skipped): the real model, 2 devices == 1 device x
 #      grad_accum 2 after 50 steps (batch 2, 24 tokens).
@@ -123,12 +126,43 @@ for task in tk sim; do
     [ "$(member_sha "$(newest_archive "$T/${task}1-out")" optimizer.safetensors)" = "$(member_sha "$(newest_archive "$T/${task}2-out")" optimizer.safetensors)" ] \
         || fail "$task: devices = 2: other AdamW moments than devices = 1 x grad_accum 2"
 done
-write_job "$T/ld.ini" job.task=classify_long data.max_seq_len=128 runtime.devices=2 job.output_dir=ld-out
-brun "$T/ld.log" run "$T/ld.ini"
-expect_rc 78 "$T/ld.log" "classify_long with 2 devices"
-grep -q "ld.ini:[0-9]*: \[runtime\] devices = 2: task = classify_long trains on one device (a document's chunks" "$T/ld.log" \
-    || fail "classify_long with 2 devices: $(tail -n 3 "$T/ld.log")"
-note "token_classify, similarity: devices = 2 == devices = 1 x grad_accum 2; classify_long refused ($(elapsed "$start")s)"
+note "token_classify, similarity: devices = 2 == devices = 1 x grad_accum 2 ($(elapsed "$start")s)"
+
+# ---- 4b. classify_long: each replica its own long-document state, the head's gradients summed like the encoder's
+start=$(now)
+longdoc_docs "$T/d/data/train.tsv" "$T/docs.tsv"
+ld="job.task=classify_long data.train=docs.tsv data.eval=docs.tsv data.text_column=text data.limit_train=40
+ data.limit_eval=8 data.max_seq_len=32 data.stride=8 data.chunk_batch=4 model.pooling=attention train.batch_size=3
+ train.max_steps=12 train.epochs=3 train.lr=3e-3 runtime.threads=1 runtime.checkpoint_every=1"
+for n in 1 2; do
+    # shellcheck disable=SC2086
+    write_job "$T/ld$n.ini" $ld train.grad_accum=$((3 - n)) runtime.devices=$n job.output_dir=ld$n-out
+    brun "$T/ld$n.log" run "$T/ld$n.ini"
+    expect_rc 0 "$T/ld$n.log" "classify_long, devices = $n"
+done
+l1=$(member_sha "$(final_of "$T/ld1-out" "classify_long 1 device")"); l2=$(member_sha "$(final_of "$T/ld2-out" "classify_long 2 devices")")
+[ "$l1" = "$l2" ] || fail "classify_long: devices = 2 ends with $l2, devices = 1 x grad_accum 2 with $l1"
+[ "$(member_sha "$(newest_archive "$T/ld1-out")" optimizer.safetensors)" = "$(member_sha "$(newest_archive "$T/ld2-out")" optimizer.safetensors)" ] \
+    || fail "classify_long: devices = 2: other AdamW moments than devices = 1 x grad_accum 2"
+# shellcheck disable=SC2086
+write_job "$T/ldh.ini" $ld train.grad_accum=1 runtime.devices=1 job.output_dir=ldh-out
+brun "$T/ldh.log" run "$T/ldh.ini"
+expect_rc 0 "$T/ldh.log" "classify_long, devices = 1 x grad_accum 1"
+[ "$(member_sha "$(final_of "$T/ldh-out" "classify_long half")")" != "$l1" ] || fail "classify_long: devices = 2 changed nothing"
+# kill/resume 2 -> 1 -> 2 devices
+# shellcheck disable=SC2086
+write_job "$T/lds.ini" $ld train.grad_accum=1 runtime.devices=2 job.output_dir=lds-out
+term_when "$T/lds1.log" 'newest_step_at_least "$T/lds-out" 3' run "$T/lds.ini"
+[ "$RC" = 75 ] || fail "classify_long switch: segment 1 (2 devices) exited $RC: $(tail -n 5 "$T/lds1.log")"
+s1=$(archive_step "$(newest_archive "$T/lds-out")")
+term_when "$T/lds2.log" "newest_step_at_least \"\$T/lds-out\" $((s1 + 3))" run "$T/lds.ini" -s runtime.devices=1
+[ "$RC" = 75 ] || fail "classify_long switch: segment 2 (1 device) exited $RC: $(tail -n 5 "$T/lds2.log")"
+grep -q "continuing with grad_accum 2 per device" "$T/lds2.log" || fail "classify_long switch: $(head -n 5 "$T/lds2.log")"
+s2=$(archive_step "$(newest_archive "$T/lds-out")")
+run_to_end "$T/lds.ini" "$T/lds3.log"
+sha=$(member_sha "$(final_of "$T/lds-out" "classify_long switch")")
+[ "$sha" = "$l1" ] || fail "classify_long switch 2 -> 1 -> 2 (at steps $s1, $s2) ends with $sha, one device x grad_accum 2 with $l1"
+note "classify_long: devices = 2 == devices = 1 x grad_accum 2: $l1; 2 -> 1 (step $s1) -> 2 (step $s2) the same ($(elapsed "$start")s)"
 
 # ---- 5. the real model
 M=${BATON_MODELS:-}/all-MiniLM-L6-v2; D=${BATON_DATA:-}/sst2
