@@ -106,10 +106,11 @@ int bt_plan_hook_setup(bt_job *job, bt_backend *be, bt_bert_opts *mo, int device
         if ((rc = bt_plan_memory_at(&in, &dev, mo->max_batch, &pm))) return rc;
         if (pm.peak <= limit) return 0;
         print_plan(job, &dev, &in, mo->max_batch);
-        return bt_fail(BT_ECONFIG, "[runtime] memory_limit = %.2f GiB: this job's micro-batch of %d needs %.2f GiB "
-                                   "(the plan above); lower [train] batch_size (raise grad_accum to keep the "
+        return bt_fail(BT_ECONFIG, "[runtime] memory_limit = %.2f GiB%s: this job's micro-batch of %d needs %.2f "
+                                   "GiB (the plan above); lower [train] batch_size (raise grad_accum to keep the "
                                    "effective batch), set micro_batch = auto, or raise memory_limit",
-                       gib(limit), mo->max_batch, gib(pm.peak));
+                       gib(limit), n > 1 && be->host_memory ? " (a replica's share: the CPU's replicas share it)" : "",
+                       mo->max_batch, gib(pm.peak));
     }
     /* per device: grad_accum is already x N (runner/devices.h), E the examples one device takes per step; the
      * micro-batch m divides it, so N devices x E / m micro-batches of m keep batch_size x grad_accum x N exactly */
