@@ -228,6 +228,7 @@ int bt_trainer_set_replicas(bt_trainer *t, bt_bert *const *extra, int n_extra)
 }
 
 int bt_trainer_replicas(const bt_trainer *t) { return t->nrep; }
+bt_bert *bt_trainer_replica(bt_trainer *t, int j) { return j >= 0 && j < t->nrep ? t->reps[j] : NULL; }
 
 int bt_trainer_set_concurrent(bt_trainer *t, int on, int rep0_threads)
 {
@@ -262,9 +263,9 @@ void bt_trainer_set_reduce(bt_trainer *t, bt_grad_reduce fn, void *ctx)
     t->reduce_ctx = fn ? ctx : t;
 }
 
-/* A micro-batch's forward/backward on replica m (its gradients are where the
- * call must add them). */
-typedef int (*rep_fb)(void *ctx, bt_bert *m, int k, float grad_scale, uint32_t step, float *loss);
+/* A micro-batch's forward/backward on replica j, model m (its gradients are
+ * where the call must add them). */
+typedef int (*rep_fb)(void *ctx, int j, bt_bert *m, int k, float grad_scale, uint32_t step, float *loss);
 typedef struct { rep_fb fb; void *ctx; int n_micro; float scale; } rep_fn_args;
 
 /* Micro-batch k on replica j. Its first one of the step goes straight into
@@ -280,13 +281,13 @@ static int replica_micro(bt_trainer *t, int j, int first, rep_fb fb, void *ctx, 
     size_t total = bt_bert_total_floats(r);
     if (first) {
         bt_bert_zero_grads(r);
-        return fb(ctx, r, k, scale, (uint32_t)t->step, loss);
+        return fb(ctx, j, r, k, scale, (uint32_t)t->step, loss);
     }
     if (!t->scratch[j] && !(t->scratch[j] = be->alloc(be, total * sizeof(float))))
         return bt_fail(BT_EINTERNAL, "gradient accumulation: out of %s memory for %zu floats", be->name, total);
     be->memset0(be, t->scratch[j], total * sizeof(float));
     float *acc = bt_bert_swap_grads(r, t->scratch[j]);
-    int rc = fb(ctx, r, k, scale, (uint32_t)t->step, loss);
+    int rc = fb(ctx, j, r, k, scale, (uint32_t)t->step, loss);
     bt_bert_swap_grads(r, acc);
     if (rc) return rc;
     bt_tensor a = bt_view1(acc, BT_F32, be->device, (int64_t)total);
@@ -379,19 +380,20 @@ static int run_replicas(bt_trainer *t, rep_fn_args *a)
 
 typedef struct { const bt_batch *micro; } plain_ctx;
 
-static int plain_fb(void *ctx, bt_bert *m, int k, float grad_scale, uint32_t step, float *loss)
+static int plain_fb(void *ctx, int j, bt_bert *m, int k, float grad_scale, uint32_t step, float *loss)
 {
+    (void)j;
     plain_ctx *p = ctx;
     return bt_bert_forward_backward(m, &p->micro[k], grad_scale, step, (uint32_t)k, loss);
 }
 
 typedef struct { bt_micro_fb fb; void *ctx; } user_ctx;
 
-static int user_fb(void *ctx, bt_bert *m, int k, float grad_scale, uint32_t step, float *loss)
+static int user_fb(void *ctx, int j, bt_bert *m, int k, float grad_scale, uint32_t step, float *loss)
 {
-    (void)m; /* the callback knows its model: replica 0, the only one (checked) */
+    (void)m; /* the callback finds replica j's model (bt_trainer_replica) and its own state for it */
     user_ctx *u = ctx;
-    return u->fb(u->ctx, k, grad_scale, step, loss);
+    return u->fb(u->ctx, j, k, grad_scale, step, loss);
 }
 
 static int train_step_on(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_step_info *info);
@@ -420,9 +422,6 @@ int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_inf
 
 int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_step_info *info)
 {
-    if (t->nrep > 1)
-        return bt_fail(BT_ECONFIG, "a training step with a custom forward/backward (long documents) runs on one "
-                                   "device only; set [runtime] devices = 1");
     user_ctx u = {fb, ctx};
     return train_step(t, user_fb, &u, n_micro, info);
 }

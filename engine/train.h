@@ -81,12 +81,15 @@ void bt_trainer_free(bt_trainer *t);
 int bt_train_step(bt_trainer *t, const bt_batch *micro, int n_micro, bt_step_info *info);
 
 /* The same step with the forward/backward of each micro-batch done by fb
- * (e.g. long documents, engine/longdoc_model.h): fb(ctx, k, grad_scale, step,
- * &loss) must ADD the gradients of micro-batch k, scaled by grad_scale, into
- * the model's gradients (bt_bert_grads_dev at the time of the call: the
- * trainer points them at a zeroed buffer per micro-batch) and report its mean
- * loss (unscaled). step keys dropout. One replica only (BT_ECONFIG else). */
-typedef int (*bt_micro_fb)(void *ctx, int k, float grad_scale, uint32_t step, float *loss);
+ * (e.g. long documents, engine/longdoc_model.h): fb(ctx, j, k, grad_scale,
+ * step, &loss) runs micro-batch k on replica j (bt_trainer_replica(t, j);
+ * k % replicas == j, the deal below) and must ADD its gradients, scaled by
+ * grad_scale, into that replica's gradients (bt_bert_grads_dev at the time
+ * of the call: the trainer points them at a zeroed buffer per micro-batch)
+ * and report its mean loss (unscaled). step keys dropout (with k, never j).
+ * With concurrent replicas, calls for different j run at the same time: what
+ * fb writes must be replica j's own (a state per replica). */
+typedef int (*bt_micro_fb)(void *ctx, int replica, int k, float grad_scale, uint32_t step, float *loss);
 int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_step_info *info);
 
 /* ---- data parallelism (runtime.devices; docs/engine.md "Replicas") ----
@@ -114,6 +117,7 @@ int bt_train_step_fn(bt_trainer *t, bt_micro_fb fb, void *ctx, int n_micro, bt_s
 #define BT_MAX_REPLICAS 64
 int bt_trainer_set_replicas(bt_trainer *t, bt_bert *const *extra, int n_extra); /* once, before the first step */
 int bt_trainer_replicas(const bt_trainer *t);
+bt_bert *bt_trainer_replica(bt_trainer *t, int j); /* replica j (0: the trainer's model), NULL outside 0..N-1 */
 /* Sums the gradients of reps[0..n) into reps[0]'s (n >= 2). NULL: the default. */
 typedef int (*bt_grad_reduce)(void *ctx, bt_bert *const *reps, int n);
 void bt_trainer_set_reduce(bt_trainer *t, bt_grad_reduce fn, void *ctx);

@@ -179,9 +179,10 @@ static int check_types(const tj *t, int64_t mstep, tj_vals *v)
                                   "a string of under 200 bytes");
     if (!rc) rc = check_scaler(t, v->step);
     json_t *dv = json_object_get(o, "devices"); /* absent: one device (runner/devices.h) */
-    if (!rc && dv) rc = need_type(t, "devices", bt_devices_record_ok(dv),
+    int mauto = json_is_object(json_object_get(o, "micro_batch")); /* written only by micro_batch = auto */
+    if (!rc && dv) rc = need_type(t, "devices", bt_devices_record_ok(dv, mauto),
                                   "{\"count\": 1..64, \"grad_accum\", \"job_grad_accum\": 1..65536, "
-                                  "\"batch_factor\": >= 1} with count x grad_accum = job_grad_accum x batch_factor (count > 1)");
+                                  "\"batch_factor\": >= 1} with count x grad_accum = job_grad_accum x batch_factor (count > 1, without micro_batch = auto)");
     json_t *es = json_object_get(o, "eval_seconds");
     if (!rc && es) rc = need_type(t, "eval_seconds", json_is_number(es) && isfinite(json_number_value(es)) &&
                                                          json_number_value(es) >= 0, "a number >= 0");

@@ -52,19 +52,6 @@ int bt_devices_hook_setup(bt_devices *d, bt_job *job, bt_backend *be)
     if (n > 1) {
         char w[300];
         where_of(job, "runtime", "devices", w, sizeof w);
-        int task = job->job.task;
-        /* classify_long's step is a custom forward/backward (engine/longdoc_model.h) bound to one model: its
-         * document pooling, head and dropout run on the host against replica 0 (engine/train.h refuses it) */
-        if (task == BT_JOB_TASK_CLASSIFY_LONG)
-            return bt_fail(BT_ECONFIG, "%s[runtime] devices = %d: task = classify_long trains on one device (a "
-                                       "document's chunks, its pooling and head are one model's step, not a batch "
-                                       "that can be dealt out to replicas); set devices = 1 and raise [train] "
-                                       "grad_accum for the same effective batch",
-                           w, n);
-        if (job->train.micro_batch == BT_JOB_MICRO_AUTO)
-            return bt_fail(BT_ECONFIG, "%s[runtime] devices = %d does not combine with [train] micro_batch = auto "
-                                       "yet; set micro_batch = off (batch_size is then each device's micro-batch)",
-                           w, n);
         if (job->train.grad_accum * n > 65536)
             return bt_fail(BT_ECONFIG, "%s[runtime] devices = %d x [train] grad_accum %lld: more than 65536 "
                                        "micro-batches per step", w, n, (long long)job->train.grad_accum);
@@ -137,7 +124,7 @@ int64_t bt_devices_batch_factor(const void *o)
     return f >= 1 && f <= 65536 * (json_int_t)BT_MAX_REPLICAS ? f : 1; /* out of range: the position check fails */
 }
 
-int bt_devices_record_ok(const void *dv)
+int bt_devices_record_ok(const void *dv, int micro_auto)
 {
     const json_t *o = dv;
     json_t *c = json_object_get(o, "count"), *a = json_object_get(o, "grad_accum");
@@ -147,8 +134,8 @@ int bt_devices_record_ok(const void *dv)
     json_int_t nc = json_integer_value(c), na = json_integer_value(a), nj = json_integer_value(j),
                nf = json_integer_value(f);
     return nc >= 1 && nc <= BT_MAX_REPLICAS && na >= 1 && na <= 65536 && nj >= 1 && nj <= 65536 && nf >= 1 &&
-           nf <= 65536 * (json_int_t)BT_MAX_REPLICAS && (nc == 1 || nc * na == nj * nf);
-    /* (one device: micro_batch = auto may have rescaled grad_accum against the batch size) */
+           nf <= 65536 * (json_int_t)BT_MAX_REPLICAS && (nc == 1 || micro_auto || nc * na == nj * nf);
+    /* (micro_batch = auto may have rescaled grad_accum against the batch size, runner/plan.h) */
 }
 
 /* The archive's record: count, job_grad_accum and batch_factor (absent:

@@ -2,8 +2,9 @@
  *
  * Owns: how many replicas a segment trains with (auto: 1; on CUDA only 1
  * until the backend drives several GPUs from one process, see
- * docs/operations.md), what it refuses (tasks and keys it does not combine
- * with yet), creating replicas 1..N-1 and handing them to the trainer
+ * docs/operations.md), what it refuses (several GPUs, which the CUDA
+ * backend does not drive yet; more than 65536 micro-batches a step),
+ * creating replicas 1..N-1 and handing them to the trainer
  * (engine/train.h, "data parallelism"), the effective batch (batch_size x
  * grad_accum x devices), its record in trainer.json ("devices") and a resume
  * on another device count (grad_accum per device adjusted so that the
@@ -51,8 +52,8 @@ int bt_devices_hook_models(bt_devices *d, bt_backend *be, const char *model_dir,
 int bt_devices_hook_trainer(bt_devices *d, bt_trainer *t);
 /* trainer.json: "devices": {"count": N, "grad_accum": micro-batches per device per step,
  * "job_grad_accum": the job's, "batch_factor": the effective batch / the job's batch_size x
- * grad_accum}; count x grad_accum = job_grad_accum x batch_factor when count > 1 (with one
- * device, micro_batch = auto may trade grad_accum against batch_size, runner/plan.h). */
+ * grad_accum}; count x grad_accum = job_grad_accum x batch_factor when count > 1 unless
+ * micro_batch = auto traded grad_accum against batch_size (runner/plan.h). */
 void bt_devices_hook_record(const bt_devices *d, const bt_job *job, void *json);
 /* Resume: trainer_json is the archive's trainer.json text. When the archive
  * ran another number of micro-batches per step only because of its device
@@ -70,7 +71,10 @@ void bt_devices_hook_rates(const bt_devices *d, const bt_trainer *t, bt_status *
 /* The batch factor trainer.json records (1 when absent): for the archive
  * check of the data position (runner/archive_check.c). */
 int64_t bt_devices_batch_factor(const void *trainer_json_object);
-/* 1 when a trainer.json "devices" value is well formed (docs/checkpoints.md). */
-int bt_devices_record_ok(const void *devices_json);
+/* 1 when a trainer.json "devices" value is well formed (docs/checkpoints.md);
+ * micro_auto: trainer.json also records a micro_batch = auto choice (which
+ * trades grad_accum against the batch size, so count x grad_accum need not
+ * be job_grad_accum x batch_factor). */
+int bt_devices_record_ok(const void *devices_json, int micro_auto);
 
 #endif

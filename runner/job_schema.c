@@ -179,9 +179,9 @@ static const bt_job_key keys[] = {
      "Data-parallel replicas of the model in one process (on the CPU: replicas run concurrently, one thread each, "
      "runtime.threads split between them; on CUDA only 1 for now, more is refused); auto: 1. The effective batch "
      "is batch_size x grad_accum x devices; 2 devices train to the same bytes as 1 with grad_accum doubled, and a "
-     "resume on another device count keeps the archive's effective batch (grad_accum adjusted). task = classify, "
-     "mlm, token_classify and similarity (classify_long is refused: its step is one model's). See "
-     "docs/operations.md, Both GPUs of a T4 x2.", O(runtime.devices)},
+     "resume on another device count keeps the archive's effective batch (grad_accum adjusted). Every task "
+     "(classify_long too: each replica its own long-document state); with train.micro_batch = auto the "
+     "micro-batch is planned per device. See docs/operations.md, Both GPUs of a T4 x2.", O(runtime.devices)},
     {"runtime", "progress", BT_JT_ENUM, "auto", "auto|bar|plain|none", 0, 0,
      "Progress output on stderr: a one-line bar on a terminal, else a plain line every progress_every.",
      O(runtime.progress)},

@@ -111,6 +111,8 @@ typedef struct {
     int64_t steps_per_epoch;
     double epoch_s;           /* estimate (< 0: unknown) */
     char examples_note[160];  /* how examples were counted */
+    int devices;              /* runtime.devices (>= 1): memory, threads and the micro-batch are per device */
+    int auto_micro, auto_accum; /* micro_batch = auto: what a run would pick within the limit (per device; 0: none) */
 } bt_plan_report;
 
 /* Everything but the examples count (the caller fills examples, then calls
@@ -142,8 +144,15 @@ int bt_plan_pick_micro(const bt_plan_input *in, const bt_plan_device *dev, int64
  * before training, printing the plan and what to change, when even m = 1
  * does not fit. With micro_batch = off and a memory_limit, fails when the
  * job's batch does not fit it. mo: the options the runner will create the
- * model with (task, precision, max_seq...; recompute is set here from the job). */
-int bt_plan_hook_setup(bt_job *job, bt_backend *be, bt_bert_opts *mo, bt_plan_choice *ch);
+ * model with (task, precision, max_seq...; recompute is set here from the job).
+ * devices = N > 1 (runtime.devices, after bt_devices_hook_setup made
+ * grad_accum N x the job's): the plan is per device, each holding one
+ * replica: m divides E / N = batch_size x the job's grad_accum, with a
+ * replica's share of the threads (and on the CPU, whose replicas share one
+ * memory, 1/N of the free memory and of the limit); grad_accum becomes
+ * N x (E / N) / m, so the effective batch stays batch_size x grad_accum x N
+ * exactly (m always divides: no remainder to refuse). */
+int bt_plan_hook_setup(bt_job *job, bt_backend *be, bt_bert_opts *mo, int devices, bt_plan_choice *ch);
 /* trainer.json: adds "micro_batch": {"mode": "auto", "size": m, "grad_accum": g}
  * when ch->active (json: a json_t * object). */
 void bt_plan_hook_record(const bt_plan_choice *ch, void *json);

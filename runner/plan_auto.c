@@ -80,48 +80,61 @@ static void print_plan(const bt_job *job, const bt_plan_device *dev, const bt_pl
 
 static double gib(size_t b) { return (double)b / 1073741824.0; }
 
-int bt_plan_hook_setup(bt_job *job, bt_backend *be, bt_bert_opts *mo, bt_plan_choice *ch)
+int bt_plan_hook_setup(bt_job *job, bt_backend *be, bt_bert_opts *mo, int devices, bt_plan_choice *ch)
 {
     memset(ch, 0, sizeof *ch);
     mo->recompute = (bt_recompute)job->train.recompute;
     int autom = job->train.micro_batch == BT_JOB_MICRO_AUTO;
     if (!autom && job->runtime.memory_limit == 0) return 0;
+    int n = devices > 1 ? devices : 1;
     bt_plan_input in;
     input_of_run(job, mo, &in);
+    in.threads = (in.threads + n - 1) / n; /* a replica's share (runner/devices.h: at most ceil(threads / N)) */
+    in.accum = (int)(job->train.grad_accum / n);
     bt_plan_device dev;
     size_t fr = 0, tot = 0;
     int rc = bt_plan_device_of(be, in.threads, 0, &dev);
     if (!rc) rc = be->mem_info(be, &fr, &tot);
     if (rc) return bt_fail_context(rc, "[train] micro_batch / [runtime] memory_limit");
     size_t limit = bt_plan_limit(job, &dev);
+    if (n > 1 && be->host_memory) { /* the CPU's replicas are in one process: they share its memory */
+        fr /= (size_t)n;
+        limit /= (size_t)n;
+    }
     if (!autom) { /* memory_limit alone: the job's batch must fit it */
         bt_plan_memory pm;
         if ((rc = bt_plan_memory_at(&in, &dev, mo->max_batch, &pm))) return rc;
         if (pm.peak <= limit) return 0;
         print_plan(job, &dev, &in, mo->max_batch);
-        return bt_fail(BT_ECONFIG, "[runtime] memory_limit = %.2f GiB: this job's micro-batch of %d needs %.2f GiB "
-                                   "(the plan above); lower [train] batch_size (raise grad_accum to keep the "
+        return bt_fail(BT_ECONFIG, "[runtime] memory_limit = %.2f GiB%s: this job's micro-batch of %d needs %.2f "
+                                   "GiB (the plan above); lower [train] batch_size (raise grad_accum to keep the "
                                    "effective batch), set micro_batch = auto, or raise memory_limit",
-                       gib(limit), mo->max_batch, gib(pm.peak));
+                       gib(limit), n > 1 && be->host_memory ? " (a replica's share: the CPU's replicas share it)" : "",
+                       mo->max_batch, gib(pm.peak));
     }
-    int64_t E = job->train.batch_size * job->train.grad_accum;
+    /* per device: grad_accum is already x N (runner/devices.h), E the examples one device takes per step; the
+     * micro-batch m divides it, so N devices x E / m micro-batches of m keep batch_size x grad_accum x N exactly */
+    int64_t E = job->train.batch_size * job->train.grad_accum / n;
     size_t budget = (size_t)(AUTO_FREE_SHARE * (double)fr);
     if ((rc = bt_plan_pick_micro(&in, &dev, E, budget, limit, ch))) return rc;
     if (!ch->micro) {
-        in.accum = (int)E; /* a micro-batch of 1: E of them per step */
+        in.accum = (int)E; /* a micro-batch of 1: E of them per step (per device) */
         print_plan(job, &dev, &in, 1);
         return bt_fail(BT_ECONFIG, "[train] micro_batch = auto: not even a micro-batch of 1 fits (%.2f GiB free on "
                                    "the %s device, limit %.2f GiB; the plan above); lower [data] max_seq_len, set "
                                    "[train] recompute = full, use precision = fp16 or bf16 on a GPU, or a device with "
                                    "more memory", gib(fr), be->name, gib(limit));
     }
+    ch->grad_accum *= n; /* recorded and gathered: micro-batches per step over every device */
     job->train.batch_size = ch->micro;
     job->train.grad_accum = ch->grad_accum;
     int eval = job->train.eval_batch_size > 0 ? (int)job->train.eval_batch_size : ch->micro;
     mo->max_batch = ch->micro > eval ? ch->micro : eval;
-    fprintf(stderr, "micro_batch = auto: %d x grad_accum %d = %lld examples per step (%.2f GiB free on the %s "
-                    "device; limit %.2f GiB)\n", ch->micro, ch->grad_accum, (long long)E, gib(fr), be->name,
-            gib(limit));
+    char per[80] = "";
+    if (n > 1) snprintf(per, sizeof per, " per device x %d devices", n);
+    fprintf(stderr, "micro_batch = auto: %d x grad_accum %d%s = %lld examples per step (%.2f GiB free on the %s "
+                    "device%s; limit %.2f GiB)\n", ch->micro, ch->grad_accum / n, per, (long long)(E * n), gib(fr),
+            be->name, n > 1 && be->host_memory ? ", a replica's share" : "", gib(limit));
     return 0;
 }
 

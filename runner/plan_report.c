@@ -35,10 +35,20 @@ int bt_plan_report_make(const bt_job *job, const bt_plan_device *dev, const bt_p
     }
     if (rc) return rc;
     if ((rc = bt_bert_config_load(job->model.path, &r->cfg))) return rc;
+    r->devices = job->runtime.devices > 1 ? (int)job->runtime.devices : 1;
+    if (!in) r->in.threads = (r->in.threads + r->devices - 1) / r->devices; /* a replica's share (runner/devices.h) */
     r->micro = job->job.task == BT_JOB_TASK_CLASSIFY_LONG ? (int)job->data.chunk_batch : (int)job->train.batch_size;
     r->grad_accum = (int)job->train.grad_accum;
     if ((rc = bt_plan_memory_at(&r->in, dev, r->micro, &r->mem))) return rc;
     r->limit = bt_plan_limit(job, dev);
+    if (dev->family == BT_COUNT_CPU) r->limit /= (size_t)r->devices; /* in-process replicas share the memory */
+    if (job->train.micro_batch == BT_JOB_MICRO_AUTO && job->job.task != BT_JOB_TASK_CLASSIFY_LONG) {
+        bt_plan_choice ch; /* as runner/plan_auto.c picks it, per device, within the limit alone */
+        int64_t E = job->train.batch_size * job->train.grad_accum;
+        if ((rc = bt_plan_pick_micro(&r->in, dev, E, r->limit, r->limit, &ch))) return rc;
+        r->auto_micro = ch.micro;
+        r->auto_accum = ch.grad_accum;
+    }
     r->fits = r->mem.peak <= r->limit;
     if ((rc = bt_plan_max_micro(&r->in, dev, r->limit, MAX_MICRO_CAP, &r->max_micro))) return rc;
     if (r->max_micro > 0 && (rc = bt_plan_memory_at(&r->in, dev, r->max_micro, &r->max_mem))) return rc;
@@ -62,6 +72,7 @@ void bt_plan_report_time(const bt_job *job, bt_plan_report *r)
     double per_example = bt_plan_example_flops(&r->in, &r->cfg);
     int64_t E = job->train.batch_size * job->train.grad_accum;
     if (job->job.task == BT_JOB_TASK_CLASSIFY_LONG) E = job->data.chunk_batch; /* one pass of chunks */
+    else E *= r->devices > 1 ? r->devices : 1; /* runtime.devices: the effective batch */
     r->step_flops = per_example * (double)E;
     double rate = peak_tflops(r) * 1e12 * r->dev.efficiency * (r->dev.devices > 0 ? r->dev.devices : 1);
     r->step_s = rate > 0 ? r->step_flops / rate : -1;
@@ -79,6 +90,7 @@ static void print_memory(FILE *f, const bt_plan_report *r)
 {
     const bt_plan_memory *m = &r->mem;
     int gpu = r->dev.family == BT_COUNT_CUDA;
+    size_t whole = r->dev.family == BT_COUNT_CPU ? r->dev.memory / (size_t)r->devices : r->dev.memory; /* a replica's */
     char w16[64];
     snprintf(w16, sizeof w16, "%s copy of the weights", bt_precision_name(r->in.precision));
     fprintf(f, "\nmemory at micro-batch %d %27s\n", r->micro, "MiB");
@@ -94,8 +106,26 @@ static void print_memory(FILE *f, const bt_plan_report *r)
                : "process: program, BLAS, data (estimate)", m->overhead);
     fprintf(f, "  %-40s %10.1f  = %.2f GiB of %.2f GiB%s (%.0f%%): %s\n", "peak", mib(m->peak),
             (double)m->peak / 1073741824.0, (double)r->limit / 1073741824.0,
-            r->limit < r->dev.memory ? " (memory_limit)" : "", 100.0 * (double)m->peak / (double)r->limit,
+            r->limit < whole ? " (memory_limit)" : r->devices > 1 && !gpu ? " (1/devices of it)" : "", 100.0 * (double)m->peak / (double)r->limit,
             r->fits ? "fits" : "DOES NOT FIT");
+}
+
+/* The batch line(s): micro-batch x grad_accum (x devices), and micro_batch = auto's pick. */
+static void print_batch(FILE *f, const bt_job *job, const bt_plan_report *r)
+{
+    char per[64] = "";
+    if (r->devices > 1) snprintf(per, sizeof per, " per device x %d devices", r->devices);
+    fprintf(f, "batch      micro-batch %d x grad_accum %d%s = %lld examples per step%s\n", r->micro, r->grad_accum, per,
+            (long long)r->micro * r->grad_accum * r->devices,
+            job->train.micro_batch == BT_JOB_MICRO_AUTO ? " (micro_batch = auto: a run picks its own)" : "");
+    if (job->train.micro_batch != BT_JOB_MICRO_AUTO) return;
+    if (r->auto_micro > 0)
+        fprintf(f, "auto       micro-batch %d x grad_accum %d%s = %lld examples per step (the largest divisor of %lld "
+                   "that fits the limit%s; a run also keeps to 95%% of the memory free then)\n", r->auto_micro,
+                r->auto_accum, per, (long long)r->auto_micro * r->auto_accum * r->devices,
+                (long long)r->micro * r->grad_accum, r->devices > 1 ? ", each device one replica" : "");
+    else
+        fprintf(f, "auto       not even a micro-batch of 1 fits: a run refuses to start\n");
 }
 
 void bt_plan_report_print(FILE *f, const bt_job *job, const bt_plan_report *r)
@@ -110,9 +140,7 @@ void bt_plan_report_print(FILE *f, const bt_job *job, const bt_plan_report *r)
         fprintf(f, "batch      %d chunks per encoder pass (data.chunk_batch); documents per step %lld\n", r->micro,
                 (long long)(job->train.batch_size * job->train.grad_accum));
     else
-        fprintf(f, "batch      micro-batch %d x grad_accum %d = %lld examples per step%s\n", r->micro, r->grad_accum,
-                (long long)r->micro * r->grad_accum,
-                job->train.micro_batch == BT_JOB_MICRO_AUTO ? " (micro_batch = auto: a run picks its own)" : "");
+        print_batch(f, job, r);
     print_memory(f, r);
     if (r->max_micro > 0)
         fprintf(f, "\nlargest %s that fits: %d (peak %.2f GiB)%s\n",
@@ -139,6 +167,10 @@ void bt_plan_report_print(FILE *f, const bt_job *job, const bt_plan_report *r)
     if (r->dev.devices > 1)
         fprintf(f, "  (data parallel over %d devices: memory is per device; the runner trains on one GPU today)\n",
                 r->dev.devices);
+    if (r->devices > 1)
+        fprintf(f, "  (runtime.devices = %d: the memory above is one replica's, with its share of the threads%s)\n",
+                r->devices, r->dev.family == BT_COUNT_CPU ? "; the CPU's replicas share its memory, so the limit is "
+                                                            "1/devices of it" : "");
 }
 
 static json_t *memory_json(const bt_plan_memory *m)
@@ -169,6 +201,11 @@ char *bt_plan_report_json(const bt_job *job, const bt_plan_report *r)
                           memory_json(&r->mem), "max_micro_batch", r->max_micro, "estimate", est);
     if (r->max_micro > 0)
         json_object_set_new(o, "max_micro_batch_peak_bytes", json_integer((json_int_t)r->max_mem.peak));
+    json_object_set_new(o, "devices", json_integer(r->devices));
+    if (job->train.micro_batch == BT_JOB_MICRO_AUTO && r->auto_micro > 0) /* grad_accum: per device */
+        json_object_set_new(o, "auto", json_pack("{s:i, s:i, s:I}", "micro_batch", r->auto_micro, "grad_accum",
+                                                 r->auto_accum, "examples_per_step",
+                                                 (json_int_t)r->auto_micro * r->auto_accum * r->devices));
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return s;

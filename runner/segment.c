@@ -1146,7 +1146,7 @@ static int create_model(run_ctx *c)
     if (rc) return rc;
     c->status.devices = c->dev.count;
     count_steps(c); /* issue 20: after the device count, before micro_batch = auto (as before it) */
-    rc = bt_plan_hook_setup(job, c->be, &mo, &c->plan);
+    rc = bt_plan_hook_setup(job, c->be, &mo, c->dev.count, &c->plan);
     if (!rc) rc = bt_bert_create(c->be, job->model.path, &mo, &c->model);
     if (!rc) rc = bt_task_attach(&c->task, c->model);
     /* issue 20 hook: replicas 1..devices-1, created like replica 0 (runner/devices.h) */

@@ -77,9 +77,9 @@ void bt_longdoc_step_free(bt_longdoc_step *s)
     memset(s, 0, sizeof *s);
 }
 
-int bt_longdoc_step_fb(void *ctx, int k, float grad_scale, uint32_t step, float *loss)
+int bt_longdoc_step_fb(void *ctx, int replica, int k, float grad_scale, uint32_t step, float *loss)
 {
-    bt_longdoc_step *s = ctx;
+    bt_longdoc_step *s = (bt_longdoc_step *)ctx + replica;
     const uint32_t *idx = s->idx + (size_t)k * (size_t)s->bs;
     int n = s->n[k];
     for (int i = 0; i < n; i++) {
@@ -173,8 +173,10 @@ int bt_task_longdoc_from_config(const void *config_json, const bt_tokenizer *tok
 typedef struct {
     bt_text_data d;              /* whole documents, one per row */
     bt_longdoc_opts opts;
-    bt_longdoc *ld;              /* made by attach */
-    bt_longdoc_step lds;         /* the step callback's state, made by the first step */
+    bt_longdoc *ld;              /* made by attach, on replica 0 (also what evaluation uses) */
+    bt_longdoc *rep_ld[BT_MAX_REPLICAS]; /* [1..): runtime.devices replicas' own, made by the first step */
+    bt_longdoc_step lds[BT_MAX_REPLICAS]; /* [replica]: the step callback's state, made by the first step */
+    int n_lds;                   /* replicas whose lds (and rep_ld) exist */
 } longdoc_task;
 
 static const char *const longdoc_metrics[] = {"accuracy", "f1", "f1_macro", "loss", NULL};
@@ -230,10 +232,24 @@ static int longdoc_attach(bt_task_state *t, bt_bert *model)
 static int longdoc_step(bt_task_state *t, bt_trainer *tr, const bt_task_step_args *a, bt_step_info *info)
 {
     longdoc_task *L = t->impl;
-    if (!L->lds.ld) bt_longdoc_step_init(&L->lds, L->ld, &L->d.train, a->batch_size);
-    L->lds.idx = a->idx;
-    L->lds.n = a->n;
-    return bt_train_step_fn(tr, bt_longdoc_step_fb, &L->lds, a->n_micro, info);
+    int nrep = bt_trainer_replicas(tr);
+    /* replica j >= 1 (runtime.devices): a long-document model of its own on its bt_bert (host buffers for the
+     * pooling and head, their gradients added into that replica's, summed by the trainer like the encoder's) */
+    for (int j = L->n_lds; j < nrep; j++) {
+        bt_longdoc *ld = L->ld;
+        if (j > 0) {
+            int rc = bt_longdoc_create(bt_trainer_replica(tr, j), &L->opts, &L->rep_ld[j]);
+            if (rc) return bt_fail_context(rc, "[runtime] devices: replica %d's long-document model", j);
+            ld = L->rep_ld[j];
+        }
+        bt_longdoc_step_init(&L->lds[j], ld, &L->d.train, a->batch_size);
+        L->n_lds = j + 1;
+    }
+    for (int j = 0; j < nrep; j++) {
+        L->lds[j].idx = a->idx;
+        L->lds[j].n = a->n;
+    }
+    return bt_train_step_fn(tr, bt_longdoc_step_fb, L->lds, a->n_micro, info);
 }
 
 /* One document at a time, chunk by chunk. */
@@ -261,7 +277,10 @@ static void longdoc_free(bt_task_state *t)
 {
     longdoc_task *L = t->impl;
     if (!L) return;
-    if (L->lds.ld) bt_longdoc_step_free(&L->lds);
+    for (int j = 0; j < L->n_lds; j++) {
+        bt_longdoc_step_free(&L->lds[j]);
+        if (j > 0) bt_longdoc_free(L->rep_ld[j]);
+    }
     bt_longdoc_free(L->ld);
     bt_text_free(&L->d);
     free(L);

@@ -47,7 +47,9 @@ int bt_task_longdoc_from_config(const void *config_json, const bt_tokenizer *tok
 /* Content ids of document i of a tokenized data set (its row without [CLS]/[SEP]). */
 const int32_t *bt_task_longdoc_doc(const bt_id_table *rows, size_t i, size_t *len);
 
-/* One optimizer step's documents: micro-batch k holds idx[k*bs .. k*bs+n[k]). */
+/* One optimizer step's documents on one replica: micro-batch k holds
+ * idx[k*bs .. k*bs+n[k]) (every replica sees the step's whole list; the
+ * trainer hands replica j the k with k % replicas == j). */
 typedef struct {
     bt_longdoc *ld;
     const bt_dataset *ds;   /* labels and token rows */
@@ -62,8 +64,10 @@ typedef struct {
 
 void bt_longdoc_step_init(bt_longdoc_step *s, bt_longdoc *ld, const bt_dataset *ds, int bs);
 void bt_longdoc_step_free(bt_longdoc_step *s);
-/* The bt_micro_fb of engine/train.h for ctx = bt_longdoc_step. */
-int bt_longdoc_step_fb(void *ctx, int k, float grad_scale, uint32_t step, float *loss);
+/* The bt_micro_fb of engine/train.h for ctx = bt_longdoc_step[replicas]:
+ * micro-batch k on replica j through s[j] (its long-document model, made on
+ * replica j's bt_bert, and its own scratch: replicas run concurrently). */
+int bt_longdoc_step_fb(void *ctx, int replica, int k, float grad_scale, uint32_t step, float *loss);
 
 /* Logits [num_labels] of document i of ds and, when gold >= 0, its
  * cross-entropy (*loss; may be NULL). */

@@ -252,6 +252,15 @@ resume_identical() {
 }
 
 # now — wall clock in seconds with fractions
+# longdoc_docs FROM TO — TSV "text<TAB>label" for task = classify_long:
+# consecutive sentences of one label of FROM joined into documents of 5..45
+# sentences (sizes cycle deterministically)
+longdoc_docs() {
+    awk -F'\t' 'BEGIN { k = 12; print "text\tlabel" }
+        NR > 1 { s[$2] = s[$2] (s[$2] == "" ? "" : " ") $1; n[$2]++
+                 if (n[$2] >= k) { print s[$2] "\t" $2; s[$2] = ""; n[$2] = 0; k = 5 + (k * 7) % 41 } }' "$1" >"$2"
+}
+
 now() { date +%s.%N; }
 # elapsed START — seconds since START (from now), 2 decimals
 elapsed() { echo "$(now) $1" | awk '{ printf "%.2f", $1 - $2 }'; }

@@ -9,11 +9,19 @@
 #      says grad_accum was adjusted) ends byte-identical to the uninterrupted
 #      one-device run with grad_accum 2;
 #   3. a device count that does not divide the archive's micro-batches per
-#      step is refused (exit 78) naming the keys; devices with
-#      micro_batch = auto and devices = 0 are refused;
+#      step is refused (exit 78) naming the keys; devices = 0 is refused;
+#   3b. micro_batch = auto with 2 devices plans per device (16 x grad_accum 1
+#      each) and ends byte-identical to devices = 1 x grad_accum 2; with a
+#      memory_limit it picks 8 x grad_accum 2 per device, byte-identical to
+#      those explicit settings on 2 devices; `baton plan` (text and --json)
+#      reports the per-device choice, `baton verify` accepts the archive, a
+#      resume on 1 device is refused (exit 78);
 #   4. token_classify (CoNLL) and similarity (sentence pairs): 2 devices ==
-#      1 device x grad_accum 2 after 20 steps; classify_long with 2 devices is
-#      refused (exit 78) saying why;
+#      1 device x grad_accum 2 after 20 steps;
+#   4b. classify_long (attention pooling, documents of 3..30 chunks, 4 chunks a
+#      pass: most documents re-encoded for their backward): 2 devices == 1
+#      device x grad_accum 2 (weights and moments), and a kill/resume
+#      switching 2 -> 1 -> 2 devices ends with the same bytes;
 #   5. with $BATON_MODELS/all-MiniLM-L6-v2 and $BATON_DATA/sst2 (else this
 #      part says it is skipped): the real model, 2 devices == 1 device x
 #      grad_accum 2 after 50 steps (batch 2, 24 tokens).
@@ -89,15 +97,56 @@ brun "$T/three.log" run "$T/two.ini" -s runtime.devices=3 -s train.max_steps=60 
 expect_rc 78 "$T/three.log" "3 devices resuming a 2-micro-batch archive"
 grep -q "was trained with 2 micro-batches of 16 examples per step (2 device(s) x grad_accum 1); 3 device(s) cannot take the same effective batch: set \[runtime\] devices to a divisor of 2" "$T/three.log" \
     || fail "3 devices: $(cat "$T/three.log")"
-# shellcheck disable=SC2086
-write_job "$T/auto.ini" $common runtime.devices=2 train.micro_batch=auto job.output_dir=auto-out
-brun "$T/auto.log" run "$T/auto.ini"
-expect_rc 78 "$T/auto.log" "devices with micro_batch = auto"
-grep -q "auto.ini:[0-9]*: \[runtime\] devices = 2 does not combine with \[train\] micro_batch = auto" "$T/auto.log" \
-    || fail "devices with micro_batch = auto: $(cat "$T/auto.log")"
 brun "$T/bad.log" run "$T/two.ini" -s runtime.devices=0
 expect_rc 78 "$T/bad.log" "devices = 0"
-note "refused: $(grep -o 'set \[runtime\] devices to a divisor of 2' "$T/three.log"); micro_batch = auto; devices = 0"
+note "refused: $(grep -o 'set \[runtime\] devices to a divisor of 2' "$T/three.log"); devices = 0"
+
+# ---- 3b. micro_batch = auto plans per device: 2 devices, batch 16 fits one replica -> 16 x grad_accum 1 per
+# device x 2 devices == devices = 1 x grad_accum 2 (part 1's reference); `baton plan` says the same
+start=$(now)
+# shellcheck disable=SC2086
+write_job "$T/auto.ini" $common runtime.devices=2 train.micro_batch=auto job.output_dir=auto-out
+brun "$T/autoplan.log" plan "$T/auto.ini" --device cpu
+expect_rc 0 "$T/autoplan.log" "baton plan, devices = 2, micro_batch = auto"
+grep -q "^batch      micro-batch 16 x grad_accum 1 per device x 2 devices = 32 examples per step (micro_batch = auto" "$T/autoplan.log" \
+    && grep -q "^auto       micro-batch 16 x grad_accum 1 per device x 2 devices = 32 examples per step" "$T/autoplan.log" \
+    || fail "baton plan, devices = 2 with micro_batch = auto: $(cat "$T/autoplan.log")"
+brun "$T/autoplan.json" plan "$T/auto.ini" --device cpu --json
+grep -q '"devices":2,"auto":{"micro_batch":16,"grad_accum":1,"examples_per_step":32}' "$T/autoplan.json" \
+    || fail "baton plan --json, devices = 2 with micro_batch = auto: $(cat "$T/autoplan.json")"
+brun "$T/auto.log" run "$T/auto.ini"
+expect_rc 0 "$T/auto.log" "devices = 2 with micro_batch = auto"
+grep -q "^micro_batch = auto: 16 x grad_accum 1 per device x 2 devices = 32 examples per step" "$T/auto.log" \
+    || fail "devices = 2 with micro_batch = auto: $(head -n 5 "$T/auto.log")"
+aa=$(final_of "$T/auto-out" "devices = 2, micro_batch = auto")
+[ "$(member_sha "$aa")" = "$ref" ] || fail "devices = 2 with micro_batch = auto ends with $(member_sha "$aa"), devices = 1 x grad_accum 2 with $ref"
+tar -xOf "$aa" trainer.json | grep -q '"micro_batch":{"mode":"auto","size":16,"grad_accum":2}' \
+    || fail "auto: trainer.json micro_batch: $(tar -xOf "$aa" trainer.json | grep -o '"micro_batch":{[^}]*}')"
+brun "$T/autover.log" verify "$T/auto-out"
+expect_rc 0 "$T/autover.log" "verify of a devices = 2, micro_batch = auto run"
+# a memory_limit (213 MiB for both replicas: 106.5 MiB each, the demo replica's plan at 16 is 108.1) halves the
+# micro-batch: 8 x grad_accum 2 per device, still 32 examples per step == the same explicitly on 2 devices
+brun "$T/autos.log" plan "$T/auto.ini" --device cpu -s runtime.memory_limit=213MiB --json
+grep -q '"devices":2,"auto":{"micro_batch":8,"grad_accum":2,"examples_per_step":32}' "$T/autos.log" \
+    || fail "baton plan with memory_limit = 213MiB: $(cat "$T/autos.log")"
+# shellcheck disable=SC2086
+write_job "$T/autos.ini" $common runtime.devices=2 train.micro_batch=auto runtime.memory_limit=213MiB job.output_dir=autos-out
+# shellcheck disable=SC2086
+write_job "$T/expl.ini" $common runtime.devices=2 train.batch_size=8 train.grad_accum=2 job.output_dir=expl-out
+brun "$T/autos.log" run "$T/autos.ini"
+expect_rc 0 "$T/autos.log" "devices = 2, micro_batch = auto, memory_limit = 213MiB"
+grep -q "^micro_batch = auto: 8 x grad_accum 2 per device x 2 devices = 32 examples per step" "$T/autos.log" \
+    || fail "devices = 2, micro_batch = auto, memory_limit = 213MiB: $(head -n 5 "$T/autos.log")"
+brun "$T/expl.log" run "$T/expl.ini"
+expect_rc 0 "$T/expl.log" "devices = 2, batch 8 x grad_accum 2"
+[ "$(member_sha "$(final_of "$T/autos-out" "auto 8")")" = "$(member_sha "$(final_of "$T/expl-out" "explicit 8")")" ] \
+    || fail "devices = 2: micro_batch = auto's 8 x 2 per device trains otherwise than batch_size = 8, grad_accum = 2"
+# a resume on another device count cannot keep auto's choice: refused, saying what to do
+brun "$T/auto1.log" run "$T/auto.ini" -s runtime.devices=1 -s train.max_steps=60 --force
+expect_rc 78 "$T/auto1.log" "devices = 2 -> 1 with micro_batch = auto"
+grep -q "1 device(s) cannot take the same effective batch with \[train\] micro_batch = auto" "$T/auto1.log" \
+    || fail "devices = 2 -> 1 with micro_batch = auto: $(cat "$T/auto1.log")"
+note "micro_batch = auto with 2 devices: 16 x 1 per device == devices = 1 x grad_accum 2 ($(elapsed "$start")s)"
 
 # ---- 4. token_classify and similarity: 2 devices == 1 device x grad_accum 2; classify_long refused
 start=$(now)
@@ -123,12 +172,43 @@ for task in tk sim; do
     [ "$(member_sha "$(newest_archive "$T/${task}1-out")" optimizer.safetensors)" = "$(member_sha "$(newest_archive "$T/${task}2-out")" optimizer.safetensors)" ] \
         || fail "$task: devices = 2: other AdamW moments than devices = 1 x grad_accum 2"
 done
-write_job "$T/ld.ini" job.task=classify_long data.max_seq_len=128 runtime.devices=2 job.output_dir=ld-out
-brun "$T/ld.log" run "$T/ld.ini"
-expect_rc 78 "$T/ld.log" "classify_long with 2 devices"
-grep -q "ld.ini:[0-9]*: \[runtime\] devices = 2: task = classify_long trains on one device (a document's chunks" "$T/ld.log" \
-    || fail "classify_long with 2 devices: $(tail -n 3 "$T/ld.log")"
-note "token_classify, similarity: devices = 2 == devices = 1 x grad_accum 2; classify_long refused ($(elapsed "$start")s)"
+note "token_classify, similarity: devices = 2 == devices = 1 x grad_accum 2 ($(elapsed "$start")s)"
+
+# ---- 4b. classify_long: each replica its own long-document state, the head's gradients summed like the encoder's
+start=$(now)
+longdoc_docs "$T/d/data/train.tsv" "$T/docs.tsv"
+ld="job.task=classify_long data.train=docs.tsv data.eval=docs.tsv data.text_column=text data.limit_train=40
+ data.limit_eval=8 data.max_seq_len=32 data.stride=8 data.chunk_batch=4 model.pooling=attention train.batch_size=3
+ train.max_steps=12 train.epochs=3 train.lr=3e-3 runtime.threads=1 runtime.checkpoint_every=1"
+for n in 1 2; do
+    # shellcheck disable=SC2086
+    write_job "$T/ld$n.ini" $ld train.grad_accum=$((3 - n)) runtime.devices=$n job.output_dir=ld$n-out
+    brun "$T/ld$n.log" run "$T/ld$n.ini"
+    expect_rc 0 "$T/ld$n.log" "classify_long, devices = $n"
+done
+l1=$(member_sha "$(final_of "$T/ld1-out" "classify_long 1 device")"); l2=$(member_sha "$(final_of "$T/ld2-out" "classify_long 2 devices")")
+[ "$l1" = "$l2" ] || fail "classify_long: devices = 2 ends with $l2, devices = 1 x grad_accum 2 with $l1"
+[ "$(member_sha "$(newest_archive "$T/ld1-out")" optimizer.safetensors)" = "$(member_sha "$(newest_archive "$T/ld2-out")" optimizer.safetensors)" ] \
+    || fail "classify_long: devices = 2: other AdamW moments than devices = 1 x grad_accum 2"
+# shellcheck disable=SC2086
+write_job "$T/ldh.ini" $ld train.grad_accum=1 runtime.devices=1 job.output_dir=ldh-out
+brun "$T/ldh.log" run "$T/ldh.ini"
+expect_rc 0 "$T/ldh.log" "classify_long, devices = 1 x grad_accum 1"
+[ "$(member_sha "$(final_of "$T/ldh-out" "classify_long half")")" != "$l1" ] || fail "classify_long: devices = 2 changed nothing"
+# kill/resume 2 -> 1 -> 2 devices
+# shellcheck disable=SC2086
+write_job "$T/lds.ini" $ld train.grad_accum=1 runtime.devices=2 job.output_dir=lds-out
+term_when "$T/lds1.log" 'newest_step_at_least "$T/lds-out" 3' run "$T/lds.ini"
+[ "$RC" = 75 ] || fail "classify_long switch: segment 1 (2 devices) exited $RC: $(tail -n 5 "$T/lds1.log")"
+s1=$(archive_step "$(newest_archive "$T/lds-out")")
+term_when "$T/lds2.log" "newest_step_at_least \"\$T/lds-out\" $((s1 + 3))" run "$T/lds.ini" -s runtime.devices=1
+[ "$RC" = 75 ] || fail "classify_long switch: segment 2 (1 device) exited $RC: $(tail -n 5 "$T/lds2.log")"
+grep -q "continuing with grad_accum 2 per device" "$T/lds2.log" || fail "classify_long switch: $(head -n 5 "$T/lds2.log")"
+s2=$(archive_step "$(newest_archive "$T/lds-out")")
+run_to_end "$T/lds.ini" "$T/lds3.log"
+sha=$(member_sha "$(final_of "$T/lds-out" "classify_long switch")")
+[ "$sha" = "$l1" ] || fail "classify_long switch 2 -> 1 -> 2 (at steps $s1, $s2) ends with $sha, one device x grad_accum 2 with $l1"
+note "classify_long: devices = 2 == devices = 1 x grad_accum 2: $l1; 2 -> 1 (step $s1) -> 2 (step $s2) the same ($(elapsed "$start")s)"
 
 # ---- 5. the real model
 M=${BATON_MODELS:-}/all-MiniLM-L6-v2; D=${BATON_DATA:-}/sst2

@@ -12,15 +12,8 @@
 . "$(dirname "$0")/run_lib.sh"
 note "random seed $RL_SEED (BATON_TEST_SEED=$RL_SEED replays it)"
 
-# docs FROM TO — TSV "text<TAB>label": consecutive sentences of one label
-# joined into documents of 5..45 sentences (sizes cycle deterministically)
-docs() {
-    awk -F'\t' 'BEGIN { k = 12; print "text\tlabel" }
-        NR > 1 { s[$2] = s[$2] (s[$2] == "" ? "" : " ") $1; n[$2]++
-                 if (n[$2] >= k) { print s[$2] "\t" $2; s[$2] = ""; n[$2] = 0; k = 5 + (k * 7) % 41 } }' "$1" >"$2"
-}
-docs "$T/d/data/train.tsv" "$T/docs-train.tsv"
-docs "$T/d/data/eval.tsv" "$T/docs-eval.tsv"
+longdoc_docs "$T/d/data/train.tsv" "$T/docs-train.tsv"
+longdoc_docs "$T/d/data/eval.tsv" "$T/docs-eval.tsv"
 note "$(($(wc -l <"$T/docs-train.tsv") - 1)) training and $(($(wc -l <"$T/docs-eval.tsv") - 1)) evaluation documents"
 
 ld_keys="job.task=classify_long data.train=docs-train.tsv data.eval=docs-eval.tsv data.text_column=text

@@ -8,7 +8,8 @@
  *  - 3 replicas == 1 replica with 3 micro-batches; a short step (fewer
  *    micro-batches than replicas, the end of an epoch) too;
  *  - every replica holds replica 0's weights after each step and a restore;
- *  - a custom forward/backward (long documents) refuses more than one replica. */
+ *  - a custom forward/backward (long documents' bt_train_step_fn) gets micro-batch
+ *    k on replica k % N and trains to the same bytes as with one replica. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -82,6 +83,19 @@ typedef struct {
     int skipped;       /* skipped steps */
 } run_result;
 
+/* 1: run() steps through bt_train_step_fn with fn_step below (a custom
+ * forward/backward on the replica the trainer names) */
+static int use_fn;
+
+typedef struct { bt_trainer *t; const bt_batch *micro; } fn_ctx;
+
+static int fn_step(void *ctx, int j, int k, float grad_scale, uint32_t step, float *loss)
+{
+    fn_ctx *c = ctx;
+    if (k % bt_trainer_replicas(c->t) != j) fail_msg("micro-batch %d dealt to replica %d", k, j);
+    return bt_bert_forward_backward(bt_trainer_replica(c->t, j), &c->micro[k], grad_scale, step, (uint32_t)k, loss);
+}
+
 /* steps optimizer steps of n_micro micro-batches each (every 7th step one
  * fewer: a short step at an epoch's end) on `replicas` replicas. */
 static void run(bt_task task, bt_precision prec, int replicas, int n_micro, int steps, double scale0, run_result *r)
@@ -108,7 +122,9 @@ static void run(bt_task task, bt_precision prec, int replicas, int n_micro, int 
             micro[k] = mb[k].b;
         }
         bt_step_info info;
-        if (bt_train_step(t, micro, n, &info)) fail_msg("step %d: %s", s, bt_errmsg());
+        fn_ctx fc = {t, micro};
+        int rc = use_fn ? bt_train_step_fn(t, fn_step, &fc, n, &info) : bt_train_step(t, micro, n, &info);
+        if (rc) fail_msg("step %d: %s", s, bt_errmsg());
         r->loss[s] = info.loss;
         r->norm[s] = info.grad_norm;
         r->skipped += info.skipped;
@@ -164,26 +180,22 @@ static void test_two_fp16(void **state) { (void)state; same(BT_TASK_SEQ_CLS, BT_
 static void test_two_mlm(void **state) { (void)state; same(BT_TASK_MLM, BT_PREC_FP32, 2, 20, 0, 0); }
 static void test_three(void **state) { (void)state; same(BT_TASK_SEQ_CLS, BT_PREC_FP32, 3, 15, 0, 0); }
 
-static int fb_never(void *ctx, int k, float grad_scale, uint32_t step, float *loss)
+/* the custom forward/backward on 2 and 3 replicas, one after another (concurrently: classify_long in
+ * tests/integration/test_run_devices.sh) */
+static void test_custom_fb(void **state)
 {
-    (void)ctx; (void)k; (void)grad_scale; (void)step; (void)loss;
-    fail_msg("a custom forward/backward ran on a trainer with replicas");
-    return 0;
+    (void)state;
+    use_fn = 1;
+    same(BT_TASK_SEQ_CLS, BT_PREC_FP32, 2, 20, 0, 0);
+    same(BT_TASK_SEQ_CLS, BT_PREC_FP32, 3, 8, 0, 0);
+    use_fn = 0;
 }
 
-static void test_custom_fb_refused(void **state)
+static void test_other_task_refused(void **state)
 {
     (void)state;
     bt_backend *be = bt_backend_cpu_create(1);
-    bt_bert *m = create(be, BT_TASK_SEQ_CLS, BT_PREC_FP32), *r = create(be, BT_TASK_SEQ_CLS, BT_PREC_FP32);
     bt_train_config tc = {.optim = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f}, .total_steps = 5};
-    bt_trainer *t = NULL;
-    assert_int_equal(bt_trainer_create(m, &tc, &t), 0);
-    assert_int_equal(bt_trainer_set_replicas(t, &r, 1), 0);
-    bt_step_info info;
-    assert_int_equal(bt_train_step_fn(t, fb_never, NULL, 2, &info), BT_ECONFIG);
-    assert_non_null(strstr(bt_errmsg(), "devices = 1"));
-    bt_err_clear();
     /* a replica of another task is refused */
     bt_bert *mlm = create(be, BT_TASK_MLM, BT_PREC_FP32);
     bt_trainer *t2 = NULL;
@@ -192,11 +204,8 @@ static void test_custom_fb_refused(void **state)
     assert_int_equal(bt_trainer_set_replicas(t2, &mlm, 1), BT_EINTERNAL);
     bt_err_clear();
     bt_trainer_free(t2);
-    bt_trainer_free(t);
     bt_bert_free(m2);
     bt_bert_free(mlm);
-    bt_bert_free(r);
-    bt_bert_free(m);
     be->destroy(be);
 }
 
@@ -204,7 +213,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_fp32), cmocka_unit_test(test_two_bf16), cmocka_unit_test(test_two_fp16),
-        cmocka_unit_test(test_two_mlm),  cmocka_unit_test(test_three),    cmocka_unit_test(test_custom_fb_refused),
+        cmocka_unit_test(test_two_mlm),  cmocka_unit_test(test_three),    cmocka_unit_test(test_custom_fb),
+        cmocka_unit_test(test_other_task_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
