@@ -179,11 +179,27 @@ static void epilogue_block(float *C, int64_t N, const float *bias, int epi, floa
     }
 }
 
+/* The parts of a GEMM depend on (M, N, K) alone, never on the thread count:
+ * OpenBLAS picks its kernel by the shape of each call (on Skylake-X its
+ * small-matrix kernel, used below M*N*K ~ 1e6, accumulates over K in one
+ * pass where the blocked kernel adds K-blocks into C), so parts that
+ * followed the threads made the bits depend on runtime.threads. Parts are
+ * at least GEMM_PART_MIN rows (or columns) and at most GEMM_PARTS_MAX. */
+#define GEMM_PART_MIN 64
+#define GEMM_PARTS_MAX 32
+
+int cpu_gemm_parts(int64_t M, int64_t N, int64_t K)
+{
+    double work = (double)M * N * (K ? K : 1);
+    if (work < 262144.0) return 1; /* too small to be worth a fork */
+    int64_t dim = M >= N ? M : N, p = (dim + GEMM_PART_MIN - 1) / GEMM_PART_MIN;
+    return p > GEMM_PARTS_MAX ? GEMM_PARTS_MAX : (int)p;
+}
+
 int cpu_gemm_threads(bt_backend *be, int64_t M, int64_t N, int64_t K)
 {
-    int nt = cpu_nt(be);
-    double work = (double)M * N * (K ? K : 1);
-    return nt > 1 && work < 262144.0 ? 1 : nt; /* too small to be worth a fork */
+    int nt = cpu_nt(be), parts = cpu_gemm_parts(M, N, K);
+    return nt < parts ? nt : parts;
 }
 
 int cpu_gemm_block(int t, int n, const float *a, int lda, int transA, const float *b, int ldb, int transB, float *c,
@@ -214,7 +230,7 @@ void cpu_matmul_f32(bt_backend *be, const float *a, int lda, int transA, const f
                     float *c, int64_t M, int64_t N, int64_t K, const float *bi, float alpha, float beta,
                     int epilogue, float *pre)
 {
-    int nt = cpu_gemm_threads(be, M, N, K);
+    int nt = cpu_gemm_threads(be, M, N, K), parts = cpu_gemm_parts(M, N, K);
 #pragma omp parallel num_threads(nt)
     {
         int n = nt;
@@ -222,7 +238,8 @@ void cpu_matmul_f32(bt_backend *be, const float *a, int lda, int transA, const f
         n = omp_get_num_threads();
 #endif
         int64_t blk[4];
-        cpu_gemm_block(thread_id(), n, a, lda, transA, b, ldb, transB, c, M, N, K, bi, alpha, beta, epilogue, pre, blk);
+        for (int i = thread_id(); i < parts; i += n) /* part i of parts, round robin */
+            cpu_gemm_block(i, parts, a, lda, transA, b, ldb, transB, c, M, N, K, bi, alpha, beta, epilogue, pre, blk);
     }
 }
 

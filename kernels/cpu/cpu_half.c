@@ -81,7 +81,7 @@ void cpu_matmul_half(bt_backend *be, const bt_tensor *A, int transA, const bt_te
     float *pre = (!c16 && pre_act && epilogue != BT_EPI_NONE) ? F32P(pre_act) : NULL;
     bt_tensor *pre16 = (c16 && pre_act && epilogue != BT_EPI_NONE) ? pre_act : NULL;
     int lda = (int)cpu_cols(A), ldb = (int)cpu_cols(B);
-    int nt = cpu_gemm_threads(be, M, N, K);
+    int nt = cpu_gemm_threads(be, M, N, K), parts = cpu_gemm_parts(M, N, K);
 #pragma omp parallel num_threads(nt)
     {
         int t = cpu_thread_id(), n = nt;
@@ -93,7 +93,9 @@ void cpu_matmul_half(bt_backend *be, const bt_tensor *A, int transA, const bt_te
         if (c16 && beta != 0.0f) widen_share(t, n, C->dtype, C->data, nc, c);
 #pragma omp barrier
         int64_t blk[4];
-        if (cpu_gemm_block(t, n, a, lda, transA, b, ldb, transB, c, M, N, K, bi, alpha, beta, epi, pre, blk) && c16)
-            store_block(C, pre16, epilogue, c, N, blk);
+        for (int i = t; i < parts; i += n) /* part i of parts, round robin (cpu_gemm_parts) */
+            if (cpu_gemm_block(i, parts, a, lda, transA, b, ldb, transB, c, M, N, K, bi, alpha, beta, epi, pre, blk) &&
+                c16)
+                store_block(C, pre16, epilogue, c, N, blk);
     }
 }

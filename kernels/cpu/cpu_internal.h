@@ -144,10 +144,13 @@ void cpu_matmul_half(bt_backend *be, const bt_tensor *A, int transA, const bt_te
                      bt_tensor *C, const bt_tensor *bias, float alpha, float beta, int epilogue,
                      bt_tensor *pre_act, int64_t M, int64_t N, int64_t K);
 /* C[M,N] (F32, ld N) = alpha op(A) op(B) + beta C + bias, then the epilogue
- * (pre: F32 [M,N] or NULL); A, B F32 with leading dims lda, ldb. Threads
- * split rows or columns of C (cpu_backend.c): cpu_gemm_threads() of them,
- * thread t of n computing the block cpu_gemm_block() reports in blk
- * (rows [blk0, blk1) x columns [blk2, blk3)); returns 0 for an empty block. */
+ * (pre: F32 [M,N] or NULL); A, B F32 with leading dims lda, ldb. C is cut
+ * into cpu_gemm_parts() row or column blocks, a function of the shape alone
+ * (so the bits do not depend on the thread count); cpu_gemm_threads() threads
+ * take them round robin, cpu_gemm_block(i, parts, ...) computing part i and
+ * reporting it in blk (rows [blk0, blk1) x columns [blk2, blk3)); it returns
+ * 0 for an empty part. */
+int cpu_gemm_parts(int64_t M, int64_t N, int64_t K);
 int cpu_gemm_threads(bt_backend *be, int64_t M, int64_t N, int64_t K);
 int cpu_gemm_block(int t, int n, const float *a, int lda, int transA, const float *b, int ldb, int transB, float *c,
                    int64_t M, int64_t N, int64_t K, const float *bias, float alpha, float beta, int epilogue,

@@ -2,6 +2,7 @@
  * bias_grad, activations, dropout, add/scale/convert, memory; against the
  * double references of ops_ref.h, finite differences, and bit-identical reruns. */
 #include "ops_ref.h"
+#include "kernels/half.h"
 
 static bt_backend *be;
 
@@ -327,6 +328,57 @@ static void test_determinism(void **state)
     free(A); free(B); free(bias);
 }
 
+/* The bits of a matmul do not depend on the thread count: C, op(A) op(B)
+ * with beta 0 and 1 (a gradient added into its buffer) on 1..5 threads, in
+ * F32 and BF16, shapes on both sides of OpenBLAS's small-matrix kernels
+ * (which accumulate over K differently from its blocked path, so a cut of C
+ * that followed the threads changed the bits: classify_long's documents
+ * trained to other weights on 1 and 2 threads). */
+static void thread_case(int M, int N, int K, int tA, bt_dtype dt, float beta)
+{
+    float *A = ref_rand((int64_t)M * K, -1, 1), *B = ref_rand((int64_t)K * N, -1, 1), *C0 = ref_rand((int64_t)M * N, -1, 1);
+    float *out[5];
+    uint16_t *A16 = malloc(sizeof(uint16_t) * (size_t)M * K), *B16 = malloc(sizeof(uint16_t) * (size_t)K * N);
+    for (int64_t i = 0; i < (int64_t)M * K; i++) A16[i] = bt_f32_to_bf16(A[i]);
+    for (int64_t i = 0; i < (int64_t)K * N; i++) B16[i] = bt_f32_to_bf16(B[i]);
+    int was = be->set_threads(be, 0);
+    for (int t = 0; t < 5; t++) {
+        be->set_threads(be, t + 1);
+        out[t] = malloc(sizeof(float) * (size_t)M * N);
+        memcpy(out[t], C0, sizeof(float) * (size_t)M * N);
+        bt_tensor tA_ = tA ? tv2(A, K, M) : tv2(A, M, K), tB_ = tv2(B, K, N), tC = tv2(out[t], M, N);
+        if (dt == BT_BF16) {
+            tA_.data = A16, tA_.dtype = BT_BF16;
+            tB_.data = B16, tB_.dtype = BT_BF16;
+        }
+        be->matmul(be, &tA_, tA, &tB_, 0, &tC, NULL, 1.0f, beta, BT_EPI_NONE, NULL);
+    }
+    be->set_threads(be, was);
+    char what[128];
+    for (int t = 1; t < 5; t++) {
+        snprintf(what, sizeof what, "matmul M=%d N=%d K=%d tA=%d %s beta %g: %d threads vs 1", M, N, K, tA,
+                 dt == BT_BF16 ? "bf16" : "f32", beta, t + 1);
+        check_bits(out[0], out[t], (int64_t)M * N, what);
+    }
+    for (int t = 0; t < 5; t++) free(out[t]);
+    free(A); free(B); free(C0); free(A16); free(B16);
+}
+
+static void test_thread_count(void **state)
+{
+    (void)state;
+    ref_seed(11);
+    static const int shapes[][3] = {{64, 64, 2048}, {128, 37, 300}, {37, 128, 900}, {512, 64, 64},
+                                    {96, 40, 70},   {256, 192, 160}, {2048, 64, 64}, {64, 256, 1024}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int tA = 0; tA < 2; tA++) {
+            thread_case(shapes[i][0], shapes[i][1], shapes[i][2], tA, BT_F32, 0.0f);
+            thread_case(shapes[i][0], shapes[i][1], shapes[i][2], tA, BT_F32, 1.0f);
+        }
+    thread_case(128, 37, 300, 1, BT_BF16, 1.0f);
+    thread_case(2048, 64, 64, 0, BT_BF16, 0.0f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_add_scale_convert),
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_thread_count),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
