@@ -39,6 +39,7 @@ struct bt_trainer {
     bt_grad_reduce reduce;
     void *reduce_ctx;
     int concurrent;     /* 1: one thread per replica (bt_trainer_set_concurrent) */
+    int collective;     /* 1: sums and broadcasts through the backends' collective (bt_trainer_set_collective) */
     int rep0_threads;   /* > 0: replica 0's backend threads during the replicas' part */
     bt_replica_stats stats[BT_MAX_REPLICAS];
     const bt_batch *cur; /* the step's micro-batches (NULL: a custom forward/backward) */
@@ -153,12 +154,32 @@ void bt_trainer_set_frozen(bt_trainer *t, int freeze_embeddings, int freeze_laye
 
 /* ------------------------------------------------------------- replicas */
 
+/* The backends of the replicas and one F32 buffer of each: the arguments
+ * of a collective (kernels/backend.h). */
+static void coll_args(bt_trainer *t, float *(*buf)(bt_bert *), bt_backend **bes, float **bufs)
+{
+    for (int j = 0; j < t->nrep; j++) {
+        bes[j] = bt_bert_backend(t->reps[j]);
+        bufs[j] = buf(t->reps[j]);
+    }
+}
+
 /* Replicas 1.. get replica 0's weights (after every update and a restore):
- * a device copy on a shared backend, else through host memory. */
-static void broadcast(bt_trainer *t)
+ * the backends' collective broadcast (NCCL on GPUs), else a device copy on a
+ * shared backend, else through host memory. */
+static int broadcast(bt_trainer *t)
 {
     bt_backend *be0 = bt_bert_backend(t->m);
     size_t total = bt_bert_total_floats(t->m);
+    if (t->collective) {
+        bt_backend *bes[BT_MAX_REPLICAS];
+        float *bufs[BT_MAX_REPLICAS];
+        coll_args(t, bt_bert_params_dev, bes, bufs);
+        int rc = be0->collective(be0, bes, t->nrep, bufs, total, BT_COLL_BCAST);
+        if (rc) return bt_fail_context(rc, "the weights' broadcast to %d replicas", t->nrep - 1);
+        for (int j = 1; j < t->nrep; j++) bt_bert_params_changed(t->reps[j]);
+        return 0;
+    }
     float *host = NULL;
     for (int j = 1; j < t->nrep; j++) {
         bt_bert *r = t->reps[j];
@@ -175,16 +196,25 @@ static void broadcast(bt_trainer *t)
         bt_bert_upload_params(r, host);
     }
     bt_aligned_free(host);
+    return 0;
 }
 
 /* The default gradient sum: replica 0's gradients += replica 1's, += replica
- * 2's, ... in that order, elementwise in F32 (on replica 0's backend; a
- * replica on another backend goes through host memory into its scratch). */
+ * 2's, ... in that order, elementwise in F32: the backends' collective sum
+ * (bt_trainer_set_collective), else on replica 0's backend, a replica on
+ * another backend going through host memory into its scratch. */
 static int reduce_in_order(void *ctx, bt_bert *const *reps, int n)
 {
     bt_trainer *t = ctx;
     bt_backend *be0 = bt_bert_backend(reps[0]);
     size_t total = bt_bert_total_floats(reps[0]);
+    if (t->collective && n == t->nrep) {
+        bt_backend *bes[BT_MAX_REPLICAS];
+        float *bufs[BT_MAX_REPLICAS];
+        coll_args(t, bt_bert_grads_dev, bes, bufs);
+        int rc = be0->collective(be0, bes, n, bufs, total, BT_COLL_SUM);
+        return rc ? bt_fail_context(rc, "the gradient sum of %d replicas", n) : 0;
+    }
     bt_tensor acc = bt_view1(bt_bert_grads_dev(reps[0]), BT_F32, be0->device, (int64_t)total);
     float *host = NULL;
     for (int j = 1; j < n; j++) {
@@ -223,12 +253,37 @@ int bt_trainer_set_replicas(bt_trainer *t, bt_bert *const *extra, int n_extra)
         bt_bert_set_frozen(extra[j], t->c.freeze_embeddings, t->c.freeze_layers);
     }
     t->nrep = n_extra + 1;
-    broadcast(t);
-    return 0;
+    return broadcast(t);
 }
 
 int bt_trainer_replicas(const bt_trainer *t) { return t->nrep; }
 bt_bert *bt_trainer_replica(bt_trainer *t, int j) { return j >= 0 && j < t->nrep ? t->reps[j] : NULL; }
+
+int bt_trainer_set_collective(bt_trainer *t, int on)
+{
+    t->collective = 0;
+    if (!on) return 0;
+    bt_backend *be0 = bt_bert_backend(t->m);
+    if (t->nrep < 2 || !be0->collective)
+        return bt_fail(BT_EINTERNAL, "bt_trainer_set_collective: %d replica(s) on %s, which has %s collective",
+                       t->nrep, be0->name, be0->collective ? "a" : "no");
+    for (int i = 0; i < t->nrep; i++) {
+        bt_backend *bi = bt_bert_backend(t->reps[i]);
+        if (bi->collective != be0->collective)
+            return bt_fail(BT_EINTERNAL, "bt_trainer_set_collective: replica %d is on %s, replica 0 on %s", i,
+                           bi->name, be0->name);
+        for (int j = i + 1; j < t->nrep; j++)
+            if (bi == bt_bert_backend(t->reps[j]))
+                return bt_fail(BT_EINTERNAL, "bt_trainer_set_collective: replicas %d and %d share a backend", i, j);
+    }
+    bt_backend *bes[BT_MAX_REPLICAS];
+    float *bufs[BT_MAX_REPLICAS];
+    coll_args(t, bt_bert_grads_dev, bes, bufs);
+    int rc = be0->collective(be0, bes, t->nrep, NULL, 0, BT_COLL_SUM); /* prepare: what is missing fails here */
+    if (rc) return rc;
+    t->collective = 1;
+    return 0;
+}
 
 int bt_trainer_set_concurrent(bt_trainer *t, int on, int rep0_threads)
 {
@@ -524,8 +579,8 @@ static int train_step_on(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_st
         if (cf < 1.0) coef = (float)cf;
     }
     bt_adamw_step(t->opt, f, t->scaling ? inv * coef : coef);
-    broadcast(t); /* every replica trains on the updated weights */
-    int rc = check_weights(t); /* (the scaler's skip above handles fp16 overflow of gradients) */
+    int rc = broadcast(t); /* every replica trains on the updated weights */
+    if (!rc) rc = check_weights(t); /* (the scaler's skip above handles fp16 overflow of gradients) */
     if (rc) return rc;
     if (t->scaling) update_scale(t, 0);
     t->step++;
@@ -703,7 +758,7 @@ int bt_trainer_restore(bt_trainer *t, const bt_st_file *wf, const bt_st_file *mf
         }
     }
     if (!rc) bt_bert_upload_params(m, host);
-    if (!rc) broadcast(t);
+    if (!rc) rc = broadcast(t);
     bt_aligned_free(mh);
     free(steps);
 out:

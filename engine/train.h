@@ -121,6 +121,14 @@ bt_bert *bt_trainer_replica(bt_trainer *t, int j); /* replica j (0: the trainer'
 /* Sums the gradients of reps[0..n) into reps[0]'s (n >= 2). NULL: the default. */
 typedef int (*bt_grad_reduce)(void *ctx, bt_bert *const *reps, int n);
 void bt_trainer_set_reduce(bt_trainer *t, bt_grad_reduce fn, void *ctx);
+/* on = 1: the gradient sum and the weights' broadcast go through the
+ * backends' collective (kernels/backend.h: NCCL on GPUs, a fixed-order sum on
+ * the CPU) instead of replica 0's add and host memory. Needs N >= 2 replicas,
+ * one backend each, all of replica 0's kind; prepares the collective (NCCL's
+ * communicators) and fails, changing nothing, when it cannot (e.g. no NCCL:
+ * the caller may go on without it). Bits: as the default sum for N = 2 and
+ * on the CPU; see the backend for N > 2. on = 0: the default (host path). */
+int bt_trainer_set_collective(bt_trainer *t, int on);
 /* on = 1: in each step replicas 1..N-1 run their micro-batches on a thread
  * each while replica 0 runs its own on the calling thread; the gradient sum,
  * norm and update wait for all of them. Every replica must have a backend of

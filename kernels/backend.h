@@ -291,7 +291,25 @@ struct bt_backend {
     double (*sum_squares)(bt_backend *be, const bt_tensor *ts, int n);
     /* 1 if every element of ts[0..n) is finite (synchronises). */
     int (*all_finite)(bt_backend *be, const bt_tensor *ts, int n);
+
+    /* ---- data parallelism (runtime.devices; engine/train.h "Replicas") ----
+     * One collective over the backends bes[0..n) (n >= 2, distinct, all of
+     * this kind, bes[0] == be: one per device) and bufs[i], F32 [count] on
+     * bes[i], ordered after every op already issued to each backend:
+     *  BT_COLL_SUM   bufs[0] = ((bufs[0] + bufs[1]) + bufs[2]) ... elementwise;
+     *                the other buffers' contents are unspecified afterwards.
+     *                With n = 2 the sum is one rounding of a + b, the same bits
+     *                everywhere; for n > 2 a backend may add in another order
+     *                (NCCL: by its ring/tree chunks), which it documents.
+     *  BT_COLL_BCAST bufs[i] = bufs[0] for every i.
+     * bufs NULL (count 0): only prepare (NCCL's communicators), so that what
+     * is missing is known before the first step. 0, or a BT_E* code after
+     * bt_fail() saying why (e.g. no NCCL). NULL: the backend has none, and the
+     * trainer goes through host memory (engine/train.c). */
+    int (*collective)(bt_backend *be, bt_backend *const *bes, int n, float *const *bufs, size_t count, int op);
 };
+
+enum bt_collective_op { BT_COLL_SUM = 1, BT_COLL_BCAST = 2 };
 
 /* Constructors. On failure they return NULL after bt_fail() explains why. */
 bt_backend *bt_backend_cpu_create(int threads);   /* threads <= 0: OpenMP default */

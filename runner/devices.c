@@ -1,7 +1,9 @@
 /* runner/devices.c — runtime.devices (see devices.h). */
 #include "runner/devices.h"
 
+#include "runner/selftest.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -20,23 +22,47 @@ static void where_of(const bt_job *job, const char *section, const char *name, c
     }
 }
 
-/* The device count for be, or BT_ECONFIG for what is not built. */
+/* 1 when be is a GPU's: the CUDA backend, or the BATON_FAKE_GPU stand-in
+ * (the CPU behind a test wrapper, runner/selftest.h), which takes the GPU
+ * path here so that the CPU tests exercise it. */
+static int on_gpu(const bt_backend *be) { return be->device == BT_DEV_CUDA || bt_selftest_is_fake(be); }
+
+/* The GPUs this process sees: CUDA devices the backend library can query
+ * (0, 1, ... until the first that cannot be), or BATON_FAKE_GPU_COUNT
+ * stand-ins (default 1; testing only). */
+static int gpus_present(const bt_backend *be)
+{
+    if (bt_selftest_is_fake(be)) {
+        const char *v = getenv("BATON_FAKE_GPU_COUNT");
+        int n = v && *v ? atoi(v) : 1;
+        return n < 1 ? 1 : n > BT_MAX_REPLICAS ? BT_MAX_REPLICAS : n;
+    }
+    int n = 0;
+    bt_gpu_identity id;
+    while (n < BT_MAX_REPLICAS && bt_backend_cuda_identity(n, &id) == BT_OK) n++;
+    bt_err_clear(); /* (the first GPU that is not there) */
+    return n < 1 ? 1 : n;
+}
+
+/* The device count for be: on the CPU devices or 1 (auto); on GPUs every GPU
+ * present (auto) or devices, which must not be more than are present. */
 static int resolve_count(const bt_job *job, bt_backend *be, int *out)
 {
-    char w[300];
-    where_of(job, "runtime", "devices", w, sizeof w);
     int64_t want = job->runtime.devices; /* 0: auto */
-    if (be->device != BT_DEV_CPU) {
-        if (want > 1)
-            return bt_fail(BT_ECONFIG, "%s[runtime] devices = %lld: this baton trains on one GPU per process (the "
-                                       "CUDA backend drives a single device; NCCL is found but replicas on "
-                                       "several GPUs are not built yet); set devices = 1 or auto, and raise "
-                                       "[train] grad_accum for the same effective batch (docs/operations.md)",
-                           w, (long long)want);
-        *out = 1;
+    if (!on_gpu(be)) {
+        *out = want > 0 ? (int)want : 1;
         return 0;
     }
-    *out = want > 0 ? (int)want : 1;
+    int have = gpus_present(be);
+    if (want > have) {
+        char w[300];
+        where_of(job, "runtime", "devices", w, sizeof w);
+        return bt_fail(BT_ECONFIG, "%s[runtime] devices = %lld, but this machine has %d GPU%s; set devices = auto "
+                                   "(every GPU present) or at most %d, and raise [train] grad_accum for the same "
+                                   "effective batch (docs/operations.md)",
+                       w, (long long)want, have, have == 1 ? "" : "s", have);
+    }
+    *out = want > 0 ? (int)want : have;
     return 0;
 }
 
@@ -59,7 +85,11 @@ int bt_devices_hook_setup(bt_devices *d, bt_job *job, bt_backend *be)
     d->count = n;
     d->factor = n;
     job->train.grad_accum *= n;
-    if (n > 1) {
+    if (n > 1 && on_gpu(be)) {
+        fprintf(stderr, "devices = %d: %d GPU replicas (GPUs 0..%d, one thread each) x grad_accum %lld x batch %lld = "
+                        "%lld examples per step\n", n, n, n - 1, (long long)d->job_accum,
+                (long long)job->train.batch_size, (long long)(job->train.grad_accum * job->train.batch_size));
+    } else if (n > 1) {
         int total = be->set_threads ? be->set_threads(be, 0) : 1;
         for (int j = 0; j < n; j++) {
             d->threads[j] = total / n + (j < total % n);
@@ -74,13 +104,29 @@ int bt_devices_hook_setup(bt_devices *d, bt_job *job, bt_backend *be)
     return 0;
 }
 
+/* Replica j's backend: GPU j (or a stand-in), else a CPU backend of its own
+ * (its workspace) with its share of the threads. */
+static bt_backend *replica_backend(const bt_devices *d, const bt_backend *be0, int j)
+{
+    if (!on_gpu(be0)) return bt_backend_cpu_create(d->threads[j]);
+    bt_backend *be = bt_selftest_gpu_backend(j);
+    if (be && be->set_threads) be->set_threads(be, d->threads[j]); /* (the stand-in: a CPU) */
+    if (be && be->sm != be0->sm) {
+        bt_fail(BT_ECONFIG, "GPU %d is sm_%d and GPU 0 sm_%d: the replicas of one run need GPUs of one model; set "
+                            "[runtime] devices = 1 (or make CUDA_VISIBLE_DEVICES list GPUs of one model)",
+                j, be->sm, be0->sm);
+        be->destroy(be);
+        return NULL;
+    }
+    return be;
+}
+
 int bt_devices_hook_models(bt_devices *d, bt_backend *be, const char *model_dir, const bt_bert_opts *mo)
 {
     d->be[0] = be;
     for (int j = 1; j < d->count; j++) {
-        /* a backend of its own (its workspace), as the segment's was made: the CPU's */
-        if (!(d->be[j] = bt_backend_cpu_create(d->threads[j])))
-            return bt_fail_context(BT_EINTERNAL, "[runtime] devices = %d: replica %d's backend", d->count, j);
+        if (!(d->be[j] = replica_backend(d, be, j)))
+            return bt_fail_context(BT_ECONFIG, "[runtime] devices = %d: replica %d's backend", d->count, j);
         int rc = bt_bert_create(d->be[j], model_dir, mo, &d->extra[j - 1]);
         if (rc) return bt_fail_context(rc, "[runtime] devices = %d: replica %d", d->count, j);
     }
@@ -102,10 +148,28 @@ static int fault_env(const bt_devices *d, bt_trainer *t)
     return 0;
 }
 
+/* The gradient sum and the weights' broadcast through the backends'
+ * collective (NCCL between GPUs, kernels/cuda/nccl_dl.h; a fixed-order sum
+ * on the CPU). Without NCCL the GPUs still train, through host memory, said
+ * once per segment. */
+static int use_collective(const bt_devices *d, bt_trainer *t)
+{
+    static int said;
+    if (!d->be[0]->collective) return 0;
+    int rc = bt_trainer_set_collective(t, 1);
+    if (!rc || !on_gpu(d->be[0])) return rc;
+    if (!said++)
+        bt_warn("devices = %d: %s; the gradients and weights go through host memory instead (correct, "
+                "slower; pip install nvidia-nccl-cu12, or see `baton doctor`)", d->count, bt_errmsg());
+    bt_err_clear();
+    return 0;
+}
+
 int bt_devices_hook_trainer(bt_devices *d, bt_trainer *t)
 {
     int rc = d->count > 1 ? bt_trainer_set_replicas(t, d->extra, d->count - 1) : 0;
     if (!rc && d->count > 1) rc = bt_trainer_set_concurrent(t, 1, d->threads[0]);
+    if (!rc && d->count > 1) rc = use_collective(d, t);
     return rc ? rc : fault_env(d, t);
 }
 
@@ -163,6 +227,26 @@ static int archive_record(const char *text, const bt_devices *d, const char *whe
     return rc;
 }
 
+/* devices = auto resuming an archive whose micro-batches per step this many
+ * devices cannot share (one GPU's archive on a T4 x2): the most devices that
+ * can (a divisor of micro), replicas past them freed, said in one line. */
+static void fewer_devices(bt_devices *d, int64_t micro, const char *where)
+{
+    int n = d->count;
+    while (n > 1 && micro % n) n--;
+    fprintf(stderr, "devices = auto: %s was trained with %lld micro-batch(es) per step, which %d devices cannot "
+                    "share; training on %d of them for the same effective batch (set [runtime] devices and "
+                    "[train] grad_accum, and resume with --force, to use all %d)\n",
+            where, (long long)micro, d->count, n, d->count);
+    for (int j = n; j < d->count; j++) {
+        bt_bert_free(d->extra[j - 1]);
+        d->extra[j - 1] = NULL;
+        if (d->be[j]) d->be[j]->destroy(d->be[j]);
+        d->be[j] = NULL;
+    }
+    d->count = n;
+}
+
 int bt_devices_hook_resume(bt_devices *d, const char *trainer_json, bt_job *job, const char *where, int *regroup)
 {
     *regroup = 0;
@@ -172,6 +256,8 @@ int bt_devices_hook_resume(bt_devices *d, const char *trainer_json, bt_job *job,
     /* the job's grad_accum changed (a --force resume): the job's effective batch from now on */
     if (ajacc != d->job_accum || afactor == d->factor) return 0;
     int64_t micro = ajacc * afactor;
+    if (job->runtime.devices == 0 && job->train.micro_batch != BT_JOB_MICRO_AUTO && micro % d->count)
+        fewer_devices(d, micro, where);
     if (job->train.micro_batch == BT_JOB_MICRO_AUTO || micro % d->count)
         return bt_fail(BT_ECONFIG, "%s was trained with %lld micro-batches of %lld examples per step (%lld device(s) "
                                    "x grad_accum %lld); %d device(s) cannot take the same effective batch%s: set "

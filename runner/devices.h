@@ -1,11 +1,11 @@
 /* runner/devices.h — runtime.devices: data-parallel replicas of the model.
  *
- * Owns: how many replicas a segment trains with (auto: 1; on CUDA only 1
- * until the backend drives several GPUs from one process, see
- * docs/operations.md), what it refuses (several GPUs, which the CUDA
- * backend does not drive yet; more than 65536 micro-batches a step),
- * creating replicas 1..N-1 and handing them to the trainer
- * (engine/train.h, "data parallelism"), the effective batch (batch_size x
+ * Owns: how many replicas a segment trains with (auto: 1 on the CPU, every
+ * GPU present on CUDA; docs/operations.md), what it refuses (more GPUs than
+ * present, GPUs of different models, more than 65536 micro-batches a step),
+ * creating replicas 1..N-1 (a CPU backend each, or a CUDA backend on GPU j),
+ * handing them to the trainer (engine/train.h, "data parallelism") with the
+ * backends' collective (NCCL between GPUs; without it host memory, said once), the effective batch (batch_size x
  * grad_accum x devices), its record in trainer.json ("devices") and a resume
  * on another device count (grad_accum per device adjusted so that the
  * archive's micro-batches per step, the effective batch, the steps per epoch
@@ -44,10 +44,14 @@ typedef struct {
 int bt_devices_hook_setup(bt_devices *d, bt_job *job, bt_backend *be);
 /* After replica 0 was created with (model_dir, mo): replicas 1..count-1,
  * each on a CPU backend of its own with its share of be's threads (replica
- * j: threads / count, one more for the first threads % count, at least 1). */
+ * j: threads / count, one more for the first threads % count, at least 1),
+ * or, when be is a GPU's (or the BATON_FAKE_GPU stand-in, with
+ * BATON_FAKE_GPU_COUNT of them), on GPU j (BT_ECONFIG for another model). */
 int bt_devices_hook_models(bt_devices *d, bt_backend *be, const char *model_dir, const bt_bert_opts *mo);
 /* After the trainer was created (again): hands it the replicas, to run
- * concurrently (one thread each), and BATON_FAULT_REPLICA=J@STEP (testing
+ * concurrently (one thread each) and to sum through the backends'
+ * collective (bt_trainer_set_collective; on GPUs without NCCL a warning and
+ * host memory), and BATON_FAULT_REPLICA=J@STEP (testing
  * only: replica J fails at step STEP; BT_ECONFIG when malformed). */
 int bt_devices_hook_trainer(bt_devices *d, bt_trainer *t);
 /* trainer.json: "devices": {"count": N, "grad_accum": micro-batches per device per step,
@@ -60,7 +64,9 @@ void bt_devices_hook_record(const bt_devices *d, const bt_job *job, void *json);
  * count (the job's grad_accum unchanged), job->train.grad_accum becomes the
  * archive's and *regroup = 1: the caller recomputes the steps per epoch and
  * recreates the trainer before restoring it. BT_ECONFIG when this device
- * count does not divide them; BT_EDATA for a record out of range. */
+ * count does not divide them — except with devices = auto, which then takes
+ * the most devices that do (freeing the other replicas, said in one line);
+ * BT_EDATA for a record out of range. */
 int bt_devices_hook_resume(bt_devices *d, const char *trainer_json, bt_job *job, const char *where, int *regroup);
 void bt_devices_free(bt_devices *d);
 /* After a step: each replica's figures since the segment began

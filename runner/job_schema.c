@@ -176,8 +176,8 @@ static const bt_job_key keys[] = {
      O(runtime.device)},
     {"runtime", "threads", BT_JT_INT, "0", "0..4096", 0, 0, "CPU threads; 0: all cores.", O(runtime.threads)},
     {"runtime", "devices", BT_JT_INT, "auto", "1..64", 0, 0,
-     "Data-parallel replicas of the model in one process (on the CPU: replicas run concurrently, one thread each, "
-     "runtime.threads split between them; on CUDA only 1 for now, more is refused); auto: 1. The effective batch "
+     "Data-parallel replicas of the model in one process, one thread each (on the CPU runtime.threads split between "
+     "them; on GPUs one GPU each, sums through NCCL); auto: 1 on the CPU, every GPU present on CUDA. The effective batch "
      "is batch_size x grad_accum x devices; 2 devices train to the same bytes as 1 with grad_accum doubled, and a "
      "resume on another device count keeps the archive's effective batch (grad_accum adjusted). Every task "
      "(classify_long too: each replica its own long-document state); with train.micro_batch = auto the "

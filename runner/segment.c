@@ -1097,6 +1097,7 @@ static void count_steps(run_ctx *c)
  * per step: the steps and the trainer's schedule follow (runner/devices.h). */
 static int devices_regroup(run_ctx *c)
 {
+    c->status.devices = c->dev.count; /* (devices = auto may have taken fewer: runner/devices.h) */
     count_steps(c);
     bt_trainer_free(c->trainer);
     c->trainer = NULL;

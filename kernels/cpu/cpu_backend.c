@@ -1127,5 +1127,6 @@ bt_backend *bt_backend_cpu_create(int threads)
     be->adamw = cpu_adamw;
     be->sum_squares = cpu_sum_squares;
     be->all_finite = cpu_all_finite;
+    be->collective = cpu_collective;
     return be;
 }

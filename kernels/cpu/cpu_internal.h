@@ -196,6 +196,8 @@ void cpu_sgemm(int transA, int transB, int M, int N, int K, float alpha, const f
 /* cpu_mem.c */
 int cpu_mem_info(bt_backend *be, size_t *free_bytes, size_t *total_bytes);
 int cpu_attention_wants_probs(bt_backend *be, int S, int Dh);
+/* bt_backend.collective between CPU replicas (cpu_collective.c) */
+int cpu_collective(bt_backend *be, bt_backend *const *bes, int n, float *const *bufs, size_t count, int op);
 
 void cpu_attention_fwd(bt_backend *be, const bt_tensor *qkv, const bt_tensor *mask, int B, int S,
                        int H, int Dh, float scale, float p_drop, bt_dropout_key key, bt_tensor *ctx,

@@ -221,6 +221,7 @@ static size_t cu_peak(bt_backend *be) { return cu_impl(be)->peak_bytes; }
 
 static int cu_mem_info(bt_backend *be, size_t *free_bytes, size_t *total_bytes)
 {
+    cu_impl(be); /* (this backend's GPU: cudaMemGetInfo reports the current device's) */
     size_t fr = 0, tot = 0;
     cudaError_t e = cudaMemGetInfo(&fr, &tot);
     if (e != cudaSuccess) {
@@ -230,7 +231,6 @@ static int cu_mem_info(bt_backend *be, size_t *free_bytes, size_t *total_bytes)
     }
     *free_bytes = fr;
     *total_bytes = tot;
-    (void)be;
     return 0;
 }
 
@@ -307,6 +307,7 @@ static void cu_destroy(bt_backend *be)
     if (im) {
         cudaSetDevice(im->device);
         if (im->stream) cudaStreamSynchronize(im->stream);
+        cu_collective_free(im);
         if (im->scratch) cudaFree(im->scratch);
         if (im->lt_ws) cudaFree(im->lt_ws);
         if (im->d_flag) cudaFree(im->d_flag);
@@ -603,6 +604,7 @@ extern "C" bt_backend *bt_cuda_impl_create(int device)
     cu_ops_install(be);
     cu_attention_install(be);
     cu_relattn_install(be);
+    cu_collective_install(be);
     return be;
 }
 

@@ -65,10 +65,10 @@ extern "C" int bt_cuda_impl_doctor(FILE *f, char *why, size_t why_cap)
     const char *nccl = bt_nccl_loaded_from(); /* several GPUs only (kernels/cuda/nccl_dl.h) */
     if (nccl) {
         int v = bt_nccl_version();
-        fprintf(f, "  NCCL %d.%d.%d from %s (not used yet: one GPU per process)\n", v / 10000, (v / 100) % 100,
+        fprintf(f, "  NCCL %d.%d.%d from %s (runtime.devices > 1: the gradient sum between GPUs)\n", v / 10000, (v / 100) % 100,
                 v % 100, nccl);
     } else {
-        fprintf(f, "  NCCL: not found (only needed for several GPUs): %s\n", bt_nccl_error());
+        fprintf(f, "  NCCL: not found (several GPUs then sum through host memory, slower): %s\n", bt_nccl_error());
     }
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);

@@ -8,9 +8,6 @@
  * Must not: be included outside kernels/cuda/ (the engine goes through the
  * bt_backend vtable only).
  *
- * NOTE: the Makefile does not track header dependencies of .cu files: after
- * editing this header, delete the objects $(BUILD)/kernels/cuda/NAME.cu.o before rebuilding.
- *
  * Errors. Two kinds:
  *  - a broken shape/dtype contract (a bug in the caller): CU_REQUIRE prints
  *    where and what and exits 70, exactly like the CPU backend's CPU_CHECK;
@@ -42,6 +39,9 @@ extern "C" {
 #include "util/err.h"
 }
 #include "kernels/philox.h"
+
+/* GPUs one collective spans at most (engine/train.h BT_MAX_REPLICAS). */
+#define CU_MAX_DEVICES 64
 
 /* cuBLASLt algorithm cache: the heuristic is asked once per distinct problem. */
 #define CU_ALGO_CACHE 128
@@ -86,9 +86,25 @@ typedef struct {
     size_t scratch_bytes;
     cu_algo_entry algos[CU_ALGO_CACHE];
     int algo_next;
+    /* data parallelism (cuda_collective.cu): NCCL's communicators of the
+     * devices nccl_dev[0..nccl_n), this backend's device first; NULL until
+     * the first collective */
+    struct bt_nccl *nccl;
+    int nccl_n;
+    int nccl_dev[CU_MAX_DEVICES];
 } cuda_impl;
 
-static inline cuda_impl *cu_impl(bt_backend *be) { return (cuda_impl *)be->impl; }
+/* The backend's state, with the calling thread's current device made the
+ * backend's own: every op begins here, and with several GPUs (runtime.devices)
+ * each replica's thread drives its own backend, so a thread's device is
+ * whichever backend it used last (cudaGetDevice reads a thread-local value). */
+static inline cuda_impl *cu_impl(bt_backend *be)
+{
+    cuda_impl *im = (cuda_impl *)be->impl;
+    int cur = -1;
+    if (cudaGetDevice(&cur) != cudaSuccess || cur != im->device) cudaSetDevice(im->device);
+    return im;
+}
 static inline cudaStream_t cu_stream(bt_backend *be) { return cu_impl(be)->stream; }
 
 /* Records a runtime failure (see the header comment); returns code. */
@@ -183,5 +199,7 @@ void cu_fill_scaled(bt_backend *be, bt_tensor *C, float beta);
 void cu_ops_install(bt_backend *be);
 void cu_attention_install(bt_backend *be);
 void cu_relattn_install(bt_backend *be); /* cuda_relattn.cu */
+void cu_collective_install(bt_backend *be); /* cuda_collective.cu */
+void cu_collective_free(cuda_impl *im);     /* its communicators, at destroy */
 
 #endif

@@ -26,6 +26,10 @@ static struct {
     ncclResult_t (*ncclCommInitAll)(ncclComm_t *comm, int ndev, const int *devlist);
     ncclResult_t (*ncclAllReduce)(const void *sendbuff, void *recvbuff, size_t count, int datatype, int op,
                                   ncclComm_t comm, void *stream);
+    ncclResult_t (*ncclReduce)(const void *sendbuff, void *recvbuff, size_t count, int datatype, int op, int root,
+                               ncclComm_t comm, void *stream);
+    ncclResult_t (*ncclBroadcast)(const void *sendbuff, void *recvbuff, size_t count, int datatype, int root,
+                                  ncclComm_t comm, void *stream);
     ncclResult_t (*ncclGroupStart)(void);
     ncclResult_t (*ncclGroupEnd)(void);
     ncclResult_t (*ncclCommDestroy)(ncclComm_t comm);
@@ -43,11 +47,12 @@ static int try_library(const char *path)
 {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) return -1;
-    static const char *const names[] = {"ncclCommInitAll", "ncclAllReduce",      "ncclGroupStart", "ncclGroupEnd",
+    static const char *const names[] = {"ncclCommInitAll", "ncclAllReduce",   "ncclReduce",
+                                        "ncclBroadcast",   "ncclGroupStart",  "ncclGroupEnd",
                                         "ncclCommDestroy", "ncclGetErrorString", "ncclGetVersion"};
-    void **slots[] = {(void **)&fn.ncclCommInitAll, (void **)&fn.ncclAllReduce,      (void **)&fn.ncclGroupStart,
-                      (void **)&fn.ncclGroupEnd,    (void **)&fn.ncclCommDestroy, (void **)&fn.ncclGetErrorString,
-                      (void **)&fn.ncclGetVersion};
+    void **slots[] = {(void **)&fn.ncclCommInitAll, (void **)&fn.ncclAllReduce,  (void **)&fn.ncclReduce,
+                      (void **)&fn.ncclBroadcast,   (void **)&fn.ncclGroupStart, (void **)&fn.ncclGroupEnd,
+                      (void **)&fn.ncclCommDestroy, (void **)&fn.ncclGetErrorString, (void **)&fn.ncclGetVersion};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         if (!(*slots[i] = dlsym(h, names[i]))) {
             size_t u = strlen(load_error);
@@ -124,19 +129,40 @@ int bt_nccl_create(int n, const int *devices, bt_nccl **out, char *why, size_t c
     return 0;
 }
 
-int bt_nccl_allreduce_f32(bt_nccl *c, float *const *buf, size_t count, void *const *streams, char *why, size_t cap)
+/* One collective per rank, all inside one NCCL group (one thread drives
+ * every device). op: 'a' all-reduce, 'r' reduce to rank 0, 'b' broadcast
+ * from rank 0; in place. */
+static int grouped(bt_nccl *c, int op, float *const *buf, size_t count, void *const *streams, char *why, size_t cap)
 {
     ncclResult_t r = fn.ncclGroupStart();
     if (r != NCCL_SUCCESS) return failed(why, cap, "ncclGroupStart", r);
     ncclResult_t first = NCCL_SUCCESS;
     for (int i = 0; i < c->n; i++) {
-        r = fn.ncclAllReduce(buf[i], buf[i], count, NCCL_FLOAT32, NCCL_SUM, c->comm[i], streams[i]);
+        r = op == 'a'   ? fn.ncclAllReduce(buf[i], buf[i], count, NCCL_FLOAT32, NCCL_SUM, c->comm[i], streams[i])
+            : op == 'r' ? fn.ncclReduce(buf[i], buf[i], count, NCCL_FLOAT32, NCCL_SUM, 0, c->comm[i], streams[i])
+                        : fn.ncclBroadcast(buf[i], buf[i], count, NCCL_FLOAT32, 0, c->comm[i], streams[i]);
         if (r != NCCL_SUCCESS && first == NCCL_SUCCESS) first = r;
     }
     r = fn.ncclGroupEnd(); /* always: a group opened must be closed */
-    if (first != NCCL_SUCCESS) return failed(why, cap, "ncclAllReduce", first);
+    if (first != NCCL_SUCCESS)
+        return failed(why, cap, op == 'a' ? "ncclAllReduce" : op == 'r' ? "ncclReduce" : "ncclBroadcast", first);
     if (r != NCCL_SUCCESS) return failed(why, cap, "ncclGroupEnd", r);
     return 0;
+}
+
+int bt_nccl_allreduce_f32(bt_nccl *c, float *const *buf, size_t count, void *const *streams, char *why, size_t cap)
+{
+    return grouped(c, 'a', buf, count, streams, why, cap);
+}
+
+int bt_nccl_reduce0_f32(bt_nccl *c, float *const *buf, size_t count, void *const *streams, char *why, size_t cap)
+{
+    return grouped(c, 'r', buf, count, streams, why, cap);
+}
+
+int bt_nccl_broadcast0_f32(bt_nccl *c, float *const *buf, size_t count, void *const *streams, char *why, size_t cap)
+{
+    return grouped(c, 'b', buf, count, streams, why, cap);
 }
 
 void bt_nccl_free(bt_nccl *c)

@@ -4,11 +4,13 @@
  *
  * Owns: loading libnccl.so.2 (where: cuda_dl_find.h, Python package dir
  * nvidia/nccl/lib, as pip's nvidia-nccl-cu12 installs it), the entry points
- * baton calls (ncclCommInitAll, ncclAllReduce, ncclGroupStart/End,
- * ncclCommDestroy, ncclGetErrorString, ncclGetVersion), one communicator
- * per device of the process, and an in-place F32 sum over the devices.
+ * baton calls (ncclCommInitAll, ncclAllReduce, ncclReduce, ncclBroadcast,
+ * ncclGroupStart/End, ncclCommDestroy, ncclGetErrorString, ncclGetVersion),
+ * one communicator per device of the process, and in-place F32 sums and
+ * broadcasts over the devices.
  * Must not: be linked with -lnccl (libbaton-cuda.so needs no NCCL at load
- * time: a machine without it trains on one GPU), or know what is summed.
+ * time: a machine without it trains on one GPU, or on several through host
+ * memory), or know what is summed.
  *
  * What the sum guarantees (docs/operations.md, "Both GPUs of a T4 x2"): with
  * 2 devices every element is a + b, one rounding, which is commutative: the
@@ -18,10 +20,10 @@
  * same run to run on the same machine with the same NCCL and settings
  * (NCCL_ALGO=Ring, NCCL_PROTO=Simple pin them), not equal to one device's.
  *
- * Status: built and linked in every CUDA build; `baton doctor` reports it.
- * The CUDA backend drives one device per process, so the runner does not
- * call bt_nccl_allreduce_f32 yet (runner/devices.h refuses devices > 1 on
- * CUDA); it is the reduce step engine/train.h's bt_grad_reduce will call.
+ * Used by the CUDA backend's collective (kernels/cuda/cuda_collective.cu):
+ * the trainer's gradient sum is bt_nccl_reduce0_f32 (the sum lands on rank
+ * 0, which runs the optimizer) and the weights' broadcast after each update
+ * bt_nccl_broadcast0_f32 (engine/train.h "data parallelism").
  */
 #ifndef BATON_KERNELS_NCCL_DL_H
 #define BATON_KERNELS_NCCL_DL_H
@@ -48,6 +50,12 @@ int bt_nccl_create(int n, const int *devices, bt_nccl **out, char *why, size_t c
  * group (one thread drives every device); the caller synchronises the
  * streams. 0, or -1 with why. */
 int bt_nccl_allreduce_f32(bt_nccl *c, float *const *buf, size_t count, void *const *streams, char *why, size_t cap);
+/* The same, with the sum in buf[0] only (ncclReduce to rank 0; the other
+ * buffers keep their values): what the trainer needs, with half the traffic
+ * of an all-reduce. */
+int bt_nccl_reduce0_f32(bt_nccl *c, float *const *buf, size_t count, void *const *streams, char *why, size_t cap);
+/* In place on every rank: buf[i][0..count) = buf[0][...] (ncclBroadcast from rank 0). */
+int bt_nccl_broadcast0_f32(bt_nccl *c, float *const *buf, size_t count, void *const *streams, char *why, size_t cap);
 void bt_nccl_free(bt_nccl *c);
 
 #ifdef __cplusplus

@@ -47,8 +47,11 @@
 #                 and resumed to the end: bytes identical to the uninterrupted run
 #   gate          the first GPU run checked the GPU (first contact), the later
 #                 ones honoured the record
-#   data_parallel with every GPU here when [runtime] devices exists (skipped
-#                 with a note until then, or with one GPU)
+#   data_parallel every GPU here (devices = N, sums through NCCL) against one
+#                 GPU with grad_accum N: bit for bit for N = 2 (N > 2: shown,
+#                 not bit for bit, docs/operations.md); with one GPU, devices
+#                 = 2 must be refused (then skipped); a dry run uses 2
+#                 stand-in GPUs
 #   family_F[_P]  for each family F of tests/reference/family_train.py's writers
 #                 (roberta, xlmr, distilbert, electra-proj: ELECTRA with
 #                 embeddings_project, debv3: DeBERTa-v3-like, relative positions

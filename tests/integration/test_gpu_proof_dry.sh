@@ -2,7 +2,8 @@
 # tests/integration/test_gpu_proof_dry.sh — the CPU half of the GPU proof
 # (tests/gpu/proof.sh --dry-run --quick): with the CPU standing in for a GPU
 # (BATON_FAKE_GPU) every check that needs no GPU runs and passes, the ones
-# that need one are skipped with a reason, and proof.json / proof.md /
+# that need one are skipped with a reason (data parallel runs on 2 stand-in
+# GPUs: the GPU path of runtime.devices, bit for bit), and proof.json / proof.md /
 # logs.tar.gz are written; with a wrong stand-in (an AdamW update 1.5 times
 # too large) the proof fails (exit 1) and names the checks that caught it.
 set -u
@@ -23,7 +24,7 @@ d = json.load(open(sys.argv[1]))
 assert d["format"] == "baton-gpu-proof" and d["version"] == 1 and d["result"] == "pass", d["result"]
 st = {c["name"]: c["status"] for c in d["checks"]}
 want = {"build": "pass", "selftest_fp32": "pass", "ops_parity": "skip", "inputs": "pass", "parity_fp32": "pass",
-        "determinism": "pass", "resume": "pass", "gate": "pass", "data_parallel": "skip", "throughput": "pass"}
+        "determinism": "pass", "resume": "pass", "gate": "pass", "data_parallel": "pass", "throughput": "pass"}
 for k, v in want.items():
     assert st.get(k) == v, (k, st.get(k))
 assert st["selftest_tf32"] == "skip"  # the CPU stand-in has no TF32: baton's reason is the note
@@ -32,6 +33,8 @@ for p in ("fp16", "bf16"):  # the engine's 16-bit paths (the CPU emulates them) 
     assert st["parity_" + p] in ("pass", "skip"), p
     if st["parity_" + p] == "skip":
         assert "trainer.json" in [c for c in d["checks"] if c["name"] == "parity_" + p][0]["note"]
+dp = [c for c in d["checks"] if c["name"] == "data_parallel"][0]  # 2 stand-in GPUs == 1 x grad_accum 2
+assert "2 GPUs == 1 GPU with grad_accum 2, bit for bit" in dp["note"], dp
 assert st["families"] == "skip"  # --quick leaves out PyTorch, which writes the family models (note: why)
 assert all(c.get("note") for c in d["checks"] if c["status"] == "skip"), "a skip without a reason"
 t = [r for r in d["throughput"] if r["who"] == "baton"]

@@ -5,6 +5,11 @@
 #      grad_accum 2 after 50 steps (19 steps an epoch, the last one of each
 #      epoch a single micro-batch: one replica idle); trainer.json records the
 #      device count and `baton status` shows it;
+#   1b. the GPU path (a backend per GPU, the backends' collective) through the
+#      BATON_FAKE_GPU stand-in with BATON_FAKE_GPU_COUNT=2: devices = auto
+#      takes both GPUs and ends with the same bytes; devices = 3 is refused;
+#      a one-GPU archive resumed with auto on 2 GPUs trains on 1 (said), and
+#      ends with the bytes of the uninterrupted one-device run;
 #   2. kill/resume switching 2 -> 1 -> 2 devices between segments (one line
 #      says grad_accum was adjusted) ends byte-identical to the uninterrupted
 #      one-device run with grad_accum 2;
@@ -69,6 +74,40 @@ brun "$T/half.log" run "$T/half.ini"
 expect_rc 0 "$T/half.log" "devices = 1, grad_accum 1"
 [ "$(member_sha "$(final_of "$T/half-out" half)")" != "$ref" ] || fail "devices = 2 changed nothing"
 note "devices = 2 == devices = 1 x grad_accum 2 after 50 steps: $ref ($(elapsed "$start")s)"
+
+# ---- 1b. the GPU path (a backend per GPU, the sums and broadcasts through the backends' collective:
+# NCCL on real GPUs), through the BATON_FAKE_GPU stand-in with 2 "GPUs" (the CPU behind a clean wrapper):
+# devices = auto takes both and ends with the bytes above; more devices than GPUs is refused
+start=$(now)
+# shellcheck disable=SC2086
+write_job "$T/gpu.ini" $common train.grad_accum=1 runtime.device=cuda job.output_dir=gpu-out
+export BATON_FAKE_GPU=none BATON_FAKE_GPU_COUNT=2
+brun "$T/gpu.log" run "$T/gpu.ini"
+expect_rc 0 "$T/gpu.log" "device = cuda (stand-in), devices = auto on 2 GPUs"
+grep -q "^devices = 2: 2 GPU replicas (GPUs 0..1, one thread each) x grad_accum 1 x batch 16 = 32 examples per step" \
+    "$T/gpu.log" || fail "2 stand-in GPUs: no line saying so: $(head -n 8 "$T/gpu.log")"
+sha=$(member_sha "$(final_of "$T/gpu-out" "2 stand-in GPUs")")
+[ "$sha" = "$ref" ] || fail "2 stand-in GPUs end with $sha, one CPU device x grad_accum 2 with $ref"
+brun "$T/gpu3.log" run "$T/gpu.ini" -s runtime.devices=3 -s job.output_dir=gpu3-out
+expect_rc 78 "$T/gpu3.log" "devices = 3 on 2 GPUs"
+grep -q "devices = 3, but this machine has 2 GPUs; set devices = auto (every GPU present) or at most 2" "$T/gpu3.log" \
+    || fail "devices = 3 on 2 GPUs: $(cat "$T/gpu3.log")"
+# a one-GPU archive (1 micro-batch a step) resumed with devices = auto on 2 GPUs: auto takes 1 of them (said),
+# and the run ends with the bytes of the uninterrupted one-device run
+# shellcheck disable=SC2086
+write_job "$T/g1.ini" $common train.grad_accum=1 runtime.device=cuda runtime.checkpoint_every=1 job.output_dir=g1-out
+BATON_FAKE_GPU_COUNT=1
+term_when "$T/g1a.log" 'newest_step_at_least "$T/g1-out" 7' run "$T/g1.ini"
+[ "$RC" = 75 ] || fail "1 stand-in GPU: segment 1 exited $RC: $(tail -n 5 "$T/g1a.log")"
+BATON_FAKE_GPU_COUNT=2
+run_to_end "$T/g1.ini" "$T/g1b.log"
+grep -q "^devices = auto: .* was trained with 1 micro-batch(es) per step, which 2 devices cannot share; training on 1 of them for the same effective batch" \
+    "$T/g1b.log" || fail "auto on 2 GPUs resuming a one-GPU archive: no line saying so: $(head -n 8 "$T/g1b.log")"
+sha=$(member_sha "$(final_of "$T/g1-out" "one GPU, then auto on 2")")
+[ "$sha" = "$(member_sha "$(final_of "$T/half-out" half)")" ] \
+    || fail "one GPU then auto on 2 ends with $sha, not the one-device run's bytes"
+unset BATON_FAKE_GPU BATON_FAKE_GPU_COUNT
+note "2 stand-in GPUs (devices = auto) == devices = 1 x grad_accum 2; 3 on 2 refused; a one-GPU archive resumed by auto on 2 GPUs trains on 1, same bytes ($(elapsed "$start")s)"
 
 # ---- 2. kill/resume 2 -> 1 -> 2 devices: byte-identical to the one-device run
 start=$(now)

@@ -86,6 +86,9 @@ typedef struct {
 /* 1: run() steps through bt_train_step_fn with fn_step below (a custom
  * forward/backward on the replica the trainer names) */
 static int use_fn;
+/* 1: each replica on a CPU backend of its own, the sums and broadcasts through
+ * the backends' collective (bt_trainer_set_collective: what GPUs use NCCL for) */
+static int use_coll;
 
 typedef struct { bt_trainer *t; const bt_batch *micro; } fn_ctx;
 
@@ -102,13 +105,18 @@ static void run(bt_task task, bt_precision prec, int replicas, int n_micro, int 
 {
     bt_backend *be = bt_backend_cpu_create(2);
     bt_bert *m = create(be, task, prec), *extra[4] = {0};
+    bt_backend *bes[4] = {0};
     bt_train_config tc = {.optim = {.lr = 5e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f},
                           .schedule = BT_SCHED_LINEAR, .warmup_steps = 3, .total_steps = steps,
                           .max_grad_norm = 0.5f, .freeze_layers = 1, .loss_scale_init = scale0};
     bt_trainer *t = NULL;
     assert_int_equal(bt_trainer_create(m, &tc, &t), 0);
-    for (int j = 0; j < replicas - 1; j++) extra[j] = create(be, task, prec);
+    for (int j = 0; j < replicas - 1; j++) {
+        bes[j] = use_coll ? bt_backend_cpu_create(1 + j % 2) : be;
+        extra[j] = create(bes[j], task, prec);
+    }
     assert_int_equal(bt_trainer_set_replicas(t, extra, replicas - 1), 0);
+    if (use_coll && replicas > 1 && bt_trainer_set_collective(t, 1)) fail_msg("collective: %s", bt_errmsg());
     assert_int_equal(bt_trainer_replicas(t), replicas);
     memset(r, 0, sizeof *r);
     size_t total = bt_bert_total_floats(m);
@@ -145,7 +153,10 @@ static void run(bt_task task, bt_precision prec, int replicas, int n_micro, int 
     free(w0);
     free(w1);
     bt_trainer_free(t);
-    for (int j = 0; j < replicas - 1; j++) bt_bert_free(extra[j]);
+    for (int j = 0; j < replicas - 1; j++) {
+        bt_bert_free(extra[j]);
+        if (bes[j] != be) bes[j]->destroy(bes[j]);
+    }
     bt_bert_free(m);
     be->destroy(be);
 }
@@ -191,6 +202,69 @@ static void test_custom_fb(void **state)
     use_fn = 0;
 }
 
+/* the trainer's collective path (one backend per replica, as GPUs): the same
+ * bytes as 1 replica with the micro-batches accumulated, fp16's skips too */
+static void test_collective(void **state)
+{
+    (void)state;
+    use_coll = 1;
+    same(BT_TASK_SEQ_CLS, BT_PREC_FP32, 2, 20, 0, 0);
+    same(BT_TASK_SEQ_CLS, BT_PREC_FP16, 2, 30, 16777216.0, 1);
+    same(BT_TASK_SEQ_CLS, BT_PREC_FP32, 3, 8, 0, 0);
+    use_fn = 1;
+    same(BT_TASK_SEQ_CLS, BT_PREC_FP32, 2, 8, 0, 0);
+    use_fn = 0;
+    use_coll = 0;
+}
+
+/* the CPU's collective: the sum in replica order, bit for bit; a broadcast;
+ * what it refuses; and a trainer refuses it for replicas sharing a backend */
+static void test_collective_op(void **state)
+{
+    (void)state;
+    bt_backend *b[3] = {bt_backend_cpu_create(2), bt_backend_cpu_create(1), bt_backend_cpu_create(1)};
+    enum { N = 1000 };
+    float *x[3], want[N];
+    for (int j = 0; j < 3; j++) {
+        x[j] = b[j]->alloc(b[j], N * sizeof(float));
+        for (int i = 0; i < N; i++) x[j][i] = (float)((i * 7 + j * 13) % 101) * 1.1e-3f * (j ? 1.0f : 1e4f);
+    }
+    for (int i = 0; i < N; i++) want[i] = (x[0][i] + x[1][i]) + x[2][i];
+    assert_int_equal(b[0]->collective(b[0], b, 3, NULL, 0, BT_COLL_SUM), 0); /* prepare */
+    assert_int_equal(b[0]->collective(b[0], b, 3, x, N, BT_COLL_SUM), 0);
+    assert_memory_equal(x[0], want, sizeof want);
+    x[1][5] = -1.0f;
+    assert_int_equal(b[0]->collective(b[0], b, 3, x, N, BT_COLL_BCAST), 0);
+    assert_memory_equal(x[1], want, sizeof want);
+    assert_memory_equal(x[2], want, sizeof want);
+    assert_int_equal(b[0]->collective(b[0], b, 1, x, N, BT_COLL_SUM), BT_EINTERNAL); /* one backend */
+    bt_err_clear();
+    assert_int_equal(b[1]->collective(b[1], b, 3, x, N, BT_COLL_SUM), BT_EINTERNAL); /* not bes[0] */
+    bt_err_clear();
+    assert_int_equal(b[0]->collective(b[0], b, 3, x, N, 9), BT_EINTERNAL); /* no such op */
+    bt_err_clear();
+    for (int j = 0; j < 3; j++) {
+        b[j]->free(b[j], x[j]);
+        b[j]->destroy(b[j]);
+    }
+    /* a trainer: replicas sharing a backend, or none, cannot use it */
+    bt_backend *be = bt_backend_cpu_create(1);
+    bt_train_config tc = {.optim = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f}, .total_steps = 5};
+    bt_bert *m = create(be, BT_TASK_SEQ_CLS, BT_PREC_FP32), *r = create(be, BT_TASK_SEQ_CLS, BT_PREC_FP32);
+    bt_trainer *t = NULL;
+    assert_int_equal(bt_trainer_create(m, &tc, &t), 0);
+    assert_int_equal(bt_trainer_set_collective(t, 1), BT_EINTERNAL); /* one replica */
+    bt_err_clear();
+    assert_int_equal(bt_trainer_set_replicas(t, &r, 1), 0);
+    assert_int_equal(bt_trainer_set_collective(t, 1), BT_EINTERNAL); /* a shared backend */
+    bt_err_clear();
+    assert_int_equal(bt_trainer_set_collective(t, 0), 0);
+    bt_trainer_free(t);
+    bt_bert_free(r);
+    bt_bert_free(m);
+    be->destroy(be);
+}
+
 static void test_other_task_refused(void **state)
 {
     (void)state;
@@ -214,7 +288,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_fp32), cmocka_unit_test(test_two_bf16), cmocka_unit_test(test_two_fp16),
         cmocka_unit_test(test_two_mlm),  cmocka_unit_test(test_three),    cmocka_unit_test(test_custom_fb),
-        cmocka_unit_test(test_other_task_refused),
+        cmocka_unit_test(test_other_task_refused), cmocka_unit_test(test_collective),
+        cmocka_unit_test(test_collective_op),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
