@@ -1000,6 +1000,55 @@ static void plan_overhead_check(bt_backend *be, int sm)
                ok ? "ok  " : "FAIL", used, prof, assumed);
 }
 
+/* The collective between GPU 0 and GPU 1 (runtime.devices = 2): the sum
+ * lands on GPU 0 with the CPU collective's bits (one rounding of a + b), the
+ * broadcast copies GPU 0's buffer to GPU 1. Skipped with one GPU or without
+ * NCCL (said). */
+static void t_collective(int ndev, int64_t n)
+{
+    if (!selected("collective")) return;
+    if (ndev < 2) {
+        printf("note: collective skipped: one GPU\n");
+        return;
+    }
+    bt_backend *g1 = bt_cuda_impl_create(1);
+    if (!g1) {
+        printf("FAIL collective: no backend on GPU 1: %s\n", bt_errmsg());
+        n_fail++;
+        return;
+    }
+    bt_backend *bes[2] = {GPU, g1};
+    if (GPU->collective(GPU, bes, 2, NULL, 0, BT_COLL_SUM)) {
+        printf("note: collective skipped: %s\n", bt_errmsg());
+        g1->destroy(g1);
+        return;
+    }
+    float *ha = hrand(n, -3.0f, 3.0f), *hb = hrand(n, -1e-3f, 1e-3f), *want = malloc(n * sizeof *want);
+    float *got = malloc(n * sizeof *got);
+    for (int64_t i = 0; i < n; i++) want[i] = ha[i] + hb[i];
+    float *bufs[2] = {GPU->alloc(GPU, n * sizeof(float)), g1->alloc(g1, n * sizeof(float))};
+    GPU->upload(GPU, bufs[0], ha, n * sizeof(float));
+    g1->upload(g1, bufs[1], hb, n * sizeof(float));
+    int rc = GPU->collective(GPU, bes, 2, bufs, (size_t)n, BT_COLL_SUM);
+    GPU->download(GPU, got, bufs[0], n * sizeof(float));
+    n_checks++;
+    if (rc || memcmp(got, want, n * sizeof(float))) {
+        n_fail++;
+        printf("FAIL collective sum of 2 GPUs: rc %d, not the bits of a + b\n", rc);
+    } else if (verbose) printf("ok   collective sum of 2 GPUs: a + b bit for bit, n=%lld\n", (long long)n);
+    rc = GPU->collective(GPU, bes, 2, bufs, (size_t)n, BT_COLL_BCAST);
+    g1->download(g1, got, bufs[1], n * sizeof(float));
+    n_checks++;
+    if (rc || memcmp(got, want, n * sizeof(float))) {
+        n_fail++;
+        printf("FAIL collective broadcast to GPU 1: rc %d, other bytes\n", rc);
+    } else if (verbose) printf("ok   collective broadcast to GPU 1\n");
+    GPU->free(GPU, bufs[0]);
+    g1->free(g1, bufs[1]);
+    g1->destroy(g1);
+    free(ha); free(hb); free(want); free(got);
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -1082,6 +1131,7 @@ int main(int argc, char **argv)
     }
     t_adamw(100003);
     t_global();
+    t_collective(ndev, 1000003);
     GPU->sync(GPU);
     int st = bt_cuda_status(GPU);
     if (st) {
