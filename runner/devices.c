@@ -85,22 +85,22 @@ int bt_devices_hook_setup(bt_devices *d, bt_job *job, bt_backend *be)
     d->count = n;
     d->factor = n;
     job->train.grad_accum *= n;
-    if (n > 1 && on_gpu(be)) {
+    if (n < 2) return 0;
+    int total = be->set_threads ? be->set_threads(be, 0) : 1; /* (a GPU has none; its stand-in is a CPU) */
+    for (int j = 0; j < n; j++) {
+        d->threads[j] = total / n + (j < total % n);
+        if (d->threads[j] < 1) d->threads[j] = 1;
+    }
+    if (on_gpu(be))
         fprintf(stderr, "devices = %d: %d GPU replicas (GPUs 0..%d, one thread each) x grad_accum %lld x batch %lld = "
                         "%lld examples per step\n", n, n, n - 1, (long long)d->job_accum,
                 (long long)job->train.batch_size, (long long)(job->train.grad_accum * job->train.batch_size));
-    } else if (n > 1) {
-        int total = be->set_threads ? be->set_threads(be, 0) : 1;
-        for (int j = 0; j < n; j++) {
-            d->threads[j] = total / n + (j < total % n);
-            if (d->threads[j] < 1) d->threads[j] = 1;
-        }
+    else
         fprintf(stderr, "devices = %d: %d %s replicas x grad_accum %lld x batch %lld = %lld examples per step (one "
                         "thread per replica, %d thread(s) of runtime.threads = %d each%s)\n", n, n, be->name,
                 (long long)d->job_accum, (long long)job->train.batch_size,
                 (long long)(job->train.grad_accum * job->train.batch_size), d->threads[n - 1], total,
                 total < n ? "; fewer threads than replicas: they share cores" : total % n ? ", the first ones one more" : "");
-    }
     return 0;
 }
 
