@@ -1,6 +1,7 @@
 /* engine/train.c — the training step and checkpoint tensors (see train.h). */
 #include "kernels/backend.h"
 #include "engine/train.h"
+#include "engine/collective_probe.h"
 #include "engine/model_weights.h"
 #include "util/err.h"
 #include "util/mem.h"
@@ -280,6 +281,8 @@ int bt_trainer_set_collective(bt_trainer *t, int on)
     float *bufs[BT_MAX_REPLICAS];
     coll_args(t, bt_bert_grads_dev, bes, bufs);
     int rc = be0->collective(be0, bes, t->nrep, NULL, 0, BT_COLL_SUM); /* prepare: what is missing fails here */
+    /* and what is wrong (engine/collective_probe.h), on the gradients: each step recomputes them from zero */
+    if (!rc) rc = bt_collective_probe(bes, bufs, t->nrep, bt_bert_total_floats(t->m));
     if (rc) return rc;
     t->collective = 1;
     return 0;

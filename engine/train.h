@@ -125,8 +125,9 @@ void bt_trainer_set_reduce(bt_trainer *t, bt_grad_reduce fn, void *ctx);
  * backends' collective (kernels/backend.h: NCCL on GPUs, a fixed-order sum on
  * the CPU) instead of replica 0's add and host memory. Needs N >= 2 replicas,
  * one backend each, all of replica 0's kind; prepares the collective (NCCL's
- * communicators) and fails, changing nothing, when it cannot (e.g. no NCCL:
- * the caller may go on without it). Bits: as the default sum for N = 2 and
+ * communicators), checks it on a probe (engine/collective_probe.h) and
+ * fails, changing nothing, when it cannot or is wrong (e.g. no NCCL: the
+ * caller may go on without it). Bits: as the default sum for N = 2 and
  * on the CPU; see the backend for N > 2. on = 0: the default (host path). */
 int bt_trainer_set_collective(bt_trainer *t, int on);
 /* on = 1: in each step replicas 1..N-1 run their micro-batches on a thread

@@ -18,6 +18,7 @@
 
 #include "engine/bert.h"
 #include "engine/train.h"
+#include "engine/collective_probe.h"
 #include "kernels/backend.h"
 #include "rand_bert.h"
 #include "util/err.h"
@@ -265,6 +266,66 @@ static void test_collective_op(void **state)
     be->destroy(be);
 }
 
+/* a collective that is wrong in one way; the probe of bt_trainer_set_collective must refuse it */
+static int (*cpu_coll)(bt_backend *, bt_backend *const *, int, float *const *, size_t, int);
+static int coll_fault; /* 1: the sum leaves buffer 0 alone; 2: the broadcast does nothing; 3: the sum averages;
+                          4: the sum is truncated to BF16 */
+static int faulty_coll(bt_backend *be, bt_backend *const *bes, int n, float *const *bufs, size_t count, int op)
+{
+    int data = bufs && count;
+    if (data && ((coll_fault == 1 && op == BT_COLL_SUM) || (coll_fault == 2 && op == BT_COLL_BCAST))) return 0;
+    int rc = cpu_coll(be, bes, n, bufs, count, op);
+    if (!rc && data && coll_fault == 3 && op == BT_COLL_SUM)
+        for (size_t i = 0; i < count; i++) bufs[0][i] /= (float)n;
+    if (!rc && data && coll_fault == 4 && op == BT_COLL_SUM)
+        for (size_t i = 0; i < count; i++) { /* the sum kept in BF16 */
+            uint32_t u;
+            memcpy(&u, &bufs[0][i], 4);
+            u &= 0xFFFF0000u;
+            memcpy(&bufs[0][i], &u, 4);
+        }
+    return rc;
+}
+
+static void test_collective_probe(void **state)
+{
+    (void)state;
+    bt_backend *b[3] = {bt_backend_cpu_create(1), bt_backend_cpu_create(1), bt_backend_cpu_create(1)};
+    enum { N = 3000 };
+    float *x[3];
+    for (int j = 0; j < 3; j++) x[j] = b[j]->alloc(b[j], N * sizeof(float));
+    size_t peak = b[1]->peak_bytes(b[1]);
+    assert_int_equal(bt_collective_probe(b, x, 2, N), 0); /* the CPU's own: right */
+    assert_int_equal(bt_collective_probe(b, x, 3, N), 0);
+    assert_int_equal(b[1]->peak_bytes(b[1]), peak); /* (no device memory of its own) */
+    cpu_coll = b[0]->collective;
+    for (int j = 0; j < 3; j++) b[j]->collective = faulty_coll;
+    for (coll_fault = 1; coll_fault <= 4; coll_fault++) {
+        assert_int_equal(bt_collective_probe(b, x, 2, N), BT_EINTERNAL);
+        assert_int_equal(bt_collective_probe(b, x, 3, N), BT_EINTERNAL);
+        bt_err_clear();
+    }
+    /* a trainer with such replicas is refused the collective and stays on its own sum */
+    coll_fault = 3;
+    bt_train_config tc = {.optim = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f}, .total_steps = 5};
+    bt_bert *m = create(b[0], BT_TASK_SEQ_CLS, BT_PREC_FP32), *r = create(b[1], BT_TASK_SEQ_CLS, BT_PREC_FP32);
+    bt_trainer *t = NULL;
+    assert_int_equal(bt_trainer_create(m, &tc, &t), 0);
+    assert_int_equal(bt_trainer_set_replicas(t, &r, 1), 0);
+    assert_int_equal(bt_trainer_set_collective(t, 1), BT_EINTERNAL);
+    assert_non_null(strstr(bt_errmsg(), "summed a probe of 2 devices wrongly"));
+    bt_err_clear();
+    coll_fault = 0;
+    assert_int_equal(bt_trainer_set_collective(t, 1), 0);
+    bt_trainer_free(t);
+    bt_bert_free(r);
+    bt_bert_free(m);
+    for (int j = 0; j < 3; j++) {
+        b[j]->free(b[j], x[j]);
+        b[j]->destroy(b[j]);
+    }
+}
+
 static void test_other_task_refused(void **state)
 {
     (void)state;
@@ -289,7 +350,7 @@ int main(void)
         cmocka_unit_test(test_two_fp32), cmocka_unit_test(test_two_bf16), cmocka_unit_test(test_two_fp16),
         cmocka_unit_test(test_two_mlm),  cmocka_unit_test(test_three),    cmocka_unit_test(test_custom_fb),
         cmocka_unit_test(test_other_task_refused), cmocka_unit_test(test_collective),
-        cmocka_unit_test(test_collective_op),
+        cmocka_unit_test(test_collective_op), cmocka_unit_test(test_collective_probe),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
