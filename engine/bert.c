@@ -521,7 +521,7 @@ static void init_missing(bt_bert *m, float *host, const bt_param_load *pl)
         else if (strstr(p->name, "LayerNorm.weight")) for (size_t k = 0; k < p->numel; k++) d[k] = 1.0f;
         else memset(d, 0, p->numel * sizeof *d);
         m->heads_init++;
-        bt_info("initialised %s (not in the checkpoint)", p->name);
+        bt_info("initialised %s (%s)", p->name, pl[i].mismatched ? "another shape in the checkpoint" : "not in the checkpoint");
     }
 }
 
@@ -678,6 +678,7 @@ int bt_bert_create(bt_backend *be, const char *model_dir, const bt_bert_opts *o,
         pl[i].shape[1] = m->tab[i].shape[1];
         pl[i].dst = host + m->tab[i].off;
         pl[i].optional = m->tab[i].part == BT_PART_HEAD || m->tab[i].part == BT_PART_POOLER;
+        pl[i].reinit_mismatched = o->ignore_mismatched_sizes;
     }
     char *st = NULL; /* model.safetensors, else pytorch_model.bin */
     rc = bt_model_weights_path(model_dir, &st);

@@ -104,6 +104,10 @@ typedef struct {
                           and doc_pooler.score.weight [A] (engine/longdoc_model.h) */
     bt_precision precision; /* default (0) FP32; resolve "auto" first (runner/precision.h) */
     bt_recompute recompute; /* default (0) NONE; only matters with training = 1 */
+    int ignore_mismatched_sizes; /* 1: head and pooler tensors of another shape in the checkpoint (a
+                          model fine-tuned for another number of labels) are initialised as if
+                          absent, as Transformers' from_pretrained(ignore_mismatched_sizes=True);
+                          0: refused (BT_EDATA). Encoder tensors of another shape are always refused. */
     int dropout_set;   /* 1: dropout replaces config.json's hidden, attention and classifier dropout */
     float dropout;     /* with dropout_set: the probability for all three */
     int no_weights;    /* 1: read only config.json, upload nothing (parameters left as the

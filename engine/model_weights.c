@@ -549,7 +549,7 @@ int bt_load_hf_weights_family(const bt_st_file *f, int family, bt_param_load *pa
     const char *path = bt_st_label(f);
     int rc = BT_OK;
     for (size_t i = 0; i < n; i++) {
-        params[i].found = 0;
+        params[i].found = params[i].mismatched = 0;
         if (!params[i].name || params[i].ndim < 0 || params[i].ndim > 4)
             return bt_fail(BT_EINTERNAL, "bt_load_hf_weights: parameter %zu has no name or a bad ndim", i);
         for (size_t j = 0; j < i; j++)
@@ -564,7 +564,7 @@ int bt_load_hf_weights_family(const bt_st_file *f, int family, bt_param_load *pa
     long *src = bt_xcalloc(n + 1, sizeof *src);
     long tied = -1;
     msg m = {0};
-    int problems = 0;
+    int problems = 0, head_shape = 0; /* head_shape: mis-shaped tensors of a head (optional) */
 
     for (size_t i = 0; i < nt; i++) {
         char buf[NAME_MAX_LEN];
@@ -614,8 +614,14 @@ int bt_load_hf_weights_family(const bt_st_file *f, int family, bt_param_load *pa
         used[src[p]] = 1;
         int same = t->ndim == pl->ndim;
         for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == pl->shape[d];
-        if (!same) {
+        if (!same && pl->optional && pl->reinit_mismatched) {
+            pl->mismatched = 1; /* a head of another size: left to its caller to initialise */
+            src[p] = -1;
+            bt_warn("%s: %s has shape %s in the checkpoint, %s here: initialised anew (ignore_mismatched_sizes)",
+                    path, t->name, fmt_shape(t->shape, t->ndim, fs, sizeof fs), es);
+        } else if (!same) {
             problems++;
+            head_shape += pl->optional;
             msg_add(&m, "\n  mis-shaped  %s: expected %s, checkpoint has %s (as '%s')", pl->name, es,
                     fmt_shape(t->shape, t->ndim, fs, sizeof fs), t->name);
         } else if (!float_dtype(t->dtype)) {
@@ -632,13 +638,21 @@ int bt_load_hf_weights_family(const bt_st_file *f, int family, bt_param_load *pa
                      bt_st_get(f, i)->name);
         char more[48] = "";
         if (m.dropped) snprintf(more, sizeof more, "\n  ... and %d more", m.dropped);
-        rc = bt_fail(BT_EDATA,
-                     "%s: %d of %zu expected tensors are missing or mis-shaped:%s%s\n"
-                     "the checkpoint does not match config.json (hidden_size, num_hidden_layers, "
-                     "vocab_size, num_labels) or is not a BERT checkpoint (its %zu tensors are named "
-                     "like %s); use the config.json that came with these weights",
-                     path, problems, n, m.buf ? m.buf : "",
-                     more, nt, names);
+        if (head_shape == problems) /* only a head of another size: fine-tuned for another number of labels */
+            rc = bt_fail(BT_EDATA,
+                         "%s: its task head has another shape than this task's:%s%s\n"
+                         "the checkpoint was fine-tuned for another number of labels (or task); to train a "
+                         "new head on its encoder set ignore_mismatched_sizes = true in the job's [model] "
+                         "section (Transformers' ignore_mismatched_sizes=True), or start from the base model",
+                         path, m.buf ? m.buf : "", more);
+        else
+            rc = bt_fail(BT_EDATA,
+                         "%s: %d of %zu expected tensors are missing or mis-shaped:%s%s\n"
+                         "the checkpoint does not match config.json (hidden_size, num_hidden_layers, "
+                         "vocab_size, num_labels) or is not a BERT checkpoint (its %zu tensors are named "
+                         "like %s); use the config.json that came with these weights",
+                         path, problems, n, m.buf ? m.buf : "",
+                         more, nt, names);
         goto out;
     }
     for (size_t p = 0; p < n; p++) {

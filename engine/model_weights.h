@@ -45,7 +45,10 @@ typedef struct {
     int ndim; int64_t shape[4]; /* expected shape */
     float *dst;                 /* receives numel fp32 values; NULL: check only (added) */
     int optional;               /* 1: may be absent (a fresh head); dst untouched */
+    int reinit_mismatched;      /* with optional: another shape in the checkpoint is no error either:
+                                   found stays 0 and mismatched is set (the caller initialises it) */
     int found;                  /* out: 1 if loaded */
+    int mismatched;             /* out: 1 if left out for its shape (reinit_mismatched) */
 } bt_param_load;
 
 /* Opens a checkpoint file by its name: *.safetensors with the safetensors

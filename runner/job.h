@@ -69,6 +69,7 @@ typedef struct {
         int64_t num_labels;      /* 0: from the data (or config.json) */
         int problem_type;        /* bt_job_problem */
         int pooling;             /* bt_job_pooling (classify_long) */
+        int ignore_mismatched_sizes; /* 1: a head of another shape in the checkpoint is initialised anew */
     } model;
     struct {
         char *train;             /* absolute */

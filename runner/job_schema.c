@@ -42,6 +42,12 @@ static const bt_job_key keys[] = {
     {"model", "problem_type", BT_JT_ENUM, "auto",
      "auto|single_label_classification|multi_label_classification|regression", 1, 0,
      "Loss as in Hugging Face: auto follows config.json, else HF's rule (1 label: regression).", O(model.problem_type)},
+    {"model", "ignore_mismatched_sizes", BT_JT_BOOL, "false", NULL, 0, 0,
+     "true: head tensors (classifier, pooler) of another shape in the checkpoint, e.g. a model fine-tuned for "
+     "another number of labels, are initialised anew (each named on stderr), as Transformers' "
+     "from_pretrained(ignore_mismatched_sizes=True); false: such a checkpoint is refused. Encoder tensors of "
+     "another shape are always refused. Not in the fingerprint: it never changes the numbers of a run that "
+     "trains, and a resume reads the head from its archive.", O(model.ignore_mismatched_sizes)},
     {"model", "pooling", BT_JT_ENUM, "mean", "mean|max|attention", 1, 0,
      "classify_long: how chunk [CLS] vectors are pooled into one document vector.", O(model.pooling)},
     /* [data] */

@@ -1137,6 +1137,7 @@ static int create_model(run_ctx *c)
     mo.training = 1;
     mo.seed = (uint64_t)job->job.seed;
     mo.precision = c->prec; /* before the plan hook: it sizes the 16-bit copies and activations */
+    mo.ignore_mismatched_sizes = job->model.ignore_mismatched_sizes;
     mo.dropout_set = job->train.dropout >= 0;
     mo.dropout = (float)job->train.dropout;
     /* issue 18 hook (runner/plan.h): train.recompute into mo; micro_batch = auto may lower

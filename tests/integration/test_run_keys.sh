@@ -9,7 +9,9 @@
 # multi-label file, data.chunk_select the weights of a classify_long job with
 # max_chunks, data.mlm_probability / whole_word_mask / mlm_grouping those of an
 # mlm job, runtime.progress_every the number of plain progress lines and
-# runtime.progress = none prints none. CPU, about 10 s.
+# runtime.progress = none prints none, model.ignore_mismatched_sizes = true
+# trains a new head on a model fine-tuned for another number of labels
+# (refused without it). CPU, about 10 s.
 #
 # Owns: its temp dir ($T, via run_lib.sh). Must not: assert speed.
 . "$(dirname "$0")/run_lib.sh"
@@ -169,4 +171,22 @@ peak -s data.eval=d/data/eval.tsv; P2=$PEAK
 peak -s train.recompute=full; P3=$PEAK
 [ "$P3" -lt "$P0" ] || fail "train.recompute=full did not lower the planned peak ($P3 vs $P0)"
 note "train.eval_batch_size=512: peak $P2 -> $P1 bytes; train.recompute=full: $P0 -> $P3"
+
+# ---- model.ignore_mismatched_sizes: a model fine-tuned for 2 labels (the demo job's export), trained
+# on 4 labels: refused (exit 65) saying it is the head and what to set; with the key the head is new
+# (both tensors named) and the export holds 4 labels
+"$BATON" export "$(newest_archive "$T/o1")" "$T/two" >"$T/exp.log" 2>&1 || fail "export: $(cat "$T/exp.log")"
+awk -F'\t' 'NR == 1 { print; next } { print $1 "\t" "c" (length($1) % 4) }' "$T/d/data/train.tsv" >"$T/four.tsv"
+brun "$T/m1.log" run "$T/k.ini" -s job.output_dir="$T/m1" -s model.path="$T/two" -s data.train="$T/four.tsv"
+expect_rc 65 "$T/m1.log" "a 2-label model on 4 labels"
+grep -q "its task head has another shape than this task's" "$T/m1.log" && grep -q "set ignore_mismatched_sizes = true" "$T/m1.log" \
+    || fail "2-label model on 4 labels: $(cat "$T/m1.log")"
+brun "$T/m2.log" run "$T/k.ini" -s job.output_dir="$T/m2" -s model.path="$T/two" -s data.train="$T/four.tsv" \
+    -s model.ignore_mismatched_sizes=true
+expect_rc 0 "$T/m2.log" "a 2-label model on 4 labels with ignore_mismatched_sizes"
+[ "$(grep -c 'in the checkpoint, \[4.*here: initialised anew (ignore_mismatched_sizes)' "$T/m2.log")" = 2 ] \
+    || fail "ignore_mismatched_sizes: want 2 lines naming the new head: $(cat "$T/m2.log")"
+"$BATON" export "$(newest_archive "$T/m2")" "$T/four" >"$T/exp2.log" 2>&1 || fail "export: $(cat "$T/exp2.log")"
+grep -q '"c3"' "$T/four/config.json" || fail "the new head's export: $(cat "$T/four/config.json")"
+note "model.ignore_mismatched_sizes: a 2-label model on 4 labels refused (65) without it, a new head with it"
 echo "ok"

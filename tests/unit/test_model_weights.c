@@ -509,6 +509,46 @@ static void test_schemes(void **state)
     bt_param_list_free(all, n);
 }
 
+/* A checkpoint fine-tuned for 3 labels, asked for 5: the error says it is the
+ * head and what to do; with reinit_mismatched the head is left to initialise
+ * (found 0, mismatched 1, untouched) and the rest loads; an encoder tensor of
+ * another shape is refused all the same. */
+static void test_mismatched_head(void **state)
+{
+    (void)state;
+    char path[128];
+    path_of(path, sizeof path);
+    bt_model_config c = tiny(3), c5 = tiny(5);
+    size_t n, n5;
+    bt_param_load *p = bt_bert_param_list(&c, BT_HEAD_POOLER | BT_HEAD_CLASSIFIER, &n);
+    variant none = {0};
+    write_ckpt(path, p, n, PREFIXED, &none);
+    bt_param_load *q = bt_bert_param_list(&c5, BT_HEAD_POOLER | BT_HEAD_CLASSIFIER, &n5);
+    assert_int_equal(load_and_check(path, q, n5, 0), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "its task head has another shape than this task's"));
+    assert_non_null(strstr(bt_errmsg(), "mis-shaped  classifier.weight: expected [5,4], checkpoint has [3,4]"));
+    assert_non_null(strstr(bt_errmsg(), "set ignore_mismatched_sizes = true in the job's [model] section"));
+    for (size_t i = 0; i < n5; i++) q[i].reinit_mismatched = 1;
+    assert_int_equal(load_and_check(path, q, n5, 1), 0);
+    int mism = 0;
+    for (size_t i = 0; i < n5; i++) {
+        int head = !strncmp(q[i].name, "classifier.", 11);
+        assert_int_equal(q[i].mismatched, head);
+        assert_int_equal(q[i].found, !head);
+        mism += q[i].mismatched;
+    }
+    assert_int_equal(mism, 2);
+    /* an encoder tensor of another shape: refused, reinit_mismatched or not */
+    variant v = {.reshape = "encoder.layer.0.attention.self.key.weight"};
+    write_ckpt(path, p, n, PREFIXED, &v);
+    assert_int_equal(load_and_check(path, q, n5, 0), BT_EDATA);
+    assert_non_null(strstr(bt_errmsg(), "1 of 41 expected tensors are missing or mis-shaped"));
+    assert_non_null(strstr(bt_errmsg(), "mis-shaped  encoder.layer.0.attention.self.key.weight"));
+    assert_null(strstr(bt_errmsg(), "classifier.weight"));
+    bt_param_list_free(q, n5);
+    bt_param_list_free(p, n);
+}
+
 static void test_missing_and_misshaped(void **state)
 {
     (void)state;
@@ -580,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_electra_names),
         cmocka_unit_test_setup_teardown(test_schemes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_misshaped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mismatched_head, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
