@@ -13,6 +13,7 @@
 #include "engine/bert.h"
 #include "engine/longdoc_model.h"
 #include "kernels/backend.h"
+#include "gradcheck.h"
 #include "tiny_bert.h"
 #include "util/err.h"
 
@@ -79,6 +80,8 @@ static float *grads_of(fixture *f, float *loss)
     return g;
 }
 
+static double fx_loss(bt_bert *m, void *ctx) { (void)m; return eval_loss(ctx); }
+
 static void gradcheck(bt_doc_pool pool, int chunk_batch)
 {
     char *dir = write_model(0.0f);
@@ -90,33 +93,7 @@ static void gradcheck(bt_doc_pool pool, int chunk_batch)
     size_t total = bt_bert_total_floats(f.m);
     float *w = bt_xmalloc(total * sizeof(float));
     bt_bert_download_params(f.m, w);
-    int checked = 0, bad = 0;
-    for (size_t i = 0; i < bt_bert_nparams(f.m); i++) {
-        const bt_bert_param *p = bt_bert_param_at(f.m, i);
-        size_t best = 0;
-        for (size_t k = 1; k < p->numel; k++)
-            if (fabsf(g[p->off + k]) > fabsf(g[p->off + best])) best = k;
-        size_t picks[2] = {best, (p->numel * 7 / 11) % p->numel};
-        for (int j = 0; j < 2; j++) {
-            size_t at = p->off + picks[j];
-            const double h = pool == BT_DOC_POOL_MAX ? 1e-3 : 3e-3;
-            float keep = w[at];
-            w[at] = keep + (float)h;
-            bt_bert_upload_params(f.m, w);
-            double lp = eval_loss(&f);
-            w[at] = keep - (float)h;
-            bt_bert_upload_params(f.m, w);
-            double lm = eval_loss(&f);
-            w[at] = keep;
-            double fd = (lp - lm) / (2 * h), an = g[at];
-            if (fabs(fd - an) > 3e-2 * fabs(an) + 5e-4) {
-                bad++;
-                print_message("%s[%zu]: analytic %.6g, finite difference %.6g\n", p->name, picks[j], an, fd);
-            }
-            checked++;
-        }
-    }
-    bt_bert_upload_params(f.m, w);
+    int checked = 0, bad = gradcheck_params(f.m, w, g, fx_loss, &f, pool == BT_DOC_POOL_MAX ? 1e-3 : 3e-3, &checked);
     assert_true(checked >= 2 * 30);
     assert_int_equal(bad, 0);
     free(w);
