@@ -25,6 +25,7 @@
 #include "util/json.h"
 #include "util/mem.h"
 #include "util/sha256.h"
+#include "util/utf8.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -98,47 +99,7 @@ static void vocab_insert(bt_tokenizer *t, int32_t id)
 
 /* ---------------------------------------------------------------- UTF-8 */
 
-/* Strict decode of one scalar value; returns its length, 0 when invalid. */
-static inline int utf8_decode(const uint8_t *p, const uint8_t *end, int32_t *cp)
-{
-    uint8_t b = p[0];
-    size_t avail = (size_t)(end - p);
-    if (b < 0x80) { *cp = b; return 1; }
-    if (b < 0xC2) return 0;
-    if (b < 0xE0) {
-        if (avail < 2 || (p[1] & 0xC0) != 0x80) return 0;
-        *cp = ((b & 0x1F) << 6) | (p[1] & 0x3F);
-        return 2;
-    }
-    if (b < 0xF0) {
-        if (avail < 3) return 0;
-        uint8_t lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
-        if (p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80) return 0;
-        *cp = ((b & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-        return 3;
-    }
-    if (b < 0xF5) {
-        if (avail < 4) return 0;
-        uint8_t lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
-        if (p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
-        *cp = ((b & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) | (p[3] & 0x3F);
-        return 4;
-    }
-    return 0;
-}
-
-static inline int utf8_encode(int32_t cp, uint8_t *o)
-{
-    if (cp < 0x80) { o[0] = (uint8_t)cp; return 1; }
-    if (cp < 0x800) { o[0] = 0xC0 | (cp >> 6); o[1] = 0x80 | (cp & 0x3F); return 2; }
-    if (cp < 0x10000) {
-        o[0] = 0xE0 | (cp >> 12); o[1] = 0x80 | ((cp >> 6) & 0x3F); o[2] = 0x80 | (cp & 0x3F);
-        return 3;
-    }
-    o[0] = 0xF0 | (cp >> 18); o[1] = 0x80 | ((cp >> 12) & 0x3F);
-    o[2] = 0x80 | ((cp >> 6) & 0x3F); o[3] = 0x80 | (cp & 0x3F);
-    return 4;
-}
+/* (bt_utf8_decode / bt_utf8_encode: util/utf8.h) */
 
 /* ---------------------------------------------------------------- pipeline */
 
@@ -216,7 +177,7 @@ static inline void word_reserve(struct bt_tok_scratch *s, size_t more)
 static inline void word_push(struct bt_tok_scratch *s, int32_t cp)
 {
     word_reserve(s, 4);
-    s->word_len += utf8_encode(cp, s->word + 2 + s->word_len);
+    s->word_len += bt_utf8_encode(cp, s->word + 2 + s->word_len);
     s->word_chars++;
 }
 
@@ -376,7 +337,7 @@ static int run_text(const bt_tokenizer *t, struct bt_tok_scratch *s, const char 
             continue;
         }
         int32_t cp;
-        int n = utf8_decode(p, end, &cp);
+        int n = bt_utf8_decode(p, end, &cp);
         if (!n) {
             if (!replace_invalid) {
                 s->run_n = 0;
@@ -634,7 +595,7 @@ int tok_parse_vocab(bt_tokenizer *t, const char *v, size_t len, const char *wher
         const uint8_t *q = (const uint8_t *)v + pos, *qe = q + tl;
         while (q < qe) {
             int32_t cp;
-            int k = utf8_decode(q, qe, &cp);
+            int k = bt_utf8_decode(q, qe, &cp);
             if (!k)
                 return bt_fail(BT_EDATA, "%s:%zu: invalid UTF-8 in the vocabulary at byte %zu of the line",
                                where, n + 1, (size_t)(q - (const uint8_t *)v - pos));

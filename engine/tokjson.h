@@ -19,6 +19,7 @@
 #define BATON_ENGINE_TOKJSON_H
 
 #include "engine/tokenizer.h"
+#include "util/utf8.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -327,8 +328,7 @@ int tj_post_process(const tj *t, const int32_t *a, size_t na, const int32_t *b, 
 void bt_encoding_reserve(bt_encoding *enc, size_t n);
 
 /* UTF-8 helpers shared by the tj files */
-int tj_utf8_decode(const uint8_t *p, const uint8_t *end, int32_t *cp); /* 0 = invalid */
-int tj_utf8_encode(int32_t cp, uint8_t *o);
+/* (one scalar value in or out: bt_utf8_decode / bt_utf8_encode, util/utf8.h) */
 /* Python's errors="replace": length of the maximal invalid subpart at p (>= 1). */
 int tj_utf8_invalid_len(const uint8_t *p, const uint8_t *end);
 

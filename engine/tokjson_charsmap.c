@@ -38,7 +38,7 @@ int tj_charsmap_parse(const uint8_t *blob, size_t n, tj_charsmap **out, const ch
     const uint8_t *norm = blob + 4 + units * 4, *end = blob + n;
     for (const uint8_t *p = norm; p < end;) {
         int32_t cp;
-        int k = tj_utf8_decode(p, end, &cp);
+        int k = bt_utf8_decode(p, end, &cp);
         if (!k)
             return bt_fail(BT_ECONFIG, "%s: the char map's replacement strings are not UTF-8 (byte %zu of the blob): "
                            "the file is damaged; re-save the tokenizer", where, (size_t)(p - blob));

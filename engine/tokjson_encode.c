@@ -166,7 +166,7 @@ int tj_encode_text(const tj *t, const char *text, size_t len, int replace_invali
     const uint8_t *p = (const uint8_t *)text, *end = p + len;
     while (p < end) {
         int32_t cp;
-        int k = *p < 0x80 ? (cp = *p, 1) : tj_utf8_decode(p, end, &cp);
+        int k = *p < 0x80 ? (cp = *p, 1) : bt_utf8_decode(p, end, &cp);
         if (!k) {
             if (!replace_invalid)
                 return bt_fail(BT_EDATA, "invalid UTF-8 at byte offset %zu (byte 0x%02X): convert the input to "
@@ -226,7 +226,7 @@ int tj_encode_text(const tj *t, const char *text, size_t len, int replace_invali
             w->word = bt_xrealloc(w->word, w->word_cap);
         }
         size_t wn = 0;
-        for (uint32_t j = 0; j < pc->len; j++) wn += (size_t)tj_utf8_encode(ft->cp[pc->off + j], w->word + wn);
+        for (uint32_t j = 0; j < pc->len; j++) wn += (size_t)bt_utf8_encode(ft->cp[pc->off + j], w->word + wn);
         if (fn) { fn((const char *)w->word, wn, 0, ctx); continue; }
         int rc = model_cached(t, w, wn, ids, nids, cap);
         if (rc) return rc;

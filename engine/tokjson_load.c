@@ -86,7 +86,7 @@ static int32_t *to_cps(const char *s, size_t n, size_t *out_n)
     const uint8_t *p = (const uint8_t *)s, *e = p + n;
     while (p < e) {
         int32_t cp;
-        int l = tj_utf8_decode(p, e, &cp);
+        int l = bt_utf8_decode(p, e, &cp);
         if (!l) { cp = 0xFFFD; l = 1; }
         c[k++] = cp;
         p += l;

@@ -205,7 +205,7 @@ static int charsmap_chunk(const tj_charsmap *cm, const tj_text *s, size_t a, siz
 {
     uint8_t key[64];
     size_t kn = 0;
-    for (size_t i = a; i < b; i++) kn += (size_t)tj_utf8_encode(s->cp[i], key + kn);
+    for (size_t i = a; i < b; i++) kn += (size_t)bt_utf8_encode(s->cp[i], key + kn);
     size_t nn;
     const char *norm = tj_charsmap_lookup(cm, key, kn, &nn);
     if (!norm) return 0;
@@ -213,7 +213,7 @@ static int charsmap_chunk(const tj_charsmap *cm, const tj_text *s, size_t a, siz
     long count = 0;
     while (p < end) {
         int32_t c;
-        int k = tj_utf8_decode(p, end, &c);
+        int k = bt_utf8_decode(p, end, &c);
         if (!k) { c = 0xFFFD; k = 1; } /* the loader checked the blob is UTF-8 */
         tj_trs_push(l, c, 0);
         p += k;
@@ -237,9 +237,9 @@ static void precompiled(const tj_norm *nm, tj_text *s, tj_scratch *w, int32_t ba
     while (i < s->n) {
         /* one extended grapheme cluster [i, j) */
         uint8_t tmp[4];
-        size_t j = i + 1, bytes = (size_t)tj_utf8_encode(s->cp[i], tmp);
+        size_t j = i + 1, bytes = (size_t)bt_utf8_encode(s->cp[i], tmp);
         while (j < s->n && !tju_grapheme_break(s->cp[j - 1], s->cp[j], &state)) {
-            bytes += (size_t)tj_utf8_encode(s->cp[j], tmp);
+            bytes += (size_t)bt_utf8_encode(s->cp[j], tmp);
             j++;
         }
         if (bytes < 6 && charsmap_chunk(nm->cm, s, i, j, l)) {

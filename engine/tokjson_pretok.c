@@ -272,7 +272,7 @@ static void byte_level(const tj *t, const tj_pretok *p, const int32_t *c, const 
         op->v[pi].off = (uint32_t)(from + m->n);
         for (size_t i = a; i < b; i++) {
             uint8_t u[4];
-            int k = tj_utf8_encode(out->cp[i], u);
+            int k = bt_utf8_encode(out->cp[i], u);
             for (int j = 0; j < k; j++) tj_text_push(m, t->byte_char[u[j]], out->orig[i]);
         }
         op->v[pi].len = (uint32_t)(from + m->n - op->v[pi].off);
