@@ -35,7 +35,10 @@ int bt_plan_report_make(const bt_job *job, const bt_plan_device *dev, const bt_p
     }
     if (rc) return rc;
     if ((rc = bt_bert_config_load(job->model.path, &r->cfg))) return rc;
-    r->devices = job->runtime.devices > 1 ? (int)job->runtime.devices : 1;
+    /* runtime.devices as the runner resolves it (runner/devices.c): auto is every GPU of a GPU profile, 1 on the CPU */
+    r->devices = job->runtime.devices > 1                                         ? (int)job->runtime.devices
+                 : job->runtime.devices == 0 && dev->family == BT_COUNT_CUDA && dev->devices > 1 ? dev->devices
+                                                                                 : 1;
     if (!in) r->in.threads = (r->in.threads + r->devices - 1) / r->devices; /* a replica's share (runner/devices.h) */
     r->micro = job->job.task == BT_JOB_TASK_CLASSIFY_LONG ? (int)job->data.chunk_batch : (int)job->train.batch_size;
     r->grad_accum = (int)job->train.grad_accum;
@@ -74,7 +77,9 @@ void bt_plan_report_time(const bt_job *job, bt_plan_report *r)
     if (job->job.task == BT_JOB_TASK_CLASSIFY_LONG) E = job->data.chunk_batch; /* one pass of chunks */
     else E *= r->devices > 1 ? r->devices : 1; /* runtime.devices: the effective batch */
     r->step_flops = per_example * (double)E;
-    double rate = peak_tflops(r) * 1e12 * r->dev.efficiency * (r->dev.devices > 0 ? r->dev.devices : 1);
+    /* the GPUs the replicas run on (CPU replicas share the same cores) */
+    int used = r->dev.family == BT_COUNT_CUDA ? (r->devices < r->dev.devices ? r->devices : r->dev.devices) : 1;
+    double rate = peak_tflops(r) * 1e12 * r->dev.efficiency * (used > 0 ? used : 1);
     r->step_s = rate > 0 ? r->step_flops / rate : -1;
     if (r->examples >= 0 && r->step_s > 0) { /* classify_long: examples are chunks, a step one pass */
         r->steps_per_epoch = (r->examples + E - 1) / E;
@@ -155,7 +160,7 @@ void bt_plan_report_print(FILE *f, const bt_job *job, const bt_plan_report *r)
     fprintf(f, "time (estimate): %.3g s per %s (%.3g TFLOP at %.3g TFLOP/s: %.0f%% of %s%s)", r->step_s, unit,
             r->step_flops / 1e12, tf, 100.0 * r->dev.efficiency,
             r->dev.family == BT_COUNT_CPU ? "the measured GEMM rate" : "the datasheet peak",
-            r->dev.devices > 1 ? ", over every device" : "");
+            r->dev.family == BT_COUNT_CUDA && r->devices > 1 && r->dev.devices > 1 ? ", over every device" : "");
     if (r->epoch_s >= 0)
         fprintf(f, "; %lld %s, %lld %s: %.3g s (%.2g h) per epoch\n", (long long)r->examples, r->examples_note,
                 (long long)r->steps_per_epoch, longdoc ? "passes" : "steps", r->epoch_s, r->epoch_s / 3600.0);
@@ -164,13 +169,16 @@ void bt_plan_report_print(FILE *f, const bt_job *job, const bt_plan_report *r)
     if (r->dev.family == BT_COUNT_CUDA)
         fprintf(f, "  (every example at full length; the attention kernels run on CUDA cores, so long sequences "
                    "train slower than this)\n");
-    if (r->dev.devices > 1)
-        fprintf(f, "  (data parallel over %d devices: memory is per device; the runner trains on one GPU today)\n",
-                r->dev.devices);
+    if (r->dev.devices > 1 && r->devices < r->dev.devices)
+        fprintf(f, "  (runtime.devices = %d of this profile's %d GPUs)\n", r->devices, r->dev.devices);
+    if (r->dev.family == BT_COUNT_CUDA && r->devices > r->dev.devices)
+        fprintf(f, "  (runtime.devices = %d, but this profile has %d GPU%s: `baton run` refuses that)\n", r->devices,
+                r->dev.devices, r->dev.devices == 1 ? "" : "s");
     if (r->devices > 1)
-        fprintf(f, "  (runtime.devices = %d: the memory above is one replica's, with its share of the threads%s)\n",
-                r->devices, r->dev.family == BT_COUNT_CPU ? "; the CPU's replicas share its memory, so the limit is "
-                                                            "1/devices of it" : "");
+        fprintf(f, "  (runtime.devices = %d: the memory above is one replica's, %s)\n", r->devices,
+                r->dev.family == BT_COUNT_CPU ? "with its share of the threads; the CPU's replicas share its memory, "
+                                                "so the limit is 1/devices of it"
+                                              : "on each GPU");
 }
 
 static json_t *memory_json(const bt_plan_memory *m)

@@ -109,6 +109,16 @@ sha=$(member_sha "$(final_of "$T/g1-out" "one GPU, then auto on 2")")
 unset BATON_FAKE_GPU BATON_FAKE_GPU_COUNT
 note "2 stand-in GPUs (devices = auto) == devices = 1 x grad_accum 2; 3 on 2 refused; a one-GPU archive resumed by auto on 2 GPUs trains on 1, same bytes ($(elapsed "$start")s)"
 
+# baton plan on the t4x2 profile resolves devices as a run there would: auto is both GPUs (the
+# effective batch doubles), devices = 1 one of them (said)
+brun "$T/pl2.log" plan "$T/gpu.ini" --device t4x2
+expect_rc 0 "$T/pl2.log" "plan t4x2, devices = auto"
+grep -q "micro-batch 16 x grad_accum 1 per device x 2 devices = 32 examples per step" "$T/pl2.log" \
+    || fail "plan t4x2 with devices = auto: $(cat "$T/pl2.log")"
+brun "$T/pl1.log" plan "$T/gpu.ini" --device t4x2 -s runtime.devices=1
+grep -q "(runtime.devices = 1 of this profile's 2 GPUs)" "$T/pl1.log" || fail "plan t4x2 with devices = 1: $(cat "$T/pl1.log")"
+note "plan --device t4x2: auto takes both GPUs, devices = 1 one"
+
 # ---- 2. kill/resume 2 -> 1 -> 2 devices: byte-identical to the one-device run
 start=$(now)
 # shellcheck disable=SC2086
