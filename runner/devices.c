@@ -125,8 +125,9 @@ int bt_devices_hook_models(bt_devices *d, bt_backend *be, const char *model_dir,
 {
     d->be[0] = be;
     for (int j = 1; j < d->count; j++) {
-        if (!(d->be[j] = replica_backend(d, be, j)))
-            return bt_fail_context(BT_ECONFIG, "[runtime] devices = %d: replica %d's backend", d->count, j);
+        if (!(d->be[j] = replica_backend(d, be, j))) /* (a GPU that is not usable: the setting's; the CPU: memory) */
+            return bt_fail_context(on_gpu(be) ? BT_ECONFIG : BT_EINTERNAL, "[runtime] devices = %d: replica %d's "
+                                   "backend", d->count, j);
         int rc = bt_bert_create(d->be[j], model_dir, mo, &d->extra[j - 1]);
         if (rc) return bt_fail_context(rc, "[runtime] devices = %d: replica %d", d->count, j);
     }
