@@ -84,6 +84,10 @@ int cmd_doctor(int argc, char **argv)
     if (gpus > 0 || (fake && *fake)) bt_selftest_doctor(stdout, auto_precision(gpus > 0 && !(fake && *fake)));
     if (fake && *fake)
         printf("verdict: device = auto trains on the BATON_FAKE_GPU stand-in (the CPU behind a test wrapper)\n");
+    else if (gpus > 1)
+        printf("verdict: device = auto trains on the GPUs, runtime.devices = auto on all %d of them (data parallel: "
+               "the sums go through NCCL, or host memory without it, see above; device = cpu forces the CPU)\n",
+               gpus);
     else if (gpus > 0)
         printf("verdict: device = auto trains on GPU 0 (device = cpu forces the CPU)\n");
     else

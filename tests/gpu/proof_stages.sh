@@ -86,7 +86,7 @@ stage_build() {
         [ -z "$d" ] || export BATON_CUDA_LIBS="$d"
     fi
     "$BATON_BIN" doctor >"$LOGS/doctor.log" 2>&1
-    if ! grep -q '^verdict: device = auto trains on GPU 0' "$LOGS/doctor.log" &&
+    if ! grep -qE '^verdict: device = auto trains on (GPU 0|the GPUs)' "$LOGS/doctor.log" &&
         grep -q 'GLIBCXX\|version .* not found' "$LOGS/doctor.log"; then
         # a library built with this machine's compiler may need its newer libstdc++
         sl=$(ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/ { print $NF; exit }')
@@ -96,7 +96,7 @@ stage_build() {
         fi
         "$BATON_BIN" doctor >"$LOGS/doctor.log" 2>&1
     fi
-    if ! grep -q '^verdict: device = auto trains on GPU 0' "$LOGS/doctor.log"; then
+    if ! grep -qE '^verdict: device = auto trains on (GPU 0|the GPUs)' "$LOGS/doctor.log"; then
         record build fail "baton will not train on GPU 0: $(grep -m1 '^verdict' "$LOGS/doctor.log" | cut -c1-300)"
         return 1
     fi
