@@ -230,7 +230,8 @@ static int archive_record(const char *text, const bt_devices *d, const char *whe
 
 /* devices = auto resuming an archive whose micro-batches per step this many
  * devices cannot share (one GPU's archive on a T4 x2): the most devices that
- * can (a divisor of micro), replicas past them freed, said in one line. */
+ * can (a divisor of micro), said in one line. The replicas past them stay
+ * until the trainer that holds them is gone (bt_devices_trim). */
 static void fewer_devices(bt_devices *d, int64_t micro, const char *where)
 {
     int n = d->count;
@@ -239,13 +240,17 @@ static void fewer_devices(bt_devices *d, int64_t micro, const char *where)
                     "share; training on %d of them for the same effective batch (set [runtime] devices and "
                     "[train] grad_accum, and resume with --force, to use all %d)\n",
             where, (long long)micro, d->count, n, d->count);
-    for (int j = n; j < d->count; j++) {
+    d->count = n;
+}
+
+void bt_devices_trim(bt_devices *d)
+{
+    for (int j = d->count > 1 ? d->count : 1; j < BT_MAX_REPLICAS; j++) {
         bt_bert_free(d->extra[j - 1]);
         d->extra[j - 1] = NULL;
         if (d->be[j]) d->be[j]->destroy(d->be[j]);
         d->be[j] = NULL;
     }
-    d->count = n;
 }
 
 int bt_devices_hook_resume(bt_devices *d, const char *trainer_json, bt_job *job, const char *where, int *regroup)

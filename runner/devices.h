@@ -69,6 +69,9 @@ void bt_devices_hook_record(const bt_devices *d, const bt_job *job, void *json);
  * BT_EDATA for a record out of range. */
 int bt_devices_hook_resume(bt_devices *d, const char *trainer_json, bt_job *job, const char *where, int *regroup);
 void bt_devices_free(bt_devices *d);
+/* Frees the replicas (and backends) past count: call it once no trainer
+ * holds them (after a resume lowered count, runner/segment.c's regroup). */
+void bt_devices_trim(bt_devices *d);
 /* After a step: each replica's figures since the segment began
  * (bt_trainer_replica_stats: examples and tokens over its busy seconds, its
  * backend's peak counted bytes) into st->dev[0..count), st->n_dev = count. */

@@ -1101,6 +1101,7 @@ static int devices_regroup(run_ctx *c)
     count_steps(c);
     bt_trainer_free(c->trainer);
     c->trainer = NULL;
+    bt_devices_trim(&c->dev); /* (replicas a resume left out: the old trainer held them) */
     return create_trainer(c);
 }
 
