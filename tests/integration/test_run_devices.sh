@@ -88,7 +88,7 @@ grep -q "^devices = 2: 2 GPU replicas (GPUs 0..1, one thread each) x grad_accum 
     "$T/gpu.log" || fail "2 stand-in GPUs: no line saying so: $(head -n 8 "$T/gpu.log")"
 sha=$(member_sha "$(final_of "$T/gpu-out" "2 stand-in GPUs")")
 [ "$sha" = "$ref" ] || fail "2 stand-in GPUs end with $sha, one CPU device x grad_accum 2 with $ref"
-brun "$T/gpu3.log" run "$T/gpu.ini" -s runtime.devices=3 -s job.output_dir=gpu3-out
+brun "$T/gpu3.log" run "$T/gpu.ini" -s runtime.devices=3 -s job.output_dir="$T/gpu3-out"
 expect_rc 78 "$T/gpu3.log" "devices = 3 on 2 GPUs"
 grep -q "devices = 3, but this machine has 2 GPUs; set devices = auto (every GPU present) or at most 2" "$T/gpu3.log" \
     || fail "devices = 3 on 2 GPUs: $(cat "$T/gpu3.log")"
