@@ -113,6 +113,9 @@ struct bt_bert {
     size_t o_dw, o_db, o_dv;
 
     int freeze_emb, freeze_layers;
+    size_t o_heads;   /* the first float after the encoder layers: pooler and heads from here to total */
+    bt_grads_ready_fn ready_fn; /* bt_bert_set_grads_ready (NULL: none) */
+    void *ready_ctx;
 
     /* activation arena (one allocation) */
     void *arena;
@@ -242,6 +245,7 @@ static void build_table(bt_bert *m)
         o->g2 = add_param(m, &cur, 1, D, 0, l, 1, "encoder.layer.%d.output.LayerNorm.weight", l); ALIGN();
         o->b2 = add_param(m, &cur, 1, D, 0, l, 1, "encoder.layer.%d.output.LayerNorm.bias", l); ALIGN();
     }
+    m->o_heads = cur;
     if (m->has_pooler) {
         m->o_pw = add_param(m, &cur, 2, D, D, BT_PART_POOLER, 0, "pooler.dense.weight"); ALIGN();
         m->o_pb = add_param(m, &cur, 1, D, 0, BT_PART_POOLER, 1, "pooler.dense.bias"); ALIGN();
@@ -1288,8 +1292,36 @@ static void project_backward(bt_bert *m)
     linear_dgrad(m, dy, N, D, W(m, m->o_jw), E, m->demb, BT_F32, 0.0f);
 }
 
+/* [off, total) of the gradients is final for this backward: says so to
+ * whoever listens (the trainer's bucketed sum). */
+static void grads_ready(bt_bert *m, size_t off)
+{
+    if (m->ready_fn) m->ready_fn(m->ready_ctx, off);
+}
+
+void bt_bert_set_grads_ready(bt_bert *m, bt_grads_ready_fn fn, void *ctx)
+{
+    m->ready_fn = fn;
+    m->ready_ctx = ctx;
+}
+
+int bt_bert_grad_edges(const bt_bert *m, size_t *edges, int cap)
+{
+    int n = 0;
+    size_t last = (size_t)-1;
+#define EDGE(x) do { if ((x) != last && n < cap) edges[n++] = last = (x); } while (0)
+    EDGE(m->total);
+    EDGE(m->o_heads);
+    for (int l = m->cfg.layers - 1; l >= 0; l--) EDGE(m->lo[l].wqkv);
+    EDGE((size_t)0);
+#undef EDGE
+    return n;
+}
+
 /* Encoder (and embeddings) backward from dX = d(x_L), top down; stops where
- * nothing below is trainable. */
+ * nothing below is trainable. After layer l: its gradients and everything
+ * above them are final (the embeddings' wait for the end: the MLM decoder
+ * and DeBERTa's relative embeddings add to them too). */
 static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
 {
     bt_backend *be = m->be;
@@ -1301,6 +1333,7 @@ static void backward_encoder(bt_bert *m, uint32_t step, uint32_t micro)
         if (!layer_trainable(m, l) && !below) return;
         recompute_layer(m, l, step, micro);
         layer_backward(m, l, below, step, micro);
+        grads_ready(m, m->lo[l].wqkv);
     }
     if (m->freeze_emb) return;
     if (m->drel) rel_embed_backward(m);
@@ -1342,6 +1375,7 @@ static void backward_from_pooled(bt_bert *m, uint32_t step, uint32_t micro)
     be->memset0(be, m->dX, (size_t)N * D * sizeof(float));
     bt_tensor d3 = V2(m, m->dB3, B, D), rows = I1(m, m->rows, B);
     be->gather_rows_bwd(be, &d3, &rows, &dX);
+    grads_ready(m, m->o_heads);
     backward_encoder(m, step, micro);
 }
 
@@ -1399,6 +1433,7 @@ static void backward(bt_bert *m, uint32_t step, uint32_t micro)
     } else {
         return;
     }
+    grads_ready(m, m->o_heads);
     backward_encoder(m, step, micro);
 }
 

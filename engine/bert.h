@@ -180,6 +180,20 @@ int bt_bert_forward_backward(bt_bert *m, const bt_batch *b, float grad_scale, ui
                              uint32_t micro, float *loss);
 void bt_bert_zero_grads(bt_bert *m);
 
+/* Gradient readiness, for a sum across replicas that overlaps the backward
+ * (engine/train.c). During a backward, fn(ctx, off) says that floats [off,
+ * total) of the gradients will not change again in this call: after the
+ * heads (off = where they start), after each encoder layer (top down), each
+ * call's off below the last. The embeddings are never announced: they are
+ * final only when the call returns. NULL: none (the default). The trainer
+ * sets it for a micro-batch's one backward only (bt_train_step): a caller of
+ * bt_bert_backward_pooled adds to the same gradients several times.
+ * bt_bert_grad_edges: the offsets fn can give, in the order it gives them,
+ * between total (first) and 0 (last), each once; cap >= layers + 3. */
+typedef void (*bt_grads_ready_fn)(void *ctx, size_t off);
+void bt_bert_set_grads_ready(bt_bert *m, bt_grads_ready_fn fn, void *ctx);
+int bt_bert_grad_edges(const bt_bert *m, size_t *edges, int cap);
+
 /* Evaluation forward (dropout off). loss (may be NULL) needs labels in b;
  * logits (may be NULL, host) receives: SEQ_CLS [n, C]; TOKEN_CLS [sum len, C]
  * (real tokens, example order); MLM [masked tokens (label != -100), V];

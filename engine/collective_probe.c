@@ -9,6 +9,7 @@
 #include <string.h>
 
 #define PROBE_MAX ((size_t)(1u << 20) + 5u) /* floats per backend at most: 4 MiB and an odd tail */
+#define BT_PROBE_MAX_DEVICES 64             /* = BT_MAX_REPLICAS (engine/train.h) */
 
 /* Replica j's value i: (k / 1024 + f) x (1 + j), k in [-1000, 1000], f in
  * [0, 2^-10) from other bits of the hash: every mantissa bit in use, so a
@@ -33,27 +34,65 @@ static long first_wrong(const float *got, const float *want, const float *mag, i
     return -1;
 }
 
-/* host: 4 x count floats of scratch */
-static int run_probe(bt_backend *const *bes, int n, float *const *dev, size_t count, float *host)
+/* Device 0's sum (downloaded into got) checked against want (first_wrong);
+ * how: "" or " in two buckets". */
+static int check_sum(bt_backend *const *bes, int n, float *const *dev, size_t count, const float *want,
+                     const float *mag, float *got, const char *how)
 {
-    float *x = host, *want = host + count, *mag = host + 2 * count, *got = host + 3 * count;
-    for (size_t i = 0; i < count; i++) want[i] = mag[i] = 0.0f;
+    bes[0]->download(bes[0], got, dev[0], count * sizeof(float));
+    long at = first_wrong(got, want, mag, n, count);
+    if (at < 0) return 0;
+    return bt_fail(BT_EINTERNAL, "the %s collective summed a probe of %d devices%s wrongly (element %ld: %.9g, "
+                                 "want %.9g)", bes[0]->name, n, how, at, got[at], want[at]);
+}
+
+/* Every device's probe values uploaded; want and mag (when not NULL) their
+ * sum and sum of magnitudes. x: count floats of scratch. */
+static void upload_probe(bt_backend *const *bes, int n, float *const *dev, size_t count, float *x, float *want,
+                         float *mag)
+{
+    if (want)
+        for (size_t i = 0; i < count; i++) want[i] = mag[i] = 0.0f;
     for (int j = 0; j < n; j++) {
         for (size_t i = 0; i < count; i++) {
             x[i] = probe_value(i, j);
+            if (!want) continue;
             want[i] += x[i]; /* ((x0 + x1) + x2) ... in float: the CPU collective's order */
             mag[i] += fabsf(x[i]);
         }
         bes[j]->upload(bes[j], dev[j], x, count * sizeof(float));
     }
+}
+
+/* The bucketed sum's way (engine/bucket_sum.h): two ASYNC sums, the upper
+ * part first, then the join; device 0 must hold what the sum of the whole
+ * must (want, mag: first_wrong). */
+static int probe_async(bt_backend *const *bes, int n, float *const *dev, size_t count, const float *want,
+                       const float *mag, float *got)
+{
+    const char *kind = bes[0]->name;
+    upload_probe(bes, n, dev, count, got, NULL, NULL);
+    size_t half = count / 2;
+    float *hi[BT_PROBE_MAX_DEVICES];
+    for (int j = 0; j < n; j++) hi[j] = dev[j] + half;
+    if (bes[0]->collective(bes[0], bes, n, hi, count - half, BT_COLL_SUM | BT_COLL_ASYNC) ||
+        bes[0]->collective(bes[0], bes, n, dev, half, BT_COLL_SUM | BT_COLL_ASYNC) ||
+        bes[0]->collective(bes[0], bes, n, dev, count, BT_COLL_JOIN))
+        return bt_fail_context(BT_EINTERNAL, "the %s collective's probe (a sum of %d in two buckets)", kind, n);
+    return check_sum(bes, n, dev, count, want, mag, got, " in two buckets");
+}
+
+/* host: 4 x count floats of scratch */
+static int run_probe(bt_backend *const *bes, int n, float *const *dev, size_t count, float *host)
+{
+    float *x = host, *want = host + count, *mag = host + 2 * count, *got = host + 3 * count;
+    upload_probe(bes, n, dev, count, x, want, mag);
     const char *kind = bes[0]->name;
     if (bes[0]->collective(bes[0], bes, n, dev, count, BT_COLL_SUM))
         return bt_fail_context(BT_EINTERNAL, "the %s collective's probe (sum of %d)", kind, n);
-    bes[0]->download(bes[0], x, dev[0], count * sizeof(float));
-    long at = first_wrong(x, want, mag, n, count);
-    if (at >= 0)
-        return bt_fail(BT_EINTERNAL, "the %s collective summed a probe of %d devices wrongly (element %ld: %.9g, "
-                                     "want %.9g)", kind, n, at, x[at], want[at]);
+    int rc = check_sum(bes, n, dev, count, want, mag, x, "");
+    if (!rc) rc = probe_async(bes, n, dev, count, want, mag, got);
+    if (rc) return rc;
     if (bes[0]->collective(bes[0], bes, n, dev, count, BT_COLL_BCAST))
         return bt_fail_context(BT_EINTERNAL, "the %s collective's probe (broadcast to %d)", kind, n - 1);
     for (int j = 0; j < n; j++) { /* device 0 kept its sum; the others got its bytes */

@@ -6,7 +6,9 @@
  * take the protocol it takes for gradients' chunks); the sum must land on
  * bes[0] with the bits of the fixed-order host sum for 2 backends (one
  * rounding of a + b) and within 1e-6 of it for more (NCCL's order), and the
- * broadcast must copy bes[0]'s bytes to every other buffer. A collective
+ * broadcast must copy bes[0]'s bytes to every other buffer. The sum is
+ * also taken the bucketed sum's way (two BT_COLL_ASYNC sums and a
+ * BT_COLL_JOIN, engine/bucket_sum.h) and must land the same. A collective
  * that drops a replica, averages, or reduces into the wrong buffer fails it.
  * Must not: keep state or know about models.
  */

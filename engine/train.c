@@ -1,6 +1,7 @@
 /* engine/train.c — the training step and checkpoint tensors (see train.h). */
 #include "kernels/backend.h"
 #include "engine/train.h"
+#include "engine/bucket_sum.h"
 #include "engine/collective_probe.h"
 #include "engine/model_weights.h"
 #include "util/err.h"
@@ -41,6 +42,7 @@ struct bt_trainer {
     void *reduce_ctx;
     int concurrent;     /* 1: one thread per replica (bt_trainer_set_concurrent) */
     int collective;     /* 1: sums and broadcasts through the backends' collective (bt_trainer_set_collective) */
+    bt_bucket_sum *bsum; /* with the collective: the gradient sum in buckets, beside the backward */
     int rep0_threads;   /* > 0: replica 0's backend threads during the replicas' part */
     bt_replica_stats stats[BT_MAX_REPLICAS];
     const bt_batch *cur; /* the step's micro-batches (NULL: a custom forward/backward) */
@@ -90,6 +92,7 @@ void bt_trainer_free(bt_trainer *t)
         bt_backend *be = bt_bert_backend(t->reps[j]);
         if (t->scratch[j]) be->free(be, t->scratch[j]);
     }
+    bt_bucket_sum_free(t->bsum);
     free(t->gviews);
     free(t->losses);
     free(t);
@@ -285,7 +288,15 @@ int bt_trainer_set_collective(bt_trainer *t, int on)
     if (!rc) rc = bt_collective_probe(bes, bufs, t->nrep, bt_bert_total_floats(t->m));
     if (rc) return rc;
     t->collective = 1;
+    if (!t->bsum) t->bsum = bt_bucket_sum_create(t->m);
     return 0;
+}
+
+void bt_trainer_bucket_stats(const bt_trainer *t, int *buckets, int64_t *sums, int64_t *during_backward)
+{
+    *buckets = t->bsum ? bt_bucket_sum_buckets(t->bsum) : 0;
+    *sums = *during_backward = 0;
+    if (t->bsum) bt_bucket_sum_stats(t->bsum, sums, during_backward);
 }
 
 int bt_trainer_set_concurrent(bt_trainer *t, int on, int rep0_threads)
@@ -324,7 +335,25 @@ void bt_trainer_set_reduce(bt_trainer *t, bt_grad_reduce fn, void *ctx)
 /* A micro-batch's forward/backward on replica j, model m (its gradients are
  * where the call must add them). */
 typedef int (*rep_fb)(void *ctx, int j, bt_bert *m, int k, float grad_scale, uint32_t step, float *loss);
-typedef struct { rep_fb fb; void *ctx; int n_micro; float scale; } rep_fn_args;
+/* bucketed: the sum goes through t->bsum (bucket_sum.h); hooks: fb is one
+ * bt_bert_forward_backward, whose backward says which gradients are final */
+typedef struct { rep_fb fb; void *ctx; int n_micro; float scale; int bucketed, hooks; } rep_fn_args;
+
+/* Replica j's last micro-batch k of a bucketed step: each bucket of its
+ * gradient (part: where fb puts it, then added bucket by bucket; NULL:
+ * straight in) is published as soon as it is final, so that the last
+ * replica to finish a bucket issues its sum while the backward goes on. */
+static int micro_bucketed(bt_trainer *t, const rep_fn_args *a, int j, int k, float *part)
+{
+    bt_bert *r = t->reps[j];
+    bt_bucket_rank br;
+    bt_bucket_rank_init(&br, t->bsum, j, part);
+    if (a->hooks) bt_bert_set_grads_ready(r, bt_bucket_rank_ready, &br);
+    int rc = a->fb(a->ctx, j, r, k, a->scale, (uint32_t)t->step, &t->losses[k]);
+    bt_bert_set_grads_ready(r, NULL, NULL);
+    if (!rc) bt_bucket_rank_ready(&br, 0); /* the rest (the embeddings at least) */
+    return rc;
+}
 
 /* Micro-batch k on replica j. Its first one of the step goes straight into
  * the replica's (zeroed) gradients; each later one into the replica's
@@ -332,25 +361,28 @@ typedef struct { rep_fb fb; void *ctx; int n_micro; float scale; } rep_fn_args;
  * Every micro-batch's gradient is thus computed from zero, whichever replica
  * or accumulation slot it lands in, which is what makes devices = 2 equal to
  * grad_accum = 2 bit for bit (train.h). */
-static int replica_micro(bt_trainer *t, int j, int first, rep_fb fb, void *ctx, int k, float scale, float *loss)
+static int replica_micro(bt_trainer *t, const rep_fn_args *a, int j, int k)
 {
     bt_bert *r = t->reps[j];
     bt_backend *be = bt_bert_backend(r);
     size_t total = bt_bert_total_floats(r);
-    if (first) {
+    int bucketed = a->bucketed && k + t->nrep >= a->n_micro; /* (the replica's last) */
+    if (k == j) {
         bt_bert_zero_grads(r);
-        return fb(ctx, j, r, k, scale, (uint32_t)t->step, loss);
+        return bucketed ? micro_bucketed(t, a, j, k, NULL)
+                        : a->fb(a->ctx, j, r, k, a->scale, (uint32_t)t->step, &t->losses[k]);
     }
     if (!t->scratch[j] && !(t->scratch[j] = be->alloc(be, total * sizeof(float))))
         return bt_fail(BT_EINTERNAL, "gradient accumulation: out of %s memory for %zu floats", be->name, total);
     be->memset0(be, t->scratch[j], total * sizeof(float));
     float *acc = bt_bert_swap_grads(r, t->scratch[j]);
-    int rc = fb(ctx, j, r, k, scale, (uint32_t)t->step, loss);
+    int rc = bucketed ? micro_bucketed(t, a, j, k, t->scratch[j])
+                      : a->fb(a->ctx, j, r, k, a->scale, (uint32_t)t->step, &t->losses[k]);
     bt_bert_swap_grads(r, acc);
-    if (rc) return rc;
-    bt_tensor a = bt_view1(acc, BT_F32, be->device, (int64_t)total);
+    if (rc || bucketed) return rc;
+    bt_tensor ta = bt_view1(acc, BT_F32, be->device, (int64_t)total);
     bt_tensor g = bt_view1(t->scratch[j], BT_F32, be->device, (int64_t)total);
-    be->add(be, &a, &g, &a);
+    be->add(be, &ta, &g, &ta);
     return 0;
 }
 
@@ -367,10 +399,8 @@ static double mono_now(void)
  * that runs the replica only; read by the calling thread after the join. */
 typedef struct {
     bt_trainer *t;
-    rep_fb fb;
-    void *ctx;
-    int j, n_micro;
-    float scale;
+    const rep_fn_args *a;
+    int j;
     atomic_int *stop;   /* set by the first replica that fails: the others stop before their next micro-batch */
     int rc, k_failed;
     char msg[1024];
@@ -384,12 +414,12 @@ static void *rep_main(void *arg)
     bt_trainer *t = r->t;
     bt_replica_stats *st = &t->stats[r->j];
     double t0 = mono_now();
-    for (int k = r->j; k < r->n_micro; k += t->nrep) {
+    for (int k = r->j; k < r->a->n_micro; k += t->nrep) {
         if (atomic_load(r->stop)) break;
         int rc = t->fault_rep == r->j && t->fault_step == t->step + 1
                      ? bt_fail(BT_EIO, "injected failure of replica %d at step %lld (BATON_FAULT_REPLICA, testing "
                                        "only)", r->j, (long long)t->step + 1)
-                     : replica_micro(t, r->j, k == r->j, r->fb, r->ctx, k, r->scale, &t->losses[k]);
+                     : replica_micro(t, r->a, r->j, k);
         if (rc) {
             r->rc = rc;
             r->k_failed = k;
@@ -419,8 +449,7 @@ static int run_replicas(bt_trainer *t, rep_fn_args *a)
     pthread_t th[BT_MAX_REPLICAS];
     int started[BT_MAX_REPLICAS] = {0};
     for (int j = 0; j < n; j++)
-        run[j] = (rep_run){.t = t, .fb = a->fb, .ctx = a->ctx, .j = j, .n_micro = a->n_micro, .scale = a->scale,
-                           .stop = &stop};
+        run[j] = (rep_run){.t = t, .a = a, .j = j, .stop = &stop};
     for (int j = 1; j < n && t->concurrent; j++)
         started[j] = pthread_create(&th[j], NULL, rep_main, &run[j]) == 0;
     for (int j = 0; j < n; j++)
@@ -525,12 +554,25 @@ static int train_step_on(bt_trainer *t, rep_fb fb, void *ctx, int n_micro, bt_st
     memset(t->losses, 0, (size_t)n_micro * sizeof *t->losses);
     /* micro-batch k on replica k % nrep; the losses are summed in k order
      * whatever the schedule (concurrent or one replica after another) */
-    rep_fn_args ra = {fb, ctx, n_micro, scale};
+    rep_fn_args ra = {fb, ctx, n_micro, scale, 0, fb == plain_fb};
+    /* the sum in buckets beside the backward when every replica has a part in it (bucket_sum.h) */
+    ra.bucketed = t->bsum && t->collective && t->reduce == reduce_in_order && n_micro >= t->nrep;
+    if (ra.bucketed) {
+        bt_backend *bes[BT_MAX_REPLICAS];
+        float *bufs[BT_MAX_REPLICAS];
+        coll_args(t, bt_bert_grads_dev, bes, bufs);
+        bt_bucket_sum_begin(t->bsum, bes, bufs, t->nrep);
+    }
     int rc0 = run_replicas(t, &ra);
+    if (ra.bucketed) {
+        int failed = rc0;
+        if ((rc0 = bt_bucket_sum_end(t->bsum, failed)) && !failed)
+            bt_fail_context(rc0, "step %lld: summing the gradients of %d replicas", (long long)t->step + 1, t->nrep);
+    }
     if (rc0) return rc0;
     for (int k = 0; k < n_micro; k++) loss_sum += t->losses[k];
     int used = n_micro < t->nrep ? n_micro : t->nrep;
-    if (used > 1) {
+    if (used > 1 && !ra.bucketed) {
         int rc = t->reduce(t->reduce_ctx, t->reps, used);
         if (rc) return bt_fail_context(rc, "step %lld: summing the gradients of %d replicas", (long long)t->step + 1,
                                        used);

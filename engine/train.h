@@ -130,6 +130,17 @@ void bt_trainer_set_reduce(bt_trainer *t, bt_grad_reduce fn, void *ctx);
  * caller may go on without it). Bits: as the default sum for N = 2 and
  * on the CPU; see the backend for N > 2. on = 0: the default (host path). */
 int bt_trainer_set_collective(bt_trainer *t, int on);
+/* With the collective, a step whose micro-batches reach every replica sums
+ * the gradients in buckets (engine/bucket_sum.h: the heads, each encoder
+ * layer, the embeddings), each issued by the replica that finishes it last,
+ * from inside its backward (bt_train_step; a bt_train_step_fn callback may
+ * add to the gradients several times, so there each replica's buckets go
+ * when its micro-batches are done), and on GPUs run by NCCL on a stream of
+ * its own beside the backward. The bits are those of one sum over the
+ * whole buffer. buckets: per step (0: not bucketed); sums and
+ * during_backward: buckets summed since creation, and issued from inside a
+ * backward (the overlap). */
+void bt_trainer_bucket_stats(const bt_trainer *t, int *buckets, int64_t *sums, int64_t *during_backward);
 /* on = 1: in each step replicas 1..N-1 run their micro-batches on a thread
  * each while replica 0 runs its own on the calling thread; the gradient sum,
  * norm and update wait for all of them. Every replica must have a backend of

@@ -302,6 +302,17 @@ struct bt_backend {
      *                everywhere; for n > 2 a backend may add in another order
      *                (NCCL: by its ring/tree chunks), which it documents.
      *  BT_COLL_BCAST bufs[i] = bufs[0] for every i.
+     *  BT_COLL_SUM | BT_COLL_ASYNC
+     *                the same sum, of one bucket of the gradients while the
+     *                backends go on computing (engine/train.c: the bucketed
+     *                sum, overlapped with the backward): NCCL runs it on a
+     *                stream of each device's own, after what that device was
+     *                given so far, beside what it is given next. Until
+     *                BT_COLL_JOIN, nothing may read bufs[0] or write any
+     *                bufs[i]. The call may come from any thread, one at a
+     *                time (the trainer holds a lock).
+     *  BT_COLL_JOIN  every op issued to bes[i] after this one waits for the
+     *                ASYNC sums issued before it (bufs and count unused).
      * bufs NULL (count 0): only prepare (NCCL's communicators), so that what
      * is missing is known before the first step. 0, or a BT_E* code after
      * bt_fail() saying why (e.g. no NCCL). NULL: the backend has none, and the
@@ -309,7 +320,7 @@ struct bt_backend {
     int (*collective)(bt_backend *be, bt_backend *const *bes, int n, float *const *bufs, size_t count, int op);
 };
 
-enum bt_collective_op { BT_COLL_SUM = 1, BT_COLL_BCAST = 2 };
+enum bt_collective_op { BT_COLL_SUM = 1, BT_COLL_BCAST = 2, BT_COLL_JOIN = 3, BT_COLL_ASYNC = 0x10 };
 
 /* Constructors. On failure they return NULL after bt_fail() explains why. */
 bt_backend *bt_backend_cpu_create(int threads);   /* threads <= 0: OpenMP default */

@@ -308,6 +308,7 @@ static void cu_destroy(bt_backend *be)
         cudaSetDevice(im->device);
         if (im->stream) cudaStreamSynchronize(im->stream);
         cu_collective_free(im);
+        cu_comm_free(im);
         if (im->scratch) cudaFree(im->scratch);
         if (im->lt_ws) cudaFree(im->lt_ws);
         if (im->d_flag) cudaFree(im->d_flag);

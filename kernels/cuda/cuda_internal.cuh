@@ -92,6 +92,12 @@ typedef struct {
     struct bt_nccl *nccl;
     int nccl_n;
     int nccl_dev[CU_MAX_DEVICES];
+    /* the bucketed sum (BT_COLL_ASYNC): this device's NCCL stream, beside
+     * `stream`; ev_work: `stream`'s work so far (comm waits for it); ev_comm:
+     * comm's sums so far (BT_COLL_JOIN makes `stream` wait for it). Made on
+     * the first ASYNC sum, freed with the backend (cu_comm_free). */
+    cudaStream_t comm;
+    cudaEvent_t ev_work, ev_comm;
 } cuda_impl;
 
 /* The backend's state, with the calling thread's current device made the
@@ -201,5 +207,6 @@ void cu_attention_install(bt_backend *be);
 void cu_relattn_install(bt_backend *be); /* cuda_relattn.cu */
 void cu_collective_install(bt_backend *be); /* cuda_collective.cu */
 void cu_collective_free(cuda_impl *im);     /* its communicators, at destroy */
+void cu_comm_free(cuda_impl *im);           /* its NCCL stream and events, at destroy */
 
 #endif

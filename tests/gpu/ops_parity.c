@@ -52,6 +52,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 int bt_cuda_status(bt_backend *be);          /* kernels/cuda/backend_cuda.cu */
@@ -1000,10 +1001,48 @@ static void plan_overhead_check(bt_backend *be, int sm)
                ok ? "ok  " : "FAIL", used, prof, assumed);
 }
 
+typedef struct { bt_backend **bes; float **bufs; size_t n; int rc; } async_args;
+
+static void *async_main(void *arg)
+{
+    async_args *a = arg;
+    size_t half = a->n / 2;
+    float *hi[2] = {a->bufs[0] + half, a->bufs[1] + half};
+    bt_backend *be = a->bes[0];
+    a->rc = be->collective(be, a->bes, 2, hi, a->n - half, BT_COLL_SUM | BT_COLL_ASYNC);
+    if (!a->rc) a->rc = be->collective(be, a->bes, 2, a->bufs, half, BT_COLL_SUM | BT_COLL_ASYNC);
+    return NULL;
+}
+
+/* One check of t_collective: rc 0 and buf (on be) holding want's bytes. */
+static void coll_check(bt_backend *be, const float *buf, float *got, const float *want, int64_t n, int rc,
+                       const char *what)
+{
+    be->download(be, got, buf, (size_t)n * sizeof(float));
+    n_checks++;
+    if (rc || memcmp(got, want, (size_t)n * sizeof(float))) {
+        n_fail++;
+        printf("FAIL %s: rc %d, other bytes\n", what, rc);
+    } else if (verbose) printf("ok   %s, n=%lld\n", what, (long long)n);
+}
+
+/* Two ASYNC sums issued from a thread of their own (as a replica's thread
+ * issues a bucket), the join from this one. */
+static int async_sum_on_thread(bt_backend **bes, float **bufs, size_t n)
+{
+    async_args a = {bes, bufs, n, -1};
+    pthread_t th;
+    if (pthread_create(&th, NULL, async_main, &a)) return -1;
+    pthread_join(th, NULL);
+    if (a.rc) return a.rc;
+    return bes[0]->collective(bes[0], bes, 2, bufs, 0, BT_COLL_JOIN);
+}
+
 /* The collective between GPU 0 and GPU 1 (runtime.devices = 2): the sum
  * lands on GPU 0 with the CPU collective's bits (one rounding of a + b), the
- * broadcast copies GPU 0's buffer to GPU 1. Skipped with one GPU or without
- * NCCL (said). */
+ * broadcast copies GPU 0's buffer to GPU 1, and the sum in two ASYNC buckets
+ * issued from another thread, then joined, lands the same. Skipped with one
+ * GPU or without NCCL (said). */
 static void t_collective(int ndev, int64_t n)
 {
     if (!selected("collective")) return;
@@ -1030,19 +1069,15 @@ static void t_collective(int ndev, int64_t n)
     GPU->upload(GPU, bufs[0], ha, n * sizeof(float));
     g1->upload(g1, bufs[1], hb, n * sizeof(float));
     int rc = GPU->collective(GPU, bes, 2, bufs, (size_t)n, BT_COLL_SUM);
-    GPU->download(GPU, got, bufs[0], n * sizeof(float));
-    n_checks++;
-    if (rc || memcmp(got, want, n * sizeof(float))) {
-        n_fail++;
-        printf("FAIL collective sum of 2 GPUs: rc %d, not the bits of a + b\n", rc);
-    } else if (verbose) printf("ok   collective sum of 2 GPUs: a + b bit for bit, n=%lld\n", (long long)n);
+    coll_check(GPU, bufs[0], got, want, n, rc, "collective sum of 2 GPUs (a + b bit for bit)");
     rc = GPU->collective(GPU, bes, 2, bufs, (size_t)n, BT_COLL_BCAST);
-    g1->download(g1, got, bufs[1], n * sizeof(float));
-    n_checks++;
-    if (rc || memcmp(got, want, n * sizeof(float))) {
-        n_fail++;
-        printf("FAIL collective broadcast to GPU 1: rc %d, other bytes\n", rc);
-    } else if (verbose) printf("ok   collective broadcast to GPU 1\n");
+    coll_check(g1, bufs[1], got, want, n, rc, "collective broadcast to GPU 1 (GPU 0's bytes)");
+    /* the bucketed sum's way (engine/bucket_sum.h): two ASYNC sums on the NCCL streams, from
+     * another thread than the one that gave the GPUs their work, then the join; the same bits */
+    GPU->upload(GPU, bufs[0], ha, n * sizeof(float));
+    g1->upload(g1, bufs[1], hb, n * sizeof(float));
+    rc = async_sum_on_thread(bes, bufs, (size_t)n);
+    coll_check(GPU, bufs[0], got, want, n, rc, "collective sum in two ASYNC buckets + join (a + b bit for bit)");
     GPU->free(GPU, bufs[0]);
     g1->free(g1, bufs[1]);
     g1->destroy(g1);

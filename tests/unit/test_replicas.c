@@ -145,6 +145,13 @@ static void run(bt_task task, bt_precision prec, int replicas, int n_micro, int 
             if (memcmp(w0, w1, total * sizeof(float))) fail_msg("step %d: replica %d's weights differ", s, j + 1);
         }
     }
+    if (use_coll && replicas > 1) { /* the sums went bucket by bucket (engine/bucket_sum.h) */
+        int nb = 0;
+        int64_t sums = 0, early = 0;
+        bt_trainer_bucket_stats(t, &nb, &sums, &early);
+        assert_true(nb > 0 && sums > 0 && sums % nb == 0);
+        assert_true(use_fn ? early == 0 : early > 0); /* a custom forward/backward's: after it */
+    }
     r->n = 3 * total;
     r->w = bt_xmalloc(r->n * sizeof(float));
     bt_bert_download_params(m, r->w);
@@ -203,8 +210,9 @@ static void test_custom_fb(void **state)
     use_fn = 0;
 }
 
-/* the trainer's collective path (one backend per replica, as GPUs): the same
- * bytes as 1 replica with the micro-batches accumulated, fp16's skips too */
+/* the trainer's collective path (one backend per replica, as GPUs; the sum in
+ * buckets, engine/bucket_sum.h): the same bytes as 1 replica with the
+ * micro-batches accumulated, fp16's skips too */
 static void test_collective(void **state)
 {
     (void)state;
@@ -238,6 +246,15 @@ static void test_collective_op(void **state)
     assert_int_equal(b[0]->collective(b[0], b, 3, x, N, BT_COLL_BCAST), 0);
     assert_memory_equal(x[1], want, sizeof want);
     assert_memory_equal(x[2], want, sizeof want);
+    /* a bucket's sum (ASYNC: done at once on the CPU) and the join */
+    for (int i = 0; i < N; i++) want[i] = (x[0][i] + x[1][i]) + x[2][i];
+    float *hi[3] = {x[0] + N / 2, x[1] + N / 2, x[2] + N / 2};
+    assert_int_equal(b[0]->collective(b[0], b, 3, hi, N - N / 2, BT_COLL_SUM | BT_COLL_ASYNC), 0);
+    assert_int_equal(b[0]->collective(b[0], b, 3, x, N / 2, BT_COLL_SUM | BT_COLL_ASYNC), 0);
+    assert_int_equal(b[0]->collective(b[0], b, 3, x, 0, BT_COLL_JOIN), 0);
+    assert_memory_equal(x[0], want, sizeof want);
+    assert_int_equal(b[0]->collective(b[0], b, 3, x, N, BT_COLL_BCAST | BT_COLL_ASYNC), BT_EINTERNAL); /* sums only */
+    bt_err_clear();
     assert_int_equal(b[0]->collective(b[0], b, 1, x, N, BT_COLL_SUM), BT_EINTERNAL); /* one backend */
     bt_err_clear();
     assert_int_equal(b[1]->collective(b[1], b, 3, x, N, BT_COLL_SUM), BT_EINTERNAL); /* not bes[0] */
@@ -269,11 +286,12 @@ static void test_collective_op(void **state)
 /* a collective that is wrong in one way; the probe of bt_trainer_set_collective must refuse it */
 static int (*cpu_coll)(bt_backend *, bt_backend *const *, int, float *const *, size_t, int);
 static int coll_fault; /* 1: the sum leaves buffer 0 alone; 2: the broadcast does nothing; 3: the sum averages;
-                          4: the sum is truncated to BF16 */
+                          4: the sum is truncated to BF16; 5: a bucket's (ASYNC) sum does nothing */
 static int faulty_coll(bt_backend *be, bt_backend *const *bes, int n, float *const *bufs, size_t count, int op)
 {
     int data = bufs && count;
     if (data && ((coll_fault == 1 && op == BT_COLL_SUM) || (coll_fault == 2 && op == BT_COLL_BCAST))) return 0;
+    if (data && coll_fault == 5 && op == (BT_COLL_SUM | BT_COLL_ASYNC)) return 0;
     int rc = cpu_coll(be, bes, n, bufs, count, op);
     if (!rc && data && coll_fault == 3 && op == BT_COLL_SUM)
         for (size_t i = 0; i < count; i++) bufs[0][i] /= (float)n;
@@ -300,9 +318,10 @@ static void test_collective_probe(void **state)
     assert_int_equal(b[1]->peak_bytes(b[1]), peak); /* (no device memory of its own) */
     cpu_coll = b[0]->collective;
     for (int j = 0; j < 3; j++) b[j]->collective = faulty_coll;
-    for (coll_fault = 1; coll_fault <= 4; coll_fault++) {
+    for (coll_fault = 1; coll_fault <= 5; coll_fault++) {
         assert_int_equal(bt_collective_probe(b, x, 2, N), BT_EINTERNAL);
         assert_int_equal(bt_collective_probe(b, x, 3, N), BT_EINTERNAL);
+        if (coll_fault == 5) assert_non_null(strstr(bt_errmsg(), "in two buckets wrongly"));
         bt_err_clear();
     }
     /* a trainer with such replicas is refused the collective and stays on its own sum */

@@ -11,7 +11,12 @@
  *  - a replica that fails (a bad micro-batch; an injected failure) fails the
  *    step with its error after the other one stopped, and leaves every weight
  *    and moment as it was; the next step trains;
- *  - replicas sharing a backend are refused concurrency.
+ *  - replicas sharing a backend are refused concurrency;
+ *  - with the collective, the gradient sum in buckets issued from inside the
+ *    replicas' backwards (engine/bucket_sum.h): the same bytes as 1 replica,
+ *    every bucket summed once per step, all but the embeddings' during a
+ *    backward; with accumulation too; and a replica failing after the
+ *    other one finished every bucket leaves the state as it was.
  * It is in make test-tsan (Makefile TSAN_TESTS): the replicas' threads there
  * share the trainer, its loss array and error reporting. */
 #include <stdarg.h>
@@ -84,7 +89,8 @@ static int total_threads(void)
 }
 
 /* A trainer of `replicas` replicas: concurrent ones each on a backend of its
- * own (runtime.threads split as runner/devices.c does), else all on one. */
+ * own (runtime.threads split as runner/devices.c does), else all on one.
+ * concurrent = 2: and the sums through the backends' collective (bucketed). */
 typedef struct {
     bt_backend *be[2];
     bt_bert *m[2];
@@ -106,6 +112,7 @@ static void rig_make(rig *g, bt_task task, bt_precision prec, int replicas, int 
     assert_int_equal(bt_trainer_create(g->m[0], &tc, &g->t), 0);
     if (replicas > 1) assert_int_equal(bt_trainer_set_replicas(g->t, &g->m[1], 1), 0);
     if (concurrent) assert_int_equal(bt_trainer_set_concurrent(g->t, 1, T - T / 2 > 0 ? T - T / 2 : 1), 0);
+    if (concurrent == 2) assert_int_equal(bt_trainer_set_collective(g->t, 1), 0);
 }
 
 static void rig_free(rig *g)
@@ -210,11 +217,11 @@ static void test_stats(void **state)
     rig_free(&g);
 }
 
-static void test_failure(void **state)
+/* conc: rig_make's concurrent (2: the bucketed sum) */
+static void failure(int conc)
 {
-    (void)state;
     rig g;
-    rig_make(&g, BT_TASK_SEQ_CLS, BT_PREC_FP32, 2, 1, 5);
+    rig_make(&g, BT_TASK_SEQ_CLS, BT_PREC_FP32, 2, conc, 5);
     bt_step_info info;
     assert_int_equal(step(&g, BT_TASK_SEQ_CLS, 0, 2, -1, &info), 0);
     float *before = state_of(&g);
@@ -243,6 +250,50 @@ static void test_failure(void **state)
     rig_free(&g);
 }
 
+static void test_failure(void **state)
+{
+    (void)state;
+    failure(1);
+}
+
+/* The bucketed sum: the bytes of 1 replica with the micro-batches
+ * accumulated (of 2 replicas summed at the end, when each gets more than one
+ * micro-batch: (g0 + g2) + (g1 + g3) is another sum); its statistics. */
+static void bucketed(bt_task task, int n_micro)
+{
+    if (n_micro == 2) same(task, BT_PREC_FP32, 1, 0, 2, 2, n_micro);
+    else same(task, BT_PREC_FP32, 2, 1, 2, 2, n_micro);
+    rig g;
+    rig_make(&g, task, BT_PREC_FP32, 2, 2, 3);
+    float l[3];
+    double nm[3];
+    free(train(&g, task, 3, n_micro, l, nm));
+    int buckets = 0;
+    int64_t sums = 0, early = 0;
+    bt_trainer_bucket_stats(g.t, &buckets, &sums, &early);
+    assert_int_equal(buckets, DIMS.L + 2); /* the heads, each layer, the embeddings */
+    assert_int_equal(sums, 3 * buckets);
+    assert_int_equal(early, 3 * (buckets - 1)); /* the embeddings' only once the backward is done */
+    rig_free(&g);
+}
+
+static void test_bucketed(void **state)
+{
+    (void)state;
+    bucketed(BT_TASK_SEQ_CLS, 2);
+    bucketed(BT_TASK_MLM, 2);
+    bucketed(BT_TASK_SEQ_CLS, 4); /* accumulation: each replica's last micro-batch added bucket by bucket */
+}
+
+/* A replica failing in a bucketed step after replica 0 finished every
+ * bucket: no sum is issued without it, the error is the replica's, none of
+ * the step is applied, and the next step trains. */
+static void test_bucketed_failure(void **state)
+{
+    (void)state;
+    failure(2);
+}
+
 static void test_shared_backend_refused(void **state)
 {
     (void)state;
@@ -259,7 +310,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_fp32), cmocka_unit_test(test_two_bf16), cmocka_unit_test(test_two_mlm),
         cmocka_unit_test(test_accum),    cmocka_unit_test(test_stats),    cmocka_unit_test(test_failure),
-        cmocka_unit_test(test_shared_backend_refused),
+        cmocka_unit_test(test_shared_backend_refused), cmocka_unit_test(test_bucketed),
+        cmocka_unit_test(test_bucketed_failure),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
