@@ -617,7 +617,8 @@ int bt_load_hf_weights_family(const bt_st_file *f, int family, bt_param_load *pa
         if (!same && pl->optional && pl->reinit_mismatched) {
             pl->mismatched = 1; /* a head of another size: left to its caller to initialise */
             src[p] = -1;
-            bt_warn("%s: %s has shape %s in the checkpoint, %s here: initialised anew (ignore_mismatched_sizes)",
+            bt_warn("%s: %s has shape %s in the checkpoint, %s here: initialised anew (ignore_mismatched_sizes; "
+                    "a resume then takes it from its archive)",
                     path, t->name, fmt_shape(t->shape, t->ndim, fs, sizeof fs), es);
         } else if (!same) {
             problems++;

@@ -184,7 +184,7 @@ grep -q "its task head has another shape than this task's" "$T/m1.log" && grep -
 brun "$T/m2.log" run "$T/k.ini" -s job.output_dir="$T/m2" -s model.path="$T/two" -s data.train="$T/four.tsv" \
     -s model.ignore_mismatched_sizes=true
 expect_rc 0 "$T/m2.log" "a 2-label model on 4 labels with ignore_mismatched_sizes"
-[ "$(grep -c 'in the checkpoint, \[4.*here: initialised anew (ignore_mismatched_sizes)' "$T/m2.log")" = 2 ] \
+[ "$(grep -c 'in the checkpoint, \[4.*here: initialised anew (ignore_mismatched_sizes; a resume then takes it from its archive)' "$T/m2.log")" = 2 ] \
     || fail "ignore_mismatched_sizes: want 2 lines naming the new head: $(cat "$T/m2.log")"
 "$BATON" export "$(newest_archive "$T/m2")" "$T/four" >"$T/exp2.log" 2>&1 || fail "export: $(cat "$T/exp2.log")"
 grep -q '"c3"' "$T/four/config.json" || fail "the new head's export: $(cat "$T/four/config.json")"
