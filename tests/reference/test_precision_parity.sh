@@ -9,6 +9,7 @@ set -u
 . "$(dirname "$0")/env.sh"
 need_python_module torch transformers safetensors numpy
 need_minilm
+need_data # (the check that it learns needs real sentences: random ids with random labels do not)
 . "$(dirname "$0")/build_driver.sh"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 WORK=$(mktemp -d)
